@@ -1,0 +1,1 @@
+/* claims.c — not written yet. */

@@ -1,0 +1,29 @@
+/* claims.h — the payload of a token scrip issues: RFC 9068 + WLCG Common
+ * JWT Profile claims built from a grant. Pure: the caller supplies the
+ * jti and the time (inside the grant). */
+#ifndef SCRIP_CLAIMS_H
+#define SCRIP_CLAIMS_H
+
+#include <jansson.h>
+
+#include "core/exchange.h"
+
+#define SCRIP_WLCG_VER "1.0"
+
+typedef struct {
+	const char *issuer;      /* scripd's issuer URL */
+	const char *sub;         /* the subject token's sub, unchanged */
+	const char *client_id;   /* the authenticated client: client_id and act.sub */
+	const char *jti;         /* fresh random id */
+	const char *job_id;      /* NULL when none */
+	const json_t *groups;    /* the upstream's wlcg.groups (array of strings) or NULL; borrowed */
+	const scrip_grant_t *grant;
+} scrip_claims_input_t;
+
+/* Builds {iss, sub, aud, scope, exp, iat, nbf, jti, client_id,
+ * act: {sub: client_id}, wlcg.ver: "1.0", [job_id], [wlcg.groups]}.
+ * aud is a string when there is one audience, else an array.
+ * Returns a new reference (caller json_decref's), NULL on ENOMEM. */
+json_t *scrip_claims_build(const scrip_claims_input_t *in);
+
+#endif

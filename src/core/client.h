@@ -1,0 +1,43 @@
+/* client.h — a registered client (pilot factory, transfer service) and its
+ * policy: the scopes and audiences it may obtain and its token lifetimes.
+ * Plain data; store fills it from PostgreSQL, core decides with it. */
+#ifndef SCRIP_CLIENT_H
+#define SCRIP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/scope.h"
+#include "util/secret.h"
+
+#define SCRIP_CLIENT_ID_MAX 64
+#define SCRIP_DEFAULT_LIFETIME 3600      /* seconds, when the client sets none */
+#define SCRIP_DEFAULT_MAX_LIFETIME 21600 /* 6 h, the WLCG profile's access-token ceiling */
+
+typedef struct {
+	char *client_id;                       /* [A-Za-z0-9._-]{1,64}, owned */
+	bool enabled;                          /* disabled clients cannot authenticate */
+	uint8_t secret_hash[SCRIP_SHA256_LEN]; /* SHA-256 of the secret; the secret is never stored */
+	scrip_scope_set_t scopes;              /* policy: what it may be granted (covering rule) */
+	char **audiences;                      /* allowed audiences, owned; [0] is the default */
+	size_t n_audiences;
+	int64_t default_lifetime; /* seconds, > 0 */
+	int64_t max_lifetime;     /* seconds, >= default_lifetime */
+} scrip_client_t;
+
+/* True if client_id has the allowed syntax. */
+bool scrip_client_id_valid(const char *client_id);
+
+/* Checks a presented secret against client (NULL client: compares against
+ * a fixed dummy so an unknown client costs the same). Constant time in
+ * the secret. False for NULL secret or a disabled client. */
+bool scrip_client_secret_matches(const scrip_client_t *client, const char *secret);
+
+/* True if aud is one of the client's allowed audiences (exact bytes). */
+bool scrip_client_audience_allowed(const scrip_client_t *client, const char *aud);
+
+/* Frees the members; the struct itself is the caller's. NULL is a no-op. */
+void scrip_client_clear(scrip_client_t *client);
+
+#endif

@@ -1,0 +1,1 @@
+/* exchange.c — not written yet. */

@@ -1,0 +1,96 @@
+/* exchange.h — the RFC 8693 token-exchange decision as pure functions:
+ * validating the request's parameters, then deciding scopes, audiences and
+ * lifetime from the client's policy and the verified subject. No I/O; the
+ * http layer feeds it, and it never sees a socket, a database or a clock
+ * (the time is a parameter). */
+#ifndef SCRIP_EXCHANGE_H
+#define SCRIP_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/client.h"
+#include "core/scope.h"
+#include "util/err.h"
+
+#define SCRIP_GRANT_TYPE_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
+#define SCRIP_TOKEN_TYPE_ACCESS_TOKEN "urn:ietf:params:oauth:token-type:access_token"
+#define SCRIP_TOKEN_TYPE_JWT "urn:ietf:params:oauth:token-type:jwt"
+#define SCRIP_TOKEN_TYPE_REFRESH_TOKEN "urn:ietf:params:oauth:token-type:refresh_token"
+
+#define SCRIP_JOB_ID_MAX 128
+#define SCRIP_AUDIENCE_MAX 16       /* audience + resource values per request */
+#define SCRIP_AUDIENCE_LEN_MAX 512  /* bytes per audience value */
+#define SCRIP_SUBJECT_TOKEN_MAX 16384
+
+/* The request's parameters as received (all borrowed, NULL when absent). */
+typedef struct {
+	const char *subject_token;
+	const char *subject_token_type;
+	const char *requested_token_type;
+	const char *scope;
+	const char *const *audiences; /* "audience" values, then "resource" values */
+	size_t n_audiences;
+	const char *expires_in;
+	const char *job_id;
+	const char *actor_token;
+} scrip_exchange_params_t;
+
+/* A validated request. Pointers are borrowed from the params, except
+ * scopes, which is owned (free with scrip_exchange_request_clear). */
+typedef struct {
+	const char *subject_token;
+	scrip_scope_set_t scopes;     /* requested; n == 0 when none was asked */
+	const char *const *audiences; /* requested; deduplicated order kept */
+	size_t n_audiences;
+	int64_t expires_in; /* requested lifetime in seconds; 0 when none was asked */
+	const char *job_id; /* NULL when none */
+} scrip_exchange_request_t;
+
+/* Checks the parameters: subject_token present and at most
+ * SCRIP_SUBJECT_TOKEN_MAX bytes; subject_token_type access_token or jwt;
+ * requested_token_type absent or access_token; no actor_token (not
+ * supported yet); scope strict; each audience 1..SCRIP_AUDIENCE_LEN_MAX
+ * printable ASCII bytes, at most SCRIP_AUDIENCE_MAX of them (resource values
+ * must be absolute URIs without fragment, RFC 8707 §2); expires_in a
+ * positive decimal integer without sign or leading zeros; job_id 1..128
+ * printable ASCII bytes (0x21-0x7e). Errors are invalid_request, or
+ * invalid_scope for a scope that does not parse. */
+bool scrip_exchange_request_validate(const scrip_exchange_params_t *params, scrip_exchange_request_t *req,
+				     scrip_err_t *err) SCRIP_MUST_CHECK;
+
+void scrip_exchange_request_clear(scrip_exchange_request_t *req);
+
+/* What will be issued. All members owned. */
+typedef struct {
+	scrip_scope_set_t scopes;
+	char **audiences;
+	size_t n_audiences;
+	int64_t iat;      /* = nbf = now */
+	int64_t exp;      /* iat + lifetime */
+	int64_t lifetime; /* seconds: the response's expires_in */
+} scrip_grant_t;
+
+/* The lifetime to issue: requested (0 = none) or the client's default,
+ * clamped to the client's maximum. Always >= 1. */
+int64_t scrip_lifetime_decide(const scrip_client_t *client, int64_t requested);
+
+/* The audiences to issue: the requested ones, each of which must be allowed
+ * for the client (else SCRIP_E_INVALID_TARGET naming it); none requested
+ * means the client's default audience (its first); a client with no
+ * audience at all cannot be issued anything (SCRIP_E_INVALID_TARGET).
+ * [out] *out, *n_out: malloc'd copies; free with scrip_grant_clear's rules. */
+bool scrip_audience_decide(const scrip_client_t *client, const char *const *requested, size_t n_requested,
+			   char ***out, size_t *n_out, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* The whole decision: scopes (scrip_scope_narrow over the subject's scopes,
+ * the client's policy and the request), audiences, lifetime from now.
+ * [out] grant: free with scrip_grant_clear. */
+bool scrip_exchange_decide(const scrip_client_t *client, const scrip_scope_set_t *subject_scopes,
+			   const scrip_exchange_request_t *req, int64_t now, scrip_grant_t *grant,
+			   scrip_err_t *err) SCRIP_MUST_CHECK;
+
+void scrip_grant_clear(scrip_grant_t *grant);
+
+#endif

@@ -1,0 +1,1 @@
+/* cmd_client.c — not written yet. */

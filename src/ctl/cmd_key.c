@@ -1,0 +1,1 @@
+/* cmd_key.c — not written yet. */

@@ -1,0 +1,1 @@
+/* handle_health.c — not written yet. */

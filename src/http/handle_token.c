@@ -1,0 +1,1 @@
+/* handle_token.c — not written yet. */

@@ -1,0 +1,1 @@
+/* handle_wellknown.c — not written yet. */

@@ -1,0 +1,1 @@
+/* alg.c — not written yet. */

@@ -1,0 +1,1 @@
+/* jwk.c — not written yet. */

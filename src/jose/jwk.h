@@ -1,0 +1,65 @@
+/* jwk.h — keys: scrip's own signing keys (generation, sealing at rest,
+ * public JWK) and upstream key sets (strict JWKS parsing). */
+#ifndef SCRIP_JWK_H
+#define SCRIP_JWK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjose/jwk.h>
+#include <jansson.h>
+
+#include "jose/alg.h"
+#include "util/err.h"
+
+#define SCRIP_JWKS_MAX_KEYS 64
+#define SCRIP_JWKS_MAX_BYTES (256 * 1024)
+#define SCRIP_RSA_BITS 3072
+
+/* A new signing key pair for alg (EC P-256, or RSA SCRIP_RSA_BITS bits) with
+ * kid = the RFC 7638 SHA-256 thumbprint, base64url. Caller releases with
+ * cjose_jwk_release. */
+cjose_jwk_t *scrip_jwk_generate(scrip_alg_t alg, scrip_err_t *err);
+
+/* The public JWK of key as a new JSON object with kid, use "sig" and alg
+ * (no private member). Caller json_decref's. */
+json_t *scrip_jwk_public(const cjose_jwk_t *key, scrip_alg_t alg);
+
+/* Seals the private JWK of key under enc_key with the kid as associated
+ * data. [out] *sealed malloc'd; caller frees. */
+bool scrip_jwk_seal(const cjose_jwk_t *key, const uint8_t enc_key[32], uint8_t **sealed, size_t *sealed_len,
+		    scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Opens a sealed private JWK; it must carry kid and fit alg.
+ * Caller releases with cjose_jwk_release. */
+cjose_jwk_t *scrip_jwk_unseal(const uint8_t *sealed, size_t sealed_len, const char *kid, scrip_alg_t alg,
+			      const uint8_t enc_key[32], scrip_err_t *err);
+
+/* True if key can verify alg: EC P-256 for ES256, RSA of at least 2048 bits
+ * for RS256. */
+bool scrip_jwk_fits_alg(const cjose_jwk_t *key, scrip_alg_t alg);
+
+/* An upstream's public keys, by kid. Reference-counted, because a JWKS
+ * refresh may replace it while a request is verifying with it. */
+typedef struct scrip_keyset scrip_keyset_t;
+
+/* Parses a JWKS document strictly: a JSON object (no duplicate members) with
+ * a "keys" array of at most SCRIP_JWKS_MAX_KEYS objects, at most
+ * SCRIP_JWKS_MAX_BYTES. Entries are skipped (with a warning in *skipped,
+ * a count) when they cannot serve: no kid, kty other than EC/RSA, private
+ * members present, "use" other than "sig", EC curve other than P-256, RSA
+ * under 2048 bits or exponent 1, import failure. A kid that occurs twice is
+ * dropped altogether (ambiguous). A set with no usable key is still a set
+ * (every lookup then fails). Returns NULL with SCRIP_E_INVALID_REQUEST
+ * when the document itself is malformed. */
+scrip_keyset_t *scrip_keyset_parse(const char *json, size_t len, size_t *skipped, scrip_err_t *err);
+
+/* The key for kid or NULL; borrowed for as long as the caller holds a reference to set. */
+const cjose_jwk_t *scrip_keyset_find(const scrip_keyset_t *set, const char *kid);
+
+size_t scrip_keyset_size(const scrip_keyset_t *set);
+scrip_keyset_t *scrip_keyset_retain(scrip_keyset_t *set);
+void scrip_keyset_release(scrip_keyset_t *set); /* NULL is a no-op */
+
+#endif

@@ -1,0 +1,1 @@
+/* jwt.c — not written yet. */

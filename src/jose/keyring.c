@@ -1,0 +1,1 @@
+/* keyring.c — not written yet. */

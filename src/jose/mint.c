@@ -1,0 +1,1 @@
+/* mint.c — not written yet. */

@@ -1,0 +1,1 @@
+/* db.c — not written yet. */

@@ -1,0 +1,52 @@
+/* db.h — PostgreSQL on the event loop: a pool of libpq connections driven
+ * by libevent, each connecting and querying through libpq's non-blocking
+ * API, reconnecting by itself with backoff. Queries queue for a free
+ * connection up to a deadline. The only module besides sync.c that includes
+ * libpq-fe.h. */
+#ifndef SCRIP_DB_H
+#define SCRIP_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "util/err.h"
+
+typedef struct scrip_db scrip_db_t;
+typedef struct scrip_db_result scrip_db_result_t;
+
+/* Called exactly once per scrip_db_query, always from the event loop and
+ * never from inside scrip_db_query itself. On failure res is NULL and err
+ * says why (SCRIP_E_TEMPORARILY_UNAVAILABLE when the database is down or the
+ * deadline passed, SCRIP_E_SERVER_ERROR for a query error, with the SQLSTATE
+ * in err->reason). res is valid only during the call. */
+typedef void (*scrip_db_cb)(const scrip_db_result_t *res, const scrip_err_t *err, void *arg);
+
+/* Starts pool_size connections with conninfo (connections begin at once and
+ * reconnect on failure with exponential backoff, 100 ms to 5 s).
+ * query_timeout_ms bounds the wait for a connection plus the query. */
+scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool_size, int query_timeout_ms);
+
+/* Closes every connection; queued callbacks are called with an error first. */
+void scrip_db_free(scrip_db_t *db);
+
+/* Queues one parameterised statement (text parameters; NULL value = SQL
+ * NULL). sql and values are copied. */
+void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
+		    void *arg);
+
+/* True when at least one connection is established. */
+bool scrip_db_is_up(const scrip_db_t *db);
+
+/* Called (from the loop) whenever some connection becomes established;
+ * used to load keys as soon as the database is reachable. */
+void scrip_db_set_up_cb(scrip_db_t *db, void (*cb)(void *arg), void *arg);
+
+int scrip_db_result_rows(const scrip_db_result_t *res);
+/* Text value of (row, col); NULL when SQL NULL. Borrowed for the callback. */
+const char *scrip_db_result_value(const scrip_db_result_t *res, int row, int col);
+/* Bytes of a bytea column (hex format decoded). [out] malloc'd; caller frees. */
+bool scrip_db_result_bytea(const scrip_db_result_t *res, int row, int col, unsigned char **out, size_t *len);
+
+#endif

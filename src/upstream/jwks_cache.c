@@ -1,0 +1,1 @@
+/* jwks_cache.c — not written yet. */

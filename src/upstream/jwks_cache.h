@@ -1,0 +1,41 @@
+/* jwks_cache.h — one upstream issuer's public keys, fetched lazily:
+ *   - the key set is fetched on first need (jwks_uri configured, or
+ *     discovered from ISSUER/.well-known/openid-configuration) or read once
+ *     from jwks_file;
+ *   - it is fresh for jwks_cache_ttl seconds; a stale set still answers at
+ *     once while one refresh runs in the background;
+ *   - a kid the set lacks forces one refetch, at most once per
+ *     jwks_min_refetch seconds; inside that window the lookup fails;
+ *   - however many requests wait, one fetch runs (single flight) and all
+ *     of them get its result;
+ *   - while the upstream is down, the cached set keeps serving. */
+#ifndef SCRIP_JWKS_CACHE_H
+#define SCRIP_JWKS_CACHE_H
+
+#include <cjose/jwk.h>
+
+#include "config/config.h"
+#include "jose/jwk.h"
+#include "upstream/fetch.h"
+#include "util/err.h"
+
+typedef struct scrip_jwks_cache scrip_jwks_cache_t;
+
+/* cfg is borrowed and must outlive the cache. */
+scrip_jwks_cache_t *scrip_jwks_cache_new(struct event_base *base, scrip_fetcher_t *fetcher,
+					 const scrip_upstream_config_t *cfg);
+/* Pending lookups are answered with an error first. NULL is a no-op. */
+void scrip_jwks_cache_free(scrip_jwks_cache_t *cache);
+
+/* Answers with the key for kid. set is a reference the callback owns
+ * (release with scrip_keyset_release) and key is borrowed from it; both NULL
+ * on failure: SCRIP_E_INVALID_REQUEST when the issuer has no such kid,
+ * SCRIP_E_TEMPORARILY_UNAVAILABLE when no key set could be had at all.
+ * The callback may run before scrip_jwks_cache_lookup returns. */
+typedef void (*scrip_jwks_key_cb)(scrip_keyset_t *set, const cjose_jwk_t *key, const scrip_err_t *err, void *arg);
+void scrip_jwks_cache_lookup(scrip_jwks_cache_t *cache, const char *kid, scrip_jwks_key_cb cb, void *arg);
+
+/* How many fetches (discovery + JWKS) this cache has started: for tests via /metrics. */
+unsigned long scrip_jwks_cache_fetches(const scrip_jwks_cache_t *cache);
+
+#endif

@@ -1,0 +1,1 @@
+/* aead.c — not written yet. */

@@ -1,0 +1,1 @@
+/* b64.c — not written yet. */

@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "integration: not written yet"
+exit 0
