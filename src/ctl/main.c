@@ -119,9 +119,12 @@ int scrip_ctl_bad_option(char **argv, int c)
 {
 	if (c == ':')
 		return scrip_ctl_usage_error("option '%s' needs a value", argv[optind - 1]);
-	if (optopt)
-		return scrip_ctl_usage_error("unknown option '-%c'", optopt);
-	return scrip_ctl_usage_error("unknown option '%s'", argv[optind - 1]);
+	/* Long options are named as written: getopt_long reports "--json=x"
+	 * with optopt set to the option's short value. */
+	const char *arg = argv[optind - 1];
+	if (strncmp(arg, "--", 2) == 0)
+		return scrip_ctl_usage_error("%s option '%s'", optopt ? "invalid" : "unknown", arg);
+	return scrip_ctl_usage_error("unknown option '-%c'", optopt);
 }
 
 int scrip_ctl_simple_args(int argc, char **argv, bool *json, int n_pos, char **pos)
@@ -217,28 +220,32 @@ bool scrip_ctl_print_json(const json_t *value)
 	return true;
 }
 
-static void print_cell(const char *text, int width, bool last)
+/* Prints text padded to width (or ending the line when last), control
+ * characters shown as '?'. */
+static void print_cell(const char *text, size_t width, bool last)
 {
-	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", text ? text : "-");
-	sanitize(buf);
-	if (last)
-		printf("%s\n", buf);
-	else
-		printf("%-*s  ", width, buf);
+	size_t len = 0;
+	for (const char *p = text ? text : "-"; *p; p++, len++)
+		putchar((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+	if (last) {
+		putchar('\n');
+		return;
+	}
+	for (; len < width + 2; len++)
+		putchar(' ');
 }
 
 void scrip_ctl_print_table(size_t ncols, size_t nrows, const char *const *cells)
 {
-	int widths[16] = { 0 };
+	size_t widths[16] = { 0 };
 	if (ncols == 0 || ncols > sizeof(widths) / sizeof(widths[0]))
 		return;
 	for (size_t r = 0; r <= nrows; r++) {
 		for (size_t c = 0; c < ncols; c++) {
 			const char *cell = cells[r * ncols + c];
 			size_t len = cell ? strlen(cell) : 1;
-			if (len > (size_t)widths[c])
-				widths[c] = len > 4000 ? 4000 : (int)len;
+			if (len > widths[c])
+				widths[c] = len;
 		}
 	}
 	for (size_t r = 0; r <= nrows; r++)
@@ -252,18 +259,14 @@ char *scrip_ctl_join(const json_t *strings)
 	size_t i;
 	const json_t *item;
 	json_array_foreach (strings, i, item)
-		len += strlen(json_string_value(item) ? json_string_value(item) : "") + 1;
+		len += strlen(json_string_value(item) ?: "") + 1;
 	char *out = malloc(len + 2);
 	if (!out)
 		return NULL;
-	out[0] = '\0';
-	json_array_foreach (strings, i, item) {
-		if (i > 0)
-			strcat(out, " ");
-		strcat(out, json_string_value(item) ? json_string_value(item) : "");
-	}
-	if (len == 0)
-		strcpy(out, "-");
+	char *p = out;
+	json_array_foreach (strings, i, item)
+		p = stpcpy(stpcpy(p, i > 0 ? " " : ""), json_string_value(item) ?: "");
+	strcpy(p, p == out ? "-" : "");
 	return out;
 }
 
