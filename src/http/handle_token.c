@@ -63,7 +63,7 @@ typedef struct {
 	char *client_secret; /* as presented; wiped on free */
 	scrip_client_t *client;
 
-	const char *audiences[2 * SCRIP_AUDIENCE_MAX + 1];
+	const char *audiences[SCRIP_FORM_MAX_PARAMS]; /* audience values, then resource values */
 	scrip_exchange_params_t params;
 	scrip_exchange_request_t request;
 
@@ -355,13 +355,12 @@ static void check_subject_token(token_req_t *t)
 
 static void collect_params(token_req_t *t)
 {
-	size_t n = 0;
-	const char *names[] = { "audience", "resource" };
-	for (size_t k = 0; k < 2; k++) {
-		size_t count = scrip_form_count(&t->form, names[k]);
-		for (size_t i = 0; i < count && n < 2 * SCRIP_AUDIENCE_MAX; i++)
-			t->audiences[n++] = scrip_form_get_nth(&t->form, names[k], i);
-	}
+	/* Every value is passed on, so that too many is refused, not truncated. */
+	size_t n = 0, n_resources = scrip_form_count(&t->form, "resource");
+	for (size_t i = 0; i < scrip_form_count(&t->form, "audience"); i++)
+		t->audiences[n++] = scrip_form_get_nth(&t->form, "audience", i);
+	for (size_t i = 0; i < n_resources; i++)
+		t->audiences[n++] = scrip_form_get_nth(&t->form, "resource", i);
 	t->params = (scrip_exchange_params_t){
 		.subject_token = scrip_form_get(&t->form, "subject_token"),
 		.subject_token_type = scrip_form_get(&t->form, "subject_token_type"),
@@ -369,6 +368,7 @@ static void collect_params(token_req_t *t)
 		.scope = scrip_form_get(&t->form, "scope"),
 		.audiences = t->audiences,
 		.n_audiences = n,
+		.n_resources = n_resources,
 		.expires_in = scrip_form_get(&t->form, "expires_in"),
 		.job_id = scrip_form_get(&t->form, "job_id"),
 		.actor_token = scrip_form_get(&t->form, "actor_token"),
