@@ -107,15 +107,20 @@ static bool app_start(scrip_app_t *app)
 	return true;
 }
 
-/* Order matters: transfers and queries in flight are answered (with an
- * error) while the objects their callbacks use still exist. */
+/* Order matters: work in flight (upstream transfers, then queries) is
+ * answered with an error while the requests it belongs to still exist;
+ * the HTTP server, which owns those requests, goes last. */
 static void app_stop(scrip_app_t *app)
 {
-	scrip_httpd_stop(app);
 	scrip_fetcher_free(app->fetcher);
 	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
 		scrip_jwks_cache_free(app->jwks[i]);
 	scrip_db_free(app->db);
+	/* Run what those answers deferred (e.g. fail-fast database replies). */
+	if (app->base)
+		for (int i = 0; i < 3; i++)
+			event_base_loop(app->base, EVLOOP_NONBLOCK);
+	scrip_httpd_stop(app);
 	if (app->keys_timer)
 		event_free(app->keys_timer);
 	scrip_keyring_free(app->keyring);

@@ -54,7 +54,7 @@ static const char *const singular_params[] = {
 /* Everything one request owns; freed in one place (token_free). */
 typedef struct {
 	scrip_app_t *app;
-	struct evhttp_request *req; /* NULL once the connection closed under us */
+	struct evhttp_request *req; /* answered exactly once, by reply_error or recorded_cb */
 	token_step_t step;
 	char remote_addr[64];
 
@@ -87,24 +87,17 @@ static void set_step(token_req_t *t, token_step_t step)
 	t->step = step;
 }
 
-static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
+/* libevent 2.1 keeps a request whose client disconnected (detached from
+ * its connection) until we reply: replying then only frees it. So every
+ * request is answered exactly once, and a step that finds its client gone
+ * stops working for nobody. */
+static bool client_gone(const token_req_t *t)
 {
-	token_req_t *t = arg;
-	t->req = NULL;
-}
-
-/* While a step waits, a closed connection must not leave us replying into
- * freed memory: evhttp calls conn_close_cb, and we drop the reply. */
-static void watch_connection(token_req_t *t, bool on)
-{
-	struct evhttp_connection *evcon = t->req ? evhttp_request_get_connection(t->req) : NULL;
-	if (evcon)
-		evhttp_connection_set_closecb(evcon, on ? conn_close_cb : NULL, on ? t : NULL);
+	return evhttp_request_get_connection(t->req) == NULL;
 }
 
 static void token_free(token_req_t *t)
 {
-	watch_connection(t, false);
 	scrip_form_clear(&t->form);
 	free(t->client_id);
 	scrip_secret_free(t->client_secret);
@@ -123,10 +116,7 @@ static void token_free(token_req_t *t)
 static void reply_error(token_req_t *t, const scrip_err_t *err)
 {
 	set_step(t, STEP_DONE);
-	if (t->req) {
-		watch_connection(t, false);
-		scrip_http_reply_error(t->req, err);
-	}
+	scrip_http_reply_error(t->req, err);
 	token_free(t);
 }
 
@@ -166,7 +156,6 @@ static void deny(token_req_t *t, const scrip_err_t *err)
 		.n_requested_audiences = t->params.n_audiences,
 	};
 	set_step(t, STEP_DENYING);
-	watch_connection(t, true);
 	scrip_store_denial_record(t->app->db, &rec, denial_recorded_cb, t);
 }
 
@@ -197,8 +186,7 @@ static void recorded_cb(const scrip_err_t *db_err, void *arg)
 	scrip_log_info("token: issued client=%s sub=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
 		       t->client->client_id, t->subject.sub, t->jti, t->scope_text, t->grant.lifetime, t->remote_addr);
 	set_step(t, STEP_DONE);
-	if (t->req) {
-		watch_connection(t, false);
+	{
 		json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "access_token", t->access_token,
 					 "issued_token_type", SCRIP_TOKEN_TYPE_ACCESS_TOKEN, "token_type", "Bearer",
 					 "expires_in", (json_int_t)t->grant.lifetime, "scope", t->scope_text);
@@ -234,7 +222,6 @@ static void record(token_req_t *t, const char *kid)
 		.requested_scope = t->params.scope,
 	};
 	set_step(t, STEP_RECORDING);
-	watch_connection(t, true);
 	scrip_store_token_record(t->app->db, &rec, recorded_cb, t);
 }
 
@@ -273,10 +260,9 @@ static void subject_key_cb(scrip_keyset_t *set, const cjose_jwk_t *key, const sc
 	token_req_t *t = arg;
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	watch_connection(t, false);
-	if (!t->req) {
+	if (client_gone(t)) {
 		scrip_keyset_release(set);
-		token_free(t);
+		reply_error(t, lookup_err ? lookup_err : &t->err);
 		return;
 	}
 	if (!key) {
@@ -347,7 +333,6 @@ static void check_subject_token(token_req_t *t)
 		return;
 	}
 	set_step(t, STEP_SUBJECT);
-	watch_connection(t, true);
 	scrip_jwks_cache_lookup(t->app->jwks[index], t->jwt.kid, subject_key_cb, t);
 }
 
@@ -378,10 +363,9 @@ static void collect_params(token_req_t *t)
 static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, void *arg)
 {
 	token_req_t *t = arg;
-	watch_connection(t, false);
 	t->client = client;
-	if (!t->req) {
-		token_free(t); /* the client left: nobody to answer */
+	if (client_gone(t)) {
+		reply_error(t, lookup_err ? lookup_err : &t->err); /* only frees the request */
 		return;
 	}
 	if (lookup_err) {
@@ -508,6 +492,5 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 		return;
 	}
 	set_step(t, STEP_CLIENT);
-	watch_connection(t, true);
 	scrip_store_client_get(app->db, t->client_id, client_cb, t);
 }
