@@ -80,7 +80,8 @@ static int add_audience(create_args_t *a, const char *aud)
 		return scrip_ctl_usage_error("invalid --audience: it must be 1 to %d bytes", AUDIENCE_MAX_LEN);
 	for (const char *p = aud; *p; p++)
 		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
-			return scrip_ctl_usage_error("invalid --audience '%.100s': only printable ASCII, no spaces", aud);
+			return scrip_ctl_usage_error("invalid --audience '%.100s': only printable ASCII, no spaces",
+						     aud);
 	for (size_t i = 0; i < a->n_audiences; i++)
 		if (strcmp(a->audiences[i], aud) == 0)
 			return -1;
@@ -122,16 +123,28 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 	optind = 0;
 	while (rc < 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': rc = add_scope(a, optarg); break;
-		case 'a': rc = add_audience(a, optarg); break;
-		case 'd': rc = parse_seconds("--default-lifetime", optarg, &a->has_default, &a->default_lifetime); break;
-		case 'm': rc = parse_seconds("--max-lifetime", optarg, &a->has_max, &a->max_lifetime); break;
-		case 'j': a->json = true; break;
+		case 's':
+			rc = add_scope(a, optarg);
+			break;
+		case 'a':
+			rc = add_audience(a, optarg);
+			break;
+		case 'd':
+			rc = parse_seconds("--default-lifetime", optarg, &a->has_default, &a->default_lifetime);
+			break;
+		case 'm':
+			rc = parse_seconds("--max-lifetime", optarg, &a->has_max, &a->max_lifetime);
+			break;
+		case 'j':
+			a->json = true;
+			break;
 		case 'h':
 			scrip_ctl_usage(stdout);
 			rc = SCRIP_CTL_OK;
 			break;
-		default: rc = scrip_ctl_bad_option(argv, c); break;
+		default:
+			rc = scrip_ctl_bad_option(argv, c);
+			break;
 		}
 	}
 	if (rc >= 0)

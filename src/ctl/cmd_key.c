@@ -24,9 +24,11 @@ static void print_key_table(const json_t *keys)
 	}
 	memcpy(cells, headers, sizeof(headers));
 	/* Borrowed from keys; JSON null (not yet activated, not retired) prints as "-". */
-	for (size_t r = 0; r < n; r++)
+	for (size_t r = 0; r < n; r++) {
+		const json_t *key = json_array_get(keys, r);
 		for (size_t c = 0; c < KEY_COLS; c++)
-			cells[(r + 1) * KEY_COLS + c] = json_string_value(json_object_get(json_array_get(keys, r), members[c]));
+			cells[(r + 1) * KEY_COLS + c] = json_string_value(json_object_get(key, members[c]));
+	}
 	scrip_ctl_print_table(KEY_COLS, n, cells);
 	free(cells);
 }
@@ -116,7 +118,8 @@ int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv)
 		scrip_ctl_error("the configuration has no [keys] encryption_key, needed to seal the private key");
 		goto end;
 	}
-	if (!(jwk = scrip_jwk_generate(ctl->key_alg, &err)) || !prepare_key(ctl, jwk, &public_text, &sealed, &sealed_len, &err)) {
+	if (!(jwk = scrip_jwk_generate(ctl->key_alg, &err)) ||
+	    !prepare_key(ctl, jwk, &public_text, &sealed, &sealed_len, &err)) {
 		scrip_ctl_error_err(&err);
 		goto end;
 	}

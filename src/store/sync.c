@@ -91,7 +91,8 @@ scrip_sync_t *scrip_sync_connect(const char *conninfo, scrip_err_t *err)
 		 * never the password; conninfo itself is never printed. */
 		char why[200];
 		one_line(why, sizeof(why), db->conn ? PQerrorMessage(db->conn) : "out of memory");
-		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "db_connect", "cannot connect to the database: %s", why);
+		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "db_connect", "cannot connect to the database: %s",
+			  why);
 		scrip_sync_close(db);
 		return NULL;
 	}
@@ -338,7 +339,8 @@ bool scrip_sync_migrate(scrip_sync_t *db, const scrip_migration_t *migrations, s
 	int latest = n > 0 ? migrations[n - 1].version : 0;
 	if (*from > latest) {
 		SCRIP_ERR(err, SCRIP_E_CONFIG, "schema_newer",
-			  "the database schema is at version %d, newer than this scripctl knows (%d): use a newer scripctl",
+			  "the database schema is at version %d, newer than this scripctl knows (%d): "
+			  "use a newer scripctl",
 			  *from, latest);
 		goto end;
 	}
@@ -353,7 +355,8 @@ bool scrip_sync_migrate(scrip_sync_t *db, const scrip_migration_t *migrations, s
 end:
 	/* A failed unlock needs no handling: closing the session releases it. */
 	if (locked)
-		PQclear(PQexecParams(db->conn, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, lock_params, NULL, NULL, 0));
+		PQclear(PQexecParams(db->conn, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, lock_params, NULL,
+				     NULL, 0));
 	return ok;
 }
 
@@ -453,7 +456,8 @@ static json_t *query_json_array(scrip_sync_t *db, const char *sql, int n_params,
 	if (!json_is_array(array)) {
 		json_decref(array);
 		array = NULL;
-		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: the answer is not a JSON array");
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result",
+			  "database error: the answer is not a JSON array");
 	}
 end:
 	free(text);
@@ -538,7 +542,9 @@ static bool demote_current_key(scrip_sync_t *db, char **retiring_kid, scrip_err_
 	const char *lock_params[] = { lock };
 	if (!scrip_sync_exec(db, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock_params, err))
 		goto end;
-	res = scrip_sync_query(db, "UPDATE scrip.signing_keys SET state = 'retiring' WHERE state = 'current' RETURNING kid",
+	res = scrip_sync_query(db,
+			       "UPDATE scrip.signing_keys SET state = 'retiring'"
+			       " WHERE state = 'current' RETURNING kid",
 			       0, NULL, err);
 	if (!res)
 		goto end;
@@ -572,7 +578,8 @@ bool scrip_sync_key_rotate(scrip_sync_t *db, const scrip_sync_key_new_t *key, ch
 	const char *audit[] = { key->kid, key->alg, *retiring_kid };
 	const char *notify[] = { SCRIP_SYNC_KEYS_CHANNEL, key->kid };
 	if (!scrip_sync_exec(db,
-			     "INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, activated_at)"
+			     "INSERT INTO scrip.signing_keys"
+			     " (kid, alg, state, public_jwk, private_sealed, activated_at)"
 			     " VALUES ($1, $2, 'current', $3::jsonb, $4::bytea, now())",
 			     4, insert, err) ||
 	    !scrip_sync_exec(db,
