@@ -75,7 +75,8 @@ static bool validate_token_types(const scrip_exchange_params_t *p, scrip_err_t *
 		return false;
 	}
 	if (p->actor_token) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "actor_token_not_supported", "actor_token is not supported yet");
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "actor_token_not_supported",
+			  "actor_token is not supported yet");
 		return false;
 	}
 	return true;
@@ -212,8 +213,8 @@ static bool strings_add_unique(char **v, size_t *n, const char *s)
 	return true;
 }
 
-bool scrip_audience_decide(const scrip_client_t *client, const char *const *requested, size_t n_requested,
-			   char ***out, size_t *n_out, scrip_err_t *err)
+bool scrip_audience_decide(const scrip_client_t *client, const char *const *requested, size_t n_requested, char ***out,
+			   size_t *n_out, scrip_err_t *err)
 {
 	char quoted[SCRIP_SCOPE_QUOTE_MAX + 4];
 	char **v = NULL;

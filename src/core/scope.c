@@ -340,8 +340,8 @@ static bool lenient_token_add(scrip_scope_set_t *set, const char *tok, size_t le
 		goto end;
 	}
 	if (added && set->n > SCRIP_SCOPE_SUBJECT_MAX) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "too_many_scopes", "the subject token holds more than %d WLCG scopes",
-			  SCRIP_SCOPE_SUBJECT_MAX);
+		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "too_many_scopes",
+			  "the subject token holds more than %d WLCG scopes", SCRIP_SCOPE_SUBJECT_MAX);
 		goto end;
 	}
 	ok = true;
