@@ -7,9 +7,10 @@
  *      at most SCRIP_JWT_MAX_DEPTH; header "alg" a string naming a known
  *      algorithm (never "none", never HS*), "kid" a string of 1..256
  *      printable bytes, "crit", "b64" and "zip" refused (RFC 7515 §4.1.11;
- *      RFC 8725 §3.3); "jku", "x5u", "jwk", "x5c" are never used to find a
- *      key (RFC 8725 §3.10: keys come only from the configured issuer).
- *      Payload "iss" must be a string. Nothing else is trusted yet.
+ *      RFC 8725 §3.3), as is "cty" naming a nested JWT; "jku", "x5u",
+ *      "jwk", "x5c" are never used to find a key (RFC 8725 §3.10: keys come
+ *      only from the configured issuer). Payload "iss" must be a string.
+ *      Nothing else is trusted yet.
  *   2. scrip_jwt_verify_signature: the key (chosen by the caller from the
  *      configured issuer's JWKS by kid) must fit the algorithm (EC P-256 for
  *      ES256, RSA >= 2048 for RS256), the signature must have the exact
@@ -38,6 +39,8 @@
 #define SCRIP_JWT_MAX_LEN 16384
 #define SCRIP_JWT_MAX_DEPTH 16
 #define SCRIP_JWT_KID_MAX 256
+#define SCRIP_JWT_MAX_HEADER 2048 /* decoded header bytes */
+#define SCRIP_JWT_SUB_MAX 255
 
 typedef struct {
 	scrip_alg_t alg;     /* from the header, already known to be supported */
@@ -53,6 +56,18 @@ typedef struct {
 
 /* Step 1. [out] jwt: free with scrip_jwt_clear (also on failure). */
 bool scrip_jwt_parse(const char *token, size_t token_len, scrip_jwt_t *jwt, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Step 1 for the JWS layer only: every check of scrip_jwt_parse except the
+ * payload's, which is decoded (strictly) but not read, so jwt->claims and
+ * jwt->iss stay NULL. For JWS test vectors (Wycheproof) whose payload is not
+ * a JSON object; scrip_jwt_validate_claims refuses such a jwt.
+ * [out] jwt: free with scrip_jwt_clear (also on failure). */
+bool scrip_jws_parse(const char *token, size_t token_len, scrip_jwt_t *jwt, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* True if the JSON text nests arrays/objects at most max_depth deep (the
+ * top-level object counts as 1), scanning brackets outside strings. Run
+ * before jansson parses untrusted JSON. */
+bool scrip_json_depth_within(const char *text, size_t len, unsigned max_depth);
 
 /* Step 2. key is borrowed. */
 bool scrip_jwt_verify_signature(const scrip_jwt_t *jwt, const cjose_jwk_t *key, scrip_err_t *err) SCRIP_MUST_CHECK;
