@@ -102,12 +102,38 @@ static bool rsa_numbers(json_t *obj, BIGNUM **n, BIGNUM **e)
 	return false;
 }
 
+/* ROCA (CVE-2017-15361): moduli made by Infineon's RSALib have the form
+ * k * M + (65537^a mod M), so for every small prime p dividing M, n mod p
+ * lies in the subgroup that 65537 generates mod p. A random modulus passes
+ * that test for all of these primes with negligible probability; a
+ * passing one is refused (the fingerprint of Nemec et al., CCS 2017). */
+static const unsigned roca_primes[] = {3,  5,  7,  11, 13, 17, 19, 23, 29, 31, 37,  41,  43,  47,  53,  59,  61,  67,  71,
+				       73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167};
+
+static bool roca_fingerprint(const BIGNUM *n)
+{
+	for (size_t i = 0; i < sizeof(roca_primes) / sizeof(roca_primes[0]); i++) {
+		unsigned p = roca_primes[i], g = 65537 % p, x = 1;
+		BN_ULONG r = BN_mod_word(n, p);
+		bool in_subgroup = false;
+		if (r == (BN_ULONG)-1)
+			return false;
+		for (unsigned k = 0; k < p && !in_subgroup; k++) {
+			x = x * g % p;
+			in_subgroup = x == r;
+		}
+		if (!in_subgroup)
+			return false;
+	}
+	return true;
+}
+
 /* At least 2048 bits counted on the value (cjose's keysize rounds up to
- * whole bytes), and an odd exponent above 1: e = 1 makes every "signature"
- * its own message, and an even e is no RSA key. */
+ * whole bytes), an odd exponent above 1 (e = 1 makes every "signature" its
+ * own message; an even e is no RSA key), and not a ROCA modulus. */
 static bool rsa_strong(const BIGNUM *n, const BIGNUM *e)
 {
-	return BN_num_bits(n) >= RSA_MIN_BITS && BN_is_odd(e) && !BN_is_one(e);
+	return BN_num_bits(n) >= RSA_MIN_BITS && BN_is_odd(e) && !BN_is_one(e) && !roca_fingerprint(n);
 }
 
 static bool rsa_json_strong(json_t *obj)
@@ -135,25 +161,6 @@ bool scrip_jwk_fits_alg(const cjose_jwk_t *key, scrip_alg_t alg)
 	return ok;
 }
 
-static bool push_key_params(OSSL_PARAM_BLD *bld, cjose_jwk_kty_t kty, json_t *pub)
-{
-	uint8_t point[P256_POINT_LEN];
-	BIGNUM *n = NULL, *e = NULL;
-	bool ok = false;
-
-	if (kty == CJOSE_JWK_KTY_EC) {
-		ok = p256_point(pub, point) &&
-		     OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) &&
-		     OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point));
-	} else if (kty == CJOSE_JWK_KTY_RSA) {
-		ok = rsa_numbers(pub, &n, &e) && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
-		     OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e);
-	}
-	BN_free(n);
-	BN_free(e);
-	return ok;
-}
-
 EVP_PKEY *scrip_jwk_public_pkey(const cjose_jwk_t *key)
 {
 	cjose_err cerr;
@@ -162,13 +169,27 @@ EVP_PKEY *scrip_jwk_public_pkey(const cjose_jwk_t *key)
 	OSSL_PARAM *params = NULL;
 	EVP_PKEY_CTX *ctx = NULL;
 	EVP_PKEY *pkey = NULL;
+	/* The builder keeps pointers to these, not copies: they live until
+	 * OSSL_PARAM_BLD_to_param has run. */
+	uint8_t point[P256_POINT_LEN];
+	BIGNUM *n = NULL, *e = NULL;
+	bool pushed = false;
 
 	if (!key)
 		return NULL;
 	cjose_jwk_kty_t kty = cjose_jwk_get_kty(key, &cerr);
 	pub = public_json(key);
 	bld = OSSL_PARAM_BLD_new();
-	if (!pub || !bld || !push_key_params(bld, kty, pub))
+	if (!pub || !bld)
+		goto end;
+	if (kty == CJOSE_JWK_KTY_EC)
+		pushed = p256_point(pub, point) &&
+			 OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) &&
+			 OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point));
+	else if (kty == CJOSE_JWK_KTY_RSA)
+		pushed = rsa_numbers(pub, &n, &e) && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) &&
+			 OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e);
+	if (!pushed)
 		goto end;
 	params = OSSL_PARAM_BLD_to_param(bld);
 	ctx = EVP_PKEY_CTX_new_from_name(NULL, kty == CJOSE_JWK_KTY_EC ? "EC" : "RSA", NULL);
@@ -179,6 +200,8 @@ EVP_PKEY *scrip_jwk_public_pkey(const cjose_jwk_t *key)
 	}
 end:
 	ERR_clear_error();
+	BN_free(n);
+	BN_free(e);
 	EVP_PKEY_CTX_free(ctx);
 	OSSL_PARAM_free(params);
 	OSSL_PARAM_BLD_free(bld);

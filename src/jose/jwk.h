@@ -38,7 +38,7 @@ cjose_jwk_t *scrip_jwk_unseal(const uint8_t *sealed, size_t sealed_len, const ch
 			      const uint8_t enc_key[32], scrip_err_t *err);
 
 /* True if key can verify alg: EC P-256 for ES256, RSA of at least 2048 bits
- * (and an odd public exponent above 1) for RS256. */
+ * (with an odd public exponent above 1, and no ROCA modulus) for RS256. */
 bool scrip_jwk_fits_alg(const cjose_jwk_t *key, scrip_alg_t alg);
 
 /* The RFC 7638 JWK thumbprint of key's public part: SHA-256 over the
@@ -65,12 +65,13 @@ typedef struct scrip_keyset scrip_keyset_t;
  * "alg" other than the one alg its kty can serve here (ES256 for EC,
  * RS256 for RSA — so a key published for PS256 or ES512 never checks an
  * RS256/ES256 signature), EC curve other than P-256 or a point that is not
- * on it, RSA under 2048 bits or an even exponent or exponent 1, members not
- * canonical base64url, import failure. A kid that occurs twice is dropped
- * altogether (ambiguous), and counted in *skipped. A set with no usable key
- * is still a set (every lookup then fails). Returns NULL with
- * SCRIP_E_INVALID_REQUEST when the document itself is malformed. The set
- * starts with one reference, owned by the caller. */
+ * on it, RSA under 2048 bits, with an even exponent or exponent 1, or with
+ * a ROCA-weak modulus (CVE-2017-15361), members not canonical base64url,
+ * import failure. A kid that occurs twice is dropped altogether
+ * (ambiguous), and counted in *skipped. A set with no usable key is still a
+ * set (every lookup then fails). Returns NULL with SCRIP_E_INVALID_REQUEST
+ * when the document itself is malformed. The set starts with one
+ * reference, owned by the caller. */
 scrip_keyset_t *scrip_keyset_parse(const char *json, size_t len, size_t *skipped, scrip_err_t *err);
 
 /* The key for kid or NULL; borrowed for as long as the caller holds a reference to set. */
