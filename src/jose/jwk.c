@@ -107,8 +107,10 @@ static bool rsa_numbers(json_t *obj, BIGNUM **n, BIGNUM **e)
  * lies in the subgroup that 65537 generates mod p. A random modulus passes
  * that test for all of these primes with negligible probability; a
  * passing one is refused (the fingerprint of Nemec et al., CCS 2017). */
-static const unsigned roca_primes[] = {3,  5,  7,  11, 13, 17, 19, 23, 29, 31, 37,  41,  43,  47,  53,  59,  61,  67,  71,
-				       73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167};
+static const unsigned roca_primes[] = {
+	3,  5,  7,  11, 13, 17, 19, 23, 29,  31,  37,  41,  43,  47,  53,  59,  61,  67,  71,
+	73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+};
 
 static bool roca_fingerprint(const BIGNUM *n)
 {
@@ -271,12 +273,14 @@ cjose_jwk_t *scrip_jwk_generate(scrip_alg_t alg, scrip_err_t *err)
 	else if (alg == SCRIP_ALG_RS256)
 		key = cjose_jwk_create_RSA_random(SCRIP_RSA_BITS, NULL, 0, &cerr);
 	else {
-		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_alg", "cannot generate a key for alg %s", scrip_alg_name(alg));
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_alg", "cannot generate a key for alg %s",
+			  scrip_alg_name(alg));
 		goto end;
 	}
 	kid = key ? scrip_jwk_thumbprint(key) : NULL;
 	if (!kid || !cjose_jwk_set_kid(key, kid, strlen(kid), &cerr)) {
-		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "keygen_failed", "generating a %s key failed", scrip_alg_name(alg));
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "keygen_failed", "generating a %s key failed",
+			  scrip_alg_name(alg));
 		goto end;
 	}
 	ok = true;
@@ -400,7 +404,8 @@ cjose_jwk_t *scrip_jwk_unseal(const uint8_t *sealed, size_t sealed_len, const ch
 	}
 	obj = load_private((const char *)plain, plain_len);
 	if (!obj || !string_member_is(obj, "kid", kid)) {
-		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_sealed_key", "a sealed signing key is not its row's private JWK");
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_sealed_key",
+			  "a sealed signing key is not its row's private JWK");
 		goto end;
 	}
 	key = cjose_jwk_import_json((cjose_header_t *)obj, &cerr);

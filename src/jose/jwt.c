@@ -583,7 +583,8 @@ bool scrip_jwt_validate_claims(const scrip_jwt_t *jwt, const scrip_jwt_policy_t 
 	if (subject)
 		memset(subject, 0, sizeof(*subject));
 	if (!jwt || !jwt->claims || !jwt->iss || !policy || !policy->issuer || !subject) {
-		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "internal_error", "claims validated without a parsed JWT or policy");
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "internal_error",
+			  "claims validated without a parsed JWT or policy");
 		goto end;
 	}
 	json_t *claims = jwt->claims;

@@ -24,11 +24,11 @@ static const uint8_t other_enc_key[32] = {0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x
 					  0x26, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x30};
 
 /* RFC 7638 §3.1 */
-#define RFC7638_N                                                                                                    \
-	"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknj" \
-	"hMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQv" \
-	"RL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzK" \
-	"nqDKgw"
+#define RFC7638_N \
+	"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiF" \
+	"V4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7" \
+	"d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-" \
+	"csFCur-kEgU8awapJzKnqDKgw"
 #define RFC7638_THUMBPRINT "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 /* The Wycheproof EC test key; its thumbprint computed by hand from
@@ -36,6 +36,14 @@ static const uint8_t other_enc_key[32] = {0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x
 #define WP_EC_X "04N0xi21hshyvBp7I167sbE_bXqyqkAPfefdklMO7wY"
 #define WP_EC_Y "UI8exy-C06a7DUnjIdENkxeFtHM4-l_41LqEw9nVgmw"
 #define WP_EC_THUMBPRINT "jtGSXJVYuZVE0cLF8m4OWz-gvUEtc1LxRfUd7fMBarg"
+
+/* A modulus with the ROCA fingerprint (Wycheproof json_web_key_test tcId 7). */
+#define ROCA_N_BUT_LAST \
+	"AanFpofbj7KjD4Lf-N2hVMKR7yewSyXhhbirIMTGpfYEhZ_lnt5UoK98DnKIgArXGTu3MaW_HhFw16HGaTDUHqPrId7fe4r11CqRw09y" \
+	"BFuW79V8sYIwHdzCaWflUI6auImYbVfoN9_nD5n8N8SY9DwXw7mwZM9wREPXoDPgOoIWl6q_MPsp7n0zs3Z5ZaiQWOOzl1S9OhwAfSiiOwz6" \
+	"efnXEaxuTEtPd7BjSx7NaFka8Dx9U7YqXy2RFj1O9PjyaDGuRh7YXsX3iMUSP_wSyHQg_c_qHRtKUsNSGCT7OZg0hzm2KphtjnayKJvC64" \
+	"vAbROBR4Ubg6Bxg9IQVZ-QYy"
+#define ROCA_N ROCA_N_BUT_LAST "E"
 
 static cjose_jwk_t *ec_key, *ec_key2, *ec384_key, *rsa_key, *rsa1024_key;
 
@@ -207,6 +215,15 @@ static void test_fits_alg(void)
 		CU_ASSERT_EQUAL(scrip_jwk_fits_alg(k, SCRIP_ALG_RS256), exps[i].fits);
 		cjose_jwk_release(k);
 	}
+	/* A ROCA modulus is refused; the same number plus 2 is not. */
+	cjose_jwk_t *roca = import("{\"kty\":\"RSA\",\"e\":\"AQAB\",\"n\":\"" ROCA_N "\"}");
+	cjose_jwk_t *near = import("{\"kty\":\"RSA\",\"e\":\"AQAB\",\"n\":\"" ROCA_N_BUT_LAST "M\"}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(roca);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(near);
+	CU_ASSERT_FALSE(scrip_jwk_fits_alg(roca, SCRIP_ALG_RS256));
+	CU_ASSERT_TRUE(scrip_jwk_fits_alg(near, SCRIP_ALG_RS256));
+	cjose_jwk_release(roca);
+	cjose_jwk_release(near);
 	cjose_jwk_t *oct = import("{\"kty\":\"oct\",\"k\":\"AAAAAAAAAAAAAAAAAAAAAA\"}");
 	CU_ASSERT_FALSE(scrip_jwk_fits_alg(oct, SCRIP_ALG_RS256));
 	CU_ASSERT_FALSE(scrip_jwk_fits_alg(oct, SCRIP_ALG_ES256));
@@ -349,8 +366,10 @@ static void test_keyset_good(void)
 {
 	size_t skipped = 99;
 	scrip_err_t err = {0};
-	const char *jwks = fmt("{\"keys\":[%s,%s,%s,%s]}", entry(ec_key, false, "a", "{\"use\":\"sig\",\"alg\":\"ES256\"}"),
-			       entry(rsa_key, false, "b", NULL), entry(rsa_key, false, "c", "{\"key_ops\":[\"verify\"]}"),
+	const char *jwks = fmt("{\"keys\":[%s,%s,%s,%s]}",
+			       entry(ec_key, false, "a", "{\"use\":\"sig\",\"alg\":\"ES256\"}"),
+			       entry(rsa_key, false, "b", NULL),
+			       entry(rsa_key, false, "c", "{\"key_ops\":[\"verify\"]}"),
 			       entry(ec_key2, false, "d", "{\"x5c\":[\"MIIB\"],\"x5t\":\"abc\",\"ext\":true}"));
 	scrip_keyset_t *set = parse_set(jwks, &skipped, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(set);
@@ -413,8 +432,8 @@ static void test_keyset_skips(void)
 		{"kid 257 bytes", entry(ec_key, false, kid257, NULL)},
 		{"kty missing", fmt("{\"kid\":\"bad\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"}", WP_EC_X, WP_EC_Y)},
 		{"kty ec", entry(ec_key, false, "bad", "{\"kty\":\"ec\"}")},
-		{"kty OKP", "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\","
-			    "\"kid\":\"bad\"}"},
+		{"kty OKP", "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"bad\","
+			    "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}"},
 		{"x with padding", entry(ec_key, false, "bad", "{\"x\":\"" WP_EC_X "=\"}")},
 		{"x 31 bytes", entry(ec_key, false, "bad", "{\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}")},
 		{"point not on the curve",
@@ -424,11 +443,7 @@ static void test_keyset_skips(void)
 		{"not an object", "5"},
 		{"null", "null"},
 		{"array", "[]"},
-		{"ROCA modulus",
-		 "{\"kty\":\"RSA\",\"kid\":\"bad\",\"e\":\"AQAB\",\"n\":\"AanFpofbj7KjD4Lf-N2hVMKR7yewSyXhhbirIMTGpfYEhZ_lnt5UoK98DnKIgAr"
-		 "XGTu3MaW_HhFw16HGaTDUHqPrId7fe4r11CqRw09yBFuW79V8sYIwHdzCaWflUI6auImYbVfoN9_nD5n8N8SY9DwXw7mwZM9wREPXoDPgOoIWl6q"
-		 "_MPsp7n0zs3Z5ZaiQWOOzl1S9OhwAfSiiOwz6efnXEaxuTEtPd7BjSx7NaFka8Dx9U7YqXy2RFj1O9PjyaDGuRh7YXsX3iMUSP_wSyHQg_c_qHRtKU"
-		 "sNSGCT7OZg0hzm2KphtjnayKJvC64vAbROBR4Ubg6Bxg9IQVZ-QYyE\"}"},
+		{"ROCA modulus", fmt("{\"kty\":\"RSA\",\"kid\":\"bad\",\"e\":\"AQAB\",\"n\":\"%s\"}", ROCA_N)},
 	};
 	const char *good = entry(ec_key, false, "good", NULL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

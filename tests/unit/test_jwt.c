@@ -148,9 +148,13 @@ static EVP_PKEY *private_pkey(const cjose_jwk_t *key)
 		for (size_t i = 0; ok && i < 8; i++)
 			ok = (bns[i] = bn_member(j, names[i])) && OSSL_PARAM_BLD_push_BN(bld, params_rsa[i], bns[i]);
 	}
-	if (ok && (params = OSSL_PARAM_BLD_to_param(bld)) && (ctx = EVP_PKEY_CTX_new_from_name(NULL, ec ? "EC" : "RSA", NULL)) &&
-	    EVP_PKEY_fromdata_init(ctx) == 1 && EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1)
-		pkey = NULL;
+	if (ok) {
+		params = OSSL_PARAM_BLD_to_param(bld);
+		ctx = EVP_PKEY_CTX_new_from_name(NULL, ec ? "EC" : "RSA", NULL);
+		if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+		    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1)
+			pkey = NULL;
+	}
 	for (size_t i = 0; i < 8; i++)
 		BN_clear_free(bns[i]);
 	EVP_PKEY_CTX_free(ctx);
@@ -177,8 +181,8 @@ static uint8_t *sign_bytes(const cjose_jwk_t *key, const EVP_MD *md, const char 
 	ECDSA_SIG *es = NULL;
 
 	if (!pkey || !ctx || EVP_DigestSignInit(ctx, NULL, md, NULL, pkey) != 1 ||
-	    EVP_DigestSign(ctx, NULL, &der_len, (const uint8_t *)input, strlen(input)) != 1 || !(der = malloc(der_len)) ||
-	    EVP_DigestSign(ctx, der, &der_len, (const uint8_t *)input, strlen(input)) != 1)
+	    EVP_DigestSign(ctx, NULL, &der_len, (const uint8_t *)input, strlen(input)) != 1 ||
+	    !(der = malloc(der_len)) || EVP_DigestSign(ctx, der, &der_len, (const uint8_t *)input, strlen(input)) != 1)
 		goto end;
 	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC || form == SIG_DER) {
 		out = der;
@@ -403,7 +407,8 @@ static void test_structure_refused(void)
 		{"%2E for a dot", fmt("%s%%2E%s.%s", h, p, s), "malformed_jwt"},
 		{"header e30 ({})", fmt("e30.%s.%s", p, s), "alg_missing"},
 		{"header is an array", fmt("%s.%s.%s", b64("[1]", 3), p, s), "not_an_object"},
-		{"header is a string (jansson wants an object or array)", fmt("%s.%s.%s", b64("\"a\"", 3), p, s), "bad_json"},
+		/* jansson itself wants an object or an array at the top */
+		{"header is a string", fmt("%s.%s.%s", b64("\"a\"", 3), p, s), "bad_json"},
 		{"header not JSON", fmt("%s.%s.%s", b64("{alg", 4), p, s), "bad_json"},
 		{"payload not JSON", fmt("%s.%s.%s", h, b64("foo", 3), s), "bad_json"},
 		{"payload is an array", fmt("%s.%s.%s", h, b64("[]", 2), s), "not_an_object"},
@@ -532,13 +537,15 @@ static void test_header_refused(void)
 		{"cty JWT", "{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"cty\":\"jwt\"}", "nested_jwt"},
 		{"alg twice none/ES256", "{\"alg\":\"none\",\"alg\":\"ES256\",\"kid\":\"ec-1\"}", "duplicate_member"},
 		{"alg twice ES256/none", "{\"alg\":\"ES256\",\"alg\":\"none\",\"kid\":\"ec-1\"}", "duplicate_member"},
-		{"alg twice, one escaped", "{\"alg\":\"ES256\",\"\\u0061lg\":\"ES256\",\"kid\":\"ec-1\"}", "duplicate_member"},
+		{"alg twice, one escaped", "{\"alg\":\"ES256\",\"\\u0061lg\":\"ES256\",\"kid\":\"ec-1\"}",
+		 "duplicate_member"},
 		{"kid twice", "{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"kid\":\"ec-2\"}", "duplicate_member"},
 		{"depth 17", "{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"x\":[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]}", "too_deep"},
 		{"depth 16", "{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"x\":[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]}", ""},
 		{"kid 256 bytes", fmt("{\"alg\":\"ES256\",\"kid\":\"%s\"}", kid256), ""},
 		{"kid printable with spaces", "{\"alg\":\"ES256\",\"kid\":\"' OR 1=1--\"}", ""},
-		{"typ and cty other than JWT", "{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"typ\":\"at+jwt\",\"cty\":\"x\"}", ""},
+		{"typ and cty other than JWT", "{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"typ\":\"at+jwt\",\"cty\":\"x\"}",
+		 ""},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		expect(cases[i].what, sign_token(ec_key, cases[i].header, good_payload()), ec_key, cases[i].reason);
