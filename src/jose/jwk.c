@@ -28,9 +28,10 @@
 static const char *const private_members[] = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
 
 /* key's public members as cjose exports them (kty, kid, and crv/x/y with
- * x and y padded to the field size, or e/n without leading zeros). This is
- * the one place we read key material from a cjose key, so no deprecated
- * RSA or EC_KEY accessor is needed. New reference or NULL. */
+ * x and y padded to the field size, or e/n without leading zeros). Public
+ * key material is read from cjose keys only this way, so no deprecated
+ * RSA or EC_KEY accessor on cjose_jwk_get_keydata is needed. New reference
+ * or NULL. */
 static json_t *public_json(const cjose_jwk_t *key)
 {
 	cjose_err cerr;

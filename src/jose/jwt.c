@@ -259,6 +259,8 @@ static bool parse_jws(const char *token, size_t token_len, scrip_jwt_t *jwt, uin
 end:
 	free(header);
 	if (!ok) {
+		/* Nothing of a refused token stays usable by mistake. */
+		scrip_jwt_clear(jwt);
 		free(*payload);
 		*payload = NULL;
 	}
@@ -297,6 +299,8 @@ bool scrip_jwt_parse(const char *token, size_t token_len, scrip_jwt_t *jwt, scri
 	jwt->iss = json_string_value(iss);
 	ok = true;
 end:
+	if (!ok)
+		scrip_jwt_clear(jwt);
 	free(payload);
 	return ok;
 }

@@ -2,7 +2,8 @@
  * issuer) strictly, in three separate steps an expert can check one by one:
  *
  *   1. scrip_jwt_parse: structure only. Exactly three segments, each
- *      canonical base64url (util/b64.h), at most SCRIP_JWT_MAX_LEN bytes;
+ *      canonical base64url (util/b64.h), at most SCRIP_JWT_MAX_LEN bytes
+ *      (the decoded header at most SCRIP_JWT_MAX_HEADER);
  *      header and payload are JSON objects with no duplicate member, depth
  *      at most SCRIP_JWT_MAX_DEPTH; header "alg" a string naming a known
  *      algorithm (never "none", never HS*), "kid" a string of 1..256
@@ -17,10 +18,12 @@
  *      length (64 bytes; the modulus length), and then it must verify.
  *   3. scrip_jwt_validate_claims: iss exactly the policy's; exp required,
  *      a finite JSON number, now < exp + skew; nbf and iat, when present,
- *      numbers not after now + skew; aud (when the policy names one) a
- *      string or array of strings containing it; sub a non-empty printable
- *      string of at most 255 bytes; scope, jti strings when present;
- *      wlcg.groups an array of strings when present.
+ *      numbers not after now + skew (NumericDates within ±1e11, fractions
+ *      truncated); aud a string or array of strings when present, and
+ *      containing the policy's audience when it names one; sub a non-empty
+ *      string of at most 255 bytes without control characters; scope a
+ *      string and jti a non-empty string without control characters when
+ *      present; wlcg.groups an array of strings when present.
  * Every refusal is SCRIP_E_INVALID_REQUEST (RFC 8693 §2.2.2) with a reason
  * code and a description naming the failed check, never the token. */
 #ifndef SCRIP_JWT_H
@@ -54,7 +57,8 @@ typedef struct {
 	size_t signature_len;
 } scrip_jwt_t;
 
-/* Step 1. [out] jwt: free with scrip_jwt_clear (also on failure). */
+/* Step 1. [out] jwt: free with scrip_jwt_clear (also on failure; a refused
+ * token leaves it empty). */
 bool scrip_jwt_parse(const char *token, size_t token_len, scrip_jwt_t *jwt, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* Step 1 for the JWS layer only: every check of scrip_jwt_parse except the

@@ -374,9 +374,20 @@ static void test_parse_fields(void)
 	scrip_jwt_clear(&jwt); /* twice is harmless */
 	CU_ASSERT_PTR_NULL(jwt.header);
 
-	/* A refused token leaves a clearable, empty jwt. */
+	/* A refused token leaves a clearable, empty jwt, even when the
+	 * header and signature were fine and only the payload was not. */
 	CU_ASSERT_FALSE(scrip_jwt_parse("a.b", 3, &jwt, &err));
 	CU_ASSERT_PTR_NULL(jwt.header);
+	scrip_jwt_clear(&jwt);
+	const char *d1 = strchr(token, '.');
+	const char *bad = fmt("%.*s.%s%s", (int)(d1 - token), token, b64("[]", 2), strrchr(token, '.'));
+	CU_ASSERT_FALSE(scrip_jwt_parse(bad, strlen(bad), &jwt, &err));
+	CU_ASSERT_STRING_EQUAL(err.reason, "not_an_object");
+	CU_ASSERT_PTR_NULL(jwt.header);
+	CU_ASSERT_PTR_NULL(jwt.kid);
+	CU_ASSERT_PTR_NULL(jwt.signature);
+	CU_ASSERT_PTR_NULL(jwt.signing_input);
+	CU_ASSERT_EQUAL(jwt.alg, SCRIP_ALG_NONE);
 	scrip_jwt_clear(&jwt);
 	CU_ASSERT_FALSE(scrip_jwt_parse(NULL, 0, &jwt, &err));
 	CU_ASSERT_STRING_EQUAL(err.reason, "malformed_jwt");
