@@ -18,6 +18,11 @@
 
 #include "util/secret.h"
 
+#define UPSTREAM_NAME_MAX 64
+#define SECRET_FILE_MAX (64 * 1024)
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
 /* Kinds of section; SECT_NONE is "before the first header". */
 typedef enum {
 	SECT_SERVER,
@@ -33,18 +38,17 @@ typedef enum {
 	T_ISSUER,   /* URL (scrip_config_url_check) without query or fragment */
 	T_URL,      /* URL (scrip_config_url_check) */
 	T_CHOICE,   /* one word of opt_t.choices, stored as a string */
-	T_SECRET,   /* string, or file:PATH / env:NAME; wiped when freed */
 	T_COUNT,    /* integer in [min, max] */
 	T_SECONDS,  /* whole seconds in [min, max] */
 	T_ALG,      /* one scrip_alg_t */
 	T_ALGS,     /* space-separated list of algorithms, stored as a bitmask */
-	T_KEY32,    /* 32 bytes as 64 hex digits, or file:PATH / env:NAME */
+	T_KEY32,    /* 32 bytes as 64 hex digits */
 	T_STRING,   /* any non-empty string */
 	T_FILE,     /* a readable regular file, stored as an absolute path */
 } opt_type_t;
 
 #define OPT_REQUIRED 0x1u /* the section is incomplete without it */
-#define OPT_SECRET 0x2u   /* never echoed in a message; may be file:PATH / env:NAME */
+#define OPT_SECRET 0x2u   /* may be file:PATH / env:NAME, resolved before its setter; never echoed */
 #define OPT_UNIQUE 0x4u   /* no two [upstream] sections may share the value */
 
 /* One row per option: parsing, defaults and the reference all read this table. */
@@ -74,7 +78,7 @@ static const opt_t opts[] = {
 	{ SECT_SERVER, "log_level", T_CHOICE, CFG(log_level), "info", 0, 0, 0, "error warn info debug", NULL,
 	  "Least severe messages that are logged." },
 
-	{ SECT_DATABASE, "conninfo", T_SECRET, CFG(conninfo), NULL, 0, 0, OPT_REQUIRED | OPT_SECRET, NULL, NULL,
+	{ SECT_DATABASE, "conninfo", T_STRING, CFG(conninfo), NULL, 0, 0, OPT_REQUIRED | OPT_SECRET, NULL, NULL,
 	  "libpq connection string or URI (`host=db dbname=scrip user=scrip` or `postgresql://scrip@db/scrip`). "
 	  "It may hold a password, so it may be given as `file:PATH` or `env:NAME`." },
 	{ SECT_DATABASE, "pool_size", T_COUNT, CFG(pool_size), "4", 1, 64, 0, NULL, NULL,
@@ -107,7 +111,8 @@ static const opt_t opts[] = {
 	{ SECT_UPSTREAM, "jwks_cache_ttl", T_SECONDS, UPS(jwks_cache_ttl), "3600", 1, 604800, 0, NULL, NULL,
 	  "Seconds a fetched key set is used before it is fetched again." },
 	{ SECT_UPSTREAM, "jwks_min_refetch", T_SECONDS, UPS(jwks_min_refetch), "10", 0, 86400, 0, NULL, NULL,
-	  "Least seconds between two fetches forced by tokens with an unknown `kid`." },
+	  "Least seconds between two fetches forced by tokens with an unknown `kid`; 0 turns the throttle off "
+	  "(for tests)." },
 	{ SECT_UPSTREAM, "clock_skew", T_SECONDS, UPS(clock_skew), "60", 0, 600, 0, NULL, NULL,
 	  "Seconds of leeway when checking `exp`, `nbf` and `iat`." },
 	{ SECT_UPSTREAM, "timeout", T_SECONDS, UPS(timeout), "5", 1, 300, 0, NULL, NULL,
@@ -123,15 +128,14 @@ static const struct {
 	const char *help;
 } sections[] = {
 	[SECT_SERVER] = { "[server]", "The service itself." },
-	[SECT_DATABASE] = { "[database]", "The PostgreSQL database that holds clients, keys, tokens and the audit trail." },
+	[SECT_DATABASE] = { "[database]",
+			    "The PostgreSQL database that holds clients, keys, tokens and the audit trail." },
 	[SECT_KEYS] = { "[keys]", "The keys scripd signs its tokens with." },
 	[SECT_UPSTREAM] = { "[upstream NAME]",
-			    "One section per trusted main issuer, at most 32. NAME is 1 to 64 characters from "
-			    "`A-Z a-z 0-9 . _ -`; at least one upstream is required." },
+			    "One section per trusted main issuer: at least one, at most " XSTR(SCRIP_UPSTREAMS_MAX)
+			    ". NAME is 1 to " XSTR(UPSTREAM_NAME_MAX) " characters from `A-Z a-z 0-9 . _ -`." },
 };
 
-#define UPSTREAM_NAME_MAX 64
-#define SECRET_FILE_MAX (64 * 1024)
 
 /* What the parse knows about one section it met. */
 typedef struct {
@@ -556,17 +560,6 @@ static bool set_choice(load_t *ld, const opt_t *o, void *base, const char *value
 	return store_string(ld, FIELD(base, o, char *), value);
 }
 
-static bool set_secret(load_t *ld, const opt_t *o, void *base, const char *value, const char *label)
-{
-	char *s = secret_option(ld, o, value, label);
-	if (!s)
-		return false;
-	char **field = FIELD(base, o, char *);
-	scrip_secret_free(*field);
-	*field = s;
-	return true;
-}
-
 static bool set_integer(load_t *ld, const opt_t *o, void *base, const char *value, const char *label)
 {
 	size_t n = strlen(value);
@@ -583,14 +576,15 @@ static bool set_integer(load_t *ld, const opt_t *o, void *base, const char *valu
 	return true;
 }
 
-/* The algorithms a configuration may name: exact, case-sensitive. */
+/* The algorithm called by the n bytes at name: scrip_alg_from_name's exact match. */
 static scrip_alg_t alg_by_name(const char *name, size_t n)
 {
-	if (n == 5 && strncmp(name, "ES256", 5) == 0)
-		return SCRIP_ALG_ES256;
-	if (n == 5 && strncmp(name, "RS256", 5) == 0)
-		return SCRIP_ALG_RS256;
-	return SCRIP_ALG_NONE;
+	char buf[16];
+	if (n >= sizeof(buf))
+		return SCRIP_ALG_NONE;
+	memcpy(buf, name, n);
+	buf[n] = '\0';
+	return scrip_alg_from_name(buf);
 }
 
 static bool alg_refused(load_t *ld, const opt_t *o, const char *label, const char *name, size_t n)
@@ -637,12 +631,7 @@ static bool set_algs(load_t *ld, const opt_t *o, void *base, const char *value, 
 static bool set_key32(load_t *ld, const opt_t *o, void *base, const char *value, const char *label)
 {
 	scrip_config_t *cfg = base;
-	char *s = secret_option(ld, o, value, label);
-	if (!s)
-		return false;
-	bool ok = scrip_hex32_parse(s, FIELD(base, o, uint8_t));
-	scrip_secret_free(s);
-	if (!ok) {
+	if (!scrip_hex32_parse(value, FIELD(base, o, uint8_t))) {
 		explicit_bzero(FIELD(base, o, uint8_t), 32);
 		return fail(ld, "%s %s: the key is not 64 hex digits (32 bytes); make one with `openssl rand -hex 32`",
 			    label, o->name);
@@ -686,12 +675,11 @@ static const struct {
 	[T_ISSUER] = { "URL, no query or fragment", set_url },
 	[T_URL] = { "URL", set_url },
 	[T_CHOICE] = { "word", set_choice },
-	[T_SECRET] = { "string, `file:PATH` or `env:NAME`", set_secret },
 	[T_COUNT] = { "integer", set_integer },
 	[T_SECONDS] = { "seconds", set_integer },
 	[T_ALG] = { "ES256 or RS256", set_alg },
 	[T_ALGS] = { "list of ES256, RS256", set_algs },
-	[T_KEY32] = { "64 hex digits, `file:PATH` or `env:NAME`", set_key32 },
+	[T_KEY32] = { "64 hex digits", set_key32 },
 	[T_STRING] = { "string", set_string },
 	[T_FILE] = { "path", set_file },
 };
@@ -711,14 +699,28 @@ static bool upstream_name_ok(const char *s, size_t n)
 	return true;
 }
 
+/* Sets one option of the current section from its text in the file (or its default). */
+static bool opt_set(load_t *ld, const opt_t *o, const char *value, const char *label)
+{
+	char *resolved = NULL;
+	if (o->flags & OPT_SECRET) {
+		resolved = secret_option(ld, o, value, label);
+		if (!resolved)
+			return false;
+		value = resolved;
+	}
+	bool ok = types[o->type].set(ld, o, section_base(ld), value, label);
+	scrip_secret_free(resolved);
+	return ok;
+}
+
 /* Applies the table's defaults to one section, through the same setters as the file. */
 static bool section_defaults(load_t *ld, section_kind_t kind)
 {
 	char label[UPSTREAM_NAME_MAX + 16];
 	section_label(ld, label, sizeof(label));
 	for (size_t i = 0; i < N_OPTS; i++)
-		if (opts[i].section == kind && opts[i].def &&
-		    !types[opts[i].type].set(ld, &opts[i], section_base(ld), opts[i].def, label))
+		if (opts[i].section == kind && opts[i].def && !opt_set(ld, &opts[i], opts[i].def, label))
 			return false;
 	return true;
 }
@@ -727,8 +729,8 @@ static bool upstream_begin(load_t *ld, const char *name, size_t n)
 {
 	scrip_config_t *cfg = ld->cfg;
 	if (!upstream_name_ok(name, n))
-		return fail(ld, "bad section name [upstream %.*s]: NAME must be 1 to %d characters from A-Z a-z 0-9 . _ -",
-			    (int)(n > 80 ? 80 : n), name, UPSTREAM_NAME_MAX);
+		return fail(ld, "bad section name [upstream %.*s]: NAME must be 1 to %d characters from "
+			    "A-Z a-z 0-9 . _ -", (int)(n > 80 ? 80 : n), name, UPSTREAM_NAME_MAX);
 	for (size_t i = 0; i < cfg->n_upstreams; i++)
 		if (strlen(cfg->upstreams[i].name) == n && strncmp(cfg->upstreams[i].name, name, n) == 0)
 			return fail(ld, "duplicate section [upstream %.*s] (first on line %u)", (int)n, name,
@@ -788,7 +790,8 @@ static bool line_check(load_t *ld, const char *line, size_t n)
 		p += 3;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)line[i];
-		bool eol = (c == '\n' && i == n - 1) || (c == '\r' && (i == n - 1 || (i == n - 2 && line[n - 1] == '\n')));
+		bool crlf = i == n - 2 && line[n - 1] == '\n';
+		bool eol = (c == '\n' && i == n - 1) || (c == '\r' && (i == n - 1 || crlf));
 		if (c == '\0')
 			return fail(ld, "NUL byte in the line");
 		if ((c < 0x20 && c != '\t' && !eol) || c == 0x7f)
@@ -813,9 +816,10 @@ static char *reader_cb(char *str, int num, void *stream)
 	load_t *ld = stream;
 	if (ld->err_line)
 		return NULL;
+	errno = 0;
 	ssize_t n = getline(&ld->buf, &ld->cap, ld->f);
 	if (n < 0) {
-		if (ferror(ld->f)) {
+		if (ferror(ld->f) || errno == ENOMEM) {
 			ld->lineno++;
 			fail(ld, "read error: %s", strerror(errno));
 		}
@@ -883,7 +887,7 @@ static int handler_cb(void *user, const char *section, const char *name, const c
 	st->line[i] = ld->lineno;
 	if (!*value)
 		return fail(ld, "%s %s: empty value (leave the key out to use the default)", label, name);
-	return types[o->type].set(ld, o, section_base(ld), value, label) && opt_rules(ld, o, label);
+	return opt_set(ld, o, value, label) && opt_rules(ld, o, label);
 }
 
 /* ---- load ---- */
@@ -935,8 +939,12 @@ static char *config_dir(const char *path)
 		goto end;
 	}
 	cwd = getcwd(NULL, 0);
-	if (cwd && asprintf(&out, "%s/%s", cwd, d) < 0)
+	if (cwd && strcmp(d, ".") == 0) {
+		out = cwd;
+		cwd = NULL;
+	} else if (cwd && asprintf(&out, "%s/%s", cwd, d) < 0) {
 		out = NULL;
+	}
 end:
 	free(cwd);
 	free(copy);
@@ -974,8 +982,8 @@ bool scrip_config_load(const char *path, scrip_config_t *cfg, scrip_err_t *err)
 	int rc = ld->err_line ? 0 : ini_parse_stream(reader_cb, ld, handler_cb, ld);
 	if (rc > 0 && (ld->err_line == 0 || (unsigned)rc < ld->err_line)) {
 		/* A line libinih itself could not read (no '=', no ']'). */
-		SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid", "%s:%d: syntax error: expected [section] or key = value",
-			  path, rc);
+		SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid",
+			  "%s:%d: syntax error: expected [section] or key = value", path, rc);
 		goto end;
 	}
 	if (ld->err_line) {
@@ -1038,6 +1046,8 @@ static void reference_type(FILE *f, const opt_t *o)
 	} else {
 		fputs(types[o->type].doc, f);
 	}
+	if (o->flags & OPT_SECRET)
+		fputs(", `file:PATH` or `env:NAME`", f);
 }
 
 void scrip_config_write_reference(FILE *f)

@@ -267,13 +267,15 @@ bool scrip_basic_auth_parse(const char *header, char **client_id, char **secret,
 	const char *b64 = header + 6;
 	size_t b64_len = strlen(b64);
 	if (b64_len == 0 || b64_len > BASIC_HEADER_MAX) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_CLIENT, "client_auth_malformed", "Basic credentials are missing or too long");
+		SCRIP_ERR(err, SCRIP_E_INVALID_CLIENT, "client_auth_malformed",
+			  "Basic credentials are missing or too long");
 		goto end;
 	}
 	/* Strict base64: one spelling per credential, so a second space,
 	 * whitespace, base64url characters or bad padding are all refused. */
 	if (!scrip_b64_decode(b64, b64_len, &raw, &raw_len)) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_CLIENT, "client_auth_malformed", "Basic credentials are not valid base64");
+		SCRIP_ERR(err, SCRIP_E_INVALID_CLIENT, "client_auth_malformed",
+			  "Basic credentials are not valid base64");
 		goto end;
 	}
 	const uint8_t *colon = memchr(raw, ':', raw_len);
