@@ -17,7 +17,8 @@ typedef struct {
 	char *name;         /* from "[upstream NAME]" */
 	char *issuer;       /* exact iss of its tokens; https, or http on loopback */
 	char *jwks_uri;     /* NULL: discovered from issuer/.well-known/openid-configuration */
-	char *jwks_file;    /* static key set instead of fetching; absolute path after loading */
+	char *jwks_file;    /* static key set instead of fetching; absolute path after loading (relative
+	                     * paths are taken from the configuration file's directory) */
 	char *audience;     /* required aud in subject tokens; NULL: not checked */
 	unsigned algorithms; /* bitmask of scrip_alg_t; default ES256|RS256 */
 	int64_t jwks_cache_ttl;   /* seconds a fetched key set is fresh (default 3600) */
@@ -30,7 +31,7 @@ typedef struct {
 	char *path; /* the file read */
 
 	/* [server] */
-	char *listen_host;  /* from listen = HOST:PORT */
+	char *listen_host;  /* from listen = HOST:PORT; an IPv6 address without its brackets */
 	int listen_port;
 	char *issuer;       /* scripd's own issuer URL, no trailing '/' requirement: used byte for byte */
 	char *log_level;    /* error|warn|info|debug (default info) */
@@ -58,13 +59,16 @@ bool scrip_config_load(const char *path, scrip_config_t *cfg, scrip_err_t *err) 
 
 void scrip_config_clear(scrip_config_t *cfg);
 
-/* Resolves a secret value: "file:PATH" (contents, trailing newline
- * stripped), "env:NAME" (the variable) or the value itself. [out] *out
- * malloc'd; free with scrip_secret_free. NULL on failure with a message in *why. */
+/* Resolves a secret value: "file:PATH" (contents, one trailing newline
+ * stripped), "env:NAME" (the variable) or the value itself. Returns a
+ * malloc'd string; free with scrip_secret_free. NULL on failure (missing,
+ * empty or unreadable file or variable) with a static message in *why. */
 char *scrip_config_secret_resolve(const char *value, const char **why);
 
 /* Checks an absolute http(s) URL: https always; http only when the host is
- * a loopback address (127.0.0.0/8, ::1, localhost). NULL if fine, else why. */
+ * a loopback address (127.0.0.0/8, ::1, localhost). User credentials
+ * (user@host), spaces, control characters, backslashes and non-ASCII bytes
+ * are refused. NULL if fine, else why (a static string). */
 const char *scrip_config_url_check(const char *url);
 
 /* Writes the option reference (markdown) generated from the option table to f. */
