@@ -30,6 +30,7 @@ find_bindir() {
 		return
 	fi
 	# Debian keeps the server programs off PATH, one directory per major version.
+	# shellcheck disable=SC2012  # these paths are plain version numbers
 	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
 		if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
 			echo "$d"

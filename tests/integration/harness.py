@@ -220,6 +220,7 @@ class Scripd:
         self.algorithm = algorithm
         self.port = None
         self.proc = None
+        self.redact = lambda text: text  # the Env replaces it with its own
         self.conf = os.path.join(workdir, "scripd.conf")
         self.log_path = os.path.join(workdir, "scripd.log")
         self.key_path = os.path.join(workdir, "encryption.key")
@@ -320,7 +321,8 @@ class Scripd:
             return ""
 
     def log_tail(self, n=40):
-        return "\n".join(self.log_text().splitlines()[-n:])
+        """The last n lines, for failure messages, with every known token and secret masked."""
+        return self.redact("\n".join(self.log_text().splitlines()[-n:]))
 
     def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
         if not self.alive():
@@ -393,6 +395,7 @@ class Env:
             resolved.update({k: (v(issuer) if callable(v) else v) for k, v in options.items()})
             upstreams.append((name, resolved))
         self.scripd = Scripd(self.workdir, self.db.dsn, upstreams, self.algorithm)
+        self.scripd.redact = self.redact
         self.scripd.scripctl("db", "migrate", check=True)
         self.scripd.start()
         return self
@@ -436,6 +439,11 @@ class Env:
                 if len(signature) >= 16:
                     self.sensitive[signature] = what + " signature"
         return value
+
+    def redact(self, text):
+        for value, what in sorted(self.sensitive.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(value, "<%s>" % what)
+        return text
 
     def leaks(self, text):
         """The kinds of remembered values found in text (never the values themselves)."""
