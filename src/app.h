@@ -1,0 +1,36 @@
+/* app.h — what a running scripd holds: its configuration and the long-lived
+ * objects every request handler reaches through one pointer. */
+#ifndef SCRIP_APP_H
+#define SCRIP_APP_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "config/config.h"
+#include "jose/keyring.h"
+#include "store/db.h"
+#include "upstream/fetch.h"
+#include "upstream/jwks_cache.h"
+
+typedef struct {
+	unsigned long tokens_issued;
+	unsigned long denials;
+	unsigned long requests;
+} scrip_counters_t;
+
+typedef struct {
+	scrip_config_t *cfg;
+	struct event_base *base;
+	scrip_db_t *db;
+	scrip_fetcher_t *fetcher;
+	scrip_jwks_cache_t *jwks[SCRIP_UPSTREAMS_MAX]; /* one per cfg->upstreams[i] */
+	scrip_keyring_t *keyring;                       /* NULL until loaded from the database */
+	bool keys_loading;                              /* a load is in flight */
+	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
+	struct evhttp *http;
+	scrip_counters_t counters;
+} scrip_app_t;
+
+#endif

@@ -1,2 +1,201 @@
+/* scripd.c — the daemon: reads the configuration, starts the event loop
+ * with the database pool, the upstream key caches and the HTTP server, and
+ * keeps the signing keys loaded from PostgreSQL. */
 #include <config.h>
-int main(void) { return 0; }
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "app.h"
+#include "http/httpd.h"
+#include "store/store.h"
+#include "util/log.h"
+
+/* How often every instance re-reads the signing keys, so that a rotation
+ * made with scripctl (or by another instance) is followed. */
+#define KEYS_RELOAD_S 10
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: scripd -c FILE [--check-config]\n"
+		   "       scripd --config-reference\n"
+		   "\n"
+		   "  -c, --config FILE   configuration file (see etc/scripd.conf.example)\n"
+		   "      --check-config  validate the configuration and exit (0 when valid)\n"
+		   "      --config-reference  print the reference of every option (markdown)\n"
+		   "  -h, --help          this help\n"
+		   "  -V, --version       print the version\n");
+}
+
+static void keys_loaded_cb(scrip_keyring_t *ring, const scrip_err_t *err, void *arg)
+{
+	scrip_app_t *app = arg;
+	app->keys_loading = false;
+	if (!ring) {
+		scrip_log_error("signing keys not loaded: %s%s", err->text,
+				strcmp(err->reason, "42P01") == 0 ? " (run 'scripctl db migrate')" : "");
+		return;
+	}
+	const scrip_signing_key_t *current = scrip_keyring_current(ring);
+	const scrip_signing_key_t *before = app->keyring ? scrip_keyring_current(app->keyring) : NULL;
+	if (!before || strcmp(before->kid, current->kid) != 0)
+		scrip_log_info("signing with %s key %s (%zu keys published)", scrip_alg_name(current->alg), current->kid,
+			       scrip_keyring_size(ring));
+	scrip_keyring_free(app->keyring);
+	app->keyring = ring;
+}
+
+static void keys_load(scrip_app_t *app)
+{
+	if (app->keys_loading || !scrip_db_is_up(app->db))
+		return;
+	app->keys_loading = true;
+	scrip_store_keys_load(app->db, app->cfg->key_algorithm, app->cfg->encryption_key, keys_loaded_cb, app);
+}
+
+static void db_up_cb(void *arg)
+{
+	scrip_app_t *app = arg;
+	if (!app->keyring)
+		keys_load(app);
+}
+
+static void keys_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	keys_load(arg);
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	scrip_app_t *app = arg;
+	scrip_log_info("signal %d: stopping", (int)sig);
+	event_base_loopexit(app->base, NULL);
+}
+
+static bool app_start(scrip_app_t *app)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	app->base = event_base_new();
+	app->fetcher = app->base ? scrip_fetcher_new(app->base) : NULL;
+	if (!app->fetcher)
+		return false;
+	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
+		app->jwks[i] = scrip_jwks_cache_new(app->base, app->fetcher, &app->cfg->upstreams[i]);
+		if (!app->jwks[i])
+			return false;
+	}
+	app->db = scrip_db_new(app->base, app->cfg->conninfo, (int)app->cfg->pool_size,
+			       (int)app->cfg->query_timeout * 1000);
+	if (!app->db)
+		return false;
+	scrip_db_set_up_cb(app->db, db_up_cb, app);
+	app->keys_timer = event_new(app->base, -1, EV_PERSIST, keys_timer_cb, app);
+	struct timeval every = { KEYS_RELOAD_S, 0 };
+	if (!app->keys_timer || event_add(app->keys_timer, &every) != 0)
+		return false;
+	if (!scrip_httpd_start(app, &err)) {
+		scrip_log_error("%s", err.text);
+		return false;
+	}
+	return true;
+}
+
+/* Order matters: work in flight (upstream transfers, then queries) is
+ * answered with an error while the requests it belongs to still exist;
+ * the HTTP server, which owns those requests, goes last. */
+static void app_stop(scrip_app_t *app)
+{
+	scrip_fetcher_free(app->fetcher);
+	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
+		scrip_jwks_cache_free(app->jwks[i]);
+	scrip_db_free(app->db);
+	/* Run what those answers deferred (e.g. fail-fast database replies). */
+	if (app->base)
+		for (int i = 0; i < 3; i++)
+			event_base_loop(app->base, EVLOOP_NONBLOCK);
+	scrip_httpd_stop(app);
+	if (app->keys_timer)
+		event_free(app->keys_timer);
+	scrip_keyring_free(app->keyring);
+	if (app->base)
+		event_base_free(app->base);
+}
+
+static int run(scrip_config_t *cfg)
+{
+	scrip_app_t app = { .cfg = cfg };
+	int status = 1;
+	struct event *sigterm = NULL, *sigint = NULL;
+	if (!app_start(&app)) {
+		scrip_log_error("cannot start");
+		goto end;
+	}
+	sigterm = evsignal_new(app.base, SIGTERM, stop_cb, &app);
+	sigint = evsignal_new(app.base, SIGINT, stop_cb, &app);
+	if (!sigterm || !sigint || event_add(sigterm, NULL) != 0 || event_add(sigint, NULL) != 0)
+		goto end;
+	event_base_dispatch(app.base);
+	status = 0;
+end:
+	if (sigterm)
+		event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
+	app_stop(&app);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' }, { "check-config", no_argument, NULL, 'k' },
+		{ "config-reference", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	bool check_only = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "c:hV", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'k': check_only = true; break;
+		case 'r': scrip_config_write_reference(stdout); return 0;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("scripd %s\n", SCRIP_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!path || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	scrip_config_t cfg;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!scrip_config_load(path, &cfg, &err)) {
+		fprintf(stderr, "scripd: %s\n", err.text);
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: configuration OK\n", path);
+		scrip_config_clear(&cfg);
+		return 0;
+	}
+	scrip_log_level_t level = SCRIP_LOG_INFO;
+	if (cfg.log_level && scrip_log_level_parse(cfg.log_level, &level))
+		scrip_log_set_level(level);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	scrip_log_info("scripd %s starting", SCRIP_VERSION);
+	int status = run(&cfg);
+	curl_global_cleanup();
+	scrip_config_clear(&cfg);
+	return status;
+}

@@ -1,1 +1,56 @@
-/* client.c — not written yet. */
+/* client.c — a registered client's identity checks: client_id syntax, the
+ * constant-time secret check, its audience allow-list, and freeing it. */
+#include "core/client.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool scrip_client_id_valid(const char *client_id)
+{
+	if (!client_id)
+		return false;
+	size_t len = strspn(client_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+	return len >= 1 && len <= SCRIP_CLIENT_ID_MAX && client_id[len] == '\0';
+}
+
+bool scrip_client_secret_matches(const scrip_client_t *client, const char *secret)
+{
+	/* Any fixed value serves as the dummy: nobody knows a SHA-256 preimage
+	 * of it, and the result is refused for a missing client regardless. */
+	static const uint8_t dummy[SCRIP_SHA256_LEN] = {
+		0x73, 0x63, 0x72, 0x69, 0x70, 0x2d, 0x6e, 0x6f, 0x2d, 0x73, 0x75, 0x63, 0x68, 0x2d, 0x63, 0x6c,
+		0x69, 0x65, 0x6e, 0x74, 0x2d, 0x64, 0x75, 0x6d, 0x6d, 0x79, 0x2d, 0x68, 0x61, 0x73, 0x68, 0x21,
+	};
+	if (!secret)
+		return false;
+	uint8_t digest[SCRIP_SHA256_LEN];
+	scrip_sha256(secret, strlen(secret), digest);
+	/* Hash and compare whatever the client is (unknown, disabled or not),
+	 * so the time taken does not tell which client_ids exist; comparing
+	 * fixed-length digests with CRYPTO_memcmp leaks nothing of the secret. */
+	bool equal = scrip_ct_equal(digest, client ? client->secret_hash : dummy, sizeof(digest));
+	explicit_bzero(digest, sizeof(digest));
+	return equal && client != NULL && client->enabled;
+}
+
+bool scrip_client_audience_allowed(const scrip_client_t *client, const char *aud)
+{
+	if (!client || !aud)
+		return false;
+	for (size_t i = 0; i < client->n_audiences; i++)
+		if (client->audiences[i] && strcmp(client->audiences[i], aud) == 0)
+			return true;
+	return false;
+}
+
+void scrip_client_clear(scrip_client_t *client)
+{
+	if (!client)
+		return;
+	free(client->client_id);
+	scrip_scope_set_clear(&client->scopes);
+	for (size_t i = 0; i < client->n_audiences; i++)
+		free(client->audiences[i]);
+	free(client->audiences);
+	explicit_bzero(client, sizeof(*client));
+}

@@ -35,14 +35,16 @@ typedef struct {
 	const char *expires_in;
 	const char *job_id;
 	const char *actor_token;
+	size_t n_resources; /* how many of the last audiences are "resource" values (RFC 8707) */
 } scrip_exchange_params_t;
 
-/* A validated request. Pointers are borrowed from the params, except
- * scopes, which is owned (free with scrip_exchange_request_clear). */
+/* A validated request. Strings are borrowed from the params; scopes and the
+ * audiences array (not its strings) are owned: free with
+ * scrip_exchange_request_clear. */
 typedef struct {
 	const char *subject_token;
 	scrip_scope_set_t scopes;     /* requested; n == 0 when none was asked */
-	const char *const *audiences; /* requested; deduplicated order kept */
+	const char *const *audiences; /* requested; deduplicated, first-seen order kept; NULL when none */
 	size_t n_audiences;
 	int64_t expires_in; /* requested lifetime in seconds; 0 when none was asked */
 	const char *job_id; /* NULL when none */
@@ -52,11 +54,22 @@ typedef struct {
  * SCRIP_SUBJECT_TOKEN_MAX bytes; subject_token_type access_token or jwt;
  * requested_token_type absent or access_token; no actor_token (not
  * supported yet); scope strict; each audience 1..SCRIP_AUDIENCE_LEN_MAX
- * printable ASCII bytes, at most SCRIP_AUDIENCE_MAX of them (resource values
+ * printable ASCII bytes (0x21-0x7e), at most SCRIP_AUDIENCE_MAX of them (resource values
  * must be absolute URIs without fragment, RFC 8707 §2); expires_in a
  * positive decimal integer without sign or leading zeros; job_id 1..128
  * printable ASCII bytes (0x21-0x7e). Errors are invalid_request, or
- * invalid_scope for a scope that does not parse. */
+ * invalid_scope for a scope that does not parse.
+ * An empty scope or requested_token_type counts as absent (RFC 6749 §3.2);
+ * an empty expires_in, job_id or audience is refused, since dropping it
+ * silently would issue a wider token than the client asked for, and an
+ * actor_token is refused even when empty, so that a client that meant to
+ * delegate learns it was not honoured. Descriptions name the parameter
+ * and never contain the subject token. err->reason: "missing_subject_token",
+ * "subject_token_too_long", "missing_subject_token_type",
+ * "unsupported_token_type", "unsupported_requested_token_type",
+ * "actor_token_not_supported", "too_many_audiences", "bad_audience",
+ * "bad_resource", "bad_expires_in", "bad_job_id", or those of
+ * scrip_scope_set_parse. [out] req: zeroed on failure. */
 bool scrip_exchange_request_validate(const scrip_exchange_params_t *params, scrip_exchange_request_t *req,
 				     scrip_err_t *err) SCRIP_MUST_CHECK;
 
@@ -73,20 +86,25 @@ typedef struct {
 } scrip_grant_t;
 
 /* The lifetime to issue: requested (0 = none) or the client's default,
- * clamped to the client's maximum. Always >= 1. */
+ * clamped to the client's maximum (a request above it is not an error).
+ * A client without a positive default or maximum (or a NULL client) falls
+ * back to SCRIP_DEFAULT_LIFETIME / SCRIP_DEFAULT_MAX_LIFETIME. Always >= 1. */
 int64_t scrip_lifetime_decide(const scrip_client_t *client, int64_t requested);
 
 /* The audiences to issue: the requested ones, each of which must be allowed
- * for the client (else SCRIP_E_INVALID_TARGET naming it); none requested
- * means the client's default audience (its first); a client with no
- * audience at all cannot be issued anything (SCRIP_E_INVALID_TARGET).
- * [out] *out, *n_out: malloc'd copies; free with scrip_grant_clear's rules. */
+ * for the client (else SCRIP_E_INVALID_TARGET naming it, "audience_not_allowed");
+ * duplicates collapse to one, first-seen order kept; none requested means
+ * the client's default audience (its first); a client with no audience at
+ * all cannot be issued anything (SCRIP_E_INVALID_TARGET, "no_audience").
+ * [out] *out, *n_out: malloc'd array of malloc'd copies (free each, then
+ * the array, as scrip_grant_clear does); NULL and 0 on failure. */
 bool scrip_audience_decide(const scrip_client_t *client, const char *const *requested, size_t n_requested,
 			   char ***out, size_t *n_out, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* The whole decision: scopes (scrip_scope_narrow over the subject's scopes,
  * the client's policy and the request), audiences, lifetime from now.
- * [out] grant: free with scrip_grant_clear. */
+ * Errors are those of scrip_scope_narrow and scrip_audience_decide.
+ * [out] grant: free with scrip_grant_clear; zeroed on failure. */
 bool scrip_exchange_decide(const scrip_client_t *client, const scrip_scope_set_t *subject_scopes,
 			   const scrip_exchange_request_t *req, int64_t now, scrip_grant_t *grant,
 			   scrip_err_t *err) SCRIP_MUST_CHECK;

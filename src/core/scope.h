@@ -13,7 +13,11 @@
  *     implies anything (storage.stage does not imply storage.read).
  * Paths are refused unless canonical: absolute, no "." or ".." segment, no
  * "//", no '%' (no percent-escapes at all), no control, space or non-ASCII
- * byte, none of  " \ ? # ;  and at most SCRIP_SCOPE_PATH_MAX bytes. */
+ * byte, none of  " \ ? # ;  and at most SCRIP_SCOPE_PATH_MAX bytes. The
+ * check is an allow-list: besides '/', only RFC 3986 pchar bytes that need
+ * no escaping (A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + , = : @) are accepted,
+ * so < > [ ] { } | ^ ` are refused as well. Nothing is ever normalised:
+ * a path that is not canonical is refused, never repaired. */
 #ifndef SCRIP_SCOPE_H
 #define SCRIP_SCOPE_H
 
@@ -23,7 +27,9 @@
 #include "util/err.h"
 
 #define SCRIP_SCOPE_PATH_MAX 1024
-#define SCRIP_SCOPE_SET_MAX 64
+#define SCRIP_SCOPE_SET_MAX 64       /* tokens in a request or a client policy */
+#define SCRIP_SCOPE_SUBJECT_MAX 256  /* distinct WLCG scopes kept from a subject token */
+#define SCRIP_SCOPE_QUOTE_MAX 64     /* bytes of an untrusted value echoed in an error */
 
 typedef enum {
 	SCRIP_VERB_STORAGE_READ = 0,
@@ -74,8 +80,13 @@ bool scrip_scope_covers(const scrip_scope_t *holder, const scrip_scope_t *wanted
  *   more than SCRIP_SCOPE_SET_MAX tokens is refused.
  * strict=false (a subject token's scope claim): tokens that are not
  *   well-formed WLCG scopes (openid, profile, bad paths...) are skipped, as
- *   they can never cover anything; any whitespace separates.
- * Duplicates are kept once. [out] set: free with scrip_scope_set_clear. */
+ *   they can never cover anything; any whitespace separates; more than
+ *   SCRIP_SCOPE_SUBJECT_MAX distinct WLCG scopes is refused
+ *   (SCRIP_E_INVALID_SCOPE), which bounds the work of scrip_scope_narrow.
+ * An empty or NULL text is the empty set. Duplicates are kept once, in
+ * first-seen order. err->reason: "bad_scope", "bad_scope_separator",
+ * "too_many_scopes", "out_of_memory". On failure *set is left empty.
+ * [out] set: free with scrip_scope_set_clear. */
 bool scrip_scope_set_parse(const char *text, bool strict, scrip_scope_set_t *set, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* Space-separated canonical text of a set; malloc'd, caller frees. */
@@ -95,9 +106,19 @@ bool scrip_scope_set_covers(const scrip_scope_set_t *set, const scrip_scope_t *w
  *   storage.modify:/atlas with policy storage.create:/atlas/data gives
  *   storage.create:/atlas/data), minus members covered by other members.
  *   An empty result is SCRIP_E_INVALID_SCOPE.
- * [out] granted: free with scrip_scope_set_clear. Never wider than subject
- * or policy: every granted scope is covered by both. */
+ * The policy is checked before the subject, so a scope covered by neither
+ * is reported as "scope_not_allowed". err->reason: "scope_not_allowed",
+ * "scope_not_held", "no_common_scope", "out_of_memory".
+ * [out] granted: free with scrip_scope_set_clear; empty on failure. Never
+ * wider than subject or policy: every granted scope is covered by both. */
 bool scrip_scope_narrow(const scrip_scope_set_t *subject, const scrip_scope_set_t *policy,
 			const scrip_scope_set_t *requested, scrip_scope_set_t *granted, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Renders an untrusted value (a scope token, an audience...) for an error
+ * description: at most SCRIP_SCOPE_QUOTE_MAX bytes of text[0..len), each
+ * byte outside 0x20-0x7e and each '"' or '\' (which RFC 6749 §5.2 does not
+ * allow in error_description) replaced by '?', and "..." appended when cut.
+ * [out] out: always NUL-terminated. */
+void scrip_scope_quote(const char *text, size_t len, char out[SCRIP_SCOPE_QUOTE_MAX + 4]);
 
 #endif

@@ -49,9 +49,9 @@ void scrip_form_clear(scrip_form_t *form);
 /* Parses an Authorization header value "Basic <base64>" (scheme
  * case-insensitive, one space). The base64 is strict; the decoded text is
  * split at the first ':' and both halves are form-urlencoding-decoded
- * (RFC 6749 §2.3.1). Empty id refused. [out] *client_id, *secret malloc'd;
- * caller frees (secret with scrip_secret_free).
- * Returns false with SCRIP_E_INVALID_CLIENT on any malformation.
+ * (RFC 6749 §2.3.1). Empty id or secret refused. [out] *client_id, *secret
+ * malloc'd; caller frees (secret with scrip_secret_free); both NULL on failure.
+ * Returns false with SCRIP_E_INVALID_CLIENT on any malformation. */
 bool scrip_basic_auth_parse(const char *header, char **client_id, char **secret, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* Decodes one form-urlencoded component (the same rules as a value in

@@ -1,1 +1,23 @@
-/* handle_health.c — not written yet. */
+/* handle_health.c — GET /healthz: ready (200) only when the database is
+ * reachable and signing keys are loaded, since without either /token can
+ * only answer 503. A load balancer takes the instance out meanwhile. */
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "http/handlers.h"
+#include "http/httpd.h"
+
+void scrip_handle_health(struct evhttp_request *req, void *arg)
+{
+	const scrip_app_t *app = arg;
+	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
+		return;
+	bool db_up = scrip_db_is_up(app->db);
+	bool keys = app->keyring && scrip_keyring_current(app->keyring);
+	bool ready = db_up && keys;
+	json_t *body = json_pack("{s:s, s:s, s:s}", "status", ready ? "ok" : "unavailable", "database",
+				 db_up ? "up" : "down", "signing_keys", keys ? "loaded" : "missing");
+	if (!ready)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", SCRIP_RETRY_AFTER_S);
+	scrip_http_reply_json(req, ready ? 200 : 503, body, true);
+}

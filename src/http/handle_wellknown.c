@@ -1,1 +1,65 @@
-/* handle_wellknown.c — not written yet. */
+/* handle_wellknown.c — what relying parties fetch to trust scrip: the
+ * authorization server metadata (RFC 8414, also served as OpenID discovery
+ * because scitokens-cpp and XRootD look there) and the key set (RFC 7517). */
+#include <stdlib.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "core/exchange.h"
+#include "core/scope.h"
+#include "http/handlers.h"
+#include "http/httpd.h"
+
+/* How long relying parties may cache /jwks. New keys are published ahead of
+ * use by more than this (see doc/operations). */
+#define JWKS_MAX_AGE "public, max-age=300"
+
+static json_t *discovery_document(const scrip_app_t *app)
+{
+	char *token = scrip_http_endpoint_url(app->cfg->issuer, "/token");
+	char *jwks = scrip_http_endpoint_url(app->cfg->issuer, "/jwks");
+	json_t *verbs = json_array();
+	for (int v = 0; v < SCRIP_VERB_COUNT; v++)
+		json_array_append_new(verbs, json_string(scrip_verb_name((scrip_verb_t)v)));
+	json_t *doc = json_pack("{s:s, s:s?, s:s?, s:[s], s:[s,s], s:o, s:[], s:[s,s], s:[s,s], s:[s]}",
+				"issuer", app->cfg->issuer,
+				"token_endpoint", token,
+				"jwks_uri", jwks,
+				"grant_types_supported", SCRIP_GRANT_TYPE_TOKEN_EXCHANGE,
+				"token_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
+				"scopes_supported", verbs,
+				"response_types_supported",
+				"subject_token_types_supported", SCRIP_TOKEN_TYPE_ACCESS_TOKEN, SCRIP_TOKEN_TYPE_JWT,
+				"id_token_signing_alg_values_supported", "ES256", "RS256",
+				"token_signing_alg_values_supported", scrip_alg_name(app->cfg->key_algorithm));
+	free(token);
+	free(jwks);
+	return doc;
+}
+
+void scrip_handle_discovery(struct evhttp_request *req, void *arg)
+{
+	const scrip_app_t *app = arg;
+	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
+		return;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "public, max-age=3600");
+	scrip_http_reply_json(req, 200, discovery_document(app), false);
+}
+
+void scrip_handle_jwks(struct evhttp_request *req, void *arg)
+{
+	const scrip_app_t *app = arg;
+	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
+		return;
+	if (!app->keyring) {
+		scrip_err_t err;
+		scrip_err_clear(&err);
+		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded",
+			  "signing keys are not loaded yet (database unreachable?)");
+		scrip_http_reply_error(req, &err);
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", JWKS_MAX_AGE);
+	scrip_http_reply_json(req, 200, scrip_keyring_jwks(app->keyring), false);
+}

@@ -1,0 +1,14 @@
+/* handlers.h — one handler per endpoint; each ends every request in exactly
+ * one reply, possibly later from a database or upstream callback. arg is
+ * the scrip_app_t. */
+#ifndef SCRIP_HANDLERS_H
+#define SCRIP_HANDLERS_H
+
+#include <event2/http.h>
+
+void scrip_handle_token(struct evhttp_request *req, void *arg);     /* POST /token */
+void scrip_handle_jwks(struct evhttp_request *req, void *arg);      /* GET /jwks */
+void scrip_handle_discovery(struct evhttp_request *req, void *arg); /* GET /.well-known/... */
+void scrip_handle_health(struct evhttp_request *req, void *arg);    /* GET /healthz */
+
+#endif

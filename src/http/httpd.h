@@ -1,0 +1,41 @@
+/* httpd.h — scripd's evhttp server: listening, limits, routing, and the
+ * reply helpers every handler ends with (exactly one reply per request). */
+#ifndef SCRIP_HTTPD_H
+#define SCRIP_HTTPD_H
+
+#include <stdbool.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "app.h"
+#include "util/err.h"
+
+#define SCRIP_HTTP_MAX_BODY (64 * 1024)
+#define SCRIP_HTTP_MAX_HEADERS (16 * 1024)
+#define SCRIP_HTTP_TIMEOUT_S 10
+#define SCRIP_RETRY_AFTER_S "5"
+
+/* Binds [server] listen and registers the routes. */
+bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err) SCRIP_MUST_CHECK;
+void scrip_httpd_stop(scrip_app_t *app);
+
+/* Sends body (reference stolen) as JSON with status. no_store adds
+ * Cache-Control: no-store and Pragma: no-cache (RFC 6749 §5.1). */
+void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body, bool no_store);
+
+/* Sends an RFC 6749 §5.2 error: {"error", "error_description"}, with
+ * WWW-Authenticate for invalid_client (401) and Retry-After for 503. */
+void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err);
+
+/* Refuses a method other than allowed ("GET", "POST") with 405 and Allow;
+ * returns false when it did (the request is answered). */
+bool scrip_http_method_is(struct evhttp_request *req, enum evhttp_cmd_type allowed, const char *allow_header);
+
+/* The peer's address as text into buf. */
+void scrip_http_remote_addr(struct evhttp_request *req, char *buf, size_t size);
+
+/* The issuer URL with one trailing '/' removed, followed by path; malloc'd. */
+char *scrip_http_endpoint_url(const char *issuer, const char *path);
+
+#endif

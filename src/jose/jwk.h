@@ -9,6 +9,7 @@
 
 #include <cjose/jwk.h>
 #include <jansson.h>
+#include <openssl/types.h>
 
 #include "jose/alg.h"
 #include "util/err.h"
@@ -37,22 +38,40 @@ cjose_jwk_t *scrip_jwk_unseal(const uint8_t *sealed, size_t sealed_len, const ch
 			      const uint8_t enc_key[32], scrip_err_t *err);
 
 /* True if key can verify alg: EC P-256 for ES256, RSA of at least 2048 bits
- * for RS256. */
+ * (with an odd public exponent above 1, and no ROCA modulus) for RS256. */
 bool scrip_jwk_fits_alg(const cjose_jwk_t *key, scrip_alg_t alg);
+
+/* The RFC 7638 JWK thumbprint of key's public part: SHA-256 over the
+ * required members in lexicographic order without whitespace, base64url.
+ * EC and RSA keys only. malloc'd; caller frees. NULL on failure. */
+char *scrip_jwk_thumbprint(const cjose_jwk_t *key);
+
+/* key's public part as an OpenSSL key (EC P-256 or RSA; other keys NULL),
+ * rebuilt from its public JWK members through EVP_PKEY_fromdata, so that no
+ * deprecated low-level RSA/EC_KEY accessor is needed; the EC point is
+ * checked to lie on the curve. Caller frees with EVP_PKEY_free. */
+EVP_PKEY *scrip_jwk_public_pkey(const cjose_jwk_t *key);
 
 /* An upstream's public keys, by kid. Reference-counted, because a JWKS
  * refresh may replace it while a request is verifying with it. */
 typedef struct scrip_keyset scrip_keyset_t;
 
-/* Parses a JWKS document strictly: a JSON object (no duplicate members) with
- * a "keys" array of at most SCRIP_JWKS_MAX_KEYS objects, at most
- * SCRIP_JWKS_MAX_BYTES. Entries are skipped (with a warning in *skipped,
- * a count) when they cannot serve: no kid, kty other than EC/RSA, private
- * members present, "use" other than "sig", EC curve other than P-256, RSA
- * under 2048 bits or exponent 1, import failure. A kid that occurs twice is
- * dropped altogether (ambiguous). A set with no usable key is still a set
- * (every lookup then fails). Returns NULL with SCRIP_E_INVALID_REQUEST
- * when the document itself is malformed. */
+/* Parses a JWKS document strictly: a JSON object (no duplicate members,
+ * depth at most SCRIP_JWT_MAX_DEPTH) with a "keys" array of at most
+ * SCRIP_JWKS_MAX_KEYS objects, at most SCRIP_JWKS_MAX_BYTES. Entries are
+ * skipped (with a warning in *skipped, a count) when they cannot serve: no
+ * kid (or not 1..256 printable characters), kty other than EC/RSA, private
+ * members present, "use" other than "sig", "key_ops" without "verify",
+ * "alg" other than the one alg its kty can serve here (ES256 for EC,
+ * RS256 for RSA — so a key published for PS256 or ES512 never checks an
+ * RS256/ES256 signature), EC curve other than P-256 or a point that is not
+ * on it, RSA under 2048 bits, with an even exponent or exponent 1, or with
+ * a ROCA-weak modulus (CVE-2017-15361), members not canonical base64url,
+ * import failure. A kid that occurs twice is dropped altogether
+ * (ambiguous), and counted in *skipped. A set with no usable key is still a
+ * set (every lookup then fails). Returns NULL with SCRIP_E_INVALID_REQUEST
+ * when the document itself is malformed. The set starts with one
+ * reference, owned by the caller. */
 scrip_keyset_t *scrip_keyset_parse(const char *json, size_t len, size_t *skipped, scrip_err_t *err);
 
 /* The key for kid or NULL; borrowed for as long as the caller holds a reference to set. */

@@ -2,24 +2,28 @@
  * issuer) strictly, in three separate steps an expert can check one by one:
  *
  *   1. scrip_jwt_parse: structure only. Exactly three segments, each
- *      canonical base64url (util/b64.h), at most SCRIP_JWT_MAX_LEN bytes;
+ *      canonical base64url (util/b64.h), at most SCRIP_JWT_MAX_LEN bytes
+ *      (the decoded header at most SCRIP_JWT_MAX_HEADER);
  *      header and payload are JSON objects with no duplicate member, depth
  *      at most SCRIP_JWT_MAX_DEPTH; header "alg" a string naming a known
  *      algorithm (never "none", never HS*), "kid" a string of 1..256
  *      printable bytes, "crit", "b64" and "zip" refused (RFC 7515 §4.1.11;
- *      RFC 8725 §3.3); "jku", "x5u", "jwk", "x5c" are never used to find a
- *      key (RFC 8725 §3.10: keys come only from the configured issuer).
- *      Payload "iss" must be a string. Nothing else is trusted yet.
+ *      RFC 8725 §3.3), as is "cty" naming a nested JWT; "jku", "x5u",
+ *      "jwk", "x5c" are never used to find a key (RFC 8725 §3.10: keys come
+ *      only from the configured issuer). Payload "iss" must be a string.
+ *      Nothing else is trusted yet.
  *   2. scrip_jwt_verify_signature: the key (chosen by the caller from the
  *      configured issuer's JWKS by kid) must fit the algorithm (EC P-256 for
  *      ES256, RSA >= 2048 for RS256), the signature must have the exact
  *      length (64 bytes; the modulus length), and then it must verify.
  *   3. scrip_jwt_validate_claims: iss exactly the policy's; exp required,
  *      a finite JSON number, now < exp + skew; nbf and iat, when present,
- *      numbers not after now + skew; aud (when the policy names one) a
- *      string or array of strings containing it; sub a non-empty printable
- *      string of at most 255 bytes; scope, jti strings when present;
- *      wlcg.groups an array of strings when present.
+ *      numbers not after now + skew (NumericDates within ±1e11, fractions
+ *      truncated); aud a string or array of strings when present, and
+ *      containing the policy's audience when it names one; sub a non-empty
+ *      string of at most 255 bytes without control characters; scope a
+ *      string and jti a non-empty string without control characters when
+ *      present; wlcg.groups an array of strings when present.
  * Every refusal is SCRIP_E_INVALID_REQUEST (RFC 8693 §2.2.2) with a reason
  * code and a description naming the failed check, never the token. */
 #ifndef SCRIP_JWT_H
@@ -38,6 +42,8 @@
 #define SCRIP_JWT_MAX_LEN 16384
 #define SCRIP_JWT_MAX_DEPTH 16
 #define SCRIP_JWT_KID_MAX 256
+#define SCRIP_JWT_MAX_HEADER 2048 /* decoded header bytes */
+#define SCRIP_JWT_SUB_MAX 255
 
 typedef struct {
 	scrip_alg_t alg;     /* from the header, already known to be supported */
@@ -51,8 +57,21 @@ typedef struct {
 	size_t signature_len;
 } scrip_jwt_t;
 
-/* Step 1. [out] jwt: free with scrip_jwt_clear (also on failure). */
+/* Step 1. [out] jwt: free with scrip_jwt_clear (also on failure; a refused
+ * token leaves it empty). */
 bool scrip_jwt_parse(const char *token, size_t token_len, scrip_jwt_t *jwt, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Step 1 for the JWS layer only: every check of scrip_jwt_parse except the
+ * payload's, which is decoded (strictly) but not read, so jwt->claims and
+ * jwt->iss stay NULL. For JWS test vectors (Wycheproof) whose payload is not
+ * a JSON object; scrip_jwt_validate_claims refuses such a jwt.
+ * [out] jwt: free with scrip_jwt_clear (also on failure). */
+bool scrip_jws_parse(const char *token, size_t token_len, scrip_jwt_t *jwt, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* True if the JSON text nests arrays/objects at most max_depth deep (the
+ * top-level object counts as 1), scanning brackets outside strings. Run
+ * before jansson parses untrusted JSON. */
+bool scrip_json_depth_within(const char *text, size_t len, unsigned max_depth);
 
 /* Step 2. key is borrowed. */
 bool scrip_jwt_verify_signature(const scrip_jwt_t *jwt, const cjose_jwk_t *key, scrip_err_t *err) SCRIP_MUST_CHECK;

@@ -1,1 +1,182 @@
-/* keyring.c — not written yet. */
+/* keyring.c — scrip's own signing keys in memory, unsealed from their
+ * database rows: which one signs, and which are published in /jwks. */
+#include "jose/keyring.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "jose/jwk.h"
+#include "jose/jwt.h"
+#include "util/log.h"
+
+struct scrip_keyring {
+	scrip_signing_key_t *keys; /* owned; count used of cap */
+	size_t count;
+	size_t cap;
+};
+
+static const char *const state_names[] = {
+	[SCRIP_KEY_NEXT] = "next",
+	[SCRIP_KEY_CURRENT] = "current",
+	[SCRIP_KEY_RETIRING] = "retiring",
+	[SCRIP_KEY_RETIRED] = "retired",
+};
+
+const char *scrip_key_state_name(scrip_key_state_t state)
+{
+	if ((unsigned)state < sizeof(state_names) / sizeof(state_names[0]))
+		return state_names[state];
+	return "unknown";
+}
+
+bool scrip_key_state_parse(const char *name, scrip_key_state_t *out)
+{
+	for (size_t i = 0; name && i < sizeof(state_names) / sizeof(state_names[0]); i++) {
+		if (strcmp(name, state_names[i]) == 0) {
+			*out = (scrip_key_state_t)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+scrip_keyring_t *scrip_keyring_new(void)
+{
+	return calloc(1, sizeof(scrip_keyring_t));
+}
+
+void scrip_keyring_free(scrip_keyring_t *ring)
+{
+	if (!ring)
+		return;
+	for (size_t i = 0; i < ring->count; i++) {
+		free(ring->keys[i].kid);
+		cjose_jwk_release(ring->keys[i].jwk); /* cjose wipes the private key */
+	}
+	free(ring->keys);
+	free(ring);
+}
+
+static const scrip_signing_key_t *find_kid(const scrip_keyring_t *ring, const char *kid)
+{
+	for (size_t i = 0; i < ring->count; i++) {
+		if (strcmp(ring->keys[i].kid, kid) == 0)
+			return &ring->keys[i];
+	}
+	return NULL;
+}
+
+/* The row's own fields, before anything is decrypted. */
+static bool check_row(const scrip_keyring_t *ring, const char *kid, scrip_alg_t alg, scrip_key_state_t state,
+		      scrip_err_t *err)
+{
+	size_t kid_len = strlen(kid);
+	if (kid_len == 0 || kid_len > SCRIP_JWT_KID_MAX) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_key_row", "a signing key row has an unusable kid");
+		return false;
+	}
+	if (alg == SCRIP_ALG_NONE) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_key_row", "signing key %s has an unknown alg", kid);
+		return false;
+	}
+	if (find_kid(ring, kid)) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "duplicate_kid", "signing key %s occurs twice", kid);
+		return false;
+	}
+	/* Two signing keys would make the signer depend on row order: refuse
+	 * rather than guess. */
+	if (state == SCRIP_KEY_CURRENT && scrip_keyring_current(ring)) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "two_current_keys", "more than one signing key is current");
+		return false;
+	}
+	return true;
+}
+
+bool scrip_keyring_add(scrip_keyring_t *ring, const char *kid, const char *alg, const char *state,
+		       const uint8_t *sealed, size_t sealed_len, const uint8_t enc_key[32], scrip_err_t *err)
+{
+	scrip_key_state_t st;
+	char *kid_copy = NULL;
+	cjose_jwk_t *jwk = NULL;
+	bool ok = false;
+
+	if (!ring || !kid || !alg || !state || !scrip_key_state_parse(state, &st)) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_key_row", "a signing key row has an unknown state");
+		goto end;
+	}
+	if (st == SCRIP_KEY_RETIRED) {
+		ok = true; /* kept in the database only; never unsealed */
+		goto end;
+	}
+	scrip_alg_t a = scrip_alg_from_name(alg);
+	if (!check_row(ring, kid, a, st, err))
+		goto end;
+	jwk = scrip_jwk_unseal(sealed, sealed_len, kid, a, enc_key, err);
+	if (!jwk)
+		goto end;
+	if (ring->count == ring->cap) {
+		size_t cap = ring->cap ? 2 * ring->cap : 4;
+		scrip_signing_key_t *keys = reallocarray(ring->keys, cap, sizeof(*keys));
+		if (!keys)
+			goto oom;
+		ring->keys = keys;
+		ring->cap = cap;
+	}
+	kid_copy = strdup(kid);
+	if (!kid_copy)
+		goto oom;
+	ring->keys[ring->count++] = (scrip_signing_key_t){.kid = kid_copy, .alg = a, .state = st, .jwk = jwk};
+	kid_copy = NULL;
+	jwk = NULL;
+	ok = true;
+	goto end;
+oom:
+	SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+end:
+	free(kid_copy);
+	if (jwk)
+		cjose_jwk_release(jwk);
+	return ok;
+}
+
+const scrip_signing_key_t *scrip_keyring_current(const scrip_keyring_t *ring)
+{
+	for (size_t i = 0; ring && i < ring->count; i++) {
+		if (ring->keys[i].state == SCRIP_KEY_CURRENT)
+			return &ring->keys[i];
+	}
+	return NULL;
+}
+
+json_t *scrip_keyring_jwks(const scrip_keyring_t *ring)
+{
+	json_t *keys = json_array();
+	json_t *doc = json_object();
+
+	if (!keys || !doc || json_object_set(doc, "keys", keys) != 0) {
+		json_decref(doc);
+		doc = NULL;
+		goto end;
+	}
+	for (size_t i = 0; ring && i < ring->count; i++) {
+		const scrip_signing_key_t *k = &ring->keys[i];
+		/* Retired keys never enter the ring; next, current and retiring
+		 * are all published so that verifiers know a key before it signs
+		 * and still know it while its tokens live. */
+		json_t *pub = scrip_jwk_public(k->jwk, k->alg);
+		if (!pub || json_array_append_new(keys, pub) != 0) {
+			scrip_log_error("signing key %s cannot be published", k->kid);
+			json_decref(doc);
+			doc = NULL;
+			goto end;
+		}
+	}
+end:
+	json_decref(keys);
+	return doc;
+}
+
+size_t scrip_keyring_size(const scrip_keyring_t *ring)
+{
+	return ring ? ring->count : 0;
+}

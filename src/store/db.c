@@ -1,1 +1,541 @@
-/* db.c — not written yet. */
+/* db.c — a pool of libpq connections on the event loop. Each connection is
+ * a small state machine (connect_state below) advanced only by set_state();
+ * queries wait in one FIFO for an idle connection, with a deadline. Nothing
+ * here ever blocks: connecting is PQconnectStartParams + PQconnectPoll,
+ * querying is PQsendQueryParams + PQflush + PQconsumeInput/PQisBusy. */
+#include "store/db.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "util/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define JANITOR_MS 100
+
+typedef enum {
+	CONN_DOWN,       /* no connection; the retry timer will start one */
+	CONN_CONNECTING, /* PQconnectPoll in progress */
+	CONN_IDLE,       /* connected, watching the socket for a server-side close */
+	CONN_BUSY,       /* a query was sent; collecting its results */
+} conn_state_t;
+
+struct query {
+	struct query *next;
+	char *sql;
+	int n_params;
+	char **values;
+	scrip_db_cb cb;
+	void *arg;
+	int64_t deadline_ms; /* monotonic; past it the caller gets 503 */
+};
+
+struct conn {
+	scrip_db_t *db;
+	int index;
+	conn_state_t state;
+	PGconn *pg;
+	struct event *io;    /* socket readiness; re-created when the socket changes */
+	struct event *retry; /* one-shot reconnect timer while DOWN */
+	int backoff_ms;
+	int64_t connect_deadline_ms;
+	struct query *query; /* the query in flight while BUSY */
+	PGresult *result;    /* the result kept for the callback */
+	bool flushing;       /* PQflush still has output queued */
+};
+
+struct scrip_db {
+	struct event_base *base;
+	char *conninfo;
+	char statement_timeout[64];
+	int timeout_ms;
+	int n_conns;
+	struct conn *conns;
+	struct query *head, *tail; /* waiting for a connection */
+	struct event *janitor;
+	void (*up_cb)(void *arg);
+	void *up_arg;
+};
+
+struct scrip_db_result {
+	PGresult *pg;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *const state_names[] = { "down", "connecting", "idle", "busy" };
+
+static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_retry_cb(evutil_socket_t fd, short what, void *arg);
+static void dispatch(scrip_db_t *db);
+
+/* The only place a connection's state changes. */
+static void set_state(struct conn *c, conn_state_t state)
+{
+	if (c->state != state)
+		scrip_log_debug("db conn %d: %s -> %s", c->index, state_names[c->state], state_names[state]);
+	c->state = state;
+}
+
+static void query_free(struct query *q)
+{
+	if (!q)
+		return;
+	for (int i = 0; i < q->n_params; i++)
+		free(q->values[i]);
+	free(q->values);
+	free(q->sql);
+	free(q);
+}
+
+/* Answers a query with an error and frees it. */
+static void query_fail(struct query *q, scrip_errcode_t code, const char *reason, const char *text)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	SCRIP_ERR(&err, code, reason, "%s", text);
+	q->cb(NULL, &err, q->arg);
+	query_free(q);
+}
+
+static void watch(struct conn *c, short what)
+{
+	if (c->io) {
+		event_free(c->io);
+		c->io = NULL;
+	}
+	int sock = c->pg ? PQsocket(c->pg) : -1;
+	if (sock < 0)
+		return;
+	c->io = event_new(c->db->base, sock, what, conn_io_cb, c);
+	if (c->io)
+		event_add(c->io, NULL);
+}
+
+/* Drops the connection, fails its query, and schedules a reconnect with
+ * exponential backoff and jitter. */
+static void conn_reset(struct conn *c, const char *why)
+{
+	if (c->state == CONN_IDLE || c->state == CONN_BUSY)
+		scrip_log_warn("db conn %d lost: %s", c->index, why);
+	else
+		scrip_log_debug("db conn %d failed to connect: %s", c->index, why);
+	if (c->io) {
+		event_free(c->io);
+		c->io = NULL;
+	}
+	if (c->result) {
+		PQclear(c->result);
+		c->result = NULL;
+	}
+	if (c->pg) {
+		PQfinish(c->pg);
+		c->pg = NULL;
+	}
+	struct query *q = c->query;
+	c->query = NULL;
+	c->flushing = false;
+	set_state(c, CONN_DOWN);
+	if (q)
+		query_fail(q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
+	int jitter = c->backoff_ms / 4 > 0 ? rand() % (c->backoff_ms / 4 + 1) : 0;
+	struct timeval tv = { .tv_sec = (c->backoff_ms + jitter) / 1000,
+			      .tv_usec = ((c->backoff_ms + jitter) % 1000) * 1000 };
+	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+	evtimer_add(c->retry, &tv);
+	/* With no connection left, nothing queued can be served in time. */
+	if (!scrip_db_is_up(c->db)) {
+		scrip_db_t *db = c->db;
+		while (db->head) {
+			struct query *w = db->head;
+			db->head = w->next;
+			if (!db->head)
+				db->tail = NULL;
+			query_fail(w, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+				   "the database is unavailable");
+		}
+	}
+}
+
+static void conn_start(struct conn *c)
+{
+	/* Our defaults first, the operator's conninfo after: libpq keeps the
+	 * last value of a repeated keyword, so the operator's settings win. */
+	const char *const keys[] = { "connect_timeout", "keepalives", "options", "application_name", "dbname", NULL };
+	const char *const values[] = { "5", "1", c->db->statement_timeout, "scripd", c->db->conninfo, NULL };
+	c->pg = PQconnectStartParams(keys, values, 1);
+	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
+		conn_reset(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
+		return;
+	}
+	set_state(c, CONN_CONNECTING);
+	c->connect_deadline_ms = now_ms() + 5000;
+	watch(c, EV_WRITE);
+}
+
+static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (c->state == CONN_DOWN)
+		conn_start(c);
+}
+
+static void conn_poll_connect(struct conn *c)
+{
+	switch (PQconnectPoll(c->pg)) {
+	case PGRES_POLLING_READING:
+		watch(c, EV_READ);
+		return;
+	case PGRES_POLLING_WRITING:
+		watch(c, EV_WRITE);
+		return;
+	case PGRES_POLLING_OK:
+		if (PQsetnonblocking(c->pg, 1) != 0) {
+			conn_reset(c, "cannot make the connection non-blocking");
+			return;
+		}
+		c->backoff_ms = BACKOFF_MIN_MS;
+		bool was_up = scrip_db_is_up(c->db);
+		set_state(c, CONN_IDLE);
+		watch(c, EV_READ | EV_PERSIST);
+		if (!was_up)
+			scrip_log_info("database connection established");
+		if (c->db->up_cb)
+			c->db->up_cb(c->db->up_arg);
+		dispatch(c->db);
+		return;
+	default:
+		conn_reset(c, PQerrorMessage(c->pg));
+		return;
+	}
+}
+
+/* SQLSTATEs that mean "this connection or server cannot serve now":
+ * connection exceptions (08), shutdown (57P01-03), read-only standby (25006). */
+static bool sqlstate_is_unavailable(const char *state)
+{
+	return state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0 || strcmp(state, "25006") == 0);
+}
+
+static void conn_deliver(struct conn *c)
+{
+	struct query *q = c->query;
+	PGresult *res = c->result;
+	c->query = NULL;
+	c->result = NULL;
+	set_state(c, CONN_IDLE);
+	watch(c, EV_READ | EV_PERSIST);
+
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		struct scrip_db_result r = { .pg = res };
+		q->cb(&r, NULL, q->arg);
+		query_free(q);
+	} else {
+		const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg);
+		scrip_log_warn("db query failed (SQLSTATE %s): %s", sqlstate ? sqlstate : "none", msg);
+		if (sqlstate_is_unavailable(sqlstate))
+			query_fail(q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+				   "the database is unavailable");
+		else
+			query_fail(q, SCRIP_E_SERVER_ERROR, sqlstate ? sqlstate : "database_error",
+				   "the database refused the operation");
+	}
+	if (res)
+		PQclear(res);
+	if (c->pg && PQstatus(c->pg) == CONNECTION_BAD)
+		conn_reset(c, "connection closed");
+	else
+		dispatch(c->db);
+}
+
+static void conn_read_results(struct conn *c)
+{
+	while (!PQisBusy(c->pg)) {
+		PGresult *res = PQgetResult(c->pg);
+		if (!res) {
+			conn_deliver(c);
+			return;
+		}
+		/* Keep the first error, or else the last result. */
+		if (c->result && PQresultStatus(c->result) == PGRES_FATAL_ERROR) {
+			PQclear(res);
+		} else {
+			if (c->result)
+				PQclear(c->result);
+			c->result = res;
+		}
+	}
+}
+
+static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	switch (c->state) {
+	case CONN_CONNECTING:
+		conn_poll_connect(c);
+		return;
+	case CONN_IDLE:
+		/* Readable while idle: a notice, or the server closing on us. */
+		if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
+			conn_reset(c, PQerrorMessage(c->pg));
+			return;
+		}
+		PGnotify *n;
+		while ((n = PQnotifies(c->pg)) != NULL)
+			PQfreemem(n);
+		return;
+	case CONN_BUSY:
+		if (c->flushing) {
+			int r = PQflush(c->pg);
+			if (r < 0) {
+				conn_reset(c, PQerrorMessage(c->pg));
+				return;
+			}
+			if (r == 0) {
+				c->flushing = false;
+				watch(c, EV_READ | EV_PERSIST);
+			}
+		}
+		if (what & EV_READ) {
+			if (!PQconsumeInput(c->pg)) {
+				conn_reset(c, PQerrorMessage(c->pg));
+				return;
+			}
+			conn_read_results(c);
+		}
+		return;
+	case CONN_DOWN:
+		return;
+	}
+}
+
+static void conn_send(struct conn *c, struct query *q)
+{
+	c->query = q;
+	set_state(c, CONN_BUSY);
+	if (!PQsendQueryParams(c->pg, q->sql, q->n_params, NULL, (const char *const *)q->values, NULL, NULL, 0)) {
+		conn_reset(c, PQerrorMessage(c->pg));
+		return;
+	}
+	int r = PQflush(c->pg);
+	if (r < 0) {
+		conn_reset(c, PQerrorMessage(c->pg));
+		return;
+	}
+	c->flushing = r > 0;
+	watch(c, c->flushing ? (EV_READ | EV_WRITE | EV_PERSIST) : (EV_READ | EV_PERSIST));
+}
+
+static void dispatch(scrip_db_t *db)
+{
+	for (int i = 0; i < db->n_conns && db->head; i++) {
+		struct conn *c = &db->conns[i];
+		if (c->state != CONN_IDLE)
+			continue;
+		struct query *q = db->head;
+		db->head = q->next;
+		if (!db->head)
+			db->tail = NULL;
+		q->next = NULL;
+		conn_send(c, q);
+	}
+}
+
+/* Every JANITOR_MS: queued queries past their deadline get 503; a query
+ * or a connect attempt stuck past its deadline drops its connection (the
+ * server or the network is gone; waiting longer helps nobody). */
+static void janitor_cb(evutil_socket_t fd, short what, void *arg)
+{
+	scrip_db_t *db = arg;
+	int64_t now = now_ms();
+	/* Unlink the expired first, answer them after: a callback may queue
+	 * a new query, and the queue must be whole when it does. */
+	struct query *expired = NULL, **pp = &db->head;
+	db->tail = NULL;
+	while (*pp) {
+		struct query *q = *pp;
+		if (q->deadline_ms <= now) {
+			*pp = q->next;
+			q->next = expired;
+			expired = q;
+			continue;
+		}
+		db->tail = q;
+		pp = &q->next;
+	}
+	while (expired) {
+		struct query *q = expired;
+		expired = q->next;
+		query_fail(q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_timeout", "the database did not answer in time");
+	}
+	for (int i = 0; i < db->n_conns; i++) {
+		struct conn *c = &db->conns[i];
+		if (c->state == CONN_BUSY && c->query && c->query->deadline_ms + 1000 <= now)
+			conn_reset(c, "query deadline passed");
+		else if (c->state == CONN_CONNECTING && c->connect_deadline_ms <= now)
+			conn_reset(c, "connect timeout");
+	}
+}
+
+scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool_size, int query_timeout_ms)
+{
+	scrip_db_t *db = calloc(1, sizeof(*db));
+	if (!db)
+		return NULL;
+	db->base = base;
+	db->conninfo = strdup(conninfo);
+	db->timeout_ms = query_timeout_ms;
+	db->n_conns = pool_size;
+	db->conns = calloc((size_t)pool_size, sizeof(struct conn));
+	db->janitor = event_new(base, -1, EV_PERSIST, janitor_cb, db);
+	snprintf(db->statement_timeout, sizeof(db->statement_timeout), "-c statement_timeout=%d -c lock_timeout=%d",
+		 query_timeout_ms, query_timeout_ms);
+	if (!db->conninfo || !db->conns || !db->janitor) {
+		scrip_db_free(db);
+		return NULL;
+	}
+	struct timeval tv = { 0, JANITOR_MS * 1000 };
+	event_add(db->janitor, &tv);
+	for (int i = 0; i < pool_size; i++) {
+		struct conn *c = &db->conns[i];
+		c->db = db;
+		c->index = i;
+		c->state = CONN_DOWN;
+		c->backoff_ms = BACKOFF_MIN_MS;
+		c->retry = evtimer_new(base, conn_retry_cb, c);
+		if (c->retry)
+			conn_start(c);
+	}
+	return db;
+}
+
+void scrip_db_free(scrip_db_t *db)
+{
+	if (!db)
+		return;
+	while (db->head) {
+		struct query *q = db->head;
+		db->head = q->next;
+		query_fail(q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down", "the service is shutting down");
+	}
+	for (int i = 0; db->conns && i < db->n_conns; i++) {
+		struct conn *c = &db->conns[i];
+		if (c->query)
+			query_fail(c->query, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down",
+				   "the service is shutting down");
+		if (c->io)
+			event_free(c->io);
+		if (c->retry)
+			event_free(c->retry);
+		if (c->result)
+			PQclear(c->result);
+		if (c->pg)
+			PQfinish(c->pg);
+	}
+	if (db->janitor)
+		event_free(db->janitor);
+	free(db->conns);
+	free(db->conninfo);
+	free(db);
+}
+
+
+static void deferred_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+	query_fail(arg, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
+}
+
+void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
+		    void *arg)
+{
+	struct query *q = calloc(1, sizeof(*q));
+	if (!q)
+		goto oom;
+	q->cb = cb;
+	q->arg = arg;
+	q->sql = strdup(sql);
+	q->n_params = n_params;
+	q->values = calloc((size_t)(n_params > 0 ? n_params : 1), sizeof(char *));
+	if (!q->sql || !q->values)
+		goto oom;
+	for (int i = 0; i < n_params; i++) {
+		if (values[i] && !(q->values[i] = strdup(values[i])))
+			goto oom;
+	}
+	q->deadline_ms = now_ms() + db->timeout_ms;
+	if (!scrip_db_is_up(db)) {
+		/* Fail fast, but never from inside this call. */
+		struct timeval zero = { 0, 0 };
+		if (event_base_once(db->base, -1, EV_TIMEOUT, deferred_fail_cb, q, &zero) != 0)
+			goto oom;
+		return;
+	}
+	if (db->tail)
+		db->tail->next = q;
+	else
+		db->head = q;
+	db->tail = q;
+	dispatch(db);
+	return;
+oom:
+	/* Out of memory: there is no safe way to report asynchronously. */
+	scrip_log_error("out of memory queueing a database query");
+	abort();
+}
+
+bool scrip_db_is_up(const scrip_db_t *db)
+{
+	for (int i = 0; i < db->n_conns; i++)
+		if (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY)
+			return true;
+	return false;
+}
+
+void scrip_db_set_up_cb(scrip_db_t *db, void (*cb)(void *arg), void *arg)
+{
+	db->up_cb = cb;
+	db->up_arg = arg;
+}
+
+int scrip_db_result_rows(const scrip_db_result_t *res)
+{
+	return PQntuples(res->pg);
+}
+
+const char *scrip_db_result_value(const scrip_db_result_t *res, int row, int col)
+{
+	if (row >= PQntuples(res->pg) || col >= PQnfields(res->pg) || PQgetisnull(res->pg, row, col))
+		return NULL;
+	return PQgetvalue(res->pg, row, col);
+}
+
+bool scrip_db_result_bytea(const scrip_db_result_t *res, int row, int col, unsigned char **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	const char *text = scrip_db_result_value(res, row, col);
+	if (!text)
+		return false;
+	size_t n = 0;
+	unsigned char *raw = PQunescapeBytea((const unsigned char *)text, &n);
+	if (!raw)
+		return false;
+	*out = malloc(n + 1);
+	if (*out) {
+		memcpy(*out, raw, n);
+		*len = n;
+	}
+	PQfreemem(raw);
+	return *out != NULL;
+}

@@ -1,1 +1,399 @@
-/* store.c — not written yet. */
+/* store.c — scripd's questions to PostgreSQL as typed operations: read a
+ * client, record an issued token with its audit row, record a denial, load
+ * (and on first start create) the signing keys. Arrays travel as JSON text
+ * and are unpacked in SQL; no SQL is ever built from values. */
+#include "store/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "jose/jwk.h"
+#include "util/log.h"
+
+/* ---- clients ---------------------------------------------------------- */
+
+struct client_get {
+	scrip_store_client_cb cb;
+	void *arg;
+};
+
+static const char client_get_sql[] =
+	"SELECT client_id, enabled, encode(secret_hash, 'hex'), array_to_json(scopes)::text,"
+	"       array_to_json(audiences)::text, default_lifetime, max_lifetime"
+	"  FROM scrip.clients WHERE client_id = $1";
+
+static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
+{
+	if (!hex || strlen(hex) != 2 * n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return false;
+		out[i] = (uint8_t)v;
+	}
+	return true;
+}
+
+/* Joins a JSON array of strings with single spaces; NULL if not such an array. */
+static char *json_array_join(const char *text)
+{
+	json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
+	char *out = NULL;
+	if (!json_is_array(arr))
+		goto end;
+	size_t len = 1, i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		if (!json_is_string(v))
+			goto end;
+		len += json_string_length(v) + 1;
+	}
+	out = calloc(1, len);
+	if (!out)
+		goto end;
+	json_array_foreach(arr, i, v)
+	{
+		if (i > 0)
+			strcat(out, " ");
+		strcat(out, json_string_value(v));
+	}
+end:
+	json_decref(arr);
+	return out;
+}
+
+static bool client_audiences_from_json(const char *text, scrip_client_t *client)
+{
+	json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
+	bool ok = false;
+	if (!json_is_array(arr))
+		goto end;
+	client->audiences = calloc(json_array_size(arr) + 1, sizeof(char *));
+	if (!client->audiences)
+		goto end;
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		if (!json_is_string(v) || !(client->audiences[i] = strdup(json_string_value(v))))
+			goto end;
+		client->n_audiences = i + 1;
+	}
+	ok = true;
+end:
+	json_decref(arr);
+	return ok;
+}
+
+static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client)
+{
+	memset(client, 0, sizeof(*client));
+	const char *enabled = scrip_db_result_value(res, 0, 1);
+	const char *def = scrip_db_result_value(res, 0, 5), *max = scrip_db_result_value(res, 0, 6);
+	char *scopes = json_array_join(scrip_db_result_value(res, 0, 3));
+	bool ok = false;
+	client->client_id = strdup(scrip_db_result_value(res, 0, 0));
+	client->enabled = enabled && strcmp(enabled, "t") == 0;
+	if (!client->client_id || !scopes || !def || !max)
+		goto end;
+	if (!hex_to_bytes(scrip_db_result_value(res, 0, 2), client->secret_hash, sizeof(client->secret_hash)))
+		goto end;
+	if (!client_audiences_from_json(scrip_db_result_value(res, 0, 4), client))
+		goto end;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!scrip_scope_set_parse(scopes, true, &client->scopes, &err))
+		goto end;
+	client->default_lifetime = strtoll(def, NULL, 10);
+	client->max_lifetime = strtoll(max, NULL, 10);
+	ok = true;
+end:
+	free(scopes);
+	if (!ok)
+		scrip_client_clear(client);
+	return ok;
+}
+
+static void client_get_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct client_get *op = arg;
+	if (!res) {
+		op->cb(NULL, err, op->arg);
+	} else if (scrip_db_result_rows(res) == 0) {
+		op->cb(NULL, NULL, op->arg);
+	} else {
+		scrip_client_t *client = calloc(1, sizeof(*client));
+		if (client && client_from_row(res, client)) {
+			op->cb(client, NULL, op->arg);
+		} else {
+			free(client);
+			scrip_err_t e;
+			scrip_err_clear(&e);
+			SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "client_row_invalid", "the client's stored policy is invalid");
+			scrip_log_error("client row for %s cannot be read", scrip_db_result_value(res, 0, 0));
+			op->cb(NULL, &e, op->arg);
+		}
+	}
+	free(op);
+}
+
+void scrip_store_client_get(scrip_db_t *db, const char *client_id, scrip_store_client_cb cb, void *arg)
+{
+	struct client_get *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { client_id };
+	scrip_db_query(db, client_get_sql, 1, params, client_get_cb, op);
+}
+
+/* ---- issued tokens and audit ------------------------------------------ */
+
+struct done_op {
+	scrip_store_done_cb cb;
+	void *arg;
+};
+
+static void done_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct done_op *op = arg;
+	op->cb(res ? NULL : err, op->arg);
+	free(op);
+}
+
+static void query_done(scrip_db_t *db, const char *sql, int n, const char *const *params, scrip_store_done_cb cb,
+		       void *arg)
+{
+	struct done_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->cb = cb;
+	op->arg = arg;
+	scrip_db_query(db, sql, n, params, done_cb, op);
+}
+
+/* JSON array text of n strings; malloc'd. */
+static char *json_strings(const char *const *values, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++)
+		json_array_append_new(arr, json_string(values[i]));
+	char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+	json_decref(arr);
+	return text;
+}
+
+/* One statement, so one implicit transaction: the token's row and its
+ * audit row are committed together or not at all. */
+static const char token_record_sql[] =
+	"WITH t AS ("
+	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr)"
+	"  VALUES ($1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
+	"          $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12)"
+	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
+	"                                 remote_addr, requested_scope)"
+	" SELECT 'token_exchange', 'granted', client_id, subject, upstream_issuer, jti, job_id, remote_addr, $13"
+	"   FROM t";
+
+void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, scrip_store_done_cb cb, void *arg)
+{
+	char iat[24], exp[24];
+	snprintf(iat, sizeof(iat), "%" PRId64, rec->issued_at);
+	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
+	char *auds = json_strings(rec->audiences, rec->n_audiences);
+	if (!auds)
+		abort();
+	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
+				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
+				 rec->requested_scope };
+	query_done(db, token_record_sql, 13, params, cb, arg);
+	free(auds);
+}
+
+static const char denial_record_sql[] =
+	"INSERT INTO scrip.audit_events (event, outcome, error, reason, description, client_id, subject,"
+	"                                upstream_issuer, job_id, remote_addr, requested_scope, requested_audiences)"
+	" VALUES ($1, 'denied', $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+	"         ARRAY(SELECT jsonb_array_elements_text($11::jsonb)))";
+
+/* Claimed values come from an unauthenticated request: cap their size. */
+static void clip(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+void scrip_store_denial_record(scrip_db_t *db, const scrip_denial_record_t *rec, scrip_store_done_cb cb, void *arg)
+{
+	char client_id[129], scope[1025], job_id[129];
+	clip(client_id, sizeof(client_id), rec->client_id);
+	clip(scope, sizeof(scope), rec->requested_scope);
+	clip(job_id, sizeof(job_id), rec->job_id);
+	char *auds = json_strings(rec->requested_audiences, rec->n_requested_audiences);
+	if (!auds)
+		abort();
+	const char *params[] = { rec->event,
+				 scrip_errcode_name(rec->err->code),
+				 rec->err->reason,
+				 rec->err->text,
+				 rec->client_id ? client_id : NULL,
+				 rec->subject,
+				 rec->upstream_issuer,
+				 rec->job_id ? job_id : NULL,
+				 rec->remote_addr,
+				 rec->requested_scope ? scope : NULL,
+				 auds };
+	query_done(db, denial_record_sql, 11, params, cb, arg);
+	free(auds);
+}
+
+/* ---- signing keys -------------------------------------------------------- */
+
+struct keys_op {
+	scrip_db_t *db;
+	scrip_alg_t alg;
+	uint8_t enc_key[32];
+	bool created; /* a key was inserted (or raced) already: do not loop */
+	scrip_store_keys_cb cb;
+	void *arg;
+};
+
+static const char keys_select_sql[] =
+	"SELECT kid, alg, state, private_sealed FROM scrip.signing_keys"
+	" WHERE state <> 'retired' ORDER BY created_at";
+
+/* ON CONFLICT DO NOTHING also covers the one-current-key index: when two
+ * instances start at once, one key wins and both load it. */
+static const char key_insert_sql[] =
+	"WITH k AS ("
+	"  INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, activated_at)"
+	"  VALUES ($1, $2, 'current', $3::jsonb, decode($4, 'hex'), now()) ON CONFLICT DO NOTHING RETURNING kid)"
+	" INSERT INTO scrip.audit_events (event, outcome, description, actor)"
+	" SELECT 'key_create', 'done', 'first signing key created at start-up', 'scripd' FROM k";
+
+static void keys_op_finish(struct keys_op *op, scrip_keyring_t *ring, const scrip_err_t *err)
+{
+	op->cb(ring, err, op->arg);
+	explicit_bzero(op->enc_key, sizeof(op->enc_key));
+	free(op);
+}
+
+static void keys_select_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg);
+
+static void key_insert_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct keys_op *op = arg;
+	if (!res) {
+		keys_op_finish(op, NULL, err);
+		return;
+	}
+	scrip_db_query(op->db, keys_select_sql, 0, NULL, keys_select_cb, op);
+}
+
+static char *hex_encode(const uint8_t *data, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *s = malloc(2 * len + 1);
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		s[2 * i] = digits[data[i] >> 4];
+		s[2 * i + 1] = digits[data[i] & 15];
+	}
+	s[2 * len] = '\0';
+	return s;
+}
+
+static void key_create(struct keys_op *op)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	cjose_jwk_t *jwk = scrip_jwk_generate(op->alg, &err);
+	json_t *pub = jwk ? scrip_jwk_public(jwk, op->alg) : NULL;
+	char *pub_text = pub ? json_dumps(pub, JSON_COMPACT) : NULL;
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	char *sealed_hex = NULL;
+	if (pub_text && scrip_jwk_seal(jwk, op->enc_key, &sealed, &sealed_len, &err))
+		sealed_hex = hex_encode(sealed, sealed_len);
+	if (!sealed_hex) {
+		if (err.code == SCRIP_E_NONE)
+			SCRIP_ERR(&err, SCRIP_E_SERVER_ERROR, "key_create_failed", "cannot create a signing key");
+		keys_op_finish(op, NULL, &err);
+	} else {
+		op->created = true;
+		const char *params[] = { json_string_value(json_object_get(pub, "kid")), scrip_alg_name(op->alg),
+					 pub_text, sealed_hex };
+		scrip_log_info("no current signing key: creating %s key %s", params[1], params[0]);
+		scrip_db_query(op->db, key_insert_sql, 4, params, key_insert_cb, op);
+	}
+	free(sealed_hex);
+	free(sealed);
+	free(pub_text);
+	json_decref(pub);
+	if (jwk)
+		cjose_jwk_release(jwk);
+}
+
+static void keys_select_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct keys_op *op = arg;
+	if (!res) {
+		keys_op_finish(op, NULL, err);
+		return;
+	}
+	scrip_err_t e;
+	scrip_err_clear(&e);
+	scrip_keyring_t *ring = scrip_keyring_new();
+	if (!ring)
+		abort();
+	for (int row = 0; row < scrip_db_result_rows(res); row++) {
+		uint8_t *sealed = NULL;
+		size_t len = 0;
+		bool ok = scrip_db_result_bytea(res, row, 3, &sealed, &len) &&
+			  scrip_keyring_add(ring, scrip_db_result_value(res, row, 0), scrip_db_result_value(res, row, 1),
+					    scrip_db_result_value(res, row, 2), sealed, len, op->enc_key, &e);
+		free(sealed);
+		if (!ok) {
+			scrip_keyring_free(ring);
+			if (e.code == SCRIP_E_NONE)
+				SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "key_unreadable", "signing key %s cannot be read",
+					  scrip_db_result_value(res, row, 0));
+			keys_op_finish(op, NULL, &e);
+			return;
+		}
+	}
+	if (scrip_keyring_current(ring)) {
+		keys_op_finish(op, ring, NULL);
+		return;
+	}
+	scrip_keyring_free(ring);
+	if (op->created) {
+		SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "no_current_key", "no current signing key after creating one");
+		keys_op_finish(op, NULL, &e);
+		return;
+	}
+	key_create(op);
+}
+
+void scrip_store_keys_load(scrip_db_t *db, scrip_alg_t alg, const uint8_t enc_key[32], scrip_store_keys_cb cb,
+			   void *arg)
+{
+	struct keys_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->db = db;
+	op->alg = alg;
+	memcpy(op->enc_key, enc_key, sizeof(op->enc_key));
+	op->cb = cb;
+	op->arg = arg;
+	scrip_db_query(db, keys_select_sql, 0, NULL, keys_select_cb, op);
+}

@@ -1,8 +1,128 @@
-/* test_client.c — unit tests of the client module. */
+/* test_client.c — unit tests of the client module: client_id syntax, the
+ * secret check (right, wrong, unknown, disabled), audience allow-list, clear. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/client.h"
 #include "suites.h"
+
+static void test_client_id_valid(void)
+{
+	static const struct {
+		const char *id;
+		bool valid;
+	} cases[] = {
+		{"a", true},
+		{"fts3.cern.ch", true},
+		{"pilot-factory_01", true},
+		{"0123456789012345678901234567890123456789012345678901234567890123", true}, /* 64 */
+		{"01234567890123456789012345678901234567890123456789012345678901234", false}, /* 65 */
+		{"", false},
+		{"a b", false},
+		{"a:b", false},
+		{"a/b", false},
+		{"a%20b", false},
+		{"a+b", false},
+		{"a\n", false},
+		{"caf\xc3\xa9", false},
+		{"a\tb", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CU_ASSERT_EQUAL(scrip_client_id_valid(cases[i].id), cases[i].valid);
+	CU_ASSERT_FALSE(scrip_client_id_valid(NULL));
+}
+
+static void client_with_secret(scrip_client_t *c, const char *secret)
+{
+	memset(c, 0, sizeof(*c));
+	c->enabled = true;
+	scrip_sha256(secret, strlen(secret), c->secret_hash);
+}
+
+static void test_secret_matches(void)
+{
+	const char *secret = "Wm9vLWJhci1zZWNyZXQtMzItYnl0ZXMtbG9uZyEh";
+	scrip_client_t c;
+	client_with_secret(&c, secret);
+	CU_ASSERT_TRUE(scrip_client_secret_matches(&c, secret));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, "Wm9vLWJhci1zZWNyZXQtMzItYnl0ZXMtbG9uZyEi")); /* last byte */
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, "Xm9vLWJhci1zZWNyZXQtMzItYnl0ZXMtbG9uZyEh")); /* first byte */
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, "Wm9vLWJhci1zZWNyZXQtMzItYnl0ZXMtbG9uZyE"));  /* prefix */
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, "Wm9vLWJhci1zZWNyZXQtMzItYnl0ZXMtbG9uZyEhh")); /* longer */
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, ""));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, NULL));
+}
+
+static void test_secret_disabled_or_unknown(void)
+{
+	const char *secret = "s3cret";
+	scrip_client_t c;
+	client_with_secret(&c, secret);
+	c.enabled = false;
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, secret));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(NULL, secret));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(NULL, ""));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(NULL, NULL));
+	/* an all-zero hash (a row never given a secret) matches nothing */
+	memset(c.secret_hash, 0, sizeof(c.secret_hash));
+	c.enabled = true;
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, ""));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, secret));
+}
+
+static void test_audience_allowed(void)
+{
+	char *auds[] = {(char[]){"https://dcache.example.org:2880"}, (char[]){"https://wlcg.cern.ch/jwt/v1/any"}, NULL};
+	scrip_client_t c = {.audiences = auds, .n_audiences = 2};
+	CU_ASSERT_TRUE(scrip_client_audience_allowed(&c, "https://dcache.example.org:2880"));
+	CU_ASSERT_TRUE(scrip_client_audience_allowed(&c, "https://wlcg.cern.ch/jwt/v1/any"));
+	/* exact bytes: no case folding, no URL normalisation */
+	CU_ASSERT_FALSE(scrip_client_audience_allowed(&c, "https://DCACHE.example.org:2880"));
+	CU_ASSERT_FALSE(scrip_client_audience_allowed(&c, "https://dcache.example.org:2880/"));
+	CU_ASSERT_FALSE(scrip_client_audience_allowed(&c, "https://dcache.example.org"));
+	CU_ASSERT_FALSE(scrip_client_audience_allowed(&c, "https://dcache.example.org:288"));
+	CU_ASSERT_FALSE(scrip_client_audience_allowed(&c, ""));
+	CU_ASSERT_FALSE(scrip_client_audience_allowed(&c, NULL));
+	CU_ASSERT_FALSE(scrip_client_audience_allowed(NULL, "https://wlcg.cern.ch/jwt/v1/any"));
+	c.n_audiences = 0;
+	CU_ASSERT_FALSE(scrip_client_audience_allowed(&c, "https://dcache.example.org:2880"));
+}
+
+static void test_client_clear(void)
+{
+	scrip_client_t c = {0};
+	scrip_err_t err = {0};
+	scrip_client_clear(NULL);
+	scrip_client_clear(&c); /* zeroed: a no-op */
+	client_with_secret(&c, "x");
+	c.client_id = strdup("fts");
+	c.audiences = calloc(2, sizeof(char *));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c.audiences);
+	c.audiences[0] = strdup("https://a.example");
+	c.audiences[1] = strdup("https://b.example");
+	c.n_audiences = 2;
+	c.default_lifetime = 3600;
+	CU_ASSERT_TRUE(scrip_scope_set_parse("storage.read:/atlas", true, &c.scopes, &err));
+	scrip_client_clear(&c);
+	CU_ASSERT_PTR_NULL(c.client_id);
+	CU_ASSERT_PTR_NULL(c.audiences);
+	CU_ASSERT_EQUAL(c.n_audiences, 0);
+	CU_ASSERT_EQUAL(c.scopes.n, 0);
+	CU_ASSERT_FALSE(c.enabled);
+	static const uint8_t zero[SCRIP_SHA256_LEN] = {0};
+	CU_ASSERT_EQUAL(memcmp(c.secret_hash, zero, sizeof(zero)), 0);
+	scrip_client_clear(&c); /* twice is harmless */
+}
 
 bool scrip_test_client_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("client", NULL, NULL);
-	return suite != NULL;
+	if (!suite)
+		return false;
+	SCRIP_ADD_TEST(suite, test_client_id_valid);
+	SCRIP_ADD_TEST(suite, test_secret_matches);
+	SCRIP_ADD_TEST(suite, test_secret_disabled_or_unknown);
+	SCRIP_ADD_TEST(suite, test_audience_allowed);
+	SCRIP_ADD_TEST(suite, test_client_clear);
+	return true;
 }

@@ -1,8 +1,244 @@
-/* test_keyring.c — unit tests of the keyring module. */
+/* test_keyring.c — scrip's signing keys in memory: rows unsealed into the
+ * ring, the one current key, the published JWKS, and refused rows. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjose/jwk.h>
+
+#include "jose/jwk.h"
+#include "jose/jwt.h"
+#include "jose/keyring.h"
+#include "jose/mint.h"
 #include "suites.h"
+
+static const uint8_t enc_key[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+				    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 9};
+static const uint8_t wrong_key[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+				      7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8};
+
+/* A key and its sealed row. */
+typedef struct {
+	cjose_jwk_t *jwk;
+	const char *kid; /* borrowed from jwk */
+	uint8_t *sealed;
+	size_t sealed_len;
+} row_t;
+
+static row_t ec1, ec2, ec3, rsa1;
+
+static bool make_row(row_t *row, cjose_jwk_t *jwk)
+{
+	cjose_err cerr;
+	scrip_err_t err = {0};
+	row->jwk = jwk;
+	if (!jwk)
+		return false;
+	/* scrip_jwk_generate makes RSA keys of SCRIP_RSA_BITS; a 2048-bit key
+	 * given its thumbprint kid here keeps the suite fast. */
+	if (!cjose_jwk_get_kid(jwk, &cerr)) {
+		char *kid = scrip_jwk_thumbprint(jwk);
+		bool ok = kid && cjose_jwk_set_kid(jwk, kid, strlen(kid), &cerr);
+		free(kid);
+		if (!ok)
+			return false;
+	}
+	row->kid = cjose_jwk_get_kid(jwk, &cerr);
+	return scrip_jwk_seal(jwk, enc_key, &row->sealed, &row->sealed_len, &err);
+}
+
+static int suite_init(void)
+{
+	cjose_err cerr;
+	scrip_err_t err = {0};
+	bool ok = make_row(&ec1, scrip_jwk_generate(SCRIP_ALG_ES256, &err)) &&
+		  make_row(&ec2, scrip_jwk_generate(SCRIP_ALG_ES256, &err)) &&
+		  make_row(&ec3, scrip_jwk_generate(SCRIP_ALG_ES256, &err)) &&
+		  make_row(&rsa1, cjose_jwk_create_RSA_random(2048, NULL, 0, &cerr));
+	return ok ? 0 : 1;
+}
+
+static int suite_clean(void)
+{
+	row_t *rows[] = {&ec1, &ec2, &ec3, &rsa1};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (rows[i]->jwk)
+			cjose_jwk_release(rows[i]->jwk);
+		free(rows[i]->sealed);
+		memset(rows[i], 0, sizeof(*rows[i]));
+	}
+	return 0;
+}
+
+static bool add(scrip_keyring_t *ring, const row_t *row, const char *kid, const char *alg, const char *state,
+		const uint8_t *key, scrip_err_t *err)
+{
+	return scrip_keyring_add(ring, kid ? kid : row->kid, alg, state, row->sealed, row->sealed_len, key, err);
+}
+
+static void test_state_names(void)
+{
+	static const char *const names[] = {"next", "current", "retiring", "retired"};
+	for (int s = SCRIP_KEY_NEXT; s <= SCRIP_KEY_RETIRED; s++) {
+		scrip_key_state_t back;
+		CU_ASSERT_STRING_EQUAL(scrip_key_state_name((scrip_key_state_t)s), names[s]);
+		CU_ASSERT_TRUE(scrip_key_state_parse(names[s], &back));
+		CU_ASSERT_EQUAL(back, s);
+	}
+	scrip_key_state_t st = SCRIP_KEY_NEXT;
+	CU_ASSERT_FALSE(scrip_key_state_parse("Current", &st));
+	CU_ASSERT_FALSE(scrip_key_state_parse("active", &st));
+	CU_ASSERT_FALSE(scrip_key_state_parse("", &st));
+	CU_ASSERT_FALSE(scrip_key_state_parse(NULL, &st));
+	CU_ASSERT_EQUAL(st, SCRIP_KEY_NEXT);
+	CU_ASSERT_STRING_EQUAL(scrip_key_state_name((scrip_key_state_t)42), "unknown");
+}
+
+static void test_empty_ring(void)
+{
+	scrip_keyring_t *ring = scrip_keyring_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_PTR_NULL(scrip_keyring_current(ring));
+	CU_ASSERT_EQUAL(scrip_keyring_size(ring), 0);
+	json_t *jwks = scrip_keyring_jwks(ring);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(jwks);
+	CU_ASSERT_TRUE(json_is_array(json_object_get(jwks, "keys")));
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(jwks, "keys")), 0);
+	json_decref(jwks);
+	scrip_keyring_free(ring);
+	scrip_keyring_free(NULL);
+	CU_ASSERT_PTR_NULL(scrip_keyring_current(NULL));
+	CU_ASSERT_EQUAL(scrip_keyring_size(NULL), 0);
+}
+
+static void test_ring_publishes_and_signs(void)
+{
+	scrip_err_t err = {0};
+	scrip_keyring_t *ring = scrip_keyring_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_TRUE(add(ring, &ec1, NULL, "ES256", "current", enc_key, &err));
+	CU_ASSERT_TRUE(add(ring, &rsa1, NULL, "RS256", "next", enc_key, &err));
+	CU_ASSERT_TRUE(add(ring, &ec2, NULL, "ES256", "retiring", enc_key, &err));
+	/* A retired row is ignored, even one that would not open. */
+	static const uint8_t junk[40] = {1};
+	CU_ASSERT_TRUE(scrip_keyring_add(ring, ec3.kid, "ES256", "retired", junk, sizeof(junk), wrong_key, &err));
+	CU_ASSERT_EQUAL(scrip_keyring_size(ring), 3);
+
+	const scrip_signing_key_t *cur = scrip_keyring_current(ring);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
+	CU_ASSERT_STRING_EQUAL(cur->kid, ec1.kid);
+	CU_ASSERT_EQUAL(cur->alg, SCRIP_ALG_ES256);
+	CU_ASSERT_EQUAL(cur->state, SCRIP_KEY_CURRENT);
+
+	json_t *jwks = scrip_keyring_jwks(ring);
+	json_t *keys = json_object_get(jwks, "keys");
+	CU_ASSERT_EQUAL_FATAL(json_array_size(keys), 3);
+	size_t i;
+	json_t *k;
+	bool seen[3] = {false, false, false};
+	json_array_foreach(keys, i, k) {
+		const char *kid = json_string_value(json_object_get(k, "kid"));
+		const char *alg = json_string_value(json_object_get(k, "alg"));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(kid);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(alg);
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(k, "use")), "sig");
+		CU_ASSERT_PTR_NULL(json_object_get(k, "d"));
+		CU_ASSERT_PTR_NULL(json_object_get(k, "p"));
+		seen[0] |= strcmp(kid, ec1.kid) == 0 && strcmp(alg, "ES256") == 0;
+		seen[1] |= strcmp(kid, rsa1.kid) == 0 && strcmp(alg, "RS256") == 0;
+		seen[2] |= strcmp(kid, ec2.kid) == 0 && strcmp(alg, "ES256") == 0;
+		CU_ASSERT_STRING_NOT_EQUAL(kid, ec3.kid);
+	}
+	CU_ASSERT_TRUE(seen[0] && seen[1] && seen[2]);
+
+	/* What the current key signs verifies with what /jwks publishes. */
+	char *text = json_dumps(jwks, JSON_COMPACT);
+	scrip_keyset_t *set = scrip_keyset_parse(text, strlen(text), NULL, &err);
+	free(text);
+	json_decref(jwks);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(set);
+	CU_ASSERT_EQUAL(scrip_keyset_size(set), 3);
+	json_t *claims = json_pack("{s:s, s:s, s:I}", "iss", "https://scrip.example", "sub", "u", "exp",
+				   (json_int_t)2000000000);
+	char *token = scrip_jwt_mint(cur->jwk, cur->alg, cur->kid, claims, &err);
+	json_decref(claims);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	scrip_jwt_t jwt;
+	CU_ASSERT_TRUE(scrip_jwt_parse(token, strlen(token), &jwt, &err));
+	CU_ASSERT_TRUE(scrip_jwt_verify_signature(&jwt, scrip_keyset_find(set, jwt.kid), &err));
+	scrip_jwt_clear(&jwt);
+	free(token);
+	scrip_keyset_release(set);
+	scrip_keyring_free(ring);
+}
+
+static void expect_refused(scrip_keyring_t *ring, const char *what, bool ok, const scrip_err_t *err,
+			   const char *reason)
+{
+	if (ok || strcmp(err->reason, reason) != 0)
+		fprintf(stderr, "\n    %s: got \"%s\", want \"%s\"", what, err->reason, reason);
+	CU_ASSERT_FALSE(ok);
+	CU_ASSERT_EQUAL(err->code, SCRIP_E_SERVER_ERROR);
+	CU_ASSERT_STRING_EQUAL(err->reason, reason);
+	CU_ASSERT_EQUAL(scrip_keyring_size(ring), 1);
+}
+
+static void test_ring_refuses_rows(void)
+{
+	scrip_err_t err = {0};
+	scrip_keyring_t *ring = scrip_keyring_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_TRUE_FATAL(add(ring, &ec1, NULL, "ES256", "current", enc_key, &err));
+
+	bool ok = add(ring, &ec2, NULL, "ES256", "next", wrong_key, &err);
+	expect_refused(ring, "wrong encryption key", ok, &err, "unseal_failed");
+	ok = add(ring, &ec2, ec3.kid, "ES256", "next", enc_key, &err);
+	expect_refused(ring, "row moved to another kid", ok, &err, "unseal_failed");
+	ok = add(ring, &ec2, NULL, "RS256", "next", enc_key, &err);
+	expect_refused(ring, "alg does not fit the key", ok, &err, "key_alg_mismatch");
+	ok = add(ring, &ec2, NULL, "HS256", "next", enc_key, &err);
+	expect_refused(ring, "unknown alg", ok, &err, "bad_key_row");
+	ok = add(ring, &ec2, NULL, "ES256", "active", enc_key, &err);
+	expect_refused(ring, "unknown state", ok, &err, "bad_key_row");
+	ok = add(ring, &ec2, "", "ES256", "next", enc_key, &err);
+	expect_refused(ring, "empty kid", ok, &err, "bad_key_row");
+	ok = add(ring, &ec1, NULL, "ES256", "next", enc_key, &err);
+	expect_refused(ring, "kid twice", ok, &err, "duplicate_kid");
+	ok = add(ring, &ec2, NULL, "ES256", "current", enc_key, &err);
+	expect_refused(ring, "two current keys", ok, &err, "two_current_keys");
+	ok = scrip_keyring_add(NULL, ec2.kid, "ES256", "next", ec2.sealed, ec2.sealed_len, enc_key, &err);
+	CU_ASSERT_FALSE(ok);
+
+	/* The ring still works, and still takes a good row. */
+	CU_ASSERT_STRING_EQUAL(scrip_keyring_current(ring)->kid, ec1.kid);
+	CU_ASSERT_TRUE(add(ring, &ec2, NULL, "ES256", "next", enc_key, &err));
+	CU_ASSERT_EQUAL(scrip_keyring_size(ring), 2);
+	scrip_keyring_free(ring);
+}
+
+static void test_ring_without_current(void)
+{
+	scrip_err_t err = {0};
+	scrip_keyring_t *ring = scrip_keyring_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_TRUE(add(ring, &ec1, NULL, "ES256", "next", enc_key, &err));
+	CU_ASSERT_TRUE(add(ring, &ec2, NULL, "ES256", "retiring", enc_key, &err));
+	CU_ASSERT_PTR_NULL(scrip_keyring_current(ring));
+	json_t *jwks = scrip_keyring_jwks(ring);
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(jwks, "keys")), 2);
+	json_decref(jwks);
+	scrip_keyring_free(ring);
+}
 
 bool scrip_test_keyring_suite(void)
 {
-	CU_pSuite suite = CU_add_suite("keyring", NULL, NULL);
-	return suite != NULL;
+	CU_pSuite suite = CU_add_suite("keyring", suite_init, suite_clean);
+	if (!suite)
+		return false;
+	SCRIP_ADD_TEST(suite, test_state_names);
+	SCRIP_ADD_TEST(suite, test_empty_ring);
+	SCRIP_ADD_TEST(suite, test_ring_publishes_and_signs);
+	SCRIP_ADD_TEST(suite, test_ring_refuses_rows);
+	SCRIP_ADD_TEST(suite, test_ring_without_current);
+	return true;
 }

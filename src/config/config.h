@@ -1,0 +1,78 @@
+/* config.h — scripd's configuration: one INI file (libinih) described by
+ * one option table (config.c) from which parsing, defaults and the
+ * reference in doc/configuration.md all follow. */
+#ifndef SCRIP_CONFIG_H
+#define SCRIP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jose/alg.h"
+#include "util/err.h"
+
+#define SCRIP_UPSTREAMS_MAX 32
+
+typedef struct {
+	char *name;         /* from "[upstream NAME]" */
+	char *issuer;       /* exact iss of its tokens; https, or http on loopback */
+	char *jwks_uri;     /* NULL: discovered from issuer/.well-known/openid-configuration */
+	char *jwks_file;    /* static key set instead of fetching; absolute path after loading (relative
+	                     * paths are taken from the configuration file's directory) */
+	char *audience;     /* required aud in subject tokens; NULL: not checked */
+	unsigned algorithms; /* bitmask of scrip_alg_t; default ES256|RS256 */
+	int64_t jwks_cache_ttl;   /* seconds a fetched key set is fresh (default 3600) */
+	int64_t jwks_min_refetch; /* least seconds between fetches forced by unknown kids (default 10) */
+	int64_t clock_skew;       /* seconds of leeway for exp/nbf/iat (default 60) */
+	int64_t timeout;          /* seconds for one upstream HTTP request (default 5) */
+} scrip_upstream_config_t;
+
+typedef struct {
+	char *path; /* the file read */
+
+	/* [server] */
+	char *listen_host;  /* from listen = HOST:PORT; an IPv6 address without its brackets */
+	int listen_port;
+	char *issuer;       /* scripd's own issuer URL, no trailing '/' requirement: used byte for byte */
+	char *log_level;    /* error|warn|info|debug (default info) */
+
+	/* [database] */
+	char *conninfo;      /* libpq connection string or URI */
+	int64_t pool_size;   /* connections per event loop (default 4) */
+	int64_t query_timeout; /* seconds before a waiting request gets 503 (default 5) */
+
+	/* [keys] */
+	scrip_alg_t key_algorithm; /* ES256 (default) or RS256 */
+	uint8_t encryption_key[32];
+	bool has_encryption_key;
+
+	scrip_upstream_config_t upstreams[SCRIP_UPSTREAMS_MAX];
+	size_t n_upstreams;
+} scrip_config_t;
+
+/* Reads and checks path. Every error is "PATH:LINE: message" (or "PATH:
+ * message" for a whole-file problem such as a missing required key), in
+ * err->text with code SCRIP_E_CONFIG. Unknown sections and keys, bad values,
+ * http:// URLs whose host is not a loopback address, unreadable secrets and
+ * key files are all errors. [out] cfg: free with scrip_config_clear. */
+bool scrip_config_load(const char *path, scrip_config_t *cfg, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+void scrip_config_clear(scrip_config_t *cfg);
+
+/* Resolves a secret value: "file:PATH" (contents, one trailing newline
+ * stripped), "env:NAME" (the variable) or the value itself. Returns a
+ * malloc'd string; free with scrip_secret_free. NULL on failure (missing,
+ * empty or unreadable file or variable) with a static message in *why. */
+char *scrip_config_secret_resolve(const char *value, const char **why);
+
+/* Checks an absolute http(s) URL: https always; http only when the host is
+ * a loopback address (127.0.0.0/8, ::1, localhost). User credentials
+ * (user@host), spaces, control characters, backslashes and non-ASCII bytes
+ * are refused. NULL if fine, else why (a static string). */
+const char *scrip_config_url_check(const char *url);
+
+/* Writes the option reference (markdown) generated from the option table to f. */
+#include <stdio.h>
+void scrip_config_write_reference(FILE *f);
+
+#endif
