@@ -10,9 +10,10 @@ import json
 import secrets
 import time
 import unittest
+import urllib.parse
 
 from harness import (GRANT_TOKEN_EXCHANGE, TT_ACCESS_TOKEN, TT_ID_TOKEN, TT_JWT, TT_REFRESH_TOKEN, DemoIssuer,
-                     Env, ScripTestCase, SigningKey, jwt_parts)
+                     Env, ScripTestCase, SigningKey, basic_auth, jwt_parts)
 
 STORAGE = "https://storage.example.org"
 OTHER = "https://other.example.org"
@@ -59,6 +60,7 @@ class ExchangeCase(ScripTestCase):
         self.assertEqual(r.status, 200, "exchange refused: %r" % r)
         self.assertIn("application/json", r.header("content-type") or "")
         self.assertIn("no-store", (r.header("cache-control") or "").lower())
+        self.assertIn("no-cache", (r.header("pragma") or "").lower())
         body = r.json
         self.assertIsInstance(body.get("access_token"), str)
         self.assertEqual(body.get("issued_token_type"), TT_ACCESS_TOKEN)
@@ -534,6 +536,64 @@ class SubjectTokenTest(ExchangeCase):
                 mark = self.env.audit_mark()
                 r = self.env.exchange(c, value, scope="storage.read:/demo")
                 self.assertRefused(r, mark, 400, "invalid_request", c)
+
+
+class HttpTest(ExchangeCase):
+    """The HTTP envelope of /token, as doc/exchange.md describes it."""
+
+    def form(self, client):
+        tok, _ = self.subject()
+        return urllib.parse.urlencode([("grant_type", GRANT_TOKEN_EXCHANGE), ("subject_token", tok),
+                                       ("subject_token_type", TT_ACCESS_TOKEN), ("scope", "storage.read:/demo")])
+
+    def test_wrong_method(self):
+        r = self.env.scripd.request("GET", "/token")
+        self.assertEqual(r.status, 405)
+        self.assertIn("POST", r.header("allow") or "")
+
+    def test_unknown_path(self):
+        self.assertEqual(self.env.scripd.request("GET", "/no-such-endpoint").status, 404)
+
+    def test_parameters_in_the_url_refused(self):
+        c = self.env.new_client()
+        mark = self.env.audit_mark()
+        r = self.env.scripd.request("POST", "/token?" + self.form(c), b"",
+                                    {"Content-Type": "application/x-www-form-urlencoded",
+                                     "Authorization": basic_auth(c.id, c.secret)})
+        self.assertOAuthError(r, 400, "invalid_request")
+        self.assertEqual(self.env.issued_since(mark), 0)
+
+    def test_json_body_refused(self):
+        c = self.env.new_client()
+        mark = self.env.audit_mark()
+        body = json.dumps(dict(urllib.parse.parse_qsl(self.form(c)))).encode()
+        r = self.env.scripd.request("POST", "/token", body, {"Content-Type": "application/json",
+                                                             "Authorization": basic_auth(c.id, c.secret)})
+        self.assertOAuthError(r, 400, "invalid_request")
+        self.assertEqual(self.env.issued_since(mark), 0)
+
+    def test_form_with_charset_accepted(self):
+        c = self.env.new_client()
+        r = self.env.scripd.request("POST", "/token", self.form(c).encode(),
+                                    {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+                                     "Authorization": basic_auth(c.id, c.secret)})
+        self.assertEqual(r.status, 200, "%r" % r)
+
+    def test_basic_with_matching_client_id_in_body(self):
+        c = self.env.new_client()
+        tok, _ = self.subject()
+        r = self.env.exchange(c, tok, scope="storage.read:/demo", extra=[("client_id", c.id)])
+        self.assertEqual(r.status, 200, "%r" % r)
+
+    def test_basic_with_another_client_id_in_body(self):
+        c = self.env.new_client()
+        other = self.env.new_client()
+        tok, _ = self.subject()
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, tok, scope="storage.read:/demo", extra=[("client_id", other.id)])
+        self.assertIn(r.status, (400, 401), "%r" % r)
+        self.assertNotIn("access_token", r.json or {})
+        self.assertEqual(self.env.issued_since(mark), 0)
 
 
 class MetadataTest(ScripTestCase):
