@@ -30,6 +30,8 @@ typedef struct {
 	bool keys_loading;                              /* a load is in flight */
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
 	struct evhttp *http;
+	struct evhttp_bound_socket *listener;
+	unsigned long requests_in_flight; /* /token requests not yet answered */
 	scrip_counters_t counters;
 } scrip_app_t;
 

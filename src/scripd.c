@@ -107,19 +107,28 @@ static bool app_start(scrip_app_t *app)
 	return true;
 }
 
-/* Order matters: work in flight (upstream transfers, then queries) is
- * answered with an error while the requests it belongs to still exist;
- * the HTTP server, which owns those requests, goes last. */
+/* Order matters. No new request is accepted; work in flight (upstream
+ * transfers, then queries) is failed while every object its callbacks use
+ * still exists, and the loop runs until those failures have been answered;
+ * only then are the objects freed, the HTTP server (which owns the
+ * requests) last. */
 static void app_stop(scrip_app_t *app)
 {
+	scrip_httpd_stop_accepting(app);
+	if (app->keys_timer)
+		event_del(app->keys_timer);
 	scrip_fetcher_free(app->fetcher);
+	app->fetcher = NULL;
+	scrip_db_shutdown(app->db);
+	/* Every pending step now fails within a few loop turns; the bound only
+	 * guards against a request that would never be answered. */
+	for (int turn = 0; app->base && app->requests_in_flight > 0 && turn < 1000; turn++)
+		event_base_loop(app->base, EVLOOP_NONBLOCK);
+	if (app->requests_in_flight > 0)
+		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);
 	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
 		scrip_jwks_cache_free(app->jwks[i]);
 	scrip_db_free(app->db);
-	/* Run what those answers deferred (e.g. fail-fast database replies). */
-	if (app->base)
-		for (int i = 0; i < 3; i++)
-			event_base_loop(app->base, EVLOOP_NONBLOCK);
 	scrip_httpd_stop(app);
 	if (app->keys_timer)
 		event_free(app->keys_timer);

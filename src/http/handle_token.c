@@ -98,6 +98,7 @@ static bool client_gone(const token_req_t *t)
 
 static void token_free(token_req_t *t)
 {
+	t->app->requests_in_flight--;
 	scrip_form_clear(&t->form);
 	free(t->client_id);
 	scrip_secret_free(t->client_secret);
@@ -282,6 +283,10 @@ static void subject_key_cb(scrip_keyset_t *set, const cjose_jwk_t *key, const sc
 	scrip_keyset_release(set);
 	if (!verified) {
 		deny(t, &err);
+		return;
+	}
+	if (client_gone(t)) {
+		reply_error(t, &t->err); /* nobody would receive it: issue nothing */
 		return;
 	}
 	const scrip_signing_key_t *signing = t->app->keyring ? scrip_keyring_current(t->app->keyring) : NULL;
@@ -477,6 +482,7 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 	}
 	t->app = app;
 	t->req = req;
+	app->requests_in_flight++;
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));
 	scrip_err_t err;
 	scrip_err_clear(&err);

@@ -22,7 +22,7 @@ static json_t *discovery_document(const scrip_app_t *app)
 	json_t *verbs = json_array();
 	for (int v = 0; v < SCRIP_VERB_COUNT; v++)
 		json_array_append_new(verbs, json_string(scrip_verb_name((scrip_verb_t)v)));
-	json_t *doc = json_pack("{s:s, s:s?, s:s?, s:[s], s:[s,s], s:o, s:[], s:[s,s], s:[s,s], s:[s]}",
+	json_t *doc = json_pack("{s:s, s:s?, s:s?, s:[s], s:[s,s], s:o, s:[], s:[s,s], s:[s]}",
 				"issuer", app->cfg->issuer,
 				"token_endpoint", token,
 				"jwks_uri", jwks,
@@ -31,7 +31,6 @@ static json_t *discovery_document(const scrip_app_t *app)
 				"scopes_supported", verbs,
 				"response_types_supported",
 				"subject_token_types_supported", SCRIP_TOKEN_TYPE_ACCESS_TOKEN, SCRIP_TOKEN_TYPE_JWT,
-				"id_token_signing_alg_values_supported", "ES256", "RS256",
 				"token_signing_alg_values_supported", scrip_alg_name(app->cfg->key_algorithm));
 	free(token);
 	free(jwks);

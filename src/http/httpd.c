@@ -32,14 +32,19 @@ bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
 	evhttp_set_max_body_size(app->http, SCRIP_HTTP_MAX_BODY);
 	evhttp_set_max_headers_size(app->http, SCRIP_HTTP_MAX_HEADERS);
 	evhttp_set_timeout(app->http, SCRIP_HTTP_TIMEOUT_S);
-	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	/* Every method reaches the handlers, which answer 405 with Allow (evhttp
+	 * itself would answer 501 to a method it was told to refuse). */
+	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+						      EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_cb(app->http, "/token", scrip_handle_token, app);
 	evhttp_set_cb(app->http, "/jwks", scrip_handle_jwks, app);
 	evhttp_set_cb(app->http, "/.well-known/openid-configuration", scrip_handle_discovery, app);
 	evhttp_set_cb(app->http, "/.well-known/oauth-authorization-server", scrip_handle_discovery, app);
 	evhttp_set_cb(app->http, "/healthz", scrip_handle_health, app);
 	evhttp_set_gencb(app->http, not_found_cb, app);
-	if (!evhttp_bind_socket_with_handle(app->http, app->cfg->listen_host, (ev_uint16_t)app->cfg->listen_port)) {
+	app->listener = evhttp_bind_socket_with_handle(app->http, app->cfg->listen_host, (ev_uint16_t)app->cfg->listen_port);
+	if (!app->listener) {
 		SCRIP_ERR(err, SCRIP_E_CONFIG, "bind", "cannot listen on %s:%d", app->cfg->listen_host,
 			  app->cfg->listen_port);
 		return false;
@@ -47,6 +52,14 @@ bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
 	scrip_log_info("listening on %s:%d as issuer %s", app->cfg->listen_host, app->cfg->listen_port,
 		       app->cfg->issuer);
 	return true;
+}
+
+void scrip_httpd_stop_accepting(scrip_app_t *app)
+{
+	if (app->http && app->listener) {
+		evhttp_del_accept_socket(app->http, app->listener);
+		app->listener = NULL;
+	}
 }
 
 void scrip_httpd_stop(scrip_app_t *app)

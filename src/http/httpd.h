@@ -18,6 +18,9 @@
 
 /* Binds [server] listen and registers the routes. */
 bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err) SCRIP_MUST_CHECK;
+/* Closes the listening socket; requests in progress go on. */
+void scrip_httpd_stop_accepting(scrip_app_t *app);
+/* Frees the server with every connection and request it still owns. */
 void scrip_httpd_stop(scrip_app_t *app);
 
 /* Sends body (reference stolen) as JSON with status. no_store adds

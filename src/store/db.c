@@ -56,7 +56,9 @@ struct scrip_db {
 	int n_conns;
 	struct conn *conns;
 	struct query *head, *tail; /* waiting for a connection */
+	size_t queued;             /* length of the FIFO, capped at SCRIP_DB_QUEUE_MAX */
 	struct event *janitor;
+	bool closing;              /* scrip_db_shutdown ran: every query fails */
 	void (*up_cb)(void *arg);
 	void *up_arg;
 };
@@ -97,14 +99,44 @@ static void query_free(struct query *q)
 	free(q);
 }
 
-/* Answers a query with an error and frees it. */
-static void query_fail(struct query *q, scrip_errcode_t code, const char *reason, const char *text)
-{
+/* A failure on its way to its caller. */
+struct failure {
+	struct query *q;
 	scrip_err_t err;
-	scrip_err_clear(&err);
-	SCRIP_ERR(&err, code, reason, "%s", text);
-	q->cb(NULL, &err, q->arg);
-	query_free(q);
+};
+
+static void failure_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct failure *f = arg;
+	f->q->cb(NULL, &f->err, f->q->arg);
+	query_free(f->q);
+	free(f);
+}
+
+/* Answers a query with an error, always later from the loop: a caller may
+ * queue new work from its callback, and none of our lists may be
+ * half-changed when it does. */
+static void query_fail(scrip_db_t *db, struct query *q, scrip_errcode_t code, const char *reason, const char *text)
+{
+	struct failure *f = calloc(1, sizeof(*f));
+	struct timeval zero = { 0, 0 };
+	if (!f)
+		abort();
+	f->q = q;
+	SCRIP_ERR(&f->err, code, reason, "%s", text);
+	if (event_base_once(db->base, -1, EV_TIMEOUT, failure_cb, f, &zero) != 0)
+		abort();
+}
+
+static void queue_fail_all(scrip_db_t *db, const char *reason, const char *text)
+{
+	while (db->head) {
+		struct query *q = db->head;
+		db->head = q->next;
+		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, reason, text);
+	}
+	db->tail = NULL;
+	db->queued = 0;
 }
 
 static void watch(struct conn *c, short what)
@@ -146,24 +178,18 @@ static void conn_reset(struct conn *c, const char *why)
 	c->flushing = false;
 	set_state(c, CONN_DOWN);
 	if (q)
-		query_fail(q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
+		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+			   "the database is unavailable");
+	if (c->db->closing)
+		return;
 	int jitter = c->backoff_ms / 4 > 0 ? rand() % (c->backoff_ms / 4 + 1) : 0;
 	struct timeval tv = { .tv_sec = (c->backoff_ms + jitter) / 1000,
 			      .tv_usec = ((c->backoff_ms + jitter) % 1000) * 1000 };
 	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 	evtimer_add(c->retry, &tv);
 	/* With no connection left, nothing queued can be served in time. */
-	if (!scrip_db_is_up(c->db)) {
-		scrip_db_t *db = c->db;
-		while (db->head) {
-			struct query *w = db->head;
-			db->head = w->next;
-			if (!db->head)
-				db->tail = NULL;
-			query_fail(w, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
-				   "the database is unavailable");
-		}
-	}
+	if (!scrip_db_is_up(c->db))
+		queue_fail_all(c->db, "database_unavailable", "the database is unavailable");
 }
 
 static void conn_start(struct conn *c)
@@ -232,9 +258,12 @@ static void conn_deliver(struct conn *c)
 	PGresult *res = c->result;
 	c->query = NULL;
 	c->result = NULL;
-	set_state(c, CONN_IDLE);
-	watch(c, EV_READ | EV_PERSIST);
-
+	/* A broken connection is never marked idle, so nothing is sent on it. */
+	bool broken = PQstatus(c->pg) == CONNECTION_BAD;
+	if (!broken) {
+		set_state(c, CONN_IDLE);
+		watch(c, EV_READ | EV_PERSIST);
+	}
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		struct scrip_db_result r = { .pg = res };
@@ -244,16 +273,16 @@ static void conn_deliver(struct conn *c)
 		const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 		const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg);
 		scrip_log_warn("db query failed (SQLSTATE %s): %s", sqlstate ? sqlstate : "none", msg);
-		if (sqlstate_is_unavailable(sqlstate))
-			query_fail(q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+		if (broken || sqlstate_is_unavailable(sqlstate))
+			query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
 				   "the database is unavailable");
 		else
-			query_fail(q, SCRIP_E_SERVER_ERROR, sqlstate ? sqlstate : "database_error",
+			query_fail(c->db, q, SCRIP_E_SERVER_ERROR, sqlstate ? sqlstate : "database_error",
 				   "the database refused the operation");
 	}
 	if (res)
 		PQclear(res);
-	if (c->pg && PQstatus(c->pg) == CONNECTION_BAD)
+	if (broken)
 		conn_reset(c, "connection closed");
 	else
 		dispatch(c->db);
@@ -347,6 +376,7 @@ static void dispatch(scrip_db_t *db)
 		db->head = q->next;
 		if (!db->head)
 			db->tail = NULL;
+		db->queued--;
 		q->next = NULL;
 		conn_send(c, q);
 	}
@@ -359,8 +389,6 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 {
 	scrip_db_t *db = arg;
 	int64_t now = now_ms();
-	/* Unlink the expired first, answer them after: a callback may queue
-	 * a new query, and the queue must be whole when it does. */
 	struct query *expired = NULL, **pp = &db->head;
 	db->tail = NULL;
 	while (*pp) {
@@ -369,6 +397,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 			*pp = q->next;
 			q->next = expired;
 			expired = q;
+			db->queued--;
 			continue;
 		}
 		db->tail = q;
@@ -377,7 +406,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	while (expired) {
 		struct query *q = expired;
 		expired = q->next;
-		query_fail(q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_timeout", "the database did not answer in time");
+		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_timeout", "the database did not answer in time");
 	}
 	for (int i = 0; i < db->n_conns; i++) {
 		struct conn *c = &db->conns[i];
@@ -420,40 +449,36 @@ scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool
 	return db;
 }
 
+void scrip_db_shutdown(scrip_db_t *db)
+{
+	if (!db || db->closing)
+		return;
+	db->closing = true;
+	for (int i = 0; db->conns && i < db->n_conns; i++) {
+		struct conn *c = &db->conns[i];
+		if (c->retry)
+			evtimer_del(c->retry);
+		if (c->state != CONN_DOWN)
+			conn_reset(c, "shutting down");
+	}
+	queue_fail_all(db, "shutting_down", "the service is shutting down");
+	if (db->janitor)
+		event_del(db->janitor);
+}
+
 void scrip_db_free(scrip_db_t *db)
 {
 	if (!db)
 		return;
-	while (db->head) {
-		struct query *q = db->head;
-		db->head = q->next;
-		query_fail(q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down", "the service is shutting down");
-	}
-	for (int i = 0; db->conns && i < db->n_conns; i++) {
-		struct conn *c = &db->conns[i];
-		if (c->query)
-			query_fail(c->query, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down",
-				   "the service is shutting down");
-		if (c->io)
-			event_free(c->io);
-		if (c->retry)
-			event_free(c->retry);
-		if (c->result)
-			PQclear(c->result);
-		if (c->pg)
-			PQfinish(c->pg);
-	}
+	scrip_db_shutdown(db);
+	for (int i = 0; db->conns && i < db->n_conns; i++)
+		if (db->conns[i].retry)
+			event_free(db->conns[i].retry);
 	if (db->janitor)
 		event_free(db->janitor);
 	free(db->conns);
 	free(db->conninfo);
 	free(db);
-}
-
-
-static void deferred_fail_cb(evutil_socket_t fd, short what, void *arg)
-{
-	query_fail(arg, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
 }
 
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
@@ -474,11 +499,17 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 			goto oom;
 	}
 	q->deadline_ms = now_ms() + db->timeout_ms;
+	if (db->closing) {
+		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down", "the service is shutting down");
+		return;
+	}
 	if (!scrip_db_is_up(db)) {
-		/* Fail fast, but never from inside this call. */
-		struct timeval zero = { 0, 0 };
-		if (event_base_once(db->base, -1, EV_TIMEOUT, deferred_fail_cb, q, &zero) != 0)
-			goto oom;
+		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
+		return;
+	}
+	if (db->queued >= SCRIP_DB_QUEUE_MAX) {
+		/* Shed load rather than let the queue, and every wait, grow without bound. */
+		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_overloaded", "the database is overloaded");
 		return;
 	}
 	if (db->tail)
@@ -486,6 +517,7 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 	else
 		db->head = q;
 	db->tail = q;
+	db->queued++;
 	dispatch(db);
 	return;
 oom:
@@ -511,6 +543,11 @@ void scrip_db_set_up_cb(scrip_db_t *db, void (*cb)(void *arg), void *arg)
 int scrip_db_result_rows(const scrip_db_result_t *res)
 {
 	return PQntuples(res->pg);
+}
+
+long scrip_db_result_affected(const scrip_db_result_t *res)
+{
+	return strtol(PQcmdTuples(res->pg), NULL, 10);
 }
 
 const char *scrip_db_result_value(const scrip_db_result_t *res, int row, int col)

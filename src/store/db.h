@@ -13,6 +13,9 @@
 
 #include "util/err.h"
 
+/* Queries waiting for a connection beyond this many are refused (503). */
+#define SCRIP_DB_QUEUE_MAX 1024
+
 typedef struct scrip_db scrip_db_t;
 typedef struct scrip_db_result scrip_db_result_t;
 
@@ -28,7 +31,13 @@ typedef void (*scrip_db_cb)(const scrip_db_result_t *res, const scrip_err_t *err
  * query_timeout_ms bounds the wait for a connection plus the query. */
 scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool_size, int query_timeout_ms);
 
-/* Closes every connection; queued callbacks are called with an error first. */
+/* First half of stopping: closes every connection and fails every query in
+ * flight or queued (their callbacks run later, from the loop); queries made
+ * afterwards fail the same way. The pool stays valid until scrip_db_free,
+ * so run the loop between the two to deliver those failures. */
+void scrip_db_shutdown(scrip_db_t *db);
+
+/* Shuts down (if not yet) and frees. NULL is a no-op. */
 void scrip_db_free(scrip_db_t *db);
 
 /* Queues one parameterised statement (text parameters; NULL value = SQL
@@ -44,6 +53,8 @@ bool scrip_db_is_up(const scrip_db_t *db);
 void scrip_db_set_up_cb(scrip_db_t *db, void (*cb)(void *arg), void *arg);
 
 int scrip_db_result_rows(const scrip_db_result_t *res);
+/* Rows an INSERT/UPDATE/DELETE affected (PQcmdTuples); 0 when not such a command. */
+long scrip_db_result_affected(const scrip_db_result_t *res);
 /* Text value of (row, col); NULL when SQL NULL. Borrowed for the callback. */
 const char *scrip_db_result_value(const scrip_db_result_t *res, int row, int col);
 /* Bytes of a bytea column (hex format decoded). [out] malloc'd; caller frees. */

@@ -161,10 +161,18 @@ struct done_op {
 	void *arg;
 };
 
+/* Success means the statement wrote exactly one row: a trigger or a rule
+ * that silently skipped the insert must not pass for a recorded token. */
 static void done_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct done_op *op = arg;
-	op->cb(res ? NULL : err, op->arg);
+	scrip_err_t none;
+	if (res && scrip_db_result_affected(res) != 1) {
+		scrip_err_clear(&none);
+		SCRIP_ERR(&none, SCRIP_E_SERVER_ERROR, "not_recorded", "the database recorded nothing");
+		err = &none;
+	}
+	op->cb(res && err == NULL ? NULL : err, op->arg);
 	free(op);
 }
 
@@ -228,10 +236,13 @@ static const char denial_record_sql[] =
 	" VALUES ($1, 'denied', $2, $3, $4, $5, $6, $7, $8, $9, $10,"
 	"         ARRAY(SELECT jsonb_array_elements_text($11::jsonb)))";
 
-/* Claimed values come from an unauthenticated request: cap their size. */
+/* Claimed values come from an unauthenticated request: cap their size, on
+ * a UTF-8 character boundary (a split character would make PostgreSQL
+ * refuse the row, and the refusal would go unaudited). */
 static void clip(char *dst, size_t size, const char *src)
 {
 	snprintf(dst, size, "%s", src ? src : "");
+	scrip_utf8_trim(dst);
 }
 
 void scrip_store_denial_record(scrip_db_t *db, const scrip_denial_record_t *rec, scrip_store_done_cb cb, void *arg)

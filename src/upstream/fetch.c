@@ -58,7 +58,8 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 	struct sockwatch *w = socketp;
 	if (what == CURL_POLL_REMOVE) {
 		if (w) {
-			event_free(w->ev);
+			if (w->ev)
+				event_free(w->ev);
 			free(w);
 			curl_multi_assign(f->multi, s, NULL);
 		}
@@ -69,7 +70,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 		if (!w)
 			return -1;
 		curl_multi_assign(f->multi, s, w);
-	} else {
+	} else if (w->ev) {
 		event_free(w->ev);
 	}
 	short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);

@@ -34,6 +34,7 @@ struct scrip_jwks_cache {
 	int64_t fetched_at;     /* monotonic seconds when keys arrived */
 	int64_t last_attempt;   /* monotonic seconds when the last fetch started; 0 never */
 	char *jwks_uri;         /* configured, or discovered (then re-discovered after a failure) */
+	bool last_failed;       /* the last fetch failed: an unknown kid may be a new key we could not get */
 	fetch_state_t state;
 	struct waiter *waiters;
 	unsigned long fetches;
@@ -46,9 +47,13 @@ static int64_t now_s(void)
 	return ts.tv_sec;
 }
 
+static const char *const state_names[] = { "idle", "discovering", "fetching" };
+
 /* The only place fetch_state changes. */
 static void set_state(scrip_jwks_cache_t *c, fetch_state_t state)
 {
+	if (c->state != state)
+		scrip_log_debug("upstream %s keys: %s -> %s", c->cfg->name, state_names[c->state], state_names[state]);
 	c->state = state;
 }
 
@@ -93,6 +98,7 @@ static void fetch_failed(scrip_jwks_cache_t *c, const char *why)
 		free(c->jwks_uri);
 		c->jwks_uri = NULL;
 	}
+	c->last_failed = true;
 	set_state(c, FETCH_IDLE);
 	answer_waiters(c, true);
 }
@@ -124,6 +130,7 @@ static void jwks_cb(const scrip_fetch_response_t *resp, const scrip_err_t *err, 
 	scrip_keyset_release(c->keys);
 	c->keys = set;
 	c->fetched_at = now_s();
+	c->last_failed = false;
 	set_state(c, FETCH_IDLE);
 	answer_waiters(c, false);
 }
@@ -253,16 +260,21 @@ void scrip_jwks_cache_lookup(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_
 {
 	int64_t now = now_s();
 	bool known = c->keys && scrip_keyset_find(c->keys, kid);
+	/* However many requests come, the issuer sees at most one fetch per
+	 * jwks_min_refetch seconds, also while it fails. */
+	bool may_fetch = c->state == FETCH_IDLE && !c->cfg->jwks_file &&
+			 (c->last_attempt == 0 || now - c->last_attempt >= c->cfg->jwks_min_refetch);
 	if (c->cfg->jwks_file || known) {
 		/* A stale set still answers now; one refresh runs behind it. */
-		if (known && !c->cfg->jwks_file && c->state == FETCH_IDLE && now - c->fetched_at >= c->cfg->jwks_cache_ttl)
+		if (known && may_fetch && now - c->fetched_at >= c->cfg->jwks_cache_ttl)
 			fetch_start(c);
 		answer(c, kid, cb, arg, false);
 		return;
 	}
-	if (c->state == FETCH_IDLE && c->last_attempt != 0 && now - c->last_attempt < c->cfg->jwks_min_refetch) {
-		/* Unknown kids cannot make us hammer the issuer: answer from what we have. */
-		answer(c, kid, cb, arg, !c->keys);
+	if (c->state == FETCH_IDLE && !may_fetch) {
+		/* Inside the window: answer from what we have. After a failed
+		 * fetch an unknown kid may be a key we could not get: 503. */
+		answer(c, kid, cb, arg, c->last_failed || !c->keys);
 		return;
 	}
 	struct waiter *w = calloc(1, sizeof(*w));

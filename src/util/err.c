@@ -15,6 +15,22 @@ void scrip_err_set(scrip_err_t *err, scrip_errcode_t code, const char *reason, c
 	va_start(ap, fmt);
 	vsnprintf(err->text, sizeof(err->text), fmt, ap);
 	va_end(ap);
+	scrip_utf8_trim(err->text);
+}
+
+void scrip_utf8_trim(char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0)
+		return;
+	/* Find the start of the last sequence, then check it is complete. */
+	size_t start = len - 1;
+	while (start > 0 && len - start < 4 && ((unsigned char)s[start] & 0xC0) == 0x80)
+		start--;
+	unsigned char lead = (unsigned char)s[start];
+	size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 0;
+	if (need == 0 || len - start < need)
+		s[start] = '\0';
 }
 
 void scrip_err_clear(scrip_err_t *err)
