@@ -23,8 +23,15 @@ typedef struct {
 	char **audiences;                      /* allowed audiences, owned; [0] is the default */
 	size_t n_audiences;
 	int64_t default_lifetime; /* seconds, > 0 */
-	int64_t max_lifetime;     /* seconds, >= default_lifetime */
+	int64_t max_lifetime;     /* seconds, >= default_lifetime: cap for narrow, low-risk tokens */
+	int64_t risky_max_lifetime; /* seconds: cap for tokens scrip_token_is_risky (default 6 h) */
+	int64_t max_grant_lifetime; /* seconds a grant (refresh token family) may live (default 30 days) */
+	int64_t refresh_grace;      /* seconds a rotated refresh token stays redeemable if its successor is unused */
+	bool may_introspect;        /* holds the "introspect" permission (RFC 7662 callers) */
 } scrip_client_t;
+
+#define SCRIP_DEFAULT_RISKY_MAX_LIFETIME 21600    /* 6 h, WLCG profile */
+#define SCRIP_DEFAULT_MAX_GRANT_LIFETIME 2592000  /* 30 days, WLCG refresh-token default */
 
 /* True if client_id has the allowed syntax. */
 bool scrip_client_id_valid(const char *client_id);

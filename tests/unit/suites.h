@@ -20,6 +20,7 @@ bool scrip_test_jwt_suite(void);
 bool scrip_test_jwk_suite(void);
 bool scrip_test_keyring_suite(void);
 bool scrip_test_config_suite(void);
+bool scrip_test_grant_suite(void);
 
 /* Adds a test and fails the registration on error: use inside a suite function. */
 #define SCRIP_ADD_TEST(suite, fn)                                                                                    \

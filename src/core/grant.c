@@ -1,0 +1,1 @@
+/* grant.c — not written yet. */
