@@ -42,6 +42,8 @@ bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
 	evhttp_set_cb(app->http, "/.well-known/openid-configuration", scrip_handle_discovery, app);
 	evhttp_set_cb(app->http, "/.well-known/oauth-authorization-server", scrip_handle_discovery, app);
 	evhttp_set_cb(app->http, "/healthz", scrip_handle_health, app);
+	evhttp_set_cb(app->http, "/introspect", scrip_handle_introspect, app);
+	evhttp_set_cb(app->http, "/revoke", scrip_handle_revoke, app);
 	evhttp_set_gencb(app->http, not_found_cb, app);
 	app->listener = evhttp_bind_socket_with_handle(app->http, app->cfg->listen_host, (ev_uint16_t)app->cfg->listen_port);
 	if (!app->listener) {

@@ -1,0 +1,1 @@
+/* cmd_job.c — not written yet. */

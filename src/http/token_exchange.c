@@ -1,0 +1,1 @@
+/* token_exchange.c — not written yet. */

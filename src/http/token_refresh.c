@@ -1,0 +1,1 @@
+/* token_refresh.c — not written yet. */

@@ -1,0 +1,1 @@
+/* tokens.c — not written yet. */
