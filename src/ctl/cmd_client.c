@@ -1,1 +1,391 @@
-/* cmd_client.c — not written yet. */
+/* cmd_client.c — `scripctl client create|list|show|disable`: registering
+ * the services that exchange tokens, their policy, and their one-time secret. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <getopt.h>
+
+#include "core/client.h"
+#include "core/scope.h"
+#include "ctl/scripctl.h"
+#include "util/secret.h"
+
+#define AUDIENCE_MAX_LEN 512
+#define AUDIENCES_MAX 64
+#define SECRET_BYTES 32 /* 256 bits; 43 base64url characters */
+
+/* The parsed command line of `client create`. */
+typedef struct {
+	const char *client_id;               /* borrowed from argv */
+	char *scopes[SCRIP_SCOPE_SET_MAX];   /* canonical texts, owned, no duplicates */
+	size_t n_scopes;
+	const char *audiences[AUDIENCES_MAX]; /* borrowed from argv, no duplicates, in order */
+	size_t n_audiences;
+	int64_t default_lifetime;
+	int64_t max_lifetime;
+	bool has_default; /* --default-lifetime given */
+	bool has_max;     /* --max-lifetime given */
+	bool json;
+} create_args_t;
+
+static void create_args_clear(create_args_t *a)
+{
+	for (size_t i = 0; i < a->n_scopes; i++)
+		free(a->scopes[i]);
+	a->n_scopes = 0;
+}
+
+static int bad_name(const char *name)
+{
+	return scrip_ctl_usage_error("invalid client name '%.80s': use 1 to %d characters of A-Z a-z 0-9 . _ -", name,
+				     SCRIP_CLIENT_ID_MAX);
+}
+
+/* Returns -1 to go on, else an exit code. */
+static int add_scope(create_args_t *a, const char *text)
+{
+	scrip_scope_t scope = { 0 };
+	const char *why = scrip_scope_parse(text, &scope);
+	char *canonical = why ? NULL : scrip_scope_format(&scope);
+	scrip_scope_clear(&scope);
+	if (why)
+		return scrip_ctl_usage_error("invalid --scope '%.100s': %s", text, why);
+	if (!canonical) {
+		scrip_ctl_error("out of memory");
+		return SCRIP_CTL_FAIL;
+	}
+	for (size_t i = 0; i < a->n_scopes; i++) {
+		if (strcmp(a->scopes[i], canonical) == 0) {
+			free(canonical);
+			return -1;
+		}
+	}
+	/* scripd parses a policy into a scope set, which holds at most this many. */
+	if (a->n_scopes == SCRIP_SCOPE_SET_MAX) {
+		free(canonical);
+		return scrip_ctl_usage_error("at most %d --scope per client", SCRIP_SCOPE_SET_MAX);
+	}
+	a->scopes[a->n_scopes++] = canonical;
+	return -1;
+}
+
+/* Audiences are compared byte for byte with what clients send, and sent
+ * in tokens' aud: printable ASCII without spaces keeps them unambiguous
+ * in logs, forms and the space-separated audit description. */
+static int add_audience(create_args_t *a, const char *aud)
+{
+	size_t len = strlen(aud);
+	if (len == 0 || len > AUDIENCE_MAX_LEN)
+		return scrip_ctl_usage_error("invalid --audience: it must be 1 to %d bytes", AUDIENCE_MAX_LEN);
+	for (const char *p = aud; *p; p++)
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+			return scrip_ctl_usage_error("invalid --audience '%.100s': only printable ASCII, no spaces",
+						     aud);
+	for (size_t i = 0; i < a->n_audiences; i++)
+		if (strcmp(a->audiences[i], aud) == 0)
+			return -1;
+	if (a->n_audiences == AUDIENCES_MAX)
+		return scrip_ctl_usage_error("at most %d --audience per client", AUDIENCES_MAX);
+	a->audiences[a->n_audiences++] = aud;
+	return -1;
+}
+
+/* Seconds: digits only, 1 to INT32_MAX (the column is an integer). */
+static int parse_seconds(const char *option, const char *text, bool *given, int64_t *out)
+{
+	if (*given)
+		return scrip_ctl_usage_error("%s given twice", option);
+	char *end = NULL;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || v < 1 || v > INT32_MAX)
+		return scrip_ctl_usage_error("invalid %s '%.40s': a number of seconds from 1 to %d", option, text,
+					     INT32_MAX);
+	*given = true;
+	*out = v;
+	return -1;
+}
+
+static int parse_create(int argc, char **argv, create_args_t *a)
+{
+	static const struct option opts[] = {
+		{ "scope", required_argument, NULL, 's' },
+		{ "audience", required_argument, NULL, 'a' },
+		{ "default-lifetime", required_argument, NULL, 'd' },
+		{ "max-lifetime", required_argument, NULL, 'm' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	int rc = -1;
+	optind = 0;
+	while (rc < 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			rc = add_scope(a, optarg);
+			break;
+		case 'a':
+			rc = add_audience(a, optarg);
+			break;
+		case 'd':
+			rc = parse_seconds("--default-lifetime", optarg, &a->has_default, &a->default_lifetime);
+			break;
+		case 'm':
+			rc = parse_seconds("--max-lifetime", optarg, &a->has_max, &a->max_lifetime);
+			break;
+		case 'j':
+			a->json = true;
+			break;
+		case 'h':
+			scrip_ctl_usage(stdout);
+			rc = SCRIP_CTL_OK;
+			break;
+		default:
+			rc = scrip_ctl_bad_option(argv, c);
+			break;
+		}
+	}
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return scrip_ctl_usage_error("'client create' takes one NAME");
+	a->client_id = argv[optind];
+	if (!scrip_client_id_valid(a->client_id))
+		return bad_name(a->client_id);
+	if (a->max_lifetime < a->default_lifetime)
+		return scrip_ctl_usage_error("the max lifetime (%lld s) is below the default lifetime (%lld s)%s",
+					     (long long)a->max_lifetime, (long long)a->default_lifetime,
+					     a->has_max ? "" : ": give --max-lifetime too");
+	return -1;
+}
+
+/* Prints the new client and its secret. Both alphabets ([A-Za-z0-9._-]
+ * and base64url) need no JSON escaping, so the secret is printed directly
+ * rather than copied into jansson strings we could not wipe. */
+static bool print_created(const char *client_id, const char *secret, bool json)
+{
+	if (json)
+		printf("{\"client_id\":\"%s\",\"client_secret\":\"%s\"}\n", client_id, secret);
+	else
+		printf("client_id:     %s\n"
+		       "client_secret: %s\n"
+		       "Store the secret now: scrip keeps only its hash and cannot show it again.\n",
+		       client_id, secret);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		scrip_ctl_error("client '%s' was created but its secret could not be written: disable it and "
+				"create another",
+				client_id);
+		return false;
+	}
+	return true;
+}
+
+int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	create_args_t a = { .default_lifetime = SCRIP_DEFAULT_LIFETIME, .max_lifetime = SCRIP_DEFAULT_MAX_LIFETIME };
+	scrip_sync_t *db = NULL;
+	scrip_err_t err = { 0 };
+	char *secret = NULL;
+	uint8_t hash[SCRIP_SHA256_LEN];
+	int rc = parse_create(argc, argv, &a);
+	if (rc >= 0)
+		goto end;
+	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
+		goto end;
+	rc = SCRIP_CTL_FAIL;
+	if (!(secret = scrip_random_token(SECRET_BYTES))) {
+		scrip_ctl_error("cannot generate a secret");
+		goto end;
+	}
+	/* Only the hash is stored: a copy of the table yields no secret. */
+	scrip_sha256(secret, strlen(secret), hash);
+	scrip_sync_client_new_t client = {
+		.client_id = a.client_id,
+		.secret_hash = hash,
+		.scopes = (const char *const *)a.scopes,
+		.n_scopes = a.n_scopes,
+		.audiences = a.audiences,
+		.n_audiences = a.n_audiences,
+		.default_lifetime = a.default_lifetime,
+		.max_lifetime = a.max_lifetime,
+	};
+	if (!scrip_sync_client_create(db, &client, &err)) {
+		scrip_ctl_error_err(&err);
+		goto end;
+	}
+	if (!print_created(a.client_id, secret, a.json))
+		goto end;
+	if (a.n_scopes == 0)
+		fprintf(stderr, "scripctl: warning: client '%s' has no --scope: it cannot be granted anything\n",
+			a.client_id);
+	rc = SCRIP_CTL_OK;
+end:
+	explicit_bzero(hash, sizeof(hash));
+	scrip_secret_free(secret);
+	create_args_clear(&a);
+	scrip_sync_close(db);
+	return rc;
+}
+
+#define LIST_COLS 7
+
+/* One table row of cells for a client object; the strings are malloc'd
+ * into row[0..LIST_COLS). False when out of memory. */
+static bool client_row(const json_t *client, char **row)
+{
+	char number[24];
+	row[0] = strdup(json_string_value(json_object_get(client, "client_id")) ?: "?");
+	row[1] = strdup(json_is_true(json_object_get(client, "enabled")) ? "yes" : "no");
+	row[2] = scrip_ctl_join(json_object_get(client, "scopes"));
+	row[3] = scrip_ctl_join(json_object_get(client, "audiences"));
+	snprintf(number, sizeof(number), "%" JSON_INTEGER_FORMAT,
+		 json_integer_value(json_object_get(client, "default_lifetime")));
+	row[4] = strdup(number);
+	snprintf(number, sizeof(number), "%" JSON_INTEGER_FORMAT,
+		 json_integer_value(json_object_get(client, "max_lifetime")));
+	row[5] = strdup(number);
+	row[6] = strdup(json_string_value(json_object_get(client, "created_at")) ?: "?");
+	for (size_t i = 0; i < LIST_COLS; i++)
+		if (!row[i])
+			return false;
+	return true;
+}
+
+static bool print_client_table(const json_t *clients)
+{
+	static const char *const headers[LIST_COLS] = { "CLIENT_ID",        "ENABLED",      "SCOPES",    "AUDIENCES",
+							"DEFAULT_LIFETIME", "MAX_LIFETIME", "CREATED_AT" };
+	size_t n = json_array_size(clients);
+	bool ok = false;
+	char **cells = calloc((n + 1) * LIST_COLS, sizeof(*cells));
+	if (!cells)
+		goto end;
+	for (size_t c = 0; c < LIST_COLS; c++)
+		if (!(cells[c] = strdup(headers[c])))
+			goto end;
+	for (size_t r = 0; r < n; r++)
+		if (!client_row(json_array_get(clients, r), cells + (r + 1) * LIST_COLS))
+			goto end;
+	scrip_ctl_print_table(LIST_COLS, n, (const char *const *)cells);
+	ok = true;
+end:
+	for (size_t i = 0; cells && i < (n + 1) * LIST_COLS; i++)
+		free(cells[i]);
+	free(cells);
+	if (!ok)
+		scrip_ctl_error("out of memory");
+	return ok;
+}
+
+int scrip_ctl_client_list(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	scrip_sync_t *db = NULL;
+	scrip_err_t err = { 0 };
+	json_t *clients = NULL;
+	bool json = false;
+	int rc = scrip_ctl_simple_args(argc, argv, &json, 0, NULL);
+	if (rc >= 0)
+		return rc;
+	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
+		goto end;
+	rc = SCRIP_CTL_FAIL;
+	if (!(clients = scrip_sync_client_list(db, NULL, &err))) {
+		scrip_ctl_error_err(&err);
+		goto end;
+	}
+	if (json) {
+		if (!scrip_ctl_print_json(clients))
+			goto end;
+	} else if (json_array_size(clients) == 0) {
+		printf("no clients\n");
+	} else if (!print_client_table(clients)) {
+		goto end;
+	}
+	rc = SCRIP_CTL_OK;
+end:
+	json_decref(clients);
+	scrip_sync_close(db);
+	return rc;
+}
+
+static bool print_client(const json_t *client)
+{
+	char *row[LIST_COLS] = { 0 };
+	bool ok = client_row(client, row);
+	if (ok)
+		printf("client_id:        %s\n"
+		       "enabled:          %s\n"
+		       "scopes:           %s\n"
+		       "audiences:        %s\n"
+		       "default_lifetime: %s\n"
+		       "max_lifetime:     %s\n"
+		       "created_at:       %s\n"
+		       "updated_at:       %s\n",
+		       row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+		       json_string_value(json_object_get(client, "updated_at")) ?: "?");
+	else
+		scrip_ctl_error("out of memory");
+	for (size_t i = 0; i < LIST_COLS; i++)
+		free(row[i]);
+	return ok;
+}
+
+int scrip_ctl_client_show(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	scrip_sync_t *db = NULL;
+	scrip_err_t err = { 0 };
+	json_t *clients = NULL;
+	bool json = false;
+	char *name = NULL;
+	int rc = scrip_ctl_simple_args(argc, argv, &json, 1, &name);
+	if (rc >= 0)
+		return rc;
+	if (!scrip_client_id_valid(name))
+		return bad_name(name);
+	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
+		goto end;
+	rc = SCRIP_CTL_FAIL;
+	if (!(clients = scrip_sync_client_list(db, name, &err))) {
+		scrip_ctl_error_err(&err);
+		goto end;
+	}
+	const json_t *client = json_array_get(clients, 0);
+	if (!client) {
+		scrip_ctl_error("no client '%s'", name);
+		goto end;
+	}
+	if (json ? !scrip_ctl_print_json(client) : !print_client(client))
+		goto end;
+	rc = SCRIP_CTL_OK;
+end:
+	json_decref(clients);
+	scrip_sync_close(db);
+	return rc;
+}
+
+int scrip_ctl_client_disable(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	scrip_sync_t *db = NULL;
+	scrip_err_t err = { 0 };
+	char *name = NULL;
+	bool changed = false;
+	int rc = scrip_ctl_simple_args(argc, argv, NULL, 1, &name);
+	if (rc >= 0)
+		return rc;
+	if (!scrip_client_id_valid(name))
+		return bad_name(name);
+	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
+		goto end;
+	rc = SCRIP_CTL_FAIL;
+	if (!scrip_sync_client_disable(db, name, &changed, &err)) {
+		scrip_ctl_error_err(&err);
+		goto end;
+	}
+	printf(changed ? "client '%s' disabled\n" : "client '%s' was already disabled\n", name);
+	rc = SCRIP_CTL_OK;
+end:
+	scrip_sync_close(db);
+	return rc;
+}

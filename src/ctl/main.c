@@ -1,2 +1,372 @@
-/* main.c — not written yet. */
-int main(void) { return 0; }
+/* main.c — scripctl's entry: global options, the subcommand table, usage,
+ * loading scripd's configuration, and the output helpers the commands share. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "ctl/scripctl.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+typedef int (*command_fn)(scrip_ctl_t *ctl, int argc, char **argv);
+
+static const struct {
+	const char *group; /* first word */
+	const char *verb;  /* second word */
+	command_fn run;
+} commands[] = {
+	{ "db", "migrate", scrip_ctl_db_migrate },
+	{ "db", "status", scrip_ctl_db_status },
+	{ "client", "create", scrip_ctl_client_create },
+	{ "client", "list", scrip_ctl_client_list },
+	{ "client", "show", scrip_ctl_client_show },
+	{ "client", "disable", scrip_ctl_client_disable },
+	{ "key", "list", scrip_ctl_key_list },
+	{ "key", "rotate", scrip_ctl_key_rotate },
+};
+
+static const char usage_text[] =
+	"usage: scripctl -c FILE SUBCOMMAND [ARGS...]\n"
+	"       scripctl --help | help | --version\n"
+	"\n"
+	"The operator tool of scrip. FILE is scripd's configuration file: scripctl uses\n"
+	"its [database] conninfo and its [keys] algorithm and encryption_key.\n"
+	"\n"
+	"Database:\n"
+	"  db migrate                 apply every pending schema migration (idempotent)\n"
+	"  db status [--json]         current and latest schema version, pending migrations;\n"
+	"                             exits 1 when migrations are pending\n"
+	"\n"
+	"Clients (the services that exchange tokens):\n"
+	"  client create NAME [--scope SCOPE]... [--audience AUD]...\n"
+	"                [--default-lifetime SECONDS] [--max-lifetime SECONDS] [--json]\n"
+	"                             register client NAME ([A-Za-z0-9._-], 1-64 characters)\n"
+	"                             and print its secret, once; --json prints\n"
+	"                             {\"client_id\": ..., \"client_secret\": ...}\n"
+	"      --scope SCOPE          a scope it may be granted, e.g. storage.read:/atlas\n"
+	"                             (repeatable; covers narrower paths)\n"
+	"      --audience AUD         an audience it may ask for (repeatable; the first is\n"
+	"                             the default)\n"
+	"      --default-lifetime S   token lifetime when it asks for none (default 3600)\n"
+	"      --max-lifetime S       longest lifetime it may ask for (default 21600)\n"
+	"  client list [--json]       every client and its policy\n"
+	"  client show NAME [--json]  one client and its policy\n"
+	"  client disable NAME        stop NAME from authenticating\n"
+	"\n"
+	"Signing keys:\n"
+	"  key list [--json]          every signing key and its state (no private material)\n"
+	"  key rotate [--json]        make a new key current; the old one keeps being\n"
+	"                             published as 'retiring'\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE          scripd's configuration file (required for subcommands)\n"
+	"  --json                     machine-readable output (one JSON value on stdout)\n"
+	"  -h, --help                 this text (also after any subcommand)\n"
+	"  --version                  print the version\n"
+	"\n"
+	"Exit status: 0 done, 1 failed, 2 usage error.\n";
+
+void scrip_ctl_usage(FILE *out)
+{
+	fputs(usage_text, out);
+}
+
+/* Replaces control characters so that a value cannot move the cursor or
+ * forge lines on the operator's terminal. */
+static void sanitize(char *text)
+{
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+void scrip_ctl_error(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sanitize(msg);
+	fprintf(stderr, "scripctl: error: %s\n", msg);
+}
+
+void scrip_ctl_error_err(const scrip_err_t *err)
+{
+	scrip_ctl_error("%s", err->text[0] ? err->text : "failed (no reason given)");
+}
+
+int scrip_ctl_usage_error(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sanitize(msg);
+	fprintf(stderr, "scripctl: %s\nTry 'scripctl --help'.\n", msg);
+	return SCRIP_CTL_USAGE;
+}
+
+int scrip_ctl_bad_option(char **argv, int c)
+{
+	if (c == ':')
+		return scrip_ctl_usage_error("option '%s' needs a value", argv[optind - 1]);
+	/* Long options are named as written: getopt_long reports "--json=x"
+	 * with optopt set to the option's short value. */
+	const char *arg = argv[optind - 1];
+	if (strncmp(arg, "--", 2) == 0)
+		return scrip_ctl_usage_error("%s option '%s'", optopt ? "invalid" : "unknown", arg);
+	return scrip_ctl_usage_error("unknown option '-%c'", optopt);
+}
+
+int scrip_ctl_simple_args(int argc, char **argv, bool *json, int n_pos, char **pos)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 0; /* GNU: full re-initialisation for this argument vector */
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			scrip_ctl_usage(stdout);
+			return SCRIP_CTL_OK;
+		case 'j':
+			if (!json)
+				return scrip_ctl_usage_error("'%s' takes no --json", argv[0]);
+			*json = true;
+			break;
+		default:
+			return scrip_ctl_bad_option(argv, c);
+		}
+	}
+	if (argc - optind != n_pos)
+		return n_pos == 0 ? scrip_ctl_usage_error("'%s' takes no argument '%s'", argv[0], argv[optind])
+				  : scrip_ctl_usage_error("'%s' takes %d argument%s (NAME)", argv[0], n_pos,
+							  n_pos == 1 ? "" : "s");
+	for (int i = 0; i < n_pos; i++)
+		pos[i] = argv[optind + i];
+	return -1;
+}
+
+void scrip_ctl_clear(scrip_ctl_t *ctl)
+{
+	if (!ctl)
+		return;
+	scrip_secret_free(ctl->conninfo);
+	explicit_bzero(ctl, sizeof(*ctl));
+}
+
+int scrip_ctl_config(scrip_ctl_t *ctl)
+{
+	if (ctl->loaded)
+		return SCRIP_CTL_OK;
+	if (!ctl->config_path)
+		return scrip_ctl_usage_error("no configuration file: give -c FILE (scripd's configuration)");
+	int rc = SCRIP_CTL_FAIL;
+	scrip_config_t cfg = { 0 };
+	scrip_err_t err = { 0 };
+	if (!scrip_config_load(ctl->config_path, &cfg, &err)) {
+		scrip_ctl_error_err(&err);
+		goto end;
+	}
+	if (!(ctl->conninfo = strdup(cfg.conninfo ? cfg.conninfo : ""))) {
+		scrip_ctl_error("out of memory");
+		goto end;
+	}
+	ctl->key_alg = cfg.key_algorithm;
+	/* Missing here is not yet an error: only `key rotate` needs it. */
+	if (cfg.has_encryption_key)
+		memcpy(ctl->enc_key, cfg.encryption_key, sizeof(ctl->enc_key));
+	ctl->has_enc_key = cfg.has_encryption_key;
+	ctl->loaded = true;
+	rc = SCRIP_CTL_OK;
+end:
+	scrip_config_clear(&cfg);
+	return rc;
+}
+
+int scrip_ctl_connect(scrip_ctl_t *ctl, scrip_sync_t **db)
+{
+	*db = NULL;
+	int rc = scrip_ctl_config(ctl);
+	if (rc != SCRIP_CTL_OK)
+		return rc;
+	scrip_err_t err = { 0 };
+	if (!(*db = scrip_sync_connect(ctl->conninfo, &err))) {
+		scrip_ctl_error_err(&err);
+		return SCRIP_CTL_FAIL;
+	}
+	return SCRIP_CTL_OK;
+}
+
+bool scrip_ctl_print_json(const json_t *value)
+{
+	if (json_dumpf(value, stdout, JSON_COMPACT | JSON_ENCODE_ANY) != 0 || fputc('\n', stdout) == EOF ||
+	    fflush(stdout) != 0) {
+		scrip_ctl_error("cannot write the output");
+		return false;
+	}
+	return true;
+}
+
+/* Prints text padded to width (or ending the line when last), control
+ * characters shown as '?'. */
+static void print_cell(const char *text, size_t width, bool last)
+{
+	size_t len = 0;
+	for (const char *p = text ? text : "-"; *p; p++, len++)
+		putchar((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+	if (last) {
+		putchar('\n');
+		return;
+	}
+	for (; len < width + 2; len++)
+		putchar(' ');
+}
+
+void scrip_ctl_print_table(size_t ncols, size_t nrows, const char *const *cells)
+{
+	size_t widths[16] = { 0 };
+	if (ncols == 0 || ncols > sizeof(widths) / sizeof(widths[0]))
+		return;
+	for (size_t r = 0; r <= nrows; r++) {
+		for (size_t c = 0; c < ncols; c++) {
+			const char *cell = cells[r * ncols + c];
+			size_t len = cell ? strlen(cell) : 1;
+			if (len > widths[c])
+				widths[c] = len;
+		}
+	}
+	for (size_t r = 0; r <= nrows; r++)
+		for (size_t c = 0; c < ncols; c++)
+			print_cell(cells[r * ncols + c], widths[c], c + 1 == ncols);
+}
+
+char *scrip_ctl_join(const json_t *strings)
+{
+	size_t len = 0;
+	size_t i;
+	const json_t *item;
+	json_array_foreach (strings, i, item)
+		len += strlen(json_string_value(item) ?: "") + 1;
+	char *out = malloc(len + 2);
+	if (!out)
+		return NULL;
+	char *p = out;
+	json_array_foreach (strings, i, item)
+		p = stpcpy(stpcpy(p, i > 0 ? " " : ""), json_string_value(item) ?: "");
+	strcpy(p, p == out ? "-" : "");
+	return out;
+}
+
+/* A closed standard descriptor would be reused by the next open: the
+ * database socket could become fd 1 and receive a client secret meant for
+ * the operator. Closed ones are pointed at /dev/null; a closed stdout is
+ * refused, since what scripctl prints (a secret, once) must not be lost. */
+static bool std_fds_open(void)
+{
+	bool stdout_open = true;
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		if (fd == 1)
+			stdout_open = false;
+		int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+		if (null != fd) {
+			if (null >= 0)
+				close(null);
+			return false;
+		}
+	}
+	if (!stdout_open)
+		scrip_ctl_error("standard output is closed");
+	return stdout_open;
+}
+
+static bool is_help(const char *arg)
+{
+	return strcmp(arg, "help") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+/* Finds and runs the subcommand named by argv[0] (and argv[1]). */
+static int dispatch(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	bool group_known = false;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[0], commands[i].group) != 0)
+			continue;
+		group_known = true;
+		if (argc >= 2 && strcmp(argv[1], commands[i].verb) == 0)
+			return commands[i].run(ctl, argc - 1, argv + 1);
+	}
+	if (!group_known)
+		return scrip_ctl_usage_error("unknown subcommand '%s'", argv[0]);
+	if (argc < 2)
+		return scrip_ctl_usage_error("'%s' needs a subcommand", argv[0]);
+	if (is_help(argv[1])) {
+		scrip_ctl_usage(stdout);
+		return SCRIP_CTL_OK;
+	}
+	return scrip_ctl_usage_error("unknown subcommand '%s %s'", argv[0], argv[1]);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	scrip_ctl_t ctl = { 0 };
+	int rc = SCRIP_CTL_USAGE;
+	int c;
+	if (!std_fds_open())
+		return SCRIP_CTL_FAIL;
+	opterr = 0;
+	/* '+': stop at the subcommand; its own options are parsed by it. */
+	while ((c = getopt_long(argc, argv, "+:c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			ctl.config_path = optarg;
+			break;
+		case 'h':
+			scrip_ctl_usage(stdout);
+			return SCRIP_CTL_OK;
+		case 'V':
+			printf("scripctl %s\n", SCRIP_VERSION);
+			return SCRIP_CTL_OK;
+		default:
+			return scrip_ctl_bad_option(argv, c);
+		}
+	}
+	if (optind >= argc) {
+		scrip_ctl_usage(stderr);
+		return SCRIP_CTL_USAGE;
+	}
+	if (is_help(argv[optind])) {
+		scrip_ctl_usage(stdout);
+		return SCRIP_CTL_OK;
+	}
+	/* The configuration code may log; scripctl's own messages go to stderr
+	 * as "scripctl: ...", so keep only the library's errors. */
+	scrip_log_set_level(SCRIP_LOG_WARN);
+	rc = dispatch(&ctl, argc - optind, argv + optind);
+	if (fflush(stdout) != 0 && rc == SCRIP_CTL_OK) {
+		scrip_ctl_error("cannot write the output");
+		rc = SCRIP_CTL_FAIL;
+	}
+	scrip_ctl_clear(&ctl);
+	return rc;
+}

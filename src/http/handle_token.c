@@ -220,6 +220,8 @@ static void record(token_req_t *t, const char *kid)
 		.expires_at = t->grant.exp,
 		.remote_addr = t->remote_addr,
 		.requested_scope = t->params.scope,
+		.requested_audiences = t->params.audiences,
+		.n_requested_audiences = t->params.n_audiences,
 	};
 	set_step(t, STEP_RECORDING);
 	scrip_store_token_record(t->app->db, &rec, recorded_cb, t);

@@ -504,7 +504,7 @@ static const char *entry_unusable(json_t *entry, scrip_alg_t *alg)
 	if (a && !(json_is_string(a) && scrip_alg_from_name(json_string_value(a)) == *alg))
 		return "alg is not the one alg its kty serves";
 	if (*alg == SCRIP_ALG_ES256 && !p256_point(entry, point))
-		return "not a P-256 key";
+		return "not a P-256 key (crv P-256 with x and y of exactly 32 bytes each, RFC 7518 §6.2.1)";
 	if (*alg == SCRIP_ALG_RS256 && !rsa_json_strong(entry))
 		return "RSA key under 2048 bits, with a bad exponent, or malformed";
 	return NULL;

@@ -200,8 +200,9 @@ static const char token_record_sql[] =
 	"          $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12)"
 	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
-	"                                 remote_addr, requested_scope)"
-	" SELECT 'token_exchange', 'granted', client_id, subject, upstream_issuer, jti, job_id, remote_addr, $13"
+	"                                 remote_addr, requested_scope, requested_audiences)"
+	" SELECT 'token_exchange', 'granted', client_id, subject, upstream_issuer, jti, job_id, remote_addr, $13,"
+	"        ARRAY(SELECT jsonb_array_elements_text($14::jsonb))"
 	"   FROM t";
 
 void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, scrip_store_done_cb cb, void *arg)
@@ -210,12 +211,14 @@ void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, s
 	snprintf(iat, sizeof(iat), "%" PRId64, rec->issued_at);
 	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
 	char *auds = json_strings(rec->audiences, rec->n_audiences);
-	if (!auds)
+	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
+	if (!auds || !requested)
 		abort();
 	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
 				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
-				 rec->requested_scope };
-	query_done(db, token_record_sql, 13, params, cb, arg);
+				 rec->requested_scope, requested };
+	query_done(db, token_record_sql, 14, params, cb, arg);
+	free(requested);
 	free(auds);
 }
 

@@ -33,6 +33,8 @@ typedef struct {
 	int64_t expires_at;
 	const char *remote_addr;
 	const char *requested_scope; /* as asked, NULL when none */
+	const char *const *requested_audiences; /* as asked (audience, then resource values) */
+	size_t n_requested_audiences;
 } scrip_token_record_t;
 
 /* Commits the issued_tokens row and its 'granted' audit row in one

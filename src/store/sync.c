@@ -1,1 +1,606 @@
-/* sync.c — not written yet. */
+/* sync.c — scripctl's blocking libpq connection: connecting, parameterised
+ * statements, transactions, migrations, and the client and key operations. */
+#include "store/sync.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "util/secret.h"
+
+struct scrip_sync {
+	PGconn *conn; /* blocking connection, owned */
+};
+
+struct scrip_sync_result {
+	PGresult *pg; /* owned */
+};
+
+/* Times as UTC ISO 8601 with a 'Z', whatever the session's TimeZone: the
+ * JSON output is a contract and must not depend on the server's settings. */
+#define SQL_TIME(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* A JSON array of strings as SQL text[] with its order kept (audiences[0]
+ * is the default audience). Values travel as one JSON parameter, never as
+ * SQL text. */
+#define SQL_TEXT_ARRAY(param) \
+	"ARRAY(SELECT e FROM jsonb_array_elements_text(" param "::jsonb) WITH ORDINALITY AS t(e, i) ORDER BY i)"
+
+/* Copies text into dst as one line: libpq messages end in '\n' and may
+ * span lines ("...failed: Connection refused\n\tIs the server running"),
+ * our messages do not. Control characters and runs of blanks become one
+ * space; leading and trailing ones go. */
+static void one_line(char *dst, size_t size, const char *text)
+{
+	size_t len = 0;
+	bool blank = true; /* drops leading blanks */
+	for (const char *p = text ? text : ""; *p && len + 1 < size; p++) {
+		bool is_blank = (unsigned char)*p <= 0x20 || *p == 0x7f;
+		if (is_blank && blank)
+			continue;
+		dst[len++] = is_blank ? ' ' : *p;
+		blank = is_blank;
+	}
+	while (len > 0 && dst[len - 1] == ' ')
+		len--;
+	dst[len] = '\0';
+}
+
+/* NOTICEs ("schema already exists, skipping") are routine; a WARNING is
+ * worth the operator's eye. libpq's default would print both. */
+static void notice_cb(void *arg, const PGresult *res)
+{
+	(void)arg;
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (!severity || strcmp(severity, "WARNING") != 0)
+		return;
+	char msg[512];
+	one_line(msg, sizeof(msg), PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+	fprintf(stderr, "scripctl: database warning: %s\n", msg);
+}
+
+scrip_sync_t *scrip_sync_connect(const char *conninfo, scrip_err_t *err)
+{
+	/* dbname comes last so that whatever conninfo sets overrides our
+	 * defaults (libpq processes keywords in order, expanding dbname). */
+	const char *keys[4];
+	const char *values[4];
+	int n = 0;
+	if (!getenv("PGCONNECT_TIMEOUT")) {
+		keys[n] = "connect_timeout";
+		values[n++] = "10";
+	}
+	keys[n] = "fallback_application_name";
+	values[n++] = "scripctl";
+	keys[n] = "dbname";
+	values[n++] = conninfo ? conninfo : "";
+	keys[n] = NULL;
+	values[n] = NULL;
+
+	scrip_sync_t *db = calloc(1, sizeof(*db));
+	if (!db) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return NULL;
+	}
+	db->conn = PQconnectdbParams(keys, values, 1);
+	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
+		/* libpq's message names host, port, user and the server's reason,
+		 * never the password; conninfo itself is never printed. */
+		char why[200];
+		one_line(why, sizeof(why), db->conn ? PQerrorMessage(db->conn) : "out of memory");
+		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "db_connect", "cannot connect to the database: %s",
+			  why);
+		scrip_sync_close(db);
+		return NULL;
+	}
+	PQsetNoticeReceiver(db->conn, notice_cb, NULL);
+	return db;
+}
+
+void scrip_sync_close(scrip_sync_t *db)
+{
+	if (!db)
+		return;
+	if (db->conn)
+		PQfinish(db->conn);
+	free(db);
+}
+
+/* Fills err from a failed statement: its SQLSTATE as the reason, the
+ * primary message as the text (the DETAIL, which may quote row values, is
+ * left out), with a hint when the schema is plainly not there yet. */
+static void set_statement_err(scrip_sync_t *db, const PGresult *pg, const char *what, scrip_err_t *err)
+{
+	const char *state = pg ? PQresultErrorField(pg, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = pg ? PQresultErrorField(pg, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char msg[160];
+	one_line(msg, sizeof(msg), primary ? primary : PQerrorMessage(db->conn));
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "db_connection_lost",
+			  "%s: lost the connection to the database: %s", what, msg);
+		return;
+	}
+	if (!state)
+		state = "XX000";
+	const char *hint = "";
+	if (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0)
+		hint = " (has the schema been created? run 'scripctl db migrate')";
+	SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, state, "%s: %s [SQLSTATE %s]%s", what, msg, state, hint);
+}
+
+scrip_sync_result_t *scrip_sync_query(scrip_sync_t *db, const char *sql, int n_params, const char *const *values,
+				      scrip_err_t *err)
+{
+	scrip_sync_result_t *res = NULL;
+	PGresult *pg = PQexecParams(db->conn, sql, n_params, NULL, values, NULL, NULL, 0);
+	ExecStatusType status = pg ? PQresultStatus(pg) : PGRES_FATAL_ERROR;
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+		set_statement_err(db, pg, "database error", err);
+		goto end;
+	}
+	res = calloc(1, sizeof(*res));
+	if (!res) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	res->pg = pg;
+	pg = NULL;
+end:
+	PQclear(pg);
+	return res;
+}
+
+bool scrip_sync_exec(scrip_sync_t *db, const char *sql, int n_params, const char *const *values, scrip_err_t *err)
+{
+	scrip_sync_result_t *res = scrip_sync_query(db, sql, n_params, values, err);
+	scrip_sync_result_free(res);
+	return res != NULL;
+}
+
+int scrip_sync_result_rows(const scrip_sync_result_t *res)
+{
+	return res ? PQntuples(res->pg) : 0;
+}
+
+const char *scrip_sync_result_value(const scrip_sync_result_t *res, int row, int col)
+{
+	if (!res || row < 0 || col < 0 || row >= PQntuples(res->pg) || col >= PQnfields(res->pg))
+		return NULL;
+	if (PQgetisnull(res->pg, row, col))
+		return NULL;
+	return PQgetvalue(res->pg, row, col);
+}
+
+void scrip_sync_result_free(scrip_sync_result_t *res)
+{
+	if (!res)
+		return;
+	PQclear(res->pg);
+	free(res);
+}
+
+bool scrip_sync_begin(scrip_sync_t *db, scrip_err_t *err)
+{
+	return scrip_sync_exec(db, "BEGIN", 0, NULL, err);
+}
+
+bool scrip_sync_commit(scrip_sync_t *db, scrip_err_t *err)
+{
+	/* COMMIT of an aborted transaction "succeeds" as a ROLLBACK: check
+	 * that it really committed. */
+	if (PQtransactionStatus(db->conn) != PQTRANS_INTRANS) {
+		scrip_sync_rollback(db);
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "not_committed", "the transaction failed and was rolled back");
+		return false;
+	}
+	return scrip_sync_exec(db, "COMMIT", 0, NULL, err);
+}
+
+void scrip_sync_rollback(scrip_sync_t *db)
+{
+	PGTransactionStatusType ts = PQtransactionStatus(db->conn);
+	if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
+		return;
+	PQclear(PQexec(db->conn, "ROLLBACK"));
+}
+
+/* The single text value of a one-row, one-column query; malloc'd (NULL
+ * stays NULL in *out). */
+static bool query_value(scrip_sync_t *db, const char *sql, int n_params, const char *const *values, char **out,
+			scrip_err_t *err)
+{
+	*out = NULL;
+	scrip_sync_result_t *res = scrip_sync_query(db, sql, n_params, values, err);
+	if (!res)
+		return false;
+	bool ok = false;
+	if (scrip_sync_result_rows(res) != 1) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: expected one row, got %d",
+			  scrip_sync_result_rows(res));
+		goto end;
+	}
+	const char *v = scrip_sync_result_value(res, 0, 0);
+	if (v && !(*out = strdup(v))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	ok = true;
+end:
+	scrip_sync_result_free(res);
+	return ok;
+}
+
+/* ---- migrations ---- */
+
+bool scrip_sync_schema_version(scrip_sync_t *db, int *version, scrip_err_t *err)
+{
+	bool ok = false;
+	char *exists = NULL;
+	char *max = NULL;
+	*version = 0;
+	if (!query_value(db, "SELECT to_regclass('scrip.schema_migrations') IS NOT NULL", 0, NULL, &exists, err))
+		goto end;
+	if (!exists || strcmp(exists, "t") != 0) {
+		ok = true;
+		goto end;
+	}
+	if (!query_value(db, "SELECT coalesce(max(version), 0) FROM scrip.schema_migrations", 0, NULL, &max, err))
+		goto end;
+	*version = max ? atoi(max) : 0;
+	ok = true;
+end:
+	free(exists);
+	free(max);
+	return ok;
+}
+
+/* Creates schema scrip and the version table when missing. Checked first
+ * rather than CREATE ... IF NOT EXISTS, which needs the CREATE privilege
+ * even when there is nothing to create. Runs under the migration lock. */
+static bool ensure_version_table(scrip_sync_t *db, scrip_err_t *err)
+{
+	bool ok = false;
+	char *has_schema = NULL;
+	char *has_table = NULL;
+	if (!query_value(db, "SELECT to_regnamespace('scrip') IS NOT NULL", 0, NULL, &has_schema, err) ||
+	    !query_value(db, "SELECT to_regclass('scrip.schema_migrations') IS NOT NULL", 0, NULL, &has_table, err))
+		goto end;
+	if (strcmp(has_schema, "t") != 0 && !scrip_sync_exec(db, "CREATE SCHEMA scrip", 0, NULL, err))
+		goto end;
+	if (strcmp(has_table, "t") != 0 &&
+	    !scrip_sync_exec(db,
+			     "CREATE TABLE scrip.schema_migrations ("
+			     " version integer PRIMARY KEY,"
+			     " name text NOT NULL,"
+			     " applied_at timestamptz NOT NULL DEFAULT now())",
+			     0, NULL, err))
+		goto end;
+	ok = true;
+end:
+	free(has_schema);
+	free(has_table);
+	return ok;
+}
+
+/* Applies one migration and records it, in one transaction. */
+static bool apply_migration(scrip_sync_t *db, const scrip_migration_t *m, scrip_err_t *err)
+{
+	bool ok = false;
+	PGresult *pg = NULL;
+	if (!scrip_sync_begin(db, err))
+		goto end;
+	/* A migration is several statements, which PQexecParams refuses: it
+	 * goes through PQexec. Its text is compiled into the binary from sql/
+	 * and takes no parameter, so nothing from outside reaches SQL text. */
+	pg = PQexec(db->conn, m->sql);
+	ExecStatusType status = pg ? PQresultStatus(pg) : PGRES_FATAL_ERROR;
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+		char what[128];
+		snprintf(what, sizeof(what), "migration %s failed", m->name);
+		set_statement_err(db, pg, what, err);
+		goto end;
+	}
+	char version[16];
+	snprintf(version, sizeof(version), "%d", m->version);
+	const char *params[] = { version, m->name };
+	if (!scrip_sync_exec(db, "INSERT INTO scrip.schema_migrations (version, name) VALUES ($1::integer, $2)", 2,
+			     params, err) ||
+	    !scrip_sync_commit(db, err))
+		goto end;
+	ok = true;
+end:
+	PQclear(pg);
+	if (!ok)
+		scrip_sync_rollback(db);
+	return ok;
+}
+
+bool scrip_sync_migrate(scrip_sync_t *db, const scrip_migration_t *migrations, size_t n, int *from, int *to,
+			scrip_err_t *err)
+{
+	bool ok = false;
+	bool locked = false;
+	char lock[24];
+	snprintf(lock, sizeof(lock), "%" PRId64, SCRIP_SYNC_LOCK_MIGRATE);
+	const char *lock_params[] = { lock };
+	*from = *to = 0;
+
+	/* A session lock, held across the per-migration transactions: a second
+	 * migrator waits here and then finds the work done. */
+	if (!scrip_sync_exec(db, "SELECT pg_advisory_lock($1::bigint)", 1, lock_params, err))
+		goto end;
+	locked = true;
+	if (!ensure_version_table(db, err) || !scrip_sync_schema_version(db, from, err))
+		goto end;
+	*to = *from;
+	int latest = n > 0 ? migrations[n - 1].version : 0;
+	if (*from > latest) {
+		SCRIP_ERR(err, SCRIP_E_CONFIG, "schema_newer",
+			  "the database schema is at version %d, newer than this scripctl knows (%d): "
+			  "use a newer scripctl",
+			  *from, latest);
+		goto end;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (migrations[i].version <= *from)
+			continue;
+		if (!apply_migration(db, &migrations[i], err))
+			goto end;
+		*to = migrations[i].version;
+	}
+	ok = true;
+end:
+	/* A failed unlock needs no handling: closing the session releases it. */
+	if (locked)
+		PQclear(PQexecParams(db->conn, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, lock_params, NULL,
+				     NULL, 0));
+	return ok;
+}
+
+/* ---- clients ---- */
+
+/* strings[0..n) as a JSON array text; malloc'd, NULL when out of memory. */
+static char *json_strings(const char *const *strings, size_t n)
+{
+	char *text = NULL;
+	json_t *array = json_array();
+	if (!array)
+		goto end;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(array, json_string(strings[i])) != 0)
+			goto end;
+	text = json_dumps(array, JSON_COMPACT);
+end:
+	json_decref(array);
+	return text;
+}
+
+/* bytes as bytea input text: "\x" and lower-case hex. */
+static void bytea_hex(const uint8_t *bytes, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	*out++ = '\\';
+	*out++ = 'x';
+	for (size_t i = 0; i < n; i++) {
+		*out++ = digits[bytes[i] >> 4];
+		*out++ = digits[bytes[i] & 0xf];
+	}
+	*out = '\0';
+}
+
+/* One statement, hence one transaction: the client row and its audit row
+ * exist together or not at all. ON CONFLICT turns a duplicate into "no
+ * row", so that an existing client is told apart from a failure without
+ * parsing error messages. The description is built from the stored row,
+ * never from the secret. */
+static const char client_create_sql[] =
+	"WITH c AS ("
+	" INSERT INTO scrip.clients (client_id, secret_hash, scopes, audiences, default_lifetime, max_lifetime)"
+	" VALUES ($1, $2::bytea, " SQL_TEXT_ARRAY("$3") ", " SQL_TEXT_ARRAY("$4") ", $5::integer, $6::integer)"
+	" ON CONFLICT (client_id) DO NOTHING"
+	" RETURNING client_id, scopes, audiences, default_lifetime, max_lifetime)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
+	" SELECT 'client_create', 'done', c.client_id,"
+	"  format('created client; scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s',"
+	"   array_to_string(c.scopes, ' '), array_to_string(c.audiences, ' '), c.default_lifetime, c.max_lifetime),"
+	"  current_user"
+	" FROM c RETURNING id";
+
+bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *client, scrip_err_t *err)
+{
+	bool ok = false;
+	scrip_sync_result_t *res = NULL;
+	char hash[2 + 2 * SCRIP_SHA256_LEN + 1];
+	char default_lifetime[24];
+	char max_lifetime[24];
+	char *scopes = json_strings(client->scopes, client->n_scopes);
+	char *audiences = json_strings(client->audiences, client->n_audiences);
+	if (!scopes || !audiences) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	bytea_hex(client->secret_hash, SCRIP_SHA256_LEN, hash);
+	snprintf(default_lifetime, sizeof(default_lifetime), "%" PRId64, client->default_lifetime);
+	snprintf(max_lifetime, sizeof(max_lifetime), "%" PRId64, client->max_lifetime);
+	const char *params[] = { client->client_id, hash, scopes, audiences, default_lifetime, max_lifetime };
+	res = scrip_sync_query(db, client_create_sql, 6, params, err);
+	if (!res)
+		goto end;
+	if (scrip_sync_result_rows(res) != 1) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "client_exists", "client '%s' already exists",
+			  client->client_id);
+		goto end;
+	}
+	ok = true;
+end:
+	scrip_sync_result_free(res);
+	explicit_bzero(hash, sizeof(hash));
+	free(scopes);
+	free(audiences);
+	return ok;
+}
+
+/* Runs a query whose one value is a JSON array and parses it. */
+static json_t *query_json_array(scrip_sync_t *db, const char *sql, int n_params, const char *const *values,
+				scrip_err_t *err)
+{
+	char *text = NULL;
+	json_t *array = NULL;
+	if (!query_value(db, sql, n_params, values, &text, err))
+		goto end;
+	json_error_t jerr;
+	array = text ? json_loads(text, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+	if (!json_is_array(array)) {
+		json_decref(array);
+		array = NULL;
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result",
+			  "database error: the answer is not a JSON array");
+	}
+end:
+	free(text);
+	return array;
+}
+
+static const char client_list_sql[] =
+	"SELECT coalesce(json_agg(json_build_object("
+	" 'client_id', client_id, 'enabled', enabled, 'scopes', to_json(scopes), 'audiences', to_json(audiences),"
+	" 'default_lifetime', default_lifetime, 'max_lifetime', max_lifetime,"
+	" 'created_at', " SQL_TIME("created_at") ", 'updated_at', " SQL_TIME("updated_at") ")"
+	" ORDER BY client_id COLLATE \"C\"), '[]')::text"
+	" FROM scrip.clients WHERE $1::text IS NULL OR client_id = $1";
+
+json_t *scrip_sync_client_list(scrip_sync_t *db, const char *client_id, scrip_err_t *err)
+{
+	const char *params[] = { client_id };
+	return query_json_array(db, client_list_sql, 1, params, err);
+}
+
+bool scrip_sync_client_disable(scrip_sync_t *db, const char *client_id, bool *changed, scrip_err_t *err)
+{
+	bool ok = false;
+	scrip_sync_result_t *res = NULL;
+	const char *params[] = { client_id };
+	*changed = false;
+	if (!scrip_sync_begin(db, err))
+		goto end;
+	res = scrip_sync_query(db,
+			       "UPDATE scrip.clients SET enabled = false, updated_at = now()"
+			       " WHERE client_id = $1 AND enabled RETURNING client_id",
+			       1, params, err);
+	if (!res)
+		goto end;
+	if (scrip_sync_result_rows(res) == 1) {
+		if (!scrip_sync_exec(db,
+				     "INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
+				     " VALUES ('client_disable', 'done', $1, 'disabled client', current_user)",
+				     1, params, err) ||
+		    !scrip_sync_commit(db, err))
+			goto end;
+		*changed = true;
+		ok = true;
+		goto end;
+	}
+	scrip_sync_result_free(res);
+	res = scrip_sync_query(db, "SELECT 1 FROM scrip.clients WHERE client_id = $1", 1, params, err);
+	if (!res)
+		goto end;
+	if (scrip_sync_result_rows(res) == 0) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "client_unknown", "no client '%s'", client_id);
+		goto end;
+	}
+	ok = true; /* disabled already: nothing to write */
+end:
+	scrip_sync_result_free(res);
+	scrip_sync_rollback(db);
+	return ok;
+}
+
+/* ---- signing keys ---- */
+
+static const char key_list_sql[] =
+	"SELECT coalesce(json_agg(json_build_object("
+	" 'kid', kid, 'alg', alg, 'state', state, 'created_at', " SQL_TIME("created_at") ","
+	" 'activated_at', " SQL_TIME("activated_at") ", 'retired_at', " SQL_TIME("retired_at") ")"
+	" ORDER BY created_at, kid COLLATE \"C\"), '[]')::text"
+	" FROM scrip.signing_keys";
+
+json_t *scrip_sync_key_list(scrip_sync_t *db, scrip_err_t *err)
+{
+	return query_json_array(db, key_list_sql, 0, NULL, err);
+}
+
+/* Takes the key lock, demotes the current key and returns its kid. */
+static bool demote_current_key(scrip_sync_t *db, char **retiring_kid, scrip_err_t *err)
+{
+	bool ok = false;
+	scrip_sync_result_t *res = NULL;
+	char lock[24];
+	snprintf(lock, sizeof(lock), "%" PRId64, SCRIP_SYNC_LOCK_KEYS);
+	const char *lock_params[] = { lock };
+	if (!scrip_sync_exec(db, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock_params, err))
+		goto end;
+	res = scrip_sync_query(db,
+			       "UPDATE scrip.signing_keys SET state = 'retiring'"
+			       " WHERE state = 'current' RETURNING kid",
+			       0, NULL, err);
+	if (!res)
+		goto end;
+	/* The one-current-key index allows no more than one row here. */
+	const char *kid = scrip_sync_result_value(res, 0, 0);
+	if (kid && !(*retiring_kid = strdup(kid))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	ok = true;
+end:
+	scrip_sync_result_free(res);
+	return ok;
+}
+
+bool scrip_sync_key_rotate(scrip_sync_t *db, const scrip_sync_key_new_t *key, char **retiring_kid, scrip_err_t *err)
+{
+	bool ok = false;
+	char *sealed = NULL;
+	*retiring_kid = NULL;
+	/* The sealed form is ciphertext: safe to send, but still wiped. */
+	size_t sealed_size = 2 + 2 * key->sealed_len + 1;
+	if (!(sealed = malloc(sealed_size))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	bytea_hex(key->sealed, key->sealed_len, sealed);
+	if (!scrip_sync_begin(db, err) || !demote_current_key(db, retiring_kid, err))
+		goto end;
+	const char *insert[] = { key->kid, key->alg, key->public_jwk, sealed };
+	const char *audit[] = { key->kid, key->alg, *retiring_kid };
+	const char *notify[] = { SCRIP_SYNC_KEYS_CHANNEL, key->kid };
+	if (!scrip_sync_exec(db,
+			     "INSERT INTO scrip.signing_keys"
+			     " (kid, alg, state, public_jwk, private_sealed, activated_at)"
+			     " VALUES ($1, $2, 'current', $3::jsonb, $4::bytea, now())",
+			     4, insert, err) ||
+	    !scrip_sync_exec(db,
+			     "INSERT INTO scrip.audit_events (event, outcome, description, actor)"
+			     " VALUES ('key_rotate', 'done',"
+			     "  format('new current key %s (%s); %s', $1::text, $2::text,"
+			     "   coalesce('key ' || $3::text || ' now retiring', 'there was no current key')),"
+			     "  current_user)",
+			     3, audit, err) ||
+	    !scrip_sync_exec(db, "SELECT pg_notify($1, $2)", 2, notify, err) || !scrip_sync_commit(db, err))
+		goto end;
+	ok = true;
+end:
+	scrip_sync_rollback(db);
+	if (sealed) {
+		explicit_bzero(sealed, sealed_size);
+		free(sealed);
+	}
+	if (!ok) {
+		free(*retiring_kid);
+		*retiring_kid = NULL;
+	}
+	return ok;
+}

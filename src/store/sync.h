@@ -1,0 +1,166 @@
+/* sync.h — PostgreSQL for scripctl, synchronously: one blocking libpq
+ * connection, parameterised statements, explicit transactions, and the
+ * typed operations the operator commands need (migrations, clients, keys).
+ *
+ * Never used by scripd: one blocking call on an event loop would stall
+ * every request that loop carries (scripd uses db.h and store.h).
+ *
+ * Errors: every fallible function fills *err. A failure to connect is
+ * SCRIP_E_TEMPORARILY_UNAVAILABLE (reason "db_connect"); a statement that
+ * fails is SCRIP_E_SERVER_ERROR with its SQLSTATE as the reason and the
+ * server's primary message as the text (never the conninfo, never a
+ * parameter value); the typed operations add their own refusals, each
+ * documented below. */
+#ifndef SCRIP_SYNC_H
+#define SCRIP_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "store/migrations.h"
+#include "util/err.h"
+
+/* Advisory-lock keys (pg_advisory_lock(bigint)). Fixed so that every
+ * scripctl, and any scripd code that wants to take part, serialises on the
+ * same lock: "scrp" in the high bytes, the purpose in the low ones. */
+#define SCRIP_SYNC_LOCK_MIGRATE INT64_C(0x7363727000000001) /* session lock around `db migrate` */
+#define SCRIP_SYNC_LOCK_KEYS INT64_C(0x7363727000000002)    /* transaction lock around key rotation */
+
+/* The channel `key rotate` notifies (payload: the new kid) when its
+ * transaction commits, so that scripd instances can reload at once. */
+#define SCRIP_SYNC_KEYS_CHANNEL "scrip_keys"
+
+/* One connection. Opaque. */
+typedef struct scrip_sync scrip_sync_t;
+/* The rows of one statement. Opaque. */
+typedef struct scrip_sync_result scrip_sync_result_t;
+
+/* Connects with a libpq conninfo (key=value string or URI; "" means the
+ * PG* environment variables only). Adds application_name "scripctl" and a
+ * 10 s connect_timeout unless conninfo or the environment set them.
+ * Returns NULL with SCRIP_E_TEMPORARILY_UNAVAILABLE when the server cannot
+ * be reached or refuses; err->text then holds libpq's reason, which never
+ * contains the password. conninfo is not retained. Free with scrip_sync_close. */
+scrip_sync_t *scrip_sync_connect(const char *conninfo, scrip_err_t *err);
+
+/* Closes the connection; NULL is a no-op. An open transaction is rolled
+ * back by the server; session advisory locks are released. */
+void scrip_sync_close(scrip_sync_t *db);
+
+/* Runs one parameterised statement (PQexecParams: text parameters,
+ * values[i] NULL for SQL NULL, text results). sql is a constant of the
+ * caller's: values never become SQL text. Returns the rows (also for
+ * commands, with 0 rows); NULL on failure. Caller frees with
+ * scrip_sync_result_free. */
+scrip_sync_result_t *scrip_sync_query(scrip_sync_t *db, const char *sql, int n_params, const char *const *values,
+				      scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Like scrip_sync_query, for statements whose rows do not matter. */
+bool scrip_sync_exec(scrip_sync_t *db, const char *sql, int n_params, const char *const *values,
+		     scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Number of rows; 0 for NULL. */
+int scrip_sync_result_rows(const scrip_sync_result_t *res);
+
+/* Text of (row, col); NULL when SQL NULL or out of range. Borrowed: valid
+ * until the result is freed. */
+const char *scrip_sync_result_value(const scrip_sync_result_t *res, int row, int col);
+
+/* NULL is a no-op. */
+void scrip_sync_result_free(scrip_sync_result_t *res);
+
+/* BEGIN and COMMIT. After a failed COMMIT nothing was committed. */
+bool scrip_sync_begin(scrip_sync_t *db, scrip_err_t *err) SCRIP_MUST_CHECK;
+bool scrip_sync_commit(scrip_sync_t *db, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* ROLLBACK if a transaction is open (also an aborted one); else nothing. */
+void scrip_sync_rollback(scrip_sync_t *db);
+
+/* ---- migrations ---- */
+
+/* The highest version recorded in scrip.schema_migrations; 0 when the
+ * table does not exist or is empty. Creates nothing. */
+bool scrip_sync_schema_version(scrip_sync_t *db, int *version, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Brings the schema up to date: holding the session advisory lock
+ * SCRIP_SYNC_LOCK_MIGRATE (waiting for any other migrator), creates schema
+ * "scrip" and scrip.schema_migrations if missing, then applies each of
+ * migrations[0..n) (ascending versions) newer than the recorded version,
+ * each in its own transaction together with the row recording it.
+ * [out] *from: the version found; *to: the version reached — set also on
+ * failure, so the caller can say which migrations were applied before the
+ * one that failed. A failing migration leaves nothing of itself (err names
+ * it). A database newer than every known migration is refused with
+ * SCRIP_E_CONFIG, reason "schema_newer", and nothing is changed. */
+bool scrip_sync_migrate(scrip_sync_t *db, const scrip_migration_t *migrations, size_t n, int *from, int *to,
+			scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* ---- clients ---- */
+
+/* A client to create; every member borrowed and already validated. */
+typedef struct {
+	const char *client_id;        /* [A-Za-z0-9._-]{1,64} */
+	const uint8_t *secret_hash;   /* SCRIP_SHA256_LEN bytes: SHA-256 of the secret */
+	const char *const *scopes;    /* canonical scope texts */
+	size_t n_scopes;
+	const char *const *audiences; /* in order; [0] is the default audience */
+	size_t n_audiences;
+	int64_t default_lifetime; /* seconds, 1..INT32_MAX */
+	int64_t max_lifetime;     /* seconds, default_lifetime..INT32_MAX */
+} scrip_sync_client_new_t;
+
+/* Inserts the client and its audit row (event 'client_create', outcome
+ * 'done', actor current_user; the description names the policy, never the
+ * secret) in one transaction. A client_id that exists already is refused
+ * with SCRIP_E_INVALID_REQUEST, reason "client_exists"; nothing changes. */
+bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *client,
+			      scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* The clients as a new JSON array (caller json_decref's), ordered by
+ * client_id (bytewise), each element
+ *   {"client_id": str, "enabled": bool, "scopes": [str], "audiences": [str],
+ *    "default_lifetime": int, "max_lifetime": int,
+ *    "created_at": "YYYY-MM-DDTHH:MM:SSZ", "updated_at": "YYYY-MM-DDTHH:MM:SSZ"}
+ * — never the secret hash. client_id non-NULL: only that client (the
+ * array is empty when there is none). NULL on failure. */
+json_t *scrip_sync_client_list(scrip_sync_t *db, const char *client_id, scrip_err_t *err);
+
+/* Disables a client (it can no longer authenticate) and audits it (event
+ * 'client_disable') in one transaction. [out] *changed: false when it was
+ * disabled already (then nothing is written). Unknown client_id: false
+ * with SCRIP_E_INVALID_REQUEST, reason "client_unknown". */
+bool scrip_sync_client_disable(scrip_sync_t *db, const char *client_id, bool *changed,
+			       scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* ---- signing keys ---- */
+
+/* The signing keys as a new JSON array (caller json_decref's), ordered by
+ * created_at then kid, each element
+ *   {"kid": str, "alg": "ES256"|"RS256", "state": "next"|"current"|"retiring"|"retired",
+ *    "created_at": time, "activated_at": time|null, "retired_at": time|null}
+ * (times as in scrip_sync_client_list) — never the sealed private key.
+ * NULL on failure. */
+json_t *scrip_sync_key_list(scrip_sync_t *db, scrip_err_t *err);
+
+/* A new signing key to install; every member borrowed. */
+typedef struct {
+	const char *kid;        /* RFC 7638 thumbprint */
+	const char *alg;        /* "ES256" or "RS256" */
+	const char *public_jwk; /* JSON text of the public JWK (no private member) */
+	const uint8_t *sealed;  /* the private JWK sealed under the encryption key, kid as AD */
+	size_t sealed_len;
+} scrip_sync_key_new_t;
+
+/* Rotates: in one transaction holding SCRIP_SYNC_LOCK_KEYS, marks the
+ * current key 'retiring' (retired_at stays NULL: it stays published),
+ * inserts key as 'current' with activated_at = now(), writes the audit row
+ * (event 'key_rotate') and notifies SCRIP_SYNC_KEYS_CHANNEL. With no current
+ * key, key simply becomes current. [out] *retiring_kid: malloc'd kid of the
+ * key that was current, NULL when there was none; caller frees. */
+bool scrip_sync_key_rotate(scrip_sync_t *db, const scrip_sync_key_new_t *key, char **retiring_kid,
+			   scrip_err_t *err) SCRIP_MUST_CHECK;
+
+#endif
