@@ -120,7 +120,7 @@ for the audience https://storage.example.org. In another terminal:
     http://127.0.0.1:$port/token
 
   # 3. What scrip recorded:
-  psql '$SCRIP_TEST_PG_DSN' -c 'SELECT at, outcome, error, client_id, subject, requested_scope FROM scrip.audit_events ORDER BY id'
+  psql '$SCRIP_TEST_PG_DSN' -c 'SELECT at, event, outcome, error, client_id, subject, requested_scope FROM scrip.audit_events ORDER BY id'
 
 EOF
 }

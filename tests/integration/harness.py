@@ -15,6 +15,7 @@ last test can check scripd's log never contained one.
 import atexit
 import base64
 import glob
+import hashlib
 import http.client
 import json
 import os
@@ -51,7 +52,8 @@ PG_THROWAWAY = os.path.join(SRCDIR, "tools", "pg-throwaway.sh")
 
 READY_TIMEOUT = 30      # seconds for scripd to answer /healthz 200
 HTTP_TIMEOUT = 20       # seconds for one request to scripd
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer")
 
 
 def in_ci():
@@ -94,7 +96,7 @@ def postgres_available():
 # HTTP
 
 class Response:
-    """An HTTP response. repr() never shows the body: it may hold a token."""
+    """An HTTP response. Its repr() (what a failing assertion prints) masks tokens and secrets."""
 
     def __init__(self, status, headers, body):
         self.status = status
@@ -213,7 +215,7 @@ class Database:
 class Scripd:
     """One scripd process with its configuration file and captured stderr."""
 
-    def __init__(self, workdir, dsn, upstreams, algorithm="ES256"):
+    def __init__(self, workdir, dsn, upstreams, algorithm="ES256", kek=None):
         self.workdir = workdir
         self.dsn = dsn
         self.upstreams = upstreams  # list of (name, {option: value})
@@ -226,7 +228,7 @@ class Scripd:
         self.key_path = os.path.join(workdir, "encryption.key")
         fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
+            f.write((kek or secrets.token_hex(32)) + "\n")
         self.write_config(free_port())
 
     @property
@@ -394,7 +396,10 @@ class Env:
             resolved = {"issuer": issuer.issuer}
             resolved.update({k: (v(issuer) if callable(v) else v) for k, v in options.items()})
             upstreams.append((name, resolved))
-        self.scripd = Scripd(self.workdir, self.db.dsn, upstreams, self.algorithm)
+        # A database that outlives this run keeps signing keys sealed under the key of the run
+        # that made them: derive that key from the database's URI so every run can unseal them.
+        kek = None if self.db.owned else hashlib.sha256(b"scrip-test-kek:" + self.db.dsn.encode()).hexdigest()
+        self.scripd = Scripd(self.workdir, self.db.dsn, upstreams, self.algorithm, kek)
         self.scripd.redact = self.redact
         self.scripd.scripctl("db", "migrate", check=True)
         self.scripd.start()
@@ -416,7 +421,8 @@ class Env:
                     problems.append("scripd's log holds a sanitizer report (%s)" % mark)
                     break
             if problems or self.failed:
-                sys.stdout.write("---- tail of scripd's log (%s) ----\n%s\n----\n" % (self.name, self.scripd.log_tail(60)))
+                sys.stdout.write("---- tail of scripd's log (%s) ----\n%s\n----\n"
+                    % (self.name, self.scripd.log_tail(60)))
         for issuer in self.issuers.values():
             issuer.stop()
         if self.db:

@@ -158,14 +158,16 @@ class SuccessTest(ExchangeCase):
         tok, _ = self.subject()
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo", subject_token_type=TT_JWT)
-        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800, requested_scope="storage.read:/demo")
+        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
+                           requested_scope="storage.read:/demo")
 
     def test_requested_token_type_access_token(self):
         c = self.env.new_client()
         tok, _ = self.subject()
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo", extra=[("requested_token_type", TT_ACCESS_TOKEN)])
-        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800, requested_scope="storage.read:/demo")
+        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
+                           requested_scope="storage.read:/demo")
 
     def test_client_secret_post(self):
         c = self.env.new_client()
@@ -180,14 +182,16 @@ class SuccessTest(ExchangeCase):
         tok, _ = self.subject({"wlcg.groups": None})
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo")
-        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800, requested_scope="storage.read:/demo")
+        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
+                           requested_scope="storage.read:/demo")
 
     def test_subject_without_jti_is_referenced_by_hash(self):
         c = self.env.new_client()
         tok, _ = self.subject({"jti": None})
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo")
-        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800, requested_scope="storage.read:/demo")
+        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
+                           requested_scope="storage.read:/demo")
 
     def test_each_exchange_gets_its_own_jti(self):
         c = self.env.new_client()
@@ -299,21 +303,24 @@ class AudienceAndLifetimeTest(ExchangeCase):
         tok, _ = self.subject()
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo", expires_in=999999)
-        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 3600, requested_scope="storage.read:/demo")
+        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 3600,
+                           requested_scope="storage.read:/demo")
 
     def test_expires_in_below_max_is_honoured(self):
         c = self.env.new_client(default_lifetime=600, max_lifetime=3600)
         tok, _ = self.subject()
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo", expires_in=1234)
-        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1234, requested_scope="storage.read:/demo")
+        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1234,
+                           requested_scope="storage.read:/demo")
 
     def test_no_expires_in_gives_the_default(self):
         c = self.env.new_client(default_lifetime=900, max_lifetime=3600)
         tok, _ = self.subject()
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo")
-        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 900, requested_scope="storage.read:/demo")
+        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 900,
+                           requested_scope="storage.read:/demo")
 
     def test_lifetime_outlives_the_subject_token(self):
         # The point of scrip: a 10-minute upstream token buys a token for the queue.
