@@ -2,6 +2,8 @@
  * parameters, then deciding scopes, audiences and lifetime. No I/O, no clock. */
 #include "core/exchange.h"
 
+#include "core/grant.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +44,7 @@ static bool parse_positive(const char *s, int64_t *out)
 	return true;
 }
 
-static bool validate_token_types(const scrip_exchange_params_t *p, scrip_err_t *err)
+static bool validate_token_types(const scrip_exchange_params_t *p, scrip_exchange_request_t *req, scrip_err_t *err)
 {
 	if (!p->subject_token || !*p->subject_token) {
 		/* Never fall back to the client's own identity (Keycloak CVE-2026-9704). */
@@ -65,13 +67,11 @@ static bool validate_token_types(const scrip_exchange_params_t *p, scrip_err_t *
 		return false;
 	}
 	const char *rtt = p->requested_token_type;
-	if (rtt && *rtt && strcmp(rtt, SCRIP_TOKEN_TYPE_ACCESS_TOKEN) != 0) {
-		if (strcmp(rtt, SCRIP_TOKEN_TYPE_REFRESH_TOKEN) == 0)
-			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "unsupported_requested_token_type",
-				  "requested_token_type refresh_token is not supported yet");
-		else
-			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "unsupported_requested_token_type",
-				  "requested_token_type must be " SCRIP_TOKEN_TYPE_ACCESS_TOKEN);
+	req->wants_grant = rtt && strcmp(rtt, SCRIP_TOKEN_TYPE_REFRESH_TOKEN) == 0;
+	if (rtt && *rtt && !req->wants_grant && strcmp(rtt, SCRIP_TOKEN_TYPE_ACCESS_TOKEN) != 0) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "unsupported_requested_token_type",
+			  "requested_token_type must be " SCRIP_TOKEN_TYPE_ACCESS_TOKEN " or "
+			  SCRIP_TOKEN_TYPE_REFRESH_TOKEN);
 		return false;
 	}
 	if (p->actor_token) {
@@ -142,7 +142,13 @@ static bool validate_binding(const scrip_exchange_params_t *p, scrip_exchange_re
 		return false;
 	}
 	req->job_id = p->job_id;
-	return true;
+	/* A use limit on an access token would be silently meaningless: say so. */
+	if (p->max_uses && !req->wants_grant) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_max_uses",
+			  "max_uses only applies to a refresh token request");
+		return false;
+	}
+	return scrip_max_uses_parse(p->max_uses, &req->max_uses, err);
 }
 
 bool scrip_exchange_request_validate(const scrip_exchange_params_t *params, scrip_exchange_request_t *req,
@@ -156,7 +162,7 @@ bool scrip_exchange_request_validate(const scrip_exchange_params_t *params, scri
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "internal_error", "no request parameters");
 		goto end;
 	}
-	if (!validate_token_types(params, err))
+	if (!validate_token_types(params, req, err))
 		goto end;
 	if (!scrip_scope_set_parse(params->scope, true, &req->scopes, err))
 		goto end;
@@ -278,7 +284,14 @@ bool scrip_exchange_decide(const scrip_client_t *client, const scrip_scope_set_t
 	if (!scrip_audience_decide(client, req->audiences, req->n_audiences, &grant->audiences, &grant->n_audiences,
 				   err))
 		goto end;
-	grant->lifetime = scrip_lifetime_decide(client, req->expires_in);
+	if (req->wants_grant) {
+		grant->lifetime = scrip_grant_lifetime(client, req->expires_in);
+	} else {
+		bool risky = scrip_token_is_risky(&grant->scopes, grant->audiences, grant->n_audiences);
+		grant->lifetime = scrip_access_lifetime(client, risky, req->expires_in, now, 0, err);
+		if (grant->lifetime < 1)
+			goto end;
+	}
 	if (now < 0 || grant->lifetime > INT64_MAX - now) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "internal_error", "token expiry out of range");
 		goto end;

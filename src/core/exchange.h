@@ -36,6 +36,7 @@ typedef struct {
 	const char *job_id;
 	const char *actor_token;
 	size_t n_resources; /* how many of the last audiences are "resource" values (RFC 8707) */
+	const char *max_uses; /* extension: redemptions a grant allows (refresh_token requests only) */
 } scrip_exchange_params_t;
 
 /* A validated request. Strings are borrowed from the params; scopes and the
@@ -46,15 +47,20 @@ typedef struct {
 	scrip_scope_set_t scopes;     /* requested; n == 0 when none was asked */
 	const char *const *audiences; /* requested; deduplicated, first-seen order kept; NULL when none */
 	size_t n_audiences;
-	int64_t expires_in; /* requested lifetime in seconds; 0 when none was asked */
+	int64_t expires_in; /* requested lifetime in seconds (of the grant when wants_grant); 0 when none was asked */
 	const char *job_id; /* NULL when none */
+	bool wants_grant;   /* requested_token_type is refresh_token: issue a grant, not an access token */
+	int64_t max_uses;   /* redemptions the grant allows; 0 = unlimited (always 0 unless wants_grant) */
 } scrip_exchange_request_t;
 
 /* Checks the parameters: subject_token present and at most
  * SCRIP_SUBJECT_TOKEN_MAX bytes; subject_token_type access_token or jwt;
- * requested_token_type absent or access_token; no actor_token (not
- * supported yet); scope strict; each audience 1..SCRIP_AUDIENCE_LEN_MAX
- * printable ASCII bytes (0x21-0x7e), at most SCRIP_AUDIENCE_MAX of them (resource values
+ * requested_token_type absent, access_token, or exactly refresh_token (then
+ * req->wants_grant: a grant is to be issued); max_uses only with a
+ * refresh_token request, parsed by scrip_max_uses_parse (grant.h) into
+ * req->max_uses; no actor_token (not supported yet); scope strict; each
+ * audience 1..SCRIP_AUDIENCE_LEN_MAX printable ASCII bytes (0x21-0x7e), at
+ * most SCRIP_AUDIENCE_MAX of them (resource values
  * must be absolute URIs without fragment, RFC 8707 §2); expires_in a
  * positive decimal integer without sign or leading zeros; job_id 1..128
  * printable ASCII bytes (0x21-0x7e). Errors are invalid_request, or
@@ -68,7 +74,8 @@ typedef struct {
  * "subject_token_too_long", "missing_subject_token_type",
  * "unsupported_token_type", "unsupported_requested_token_type",
  * "actor_token_not_supported", "too_many_audiences", "bad_audience",
- * "bad_resource", "bad_expires_in", "bad_job_id", or those of
+ * "bad_resource", "bad_expires_in", "bad_job_id", "bad_max_uses" (also when
+ * max_uses comes without a refresh_token request), or those of
  * scrip_scope_set_parse. [out] req: zeroed on failure. */
 bool scrip_exchange_request_validate(const scrip_exchange_params_t *params, scrip_exchange_request_t *req,
 				     scrip_err_t *err) SCRIP_MUST_CHECK;
@@ -85,10 +92,12 @@ typedef struct {
 	int64_t lifetime; /* seconds: the response's expires_in */
 } scrip_grant_t;
 
-/* The lifetime to issue: requested (0 = none) or the client's default,
- * clamped to the client's maximum (a request above it is not an error).
- * A client without a positive default or maximum (or a NULL client) falls
- * back to SCRIP_DEFAULT_LIFETIME / SCRIP_DEFAULT_MAX_LIFETIME. Always >= 1. */
+/* The lifetime of a low-risk access token: requested (0 = none) or the
+ * client's default, clamped to the client's maximum (a request above it is
+ * not an error). A client without a positive default or maximum (or a NULL
+ * client) falls back to SCRIP_DEFAULT_LIFETIME / SCRIP_DEFAULT_MAX_LIFETIME.
+ * Always >= 1. The first step of scrip_access_lifetime (grant.h), which
+ * adds the risk cap and a grant's expiry: issue with that one. */
 int64_t scrip_lifetime_decide(const scrip_client_t *client, int64_t requested);
 
 /* The audiences to issue: the requested ones, each of which must be allowed
@@ -103,6 +112,10 @@ bool scrip_audience_decide(const scrip_client_t *client, const char *const *requ
 
 /* The whole decision: scopes (scrip_scope_narrow over the subject's scopes,
  * the client's policy and the request), audiences, lifetime from now.
+ * The lifetime is an access token's, scrip_access_lifetime with the risk
+ * class of the granted scopes and audiences (scrip_token_is_risky), or,
+ * when req->wants_grant, the grant's own, scrip_grant_lifetime: the caller
+ * knows from req->wants_grant which one it is issuing.
  * Errors are those of scrip_scope_narrow and scrip_audience_decide.
  * [out] grant: free with scrip_grant_clear; zeroed on failure. */
 bool scrip_exchange_decide(const scrip_client_t *client, const scrip_scope_set_t *subject_scopes,

@@ -102,6 +102,11 @@ static void test_client_clear(void)
 	c.audiences[1] = strdup("https://b.example");
 	c.n_audiences = 2;
 	c.default_lifetime = 3600;
+	c.max_lifetime = 4 * 86400;
+	c.risky_max_lifetime = SCRIP_DEFAULT_RISKY_MAX_LIFETIME;
+	c.max_grant_lifetime = SCRIP_DEFAULT_MAX_GRANT_LIFETIME;
+	c.refresh_grace = 60;
+	c.may_introspect = true;
 	CU_ASSERT_TRUE(scrip_scope_set_parse("storage.read:/atlas", true, &c.scopes, &err));
 	scrip_client_clear(&c);
 	CU_ASSERT_PTR_NULL(c.client_id);
@@ -109,6 +114,13 @@ static void test_client_clear(void)
 	CU_ASSERT_EQUAL(c.n_audiences, 0);
 	CU_ASSERT_EQUAL(c.scopes.n, 0);
 	CU_ASSERT_FALSE(c.enabled);
+	/* policy does not outlive the client: a reused struct starts from nothing */
+	CU_ASSERT_EQUAL(c.default_lifetime, 0);
+	CU_ASSERT_EQUAL(c.max_lifetime, 0);
+	CU_ASSERT_EQUAL(c.risky_max_lifetime, 0);
+	CU_ASSERT_EQUAL(c.max_grant_lifetime, 0);
+	CU_ASSERT_EQUAL(c.refresh_grace, 0);
+	CU_ASSERT_FALSE(c.may_introspect);
 	static const uint8_t zero[SCRIP_SHA256_LEN] = {0};
 	CU_ASSERT_EQUAL(memcmp(c.secret_hash, zero, sizeof(zero)), 0);
 	scrip_client_clear(&c); /* twice is harmless */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/exchange.h"
+#include "core/grant.h"
 #include "suites.h"
 
 /* Stands in for a real token: no error text may ever contain it. */
@@ -66,7 +67,16 @@ static void test_validate_full(void)
 	scrip_exchange_request_clear(NULL);
 }
 
-typedef enum { F_SUBJECT_TOKEN, F_SUBJECT_TYPE, F_REQUESTED_TYPE, F_SCOPE, F_EXPIRES_IN, F_JOB_ID, F_ACTOR } field_t;
+typedef enum {
+	F_SUBJECT_TOKEN,
+	F_SUBJECT_TYPE,
+	F_REQUESTED_TYPE,
+	F_SCOPE,
+	F_EXPIRES_IN,
+	F_JOB_ID,
+	F_ACTOR,
+	F_MAX_USES
+} field_t;
 
 static void set_field(scrip_exchange_params_t *p, field_t f, const char *v)
 {
@@ -78,6 +88,7 @@ static void set_field(scrip_exchange_params_t *p, field_t f, const char *v)
 	case F_EXPIRES_IN: p->expires_in = v; break;
 	case F_JOB_ID: p->job_id = v; break;
 	case F_ACTOR: p->actor_token = v; break;
+	case F_MAX_USES: p->max_uses = v; break;
 	}
 }
 
@@ -116,8 +127,12 @@ static void test_validate_table(void)
 		{F_SUBJECT_TYPE, "access_token", SCRIP_E_INVALID_REQUEST, "unsupported_token_type"},
 		{F_REQUESTED_TYPE, SCRIP_TOKEN_TYPE_ACCESS_TOKEN, SCRIP_E_NONE, ""},
 		{F_REQUESTED_TYPE, "", SCRIP_E_NONE, ""},
-		{F_REQUESTED_TYPE, SCRIP_TOKEN_TYPE_REFRESH_TOKEN, SCRIP_E_INVALID_REQUEST,
+		{F_REQUESTED_TYPE, SCRIP_TOKEN_TYPE_REFRESH_TOKEN, SCRIP_E_NONE, ""},
+		{F_REQUESTED_TYPE, SCRIP_TOKEN_TYPE_REFRESH_TOKEN " ", SCRIP_E_INVALID_REQUEST,
 		 "unsupported_requested_token_type"},
+		{F_REQUESTED_TYPE, "urn:ietf:params:oauth:token-type:REFRESH_TOKEN", SCRIP_E_INVALID_REQUEST,
+		 "unsupported_requested_token_type"},
+		{F_REQUESTED_TYPE, "refresh_token", SCRIP_E_INVALID_REQUEST, "unsupported_requested_token_type"},
 		{F_REQUESTED_TYPE, SCRIP_TOKEN_TYPE_JWT, SCRIP_E_INVALID_REQUEST, "unsupported_requested_token_type"},
 		{F_REQUESTED_TYPE, "urn:ietf:params:oauth:token-type:id_token", SCRIP_E_INVALID_REQUEST,
 		 "unsupported_requested_token_type"},
@@ -154,6 +169,10 @@ static void test_validate_table(void)
 		{F_JOB_ID, "job\x7f", SCRIP_E_INVALID_REQUEST, "bad_job_id"},
 		{F_JOB_ID, "j\xc3\xb6" "b", SCRIP_E_INVALID_REQUEST, "bad_job_id"},
 		{F_JOB_ID, "job\n", SCRIP_E_INVALID_REQUEST, "bad_job_id"},
+		/* a use limit without a refresh_token request, even an empty or a bad one */
+		{F_MAX_USES, "1", SCRIP_E_INVALID_REQUEST, "bad_max_uses"},
+		{F_MAX_USES, "", SCRIP_E_INVALID_REQUEST, "bad_max_uses"},
+		{F_MAX_USES, "0", SCRIP_E_INVALID_REQUEST, "bad_max_uses"},
 	};
 	fill_long_values();
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -178,14 +197,64 @@ static void test_validate_table(void)
 	}
 }
 
+static void test_validate_grant_request(void)
+{
+	static const struct {
+		const char *requested_type, *max_uses;
+		bool ok, wants_grant;
+		int64_t max_uses_value;
+	} cases[] = {
+		{NULL, NULL, true, false, 0},
+		{"", NULL, true, false, 0},
+		{SCRIP_TOKEN_TYPE_ACCESS_TOKEN, NULL, true, false, 0},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, NULL, true, true, 0},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "1", true, true, 1},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "25", true, true, 25},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "999999999", true, true, 999999999},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "1000000000", false, false, 0},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "0", false, false, 0},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "", false, false, 0},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "-1", false, false, 0},
+		{SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "01", false, false, 0},
+		{SCRIP_TOKEN_TYPE_ACCESS_TOKEN, "1", false, false, 0},
+		{"", "1", false, false, 0},
+		{NULL, "1", false, false, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		scrip_exchange_params_t p = base_params();
+		p.requested_token_type = cases[i].requested_type;
+		p.max_uses = cases[i].max_uses;
+		p.expires_in = "604800";
+		scrip_exchange_request_t req;
+		scrip_err_t err = {0};
+		bool ok = scrip_exchange_request_validate(&p, &req, &err);
+		bool err_ok = ok ? err.code == SCRIP_E_NONE
+				 : err.code == SCRIP_E_INVALID_REQUEST && !strcmp(err.reason, "bad_max_uses");
+		if (ok != cases[i].ok || req.wants_grant != cases[i].wants_grant ||
+		    req.max_uses != cases[i].max_uses_value || !err_ok || (ok && req.expires_in != 604800)) {
+			fprintf(stderr, "\ngrant request case %zu: ok=%d wants_grant=%d max_uses=%lld reason=%s\n", i, ok,
+				req.wants_grant, (long long)req.max_uses, err.reason);
+			CU_FAIL("grant request table");
+		}
+		scrip_exchange_request_clear(&req);
+		CU_ASSERT_FALSE(req.wants_grant);
+		CU_ASSERT_EQUAL(req.max_uses, 0);
+	}
+}
+
 static void test_validate_messages(void)
 {
 	scrip_exchange_params_t p = base_params();
 	scrip_exchange_request_t req;
 	scrip_err_t err = {0};
-	p.requested_token_type = SCRIP_TOKEN_TYPE_REFRESH_TOKEN;
+	p.requested_token_type = SCRIP_TOKEN_TYPE_JWT;
 	CU_ASSERT_FALSE(scrip_exchange_request_validate(&p, &req, &err));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "not supported yet"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.text, SCRIP_TOKEN_TYPE_ACCESS_TOKEN));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.text, SCRIP_TOKEN_TYPE_REFRESH_TOKEN));
+	p = base_params();
+	p.max_uses = "1";
+	CU_ASSERT_FALSE(scrip_exchange_request_validate(&p, &req, &err));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "max_uses only applies to a refresh token request"));
 	p = base_params();
 	p.expires_in = "05";
 	CU_ASSERT_FALSE(scrip_exchange_request_validate(&p, &req, &err));
@@ -410,6 +479,8 @@ static void fixture_init(fixture_t *f, const char *policy, const char *subject, 
 	f->client.n_audiences = 3;
 	f->client.default_lifetime = 3600;
 	f->client.max_lifetime = 4 * 86400;
+	f->client.risky_max_lifetime = 21600;
+	f->client.max_grant_lifetime = 30 * 86400;
 	CU_ASSERT_TRUE_FATAL(scrip_scope_set_parse(policy, true, &f->client.scopes, &err));
 	CU_ASSERT_TRUE_FATAL(scrip_scope_set_parse(subject, false, &f->subject, &err));
 	CU_ASSERT_TRUE_FATAL(scrip_exchange_request_validate(p, &f->req, &err));
@@ -511,6 +582,60 @@ static void test_decide_refused(void)
 	}
 }
 
+static char *any_auds[] = {(char[]){"https://se.example.org"}, (char[]){"fts"}, (char[]){SCRIP_AUDIENCE_ANY}};
+
+/* The lifetime follows the risk of what is granted, not of what the subject
+ * holds; a grant gets the grant lifetime, whatever its risk. */
+static void test_decide_lifetime_by_risk(void)
+{
+	static const struct {
+		const char *policy, *scope, *audience, *expires_in;
+		int64_t risky_max;
+		bool grant;
+		int64_t want;
+	} cases[] = {
+		{"storage.read:/atlas", NULL, NULL, "172800", 21600, false, 172800},
+		{"storage.read:/atlas storage.create:/atlas", NULL, "fts", "172800", 21600, false, 172800},
+		{"storage.modify:/atlas", NULL, NULL, "172800", 21600, false, 21600},
+		{"storage.modify:/atlas", NULL, NULL, "172800", 7200, false, 7200},
+		{"storage.modify:/atlas", NULL, NULL, "600", 7200, false, 600},
+		{"storage.modify:/atlas", NULL, NULL, NULL, 7200, false, 3600},
+		{"storage.modify:/atlas", NULL, NULL, "172800", 0, false, SCRIP_DEFAULT_RISKY_MAX_LIFETIME},
+		/* narrowed below modify: the cap no longer applies */
+		{"storage.modify:/atlas", "storage.create:/atlas/out", NULL, "172800", 21600, false, 172800},
+		{"storage.read:/atlas compute.create", NULL, NULL, "172800", 21600, false, 21600},
+		{"storage.read:/atlas compute.create", "storage.read:/atlas", NULL, "172800", 21600, false, 172800},
+		{"storage.read:/atlas", NULL, SCRIP_AUDIENCE_ANY, "172800", 21600, false, 21600},
+		/* a grant: its own lifetime, clamped to max_grant_lifetime */
+		{"storage.modify:/atlas", NULL, NULL, "604800", 21600, true, 604800},
+		{"storage.modify:/atlas", NULL, NULL, NULL, 21600, true, 30 * 86400},
+		{"storage.read:/atlas", NULL, NULL, "99999999", 21600, true, 30 * 86400},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *auds[] = {cases[i].audience};
+		scrip_exchange_params_t p = base_params();
+		p.scope = cases[i].scope;
+		p.audiences = cases[i].audience ? auds : NULL;
+		p.n_audiences = cases[i].audience ? 1 : 0;
+		p.expires_in = cases[i].expires_in;
+		p.requested_token_type = cases[i].grant ? SCRIP_TOKEN_TYPE_REFRESH_TOKEN : NULL;
+		fixture_t f;
+		fixture_init(&f, cases[i].policy, "storage.modify:/ storage.read:/ compute.create", &p);
+		f.client.risky_max_lifetime = cases[i].risky_max;
+		f.client.audiences = any_auds;
+		scrip_grant_t g;
+		scrip_err_t err = {0};
+		bool ok = scrip_exchange_decide(&f.client, &f.subject, &f.req, 1000, &g, &err);
+		if (!ok || g.lifetime != cases[i].want || g.exp != 1000 + cases[i].want || g.iat != 1000) {
+			fprintf(stderr, "\nrisk case %zu: ok=%d lifetime=%lld %s\n", i, ok, (long long)g.lifetime,
+				err.reason);
+			CU_FAIL("lifetime by risk table");
+		}
+		scrip_grant_clear(&g);
+		fixture_clear(&f);
+	}
+}
+
 static void test_decide_bad_arguments(void)
 {
 	scrip_exchange_params_t p = base_params();
@@ -546,6 +671,7 @@ bool scrip_test_exchange_suite(void)
 	SCRIP_ADD_TEST(suite, test_validate_minimal);
 	SCRIP_ADD_TEST(suite, test_validate_full);
 	SCRIP_ADD_TEST(suite, test_validate_table);
+	SCRIP_ADD_TEST(suite, test_validate_grant_request);
 	SCRIP_ADD_TEST(suite, test_validate_messages);
 	SCRIP_ADD_TEST(suite, test_validate_audiences);
 	SCRIP_ADD_TEST(suite, test_validate_audience_count);
@@ -555,6 +681,7 @@ bool scrip_test_exchange_suite(void)
 	SCRIP_ADD_TEST(suite, test_decide_granted);
 	SCRIP_ADD_TEST(suite, test_decide_defaults);
 	SCRIP_ADD_TEST(suite, test_decide_refused);
+	SCRIP_ADD_TEST(suite, test_decide_lifetime_by_risk);
 	SCRIP_ADD_TEST(suite, test_decide_bad_arguments);
 	return true;
 }
