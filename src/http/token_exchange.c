@@ -1,1 +1,243 @@
-/* token_exchange.c — not written yet. */
+/* token_exchange.c — grant_type=token-exchange (RFC 8693): validate the
+ * request, verify the subject token against its upstream issuer's keys,
+ * decide scopes, audiences and lifetime, then issue either an access token
+ * or, when a refresh token is requested, a grant held by scrip for a queued
+ * job. What is issued is committed before it is returned:
+ *
+ *   validate (pure) ─▶ parse subject token (pure) ─▶ upstream key (JWKS cache)
+ *     ─▶ verify + decide (pure) ─▶ sign, or make a refresh token
+ *     ─▶ record (DB) ─▶ 200 */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/grant.h"
+#include "http/token_int.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+/* The subject token is referred to by its jti, or by a hash of its bytes:
+ * never by its text. */
+static void subject_ref(const scrip_token_req_t *t, char *ref, size_t size)
+{
+	if (t->subject.jti && strlen(t->subject.jti) <= 64) {
+		snprintf(ref, size, "jti:%s", t->subject.jti);
+	} else {
+		char hex[2 * SCRIP_SHA256_LEN + 1];
+		scrip_sha256_hex(t->request.subject_token, strlen(t->request.subject_token), hex);
+		snprintf(ref, size, "sha256:%s", hex);
+	}
+}
+
+/* ---- an access token ---------------------------------------------------- */
+
+static void access_recorded_cb(const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	if (db_err) {
+		/* Not recorded, so not issued: the token is discarded. */
+		scrip_log_warn("token: jti %s not recorded, not issued: %s", t->jti, db_err->text);
+		if (db_err->code != SCRIP_E_SERVER_ERROR && db_err->code != SCRIP_E_TEMPORARILY_UNAVAILABLE) {
+			scrip_token_deny(t, db_err); /* a refusal (the job ended): audited like any other */
+			return;
+		}
+		scrip_err_t err;
+		scrip_err_clear(&err);
+		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+			  "the token could not be recorded; nothing was issued, retry later");
+		scrip_token_reply_error(t, &err);
+		return;
+	}
+	t->app->counters.tokens_issued++;
+	scrip_log_info("token: issued client=%s sub=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
+		       t->client->client_id, t->subject.sub, t->jti, t->scope_text, t->grant.lifetime, t->remote_addr);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "access_token", t->access_token, "issued_token_type",
+				 SCRIP_TOKEN_TYPE_ACCESS_TOKEN, "token_type", "Bearer", "expires_in",
+				 (json_int_t)t->grant.lifetime, "scope", t->scope_text);
+	scrip_token_reply_ok(t, body);
+}
+
+static void issue_access_token(scrip_token_req_t *t)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	const scrip_signing_key_t *key = scrip_token_signing_key(t, &err);
+	if (!key || !scrip_token_mint(t, t->subject.sub, t->request.job_id, t->subject.groups, key, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	char ref[80];
+	subject_ref(t, ref, sizeof(ref));
+	scrip_token_record_t rec = {
+		.jti = t->jti,
+		.client_id = t->client->client_id,
+		.subject = t->subject.sub,
+		.upstream_issuer = t->subject.iss,
+		.subject_token_ref = ref,
+		.scopes = t->scope_text,
+		.audiences = (const char *const *)t->grant.audiences,
+		.n_audiences = t->grant.n_audiences,
+		.job_id = t->request.job_id,
+		.kid = key->kid,
+		.issued_at = t->grant.iat,
+		.expires_at = t->grant.exp,
+		.remote_addr = t->remote_addr,
+		.requested_scope = t->params.scope,
+		.requested_audiences = t->params.audiences,
+		.n_requested_audiences = t->params.n_audiences,
+	};
+	scrip_token_set_step(t, STEP_RECORDING);
+	scrip_store_token_record(t->app->db, &rec, access_recorded_cb, t);
+}
+
+/* ---- a grant (RFC 8693 with requested_token_type refresh_token) ------------ */
+
+static void grant_recorded_cb(const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	if (db_err) {
+		scrip_log_warn("token: grant %s not recorded, not issued: %s", t->grant_id, db_err->text);
+		if (db_err->code != SCRIP_E_SERVER_ERROR && db_err->code != SCRIP_E_TEMPORARILY_UNAVAILABLE) {
+			scrip_token_deny(t, db_err);
+			return;
+		}
+		scrip_err_t err;
+		scrip_err_clear(&err);
+		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+			  "the grant could not be recorded; nothing was issued, retry later");
+		scrip_token_reply_error(t, &err);
+		return;
+	}
+	scrip_log_info("token: grant created client=%s sub=%s grant=%s job=%s scope=\"%s\" expires_in=%" PRId64
+		       " remote=%s",
+		       t->client->client_id, t->subject.sub, t->grant_id, t->request.job_id ? t->request.job_id : "-",
+		       t->scope_text, t->grant.lifetime, t->remote_addr);
+	/* RFC 8693 §2.2.1: the issued token travels in access_token whatever
+	 * its type; token_type N_A since it is not an access token. */
+	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "access_token", t->refresh_token, "issued_token_type",
+				 SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "token_type", "N_A", "expires_in",
+				 (json_int_t)t->grant.lifetime, "scope", t->scope_text);
+	scrip_token_reply_ok(t, body);
+}
+
+static void issue_grant(scrip_token_req_t *t)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	char *grant_id = scrip_random_token(16);
+	t->scope_text = scrip_scope_set_format(&t->grant.scopes);
+	if (!grant_id || !t->scope_text || !scrip_token_new_refresh(t, &err)) {
+		free(grant_id);
+		if (err.code == SCRIP_E_NONE)
+			SCRIP_ERR(&err, SCRIP_E_SERVER_ERROR, "grant_failed", "cannot create the grant");
+		scrip_token_deny(t, &err);
+		return;
+	}
+	snprintf(t->grant_id, sizeof(t->grant_id), "%s", grant_id);
+	free(grant_id);
+	char ref[80];
+	subject_ref(t, ref, sizeof(ref));
+	char *groups = t->subject.groups ? json_dumps(t->subject.groups, JSON_COMPACT) : NULL;
+	scrip_grant_record_t rec = {
+		.grant_id = t->grant_id,
+		.token_hash_hex = t->new_hash,
+		.client_id = t->client->client_id,
+		.subject = t->subject.sub,
+		.upstream_issuer = t->subject.iss,
+		.subject_token_ref = ref,
+		.job_id = t->request.job_id,
+		.scopes = t->scope_text,
+		.audiences = (const char *const *)t->grant.audiences,
+		.n_audiences = t->grant.n_audiences,
+		.groups_json = groups,
+		.expires_at = t->grant.exp,
+		.max_uses = t->request.max_uses,
+		.remote_addr = t->remote_addr,
+		.requested_scope = t->params.scope,
+		.requested_audiences = t->params.audiences,
+		.n_requested_audiences = t->params.n_audiences,
+	};
+	scrip_token_set_step(t, STEP_RECORDING);
+	scrip_store_grant_create(t->app->db, &rec, grant_recorded_cb, t);
+	free(groups);
+}
+
+/* ---- the subject token ---------------------------------------------------- */
+
+static void subject_key_cb(scrip_keyset_t *set, const cjose_jwk_t *key, const scrip_err_t *lookup_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (scrip_token_client_gone(t)) {
+		scrip_keyset_release(set);
+		scrip_token_reply_error(t, &t->err); /* nobody would receive it: issue nothing */
+		return;
+	}
+	if (!key) {
+		scrip_token_deny(t, lookup_err);
+		return;
+	}
+	scrip_jwt_policy_t policy = {
+		.issuer = t->upstream->issuer,
+		.audience = t->upstream->audience,
+		.algorithms = t->upstream->algorithms,
+		.clock_skew = t->upstream->clock_skew,
+	};
+	bool verified = scrip_jwt_verify_signature(&t->jwt, key, &err) &&
+			scrip_jwt_validate_claims(&t->jwt, &policy, (int64_t)time(NULL), &t->subject, &err);
+	scrip_keyset_release(set);
+	if (!verified ||
+	    !scrip_scope_set_parse(t->subject.scope ? t->subject.scope : "", false, &t->subject_scopes, &err) ||
+	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, (int64_t)time(NULL), &t->grant, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	if (t->request.wants_grant)
+		issue_grant(t);
+	else
+		issue_access_token(t);
+}
+
+static const scrip_upstream_config_t *upstream_for_issuer(const scrip_app_t *app, const char *iss, size_t *index)
+{
+	for (size_t i = 0; iss && i < app->cfg->n_upstreams; i++) {
+		/* Byte for byte: a trailing '/' or a case change is another issuer. */
+		if (strcmp(app->cfg->upstreams[i].issuer, iss) == 0) {
+			*index = i;
+			return &app->cfg->upstreams[i];
+		}
+	}
+	return NULL;
+}
+
+void scrip_token_exchange_start(scrip_token_req_t *t)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!scrip_exchange_request_validate(&t->params, &t->request, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	const char *token = t->request.subject_token;
+	if (!scrip_jwt_parse(token, strlen(token), &t->jwt, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	size_t index = 0;
+	t->upstream = upstream_for_issuer(t->app, t->jwt.iss, &index);
+	if (!t->upstream) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "untrusted_issuer",
+				      "the subject token's issuer is not a trusted upstream");
+		return;
+	}
+	scrip_jwt_policy_t policy = { .issuer = t->upstream->issuer, .algorithms = t->upstream->algorithms };
+	if (!scrip_jwt_alg_allowed(&t->jwt, &policy, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	scrip_token_set_step(t, STEP_SUBJECT);
+	scrip_jwks_cache_lookup(t->app->jwks[index], t->jwt.kid, subject_key_cb, t);
+}

@@ -1,0 +1,106 @@
+/* token_int.h — what the files of POST /token share: one request's
+ * context and its steps. handle_token.c reads the request, authenticates
+ * the client and dispatches on grant_type; token_exchange.c runs RFC 8693
+ * exchanges, token_refresh.c redeems grants (grant_type=refresh_token).
+ * Every path ends in exactly one of scrip_token_reply_error (through
+ * scrip_token_deny) or scrip_token_reply_ok. */
+#ifndef SCRIP_TOKEN_INT_H
+#define SCRIP_TOKEN_INT_H
+
+#include <stdbool.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "app.h"
+#include "core/exchange.h"
+#include "http/form.h"
+#include "jose/jwt.h"
+#include "jose/keyring.h"
+#include "store/store.h"
+
+typedef enum {
+	STEP_PARSING,   /* reading the HTTP request */
+	STEP_CLIENT,    /* waiting for the client's row */
+	STEP_SUBJECT,   /* exchange: waiting for the upstream key named by the subject token */
+	STEP_GRANT,     /* refresh: waiting for the refresh token's grant row */
+	STEP_RECORDING, /* waiting for what is issued to be committed */
+	STEP_REVOKING,  /* refresh: waiting for a replayed grant's revocation to commit */
+	STEP_DENYING,   /* waiting for the denial's audit row to commit */
+	STEP_DONE,      /* replied; about to be freed */
+} scrip_token_step_t;
+
+/* Everything one request owns; freed in one place (scrip_token_free). */
+typedef struct {
+	scrip_app_t *app;
+	struct evhttp_request *req; /* answered exactly once */
+	scrip_token_step_t step;
+	char remote_addr[64];
+
+	scrip_form_t form;
+	char *client_id;     /* as presented */
+	char *client_secret; /* as presented; wiped on free */
+	scrip_client_t *client;
+
+	const char *audiences[SCRIP_FORM_MAX_PARAMS]; /* audience values, then resource values */
+	scrip_exchange_params_t params;
+
+	/* exchange */
+	scrip_exchange_request_t request;
+	scrip_jwt_t jwt;
+	const scrip_upstream_config_t *upstream;
+	scrip_subject_t subject;
+	scrip_scope_set_t subject_scopes;
+
+	/* refresh */
+	char refresh_hash[65];       /* hex SHA-256 of the presented refresh token */
+	scrip_grant_row_t *grant_row;
+	scrip_scope_set_t requested_scopes;
+	json_t *grant_groups;        /* the grant's wlcg.groups */
+
+	/* what is issued */
+	scrip_grant_t grant;
+	char jti[64];
+	char grant_id[64];
+	char *scope_text;    /* granted, space-separated */
+	char *access_token;  /* wiped on free */
+	char *refresh_token; /* a new grant's or the successor; wiped on free */
+	char new_hash[65];   /* hex SHA-256 of refresh_token */
+	scrip_err_t err;     /* the refusal being recorded */
+} scrip_token_req_t;
+
+/* The only place a request's step changes. */
+void scrip_token_set_step(scrip_token_req_t *t, scrip_token_step_t step);
+
+/* True when the client disconnected: libevent 2.1 keeps such a request
+ * (detached) until it is answered, and answering then only frees it. */
+bool scrip_token_client_gone(const scrip_token_req_t *t);
+
+/* Refuses the request: audits the refusal, then answers it (RFC 6749 §5.2). */
+void scrip_token_deny(scrip_token_req_t *t, const scrip_err_t *err);
+void scrip_token_deny_with(scrip_token_req_t *t, scrip_errcode_t code, const char *reason, const char *text);
+
+/* Answers with err without auditing (the audit row exists already, or
+ * cannot be written) and frees t. */
+void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err);
+
+/* Answers 200 with body (stolen), no-store, and frees t. */
+void scrip_token_reply_ok(scrip_token_req_t *t, json_t *body);
+
+/* Signs an access token for t->grant (claims from sub, job_id, groups and
+ * the authenticated client) with the current key; sets t->jti,
+ * t->scope_text, t->access_token. */
+bool scrip_token_mint(scrip_token_req_t *t, const char *sub, const char *job_id, const json_t *groups,
+		      const scrip_signing_key_t *key, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* A fresh opaque refresh token in t->refresh_token and its hash in t->new_hash. */
+bool scrip_token_new_refresh(scrip_token_req_t *t, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* The signing key, or NULL with a 503 error when keys are not loaded. */
+const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, scrip_err_t *err);
+
+/* The grant-type flows, started once the client is authenticated. */
+void scrip_token_exchange_start(scrip_token_req_t *t);
+void scrip_token_refresh_start(scrip_token_req_t *t);
+
+#endif

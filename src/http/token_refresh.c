@@ -1,1 +1,251 @@
-/* token_refresh.c — not written yet. */
+/* token_refresh.c — grant_type=refresh_token: a grant held by scrip is
+ * redeemed just in time, when the queued job or transfer starts, for a
+ * short access token. The main issuer is not involved.
+ *
+ *   look the refresh token up (DB) ─▶ check the grant (pure)
+ *     ─▶ decide: narrow only (pure) ─▶ sign ─▶ rotate + record in one statement (DB) ─▶ 200
+ *
+ * A rotated refresh token presented again is a replay: the whole grant is
+ * revoked (RFC 9700 §4.14.2) — unless the client's grace period still runs
+ * and the successor it never received is unused, in which case it is a
+ * retry after a lost response. Of concurrent redemptions of one token the
+ * database lets exactly one claim it. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/grant.h"
+#include "http/token_int.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+/* One description for "no such token" and "another client's token", so a
+ * client cannot probe for other clients' grants; the audit tells them apart. */
+#define INVALID_REFRESH "the refresh token is invalid, expired or revoked"
+
+/* ---- the answer ------------------------------------------------------------ */
+
+static void redeemed_cb(const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	if (db_err) {
+		scrip_log_warn("token: redemption of grant %s not recorded, nothing issued: %s", t->grant_row->grant_id,
+			       db_err->text);
+		if (db_err->code == SCRIP_E_INVALID_GRANT) {
+			scrip_token_deny(t, db_err);
+			return;
+		}
+		scrip_err_t err;
+		scrip_err_clear(&err);
+		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+			  "the redemption could not be recorded; nothing was issued, retry later");
+		scrip_token_reply_error(t, &err);
+		return;
+	}
+	t->app->counters.tokens_issued++;
+	scrip_log_info("token: redeemed client=%s grant=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
+		       t->client->client_id, t->grant_row->grant_id, t->jti, t->scope_text, t->grant.lifetime,
+		       t->remote_addr);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "access_token", t->access_token,
+				 "issued_token_type", SCRIP_TOKEN_TYPE_ACCESS_TOKEN, "token_type", "Bearer",
+				 "expires_in", (json_int_t)t->grant.lifetime, "scope", t->scope_text, "refresh_token",
+				 t->refresh_token);
+	scrip_token_reply_ok(t, body);
+}
+
+static void redeem(scrip_token_req_t *t, bool retry)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	const scrip_grant_row_t *row = t->grant_row;
+	const scrip_signing_key_t *key = scrip_token_signing_key(t, &err);
+	if (!key || !scrip_token_mint(t, row->subject, row->job_id, t->grant_groups, key, &err) ||
+	    !scrip_token_new_refresh(t, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	scrip_redeem_record_t rec = {
+		.old_hash_hex = t->refresh_hash,
+		.new_hash_hex = t->new_hash,
+		.retry = retry,
+		.grant_id = row->grant_id,
+		.client_id = t->client->client_id,
+		.jti = t->jti,
+		.scopes = t->scope_text,
+		.audiences = (const char *const *)t->grant.audiences,
+		.n_audiences = t->grant.n_audiences,
+		.kid = key->kid,
+		.issued_at = t->grant.iat,
+		.expires_at = t->grant.exp,
+		.remote_addr = t->remote_addr,
+		.requested_scope = t->params.scope,
+		.requested_audiences = t->params.audiences,
+		.n_requested_audiences = t->params.n_audiences,
+	};
+	scrip_token_set_step(t, STEP_RECORDING);
+	scrip_store_redeem(t->app->db, &rec, redeemed_cb, t);
+}
+
+/* ---- replay ------------------------------------------------------------------ */
+
+static void replay_revoked_cb(const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (db_err && db_err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE) {
+		scrip_token_reply_error(t, db_err);
+		return;
+	}
+	if (db_err) {
+		/* Revoked meanwhile by someone else: an ordinary, audited refusal. */
+		scrip_token_deny_with(t, SCRIP_E_INVALID_GRANT, "grant_revoked", INVALID_REFRESH);
+		return;
+	}
+	scrip_log_warn("token: refresh token replay on grant %s by client %s: grant revoked", t->grant_row->grant_id,
+		       t->client->client_id);
+	/* The 'replay' audit row was written with the revocation. */
+	SCRIP_ERR(&err, SCRIP_E_INVALID_GRANT, "refresh_token_replay",
+		  "this refresh token was already used; the grant is revoked");
+	scrip_token_reply_error(t, &err);
+}
+
+/* ---- checking the grant ------------------------------------------------------- */
+
+typedef enum {
+	GRANT_REFUSED, /* err says why */
+	GRANT_REDEEM,  /* an active token: rotate it */
+	GRANT_RETRY,   /* a rotated token inside the grace period, successor unused */
+	GRANT_REPLAY,  /* a rotated token outside that: revoke the family */
+} grant_verdict_t;
+
+/* The checks on a stored grant, in order; pure. */
+static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_grant_row_t *row, int64_t now,
+				   scrip_err_t *err)
+{
+	if (strcmp(row->client_id, client->client_id) != 0) {
+		/* RFC 6749 §6: a refresh token is bound to its client. */
+		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_of_another_client", INVALID_REFRESH);
+		return GRANT_REFUSED;
+	}
+	if (!row->grant_active) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_revoked", INVALID_REFRESH);
+		return GRANT_REFUSED;
+	}
+	if (row->job_ended) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "job_ended", "the job this grant is bound to has ended");
+		return GRANT_REFUSED;
+	}
+	if (row->expires_at <= now) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_expired", INVALID_REFRESH);
+		return GRANT_REFUSED;
+	}
+	if (row->max_uses > 0 && row->uses >= row->max_uses) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_used_up", "the grant has been redeemed as often as allowed");
+		return GRANT_REFUSED;
+	}
+	if (strcmp(row->token_state, "active") == 0)
+		return GRANT_REDEEM;
+	if (strcmp(row->token_state, "rotated") == 0) {
+		bool in_grace = client->refresh_grace > 0 && now - row->rotated_at <= client->refresh_grace;
+		return in_grace && row->successor_unused ? GRANT_RETRY : GRANT_REPLAY;
+	}
+	SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "refresh_token_revoked", INVALID_REFRESH);
+	return GRANT_REFUSED;
+}
+
+/* expires_in: a positive decimal integer, no sign, no leading zero. */
+static bool seconds_parse(const char *text, int64_t *out, scrip_err_t *err)
+{
+	size_t n = strlen(text);
+	bool digits = n > 0 && n <= 10 && strspn(text, "0123456789") == n && text[0] != '0';
+	if (!digits) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_expires_in", "expires_in must be a positive number of seconds");
+		return false;
+	}
+	*out = strtoll(text, NULL, 10);
+	return true;
+}
+
+/* Narrowing only: scopes, audiences and lifetime within the grant. */
+static bool decide(scrip_token_req_t *t, int64_t now, scrip_err_t *err)
+{
+	const scrip_grant_row_t *row = t->grant_row;
+	scrip_scope_set_t grant_scopes = { 0 };
+	bool ok = false;
+	if (!scrip_scope_set_parse(row->scopes, true, &grant_scopes, err))
+		goto end;
+	scrip_grant_view_t view = {
+		.scopes = &grant_scopes,
+		.audiences = row->audiences,
+		.n_audiences = row->n_audiences,
+		.expires_at = row->expires_at,
+		.client_id = row->client_id,
+	};
+	int64_t lifetime = 0;
+	if (t->params.expires_in && !seconds_parse(t->params.expires_in, &lifetime, err))
+		goto end;
+	ok = scrip_redeem_decide(t->client, &view, &t->requested_scopes, t->params.audiences, t->params.n_audiences,
+				 lifetime, now, &t->grant, err);
+end:
+	scrip_scope_set_clear(&grant_scopes);
+	return ok;
+}
+
+static void grant_cb(scrip_grant_row_t *row, const scrip_err_t *lookup_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	t->grant_row = row;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (scrip_token_client_gone(t)) {
+		scrip_token_reply_error(t, &t->err); /* nobody would receive it: issue nothing */
+		return;
+	}
+	if (lookup_err) {
+		scrip_token_deny(t, lookup_err);
+		return;
+	}
+	if (!row) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_GRANT, "unknown_refresh_token", INVALID_REFRESH);
+		return;
+	}
+	int64_t now = (int64_t)time(NULL);
+	grant_verdict_t verdict = check_grant(t->client, row, now, &err);
+	if (verdict == GRANT_REFUSED) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	if (verdict == GRANT_REPLAY) {
+		scrip_token_set_step(t, STEP_REVOKING);
+		scrip_store_grant_revoke_replay(t->app->db, row->grant_id, t->remote_addr, replay_revoked_cb, t);
+		return;
+	}
+	t->grant_groups = row->groups_json ? json_loads(row->groups_json, 0, NULL) : NULL;
+	if (!decide(t, now, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	redeem(t, verdict == GRANT_RETRY);
+}
+
+void scrip_token_refresh_start(scrip_token_req_t *t)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	const char *token = scrip_form_get(&t->form, "refresh_token");
+	if (!token) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "missing_refresh_token", "refresh_token is required");
+		return;
+	}
+	if (t->params.scope && !scrip_scope_set_parse(t->params.scope, true, &t->requested_scopes, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	/* Only the hash is ever looked up or stored. */
+	scrip_sha256_hex(token, strlen(token), t->refresh_hash);
+	scrip_token_set_step(t, STEP_GRANT);
+	scrip_store_grant_lookup(t->app->db, t->refresh_hash, grant_cb, t);
+}

@@ -23,7 +23,8 @@ struct client_get {
 
 static const char client_get_sql[] =
 	"SELECT client_id, enabled, encode(secret_hash, 'hex'), array_to_json(scopes)::text,"
-	"       array_to_json(audiences)::text, default_lifetime, max_lifetime"
+	"       array_to_json(audiences)::text, default_lifetime, max_lifetime, risky_max_lifetime,"
+	"       max_grant_lifetime, refresh_grace, 'introspect' = ANY(permissions)"
 	"  FROM scrip.clients WHERE client_id = $1";
 
 static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
@@ -91,6 +92,18 @@ end:
 	return ok;
 }
 
+static int64_t int_value(const scrip_db_result_t *res, int row, int col)
+{
+	const char *v = scrip_db_result_value(res, row, col);
+	return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static bool bool_value(const scrip_db_result_t *res, int row, int col)
+{
+	const char *v = scrip_db_result_value(res, row, col);
+	return v && strcmp(v, "t") == 0;
+}
+
 static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client)
 {
 	memset(client, 0, sizeof(*client));
@@ -112,6 +125,10 @@ static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client
 		goto end;
 	client->default_lifetime = strtoll(def, NULL, 10);
 	client->max_lifetime = strtoll(max, NULL, 10);
+	client->risky_max_lifetime = int_value(res, 0, 7);
+	client->max_grant_lifetime = int_value(res, 0, 8);
+	client->refresh_grace = int_value(res, 0, 9);
+	client->may_introspect = bool_value(res, 0, 10);
 	ok = true;
 end:
 	free(scopes);
@@ -159,32 +176,38 @@ void scrip_store_client_get(scrip_db_t *db, const char *client_id, scrip_store_c
 struct done_op {
 	scrip_store_done_cb cb;
 	void *arg;
+	scrip_err_t none; /* what "no row written" means for this statement */
 };
 
-/* Success means the statement wrote exactly one row: a trigger or a rule
- * that silently skipped the insert must not pass for a recorded token. */
+/* Success means the statement wrote exactly one row: a guard (an ended
+ * job, a token already claimed) that made it write nothing is the error
+ * the operation named, never a silent success. */
 static void done_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct done_op *op = arg;
-	scrip_err_t none;
-	if (res && scrip_db_result_affected(res) != 1) {
-		scrip_err_clear(&none);
-		SCRIP_ERR(&none, SCRIP_E_SERVER_ERROR, "not_recorded", "the database recorded nothing");
-		err = &none;
-	}
+	if (res && scrip_db_result_affected(res) != 1)
+		err = &op->none;
 	op->cb(res && err == NULL ? NULL : err, op->arg);
 	free(op);
 }
 
-static void query_done(scrip_db_t *db, const char *sql, int n, const char *const *params, scrip_store_done_cb cb,
-		       void *arg)
+static void query_done_or(scrip_db_t *db, const char *sql, int n, const char *const *params, scrip_errcode_t code,
+			  const char *reason, const char *text, scrip_store_done_cb cb, void *arg)
 {
 	struct done_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		abort();
 	op->cb = cb;
 	op->arg = arg;
+	SCRIP_ERR(&op->none, code, reason, "%s", text);
 	scrip_db_query(db, sql, n, params, done_cb, op);
+}
+
+static void query_done(scrip_db_t *db, const char *sql, int n, const char *const *params, scrip_store_done_cb cb,
+		       void *arg)
+{
+	query_done_or(db, sql, n, params, SCRIP_E_SERVER_ERROR, "not_recorded", "the database recorded nothing", cb,
+		      arg);
 }
 
 /* JSON array text of n strings; malloc'd. */
@@ -204,8 +227,9 @@ static const char token_record_sql[] =
 	"WITH t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
 	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr)"
-	"  VALUES ($1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
-	"          $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12)"
+	"  SELECT $1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
+	"         $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12"
+	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = $2 AND e.job_id = $8)"
 	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
 	"                                 remote_addr, requested_scope, requested_audiences)"
@@ -225,7 +249,8 @@ void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, s
 	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
 				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
 				 rec->requested_scope, requested };
-	query_done(db, token_record_sql, 14, params, cb, arg);
+	query_done_or(db, token_record_sql, 14, params, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended", cb,
+		      arg);
 	free(requested);
 	free(auds);
 }
@@ -410,4 +435,229 @@ void scrip_store_keys_load(scrip_db_t *db, scrip_alg_t alg, const uint8_t enc_ke
 	op->cb = cb;
 	op->arg = arg;
 	scrip_db_query(db, keys_select_sql, 0, NULL, keys_select_cb, op);
+}
+
+/* ---- grants: creation, lookup, redemption, replay ---------------------------- */
+
+static const char grant_create_sql[] =
+	"WITH g AS ("
+	"  INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, job_id, scopes, audiences, groups,"
+	"                            expires_at, max_uses)"
+	"  SELECT $1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
+	"         $8::jsonb, to_timestamp($9::bigint), NULLIF($10::integer, 0)"
+	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = $2 AND e.job_id = $5)"
+	"  RETURNING grant_id, client_id, subject, upstream_issuer, job_id),"
+	" r AS ("
+	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
+	"  SELECT decode($11, 'hex'), grant_id, 1 FROM g RETURNING grant_id)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
+	"                                 remote_addr, requested_scope, requested_audiences, description)"
+	" SELECT 'grant_create', 'granted', g.client_id, g.subject, g.upstream_issuer, g.job_id, g.grant_id, $12, $13,"
+	"        ARRAY(SELECT jsonb_array_elements_text($14::jsonb)), 'subject token ' || $15"
+	"   FROM g JOIN r USING (grant_id)";
+
+void scrip_store_grant_create(scrip_db_t *db, const scrip_grant_record_t *rec, scrip_store_done_cb cb, void *arg)
+{
+	char exp[24], uses[24];
+	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
+	snprintf(uses, sizeof(uses), "%" PRId64, rec->max_uses);
+	char *auds = json_strings(rec->audiences, rec->n_audiences);
+	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
+	if (!auds || !requested)
+		abort();
+	const char *params[] = { rec->grant_id, rec->client_id, rec->subject, rec->upstream_issuer, rec->job_id,
+				 rec->scopes, auds, rec->groups_json, exp, uses, rec->token_hash_hex, rec->remote_addr,
+				 rec->requested_scope, requested, rec->subject_token_ref };
+	query_done_or(db, grant_create_sql, 15, params, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended", cb,
+		      arg);
+	free(requested);
+	free(auds);
+}
+
+static const char grant_lookup_sql[] =
+	"SELECT g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, array_to_string(g.scopes, ' '),"
+	"       array_to_json(g.audiences)::text, g.groups::text, extract(epoch FROM g.expires_at)::bigint,"
+	"       coalesce(g.max_uses, 0), g.uses, g.state = 'active',"
+	"       EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id),"
+	"       r.state, coalesce(extract(epoch FROM r.rotated_at)::bigint, 0), coalesce(s.state = 'active', false)"
+	"  FROM scrip.refresh_tokens r JOIN scrip.grants g USING (grant_id)"
+	"  LEFT JOIN scrip.refresh_tokens s ON s.token_hash = r.successor_hash"
+	" WHERE r.token_hash = decode($1, 'hex')";
+
+struct grant_lookup {
+	scrip_store_grant_cb cb;
+	void *arg;
+};
+
+void scrip_grant_row_free(scrip_grant_row_t *row)
+{
+	if (!row)
+		return;
+	free(row->grant_id);
+	free(row->client_id);
+	free(row->subject);
+	free(row->upstream_issuer);
+	free(row->job_id);
+	free(row->scopes);
+	for (size_t i = 0; i < row->n_audiences; i++)
+		free(row->audiences[i]);
+	free(row->audiences);
+	free(row->groups_json);
+	free(row);
+}
+
+static char *dup_value(const scrip_db_result_t *res, int col)
+{
+	const char *v = scrip_db_result_value(res, 0, col);
+	char *copy = v ? strdup(v) : NULL;
+	if (v && !copy)
+		abort();
+	return copy;
+}
+
+static scrip_grant_row_t *grant_row_read(const scrip_db_result_t *res)
+{
+	scrip_grant_row_t *row = calloc(1, sizeof(*row));
+	scrip_client_t auds = { 0 };
+	if (!row)
+		abort();
+	row->grant_id = dup_value(res, 0);
+	row->client_id = dup_value(res, 1);
+	row->subject = dup_value(res, 2);
+	row->upstream_issuer = dup_value(res, 3);
+	row->job_id = dup_value(res, 4);
+	row->scopes = dup_value(res, 5);
+	row->groups_json = dup_value(res, 7);
+	row->expires_at = int_value(res, 0, 8);
+	row->max_uses = int_value(res, 0, 9);
+	row->uses = int_value(res, 0, 10);
+	row->grant_active = bool_value(res, 0, 11);
+	row->job_ended = bool_value(res, 0, 12);
+	snprintf(row->token_state, sizeof(row->token_state), "%s", scrip_db_result_value(res, 0, 13));
+	row->rotated_at = int_value(res, 0, 14);
+	row->successor_unused = bool_value(res, 0, 15);
+	if (!client_audiences_from_json(scrip_db_result_value(res, 0, 6), &auds)) {
+		scrip_grant_row_free(row);
+		return NULL;
+	}
+	row->audiences = auds.audiences;
+	row->n_audiences = auds.n_audiences;
+	return row;
+}
+
+static void grant_lookup_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct grant_lookup *op = arg;
+	if (!res) {
+		op->cb(NULL, err, op->arg);
+	} else if (scrip_db_result_rows(res) == 0) {
+		op->cb(NULL, NULL, op->arg);
+	} else {
+		scrip_grant_row_t *row = grant_row_read(res);
+		scrip_err_t e;
+		scrip_err_clear(&e);
+		if (!row)
+			SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "grant_row_invalid", "the grant's stored record is invalid");
+		op->cb(row, row ? NULL : &e, op->arg);
+	}
+	free(op);
+}
+
+void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_store_grant_cb cb, void *arg)
+{
+	struct grant_lookup *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { token_hash_hex };
+	scrip_db_query(db, grant_lookup_sql, 1, params, grant_lookup_cb, op);
+}
+
+/* The claim comes first and decides: its UPDATE takes the row lock, so of
+ * concurrent redemptions of one token the first wins and the others find
+ * nothing left to claim; every later step only reads what the claim
+ * returned. A retry (inside the grace period) claims by superseding the
+ * successor it never saw, and only while that successor is unused. */
+static const char redeem_sql[] =
+	"WITH superseded AS ("
+	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'"
+	"    FROM scrip.refresh_tokens o"
+	"   WHERE $3 AND o.token_hash = decode($1, 'hex') AND o.state = 'rotated' AND s.token_hash = o.successor_hash"
+	"     AND s.state = 'active'"
+	"  RETURNING o.token_hash),"
+	" claimed AS ("
+	"  UPDATE scrip.refresh_tokens r SET state = 'rotated', rotated_at = coalesce(r.rotated_at, now()),"
+	"                                   successor_hash = decode($2, 'hex')"
+	"   WHERE r.token_hash = decode($1, 'hex')"
+	"     AND ((NOT $3 AND r.state = 'active') OR ($3 AND r.token_hash IN (SELECT token_hash FROM superseded)))"
+	"  RETURNING r.grant_id, r.generation),"
+	" g AS ("
+	"  UPDATE scrip.grants g SET uses = g.uses + 1"
+	"    FROM claimed c"
+	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4 AND g.client_id = $5 AND g.state = 'active'"
+	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)"
+	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)"
+	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation),"
+	" n AS ("
+	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
+	"  SELECT decode($2, 'hex'), grant_id, generation + 1 FROM g RETURNING grant_id),"
+	" t AS ("
+	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id)"
+	"  SELECT $6, g.client_id, g.subject, g.upstream_issuer, 'grant:' || g.grant_id, string_to_array($7, ' '),"
+	"         ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), g.job_id, $9, to_timestamp($10::bigint),"
+	"         to_timestamp($11::bigint), $12, g.grant_id"
+	"    FROM g JOIN n USING (grant_id)"
+	"  RETURNING jti, grant_id)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id, grant_id,"
+	"                                 remote_addr, requested_scope, requested_audiences, description)"
+	" SELECT 'token_refresh', 'granted', g.client_id, g.subject, g.upstream_issuer, t.jti, g.job_id, g.grant_id,"
+	"        $12, $13, ARRAY(SELECT jsonb_array_elements_text($14::jsonb)),"
+	"        CASE WHEN $3 THEN 'retry inside the grace period' ELSE 'generation ' || (g.generation + 1) END"
+	"   FROM g JOIN t USING (grant_id)";
+
+void scrip_store_redeem(scrip_db_t *db, const scrip_redeem_record_t *rec, scrip_store_done_cb cb, void *arg)
+{
+	char iat[24], exp[24];
+	snprintf(iat, sizeof(iat), "%" PRId64, rec->issued_at);
+	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
+	char *auds = json_strings(rec->audiences, rec->n_audiences);
+	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
+	if (!auds || !requested)
+		abort();
+	const char *params[] = { rec->old_hash_hex, rec->new_hash_hex, rec->retry ? "true" : "false", rec->grant_id,
+				 rec->client_id, rec->jti, rec->scopes, auds, rec->kid, iat, exp, rec->remote_addr,
+				 rec->requested_scope, requested };
+	query_done_or(db, redeem_sql, 14, params, SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
+		      "the refresh token was redeemed by another request at the same time", cb, arg);
+	free(requested);
+	free(auds);
+}
+
+static const char grant_replay_sql[] =
+	"WITH g AS ("
+	"  UPDATE scrip.grants SET state = 'revoked', revoked_at = now(), revoked_by = 'scripd',"
+	"                          revoked_reason = 'refresh token replay'"
+	"   WHERE grant_id = $1 AND state = 'active'"
+	"  RETURNING grant_id, client_id, subject, upstream_issuer, job_id),"
+	" r AS (UPDATE scrip.refresh_tokens SET state = 'revoked' WHERE grant_id IN (SELECT grant_id FROM g)"
+	"         AND state <> 'revoked' RETURNING 1),"
+	" t AS (UPDATE scrip.issued_tokens SET revoked_at = now(), revoked_by = 'scripd',"
+	"              revoked_reason = 'refresh token replay'"
+	"        WHERE grant_id IN (SELECT grant_id FROM g) AND revoked_at IS NULL RETURNING 1)"
+	" INSERT INTO scrip.audit_events (event, outcome, error, reason, description, client_id, subject,"
+	"                                 upstream_issuer, job_id, grant_id, remote_addr)"
+	" SELECT 'token_refresh', 'replay', 'invalid_grant', 'refresh_token_replay',"
+	"        'a rotated refresh token was presented again: grant revoked with ' || (SELECT count(*) FROM r) ||"
+	"        ' refresh and ' || (SELECT count(*) FROM t) || ' access tokens',"
+	"        client_id, subject, upstream_issuer, job_id, grant_id, $2"
+	"   FROM g";
+
+void scrip_store_grant_revoke_replay(scrip_db_t *db, const char *grant_id, const char *remote_addr,
+				     scrip_store_done_cb cb, void *arg)
+{
+	const char *params[] = { grant_id, remote_addr };
+	query_done_or(db, grant_replay_sql, 2, params, SCRIP_E_INVALID_GRANT, "grant_revoked", "the grant is revoked",
+		      cb, arg);
 }

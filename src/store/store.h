@@ -38,7 +38,8 @@ typedef struct {
 } scrip_token_record_t;
 
 /* Commits the issued_tokens row and its 'granted' audit row in one
- * statement: both or neither. err is NULL on success. */
+ * statement: both or neither. err is NULL on success; SCRIP_E_INVALID_REQUEST
+ * "job_ended" when the token's (client, job_id) has ended. */
 typedef void (*scrip_store_done_cb)(const scrip_err_t *err, void *arg);
 void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, scrip_store_done_cb cb, void *arg);
 
@@ -57,6 +58,97 @@ typedef struct {
 } scrip_denial_record_t;
 
 void scrip_store_denial_record(scrip_db_t *db, const scrip_denial_record_t *rec, scrip_store_done_cb cb, void *arg);
+
+/* ---- grants (queued work) ---- */
+
+/* A new grant with its first refresh token (only its SHA-256 is stored). */
+typedef struct {
+	const char *grant_id;
+	const char *token_hash_hex; /* 64 hex digits */
+	const char *client_id;
+	const char *subject;
+	const char *upstream_issuer;
+	const char *subject_token_ref;
+	const char *job_id; /* NULL when none */
+	const char *scopes; /* space-separated */
+	const char *const *audiences;
+	size_t n_audiences;
+	const char *groups_json; /* wlcg.groups as JSON text, or NULL */
+	int64_t expires_at;
+	int64_t max_uses; /* 0: unlimited */
+	const char *remote_addr;
+	const char *requested_scope;
+	const char *const *requested_audiences;
+	size_t n_requested_audiences;
+} scrip_grant_record_t;
+
+/* Commits grant, refresh token and 'granted' audit row (event
+ * 'grant_create') in one statement. SCRIP_E_INVALID_REQUEST "job_ended"
+ * when the job has ended. */
+void scrip_store_grant_create(scrip_db_t *db, const scrip_grant_record_t *rec, scrip_store_done_cb cb, void *arg);
+
+/* A refresh token and its grant, as stored now. All owned. */
+typedef struct {
+	char *grant_id;
+	char *client_id;
+	char *subject;
+	char *upstream_issuer;
+	char *job_id; /* NULL when none */
+	char *scopes; /* space-separated */
+	char **audiences;
+	size_t n_audiences;
+	char *groups_json; /* NULL when none */
+	int64_t expires_at;
+	int64_t max_uses; /* 0: unlimited */
+	int64_t uses;
+	bool grant_active; /* not revoked */
+	bool job_ended;
+	char token_state[16]; /* active | rotated | revoked */
+	int64_t rotated_at;   /* 0 unless rotated */
+	bool successor_unused; /* the token that replaced it was never used */
+} scrip_grant_row_t;
+
+void scrip_grant_row_free(scrip_grant_row_t *row); /* NULL is a no-op */
+
+/* Looks a refresh token up by the hex SHA-256 of its text. row is NULL
+ * (and err NULL) when there is no such token; owned by the callback. */
+typedef void (*scrip_store_grant_cb)(scrip_grant_row_t *row, const scrip_err_t *err, void *arg);
+void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_store_grant_cb cb, void *arg);
+
+/* A redemption: rotate the presented refresh token to a successor and
+ * record the access token issued from the grant. */
+typedef struct {
+	const char *old_hash_hex;
+	const char *new_hash_hex;
+	bool retry; /* the presented token was already rotated: a retry inside the grace period */
+	const char *grant_id;
+	const char *client_id;
+	const char *jti;
+	const char *scopes;
+	const char *const *audiences;
+	size_t n_audiences;
+	const char *kid;
+	int64_t issued_at;
+	int64_t expires_at;
+	const char *remote_addr;
+	const char *requested_scope;
+	const char *const *requested_audiences;
+	size_t n_requested_audiences;
+} scrip_redeem_record_t;
+
+/* In ONE statement: claims the presented token (only if still active, or
+ * for a retry only if its successor is still unused — so of concurrent
+ * redemptions exactly one wins), re-checks the grant (active, this client's,
+ * unexpired, uses left, job not ended), counts the use, stores the
+ * successor, records the access token and its 'granted' audit row
+ * (event 'token_refresh'). SCRIP_E_INVALID_GRANT "redeemed_concurrently"
+ * when the claim found nothing to claim. */
+void scrip_store_redeem(scrip_db_t *db, const scrip_redeem_record_t *rec, scrip_store_done_cb cb, void *arg);
+
+/* A rotated refresh token came back: revokes the whole grant (its refresh
+ * and access tokens) and writes the 'replay' audit row (RFC 9700 §4.14.2). */
+void scrip_store_grant_revoke_replay(scrip_db_t *db, const char *grant_id, const char *remote_addr,
+				     scrip_store_done_cb cb, void *arg);
 
 /* Loads every non-retired signing key into a new keyring (unsealing with
  * enc_key). When no key is current, first creates one of alg (racing

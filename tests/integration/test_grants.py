@@ -1,0 +1,337 @@
+"""test_grants.py — queued work: a grant obtained by token exchange
+(requested_token_type refresh_token) and redeemed just in time with
+grant_type=refresh_token, after the user's token has expired; rotation,
+replay detection (the whole grant revoked), the grace period for a lost
+response, one-time tickets, binding to the client, narrowing only, the
+lifetime caps by risk, ended jobs, and exactly one winner among concurrent
+redemptions. Every case checks the audit rows it must leave."""
+
+import hashlib
+import secrets
+import threading
+import time
+import unittest
+
+from harness import Env, DemoIssuer, ScripTestCase
+
+TT_REFRESH = "urn:ietf:params:oauth:token-type:refresh_token"
+TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+STORAGE = "https://storage.example.org"
+OTHER = "https://other.example.org"
+ANY = "https://wlcg.cern.ch/jwt/v1/any"
+
+ENV = None
+
+
+def setUpModule():
+    global ENV
+    ENV = Env("grants", [("demo", DemoIssuer(audience="scrip"), {"audience": "scrip"})])
+    ScripTestCase.env = ENV
+    ENV.up()
+
+
+def tearDownModule():
+    problems = ENV.down()
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+def sha256_hex(text):
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+class GrantCase(ScripTestCase):
+    def client(self, scopes=("storage.read:/demo", "storage.create:/demo/output"), audiences=(STORAGE, OTHER),
+               max_lifetime=86400, **policy):
+        c = self.env.new_client(scopes=scopes, audiences=audiences, default_lifetime=1800, max_lifetime=max_lifetime)
+        for column, value in policy.items():
+            self.env.db.execute("UPDATE scrip.clients SET %s = :'v' WHERE client_id = :'c'" % column,
+                                v=value, c=c.id)
+        return c
+
+    def grant(self, client, scope="storage.read:/demo", job_id=None, max_uses=None, expires_in=None,
+              audiences=(STORAGE,), lifetime=600, subject_scope=None):
+        claims = {"sub": "alice-" + secrets.token_hex(3)}
+        if subject_scope:
+            claims["scope"] = subject_scope
+        subject = self.env.subject_token("demo", claims, lifetime=lifetime)
+        extra = [("requested_token_type", TT_REFRESH)]
+        if max_uses is not None:
+            extra.append(("max_uses", str(max_uses)))
+        r = self.env.exchange(client, subject, scope=scope, audiences=audiences, job_id=job_id,
+                              expires_in=expires_in, extra=extra)
+        self.assertEqual(r.status, 200, "grant refused: %r" % r)
+        self.assertEqual(r.json["issued_token_type"], TT_REFRESH)
+        self.assertEqual(r.json["token_type"], "N_A")
+        return r.json["access_token"]
+
+    def redeem(self, client, refresh, scope=None, audiences=(), expires_in=None):
+        params = [("grant_type", "refresh_token"), ("refresh_token", refresh)]
+        if scope is not None:
+            params.append(("scope", scope))
+        params += [("audience", a) for a in audiences]
+        if expires_in is not None:
+            params.append(("expires_in", str(expires_in)))
+        r = self.env.token_request(params, client)
+        if r.status == 200 and r.json.get("refresh_token"):
+            self.env.remember(r.json["refresh_token"], "refresh token")
+        return r
+
+    def grant_row(self, refresh):
+        rows = self.env.db.query("SELECT g.*, r.state AS token_state FROM scrip.refresh_tokens r"
+                                 " JOIN scrip.grants g USING (grant_id) WHERE r.token_hash = decode(:'h', 'hex')",
+                                 h=sha256_hex(refresh))
+        self.assertEqual(len(rows), 1)
+        return rows[0]
+
+    def events(self, mark):
+        return [(row["event"], row["outcome"], row["reason"]) for row in self.env.audit_since(mark)]
+
+
+class GrantIssueTest(GrantCase):
+    def test_grant_is_recorded_as_a_hash_and_audited(self):
+        c = self.client()
+        mark = self.env.audit_mark()
+        refresh = self.grant(c, job_id="job-17", max_uses=3)
+        self.assertGreaterEqual(len(refresh), 43)
+        row = self.grant_row(refresh)
+        self.assertEqual(row["client_id"], c.id)
+        self.assertEqual(row["job_id"], "job-17")
+        self.assertEqual(row["max_uses"], 3)
+        self.assertEqual(row["token_state"], "active")
+        self.assertEqual(row["scopes"], ["storage.read:/demo"])
+        # Nothing stores the refresh token's text.
+        dump = self.env.db.query("SELECT string_agg(t::text, ' ') AS d FROM scrip.refresh_tokens t")[0]["d"]
+        self.assertNotIn(refresh, dump)
+        self.assertEqual(self.events(mark), [("grant_create", "granted", None)])
+        self.assertEqual(self.env.issued_since(mark), 0, "a grant is not an access token")
+
+    def test_grant_lifetime_is_capped_by_the_client(self):
+        c = self.client(max_grant_lifetime=7200)
+        subject = self.env.subject_token("demo")
+        r = self.env.exchange(c, subject, scope="storage.read:/demo", expires_in=999999,
+                              extra=[("requested_token_type", TT_REFRESH)])
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json["expires_in"], 7200)
+
+    def test_max_uses_without_a_grant_is_refused(self):
+        c = self.client()
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, self.env.subject_token("demo"), scope="storage.read:/demo",
+                              extra=[("max_uses", "1")])
+        self.assertOAuthError(r, 400, "invalid_request")
+        self.assertDenied(mark, "invalid_request")
+
+
+class RedeemTest(GrantCase):
+    def test_redeem_after_the_subject_token_expired(self):
+        c = self.client()
+        refresh = self.grant(c, job_id="job-late", lifetime=2)
+        time.sleep(3.5)  # the user's token is now expired; the grant is not
+        mark = self.env.audit_mark()
+        r = self.redeem(c, refresh)
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json["token_type"], "Bearer")
+        self.assertEqual(r.json["scope"], "storage.read:/demo")
+        self.assertNotEqual(r.json["refresh_token"], refresh)
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+        self.assertEqual(claims["job_id"], "job-late")
+        self.assertEqual(claims["client_id"], c.id)
+        self.assertEqual(claims["act"], {"sub": c.id})
+        self.assertTrue(claims["sub"].startswith("alice-"))
+        rows = self.env.issued_rows(jti=claims["jti"])
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["grant_id"], self.grant_row(refresh)["grant_id"])
+        self.assertEqual(self.events(mark), [("token_refresh", "granted", None)])
+
+    def test_rotation_chains(self):
+        c = self.client()
+        r1 = self.grant(c)
+        r2 = self.redeem(c, r1).json["refresh_token"]
+        r3 = self.redeem(c, r2)
+        self.assertEqual(r3.status, 200, repr(r3))
+        self.assertEqual(self.grant_row(r1)["token_state"], "rotated")
+        self.assertEqual(self.grant_row(r2)["token_state"], "rotated")
+        self.assertEqual(self.grant_row(r3.json["refresh_token"])["token_state"], "active")
+        self.assertEqual(self.grant_row(r1)["uses"], 2)
+
+    def test_replay_of_a_rotated_token_revokes_the_grant(self):
+        c = self.client()
+        r1 = self.grant(c)
+        first = self.redeem(c, r1)
+        self.assertEqual(first.status, 200)
+        jti = self.env.verify_issued(first.json["access_token"], audience=STORAGE)[1]["jti"]
+        mark = self.env.audit_mark()
+        replay = self.redeem(c, r1)
+        self.assertOAuthError(replay, 400, "invalid_grant")
+        self.assertIn("already used", replay.json["error_description"])
+        self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+        row = self.grant_row(r1)
+        self.assertEqual(row["state"], "revoked")
+        self.assertEqual(row["revoked_reason"], "refresh token replay")
+        self.assertIsNotNone(self.env.issued_rows(jti=jti)[0]["revoked_at"], "the grant's access token is revoked")
+        # The legitimate successor is dead too: the family is revoked.
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, first.json["refresh_token"]), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_revoked")])
+
+    def test_grace_period_lets_a_lost_response_be_retried(self):
+        c = self.client(refresh_grace=60)
+        r1 = self.grant(c)
+        lost = self.redeem(c, r1)  # the client never saw this answer
+        self.assertEqual(lost.status, 200)
+        retry = self.redeem(c, r1)
+        self.assertEqual(retry.status, 200, "a retry inside the grace period must work: %r" % retry)
+        # The successor the client never saw is superseded, the new one works.
+        self.assertOAuthError(self.redeem(c, lost.json["refresh_token"]), 400, "invalid_grant")
+        r3 = self.redeem(c, retry.json["refresh_token"])
+        self.assertEqual(r3.status, 200, repr(r3))
+        # Once the successor was used, the old token is a replay even inside the grace period.
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, r1), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+
+    def test_one_time_ticket(self):
+        c = self.client()
+        r1 = self.grant(c, max_uses=1)
+        first = self.redeem(c, r1)
+        self.assertEqual(first.status, 200)
+        mark = self.env.audit_mark()
+        again = self.redeem(c, first.json["refresh_token"])
+        self.assertOAuthError(again, 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_used_up")])
+
+    def test_another_client_cannot_redeem(self):
+        owner, thief = self.client(), self.client()
+        r1 = self.grant(owner)
+        mark = self.env.audit_mark()
+        r = self.redeem(thief, r1)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_of_another_client")])
+        self.assertEqual(self.env.issued_since(mark), 0)
+        # The owner's token was not consumed by the attempt.
+        self.assertEqual(self.redeem(owner, r1).status, 200)
+
+    def test_unknown_refresh_token(self):
+        c = self.client()
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, secrets.token_urlsafe(32)), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "unknown_refresh_token")])
+
+    def test_missing_refresh_token(self):
+        c = self.client()
+        r = self.env.token_request([("grant_type", "refresh_token")], c)
+        self.assertOAuthError(r, 400, "invalid_request")
+
+
+class NarrowingTest(GrantCase):
+    def test_narrowing_works_widening_fails(self):
+        c = self.client()
+        r1 = self.grant(c, scope="storage.read:/demo storage.create:/demo/output", audiences=(STORAGE, OTHER))
+        narrow = self.redeem(c, r1, scope="storage.read:/demo/data", audiences=(OTHER,))
+        self.assertEqual(narrow.status, 200, repr(narrow))
+        self.assertEqual(narrow.json["scope"], "storage.read:/demo/data")
+        self.assertEqual(self.env.verify_issued(narrow.json["access_token"], audience=OTHER)[1]["aud"], OTHER)
+        r2 = narrow.json["refresh_token"]
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, r2, scope="storage.modify:/demo"), 400, "invalid_scope")
+        self.assertEqual(self.events(mark)[0][:2], ("token_refresh", "denied"))
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, r2, audiences=("https://elsewhere.example.org",)), 400,
+                              "invalid_target")
+        self.assertEqual(self.events(mark)[0][:2], ("token_refresh", "denied"))
+        # A refused redemption consumes nothing: the token still works.
+        self.assertEqual(self.redeem(c, r2).status, 200)
+
+    def test_grant_keeps_its_scopes_not_the_subjects(self):
+        c = self.client()
+        r1 = self.grant(c, scope="storage.read:/demo/data")
+        self.assertOAuthError(self.redeem(c, r1, scope="storage.read:/demo"), 400, "invalid_scope")
+
+
+class LifetimeTest(GrantCase):
+    def test_narrow_tokens_may_live_long(self):
+        c = self.client(max_lifetime=86400)
+        r = self.redeem(c, self.grant(c), expires_in=80000)
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json["expires_in"], 80000)
+
+    def test_modify_is_capped_at_the_risky_ceiling(self):
+        c = self.client(scopes=("storage.modify:/demo",), max_lifetime=86400)
+        r = self.redeem(c, self.grant(c, scope="storage.modify:/demo/out", subject_scope="storage.modify:/demo"),
+                        expires_in=80000)
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json["expires_in"], 21600)
+        direct = self.env.exchange(c, self.env.subject_token("demo", {"scope": "storage.modify:/demo"}),
+                                   scope="storage.modify:/demo/out",
+                                   audiences=(STORAGE,), expires_in=80000)
+        self.assertEqual(direct.status, 200, repr(direct))
+        self.assertEqual(direct.json["expires_in"], 21600, "exchanges follow the same risk rule")
+
+    def test_any_audience_is_risky(self):
+        c = self.client(audiences=(ANY,), max_lifetime=86400, risky_max_lifetime=3600)
+        r = self.redeem(c, self.grant(c, audiences=(ANY,)), expires_in=80000)
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json["expires_in"], 3600)
+
+    def test_access_token_never_outlives_the_grant(self):
+        c = self.client(max_lifetime=86400)
+        r = self.redeem(c, self.grant(c, expires_in=100), expires_in=80000)
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertLessEqual(r.json["expires_in"], 100)
+
+
+class JobEndTest(GrantCase):
+    def test_redemption_after_job_end_fails(self):
+        c = self.client()
+        r1 = self.grant(c, job_id="job-ended")
+        self.env.db.execute("INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by) VALUES (:'c', 'job-ended', 'test')",
+                            c=c.id)
+        mark = self.env.audit_mark()
+        r = self.redeem(c, r1)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertIn("ended", r.json["error_description"])
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "job_ended")])
+
+    def test_no_new_token_for_an_ended_job(self):
+        c = self.client()
+        self.env.db.execute("INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by) VALUES (:'c', 'job-gone', 'test')",
+                            c=c.id)
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, self.env.subject_token("demo"), scope="storage.read:/demo", job_id="job-gone")
+        self.assertOAuthError(r, 400, "invalid_request")
+        self.assertEqual(self.events(mark), [("token_exchange", "denied", "job_ended")])
+        self.assertEqual(self.env.issued_since(mark), 0)
+
+
+class ConcurrencyTest(GrantCase):
+    def test_concurrent_redemptions_exactly_one_wins(self):
+        c = self.client()
+        r1 = self.grant(c)
+        results = []
+        barrier = threading.Barrier(8)
+
+        def go():
+            barrier.wait()
+            results.append(self.redeem(c, r1))
+
+        threads = [threading.Thread(target=go) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted(r.status for r in results)
+        self.assertEqual(statuses.count(200), 1, "statuses %s" % statuses)
+        for r in results:
+            if r.status != 200:
+                self.assertEqual(r.json["error"], "invalid_grant")
+        self.assertEqual(self.grant_row(r1)["uses"], 1)
+
+
+class LogTest(GrantCase):
+    def test_zz_log_holds_no_secret_or_token(self):
+        self.assertLogClean()
+
+
+if __name__ == "__main__":
+    unittest.main()
