@@ -69,6 +69,12 @@ class SigningKey:
         jwk = self._algo.to_jwk(self.private.public_key())
         if isinstance(jwk, str):
             jwk = json.loads(jwk)
+        if self.alg == "ES256":
+            # RFC 7518 §6.2.1.2: x and y are exactly 32 bytes. PyJWT 2.6 drops
+            # leading zero bytes (about one key in 128), which scrip refuses.
+            numbers = self.private.public_key().public_numbers()
+            jwk["x"] = b64url(numbers.x.to_bytes(32, "big"))
+            jwk["y"] = b64url(numbers.y.to_bytes(32, "big"))
         jwk.update({"kid": self.kid, "use": "sig", "alg": self.alg})
         return jwk
 

@@ -923,6 +923,14 @@ static bool load_finish(load_t *ld, scrip_err_t *err)
 		ld->cur_upstream = i;
 		if (!required_check(ld, SECT_UPSTREAM, &ld->up[i], err))
 			return false;
+		/* Trusting our own tokens as upstream tokens would let any token
+		 * scrip issued be exchanged as if a main issuer had vouched for it. */
+		if (strcmp(ld->cfg->upstreams[i].issuer, ld->cfg->issuer) == 0) {
+			SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid",
+				  "%s: [upstream %s] issuer is scripd's own [server] issuer", ld->path,
+				  ld->cfg->upstreams[i].name);
+			return false;
+		}
 	}
 	return true;
 }

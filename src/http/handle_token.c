@@ -236,9 +236,8 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 
 /* ---- the HTTP request itself ------------------------------------------- */
 
-static bool content_type_is_form(struct evhttp_request *req)
+static bool content_type_is_form(const char *ct)
 {
-	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
 	static const char form[] = "application/x-www-form-urlencoded";
 	if (!ct || strncasecmp(ct, form, sizeof(form) - 1) != 0)
 		return false;
@@ -254,7 +253,12 @@ static bool read_form(scrip_token_req_t *t, scrip_err_t *err)
 			  "parameters must be sent in the request body, not the URL");
 		return false;
 	}
-	if (!content_type_is_form(t->req)) {
+	const char *ct = NULL;
+	if (!scrip_http_header_once(t->req, "Content-Type", &ct)) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "repeated_header", "the Content-Type header is repeated");
+		return false;
+	}
+	if (!content_type_is_form(ct)) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_content_type",
 			  "the request body must be application/x-www-form-urlencoded");
 		return false;
@@ -269,7 +273,11 @@ static bool read_form(scrip_token_req_t *t, scrip_err_t *err)
  * both (RFC 6749 §2.3.1: one method per request). */
 static bool read_credentials(scrip_token_req_t *t, scrip_err_t *err)
 {
-	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(t->req), "Authorization");
+	const char *auth = NULL;
+	if (!scrip_http_header_once(t->req, "Authorization", &auth)) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "repeated_header", "the Authorization header is repeated");
+		return false;
+	}
 	const char *body_id = scrip_form_get(&t->form, "client_id");
 	const char *body_secret = scrip_form_get(&t->form, "client_secret");
 	if (auth) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -116,6 +117,20 @@ bool scrip_http_method_is(struct evhttp_request *req, enum evhttp_cmd_type allow
 				 "method not allowed on this endpoint");
 	scrip_http_reply_json(req, 405, body, true);
 	return false;
+}
+
+bool scrip_http_header_once(struct evhttp_request *req, const char *name, const char **value)
+{
+	struct evkeyval *h;
+	*value = NULL;
+	for (h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next) {
+		if (strcasecmp(h->key, name) != 0)
+			continue;
+		if (*value)
+			return false;
+		*value = h->value;
+	}
+	return true;
 }
 
 void scrip_http_remote_addr(struct evhttp_request *req, char *buf, size_t size)

@@ -35,6 +35,11 @@ void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err);
  * returns false when it did (the request is answered). */
 bool scrip_http_method_is(struct evhttp_request *req, enum evhttp_cmd_type allowed, const char *allow_header);
 
+/* The value of header name, when it appears at most once. False when it is
+ * repeated (a second copy must not be silently ignored, SECURITY-CATALOGUE
+ * §3.6); *value is NULL when it is absent. Borrowed from the request. */
+bool scrip_http_header_once(struct evhttp_request *req, const char *name, const char **value) SCRIP_MUST_CHECK;
+
 /* The peer's address as text into buf. */
 void scrip_http_remote_addr(struct evhttp_request *req, char *buf, size_t size);
 

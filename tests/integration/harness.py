@@ -260,6 +260,10 @@ class Scripd:
     def scripctl(self, *args, check=False, timeout=60):
         out = subprocess.run([SCRIPCTL, "-c", self.conf] + list(args), capture_output=True, text=True,
                              timeout=timeout, stdin=subprocess.DEVNULL)
+        for mark in SANITIZER_MARKS:
+            if mark in out.stderr:
+                raise AssertionError("scripctl %s: sanitizer report (%s):\n%s" % (" ".join(args[:2]), mark,
+                                                                                 out.stderr[-3000:]))
         if check and out.returncode != 0:
             raise RuntimeError("scripctl %s failed (%d): %s" % (" ".join(args[:2]), out.returncode,
                                                                 out.stderr.strip()[-1000:]))
