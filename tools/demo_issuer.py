@@ -66,15 +66,17 @@ class SigningKey:
         self.kid = kid or "%s-%s" % (alg.lower(), secrets.token_hex(6))
 
     def public_jwk(self):
-        jwk = self._algo.to_jwk(self.private.public_key())
-        if isinstance(jwk, str):
-            jwk = json.loads(jwk)
+        public = self.private.public_key()
         if self.alg == "ES256":
-            # RFC 7518 §6.2.1.2: x and y are exactly 32 bytes. PyJWT 2.6 drops
-            # leading zero bytes (about one key in 128), which scrip refuses.
-            numbers = self.private.public_key().public_numbers()
-            jwk["x"] = b64url(numbers.x.to_bytes(32, "big"))
-            jwk["y"] = b64url(numbers.y.to_bytes(32, "big"))
+            # RFC 7518 §6.2.1.2: each coordinate is the full 32 bytes. PyJWT 2.6's to_jwk drops
+            # leading zero bytes (one key in 64 or so), which strict verifiers rightly refuse.
+            numbers = public.public_numbers()
+            jwk = {"kty": "EC", "crv": "P-256",
+                   "x": b64url(numbers.x.to_bytes(32, "big")), "y": b64url(numbers.y.to_bytes(32, "big"))}
+        else:
+            jwk = self._algo.to_jwk(public)
+            if isinstance(jwk, str):
+                jwk = json.loads(jwk)
         jwk.update({"kid": self.kid, "use": "sig", "alg": self.alg})
         return jwk
 
