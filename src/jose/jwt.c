@@ -237,16 +237,19 @@ static bool parse_jws(const char *token, size_t token_len, scrip_jwt_t *jwt, uin
 	const char *p_seg = dots[0] + 1, *s_seg = dots[1] + 1;
 	size_t h_len = (size_t)(dots[0] - token), p_len = (size_t)(dots[1] - p_seg);
 	size_t s_len = token_len - (size_t)(s_seg - token);
-	if (!decode_segment(token, h_len, "header", &header, &header_len, err) ||
-	    !decode_segment(p_seg, p_len, "payload", payload, payload_len, err) ||
-	    !decode_segment(s_seg, s_len, "signature", &jwt->signature, &jwt->signature_len, err))
+	if (!decode_segment(token, h_len, "header", &header, &header_len, err))
 		goto end;
 	if (header_len > SCRIP_JWT_MAX_HEADER) {
 		REFUSE(err, "header_too_long", "the JWT header is longer than %d bytes", SCRIP_JWT_MAX_HEADER);
 		goto end;
 	}
+	/* The header first: an unsigned "alg": "none" token (empty signature)
+	 * must be refused, and audited, as what it is. */
 	jwt->header = load_object(header, header_len, "header", err);
 	if (!jwt->header || !check_header(jwt, err))
+		goto end;
+	if (!decode_segment(p_seg, p_len, "payload", payload, payload_len, err) ||
+	    !decode_segment(s_seg, s_len, "signature", &jwt->signature, &jwt->signature_len, err))
 		goto end;
 	/* The exact bytes that were signed, as received. */
 	jwt->signing_input_len = (size_t)(dots[1] - token);
