@@ -307,6 +307,18 @@ static bool read_credentials(scrip_token_req_t *t, scrip_err_t *err)
 	return true;
 }
 
+/* A request refused before its credentials were read is still attributed,
+ * in the audit only, to the client its Basic header names (unauthenticated:
+ * the audit row says "as claimed"). */
+static void claim_client_for_audit(scrip_token_req_t *t)
+{
+	const char *auth = NULL;
+	scrip_err_t ignored;
+	scrip_err_clear(&ignored);
+	if (scrip_http_header_once(t->req, "Authorization", &auth) && auth)
+		(void)scrip_basic_auth_parse(auth, &t->client_id, &t->client_secret, &ignored); /* NULLs on failure */
+}
+
 void scrip_handle_token(struct evhttp_request *req, void *arg)
 {
 	scrip_app_t *app = arg;
@@ -325,6 +337,7 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	if (!read_form(t, &err)) {
+		claim_client_for_audit(t);
 		scrip_token_deny(t, &err);
 		return;
 	}
