@@ -315,8 +315,9 @@ static void claim_client_for_audit(scrip_token_req_t *t)
 	const char *auth = NULL;
 	scrip_err_t ignored;
 	scrip_err_clear(&ignored);
-	if (scrip_http_header_once(t->req, "Authorization", &auth) && auth)
-		(void)scrip_basic_auth_parse(auth, &t->client_id, &t->client_secret, &ignored); /* NULLs on failure */
+	if (scrip_http_header_once(t->req, "Authorization", &auth) && auth &&
+	    !scrip_basic_auth_parse(auth, &t->client_id, &t->client_secret, &ignored))
+		scrip_log_debug("token: no client named by the Authorization header");
 }
 
 void scrip_handle_token(struct evhttp_request *req, void *arg)
