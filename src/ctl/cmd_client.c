@@ -15,6 +15,10 @@
 #define AUDIENCES_MAX 64
 #define SECRET_BYTES 32 /* 256 bits; 43 base64url characters */
 
+/* The permissions there are (a closed list: a typo must not pass for a
+ * permission that does nothing). */
+static const char *const known_permissions[] = { SCRIP_SYNC_PERMISSION_INTROSPECT };
+
 /* The parsed command line of `client create`. */
 typedef struct {
 	const char *client_id;               /* borrowed from argv */
@@ -22,6 +26,8 @@ typedef struct {
 	size_t n_scopes;
 	const char *audiences[AUDIENCES_MAX]; /* borrowed from argv, no duplicates, in order */
 	size_t n_audiences;
+	const char *permissions[sizeof(known_permissions) / sizeof(known_permissions[0])]; /* no duplicates */
+	size_t n_permissions;
 	int64_t default_lifetime;
 	int64_t max_lifetime;
 	bool has_default; /* --default-lifetime given */
@@ -91,6 +97,21 @@ static int add_audience(create_args_t *a, const char *aud)
 	return -1;
 }
 
+static int add_permission(create_args_t *a, const char *name)
+{
+	for (size_t k = 0; k < sizeof(known_permissions) / sizeof(known_permissions[0]); k++) {
+		if (strcmp(name, known_permissions[k]) != 0)
+			continue;
+		for (size_t i = 0; i < a->n_permissions; i++)
+			if (strcmp(a->permissions[i], known_permissions[k]) == 0)
+				return -1;
+		a->permissions[a->n_permissions++] = known_permissions[k];
+		return -1;
+	}
+	return scrip_ctl_usage_error("invalid --permission '%.40s': the only permission is '%s'", name,
+				     SCRIP_SYNC_PERMISSION_INTROSPECT);
+}
+
 /* Seconds: digits only, 1 to INT32_MAX (the column is an integer). */
 static int parse_seconds(const char *option, const char *text, bool *given, int64_t *out)
 {
@@ -114,6 +135,7 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 		{ "audience", required_argument, NULL, 'a' },
 		{ "default-lifetime", required_argument, NULL, 'd' },
 		{ "max-lifetime", required_argument, NULL, 'm' },
+		{ "permission", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -134,6 +156,9 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 			break;
 		case 'm':
 			rc = parse_seconds("--max-lifetime", optarg, &a->has_max, &a->max_lifetime);
+			break;
+		case 'p':
+			rc = add_permission(a, optarg);
 			break;
 		case 'j':
 			a->json = true;
@@ -210,6 +235,8 @@ int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv)
 		.n_audiences = a.n_audiences,
 		.default_lifetime = a.default_lifetime,
 		.max_lifetime = a.max_lifetime,
+		.permissions = a.permissions,
+		.n_permissions = a.n_permissions,
 	};
 	if (!scrip_sync_client_create(db, &client, &err)) {
 		scrip_ctl_error_err(&err);
@@ -217,7 +244,8 @@ int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv)
 	}
 	if (!print_created(a.client_id, secret, a.json))
 		goto end;
-	if (a.n_scopes == 0)
+	/* A client that only introspects (a storage endpoint) needs no scope. */
+	if (a.n_scopes == 0 && a.n_permissions == 0)
 		fprintf(stderr, "scripctl: warning: client '%s' has no --scope: it cannot be granted anything\n",
 			a.client_id);
 	rc = SCRIP_CTL_OK;
@@ -313,7 +341,8 @@ end:
 static bool print_client(const json_t *client)
 {
 	char *row[LIST_COLS] = { 0 };
-	bool ok = client_row(client, row);
+	char *permissions = scrip_ctl_join(json_object_get(client, "permissions"));
+	bool ok = client_row(client, row) && permissions;
 	if (ok)
 		printf("client_id:        %s\n"
 		       "enabled:          %s\n"
@@ -322,13 +351,15 @@ static bool print_client(const json_t *client)
 		       "default_lifetime: %s\n"
 		       "max_lifetime:     %s\n"
 		       "created_at:       %s\n"
-		       "updated_at:       %s\n",
+		       "updated_at:       %s\n"
+		       "permissions:      %s\n",
 		       row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-		       json_string_value(json_object_get(client, "updated_at")) ?: "?");
+		       json_string_value(json_object_get(client, "updated_at")) ?: "?", permissions);
 	else
 		scrip_ctl_error("out of memory");
 	for (size_t i = 0; i < LIST_COLS; i++)
 		free(row[i]);
+	free(permissions);
 	return ok;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/client.h"
 #include "ctl/scripctl.h"
 #include "util/log.h"
 #include "util/secret.h"
@@ -30,6 +31,9 @@ static const struct {
 	{ "client", "disable", scrip_ctl_client_disable },
 	{ "key", "list", scrip_ctl_key_list },
 	{ "key", "rotate", scrip_ctl_key_rotate },
+	{ "job", "end", scrip_ctl_job_end },
+	{ "job", "show", scrip_ctl_job_show },
+	{ "token", "revoke", scrip_ctl_token_revoke },
 };
 
 static const char usage_text[] =
@@ -46,7 +50,8 @@ static const char usage_text[] =
 	"\n"
 	"Clients (the services that exchange tokens):\n"
 	"  client create NAME [--scope SCOPE]... [--audience AUD]...\n"
-	"                [--default-lifetime SECONDS] [--max-lifetime SECONDS] [--json]\n"
+	"                [--default-lifetime SECONDS] [--max-lifetime SECONDS]\n"
+	"                [--permission PERMISSION]... [--json]\n"
 	"                             register client NAME ([A-Za-z0-9._-], 1-64 characters)\n"
 	"                             and print its secret, once; --json prints\n"
 	"                             {\"client_id\": ..., \"client_secret\": ...}\n"
@@ -56,6 +61,7 @@ static const char usage_text[] =
 	"                             the default)\n"
 	"      --default-lifetime S   token lifetime when it asks for none (default 3600)\n"
 	"      --max-lifetime S       longest lifetime it may ask for (default 21600)\n"
+	"      --permission introspect  it may call POST /introspect (a storage endpoint)\n"
 	"  client list [--json]       every client and its policy\n"
 	"  client show NAME [--json]  one client and its policy\n"
 	"  client disable NAME        stop NAME from authenticating\n"
@@ -64,6 +70,21 @@ static const char usage_text[] =
 	"  key list [--json]          every signing key and its state (no private material)\n"
 	"  key rotate [--json]        make a new key current; the old one keeps being\n"
 	"                             published as 'retiring'\n"
+	"\n"
+	"Jobs (the work grants and tokens are bound to by job_id):\n"
+	"  job end JOB_ID [--client NAME] [--reason TEXT] [--json]\n"
+	"                             end the job (of NAME, or of every client that has\n"
+	"                             it): revoke its grants and access tokens; nothing\n"
+	"                             of it can be redeemed or introspected active again\n"
+	"  job show JOB_ID [--client NAME] [--json]\n"
+	"                             the job's grants and access tokens with their states\n"
+	"\n"
+	"Revocation:\n"
+	"  token revoke (--jti JTI | --subject SUB | --client NAME | --job JOB_ID)\n"
+	"               [--reason TEXT] [--json]\n"
+	"                             revoke one access token (--jti), or every live access\n"
+	"                             token and grant of a subject, a client or a job;\n"
+	"                             prints what was revoked\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE          scripd's configuration file (required for subcommands)\n"
@@ -268,6 +289,61 @@ char *scrip_ctl_join(const json_t *strings)
 		p = stpcpy(stpcpy(p, i > 0 ? " " : ""), json_string_value(item) ?: "");
 	strcpy(p, p == out ? "-" : "");
 	return out;
+}
+
+int scrip_ctl_check_job_id(const char *option, const char *value)
+{
+	size_t len = strlen(value);
+	bool ok = len >= 1 && len <= 128;
+	for (const char *p = value; ok && *p; p++)
+		ok = (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f;
+	if (!ok)
+		return scrip_ctl_usage_error("invalid %s '%.80s': 1 to 128 printable ASCII characters, no space",
+					     option, value);
+	return -1;
+}
+
+/* Well-formed UTF-8 (RFC 3629: no overlong form, no surrogate, at most U+10FFFF). */
+static bool utf8_valid(const unsigned char *p)
+{
+	while (*p) {
+		unsigned c = *p++;
+		int more = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+		if (more < 0 || (more == 1 && c < 0xC2) || c > 0xF4)
+			return false;
+		unsigned cp = c & (0x3F >> more);
+		for (int i = 0; i < more; i++, p++) {
+			if ((*p & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (*p & 0x3F);
+		}
+		if ((more == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+		    (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+			return false;
+	}
+	return true;
+}
+
+int scrip_ctl_check_reason(const char *value)
+{
+	size_t len = strlen(value);
+	bool ok = len >= 1 && len <= 200;
+	for (const char *p = value; ok && *p; p++)
+		ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+	/* The reason goes into the audit trail as given: it must be text
+	 * PostgreSQL accepts, and show on a terminal as written. */
+	if (!ok || !utf8_valid((const unsigned char *)value))
+		return scrip_ctl_usage_error(
+			"invalid --reason: 1 to 200 bytes of UTF-8 text without control characters");
+	return -1;
+}
+
+int scrip_ctl_check_client(const char *option, const char *value)
+{
+	if (!scrip_client_id_valid(value))
+		return scrip_ctl_usage_error("invalid %s '%.80s': use 1 to 64 characters of A-Z a-z 0-9 . _ -", option,
+					     value);
+	return -1;
 }
 
 /* A closed standard descriptor would be reused by the next open: the

@@ -79,6 +79,15 @@ void scrip_ctl_print_table(size_t ncols, size_t nrows, const char *const *cells)
  * when empty; malloc'd, caller frees; NULL when out of memory. */
 char *scrip_ctl_join(const json_t *strings);
 
+/* Checks an operator's argument, printing the usage error itself; each
+ * returns -1 when the value is fine, else SCRIP_CTL_USAGE.
+ * A job id: 1..128 printable ASCII bytes without space (as POST /token's job_id). */
+int scrip_ctl_check_job_id(const char *option, const char *value);
+/* A --reason: 1..200 bytes of UTF-8 text without control characters. */
+int scrip_ctl_check_reason(const char *value);
+/* A client name: [A-Za-z0-9._-]{1,64}. */
+int scrip_ctl_check_client(const char *option, const char *value);
+
 /* Subcommands: argv[0] is the verb ("migrate", "create", ...). Each
  * returns an exit code. */
 int scrip_ctl_db_migrate(scrip_ctl_t *ctl, int argc, char **argv);
@@ -89,5 +98,8 @@ int scrip_ctl_client_show(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_client_disable(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_key_list(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_job_end(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_job_show(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_token_revoke(scrip_ctl_t *ctl, int argc, char **argv);
 
 #endif

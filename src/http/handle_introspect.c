@@ -1,9 +1,412 @@
-/* handle_introspect.c — not written yet: answers 501. */
-#include <event2/http.h>
+/* handle_introspect.c — POST /introspect (RFC 7662): tells a client holding
+ * the "introspect" permission (a storage endpoint, say) whether a token
+ * scrip issued is active, as an explicit state machine:
+ *
+ *   parse form ─▶ authenticate client (DB) ─▶ permission ─▶ the token:
+ *     a JWT: [its key from the DB if not loaded] ─▶ verify (pure) ─▶ its row (DB) ─▶ 200
+ *     else:  SHA-256 ─▶ the refresh token and its grant (DB) ─▶ 200
+ *
+ * Every answer about a token is read from the database at the time of the
+ * request: nothing is cached, so a revocation committed anywhere is seen
+ * by the next introspection. Anything but an active token of scrip's is
+ * {"active": false} and nothing more (RFC 7662 §2.2). Refusals of the
+ * request itself are audited; answers are not (they are reads, and
+ * frequent), only logged at debug level. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "http/client_auth.h"
 #include "http/handlers.h"
+#include "http/httpd.h"
+#include "jose/jwt.h"
+#include "store/store.h"
+#include "store/tokens.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+#define EVENT "introspection"
+
+typedef enum {
+	STEP_PARSING, /* reading the HTTP request */
+	STEP_CLIENT,  /* waiting for the caller's client row */
+	STEP_KEY,     /* waiting for the public key of a kid the ring does not hold */
+	STEP_LOOKUP,  /* waiting for the token's row */
+	STEP_DENYING, /* waiting for the refusal's audit row to commit */
+	STEP_DONE,    /* replied (or the caller left); about to be freed */
+} introspect_step_t;
+
+static const char *const step_names[] = { "parsing", "client", "key", "lookup", "denying", "done" };
+
+/* RFC 6749 §3.2 and RFC 7662 §2.1: no parameter may repeat. */
+static const char *const singular_params[] = { "token", "token_type_hint", "client_id", "client_secret", NULL };
+
+/* Everything one request owns; freed in one place (introspect_free). */
+typedef struct {
+	scrip_app_t *app;
+	struct evhttp_request *req; /* answered exactly once */
+	introspect_step_t step;
+	char remote_addr[64];
+	scrip_form_t form;
+	char *client_id;     /* as presented */
+	char *client_secret; /* as presented; wiped on free */
+	scrip_client_t *client;  /* the caller, once its row is read */
+	scrip_jwt_t jwt;         /* the access token, parsed */
+	scrip_subject_t subject; /* its verified claims in short */
+	scrip_err_t err;         /* the refusal being recorded */
+	const char *error;       /* its OAuth error name */
+	int status;              /* its HTTP status */
+} introspect_req_t;
+
+static void set_step(introspect_req_t *t, introspect_step_t step)
+{
+	scrip_log_debug("introspect %p: %s -> %s", (void *)t, step_names[t->step], step_names[step]);
+	t->step = step;
+}
+
+/* libevent 2.1 keeps a request whose client disconnected until it is
+ * answered; answering it then only frees it. */
+static bool caller_gone(const introspect_req_t *t)
+{
+	return evhttp_request_get_connection(t->req) == NULL;
+}
+
+static void introspect_free(introspect_req_t *t)
+{
+	t->app->requests_in_flight--;
+	scrip_form_clear(&t->form);
+	free(t->client_id);
+	scrip_secret_free(t->client_secret);
+	scrip_client_clear(t->client);
+	free(t->client);
+	scrip_jwt_clear(&t->jwt);
+	scrip_subject_clear(&t->subject);
+	free(t);
+}
+
+static void finish_json(introspect_req_t *t, int status, json_t *body)
+{
+	set_step(t, STEP_DONE);
+	scrip_http_reply_json(t->req, status, body, true);
+	introspect_free(t);
+}
+
+static void finish_error(introspect_req_t *t, const scrip_err_t *err)
+{
+	set_step(t, STEP_DONE);
+	scrip_http_reply_error(t->req, err);
+	introspect_free(t);
+}
+
+/* The refusal in t->err with its own status and error name (403 has no
+ * scrip_errcode_t). */
+static void finish_refusal(introspect_req_t *t)
+{
+	if (t->status != 403) {
+		finish_error(t, &t->err);
+		return;
+	}
+	finish_json(t, 403, json_pack("{s:s, s:s}", "error", t->error, "error_description", t->err.text));
+}
+
+/* RFC 7662 §2.2: an inactive token is described by nothing else. */
+static void finish_inactive(introspect_req_t *t, const char *kind, const char *why)
+{
+	scrip_log_debug("introspect: caller=%s %s token inactive (%s) remote=%s", t->client->client_id, kind, why,
+			t->remote_addr);
+	finish_json(t, 200, json_pack("{s:b}", "active", 0));
+}
+
+/* ---- refusals ---------------------------------------------------------- */
+
+static void refusal_recorded_cb(const scrip_err_t *db_err, void *arg)
+{
+	introspect_req_t *t = arg;
+	if (db_err)
+		/* The refusal stands; only its audit row is missing. */
+		scrip_log_error("introspect: refusal of client %s not audited: %s", t->client_id ? t->client_id : "-",
+				db_err->text);
+	finish_refusal(t);
+}
+
+/* Refuses the request: audits the refusal, then answers it. status 0
+ * means the status of err's code. */
+static void deny_as(introspect_req_t *t, const scrip_err_t *err, int status, const char *error)
+{
+	t->err = *err;
+	t->status = status ? status : scrip_errcode_status(err->code);
+	t->error = error ? error : scrip_errcode_name(err->code);
+	t->app->counters.denials++;
+	scrip_log_info("introspect: denied client=%s error=%s reason=%s remote=%s", t->client_id ? t->client_id : "-",
+		       t->error, err->reason, t->remote_addr);
+	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
+		finish_refusal(t); /* nowhere to audit it */
+		return;
+	}
+	scrip_refusal_record_t rec = {
+		.event = EVENT,
+		.error = t->error,
+		.err = &t->err,
+		.client_id = t->client_id,
+		.remote_addr = t->remote_addr,
+	};
+	set_step(t, STEP_DENYING);
+	scrip_tokens_refusal_record(t->app->db, &rec, refusal_recorded_cb, t);
+}
+
+static void deny(introspect_req_t *t, const scrip_err_t *err)
+{
+	deny_as(t, err, 0, NULL);
+}
+
+static void deny_with(introspect_req_t *t, scrip_errcode_t code, const char *reason, const char *text)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	SCRIP_ERR(&err, code, reason, "%s", text);
+	deny(t, &err);
+}
+
+/* ---- a refresh token ------------------------------------------------------- */
+
+static json_t *audience_json(const char *const *audiences, size_t n)
+{
+	if (n == 1)
+		return json_string(audiences[0]);
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++)
+		json_array_append_new(arr, json_string(audiences[i]));
+	return arr;
+}
+
+static void refresh_state_cb(const scrip_refresh_state_t *state, const scrip_err_t *db_err, void *arg)
+{
+	introspect_req_t *t = arg;
+	if (!state) {
+		deny(t, db_err); /* never a guess: 503 while the database is away */
+		return;
+	}
+	if (caller_gone(t)) {
+		finish_inactive(t, "refresh", "caller gone");
+		return;
+	}
+	if (!state->active) {
+		finish_inactive(t, "refresh", state->why);
+		return;
+	}
+	json_t *aud = audience_json(state->audiences, state->n_audiences);
+	json_t *body = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "active", 1, "token_type",
+				 "refresh_token", "iss", t->app->cfg->issuer, "client_id", state->client_id, "sub",
+				 state->subject, "scope", state->scope, "aud", aud, "exp",
+				 (json_int_t)state->expires_at, "iat", (json_int_t)state->created_at);
+	if (body && state->job_id)
+		json_object_set_new(body, "job_id", json_string(state->job_id));
+	scrip_log_debug("introspect: caller=%s refresh token of grant %s active remote=%s", t->client->client_id,
+			state->grant_id, t->remote_addr);
+	if (!body) {
+		deny_with(t, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return;
+	}
+	finish_json(t, 200, body);
+}
+
+static void introspect_refresh(introspect_req_t *t, const char *token)
+{
+	uint8_t hash[SCRIP_SHA256_LEN];
+	scrip_sha256(token, strlen(token), hash);
+	set_step(t, STEP_LOOKUP);
+	scrip_tokens_refresh_state(t->app->db, hash, refresh_state_cb, t);
+}
+
+/* ---- an access token --------------------------------------------------------- */
+
+/* The RFC 7662 §2.2 members, taken from the token's verified claims. */
+static const char *const claim_members[] = { "scope", "client_id", "sub", "aud", "exp", "iat", "nbf",
+					     "jti", "iss", "act", "job_id", NULL };
+
+static json_t *access_body(const introspect_req_t *t)
+{
+	json_t *body = json_pack("{s:b, s:s}", "active", 1, "token_type", "Bearer");
+	for (size_t i = 0; body && claim_members[i]; i++) {
+		json_t *v = json_object_get(t->jwt.claims, claim_members[i]);
+		if (v && json_object_set(body, claim_members[i], v) != 0) {
+			json_decref(body);
+			return NULL;
+		}
+	}
+	return body;
+}
+
+static void access_state_cb(const scrip_access_state_t *state, const scrip_err_t *db_err, void *arg)
+{
+	introspect_req_t *t = arg;
+	if (!state) {
+		deny(t, db_err);
+		return;
+	}
+	if (caller_gone(t)) {
+		finish_inactive(t, "access", "caller gone");
+		return;
+	}
+	if (!state->active) {
+		finish_inactive(t, "access", state->why);
+		return;
+	}
+	/* The row and the signed claims come from the same issuance; a
+	 * difference means the database was edited: trust neither. */
+	const char *claimed = json_string_value(json_object_get(t->jwt.claims, "client_id"));
+	if (!claimed || strcmp(claimed, state->client_id) != 0) {
+		scrip_log_error("introspect: jti %s: the token's client_id differs from its row's", t->subject.jti);
+		finish_inactive(t, "access", "client_mismatch");
+		return;
+	}
+	json_t *body = access_body(t);
+	if (!body) {
+		deny_with(t, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return;
+	}
+	scrip_log_debug("introspect: caller=%s access token jti=%s active remote=%s", t->client->client_id,
+			t->subject.jti, t->remote_addr);
+	finish_json(t, 200, body);
+}
+
+/* The token's signature and claims, with its key (borrowed). */
+static void check_access(introspect_req_t *t, const cjose_jwk_t *key, scrip_alg_t alg)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!scrip_keyring_token_verify(&t->jwt, key, alg, t->app->cfg->issuer, (int64_t)time(NULL), &t->subject,
+					&err)) {
+		if (err.code == SCRIP_E_SERVER_ERROR)
+			deny(t, &err);
+		else
+			finish_inactive(t, "access", err.reason);
+		return;
+	}
+	set_step(t, STEP_LOOKUP);
+	scrip_tokens_access_state(t->app->db, t->subject.jti, access_state_cb, t);
+}
+
+static void key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *db_err, void *arg)
+{
+	introspect_req_t *t = arg;
+	const cjose_jwk_t *key = set ? scrip_keyset_find(set, t->jwt.kid) : NULL;
+	if (db_err)
+		deny(t, db_err);
+	else if (caller_gone(t))
+		finish_inactive(t, "access", "caller gone");
+	else if (!key)
+		finish_inactive(t, "access", "unknown_kid");
+	else
+		check_access(t, key, alg);
+	scrip_keyset_release(set);
+}
+
+static void introspect_access(introspect_req_t *t, const char *token)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!t->app->keyring) {
+		deny_with(t, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
+		return;
+	}
+	if (!scrip_keyring_token_parse(token, strlen(token), t->app->cfg->issuer, &t->jwt, &err)) {
+		if (err.code == SCRIP_E_SERVER_ERROR)
+			deny(t, &err);
+		else
+			finish_inactive(t, "access", err.reason);
+		return;
+	}
+	/* The ring is replaced on every reload: its key is used at once,
+	 * never kept across the asynchronous steps. */
+	const scrip_signing_key_t *key = scrip_keyring_find(t->app->keyring, t->jwt.kid);
+	if (key) {
+		check_access(t, key->jwk, key->alg);
+		return;
+	}
+	/* A kid this instance has not loaded may be a rotation made moments
+	 * ago elsewhere: ask the database rather than call the token inactive. */
+	set_step(t, STEP_KEY);
+	scrip_tokens_public_key(t->app->db, t->jwt.kid, key_cb, t);
+}
+
+/* ---- step 2: the caller, then the token ----------------------------------------- */
+
+/* scrip's access tokens are JWTs (three dot-separated segments); its
+ * refresh tokens are base64url without a dot. token_type_hint is only a
+ * hint (RFC 7662 §2.1) and the two forms cannot be confused, so it is not
+ * needed to find the token and any value is accepted. */
+static void introspect_token(introspect_req_t *t)
+{
+	const char *token = scrip_form_get(&t->form, "token");
+	if (!token) {
+		deny_with(t, SCRIP_E_INVALID_REQUEST, "missing_token", "token is required");
+		return;
+	}
+	if (strchr(token, '.'))
+		introspect_access(t, token);
+	else
+		introspect_refresh(t, token);
+}
+
+static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, void *arg)
+{
+	introspect_req_t *t = arg;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	t->client = client;
+	if (caller_gone(t)) {
+		finish_error(t, lookup_err ? lookup_err : &t->err); /* only frees the request */
+		return;
+	}
+	if (lookup_err) {
+		deny(t, lookup_err);
+		return;
+	}
+	if (!scrip_client_auth_check(client, t->client_secret, &err)) {
+		deny(t, &err);
+		return;
+	}
+	/* RFC 7662 §4: only callers that need it may probe tokens. An
+	 * authenticated caller without the permission is not an
+	 * authentication failure (401) but a refusal of authority. */
+	if (!client->may_introspect) {
+		SCRIP_ERR(&err, SCRIP_E_UNAUTHORIZED_CLIENT, "no_introspect_permission",
+			  "this client does not hold the introspect permission");
+		deny_as(t, &err, 403, "access_denied");
+		return;
+	}
+	introspect_token(t);
+}
+
+/* ---- step 1: the HTTP request ------------------------------------------------ */
 
 void scrip_handle_introspect(struct evhttp_request *req, void *arg)
 {
-	evhttp_send_error(req, 501, NULL);
+	scrip_app_t *app = arg;
+	app->counters.requests++;
+	if (!scrip_http_method_is(req, EVHTTP_REQ_POST, "POST"))
+		return;
+	introspect_req_t *t = calloc(1, sizeof(*t));
+	if (!t) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	t->app = app;
+	t->req = req;
+	app->requests_in_flight++;
+	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!scrip_client_auth_read_form(req, singular_params, &t->form, &err) ||
+	    !scrip_client_auth_credentials(req, &t->form, &t->client_id, &t->client_secret, &err)) {
+		deny(t, &err);
+		return;
+	}
+	set_step(t, STEP_CLIENT);
+	scrip_store_client_get(app->db, t->client_id, client_cb, t);
 }

@@ -148,6 +148,48 @@ const scrip_signing_key_t *scrip_keyring_current(const scrip_keyring_t *ring)
 	return NULL;
 }
 
+const scrip_signing_key_t *scrip_keyring_find(const scrip_keyring_t *ring, const char *kid)
+{
+	return ring && kid ? find_kid(ring, kid) : NULL;
+}
+
+bool scrip_keyring_token_parse(const char *token, size_t token_len, const char *issuer, scrip_jwt_t *jwt,
+			       scrip_err_t *err)
+{
+	memset(jwt, 0, sizeof(*jwt));
+	if (!token || !issuer || !scrip_jwt_parse(token, token_len, jwt, err))
+		return false;
+	if (!jwt->iss || strcmp(jwt->iss, issuer) != 0) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "foreign_issuer", "the token was not issued by this issuer");
+		scrip_jwt_clear(jwt);
+		return false;
+	}
+	return true;
+}
+
+bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, scrip_alg_t alg, const char *issuer,
+				int64_t now, scrip_subject_t *subject, scrip_err_t *err)
+{
+	memset(subject, 0, sizeof(*subject));
+	json_t *typ = json_object_get(jwt->header, "typ");
+	if (!json_is_string(typ) || strcmp(json_string_value(typ), "at+jwt") != 0) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_typ", "the token is not typed at+jwt");
+		return false;
+	}
+	/* The key's own algorithm only: a token naming another is refused
+	 * before any cryptography. */
+	scrip_jwt_policy_t policy = { .issuer = issuer, .algorithms = (unsigned)alg, .clock_skew = 0 };
+	if (!scrip_jwt_alg_allowed(jwt, &policy, err) || !scrip_jwt_verify_signature(jwt, key, err) ||
+	    !scrip_jwt_validate_claims(jwt, &policy, now, subject, err))
+		return false;
+	if (!subject->jti) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "no_jti", "the token has no jti");
+		scrip_subject_clear(subject);
+		return false;
+	}
+	return true;
+}
+
 json_t *scrip_keyring_jwks(const scrip_keyring_t *ring)
 {
 	json_t *keys = json_array();

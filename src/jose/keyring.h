@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "jose/alg.h"
+#include "jose/jwt.h"
 #include "util/err.h"
 
 typedef enum {
@@ -46,6 +47,38 @@ bool scrip_keyring_add(scrip_keyring_t *ring, const char *kid, const char *alg, 
 
 /* The signing key, or NULL when the ring has none. Borrowed. */
 const scrip_signing_key_t *scrip_keyring_current(const scrip_keyring_t *ring);
+
+/* The published key (next, current or retiring) whose kid is exactly kid,
+ * or NULL when the ring has none (or ring or kid is NULL). Borrowed: valid
+ * until the ring is freed — scripd replaces its ring on every reload, so a
+ * caller uses the key at once and never keeps it across an asynchronous
+ * step. For verifying scrip's own tokens coming back (introspection,
+ * revocation). */
+const scrip_signing_key_t *scrip_keyring_find(const scrip_keyring_t *ring, const char *kid);
+
+/* Checking a token scrip itself issued (introspection, revocation), in
+ * two steps so that the key may come from elsewhere than the ring (the
+ * database, for a kid signed elsewhere moments ago that this instance has
+ * not loaded yet).
+ *
+ * Step 1: scrip_jwt_parse, then iss exactly issuer (scripd's own, byte for
+ * byte). Of the unverified token only kid is read afterwards, to pick the
+ * key. Refused with SCRIP_E_INVALID_REQUEST: the reasons of scrip_jwt_parse,
+ * "foreign_issuer". [out] jwt: free with scrip_jwt_clear (also on failure;
+ * a refused token leaves it empty). */
+bool scrip_keyring_token_parse(const char *token, size_t token_len, const char *issuer, scrip_jwt_t *jwt,
+			       scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Step 2, with key (borrowed), scrip's public or private key for jwt->kid,
+ * of algorithm alg: header typ "at+jwt" (RFC 8725 §3.11: scrip signs
+ * nothing else); jwt's alg exactly alg; the signature; then
+ * scrip_jwt_validate_claims with no clock skew (exp is scrip's own promise:
+ * now < exp; nbf and iat not after now) and a jti present. Refused with
+ * SCRIP_E_INVALID_REQUEST ("bad_typ", "no_jti", or the reasons of jwt.h);
+ * SCRIP_E_SERVER_ERROR only when the check itself could not run.
+ * [out] subject: free with scrip_subject_clear (also on failure). */
+bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, scrip_alg_t alg, const char *issuer,
+				int64_t now, scrip_subject_t *subject, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* {"keys": [...]} with the public JWK of every published key. New reference. */
 json_t *scrip_keyring_jwks(const scrip_keyring_t *ring);

@@ -398,14 +398,18 @@ static void bytea_hex(const uint8_t *bytes, size_t n, char *out)
  * never from the secret. */
 static const char client_create_sql[] =
 	"WITH c AS ("
-	" INSERT INTO scrip.clients (client_id, secret_hash, scopes, audiences, default_lifetime, max_lifetime)"
-	" VALUES ($1, $2::bytea, " SQL_TEXT_ARRAY("$3") ", " SQL_TEXT_ARRAY("$4") ", $5::integer, $6::integer)"
+	" INSERT INTO scrip.clients (client_id, secret_hash, scopes, audiences, default_lifetime, max_lifetime,"
+	"                            permissions)"
+	" VALUES ($1, $2::bytea, " SQL_TEXT_ARRAY("$3") ", " SQL_TEXT_ARRAY("$4") ", $5::integer, $6::integer,"
+	"         " SQL_TEXT_ARRAY("$7") ")"
 	" ON CONFLICT (client_id) DO NOTHING"
-	" RETURNING client_id, scopes, audiences, default_lifetime, max_lifetime)"
+	" RETURNING client_id, scopes, audiences, default_lifetime, max_lifetime, permissions)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
 	" SELECT 'client_create', 'done', c.client_id,"
-	"  format('created client; scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s',"
-	"   array_to_string(c.scopes, ' '), array_to_string(c.audiences, ' '), c.default_lifetime, c.max_lifetime),"
+	"  format('created client; scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s%s',"
+	"   array_to_string(c.scopes, ' '), array_to_string(c.audiences, ' '), c.default_lifetime, c.max_lifetime,"
+	"   CASE WHEN cardinality(c.permissions) > 0"
+	"        THEN format('; permissions [%s]', array_to_string(c.permissions, ' ')) ELSE '' END),"
 	"  current_user"
 	" FROM c RETURNING id";
 
@@ -418,15 +422,17 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
 	char max_lifetime[24];
 	char *scopes = json_strings(client->scopes, client->n_scopes);
 	char *audiences = json_strings(client->audiences, client->n_audiences);
-	if (!scopes || !audiences) {
+	char *permissions = json_strings(client->permissions, client->n_permissions);
+	if (!scopes || !audiences || !permissions) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
 		goto end;
 	}
 	bytea_hex(client->secret_hash, SCRIP_SHA256_LEN, hash);
 	snprintf(default_lifetime, sizeof(default_lifetime), "%" PRId64, client->default_lifetime);
 	snprintf(max_lifetime, sizeof(max_lifetime), "%" PRId64, client->max_lifetime);
-	const char *params[] = { client->client_id, hash, scopes, audiences, default_lifetime, max_lifetime };
-	res = scrip_sync_query(db, client_create_sql, 6, params, err);
+	const char *params[] = { client->client_id, hash, scopes, audiences, default_lifetime, max_lifetime,
+				 permissions };
+	res = scrip_sync_query(db, client_create_sql, 7, params, err);
 	if (!res)
 		goto end;
 	if (scrip_sync_result_rows(res) != 1) {
@@ -440,6 +446,7 @@ end:
 	explicit_bzero(hash, sizeof(hash));
 	free(scopes);
 	free(audiences);
+	free(permissions);
 	return ok;
 }
 
@@ -468,6 +475,7 @@ static const char client_list_sql[] =
 	"SELECT coalesce(json_agg(json_build_object("
 	" 'client_id', client_id, 'enabled', enabled, 'scopes', to_json(scopes), 'audiences', to_json(audiences),"
 	" 'default_lifetime', default_lifetime, 'max_lifetime', max_lifetime,"
+	" 'permissions', to_json(permissions),"
 	" 'created_at', " SQL_TIME("created_at") ", 'updated_at', " SQL_TIME("updated_at") ")"
 	" ORDER BY client_id COLLATE \"C\"), '[]')::text"
 	" FROM scrip.clients WHERE $1::text IS NULL OR client_id = $1";
@@ -602,5 +610,299 @@ end:
 		free(*retiring_kid);
 		*retiring_kid = NULL;
 	}
+	return ok;
+}
+
+/* ---- jobs and revocation ---- */
+
+/* Ends one (client, job) in the caller's transaction, in one statement:
+ * the ended_jobs row, the grants with their refresh tokens, the access
+ * tokens, and the audit row when anything changed. Returns one row:
+ * ended_now, grants, refresh tokens, access tokens. */
+static const char job_end_sql[] =
+	"WITH j AS ("
+	"  INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by, reason) VALUES ($1, $2, current_user, $3)"
+	"  ON CONFLICT DO NOTHING RETURNING 1"
+	"), g AS ("
+	"  UPDATE scrip.grants"
+	"     SET state = 'revoked', revoked_at = now(), revoked_by = current_user, revoked_reason = $3"
+	"   WHERE client_id = $1 AND job_id = $2 AND state = 'active' AND expires_at > now()"
+	"  RETURNING grant_id"
+	"), rt AS ("
+	"  UPDATE scrip.refresh_tokens t SET state = 'revoked'"
+	"    FROM g WHERE t.grant_id = g.grant_id AND t.state <> 'revoked' RETURNING 1"
+	"), at AS ("
+	"  UPDATE scrip.issued_tokens SET revoked_at = now(), revoked_by = current_user, revoked_reason = $3"
+	"   WHERE client_id = $1 AND job_id = $2 AND revoked_at IS NULL AND expires_at > now() RETURNING 1"
+	"), n AS ("
+	"  SELECT (SELECT count(*) FROM j) AS ended, (SELECT count(*) FROM g) AS grants,"
+	"         (SELECT count(*) FROM rt) AS refresh_tokens, (SELECT count(*) FROM at) AS access_tokens"
+	"), a AS ("
+	"  INSERT INTO scrip.audit_events (event, outcome, client_id, job_id, description, actor)"
+	"  SELECT 'job_end', 'done', $1, $2,"
+	"         format('job %s; revoked %s grants (%s refresh tokens) and %s access tokens; reason: %s',"
+	"                CASE WHEN ended > 0 THEN 'ended' ELSE 'had ended already' END,"
+	"                grants, refresh_tokens, access_tokens, $3),"
+	"         current_user"
+	"    FROM n WHERE ended > 0 OR grants > 0 OR access_tokens > 0"
+	"  RETURNING 1"
+	")"
+	" SELECT ended > 0, grants, refresh_tokens, access_tokens FROM n";
+
+/* Every client that has anything of the job, ordered. */
+static const char job_clients_sql[] =
+	"SELECT client_id FROM ("
+	"  SELECT client_id FROM scrip.grants WHERE job_id = $1"
+	"  UNION SELECT client_id FROM scrip.issued_tokens WHERE job_id = $1"
+	"  UNION SELECT client_id FROM scrip.ended_jobs WHERE job_id = $1) c"
+	" ORDER BY client_id COLLATE \"C\"";
+
+/* A count column as a number (0 when unreadable: the statement counts). */
+static json_int_t count_value(const scrip_sync_result_t *res, int col)
+{
+	const char *v = scrip_sync_result_value(res, 0, col);
+	return v ? (json_int_t)strtoll(v, NULL, 10) : 0;
+}
+
+static bool client_exists(scrip_sync_t *db, const char *client_id, scrip_err_t *err)
+{
+	const char *params[] = { client_id };
+	scrip_sync_result_t *res = scrip_sync_query(db, "SELECT 1 FROM scrip.clients WHERE client_id = $1", 1, params,
+						    err);
+	bool found = scrip_sync_result_rows(res) == 1;
+	if (res && !found)
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "client_unknown", "no client '%s'", client_id);
+	scrip_sync_result_free(res);
+	return found;
+}
+
+/* Ends the job for one client; appends its summary to out. */
+static bool job_end_one(scrip_sync_t *db, const char *client_id, const char *job_id, const char *reason, json_t *out,
+			scrip_err_t *err)
+{
+	const char *params[] = { client_id, job_id, reason };
+	scrip_sync_result_t *res = scrip_sync_query(db, job_end_sql, 3, params, err);
+	bool ok = false;
+	if (!res)
+		goto end;
+	if (scrip_sync_result_rows(res) != 1) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: job end returned no row");
+		goto end;
+	}
+	const char *ended = scrip_sync_result_value(res, 0, 0);
+	json_t *one = json_pack("{s:s, s:b, s:I, s:I, s:I}", "client_id", client_id, "ended_now",
+				ended && strcmp(ended, "t") == 0, "grants", count_value(res, 1), "refresh_tokens",
+				count_value(res, 2), "access_tokens", count_value(res, 3));
+	if (!one || json_array_append_new(out, one) != 0) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	ok = true;
+end:
+	scrip_sync_result_free(res);
+	return ok;
+}
+
+/* The clients whose job it is: client_id alone (which must exist), or
+ * every client that has anything of the job (there must be one). */
+static scrip_sync_result_t *job_clients(scrip_sync_t *db, const char *job_id, const char *client_id, scrip_err_t *err)
+{
+	if (client_id) {
+		const char *params[] = { client_id };
+		if (!client_exists(db, client_id, err))
+			return NULL;
+		return scrip_sync_query(db, "SELECT $1::text", 1, params, err);
+	}
+	const char *params[] = { job_id };
+	scrip_sync_result_t *res = scrip_sync_query(db, job_clients_sql, 1, params, err);
+	if (res && scrip_sync_result_rows(res) == 0) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "job_unknown",
+			  "no client has a grant or token of job '%s' (give --client to end it anyway)", job_id);
+		scrip_sync_result_free(res);
+		return NULL;
+	}
+	return res;
+}
+
+json_t *scrip_sync_job_end(scrip_sync_t *db, const char *job_id, const char *client_id, const char *reason,
+			   scrip_err_t *err)
+{
+	json_t *out = json_array();
+	scrip_sync_result_t *clients = NULL;
+	bool ok = false;
+	if (!out) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	if (!scrip_sync_begin(db, err) || !(clients = job_clients(db, job_id, client_id, err)))
+		goto end;
+	for (int i = 0; i < scrip_sync_result_rows(clients); i++)
+		if (!job_end_one(db, scrip_sync_result_value(clients, i, 0), job_id, reason, out, err))
+			goto end;
+	if (!scrip_sync_commit(db, err))
+		goto end;
+	ok = true;
+end:
+	scrip_sync_result_free(clients);
+	scrip_sync_rollback(db);
+	if (!ok) {
+		json_decref(out);
+		out = NULL;
+	}
+	return out;
+}
+
+/* What introspection would answer, as one word. */
+#define SQL_GRANT_STATE(g)                                                                                         \
+	"CASE WHEN " g ".state <> 'active' THEN 'revoked' WHEN " g ".expires_at <= now() THEN 'expired'"            \
+	" WHEN " g ".max_uses IS NOT NULL AND " g ".uses >= " g ".max_uses THEN 'used_up' ELSE 'active' END"
+
+static const char job_show_sql[] =
+	"SELECT json_build_object("
+	" 'job_id', $1::text,"
+	" 'ended', (SELECT coalesce(json_agg(json_build_object("
+	"    'client_id', e.client_id, 'ended_at', " SQL_TIME("e.ended_at") ", 'ended_by', e.ended_by,"
+	"    'reason', e.reason) ORDER BY e.client_id COLLATE \"C\"), '[]')"
+	"   FROM scrip.ended_jobs e WHERE e.job_id = $1 AND ($2::text IS NULL OR e.client_id = $2)),"
+	" 'grants', (SELECT coalesce(json_agg(json_build_object("
+	"    'grant_id', g.grant_id, 'client_id', g.client_id, 'subject', g.subject,"
+	"    'state', " SQL_GRANT_STATE("g") ", 'scopes', to_json(g.scopes), 'audiences', to_json(g.audiences),"
+	"    'uses', g.uses, 'max_uses', g.max_uses,"
+	"    'created_at', " SQL_TIME("g.created_at") ", 'expires_at', " SQL_TIME("g.expires_at") ","
+	"    'revoked_at', " SQL_TIME("g.revoked_at") ", 'revoked_by', g.revoked_by,"
+	"    'revoked_reason', g.revoked_reason) ORDER BY g.client_id COLLATE \"C\", g.created_at, g.grant_id), '[]')"
+	"   FROM scrip.grants g WHERE g.job_id = $1 AND ($2::text IS NULL OR g.client_id = $2)),"
+	" 'access_tokens', (SELECT coalesce(json_agg(json_build_object("
+	"    'jti', t.jti, 'client_id', t.client_id, 'subject', t.subject,"
+	"    'state', CASE WHEN t.revoked_at IS NOT NULL OR g.state = 'revoked' OR e.job_id IS NOT NULL THEN 'revoked'"
+	"                  WHEN t.expires_at <= now() THEN 'expired' ELSE 'active' END,"
+	"    'scopes', to_json(t.scopes), 'audiences', to_json(t.audiences), 'grant_id', t.grant_id,"
+	"    'issued_at', " SQL_TIME("t.issued_at") ", 'expires_at', " SQL_TIME("t.expires_at") ","
+	"    'revoked_at', " SQL_TIME("t.revoked_at") ", 'revoked_by', t.revoked_by,"
+	"    'revoked_reason', t.revoked_reason) ORDER BY t.client_id COLLATE \"C\", t.issued_at, t.jti), '[]')"
+	"   FROM scrip.issued_tokens t"
+	"   LEFT JOIN scrip.grants g ON g.grant_id = t.grant_id"
+	"   LEFT JOIN scrip.ended_jobs e ON e.client_id = t.client_id AND e.job_id = t.job_id"
+	"  WHERE t.job_id = $1 AND ($2::text IS NULL OR t.client_id = $2))"
+	")::text";
+
+json_t *scrip_sync_job_show(scrip_sync_t *db, const char *job_id, const char *client_id, scrip_err_t *err)
+{
+	char *text = NULL;
+	json_t *job = NULL;
+	const char *params[] = { job_id, client_id };
+	if (!query_value(db, job_show_sql, 2, params, &text, err))
+		goto end;
+	job = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	if (!json_is_object(job)) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result",
+			  "database error: the answer is not a JSON object");
+		goto fail;
+	}
+	if (json_array_size(json_object_get(job, "ended")) + json_array_size(json_object_get(job, "grants")) +
+		    json_array_size(json_object_get(job, "access_tokens")) ==
+	    0) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "job_unknown", "nothing is known of job '%s'%s", job_id,
+			  client_id ? " for this client" : "");
+		goto fail;
+	}
+	goto end;
+fail:
+	json_decref(job);
+	job = NULL;
+end:
+	free(text);
+	return job;
+}
+
+const char *scrip_sync_revoke_by_name(scrip_sync_revoke_by_t by)
+{
+	switch (by) {
+	case SCRIP_SYNC_REVOKE_JTI: return "jti";
+	case SCRIP_SYNC_REVOKE_SUBJECT: return "subject";
+	case SCRIP_SYNC_REVOKE_CLIENT: return "client";
+	case SCRIP_SYNC_REVOKE_JOB: return "job";
+	}
+	return "?";
+}
+
+/* $1 names the selector, $2 is its value: each OR branch is constant-folded
+ * away but one when the statement is planned with its parameters (as
+ * PQexecParams' unnamed statements are), so each keeps its index. */
+#define SQL_SELECTED(t)                                                                                            \
+	"(($1 = 'subject' AND " t ".subject = $2) OR ($1 = 'client' AND " t ".client_id = $2)"                      \
+	" OR ($1 = 'job' AND " t ".job_id = $2))"
+
+static const char token_revoke_sql[] =
+	"WITH g AS ("
+	"  UPDATE scrip.grants g SET state = 'revoked', revoked_at = now(), revoked_by = current_user,"
+	"                            revoked_reason = $3"
+	"   WHERE g.state = 'active' AND g.expires_at > now() AND " SQL_SELECTED("g")
+	"  RETURNING g.grant_id"
+	"), rt AS ("
+	"  UPDATE scrip.refresh_tokens t SET state = 'revoked'"
+	"    FROM g WHERE t.grant_id = g.grant_id AND t.state <> 'revoked' RETURNING 1"
+	"), at AS ("
+	"  UPDATE scrip.issued_tokens t SET revoked_at = now(), revoked_by = current_user, revoked_reason = $3"
+	"   WHERE t.revoked_at IS NULL"
+	"     AND (($1 = 'jti' AND t.jti = $2) OR (t.expires_at > now() AND " SQL_SELECTED("t") "))"
+	"  RETURNING t.jti, t.client_id, t.subject, t.job_id"
+	"), n AS ("
+	"  SELECT (SELECT count(*) FROM g) AS grants, (SELECT count(*) FROM rt) AS refresh_tokens,"
+	"         (SELECT count(*) FROM at) AS access_tokens"
+	"), a AS ("
+	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, description, actor)"
+	"  SELECT 'revocation', 'revoked',"
+	"         CASE $1 WHEN 'client' THEN $2 WHEN 'jti' THEN (SELECT client_id FROM at LIMIT 1) END,"
+	"         CASE $1 WHEN 'subject' THEN $2 WHEN 'jti' THEN (SELECT subject FROM at LIMIT 1) END,"
+	"         CASE $1 WHEN 'jti' THEN $2 END,"
+	"         CASE $1 WHEN 'job' THEN $2 WHEN 'jti' THEN (SELECT job_id FROM at LIMIT 1) END,"
+	"         format('operator revoked %s access tokens and %s grants (%s refresh tokens) selected by %s %s;"
+	" reason: %s', access_tokens, grants, refresh_tokens, $1, $2, $3),"
+	"         current_user"
+	"    FROM n WHERE grants > 0 OR access_tokens > 0"
+	"  RETURNING 1"
+	")"
+	" SELECT grants, refresh_tokens, access_tokens FROM n";
+
+static bool jti_exists(scrip_sync_t *db, const char *jti, scrip_err_t *err)
+{
+	const char *params[] = { jti };
+	scrip_sync_result_t *res = scrip_sync_query(db, "SELECT 1 FROM scrip.issued_tokens WHERE jti = $1", 1, params,
+						    err);
+	bool found = scrip_sync_result_rows(res) == 1;
+	if (res && !found)
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "token_unknown", "no access token with jti '%s'", jti);
+	scrip_sync_result_free(res);
+	return found;
+}
+
+bool scrip_sync_token_revoke(scrip_sync_t *db, scrip_sync_revoke_by_t by, const char *value, const char *reason,
+			     scrip_sync_revoked_t *out, scrip_err_t *err)
+{
+	bool ok = false;
+	scrip_sync_result_t *res = NULL;
+	const char *params[] = { scrip_sync_revoke_by_name(by), value, reason };
+	memset(out, 0, sizeof(*out));
+	if (!scrip_sync_begin(db, err))
+		goto end;
+	if ((by == SCRIP_SYNC_REVOKE_JTI && !jti_exists(db, value, err)) ||
+	    (by == SCRIP_SYNC_REVOKE_CLIENT && !client_exists(db, value, err)))
+		goto end;
+	if (!(res = scrip_sync_query(db, token_revoke_sql, 3, params, err)))
+		goto end;
+	if (scrip_sync_result_rows(res) != 1) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: revocation returned no row");
+		goto end;
+	}
+	if (!scrip_sync_commit(db, err))
+		goto end;
+	out->grants = (long)count_value(res, 0);
+	out->refresh_tokens = (long)count_value(res, 1);
+	out->access_tokens = (long)count_value(res, 2);
+	ok = true;
+end:
+	scrip_sync_result_free(res);
+	scrip_sync_rollback(db);
 	return ok;
 }

@@ -110,11 +110,17 @@ typedef struct {
 	size_t n_audiences;
 	int64_t default_lifetime; /* seconds, 1..INT32_MAX */
 	int64_t max_lifetime;     /* seconds, default_lifetime..INT32_MAX */
+	const char *const *permissions; /* SCRIP_SYNC_PERMISSION_* names, no duplicates; NULL when none */
+	size_t n_permissions;
 } scrip_sync_client_new_t;
 
+/* The permissions a client may hold (scrip.clients.permissions, text[]):
+ * "introspect" lets it call POST /introspect (RFC 7662). */
+#define SCRIP_SYNC_PERMISSION_INTROSPECT "introspect"
+
 /* Inserts the client and its audit row (event 'client_create', outcome
- * 'done', actor current_user; the description names the policy, never the
- * secret) in one transaction. A client_id that exists already is refused
+ * 'done', actor current_user; the description names the policy and the
+ * permissions, never the secret) in one transaction. A client_id that exists already is refused
  * with SCRIP_E_INVALID_REQUEST, reason "client_exists"; nothing changes. */
 bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *client,
 			      scrip_err_t *err) SCRIP_MUST_CHECK;
@@ -122,7 +128,7 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
 /* The clients as a new JSON array (caller json_decref's), ordered by
  * client_id (bytewise), each element
  *   {"client_id": str, "enabled": bool, "scopes": [str], "audiences": [str],
- *    "default_lifetime": int, "max_lifetime": int,
+ *    "default_lifetime": int, "max_lifetime": int, "permissions": [str],
  *    "created_at": "YYYY-MM-DDTHH:MM:SSZ", "updated_at": "YYYY-MM-DDTHH:MM:SSZ"}
  * — never the secret hash. client_id non-NULL: only that client (the
  * array is empty when there is none). NULL on failure. */
@@ -162,5 +168,78 @@ typedef struct {
  * key that was current, NULL when there was none; caller frees. */
 bool scrip_sync_key_rotate(scrip_sync_t *db, const scrip_sync_key_new_t *key, char **retiring_kid,
 			   scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* ---- jobs and revocation ----
+ *
+ * Nothing here notifies scripd: scripd reads the database on every
+ * introspection and redemption, so what these commit is honoured by every
+ * instance from its next query on. "Live" below means not yet expired
+ * (expires_at > now()): what has expired is left as it was. */
+
+/* What one command changed. */
+typedef struct {
+	long grants;         /* grants that became 'revoked' */
+	long refresh_tokens; /* refresh tokens that became 'revoked' (those of the grants) */
+	long access_tokens;  /* access tokens marked revoked (revoked_at set) */
+} scrip_sync_revoked_t;
+
+/* Ends job_id: of client_id, or (client_id NULL) of every client that has a
+ * grant, an access token or an ended_jobs row with this job_id. In one
+ * transaction, for each such (client, job): inserts its scrip.ended_jobs row
+ * (ended_by current_user, reason) unless there is one, revokes its active
+ * live grants with all their refresh tokens (revoked_by current_user,
+ * revoked_reason reason), marks its live unrevoked access tokens revoked
+ * the same way, and writes one audit row (event 'job_end', outcome 'done',
+ * client_id, job_id, actor current_user, a description with the counts and
+ * the reason) — unless the job had ended already and there was nothing left
+ * to revoke, in which case nothing is written for it. reason: 1..200 bytes.
+ * Returns a new JSON array (caller json_decref's), one element per client
+ * ordered by client_id:
+ *   {"client_id": str, "ended_now": bool, "grants": int, "refresh_tokens": int, "access_tokens": int}
+ * Refused with SCRIP_E_INVALID_REQUEST: client_id given and unknown
+ * ("client_unknown"); no client_id and no client has anything of the job
+ * ("job_unknown"). NULL on failure; then nothing was changed. */
+json_t *scrip_sync_job_end(scrip_sync_t *db, const char *job_id, const char *client_id, const char *reason,
+			   scrip_err_t *err);
+
+/* What the database holds of job_id (of client_id, or of every client when
+ * NULL), as a new JSON object (caller json_decref's):
+ *   {"job_id": str,
+ *    "ended": [{"client_id", "ended_at", "ended_by", "reason"}],
+ *    "grants": [{"grant_id", "client_id", "subject", "state", "scopes": [str], "audiences": [str],
+ *                "uses": int, "max_uses": int|null, "created_at", "expires_at",
+ *                "revoked_at": time|null, "revoked_by": str|null, "revoked_reason": str|null}],
+ *    "access_tokens": [{"jti", "client_id", "subject", "state", "scopes": [str], "audiences": [str],
+ *                       "grant_id": str|null, "issued_at", "expires_at",
+ *                       "revoked_at": time|null, "revoked_by": str|null, "revoked_reason": str|null}]}
+ * ordered by client_id then time. A grant's state is "revoked", "expired",
+ * "used_up" or "active"; an access token's "revoked" (its row, its grant or
+ * its job's end), "expired" or "active" — what introspection would answer.
+ * Never a token, a refresh-token hash or a secret. Refused with
+ * SCRIP_E_INVALID_REQUEST "job_unknown" when there is nothing at all. */
+json_t *scrip_sync_job_show(scrip_sync_t *db, const char *job_id, const char *client_id, scrip_err_t *err);
+
+/* What `token revoke` selects by. */
+typedef enum {
+	SCRIP_SYNC_REVOKE_JTI,     /* one access token (expired or not); no grant */
+	SCRIP_SYNC_REVOKE_SUBJECT, /* every live access token and active live grant of a subject */
+	SCRIP_SYNC_REVOKE_CLIENT,  /* ... of a client */
+	SCRIP_SYNC_REVOKE_JOB,     /* ... bound to a job_id, of any client (the job is not ended: see job end) */
+} scrip_sync_revoke_by_t;
+
+/* The selector's name: "jti", "subject", "client", "job". */
+const char *scrip_sync_revoke_by_name(scrip_sync_revoke_by_t by);
+
+/* Revokes what by and value select, in one transaction: grants become
+ * 'revoked' with all their refresh tokens, access tokens get revoked_at,
+ * each with revoked_by current_user and revoked_reason reason (1..200
+ * bytes); when anything changed, one audit row (event 'revocation',
+ * outcome 'revoked', actor current_user; client_id, subject, jti, job_id
+ * from the selector — for a jti, those of the token; a description with
+ * the counts and the reason). Nothing matched is not an error (*out all
+ * zero, nothing written), except: an unknown jti (SCRIP_E_INVALID_REQUEST
+ * "token_unknown") and an unknown client ("client_unknown"). */
+bool scrip_sync_token_revoke(scrip_sync_t *db, scrip_sync_revoke_by_t by, const char *value, const char *reason,
+			     scrip_sync_revoked_t *out, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 #endif

@@ -1,1 +1,419 @@
-/* tokens.c — not written yet. */
+/* tokens.c — introspection and revocation against PostgreSQL: the state of
+ * an access or refresh token, read fresh on every call, and revocations
+ * written together with their audit rows, each as one statement. */
+#include "store/tokens.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "util/log.h"
+
+/* Every revocation statement ends with this outcome column. */
+#define OUTCOME_UNKNOWN "unknown"
+#define OUTCOME_REVOKED "revoked"
+#define OUTCOME_ALREADY "already"
+#define OUTCOME_FOREIGN "foreign"
+
+static void *op_new(size_t size)
+{
+	void *op = calloc(1, size);
+	if (!op)
+		abort(); /* as store.c: a request cannot be answered without its operation */
+	return op;
+}
+
+static void hash_hex(const uint8_t hash[SCRIP_SHA256_LEN], char out[2 * SCRIP_SHA256_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < SCRIP_SHA256_LEN; i++) {
+		out[2 * i] = digits[hash[i] >> 4];
+		out[2 * i + 1] = digits[hash[i] & 15];
+	}
+	out[2 * SCRIP_SHA256_LEN] = '\0';
+}
+
+static void unexpected(scrip_err_t *err, const char *what)
+{
+	scrip_err_clear(err);
+	SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: unexpected answer to %s", what);
+	scrip_log_error("unexpected answer to %s", what);
+}
+
+/* ---- access tokens ------------------------------------------------------- */
+
+struct access_op {
+	scrip_tokens_access_cb cb;
+	void *arg;
+};
+
+/* The order of the CASE is the order of the debug reasons; any one of them
+ * makes the token inactive. expires_at is checked by the database's clock,
+ * which every instance shares, on top of the caller's check of exp. */
+static const char access_state_sql[] =
+	"SELECT t.client_id,"
+	"       CASE WHEN NOT c.enabled THEN 'client_disabled'"
+	"            WHEN t.revoked_at IS NOT NULL THEN 'revoked'"
+	"            WHEN g.grant_id IS NOT NULL AND g.state <> 'active' THEN 'grant_revoked'"
+	"            WHEN e.job_id IS NOT NULL THEN 'job_ended'"
+	"            WHEN t.expires_at <= now() THEN 'expired'"
+	"            ELSE 'active' END"
+	"  FROM scrip.issued_tokens t"
+	"  JOIN scrip.clients c ON c.client_id = t.client_id"
+	"  LEFT JOIN scrip.grants g ON g.grant_id = t.grant_id"
+	"  LEFT JOIN scrip.ended_jobs e ON e.client_id = t.client_id AND e.job_id = t.job_id"
+	" WHERE t.jti = $1";
+
+static void access_state_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct access_op *op = arg;
+	scrip_access_state_t state = { .active = false, .why = SCRIP_TOKEN_WHY_UNKNOWN };
+	scrip_err_t e;
+	if (!res) {
+		op->cb(NULL, err, op->arg);
+	} else if (scrip_db_result_rows(res) == 0) {
+		op->cb(&state, NULL, op->arg);
+	} else if (!scrip_db_result_value(res, 0, 0) || !scrip_db_result_value(res, 0, 1)) {
+		unexpected(&e, "the access-token lookup");
+		op->cb(NULL, &e, op->arg);
+	} else {
+		state.client_id = scrip_db_result_value(res, 0, 0);
+		state.why = scrip_db_result_value(res, 0, 1);
+		state.active = strcmp(state.why, SCRIP_TOKEN_WHY_ACTIVE) == 0;
+		op->cb(&state, NULL, op->arg);
+	}
+	free(op);
+}
+
+void scrip_tokens_access_state(scrip_db_t *db, const char *jti, scrip_tokens_access_cb cb, void *arg)
+{
+	struct access_op *op = op_new(sizeof(*op));
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { jti };
+	scrip_db_query(db, access_state_sql, 1, params, access_state_cb, op);
+}
+
+/* ---- refresh tokens ------------------------------------------------------ */
+
+struct refresh_op {
+	scrip_tokens_refresh_cb cb;
+	void *arg;
+};
+
+static const char refresh_state_sql[] =
+	"SELECT CASE WHEN NOT c.enabled THEN 'client_disabled'"
+	"            WHEN r.state = 'rotated' THEN 'rotated'"
+	"            WHEN r.state <> 'active' THEN 'revoked'"
+	"            WHEN g.state <> 'active' THEN 'grant_revoked'"
+	"            WHEN e.job_id IS NOT NULL THEN 'job_ended'"
+	"            WHEN g.expires_at <= now() THEN 'expired'"
+	"            WHEN g.max_uses IS NOT NULL AND g.uses >= g.max_uses THEN 'used_up'"
+	"            ELSE 'active' END,"
+	"       g.grant_id, g.client_id, g.subject, array_to_string(g.scopes, ' '), array_to_json(g.audiences)::text,"
+	"       g.job_id, extract(epoch FROM g.expires_at)::bigint, extract(epoch FROM r.created_at)::bigint"
+	"  FROM scrip.refresh_tokens r"
+	"  JOIN scrip.grants g ON g.grant_id = r.grant_id"
+	"  JOIN scrip.clients c ON c.client_id = g.client_id"
+	"  LEFT JOIN scrip.ended_jobs e ON e.client_id = g.client_id AND e.job_id = g.job_id"
+	" WHERE r.token_hash = decode($1, 'hex')";
+
+/* The audiences column (a JSON array of strings) as a NULL-terminated
+ * array of strings borrowed from *arr, which the caller json_decref's. */
+static const char **audiences_from_json(const char *text, json_t **arr, size_t *n)
+{
+	*arr = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	*n = 0;
+	if (!json_is_array(*arr))
+		return NULL;
+	const char **out = calloc(json_array_size(*arr) + 1, sizeof(*out));
+	size_t i;
+	json_t *v;
+	json_array_foreach (*arr, i, v) {
+		if (!out || !json_is_string(v)) {
+			free(out);
+			return NULL;
+		}
+		out[i] = json_string_value(v);
+	}
+	*n = json_array_size(*arr);
+	return out;
+}
+
+static bool refresh_state_from_row(const scrip_db_result_t *res, scrip_refresh_state_t *state, json_t **arr,
+				   const char ***audiences)
+{
+	const char *exp = scrip_db_result_value(res, 0, 7), *created = scrip_db_result_value(res, 0, 8);
+	state->why = scrip_db_result_value(res, 0, 0);
+	state->grant_id = scrip_db_result_value(res, 0, 1);
+	state->client_id = scrip_db_result_value(res, 0, 2);
+	state->subject = scrip_db_result_value(res, 0, 3);
+	state->scope = scrip_db_result_value(res, 0, 4);
+	state->job_id = scrip_db_result_value(res, 0, 6);
+	*audiences = audiences_from_json(scrip_db_result_value(res, 0, 5), arr, &state->n_audiences);
+	state->audiences = *audiences;
+	if (!state->why || !state->grant_id || !state->client_id || !state->subject || !state->scope || !*audiences ||
+	    !exp || !created)
+		return false;
+	state->expires_at = strtoll(exp, NULL, 10);
+	state->created_at = strtoll(created, NULL, 10);
+	state->active = strcmp(state->why, SCRIP_TOKEN_WHY_ACTIVE) == 0;
+	return true;
+}
+
+static void refresh_state_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct refresh_op *op = arg;
+	scrip_refresh_state_t state = { .active = false, .why = SCRIP_TOKEN_WHY_UNKNOWN };
+	json_t *arr = NULL;
+	const char **audiences = NULL;
+	scrip_err_t e;
+	if (!res) {
+		op->cb(NULL, err, op->arg);
+	} else if (scrip_db_result_rows(res) == 0) {
+		op->cb(&state, NULL, op->arg);
+	} else if (!refresh_state_from_row(res, &state, &arr, &audiences)) {
+		unexpected(&e, "the refresh-token lookup");
+		op->cb(NULL, &e, op->arg);
+	} else {
+		op->cb(&state, NULL, op->arg);
+	}
+	free(audiences);
+	json_decref(arr);
+	free(op);
+}
+
+void scrip_tokens_refresh_state(scrip_db_t *db, const uint8_t hash[SCRIP_SHA256_LEN], scrip_tokens_refresh_cb cb,
+				void *arg)
+{
+	struct refresh_op *op = op_new(sizeof(*op));
+	char hex[2 * SCRIP_SHA256_LEN + 1];
+	op->cb = cb;
+	op->arg = arg;
+	hash_hex(hash, hex);
+	const char *params[] = { hex };
+	scrip_db_query(db, refresh_state_sql, 1, params, refresh_state_cb, op);
+}
+
+/* ---- revocation ------------------------------------------------------------ */
+
+struct revoke_op {
+	scrip_tokens_revoke_cb cb;
+	void *arg;
+};
+
+/* One statement, so one transaction: the change and its audit row (or the
+ * refusal's audit row) commit together or not at all. Data-modifying CTEs
+ * all run whether or not the final SELECT reads them. The UPDATE tests
+ * revoked_at on the row it locks (not on the snapshot in t), so of two
+ * concurrent revocations exactly one writes the change and the audit row. */
+static const char revoke_access_sql[] =
+	"WITH t AS ("
+	"  SELECT jti, client_id FROM scrip.issued_tokens WHERE jti = $1"
+	"), u AS ("
+	"  UPDATE scrip.issued_tokens i"
+	"     SET revoked_at = now(), revoked_by = $2, revoked_reason = 'revoked by client'"
+	"    FROM t WHERE i.jti = t.jti AND t.client_id = $2 AND i.revoked_at IS NULL"
+	"  RETURNING i.jti, i.client_id, i.subject, i.job_id, i.grant_id"
+	"), ok AS ("
+	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, grant_id, description,"
+	"                                  remote_addr)"
+	"  SELECT 'revocation', 'revoked', u.client_id, u.subject, u.jti, u.job_id, u.grant_id,"
+	"         'access token revoked by its client (POST /revoke)', $3 FROM u"
+	"  RETURNING id"
+	"), denied AS ("
+	"  INSERT INTO scrip.audit_events (event, outcome, error, reason, description, client_id, jti, remote_addr)"
+	"  SELECT 'revocation', 'denied', 'unauthorized_client', 'token_of_another_client',"
+	"         'the access token was issued to another client; nothing was revoked', $2, t.jti, $3"
+	"    FROM t WHERE t.client_id <> $2"
+	"  RETURNING id"
+	")"
+	" SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM t) THEN '" OUTCOME_UNKNOWN "'"
+	"             WHEN EXISTS (SELECT 1 FROM denied) THEN '" OUTCOME_FOREIGN "'"
+	"             WHEN EXISTS (SELECT 1 FROM ok) THEN '" OUTCOME_REVOKED "'"
+	"             ELSE '" OUTCOME_ALREADY "' END";
+
+/* The grant, its refresh tokens, the access tokens redeemed from it and,
+ * when it is bound to a job, the job and every access token of that
+ * (client, job): RFC 7009 §2.1 asks that revoking a refresh token revoke
+ * the access tokens of the same grant, and ending a job is how a framework
+ * says the work is over. The grant UPDATE locks the grant's row, so a
+ * redemption that locks it too either finishes first or sees it revoked. */
+static const char revoke_refresh_sql[] =
+	"WITH r AS ("
+	"  SELECT g.grant_id, g.client_id FROM scrip.refresh_tokens rt JOIN scrip.grants g ON g.grant_id = rt.grant_id"
+	"   WHERE rt.token_hash = decode($1, 'hex')"
+	"), g AS ("
+	"  UPDATE scrip.grants g"
+	"     SET state = 'revoked', revoked_at = now(), revoked_by = $2, revoked_reason = 'revoked by client'"
+	"    FROM r WHERE g.grant_id = r.grant_id AND r.client_id = $2 AND g.state = 'active'"
+	"  RETURNING g.grant_id, g.client_id, g.subject, g.job_id"
+	"), rts AS ("
+	"  UPDATE scrip.refresh_tokens t SET state = 'revoked'"
+	"    FROM g WHERE t.grant_id = g.grant_id AND t.state <> 'revoked'"
+	"  RETURNING 1"
+	"), job AS ("
+	"  INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by, reason)"
+	"  SELECT client_id, job_id, client_id, 'revoked by client' FROM g WHERE job_id IS NOT NULL"
+	"  ON CONFLICT DO NOTHING"
+	"  RETURNING 1"
+	"), ats AS ("
+	"  UPDATE scrip.issued_tokens i"
+	"     SET revoked_at = now(), revoked_by = $2, revoked_reason = 'revoked by client'"
+	"    FROM g WHERE (i.grant_id = g.grant_id OR (i.client_id = g.client_id AND i.job_id = g.job_id))"
+	"     AND i.revoked_at IS NULL"
+	"  RETURNING 1"
+	"), ok AS ("
+	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, grant_id, description,"
+	"                                  remote_addr)"
+	"  SELECT 'revocation', 'revoked', g.client_id, g.subject, NULL, g.job_id, g.grant_id,"
+	"         format('refresh token revoked by its client (POST /revoke): grant revoked with %s refresh tokens"
+	" and %s access tokens%s', (SELECT count(*) FROM rts), (SELECT count(*) FROM ats),"
+	"                CASE WHEN g.job_id IS NULL THEN ''"
+	"                     WHEN EXISTS (SELECT 1 FROM job) THEN '; job ended'"
+	"                     ELSE '; job had ended already' END),"
+	"         $3 FROM g"
+	"  RETURNING id"
+	"), denied AS ("
+	"  INSERT INTO scrip.audit_events (event, outcome, error, reason, description, client_id, grant_id,"
+	"                                  remote_addr)"
+	"  SELECT 'revocation', 'denied', 'unauthorized_client', 'token_of_another_client',"
+	"         'the refresh token was issued to another client; nothing was revoked', $2, r.grant_id, $3"
+	"    FROM r WHERE r.client_id <> $2"
+	"  RETURNING id"
+	")"
+	" SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM r) THEN '" OUTCOME_UNKNOWN "'"
+	"             WHEN EXISTS (SELECT 1 FROM denied) THEN '" OUTCOME_FOREIGN "'"
+	"             WHEN EXISTS (SELECT 1 FROM ok) THEN '" OUTCOME_REVOKED "'"
+	"             ELSE '" OUTCOME_ALREADY "' END";
+
+static void revoke_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct revoke_op *op = arg;
+	const char *outcome = res && scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 0) : NULL;
+	scrip_err_t e;
+	if (!res)
+		op->cb(SCRIP_REVOKE_UNKNOWN, err, op->arg);
+	else if (outcome && strcmp(outcome, OUTCOME_UNKNOWN) == 0)
+		op->cb(SCRIP_REVOKE_UNKNOWN, NULL, op->arg);
+	else if (outcome && strcmp(outcome, OUTCOME_REVOKED) == 0)
+		op->cb(SCRIP_REVOKE_DONE, NULL, op->arg);
+	else if (outcome && strcmp(outcome, OUTCOME_ALREADY) == 0)
+		op->cb(SCRIP_REVOKE_ALREADY, NULL, op->arg);
+	else if (outcome && strcmp(outcome, OUTCOME_FOREIGN) == 0)
+		op->cb(SCRIP_REVOKE_FOREIGN, NULL, op->arg);
+	else {
+		unexpected(&e, "a revocation");
+		op->cb(SCRIP_REVOKE_UNKNOWN, &e, op->arg);
+	}
+	free(op);
+}
+
+void scrip_tokens_revoke_access(scrip_db_t *db, const char *jti, const scrip_revoker_t *who,
+				scrip_tokens_revoke_cb cb, void *arg)
+{
+	struct revoke_op *op = op_new(sizeof(*op));
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { jti, who->client_id, who->remote_addr };
+	scrip_db_query(db, revoke_access_sql, 3, params, revoke_cb, op);
+}
+
+void scrip_tokens_revoke_refresh(scrip_db_t *db, const uint8_t hash[SCRIP_SHA256_LEN], const scrip_revoker_t *who,
+				 scrip_tokens_revoke_cb cb, void *arg)
+{
+	struct revoke_op *op = op_new(sizeof(*op));
+	char hex[2 * SCRIP_SHA256_LEN + 1];
+	op->cb = cb;
+	op->arg = arg;
+	hash_hex(hash, hex);
+	const char *params[] = { hex, who->client_id, who->remote_addr };
+	scrip_db_query(db, revoke_refresh_sql, 3, params, revoke_cb, op);
+}
+
+/* ---- scrip's own keys ------------------------------------------------------ */
+
+struct key_op {
+	scrip_tokens_key_cb cb;
+	void *arg;
+};
+
+/* The stored public JWK, wrapped as a one-key set for the strict parser. */
+static const char public_key_sql[] =
+	"SELECT json_build_object('keys', json_build_array(public_jwk))::text, alg FROM scrip.signing_keys"
+	" WHERE kid = $1 AND state IN ('next', 'current', 'retiring')";
+
+static void public_key_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct key_op *op = arg;
+	const char *jwks = res && scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 0) : NULL;
+	scrip_alg_t alg = res && jwks ? scrip_alg_from_name(scrip_db_result_value(res, 0, 1)) : SCRIP_ALG_NONE;
+	scrip_keyset_t *set = NULL;
+	scrip_err_t e;
+	scrip_err_clear(&e);
+	size_t skipped = 0;
+	if (!res) {
+		op->cb(NULL, SCRIP_ALG_NONE, err, op->arg);
+	} else if (!jwks) {
+		op->cb(NULL, SCRIP_ALG_NONE, NULL, op->arg);
+	} else if (alg == SCRIP_ALG_NONE || !(set = scrip_keyset_parse(jwks, strlen(jwks), &skipped, &e)) ||
+		   scrip_keyset_size(set) != 1) {
+		scrip_keyset_release(set);
+		unexpected(&e, "a signing key lookup");
+		op->cb(NULL, SCRIP_ALG_NONE, &e, op->arg);
+	} else {
+		op->cb(set, alg, NULL, op->arg);
+	}
+	free(op);
+}
+
+void scrip_tokens_public_key(scrip_db_t *db, const char *kid, scrip_tokens_key_cb cb, void *arg)
+{
+	struct key_op *op = op_new(sizeof(*op));
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { kid };
+	scrip_db_query(db, public_key_sql, 1, params, public_key_cb, op);
+}
+
+/* ---- refusals ------------------------------------------------------------- */
+
+struct done_op {
+	scrip_tokens_done_cb cb;
+	void *arg;
+};
+
+static void refusal_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct done_op *op = arg;
+	scrip_err_t e;
+	if (res && scrip_db_result_affected(res) != 1) {
+		unexpected(&e, "an audit insert");
+		err = &e;
+	}
+	op->cb(res && err == NULL ? NULL : err, op->arg);
+	free(op);
+}
+
+static const char refusal_sql[] =
+	"INSERT INTO scrip.audit_events (event, outcome, error, reason, description, client_id, remote_addr)"
+	" VALUES ($1, 'denied', $2, $3, $4, $5, $6)";
+
+void scrip_tokens_refusal_record(scrip_db_t *db, const scrip_refusal_record_t *rec, scrip_tokens_done_cb cb,
+				 void *arg)
+{
+	struct done_op *op = op_new(sizeof(*op));
+	char client_id[129];
+	op->cb = cb;
+	op->arg = arg;
+	/* A claimed id comes from an unauthenticated request: capped, on a
+	 * UTF-8 boundary, so that PostgreSQL accepts the row. */
+	snprintf(client_id, sizeof(client_id), "%s", rec->client_id ? rec->client_id : "");
+	scrip_utf8_trim(client_id);
+	const char *params[] = { rec->event,	  rec->error,
+				 rec->err->reason, rec->err->text,
+				 rec->client_id ? client_id : NULL, rec->remote_addr };
+	scrip_db_query(db, refusal_sql, 6, params, refusal_cb, op);
+}

@@ -1,0 +1,46 @@
+/* client_auth.h — the envelope shared by the endpoints that authenticate a
+ * client (POST /token, /introspect, /revoke): the body read strictly as a
+ * form and never from the URL, the client's credentials taken from HTTP
+ * Basic or from the body (client_secret_post) but never both, and the
+ * secret checked once the client's row has been read. */
+#ifndef SCRIP_CLIENT_AUTH_H
+#define SCRIP_CLIENT_AUTH_H
+
+#include <stdbool.h>
+
+#include <event2/http.h>
+
+#include "core/client.h"
+#include "http/form.h"
+#include "util/err.h"
+
+/* Reads req's body into *form (see scrip_form_parse; singular lists the
+ * parameters that must not repeat, and must include client_id and
+ * client_secret). Refused with SCRIP_E_INVALID_REQUEST: a query string in
+ * the URL (RFC 6749 §2.3.1, §3.2: credentials and tokens never in a URL;
+ * reason "query_parameters"), a Content-Type other than
+ * application/x-www-form-urlencoded ("bad_content_type"), a malformed body.
+ * [out] form: free with scrip_form_clear (also on failure). */
+bool scrip_client_auth_read_form(struct evhttp_request *req, const char *const *singular, scrip_form_t *form,
+				 scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Takes the client's credentials from the Authorization header (Basic) or
+ * from the body's client_id and client_secret. Refused: Basic together with
+ * a body client_secret (SCRIP_E_INVALID_REQUEST "two_auth_methods"), a body
+ * client_id that differs from Basic's ("client_id_mismatch"), a malformed
+ * Basic header or no credentials (SCRIP_E_INVALID_CLIENT), a client_id that
+ * cannot exist (SCRIP_E_INVALID_CLIENT "unknown_client").
+ * [out] *client_id malloc'd, set whenever one was presented (also on
+ * failure, as the claimed id for the audit); *secret malloc'd, free with
+ * scrip_secret_free. Both start NULL. */
+bool scrip_client_auth_credentials(struct evhttp_request *req, const scrip_form_t *form, char **client_id,
+				   char **secret, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* After the client's row was read: true if client (NULL when unknown) is
+ * enabled and secret matches its hash. An unknown client is compared
+ * against a dummy hash, so that it costs the same. Refused with
+ * SCRIP_E_INVALID_CLIENT, reason "unknown_client" or "bad_client_secret"
+ * (also for a disabled client), text "client authentication failed". */
+bool scrip_client_auth_check(const scrip_client_t *client, const char *secret, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+#endif
