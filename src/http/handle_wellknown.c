@@ -19,14 +19,21 @@ static json_t *discovery_document(const scrip_app_t *app)
 {
 	char *token = scrip_http_endpoint_url(app->cfg->issuer, "/token");
 	char *jwks = scrip_http_endpoint_url(app->cfg->issuer, "/jwks");
+	char *introspect = scrip_http_endpoint_url(app->cfg->issuer, "/introspect");
+	char *revoke = scrip_http_endpoint_url(app->cfg->issuer, "/revoke");
 	json_t *verbs = json_array();
 	for (int v = 0; v < SCRIP_VERB_COUNT; v++)
 		json_array_append_new(verbs, json_string(scrip_verb_name((scrip_verb_t)v)));
-	json_t *doc = json_pack("{s:s, s:s?, s:s?, s:[s], s:[s,s], s:o, s:[], s:[s,s], s:[s]}",
+	json_t *doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:[s,s], s:[s,s], s:[s,s], s:[s,s], s:o, s:[], s:[s,s],"
+				" s:[s]}",
 				"issuer", app->cfg->issuer,
 				"token_endpoint", token,
 				"jwks_uri", jwks,
-				"grant_types_supported", SCRIP_GRANT_TYPE_TOKEN_EXCHANGE,
+				"introspection_endpoint", introspect,
+				"revocation_endpoint", revoke,
+				"introspection_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
+				"revocation_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
+				"grant_types_supported", SCRIP_GRANT_TYPE_TOKEN_EXCHANGE, "refresh_token",
 				"token_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
 				"scopes_supported", verbs,
 				"response_types_supported",
@@ -34,6 +41,8 @@ static json_t *discovery_document(const scrip_app_t *app)
 				"token_signing_alg_values_supported", scrip_alg_name(app->cfg->key_algorithm));
 	free(token);
 	free(jwks);
+	free(introspect);
+	free(revoke);
 	return doc;
 }
 
