@@ -30,6 +30,12 @@ typedef struct {
 	size_t n_permissions;
 	int64_t default_lifetime;
 	int64_t max_lifetime;
+	int64_t risky_max_lifetime;
+	int64_t max_grant_lifetime;
+	int64_t refresh_grace;
+	bool has_risky;   /* --risky-max-lifetime given */
+	bool has_grant;   /* --max-grant-lifetime given */
+	bool has_grace;   /* --refresh-grace given */
 	bool has_default; /* --default-lifetime given */
 	bool has_max;     /* --max-lifetime given */
 	bool json;
@@ -135,6 +141,9 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 		{ "audience", required_argument, NULL, 'a' },
 		{ "default-lifetime", required_argument, NULL, 'd' },
 		{ "max-lifetime", required_argument, NULL, 'm' },
+		{ "risky-max-lifetime", required_argument, NULL, 'r' },
+		{ "max-grant-lifetime", required_argument, NULL, 'g' },
+		{ "refresh-grace", required_argument, NULL, 'G' },
 		{ "permission", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -156,6 +165,18 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 			break;
 		case 'm':
 			rc = parse_seconds("--max-lifetime", optarg, &a->has_max, &a->max_lifetime);
+			break;
+		case 'r':
+			rc = parse_seconds("--risky-max-lifetime", optarg, &a->has_risky, &a->risky_max_lifetime);
+			break;
+		case 'g':
+			rc = parse_seconds("--max-grant-lifetime", optarg, &a->has_grant, &a->max_grant_lifetime);
+			break;
+		case 'G':
+			/* 0 is a valid grace: none, the strict RFC 9700 rotation. */
+			rc = strcmp(optarg, "0") == 0 && !a->has_grace
+				     ? (a->has_grace = true, a->refresh_grace = 0, -1)
+				     : parse_seconds("--refresh-grace", optarg, &a->has_grace, &a->refresh_grace);
 			break;
 		case 'p':
 			rc = add_permission(a, optarg);
@@ -209,7 +230,10 @@ static bool print_created(const char *client_id, const char *secret, bool json)
 
 int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv)
 {
-	create_args_t a = { .default_lifetime = SCRIP_DEFAULT_LIFETIME, .max_lifetime = SCRIP_DEFAULT_MAX_LIFETIME };
+	create_args_t a = { .default_lifetime = SCRIP_DEFAULT_LIFETIME,
+			    .max_lifetime = SCRIP_DEFAULT_MAX_LIFETIME,
+			    .risky_max_lifetime = SCRIP_DEFAULT_RISKY_MAX_LIFETIME,
+			    .max_grant_lifetime = SCRIP_DEFAULT_MAX_GRANT_LIFETIME };
 	scrip_sync_t *db = NULL;
 	scrip_err_t err = { 0 };
 	char *secret = NULL;
@@ -235,6 +259,9 @@ int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv)
 		.n_audiences = a.n_audiences,
 		.default_lifetime = a.default_lifetime,
 		.max_lifetime = a.max_lifetime,
+		.risky_max_lifetime = a.risky_max_lifetime,
+		.max_grant_lifetime = a.max_grant_lifetime,
+		.refresh_grace = a.refresh_grace,
 		.permissions = a.permissions,
 		.n_permissions = a.n_permissions,
 	};

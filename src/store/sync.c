@@ -399,15 +399,18 @@ static void bytea_hex(const uint8_t *bytes, size_t n, char *out)
 static const char client_create_sql[] =
 	"WITH c AS ("
 	" INSERT INTO scrip.clients (client_id, secret_hash, scopes, audiences, default_lifetime, max_lifetime,"
-	"                            permissions)"
+	"                            permissions, risky_max_lifetime, max_grant_lifetime, refresh_grace)"
 	" VALUES ($1, $2::bytea, " SQL_TEXT_ARRAY("$3") ", " SQL_TEXT_ARRAY("$4") ", $5::integer, $6::integer,"
-	"         " SQL_TEXT_ARRAY("$7") ")"
+	"         " SQL_TEXT_ARRAY("$7") ", $8::integer, $9::integer, $10::integer)"
 	" ON CONFLICT (client_id) DO NOTHING"
-	" RETURNING client_id, scopes, audiences, default_lifetime, max_lifetime, permissions)"
+	" RETURNING client_id, scopes, audiences, default_lifetime, max_lifetime, permissions, risky_max_lifetime,"
+	"           max_grant_lifetime, refresh_grace)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
 	" SELECT 'client_create', 'done', c.client_id,"
-	"  format('created client; scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s%s',"
+	"  format('created client; scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s;"
+	" risky max lifetime %s s; max grant lifetime %s s; refresh grace %s s%s',"
 	"   array_to_string(c.scopes, ' '), array_to_string(c.audiences, ' '), c.default_lifetime, c.max_lifetime,"
+	"   c.risky_max_lifetime, c.max_grant_lifetime, c.refresh_grace,"
 	"   CASE WHEN cardinality(c.permissions) > 0"
 	"        THEN format('; permissions [%s]', array_to_string(c.permissions, ' ')) ELSE '' END),"
 	"  current_user"
@@ -418,8 +421,7 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
 	bool ok = false;
 	scrip_sync_result_t *res = NULL;
 	char hash[2 + 2 * SCRIP_SHA256_LEN + 1];
-	char default_lifetime[24];
-	char max_lifetime[24];
+	char default_lifetime[24], max_lifetime[24], risky[24], grant[24], grace[24];
 	char *scopes = json_strings(client->scopes, client->n_scopes);
 	char *audiences = json_strings(client->audiences, client->n_audiences);
 	char *permissions = json_strings(client->permissions, client->n_permissions);
@@ -430,9 +432,12 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
 	bytea_hex(client->secret_hash, SCRIP_SHA256_LEN, hash);
 	snprintf(default_lifetime, sizeof(default_lifetime), "%" PRId64, client->default_lifetime);
 	snprintf(max_lifetime, sizeof(max_lifetime), "%" PRId64, client->max_lifetime);
+	snprintf(risky, sizeof(risky), "%" PRId64, client->risky_max_lifetime);
+	snprintf(grant, sizeof(grant), "%" PRId64, client->max_grant_lifetime);
+	snprintf(grace, sizeof(grace), "%" PRId64, client->refresh_grace);
 	const char *params[] = { client->client_id, hash, scopes, audiences, default_lifetime, max_lifetime,
-				 permissions };
-	res = scrip_sync_query(db, client_create_sql, 7, params, err);
+				 permissions, risky, grant, grace };
+	res = scrip_sync_query(db, client_create_sql, 10, params, err);
 	if (!res)
 		goto end;
 	if (scrip_sync_result_rows(res) != 1) {
@@ -475,6 +480,8 @@ static const char client_list_sql[] =
 	"SELECT coalesce(json_agg(json_build_object("
 	" 'client_id', client_id, 'enabled', enabled, 'scopes', to_json(scopes), 'audiences', to_json(audiences),"
 	" 'default_lifetime', default_lifetime, 'max_lifetime', max_lifetime,"
+	" 'risky_max_lifetime', risky_max_lifetime, 'max_grant_lifetime', max_grant_lifetime,"
+	" 'refresh_grace', refresh_grace,"
 	" 'permissions', to_json(permissions),"
 	" 'created_at', " SQL_TIME("created_at") ", 'updated_at', " SQL_TIME("updated_at") ")"
 	" ORDER BY client_id COLLATE \"C\"), '[]')::text"

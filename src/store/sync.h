@@ -110,6 +110,9 @@ typedef struct {
 	size_t n_audiences;
 	int64_t default_lifetime; /* seconds, 1..INT32_MAX */
 	int64_t max_lifetime;     /* seconds, default_lifetime..INT32_MAX */
+	int64_t risky_max_lifetime; /* seconds, 1..INT32_MAX: cap for modify/compute/any-audience tokens */
+	int64_t max_grant_lifetime; /* seconds, 1..INT32_MAX: how long a grant may live */
+	int64_t refresh_grace;      /* seconds, 0..INT32_MAX: rotated refresh token retry window */
 	const char *const *permissions; /* SCRIP_SYNC_PERMISSION_* names, no duplicates; NULL when none */
 	size_t n_permissions;
 } scrip_sync_client_new_t;

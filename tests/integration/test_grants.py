@@ -7,12 +7,13 @@ lifetime caps by risk, ended jobs, and exactly one winner among concurrent
 redemptions. Every case checks the audit rows it must leave."""
 
 import hashlib
+import json
 import secrets
 import threading
 import time
 import unittest
 
-from harness import Env, DemoIssuer, ScripTestCase
+from harness import Client, Env, DemoIssuer, ScripTestCase
 
 TT_REFRESH = "urn:ietf:params:oauth:token-type:refresh_token"
 TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
@@ -113,6 +114,25 @@ class GrantIssueTest(GrantCase):
                               extra=[("requested_token_type", TT_REFRESH)])
         self.assertEqual(r.status, 200, repr(r))
         self.assertEqual(r.json["expires_in"], 7200)
+
+    def test_policy_set_with_scripctl(self):
+        name = "flags-" + secrets.token_hex(4)
+        out = self.env.scripd.scripctl("client", "create", name, "--scope", "storage.read:/demo",
+                                       "--audience", STORAGE, "--max-lifetime", "86400",
+                                       "--risky-max-lifetime", "3600", "--max-grant-lifetime", "7200",
+                                       "--refresh-grace", "60", "--json", check=True)
+        created = json.loads(out.stdout)
+        self.env.remember(created["client_secret"], "client secret")
+        shown = json.loads(self.env.scripd.scripctl("client", "show", name, "--json", check=True).stdout)
+        self.assertEqual((shown["risky_max_lifetime"], shown["max_grant_lifetime"], shown["refresh_grace"]),
+                         (3600, 7200, 60))
+        c = Client(name, created["client_secret"])
+        r = self.env.exchange(c, self.env.subject_token("demo"), scope="storage.read:/demo", expires_in=999999,
+                              extra=[("requested_token_type", TT_REFRESH)])
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json["expires_in"], 7200)
+        bad = self.env.scripd.scripctl("client", "create", name + "x", "--refresh-grace", "-1")
+        self.assertEqual(bad.returncode, 2, bad.stderr)
 
     def test_max_uses_without_a_grant_is_refused(self):
         c = self.client()
