@@ -45,14 +45,31 @@ static json_t *groups_build(const json_t *groups)
 	return out;
 }
 
-static json_t *act_build(const char *client_id)
+/* {"sub": client_id}, with the previous actors nested as "act" when this
+ * token is re-delegated from another (RFC 8693 §4.1: the outermost actor is
+ * the current one; nested ones are history, not for access decisions). */
+static json_t *act_build(const char *client_id, const json_t *parent)
 {
 	json_t *act = json_object();
 	if (act && !set_new(act, "sub", json_string(client_id))) {
 		json_decref(act);
 		act = NULL;
 	}
+	if (act && json_is_object(parent) && !set_new(act, "act", json_deep_copy(parent))) {
+		json_decref(act);
+		act = NULL;
+	}
 	return act;
+}
+
+int scrip_act_depth(const json_t *act)
+{
+	int depth = 0;
+	while (json_is_object(act) && depth < 1000) {
+		depth++;
+		act = json_object_get(act, "act");
+	}
+	return depth;
 }
 
 static bool input_complete(const scrip_claims_input_t *in)
@@ -81,7 +98,7 @@ json_t *scrip_claims_build(const scrip_claims_input_t *in)
 	    !set_new(claims, "exp", json_integer(g->exp)) || !set_new(claims, "iat", json_integer(g->iat)) ||
 	    !set_new(claims, "nbf", json_integer(g->iat)) || !set_new(claims, "jti", json_string(in->jti)) ||
 	    !set_new(claims, "client_id", json_string(in->client_id)) ||
-	    !set_new(claims, "act", act_build(in->client_id)) ||
+	    !set_new(claims, "act", act_build(in->client_id, in->act_parent)) ||
 	    /* Without wlcg.ver, scitokens-cpp maps no WLCG scope to a permission. */
 	    !set_new(claims, "wlcg.ver", json_string(SCRIP_WLCG_VER)))
 		goto end;

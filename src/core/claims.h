@@ -18,7 +18,12 @@ typedef struct {
 	const char *job_id;      /* NULL when none */
 	const json_t *groups;    /* the upstream's wlcg.groups (array of strings) or NULL; borrowed */
 	const scrip_grant_t *grant;
+	const json_t *act_parent; /* re-delegation: the subject token's act, nested under ours; NULL otherwise */
 } scrip_claims_input_t;
+
+/* How many actors an act claim chains (0 for NULL or a non-object; nested
+ * "act" members counted, RFC 8693 §4.1). */
+int scrip_act_depth(const json_t *act);
 
 /* Builds {iss, sub, aud, scope, exp, iat, nbf, jti, client_id,
  * act: {sub: client_id}, wlcg.ver: "1.0", [job_id], [wlcg.groups]}.

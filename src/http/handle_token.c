@@ -156,6 +156,7 @@ bool scrip_token_mint(scrip_token_req_t *t, const char *sub, const char *job_id,
 		.job_id = job_id,
 		.groups = groups,
 		.grant = &t->grant,
+		.act_parent = t->act_parent,
 	};
 	json_t *claims = scrip_claims_build(&in);
 	if (!t->scope_text)

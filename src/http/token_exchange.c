@@ -6,15 +6,27 @@
  *
  *   validate (pure) ─▶ parse subject token (pure) ─▶ upstream key (JWKS cache)
  *     ─▶ verify + decide (pure) ─▶ sign, or make a refresh token
- *     ─▶ record (DB) ─▶ 200 */
+ *     ─▶ record (DB) ─▶ 200
+ *
+ * A subject token that scrip issued itself is re-delegation: a running job
+ * handing a sub-task a narrower token. It is verified with scrip's own keys,
+ * must still be active in the database (not revoked, job not ended), and the
+ * result can only be narrower — scopes, audiences, lifetime — keeps the job
+ * binding and nests the actor chain (RFC 8693 §4.1) up to
+ * SCRIP_DELEGATION_MAX_DEPTH actors. */
+
+/* The longest actor chain a re-delegated token may carry. */
+#define SCRIP_DELEGATION_MAX_DEPTH 4
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/claims.h"
 #include "core/grant.h"
 #include "http/token_int.h"
+#include "store/tokens.h"
 #include "util/log.h"
 #include "util/secret.h"
 
@@ -201,6 +213,120 @@ static void subject_key_cb(scrip_keyset_t *set, const cjose_jwk_t *key, const sc
 		issue_access_token(t);
 }
 
+/* ---- re-delegation of scrip's own tokens ------------------------------------- */
+
+/* The subject token's audiences bound what the new token may name. */
+static bool redelegation_audiences(scrip_token_req_t *t, scrip_err_t *err)
+{
+	json_t *aud = json_object_get(t->jwt.claims, "aud");
+	size_t i;
+	json_t *v;
+	if (json_is_string(aud)) {
+		t->parent_audiences[t->n_parent_audiences++] = json_string_value(aud);
+	} else {
+		json_array_foreach(aud, i, v)
+		{
+			if (json_is_string(v) && t->n_parent_audiences < SCRIP_AUDIENCE_MAX)
+				t->parent_audiences[t->n_parent_audiences++] = json_string_value(v);
+		}
+	}
+	for (size_t r = 0; r < t->request.n_audiences; r++) {
+		bool held = false;
+		for (size_t p = 0; p < t->n_parent_audiences && !held; p++)
+			held = strcmp(t->request.audiences[r], t->parent_audiences[p]) == 0;
+		if (!held) {
+			SCRIP_ERR(err, SCRIP_E_INVALID_TARGET, "audience_not_in_subject_token",
+				  "a re-delegated token may only name audiences of the subject token");
+			return false;
+		}
+	}
+	if (t->request.n_audiences == 0 && t->n_parent_audiences > 0) {
+		/* None asked: the subject token's own, still subject to the client's
+		 * policy. The request owns its array (scrip_exchange_request_clear). */
+		const char **copy = calloc(t->n_parent_audiences, sizeof(*copy));
+		if (!copy)
+			abort();
+		memcpy(copy, t->parent_audiences, t->n_parent_audiences * sizeof(*copy));
+		free((void *)t->request.audiences);
+		t->request.audiences = copy;
+		t->request.n_audiences = t->n_parent_audiences;
+	}
+	return true;
+}
+
+static void own_token_state_cb(const scrip_access_state_t *state, const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	int64_t now = (int64_t)time(NULL);
+	if (scrip_token_client_gone(t)) {
+		scrip_token_reply_error(t, &t->err); /* nobody would receive it: issue nothing */
+		return;
+	}
+	if (!state) {
+		scrip_token_deny(t, db_err);
+		return;
+	}
+	if (!state->active) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "subject_token_inactive",
+				      "the subject token was revoked, its job ended, or it expired");
+		return;
+	}
+	if (!redelegation_audiences(t, &err) ||
+	    !scrip_scope_set_parse(t->subject.scope ? t->subject.scope : "", false, &t->subject_scopes, &err) ||
+	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, now, &t->grant, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	/* Never outlives the token it was made from. */
+	if (t->grant.exp > t->subject.exp) {
+		t->grant.exp = t->subject.exp;
+		t->grant.lifetime = t->grant.exp - now;
+	}
+	issue_access_token(t);
+}
+
+/* The subject token names scrip itself as issuer: verify it with scrip's
+ * keys, then ask the database whether it is still active. */
+static void own_token_start(scrip_token_req_t *t)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	const scrip_signing_key_t *key = t->app->keyring ? scrip_keyring_find(t->app->keyring, t->jwt.kid) : NULL;
+	if (!key) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "unknown_kid",
+				      "the subject token's kid is not one of scrip's published keys");
+		return;
+	}
+	if (!scrip_keyring_token_verify(&t->jwt, key->jwk, key->alg, t->app->cfg->issuer, (int64_t)time(NULL),
+					&t->subject, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	if (t->request.wants_grant) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "grant_from_own_token",
+				      "a grant can only be made from a main issuer's token, not from one of scrip's");
+		return;
+	}
+	t->act_parent = json_object_get(t->jwt.claims, "act");
+	if (scrip_act_depth(t->act_parent) + 1 > SCRIP_DELEGATION_MAX_DEPTH) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "delegation_too_deep",
+				      "the subject token has been re-delegated as often as allowed");
+		return;
+	}
+	/* The job binding is kept: the request may repeat it, never change it. */
+	const char *job = json_string_value(json_object_get(t->jwt.claims, "job_id"));
+	if (t->request.job_id && (!job || strcmp(job, t->request.job_id) != 0)) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "job_id_mismatch",
+				      "a re-delegated token keeps the job_id of its subject token");
+		return;
+	}
+	t->request.job_id = job;
+	scrip_token_set_step(t, STEP_SUBJECT);
+	scrip_tokens_access_state(t->app->db, t->subject.jti, own_token_state_cb, t);
+}
+
 static const scrip_upstream_config_t *upstream_for_issuer(const scrip_app_t *app, const char *iss, size_t *index)
 {
 	for (size_t i = 0; iss && i < app->cfg->n_upstreams; i++) {
@@ -224,6 +350,10 @@ void scrip_token_exchange_start(scrip_token_req_t *t)
 	const char *token = t->request.subject_token;
 	if (!scrip_jwt_parse(token, strlen(token), &t->jwt, &err)) {
 		scrip_token_deny(t, &err);
+		return;
+	}
+	if (t->jwt.iss && strcmp(t->jwt.iss, t->app->cfg->issuer) == 0) {
+		own_token_start(t);
 		return;
 	}
 	size_t index = 0;

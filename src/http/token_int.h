@@ -51,6 +51,9 @@ typedef struct {
 	const scrip_upstream_config_t *upstream;
 	scrip_subject_t subject;
 	scrip_scope_set_t subject_scopes;
+	const json_t *act_parent; /* re-delegation: the subject token's act (borrowed from jwt) */
+	const char *parent_audiences[SCRIP_AUDIENCE_MAX]; /* re-delegation: its aud (borrowed from jwt) */
+	size_t n_parent_audiences;
 
 	/* refresh */
 	char refresh_hash[65];       /* hex SHA-256 of the presented refresh token */
