@@ -12,8 +12,9 @@ import secrets
 import threading
 import time
 import unittest
+import urllib.parse
 
-from harness import Client, Env, DemoIssuer, ScripTestCase
+from harness import Client, Env, DemoIssuer, ScripTestCase, basic_auth
 
 TT_REFRESH = "urn:ietf:params:oauth:token-type:refresh_token"
 TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
@@ -457,3 +458,35 @@ class RedelegationTest(GrantCase):
                 self.assertTrue(any(v == verb and (path == p or path.startswith(p + "/")) for v, p in held),
                                 "%s was granted from a parent holding only %s" % (scope, held))
         self.assertGreater(granted_any, 0, "the random requests never hit a grantable scope")
+
+
+class JobEndEndToEndTest(GrantCase):
+    def test_job_end_then_redemption_fails_and_introspection_is_inactive(self):
+        c = self.client()
+        name = "rs-" + secrets.token_hex(4)
+        created = json.loads(self.env.scripd.scripctl("client", "create", name, "--permission", "introspect",
+                                                      "--json", check=True).stdout)
+        storage = Client(name, self.env.remember(created["client_secret"], "client secret"))
+        r1 = self.grant(c, job_id="job-e2e")
+        redeemed = self.redeem(c, r1)
+        self.assertEqual(redeemed.status, 200, repr(redeemed))
+        access = redeemed.json["access_token"]
+
+        def introspect(token):
+            body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+            r = self.env.scripd.request("POST", "/introspect", body,
+                                        {"Content-Type": "application/x-www-form-urlencoded",
+                                         "Authorization": basic_auth(storage.id, storage.secret)})
+            self.assertEqual(r.status, 200, repr(r))
+            return r.json
+
+        self.assertTrue(introspect(access)["active"])
+        self.assertEqual(introspect(access)["job_id"], "job-e2e")
+        mark = self.env.audit_mark()
+        self.env.scripd.scripctl("job", "end", "job-e2e", "--client", c.id, "--reason", "finished", check=True)
+        self.assertEqual([e[:2] for e in self.events(mark)], [("job_end", "done")])
+        self.assertEqual(introspect(access), {"active": False})
+        self.assertEqual(introspect(redeemed.json["refresh_token"]), {"active": False})
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, redeemed.json["refresh_token"]), 400, "invalid_grant")
+        self.assertEqual(self.events(mark)[0][:2], ("token_refresh", "denied"))
