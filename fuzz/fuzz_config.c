@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "fuzz/fuzz_common.h"
+#include "fuzz_common.h"
 #include "util/log.h"
 #include "util/secret.h"
 

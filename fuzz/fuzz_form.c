@@ -4,7 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fuzz/fuzz_common.h"
+#include "fuzz_common.h"
 #include "http/form.h"
 #include "util/b64.h"
 #include "util/secret.h"

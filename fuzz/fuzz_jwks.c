@@ -6,8 +6,8 @@
 
 #include <openssl/evp.h>
 
-#include "fuzz/fuzz_common.h"
-#include "fuzz/fuzz_keys.h"
+#include "fuzz_common.h"
+#include "fuzz_keys.h"
 #include "jose/jwk.h"
 #include "jose/jwt.h"
 #include "util/log.h"

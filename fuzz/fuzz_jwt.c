@@ -1,13 +1,14 @@
 /* fuzz_jwt.c — libFuzzer harness of the subject-token path (jose/jwt.c):
  * strict parsing, the alg pin, signature verification against fixed EC
  * P-256 and RSA-2048 keys, claims validation at a fixed time, and the
- * lenient parse of the scope claim that follows in the exchange. */
+ * lenient parse of the scope claim that follows in the exchange. The input
+ * is a compact token, or its three parts in the clear (structured_token). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/scope.h"
-#include "fuzz/fuzz_common.h"
-#include "fuzz/fuzz_keys.h"
+#include "fuzz_common.h"
+#include "fuzz_keys.h"
 #include "jose/jwk.h"
 #include "jose/jwt.h"
 #include "util/b64.h"
@@ -132,10 +133,50 @@ static void validate(const scrip_jwt_t *jwt, const scrip_jwt_policy_t *pol)
 	scrip_subject_clear(&subject);
 }
 
+/* A structured input, "HEADER\0PAYLOAD\0SIGNATURE" (raw JSON texts and raw
+ * signature bytes), as the compact token of their base64url encodings, so
+ * that the fuzzer mutates the JSON itself. A token never starts with '{'
+ * (not a base64url character), so the two kinds of input cannot be confused.
+ * malloc'd; *len its length. */
+static char *structured_token(const uint8_t *data, size_t size, size_t *len)
+{
+	char *part[3] = {NULL};
+	size_t off = 0;
+	for (size_t i = 0; i < 3; i++) {
+		const uint8_t *nul = i < 2 && off < size ? memchr(data + off, '\0', size - off) : NULL;
+		size_t n = nul ? (size_t)(nul - (data + off)) : size - off;
+		part[i] = scrip_b64url_encode(data + off, n);
+		FUZZ_ASSERT(part[i]);
+		off += n + (nul ? 1 : 0);
+	}
+	char *token = NULL;
+	int n = asprintf(&token, "%s.%s.%s", part[0], part[1], part[2]);
+	FUZZ_ASSERT(n >= 0);
+	*len = (size_t)n;
+	for (size_t i = 0; i < 3; i++)
+		free(part[i]);
+	return token;
+}
+
+static void fuzz_token(const char *token, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	init_once();
-	const char *token = (const char *)data;
+	if (size > 0 && data[0] == '{') {
+		size_t len = 0;
+		char *token = structured_token(data, size, &len);
+		fuzz_token(token, len);
+		free(token);
+	} else {
+		fuzz_token((const char *)data, size);
+	}
+	return 0;
+}
+
+/* Steps 1 to 3 on one compact token, as the exchange runs them. */
+static void fuzz_token(const char *token, size_t size)
+{
 	scrip_jwt_t jwt, jws;
 	scrip_err_t err = {0}, jws_err = {0};
 
@@ -152,7 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(err.code == SCRIP_E_INVALID_REQUEST);
 		FUZZ_ASSERT(!jwt.header && !jwt.claims && !jwt.signature && !jwt.signing_input);
 		scrip_jwt_clear(&jwt);
-		return 0;
+		return;
 	}
 	/* The JWS layer of a good JWT is a good JWS. */
 	FUZZ_ASSERT(jws_ok);
@@ -178,5 +219,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	validate(&jwt, &policy);
 	validate(&jwt, &policy_no_aud);
 	scrip_jwt_clear(&jwt);
-	return 0;
 }

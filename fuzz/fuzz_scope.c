@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/scope.h"
-#include "fuzz/fuzz_common.h"
+#include "fuzz_common.h"
 
 #define PARTS 3
 #define LATTICE_MAX 8 /* members of each set whose triples are checked */

@@ -347,7 +347,24 @@ def jwt_seeds():
         "size-8k": token(ES, claims(x="p" * 6000)),
         "size-over-16k": token(ES, claims(x="p" * 12300)),
     }
+    # The same cases in the clear ("HEADER\0PAYLOAD\0SIGNATURE", see
+    # structured_token in fuzz_jwt.c), so that mutations reach the JSON.
+    structured = {}
+    for name, tok in seeds.items():
+        if name.split("-")[0] not in STRUCTURED or tok.count(".") != 2:
+            continue
+        try:
+            parts = [base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)) for seg in tok.split(".")]
+        except ValueError:
+            continue
+        if parts[0].startswith(b"{"):
+            structured["clear-" + name] = parts[0] + b"\0" + parts[1] + b"\0" + parts[2]
+    seeds.update(structured)
     return seeds
+
+
+STRUCTURED = {"good", "alg", "hdr", "kid", "dup", "deep", "json", "exp", "nbf", "iat", "iss", "aud", "sub", "scope",
+              "jti", "groups"}
 
 
 # ---- key sets ----------------------------------------------------------------------
@@ -754,6 +771,46 @@ def write_keys_header():
         f.write("#endif\n")
 
 
+DICTS = {
+    "form": ["grant_type", "subject_token", "subject_token_type", "requested_token_type", "client_id",
+             "client_secret", "scope", "audience", "resource", "expires_in", "job_id", "actor_token", "=", "&", "+",
+             "%00", "%0A", "%25", "%3D", "%26", "%C3%A9", "%C2%85", "%ED%A0%80", "%F4%90%80%80", "%ZZ", "\u00e9",
+             "Basic ", "basic ", "Bearer ", "==", ":", "%3A"],
+    "jwt": ['"alg"', '"ES256"', '"RS256"', '"none"', '"HS256"', '"kid"', '"ec"', '"rsa"', '"typ"', '"crit"', '"b64"',
+            '"zip"', '"cty"', '"JWT"', '"jku"', '"jwk"', '"iss"', '"' + ISSUER + '"', '"sub"', '"aud"',
+            '"' + AUDIENCE + '"', '"exp"', '"nbf"', '"iat"', '"jti"', '"scope"', '"wlcg.groups"', '"wlcg.ver"',
+            "1700000000", "1e11", "1e400", "-0", "9223372036854775808", "\\u0000", "\\ud800", "[", "]", "{", "}",
+            "null", "true", ".", "eyJ"],
+    "jwks": ['"keys"', '"kty"', '"EC"', '"RSA"', '"oct"', '"crv"', '"P-256"', '"P-384"', '"x"', '"y"', '"n"', '"e"',
+             '"AQAB"', '"kid"', '"use"', '"sig"', '"enc"', '"key_ops"', '"verify"', '"alg"', '"ES256"', '"RS256"',
+             '"d"', '"p"', '"k"', "[", "]", "{", "}", "\\u0000"],
+    "scope": ["storage.read:", "storage.create:", "storage.modify:", "storage.stage:", "storage.poll:",
+              "compute.read", "compute.modify", "compute.create", "compute.cancel", "/", "//", "/..", "/.", "%2e",
+              "\0", " ", "\t", "\n", "openid"],
+    "config": ["[server]", "[database]", "[keys]", "[upstream ", "]", "listen", "issuer", "log_level", "conninfo",
+               "pool_size", "query_timeout", "algorithm", "encryption_key", "jwks_uri", "jwks_file", "audience",
+               "algorithms", "jwks_cache_ttl", "jwks_min_refetch", "clock_skew", "timeout", " = ", "\n",
+               "\r\n", ";", "#", "file:", "env:", "key.hex", "conninfo.txt", "jwks.json", "empty", "nul",
+               "big", "subdir", "..", "SCRIP_FUZZ_KEY", "SCRIP_FUZZ_CONNINFO", "https://", "http://", "127.0.0.1",
+               "[::1]", "localhost", ":8080", "ES256", "RS256", "\ufeff"],
+}
+
+
+def write_dict(target, words):
+    """libFuzzer dictionary: one quoted word a line, in UTF-8, with \\, \" and \\xNN escapes."""
+    d = os.path.join(HERE, "dict")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, target + ".dict"), "w") as f:
+        f.write("# %s.dict — written by fuzz/gen-seeds.py: words the %s harness's inputs are made of\n" %
+                (target, target))
+        for w in words:
+            out = ""
+            for b in w.encode("utf-8"):
+                c = chr(b)
+                out += "\\" + c if c in '\\"' else c if 0x20 <= b < 0x7f else "\\x%02x" % b
+            f.write('"%s"\n' % out)
+
+
 def main():
     if len(sys.argv) > 1:
         print(__doc__)
@@ -762,6 +819,7 @@ def main():
     for target, seeds in (("jwt", jwt_seeds()), ("jwks", jwks_seeds()), ("form", form_seeds()),
                           ("scope", scope_seeds()), ("config", config_seeds())):
         print("%s: %d seeds" % (target, write_corpus(target, seeds)))
+        write_dict(target, DICTS[target])
     return 0
 
 

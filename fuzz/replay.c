@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fuzz/fuzz_common.h"
+#include "fuzz_common.h"
 
 /* Inputs larger than this are not corpus files. */
 #define REPLAY_MAX_BYTES (1024 * 1024)

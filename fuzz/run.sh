@@ -93,7 +93,7 @@ dep_flags() {
 # binary per target. Rebuilds only what is older than its inputs.
 build_all() {
 	local cc=$1 obj=$build/obj san="-fsanitize=address,undefined -fno-sanitize-recover=all"
-	local cflags="-g -O1 -fno-omit-frame-pointer $san -D_GNU_SOURCE -I$top/src -I$top"
+	local cflags="-g -O1 -fno-omit-frame-pointer $san -D_GNU_SOURCE -I$top/src"
 	local objs="" src o t
 	shift
 	mkdir -p "$obj" "$build/bin"
@@ -127,10 +127,14 @@ fuzz_one() {
 	mkdir -p "$work" "$art" "$(dirname "$log")"
 	# Artifacts of earlier runs are kept; this run's are the newer ones.
 	touch "$build/logs/$t.start"
+	local dict=()
+	if [ -f "$here/dict/$t.dict" ]; then
+		dict=(-dict="$here/dict/$t.dict")
+	fi
 	# The first directory receives new inputs; the seeds are only read.
 	# shellcheck disable=SC2046,SC2086  # word lists
 	"$build/bin/fuzz_$t" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" ${FUZZ_ARGS:-} \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" "${dict[@]}" ${FUZZ_ARGS:-} \
 		"$work" $(seed_dirs "$t") >"$log" 2>&1 || status=$?
 	local execs found
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
