@@ -18,19 +18,41 @@ void scrip_err_set(scrip_err_t *err, scrip_errcode_t code, const char *reason, c
 	scrip_utf8_trim(err->text);
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one
+ * (overlong forms, surrogates and values past U+10FFFF included). */
+static size_t utf8_sequence(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+	if (n == 0 || (n == 2 && c < 0xC2) || (n == 4 && c > 0xF4))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0)))
+		return 0;
+	if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90)))
+		return 0;
+	return n;
+}
+
+/* Makes s valid UTF-8 in place: a byte-counted truncation (snprintf's %.64s
+ * or the buffer's end) may cut a character anywhere, and descriptions go
+ * into JSON replies and PostgreSQL rows, which both refuse invalid UTF-8.
+ * Any byte that does not start a whole valid sequence becomes '?'. */
 void scrip_utf8_trim(char *s)
 {
-	size_t len = strlen(s);
-	if (len == 0)
-		return;
-	/* Find the start of the last sequence, then check it is complete. */
-	size_t start = len - 1;
-	while (start > 0 && len - start < 4 && ((unsigned char)s[start] & 0xC0) == 0x80)
-		start--;
-	unsigned char lead = (unsigned char)s[start];
-	size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 0;
-	if (need == 0 || len - start < need)
-		s[start] = '\0';
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = utf8_sequence(p);
+		if (n == 0) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
 }
 
 void scrip_err_clear(scrip_err_t *err)

@@ -35,8 +35,8 @@ void scrip_err_set(scrip_err_t *err, scrip_errcode_t code, const char *reason,
 
 #define SCRIP_ERR(err, code, reason, ...) scrip_err_set((err), (code), (reason), __VA_ARGS__)
 
-/* Cuts s back so that it does not end inside a UTF-8 sequence (after a
- * byte-counted truncation). */
+/* Makes s valid UTF-8 in place, replacing each byte that does not start a
+ * complete valid sequence with '?' (after a byte-counted truncation). */
 void scrip_utf8_trim(char *s);
 
 /* Resets *err to "no error". */
