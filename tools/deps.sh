@@ -8,7 +8,8 @@ set -eu
 PACKAGES="build-essential autoconf automake libtool pkg-config
 	libevent-dev libcurl4-openssl-dev libcjose-dev libjansson-dev libpq-dev libssl-dev libinih-dev
 	libcunit1-dev postgresql postgresql-client
-	python3 python3-jwt python3-cryptography curl jose"
+	python3 python3-jwt python3-cryptography curl jose
+	clang-14 libclang-rt-14-dev"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	# shellcheck disable=SC2086  # joins the list onto one line

@@ -8,6 +8,8 @@
 #   tools/run-tests.sh --sanitizers    also build a copy with ./configure --enable-sanitizers
 #                                      (AddressSanitizer + UBSan) and run make check there
 #   tools/run-tests.sh --no-deps       skip the package check
+#   tools/run-tests.sh --fuzz SECONDS  also fuzz every parser for SECONDS each
+#                                      (clang libFuzzer + ASan + UBSan; fuzz/run.sh)
 #
 # CONFIGURE_FLAGS is passed to ./configure when this script configures a tree
 # (an already configured tree is left as its developer configured it).
@@ -17,12 +19,25 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 sanitizers=no
 deps=yes
-for arg in "$@"; do
+fuzz_seconds=0
+while [ $# -gt 0 ]; do
+	arg=$1
+	shift
 	case $arg in
+	--fuzz)
+		fuzz_seconds=${1:-}
+		shift || true
+		case $fuzz_seconds in
+		'' | *[!0-9]*)
+			echo "run-tests: --fuzz takes a number of seconds" >&2
+			exit 2
+			;;
+		esac
+		;;
 	--sanitizers) sanitizers=yes ;;
 	--no-deps) deps=no ;;
 	-h | --help)
-		sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -102,6 +117,17 @@ if [ "$sanitizers" = yes ]; then
 	else
 		status=1
 		echo "run-tests: the sanitizer build is kept in $copy"
+	fi
+fi
+
+if [ "$fuzz_seconds" -gt 0 ]; then
+	echo "== fuzz: every target for $fuzz_seconds s"
+	if FUZZ_SECONDS=$fuzz_seconds "$top/fuzz/run.sh"; then
+		echo "fuzz: no finding"
+	else
+		status=1
+		total_fail=$((total_fail + 1))
+		echo "fuzz: a finding (see fuzz/build/artifacts/)"
 	fi
 fi
 
