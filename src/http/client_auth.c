@@ -9,11 +9,11 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "http/httpd.h"
 #include "util/secret.h"
 
-static bool content_type_is_form(struct evhttp_request *req)
+static bool content_type_is_form(const char *ct)
 {
-	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
 	static const char form[] = "application/x-www-form-urlencoded";
 	if (!ct || strncasecmp(ct, form, sizeof(form) - 1) != 0)
 		return false;
@@ -31,7 +31,12 @@ bool scrip_client_auth_read_form(struct evhttp_request *req, const char *const *
 			  "parameters must be sent in the request body, not the URL");
 		return false;
 	}
-	if (!content_type_is_form(req)) {
+	const char *ct = NULL;
+	if (!scrip_http_header_once(req, "Content-Type", &ct)) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "repeated_header", "the Content-Type header is repeated");
+		return false;
+	}
+	if (!content_type_is_form(ct)) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_content_type",
 			  "the request body must be application/x-www-form-urlencoded");
 		return false;
@@ -80,7 +85,12 @@ static bool from_body(const scrip_form_t *form, char **client_id, char **secret,
 bool scrip_client_auth_credentials(struct evhttp_request *req, const scrip_form_t *form, char **client_id,
 				   char **secret, scrip_err_t *err)
 {
-	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *auth = NULL;
+	if (!scrip_http_header_once(req, "Authorization", &auth)) {
+		/* A second copy must not be silently ignored (evhttp returns the first). */
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "repeated_header", "the Authorization header is repeated");
+		return false;
+	}
 	bool ok = auth ? from_basic(auth, form, client_id, secret, err) : from_body(form, client_id, secret, err);
 	if (ok && !scrip_client_id_valid(*client_id)) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_CLIENT, "unknown_client", "client authentication failed");

@@ -2,20 +2,19 @@
  * the form, authenticating the client, dispatching on grant_type, and the
  * ways a request ends (refusal with its audit row, or success). The flows
  * themselves are token_exchange.c (RFC 8693) and token_refresh.c (grants
- * redeemed just in time). Each step either ends the request or starts one
+ * redeemed just in time); the envelope (form, credentials) is client_auth.c,
+ * shared with /introspect and /revoke. Each step either ends the request or starts one
  * asynchronous operation whose callback runs the next step. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "core/claims.h"
 #include "core/grant.h"
+#include "http/client_auth.h"
 #include "http/handlers.h"
 #include "http/httpd.h"
 #include "http/token_int.h"
@@ -217,10 +216,10 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 		scrip_token_deny(t, lookup_err);
 		return;
 	}
-	/* An unknown client costs the same comparison as a known one. */
-	if (!scrip_client_secret_matches(client, t->client_secret) || !client->enabled) {
-		scrip_token_deny_with(t, SCRIP_E_INVALID_CLIENT, client ? "bad_client_secret" : "unknown_client",
-				      "client authentication failed");
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!scrip_client_auth_check(client, t->client_secret, &err)) {
+		scrip_token_deny(t, &err);
 		return;
 	}
 	const char *grant_type = scrip_form_get(&t->form, "grant_type");
@@ -236,77 +235,6 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 }
 
 /* ---- the HTTP request itself ------------------------------------------- */
-
-static bool content_type_is_form(const char *ct)
-{
-	static const char form[] = "application/x-www-form-urlencoded";
-	if (!ct || strncasecmp(ct, form, sizeof(form) - 1) != 0)
-		return false;
-	char next = ct[sizeof(form) - 1];
-	return next == '\0' || next == ';' || next == ' ';
-}
-
-static bool read_form(scrip_token_req_t *t, scrip_err_t *err)
-{
-	if (evhttp_uri_get_query(evhttp_request_get_evhttp_uri(t->req))) {
-		/* RFC 6749 §2.3.1, §3.2: credentials and tokens never in the URL. */
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "query_parameters",
-			  "parameters must be sent in the request body, not the URL");
-		return false;
-	}
-	const char *ct = NULL;
-	if (!scrip_http_header_once(t->req, "Content-Type", &ct)) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "repeated_header", "the Content-Type header is repeated");
-		return false;
-	}
-	if (!content_type_is_form(ct)) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_content_type",
-			  "the request body must be application/x-www-form-urlencoded");
-		return false;
-	}
-	struct evbuffer *in = evhttp_request_get_input_buffer(t->req);
-	size_t len = evbuffer_get_length(in);
-	const char *body = (const char *)evbuffer_pullup(in, -1);
-	return scrip_form_parse(body ? body : "", len, singular_params, &t->form, err);
-}
-
-/* Takes the client's credentials from HTTP Basic or from the body, never
- * both (RFC 6749 §2.3.1: one method per request). */
-static bool read_credentials(scrip_token_req_t *t, scrip_err_t *err)
-{
-	const char *auth = NULL;
-	if (!scrip_http_header_once(t->req, "Authorization", &auth)) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "repeated_header", "the Authorization header is repeated");
-		return false;
-	}
-	const char *body_id = scrip_form_get(&t->form, "client_id");
-	const char *body_secret = scrip_form_get(&t->form, "client_secret");
-	if (auth) {
-		if (!scrip_basic_auth_parse(auth, &t->client_id, &t->client_secret, err))
-			return false;
-		if (body_secret) {
-			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "two_auth_methods",
-				  "client credentials are in both the Authorization header and the body");
-			return false;
-		}
-		if (body_id && strcmp(body_id, t->client_id) != 0) {
-			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "client_id_mismatch",
-				  "client_id in the body differs from the authenticated client");
-			return false;
-		}
-		return true;
-	}
-	if (body_id && !(t->client_id = strdup(body_id)))
-		abort();
-	if (!body_id || !body_secret) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_CLIENT, "no_client_authentication",
-			  "client authentication is required (HTTP Basic or client_id and client_secret)");
-		return false;
-	}
-	if (!(t->client_secret = strdup(body_secret)))
-		abort();
-	return true;
-}
 
 /* A request refused before its credentials were read is still attributed,
  * in the audit only, to the client its Basic header names (unauthenticated:
@@ -338,18 +266,14 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!read_form(t, &err)) {
+	if (!scrip_client_auth_read_form(req, singular_params, &t->form, &err)) {
 		claim_client_for_audit(t);
 		scrip_token_deny(t, &err);
 		return;
 	}
 	collect_params(t);
-	if (!read_credentials(t, &err)) {
+	if (!scrip_client_auth_credentials(req, &t->form, &t->client_id, &t->client_secret, &err)) {
 		scrip_token_deny(t, &err);
-		return;
-	}
-	if (!scrip_client_id_valid(t->client_id)) {
-		scrip_token_deny_with(t, SCRIP_E_INVALID_CLIENT, "unknown_client", "client authentication failed");
 		return;
 	}
 	scrip_token_set_step(t, STEP_CLIENT);

@@ -20,6 +20,7 @@ import unittest
 import urllib.parse
 
 from harness import DemoIssuer, Env, Scripd, ScripTestCase, SigningKey, basic_auth, jwt_parts
+from hostile import raw_request
 
 STORAGE = "https://storage.example.org"
 OTHER = "https://other.example.org"
@@ -200,6 +201,22 @@ class Client:
 
 
 class IntrospectAuthTest(Case):
+    def test_repeated_authorization_header_is_refused(self):
+        """A second Authorization header is refused, never silently dropped
+        (evhttp would return the first), at both endpoints."""
+        caller, other = self.caller(), self.issuer_client()
+        token, _ = self.issue(other)
+        body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+        for path in ("/introspect", "/revoke"):
+            with self.subTest(path=path):
+                r = raw_request(self.env.scripd.port, "POST", path, [
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                    ("Authorization", basic_auth(caller.id, caller.secret)),
+                    ("Authorization", basic_auth(other.id, other.secret))], body)
+                self.assertEqual(r.status, 400, repr(r))
+                self.assertEqual(r.json.get("error"), "invalid_request")
+                self.assertIn("Authorization", r.json.get("error_description", ""))
+
     def test_no_client_authentication_is_401(self):
         client = self.issuer_client()
         token, _ = self.issue(client)
