@@ -129,6 +129,20 @@ void scrip_token_deny_with(scrip_token_req_t *t, scrip_errcode_t code, const cha
 
 /* ---- what every issuing flow needs ------------------------------------- */
 
+void scrip_token_not_recorded(scrip_token_req_t *t, const scrip_err_t *db_err, const char *what)
+{
+	scrip_log_warn("token: %s not recorded, nothing issued: %s", what, db_err->text);
+	if (db_err->code != SCRIP_E_SERVER_ERROR && db_err->code != SCRIP_E_TEMPORARILY_UNAVAILABLE) {
+		scrip_token_deny(t, db_err);
+		return;
+	}
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+		  "what was to be issued could not be recorded; nothing was issued, retry later");
+	scrip_token_reply_error(t, &err);
+}
+
 const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, scrip_err_t *err)
 {
 	const scrip_signing_key_t *key = t->app->keyring ? scrip_keyring_current(t->app->keyring) : NULL;

@@ -49,17 +49,7 @@ static void access_recorded_cb(const scrip_err_t *db_err, void *arg)
 {
 	scrip_token_req_t *t = arg;
 	if (db_err) {
-		/* Not recorded, so not issued: the token is discarded. */
-		scrip_log_warn("token: jti %s not recorded, not issued: %s", t->jti, db_err->text);
-		if (db_err->code != SCRIP_E_SERVER_ERROR && db_err->code != SCRIP_E_TEMPORARILY_UNAVAILABLE) {
-			scrip_token_deny(t, db_err); /* a refusal (the job ended): audited like any other */
-			return;
-		}
-		scrip_err_t err;
-		scrip_err_clear(&err);
-		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
-			  "the token could not be recorded; nothing was issued, retry later");
-		scrip_token_reply_error(t, &err);
+		scrip_token_not_recorded(t, db_err, "access token"); /* the signed token is discarded */
 		return;
 	}
 	t->app->counters.tokens_issued++;
@@ -110,16 +100,7 @@ static void grant_recorded_cb(const scrip_err_t *db_err, void *arg)
 {
 	scrip_token_req_t *t = arg;
 	if (db_err) {
-		scrip_log_warn("token: grant %s not recorded, not issued: %s", t->grant_id, db_err->text);
-		if (db_err->code != SCRIP_E_SERVER_ERROR && db_err->code != SCRIP_E_TEMPORARILY_UNAVAILABLE) {
-			scrip_token_deny(t, db_err);
-			return;
-		}
-		scrip_err_t err;
-		scrip_err_clear(&err);
-		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
-			  "the grant could not be recorded; nothing was issued, retry later");
-		scrip_token_reply_error(t, &err);
+		scrip_token_not_recorded(t, db_err, "grant");
 		return;
 	}
 	scrip_log_info("token: grant created client=%s sub=%s grant=%s job=%s scope=\"%s\" expires_in=%" PRId64

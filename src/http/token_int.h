@@ -87,6 +87,12 @@ void scrip_token_deny_with(scrip_token_req_t *t, scrip_errcode_t code, const cha
  * cannot be written) and frees t. */
 void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err);
 
+/* After the commit of what was to be issued failed: nothing was issued.
+ * A refusal the database decided (the job ended, another request claimed
+ * the refresh token) is audited and answered like any refusal; anything
+ * else is 503, retry later. what names it for the log ("token", "grant"). */
+void scrip_token_not_recorded(scrip_token_req_t *t, const scrip_err_t *db_err, const char *what);
+
 /* Answers 200 with body (stolen), no-store, and frees t. */
 void scrip_token_reply_ok(scrip_token_req_t *t, json_t *body);
 

@@ -31,17 +31,7 @@ static void redeemed_cb(const scrip_err_t *db_err, void *arg)
 {
 	scrip_token_req_t *t = arg;
 	if (db_err) {
-		scrip_log_warn("token: redemption of grant %s not recorded, nothing issued: %s", t->grant_row->grant_id,
-			       db_err->text);
-		if (db_err->code == SCRIP_E_INVALID_GRANT) {
-			scrip_token_deny(t, db_err);
-			return;
-		}
-		scrip_err_t err;
-		scrip_err_clear(&err);
-		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
-			  "the redemption could not be recorded; nothing was issued, retry later");
-		scrip_token_reply_error(t, &err);
+		scrip_token_not_recorded(t, db_err, "redemption");
 		return;
 	}
 	t->app->counters.tokens_issued++;
