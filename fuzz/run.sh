@@ -123,7 +123,7 @@ seed_dirs() {
 # Fuzzes one target; prints a summary line; returns non-zero on any finding.
 fuzz_one() {
 	local t=$1
-	local work=$build/work/$t art=$build/artifacts/$t log=$build/logs/$t.log status=0
+	local work=$build/found/$t art=$build/artifacts/$t log=$build/logs/$t.log status=0
 	mkdir -p "$work" "$art" "$(dirname "$log")"
 	# Artifacts of earlier runs are kept; this run's are the newer ones.
 	touch "$build/logs/$t.start"

@@ -31,7 +31,7 @@ typedef struct {
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
-	unsigned long requests_in_flight; /* /token requests not yet answered */
+	unsigned long requests_in_flight; /* /token, /introspect and /revoke requests not yet answered */
 	scrip_counters_t counters;
 } scrip_app_t;
 
