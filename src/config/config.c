@@ -364,7 +364,8 @@ const char *scrip_config_url_check(const char *url)
 static char *secret_from_file(const char *path, const char **why)
 {
 	char *buf = NULL, *out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO must be refused (not a regular file), not waited on. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		*why = errno == ENOENT ? "the file does not exist"
 		       : errno == EACCES ? "the file is not readable (permission denied)"
@@ -650,7 +651,8 @@ static bool set_file(load_t *ld, const opt_t *o, void *base, const char *value, 
 	char *abs = path_from_config(ld, value);
 	if (!abs)
 		return fail(ld, "out of memory");
-	int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO must be refused (not a regular file), not waited on. */
+	int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 	bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	int e = fd < 0 ? errno : 0;

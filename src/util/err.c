@@ -15,7 +15,15 @@ void scrip_err_set(scrip_err_t *err, scrip_errcode_t code, const char *reason, c
 	va_start(ap, fmt);
 	vsnprintf(err->text, sizeof(err->text), fmt, ap);
 	va_end(ap);
-	scrip_utf8_trim(err->text);
+	if (code == SCRIP_E_CONFIG) {
+		scrip_utf8_trim(err->text); /* for operators, never sent over HTTP */
+		return;
+	}
+	/* The text becomes an error_description (RFC 6749 §5.2: %x20-21 /
+	 * %x23-5B / %x5D-7E) and the audit row's description, identical in
+	 * both; it may quote a client's value, cut anywhere by a %.40s. */
+	for (unsigned char *p = (unsigned char *)err->text; *p; p++)
+		*p = *p == '"' ? '\'' : (*p < 0x20 || *p > 0x7e || *p == '\\') ? '?' : *p;
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one

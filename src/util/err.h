@@ -25,7 +25,9 @@ typedef enum {
 typedef struct {
 	scrip_errcode_t code; /* SCRIP_E_NONE while no error was set */
 	char reason[48];      /* audit reason code, e.g. "subject_token_expired" */
-	char text[256];       /* description for error_description; never a secret */
+	char text[256];       /* description for error_description; never a secret. scrip_err_set makes
+			       * it printable ASCII without '"' or '\\' (RFC 6749 §5.2), except for
+			       * SCRIP_E_CONFIG texts (operators only), which are kept valid UTF-8 */
 } scrip_err_t;
 
 /* Sets *err (NULL err allowed: then nothing is recorded). The first error

@@ -358,12 +358,36 @@ static void test_basic_error_hides_secret(void)
 	free(h);
 }
 
+/* A refusal's description quotes the client's parameter name, cut at 40
+ * bytes: it must still be an RFC 6749 §5.2 error_description (printable
+ * ASCII without '"' or '\\'), or the reply and the audit row break. */
+static void test_form_error_text_is_rfc6749_ascii(void)
+{
+	static const char *const bodies[] = {
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9=%",  /* the fuzzer's find: é cut at byte 40 */
+		"na\"me\\x=%G1",
+		"\xe2\x82\xac\xe2\x82\xac=%",
+	};
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		scrip_form_t form = { 0 };
+		scrip_err_t err;
+		scrip_err_clear(&err);
+		CU_ASSERT_FALSE(scrip_form_parse(bodies[i], strlen(bodies[i]), NULL, &form, &err));
+		CU_ASSERT_EQUAL(err.code, SCRIP_E_INVALID_REQUEST);
+		CU_ASSERT(err.text[0] != '\0');
+		for (const unsigned char *p = (const unsigned char *)err.text; *p; p++)
+			CU_ASSERT_FATAL(*p >= 0x20 && *p <= 0x7e && *p != '"' && *p != '\\');
+		scrip_form_clear(&form);
+	}
+}
+
 bool scrip_test_form_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("form", NULL, NULL);
 	if (!suite)
 		return false;
 	SCRIP_ADD_TEST(suite, test_form_values);
+	SCRIP_ADD_TEST(suite, test_form_error_text_is_rfc6749_ascii);
 	SCRIP_ADD_TEST(suite, test_form_encodings);
 	SCRIP_ADD_TEST(suite, test_form_refusals);
 	SCRIP_ADD_TEST(suite, test_form_error_hides_value);
