@@ -13,6 +13,8 @@
 #include "store/db.h"
 #include "upstream/fetch.h"
 #include "upstream/jwks_cache.h"
+#include "upstream/lazy.h"
+#include "upstream/oauth.h"
 
 typedef struct {
 	unsigned long tokens_issued;
@@ -26,6 +28,9 @@ typedef struct {
 	scrip_db_t *db;
 	scrip_fetcher_t *fetcher;
 	scrip_jwks_cache_t *jwks[SCRIP_UPSTREAMS_MAX]; /* one per cfg->upstreams[i] */
+	scrip_oauth_t *oauth;                           /* scrip as a client of the main issuers */
+	scrip_lazy_t *lazy;                             /* what scrip holds there, and when it asks */
+	char instance[96];                              /* host/pid/random: names this scripd in shared rows */
 	scrip_keyring_t *keyring;                       /* NULL until loaded from the database */
 	bool keys_loading;                              /* a load is in flight */
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -16,6 +17,7 @@
 #include "http/httpd.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/secret.h"
 
 /* How often every instance re-reads the signing keys, so that a rotation
  * made with scripctl (or by another instance) is followed. */
@@ -78,6 +80,19 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(app->base, NULL);
 }
 
+/* host/pid/random: unique among the scripd sharing a database. */
+static void instance_name(char *out, size_t size)
+{
+	char host[64] = "host";
+	uint8_t r[4] = { 0 };
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "host");
+	host[sizeof(host) - 1] = '\0';
+	if (!scrip_random_bytes(r, sizeof(r)))
+		memset(r, 0, sizeof(r));
+	snprintf(out, size, "%s/%ld/%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2], r[3]);
+}
+
 static bool app_start(scrip_app_t *app)
 {
 	scrip_err_t err;
@@ -94,6 +109,13 @@ static bool app_start(scrip_app_t *app)
 	app->db = scrip_db_new(app->base, app->cfg->conninfo, (int)app->cfg->pool_size,
 			       (int)app->cfg->query_timeout * 1000);
 	if (!app->db)
+		return false;
+	instance_name(app->instance, sizeof(app->instance));
+	app->oauth = scrip_oauth_new(app->base, app->fetcher, app->db, app->cfg, app->instance);
+	app->lazy = app->oauth ? scrip_lazy_new(app->base, app->db, app->oauth, app->cfg, app->cfg->encryption_key,
+						app->instance)
+			       : NULL;
+	if (!app->lazy)
 		return false;
 	scrip_db_set_up_cb(app->db, db_up_cb, app);
 	app->keys_timer = event_new(app->base, -1, EV_PERSIST, keys_timer_cb, app);
@@ -117,6 +139,8 @@ static void app_stop(scrip_app_t *app)
 	scrip_httpd_stop_accepting(app);
 	if (app->keys_timer)
 		event_del(app->keys_timer);
+	scrip_lazy_shutdown(app->lazy);
+	scrip_oauth_shutdown(app->oauth);
 	scrip_fetcher_free(app->fetcher);
 	app->fetcher = NULL;
 	scrip_db_shutdown(app->db);
@@ -128,6 +152,8 @@ static void app_stop(scrip_app_t *app)
 		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);
 	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
 		scrip_jwks_cache_free(app->jwks[i]);
+	scrip_lazy_free(app->lazy);
+	scrip_oauth_free(app->oauth);
 	scrip_db_free(app->db);
 	scrip_httpd_stop(app);
 	if (app->keys_timer)

@@ -116,7 +116,47 @@ static const opt_t opts[] = {
 	{ SECT_UPSTREAM, "clock_skew", T_SECONDS, UPS(clock_skew), "60", 0, 600, 0, NULL, NULL,
 	  "Seconds of leeway when checking `exp`, `nbf` and `iat`." },
 	{ SECT_UPSTREAM, "timeout", T_SECONDS, UPS(timeout), "5", 1, 300, 0, NULL, NULL,
-	  "Seconds allowed for one HTTP request to this issuer (discovery, key set)." },
+	  "Seconds allowed for one HTTP request to this issuer (discovery, key set, token endpoint, "
+	  "introspection)." },
+	{ SECT_UPSTREAM, "client_id", T_STRING, UPS(client_id), NULL, 0, 0, 0, NULL, NULL,
+	  "scrip's own client id at this issuer (registered there for token exchange and refresh). Needed by "
+	  "`confirm`, broker audiences and `opaque_tokens = introspect`; not set: scrip never calls its token "
+	  "endpoint." },
+	{ SECT_UPSTREAM, "client_secret", T_STRING, UPS(client_secret), NULL, 0, 0, OPT_SECRET, NULL, NULL,
+	  "The secret of `client_id`, sent with HTTP Basic authentication (RFC 6749 §2.3.1)." },
+	{ SECT_UPSTREAM, "token_endpoint", T_URL, UPS(token_endpoint), NULL, 0, 0, 0, NULL, NULL,
+	  "The issuer's token endpoint. Not set: the `token_endpoint` of its discovery document." },
+	{ SECT_UPSTREAM, "introspection_endpoint", T_URL, UPS(introspection_endpoint), NULL, 0, 0, 0, NULL, NULL,
+	  "The issuer's RFC 7662 introspection endpoint. Not set: the `introspection_endpoint` of its discovery "
+	  "document." },
+	{ SECT_UPSTREAM, "extra_scopes", T_STRING, UPS(extra_scopes), NULL, 0, 0, 0, NULL, NULL,
+	  "Scopes added to every scope set scrip asks this issuer for, such as `offline_access` (INDIGO IAM "
+	  "returns refresh tokens only for it)." },
+	{ SECT_UPSTREAM, "confirm", T_CHOICE, UPS(confirm), "never", 0, 0, 0, "never on_grant on_redeem", NULL,
+	  "When scrip asks this issuer whether a user is still good: `never` (subject tokens are validated "
+	  "locally only), `on_grant` (when a grant is made, by a token exchange there), `on_redeem` (also before "
+	  "redeeming a grant, by refreshing the refresh token scrip holds). A confirmation serves every request of "
+	  "that user and scope set for `confirm_interval`. A refusal suspends the user's grants." },
+	{ SECT_UPSTREAM, "confirm_interval", T_SECONDS, UPS(confirm_interval), "3600", 0, 2592000, 0, NULL, NULL,
+	  "Seconds a confirmation (or a refusal) is reused before the issuer is asked again." },
+	{ SECT_UPSTREAM, "min_remaining", T_SECONDS, UPS(min_remaining), "60", 0, 86400, 0, NULL, NULL,
+	  "Broker mode: a cached access token of this issuer is handed out while it has at least this many "
+	  "seconds left; then it is refreshed." },
+	{ SECT_UPSTREAM, "opaque_tokens", T_CHOICE, UPS(opaque_tokens), "refuse", 0, 0, 0, "refuse introspect", NULL,
+	  "Subject tokens that are not JWTs: `refuse`, or `introspect` at this issuer's introspection endpoint "
+	  "(RFC 7662). At most one upstream may introspect, since an opaque token does not name its issuer." },
+	{ SECT_UPSTREAM, "introspection_cache_ttl", T_SECONDS, UPS(introspection_cache_ttl), "300", 0, 86400, 0,
+	  NULL, NULL,
+	  "Longest seconds an active introspection result is reused (never past the token's `exp`)." },
+	{ SECT_UPSTREAM, "retries", T_COUNT, UPS(retries), "2", 0, 10, 0, NULL, NULL,
+	  "Further attempts after a call to the token or introspection endpoint failed (timeout, connection "
+	  "error, 5xx). Refusals are never retried." },
+	{ SECT_UPSTREAM, "retry_backoff_ms", T_COUNT, UPS(retry_backoff_ms), "200", 1, 60000, 0, NULL, NULL,
+	  "Milliseconds before the first retry; doubled for each further one, with full jitter." },
+	{ SECT_UPSTREAM, "breaker_failures", T_COUNT, UPS(breaker_failures), "5", 1, 1000, 0, NULL, NULL,
+	  "Consecutive failed calls after which the circuit opens: calls fail at once with 503." },
+	{ SECT_UPSTREAM, "breaker_cooldown", T_SECONDS, UPS(breaker_cooldown), "30", 1, 3600, 0, NULL, NULL,
+	  "Seconds an open circuit fails fast before one trial call is let through." },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -908,6 +948,30 @@ static bool required_check(load_t *ld, section_kind_t kind, const section_state_
 	return true;
 }
 
+/* The lazy-upstream options of one upstream agree with each other. */
+static bool upstream_client_check(load_t *ld, scrip_upstream_config_t *u, scrip_err_t *err)
+{
+	u->confirm_policy = strcmp(u->confirm, "on_grant") == 0	   ? SCRIP_CONFIRM_ON_GRANT
+			    : strcmp(u->confirm, "on_redeem") == 0 ? SCRIP_CONFIRM_ON_REDEEM
+								   : SCRIP_CONFIRM_NEVER;
+	u->introspect_opaque = strcmp(u->opaque_tokens, "introspect") == 0;
+	const char *why = NULL;
+	if (!u->client_id != !u->client_secret)
+		why = "client_id and client_secret go together";
+	else if (!u->client_id && u->confirm_policy != SCRIP_CONFIRM_NEVER)
+		why = "confirm needs scrip's client_id and client_secret at this issuer";
+	else if (!u->client_id && u->introspect_opaque)
+		why = "opaque_tokens = introspect needs scrip's client_id and client_secret at this issuer";
+	for (size_t j = 0; !why && u->introspect_opaque && &ld->cfg->upstreams[j] != u; j++)
+		if (strcmp(ld->cfg->upstreams[j].opaque_tokens, "introspect") == 0)
+			why = "only one upstream may introspect opaque tokens (an opaque token does not name its issuer)";
+	if (why) {
+		SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid", "%s: [upstream %s] %s", ld->path, u->name, why);
+		return false;
+	}
+	return true;
+}
+
 static bool load_finish(load_t *ld, scrip_err_t *err)
 {
 	for (section_kind_t k = SECT_SERVER; k < SECT_UPSTREAM; k++) {
@@ -933,6 +997,8 @@ static bool load_finish(load_t *ld, scrip_err_t *err)
 				  ld->cfg->upstreams[i].name);
 			return false;
 		}
+		if (!upstream_client_check(ld, &ld->cfg->upstreams[i], err))
+			return false;
 	}
 	return true;
 }
@@ -1034,6 +1100,13 @@ void scrip_config_clear(scrip_config_t *cfg)
 		free(u->jwks_uri);
 		free(u->jwks_file);
 		free(u->audience);
+		free(u->client_id);
+		scrip_secret_free(u->client_secret);
+		free(u->token_endpoint);
+		free(u->introspection_endpoint);
+		free(u->extra_scopes);
+		free(u->confirm);
+		free(u->opaque_tokens);
 	}
 	explicit_bzero(cfg, sizeof(*cfg));
 }

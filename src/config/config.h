@@ -13,6 +13,13 @@
 
 #define SCRIP_UPSTREAMS_MAX 32
 
+/* When scrip asks the main issuer whether a user is still good. */
+typedef enum {
+	SCRIP_CONFIRM_NEVER,     /* subject tokens are validated locally only */
+	SCRIP_CONFIRM_ON_GRANT,  /* once when a grant is made (reused for confirm_interval) */
+	SCRIP_CONFIRM_ON_REDEEM, /* before a redemption when the last yes is older than confirm_interval */
+} scrip_confirm_t;
+
 typedef struct {
 	char *name;         /* from "[upstream NAME]" */
 	char *issuer;       /* exact iss of its tokens; https, or http on loopback */
@@ -25,6 +32,24 @@ typedef struct {
 	int64_t jwks_min_refetch; /* least seconds between fetches forced by unknown kids (default 10) */
 	int64_t clock_skew;       /* seconds of leeway for exp/nbf/iat (default 60) */
 	int64_t timeout;          /* seconds for one upstream HTTP request (default 5) */
+
+	/* scrip as a client of this issuer (the lazy upstream) */
+	char *client_id;              /* NULL: scrip has no client there; never calls its token endpoint */
+	char *client_secret;          /* resolved; wiped on clear */
+	char *token_endpoint;         /* NULL: discovered */
+	char *introspection_endpoint; /* NULL: discovered */
+	char *extra_scopes;           /* added to every scope request (IAM: offline_access); NULL: none */
+	char *confirm;                /* "never" | "on_grant" | "on_redeem" (see confirm_policy) */
+	scrip_confirm_t confirm_policy;
+	int64_t confirm_interval;     /* seconds a confirmation stays good (default 3600) */
+	int64_t min_remaining;        /* broker: least seconds a cached access token must have left (default 60) */
+	char *opaque_tokens;          /* "refuse" | "introspect" */
+	bool introspect_opaque;       /* opaque subject tokens go to this issuer's introspection endpoint */
+	int64_t introspection_cache_ttl; /* longest seconds an introspection result is reused (default 300) */
+	int64_t retries;              /* further attempts after a failed call (default 2) */
+	int64_t retry_backoff_ms;     /* first backoff; doubled per attempt, full jitter (default 200) */
+	int64_t breaker_failures;     /* consecutive failed calls that open the circuit (default 5) */
+	int64_t breaker_cooldown;     /* seconds the open circuit fails fast (default 30) */
 } scrip_upstream_config_t;
 
 typedef struct {

@@ -43,6 +43,14 @@ bool scrip_client_audience_allowed(const scrip_client_t *client, const char *aud
 	return false;
 }
 
+bool scrip_client_audience_is_upstream(const scrip_client_t *client, const char *aud)
+{
+	for (size_t i = 0; client && aud && i < client->n_upstream_audiences; i++)
+		if (strcmp(client->upstream_audiences[i], aud) == 0)
+			return true;
+	return false;
+}
+
 void scrip_client_clear(scrip_client_t *client)
 {
 	if (!client)
@@ -52,5 +60,8 @@ void scrip_client_clear(scrip_client_t *client)
 	for (size_t i = 0; i < client->n_audiences; i++)
 		free(client->audiences[i]);
 	free(client->audiences);
+	for (size_t i = 0; i < client->n_upstream_audiences; i++)
+		free(client->upstream_audiences[i]);
+	free(client->upstream_audiences);
 	explicit_bzero(client, sizeof(*client));
 }

@@ -28,6 +28,9 @@ typedef struct {
 	int64_t max_grant_lifetime; /* seconds a grant (refresh token family) may live (default 30 days) */
 	int64_t refresh_grace;      /* seconds a rotated refresh token stays redeemable if its successor is unused */
 	bool may_introspect;        /* holds the "introspect" permission (RFC 7662 callers) */
+	char **upstream_audiences;  /* broker mode: audiences that only trust the main issuer, owned;
+	                             * each is also one of audiences */
+	size_t n_upstream_audiences;
 } scrip_client_t;
 
 #define SCRIP_DEFAULT_RISKY_MAX_LIFETIME 21600    /* 6 h, WLCG profile */
@@ -43,6 +46,10 @@ bool scrip_client_secret_matches(const scrip_client_t *client, const char *secre
 
 /* True if aud is one of the client's allowed audiences (exact bytes). */
 bool scrip_client_audience_allowed(const scrip_client_t *client, const char *aud);
+
+/* True if aud is one of the client's broker-mode audiences: a redemption
+ * for it returns the main issuer's access token, not one of scrip's. */
+bool scrip_client_audience_is_upstream(const scrip_client_t *client, const char *aud);
 
 /* Frees the members; the struct itself is the caller's. NULL is a no-op. */
 void scrip_client_clear(scrip_client_t *client);

@@ -26,6 +26,8 @@ typedef struct {
 	size_t n_scopes;
 	const char *audiences[AUDIENCES_MAX]; /* borrowed from argv, no duplicates, in order */
 	size_t n_audiences;
+	const char *upstream_audiences[AUDIENCES_MAX]; /* broker mode; each also in audiences */
+	size_t n_upstream_audiences;
 	const char *permissions[sizeof(known_permissions) / sizeof(known_permissions[0])]; /* no duplicates */
 	size_t n_permissions;
 	int64_t default_lifetime;
@@ -134,11 +136,28 @@ static int parse_seconds(const char *option, const char *text, bool *given, int6
 	return -1;
 }
 
+/* A broker-mode audience: also an allowed audience, so grants may name it. */
+static int add_upstream_audience(create_args_t *a, const char *aud)
+{
+	bool listed = false;
+	for (size_t i = 0; i < a->n_audiences; i++)
+		listed = listed || strcmp(a->audiences[i], aud) == 0;
+	for (size_t i = 0; i < a->n_upstream_audiences; i++)
+		if (strcmp(a->upstream_audiences[i], aud) == 0)
+			return scrip_ctl_usage_error("--upstream-audience '%.100s' is given twice", aud);
+	int rc = listed ? -1 : add_audience(a, aud);
+	if (rc >= 0)
+		return rc;
+	a->upstream_audiences[a->n_upstream_audiences++] = aud;
+	return -1;
+}
+
 static int parse_create(int argc, char **argv, create_args_t *a)
 {
 	static const struct option opts[] = {
 		{ "scope", required_argument, NULL, 's' },
 		{ "audience", required_argument, NULL, 'a' },
+		{ "upstream-audience", required_argument, NULL, 'u' },
 		{ "default-lifetime", required_argument, NULL, 'd' },
 		{ "max-lifetime", required_argument, NULL, 'm' },
 		{ "risky-max-lifetime", required_argument, NULL, 'r' },
@@ -159,6 +178,9 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 			break;
 		case 'a':
 			rc = add_audience(a, optarg);
+			break;
+		case 'u':
+			rc = add_upstream_audience(a, optarg);
 			break;
 		case 'd':
 			rc = parse_seconds("--default-lifetime", optarg, &a->has_default, &a->default_lifetime);
@@ -264,6 +286,8 @@ int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv)
 		.refresh_grace = a.refresh_grace,
 		.permissions = a.permissions,
 		.n_permissions = a.n_permissions,
+		.upstream_audiences = a.upstream_audiences,
+		.n_upstream_audiences = a.n_upstream_audiences,
 	};
 	if (!scrip_sync_client_create(db, &client, &err)) {
 		scrip_ctl_error_err(&err);
@@ -369,7 +393,8 @@ static bool print_client(const json_t *client)
 {
 	char *row[LIST_COLS] = { 0 };
 	char *permissions = scrip_ctl_join(json_object_get(client, "permissions"));
-	bool ok = client_row(client, row) && permissions;
+	char *upstream = scrip_ctl_join(json_object_get(client, "upstream_audiences"));
+	bool ok = client_row(client, row) && permissions && upstream;
 	if (ok)
 		printf("client_id:        %s\n"
 		       "enabled:          %s\n"
@@ -379,14 +404,16 @@ static bool print_client(const json_t *client)
 		       "max_lifetime:     %s\n"
 		       "created_at:       %s\n"
 		       "updated_at:       %s\n"
-		       "permissions:      %s\n",
+		       "permissions:      %s\n"
+		       "upstream_audiences: %s\n",
 		       row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-		       json_string_value(json_object_get(client, "updated_at")) ?: "?", permissions);
+		       json_string_value(json_object_get(client, "updated_at")) ?: "?", permissions, upstream);
 	else
 		scrip_ctl_error("out of memory");
 	for (size_t i = 0; i < LIST_COLS; i++)
 		free(row[i]);
 	free(permissions);
+	free(upstream);
 	return ok;
 }
 

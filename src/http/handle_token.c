@@ -22,7 +22,7 @@
 #include "util/log.h"
 #include "util/secret.h"
 
-static const char *const step_names[] = { "parsing",   "client",   "subject", "grant",
+static const char *const step_names[] = { "parsing",   "client",   "subject", "grant",  "upstream",
 					  "recording", "revoking", "denying", "done" };
 
 /* RFC 6749 §3.2: request parameters must not be repeated, except the RFC

@@ -10,6 +10,7 @@ void scrip_handle_token(struct evhttp_request *req, void *arg);     /* POST /tok
 void scrip_handle_jwks(struct evhttp_request *req, void *arg);      /* GET /jwks */
 void scrip_handle_discovery(struct evhttp_request *req, void *arg); /* GET /.well-known/... */
 void scrip_handle_health(struct evhttp_request *req, void *arg);    /* GET /healthz */
+void scrip_handle_metrics(struct evhttp_request *req, void *arg);   /* GET /metrics (Prometheus) */
 void scrip_handle_introspect(struct evhttp_request *req, void *arg); /* POST /introspect (RFC 7662) */
 void scrip_handle_revoke(struct evhttp_request *req, void *arg);     /* POST /revoke (RFC 7009) */
 

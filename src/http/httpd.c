@@ -43,6 +43,7 @@ bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
 	evhttp_set_cb(app->http, "/.well-known/openid-configuration", scrip_handle_discovery, app);
 	evhttp_set_cb(app->http, "/.well-known/oauth-authorization-server", scrip_handle_discovery, app);
 	evhttp_set_cb(app->http, "/healthz", scrip_handle_health, app);
+	evhttp_set_cb(app->http, "/metrics", scrip_handle_metrics, app);
 	evhttp_set_cb(app->http, "/introspect", scrip_handle_introspect, app);
 	evhttp_set_cb(app->http, "/revoke", scrip_handle_revoke, app);
 	evhttp_set_gencb(app->http, not_found_cb, app);
@@ -101,8 +102,13 @@ void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err)
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	if (status == 401)
 		evhttp_add_header(headers, "WWW-Authenticate", "Basic realm=\"scrip\"");
-	if (status == 503)
+	if (status == 503 && err->retry_after > 0) {
+		char seconds[24];
+		snprintf(seconds, sizeof(seconds), "%lld", (long long)err->retry_after);
+		evhttp_add_header(headers, "Retry-After", seconds);
+	} else if (status == 503) {
 		evhttp_add_header(headers, "Retry-After", SCRIP_RETRY_AFTER_S);
+	}
 	json_t *body = json_pack("{s:s, s:s}", "error", scrip_errcode_name(err->code), "error_description",
 				 err->text[0] ? err->text : scrip_errcode_name(err->code));
 	scrip_http_reply_json(req, status, body, true);

@@ -120,7 +120,8 @@ static void issue_grant(scrip_token_req_t *t)
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	char *grant_id = scrip_random_token(16);
-	t->scope_text = scrip_scope_set_format(&t->grant.scopes);
+	if (!t->scope_text) /* set already when the main issuer was asked */
+		t->scope_text = scrip_scope_set_format(&t->grant.scopes);
 	if (!grant_id || !t->scope_text || !scrip_token_new_refresh(t, &err)) {
 		free(grant_id);
 		if (err.code == SCRIP_E_NONE)
@@ -157,7 +158,171 @@ static void issue_grant(scrip_token_req_t *t)
 	free(groups);
 }
 
+/* ---- the main issuer's word on a new grant ------------------------------------ */
+
+static void grant_confirmed_cb(scrip_token_req_t *t, const scrip_lazy_result_t *r)
+{
+	issue_grant(t);
+}
+
+static bool has_upstream_audience(const scrip_token_req_t *t)
+{
+	for (size_t i = 0; i < t->grant.n_audiences; i++)
+		if (scrip_client_audience_is_upstream(t->client, t->grant.audiences[i]))
+			return true;
+	return false;
+}
+
+/* A grant whose redemptions will need the main issuer (confirm=on_redeem,
+ * broker audiences) needs a refresh token held there; confirm=on_grant or
+ * on_redeem needs the issuer's yes now. Either is asked once per subject
+ * and scope set, not once per grant. */
+static void grant_upstream_then_issue(scrip_token_req_t *t)
+{
+	scrip_confirm_t policy = t->upstream->confirm_policy;
+	bool broker = has_upstream_audience(t);
+	bool need_refresh = policy == SCRIP_CONFIRM_ON_REDEEM || broker;
+	bool need_confirmation = policy != SCRIP_CONFIRM_NEVER;
+	if (!need_refresh && !need_confirmation) {
+		issue_grant(t);
+		return;
+	}
+	if (!t->upstream->client_id) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_TARGET, "upstream_not_configured",
+				      "an audience served by the main issuer needs scrip's client there, which is not configured");
+		return;
+	}
+	t->scope_text = scrip_scope_set_format(&t->grant.scopes);
+	if (!t->scope_text)
+		abort();
+	scrip_lazy_ask_t ask = {
+		.upstream = t->upstream_index,
+		.upstream_issuer = t->upstream->issuer,
+		.subject = t->subject.sub,
+		.scopes = t->scope_text,
+		.subject_token = t->request.subject_token,
+		.need_refresh = need_refresh,
+		.need_confirmation = need_confirmation,
+	};
+	scrip_token_ask_upstream(t, &ask, grant_confirmed_cb);
+}
+
 /* ---- the subject token ---------------------------------------------------- */
+
+/* The subject is known (a verified JWT, or an active introspection): decide
+ * and issue. */
+static void subject_verified(scrip_token_req_t *t)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!scrip_scope_set_parse(t->subject.scope ? t->subject.scope : "", false, &t->subject_scopes, &err) ||
+	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, (int64_t)time(NULL), &t->grant, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	if (t->request.wants_grant) {
+		grant_upstream_then_issue(t);
+		return;
+	}
+	if (has_upstream_audience(t)) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_TARGET, "upstream_audience_needs_grant",
+				      "an audience served by the main issuer is reached by redeeming a grant");
+		return;
+	}
+	issue_access_token(t);
+}
+
+/* ---- opaque subject tokens (RFC 7662 at the main issuer) ------------------------ */
+
+/* What scrip keeps of an active introspection answer: the same checks as a
+ * JWT's claims where the answer has them (iss, aud, exp, nbf), and a sub. */
+static bool introspected_subject(scrip_token_req_t *t, const json_t *claims, scrip_err_t *err)
+{
+	const scrip_upstream_config_t *u = t->upstream;
+	int64_t now = (int64_t)time(NULL);
+	const char *iss = json_string_value(json_object_get(claims, "iss"));
+	const char *sub = json_string_value(json_object_get(claims, "sub"));
+	const char *scope = json_string_value(json_object_get(claims, "scope"));
+	const json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
+	const json_t *aud = json_object_get(claims, "aud");
+	if (iss && strcmp(iss, u->issuer) != 0) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "introspection_wrong_issuer",
+			  "the introspected subject token names another issuer");
+		return false;
+	}
+	if (!sub || !sub[0]) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "introspection_no_sub", "the introspected subject token has no sub");
+		return false;
+	}
+	if (!json_is_integer(exp) || json_integer_value(exp) + u->clock_skew <= now) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_expired",
+			  "the introspected subject token has no exp or has expired");
+		return false;
+	}
+	if (nbf && (!json_is_integer(nbf) || json_integer_value(nbf) - u->clock_skew > now)) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_not_yet_valid",
+			  "the introspected subject token is not valid yet");
+		return false;
+	}
+	if (u->audience) {
+		bool found = json_is_string(aud) && strcmp(json_string_value(aud), u->audience) == 0;
+		size_t i;
+		json_t *v;
+		json_array_foreach(aud, i, v) found = found || (json_is_string(v) && strcmp(json_string_value(v), u->audience) == 0);
+		if (!found) {
+			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_wrong_audience",
+				  "the introspected subject token is not meant for scrip");
+			return false;
+		}
+	}
+	const json_t *groups = json_object_get(claims, "wlcg.groups");
+	const char *jti = json_string_value(json_object_get(claims, "jti"));
+	t->subject.iss = strdup(u->issuer);
+	t->subject.sub = strdup(sub);
+	t->subject.scope = scope ? strdup(scope) : NULL;
+	t->subject.jti = jti ? strdup(jti) : NULL;
+	t->subject.groups = json_is_array(groups) ? json_deep_copy(groups) : NULL;
+	t->subject.exp = json_integer_value(exp);
+	if (!t->subject.iss || !t->subject.sub || (scope && !t->subject.scope) || (jti && !t->subject.jti))
+		abort();
+	return true;
+}
+
+static void introspected_cb(const json_t *claims, const scrip_lazy_result_t *r, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (scrip_token_client_gone(t)) {
+		scrip_token_reply_error(t, &t->err);
+		return;
+	}
+	if (r->outcome != SCRIP_LAZY_OK) {
+		err = r->err;
+		err.retry_after = r->retry_after;
+		scrip_token_deny(t, &err);
+		return;
+	}
+	if (!claims) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "subject_token_inactive",
+				      "the main issuer says the subject token is not active");
+		return;
+	}
+	if (!introspected_subject(t, claims, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	subject_verified(t);
+}
+
+/* The upstream that introspects opaque tokens (at most one), or -1. */
+static long opaque_upstream(const scrip_app_t *app)
+{
+	for (size_t i = 0; i < app->cfg->n_upstreams; i++)
+		if (app->cfg->upstreams[i].introspect_opaque)
+			return (long)i;
+	return -1;
+}
 
 static void subject_key_cb(scrip_keyset_t *set, const cjose_jwk_t *key, const scrip_err_t *lookup_err, void *arg)
 {
@@ -182,16 +347,11 @@ static void subject_key_cb(scrip_keyset_t *set, const cjose_jwk_t *key, const sc
 	bool verified = scrip_jwt_verify_signature(&t->jwt, key, &err) &&
 			scrip_jwt_validate_claims(&t->jwt, &policy, (int64_t)time(NULL), &t->subject, &err);
 	scrip_keyset_release(set);
-	if (!verified ||
-	    !scrip_scope_set_parse(t->subject.scope ? t->subject.scope : "", false, &t->subject_scopes, &err) ||
-	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, (int64_t)time(NULL), &t->grant, &err)) {
+	if (!verified) {
 		scrip_token_deny(t, &err);
 		return;
 	}
-	if (t->request.wants_grant)
-		issue_grant(t);
-	else
-		issue_access_token(t);
+	subject_verified(t);
 }
 
 /* ---- re-delegation of scrip's own tokens ------------------------------------- */
@@ -308,18 +468,6 @@ static void own_token_start(scrip_token_req_t *t)
 	scrip_tokens_access_state(t->app->db, t->subject.jti, own_token_state_cb, t);
 }
 
-static const scrip_upstream_config_t *upstream_for_issuer(const scrip_app_t *app, const char *iss, size_t *index)
-{
-	for (size_t i = 0; iss && i < app->cfg->n_upstreams; i++) {
-		/* Byte for byte: a trailing '/' or a case change is another issuer. */
-		if (strcmp(app->cfg->upstreams[i].issuer, iss) == 0) {
-			*index = i;
-			return &app->cfg->upstreams[i];
-		}
-	}
-	return NULL;
-}
-
 void scrip_token_exchange_start(scrip_token_req_t *t)
 {
 	scrip_err_t err;
@@ -329,6 +477,15 @@ void scrip_token_exchange_start(scrip_token_req_t *t)
 		return;
 	}
 	const char *token = t->request.subject_token;
+	long opaque = opaque_upstream(t->app);
+	if (opaque >= 0 && !strchr(token, '.')) {
+		/* Not a JWT: only the one introspecting issuer can tell what it is. */
+		t->upstream_index = (size_t)opaque;
+		t->upstream = &t->app->cfg->upstreams[opaque];
+		scrip_token_set_step(t, STEP_UPSTREAM);
+		scrip_lazy_introspect(t->app->lazy, t->upstream_index, token, introspected_cb, t);
+		return;
+	}
 	if (!scrip_jwt_parse(token, strlen(token), &t->jwt, &err)) {
 		scrip_token_deny(t, &err);
 		return;
@@ -338,7 +495,8 @@ void scrip_token_exchange_start(scrip_token_req_t *t)
 		return;
 	}
 	size_t index = 0;
-	t->upstream = upstream_for_issuer(t->app, t->jwt.iss, &index);
+	t->upstream = scrip_token_upstream_for_issuer(t->app, t->jwt.iss, &index);
+	t->upstream_index = index;
 	if (!t->upstream) {
 		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "untrusted_issuer",
 				      "the subject token's issuer is not a trusted upstream");

@@ -24,6 +24,7 @@ typedef enum {
 	STEP_CLIENT,    /* waiting for the client's row */
 	STEP_SUBJECT,   /* exchange: waiting for the upstream key named by the subject token */
 	STEP_GRANT,     /* refresh: waiting for the refresh token's grant row */
+	STEP_UPSTREAM,  /* waiting for the main issuer's word (lazy upstream: confirmation, broker token, introspection) */
 	STEP_RECORDING, /* waiting for what is issued to be committed */
 	STEP_REVOKING,  /* refresh: waiting for a replayed grant's revocation to commit */
 	STEP_DENYING,   /* waiting for the denial's audit row to commit */
@@ -60,6 +61,13 @@ typedef struct {
 	scrip_grant_row_t *grant_row;
 	scrip_scope_set_t requested_scopes;
 	json_t *grant_groups;        /* the grant's wlcg.groups */
+
+	/* lazy upstream */
+	size_t upstream_index;       /* of t->upstream in cfg->upstreams */
+	const char *broker_audience; /* refresh: the one upstream audience asked (borrowed from grant) */
+	char upstream_ref[80];       /* broker: names the main issuer's token in the audit */
+	bool step_retry;             /* refresh: the presented token is a retry inside the grace period */
+	int64_t upstream_expires_at; /* broker: its exp */
 
 	/* what is issued */
 	scrip_grant_t grant;
@@ -107,6 +115,15 @@ bool scrip_token_new_refresh(scrip_token_req_t *t, scrip_err_t *err) SCRIP_MUST_
 
 /* The signing key, or NULL with a 503 error when keys are not loaded. */
 const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, scrip_err_t *err);
+
+/* The upstream whose issuer is iss (byte for byte), or NULL; *index set. */
+const scrip_upstream_config_t *scrip_token_upstream_for_issuer(const scrip_app_t *app, const char *iss,
+								size_t *index);
+
+/* Asks the lazy upstream (upstream/lazy.h) and continues with then(t, r)
+ * when it says OK; a refusal or unavailability is audited and answered. */
+typedef void (*scrip_token_upstream_then)(scrip_token_req_t *t, const scrip_lazy_result_t *r);
+void scrip_token_ask_upstream(scrip_token_req_t *t, const scrip_lazy_ask_t *ask, scrip_token_upstream_then then);
 
 /* The grant-type flows, started once the client is authenticated. */
 void scrip_token_exchange_start(scrip_token_req_t *t);

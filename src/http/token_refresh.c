@@ -45,6 +45,70 @@ static void redeemed_cb(const scrip_err_t *db_err, void *arg)
 	scrip_token_reply_ok(t, body);
 }
 
+static void redeem(scrip_token_req_t *t, bool retry);
+
+/* ---- broker mode: the main issuer's token -------------------------------------- */
+
+static void brokered_cb(const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	if (db_err) {
+		scrip_token_not_recorded(t, db_err, "brokered redemption");
+		return;
+	}
+	t->app->counters.tokens_issued++;
+	int64_t expires_in = t->upstream_expires_at - (int64_t)time(NULL);
+	scrip_log_info("token: redeemed (brokered) client=%s grant=%s upstream_token=%s audience=%s remote=%s",
+		       t->client->client_id, t->grant_row->grant_id, t->upstream_ref, t->broker_audience, t->remote_addr);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "access_token", t->access_token,
+				 "issued_token_type", SCRIP_TOKEN_TYPE_ACCESS_TOKEN, "token_type", "Bearer",
+				 "expires_in", (json_int_t)(expires_in > 0 ? expires_in : 1), "scope", t->grant_row->scopes,
+				 "refresh_token", t->refresh_token);
+	scrip_token_reply_ok(t, body);
+}
+
+static scrip_redeem_record_t redeem_record(const scrip_token_req_t *t, bool retry, const char *kid)
+{
+	const scrip_grant_row_t *row = t->grant_row;
+	return (scrip_redeem_record_t){
+		.old_hash_hex = t->refresh_hash,
+		.new_hash_hex = t->new_hash,
+		.retry = retry,
+		.grant_id = row->grant_id,
+		.client_id = t->client->client_id,
+		.jti = t->jti,
+		.scopes = t->scope_text,
+		.audiences = (const char *const *)t->grant.audiences,
+		.n_audiences = t->grant.n_audiences,
+		.kid = kid,
+		.issued_at = t->grant.iat,
+		.expires_at = t->grant.exp,
+		.remote_addr = t->remote_addr,
+		.requested_scope = t->params.scope,
+		.requested_audiences = t->params.audiences,
+		.n_requested_audiences = t->params.n_audiences,
+	};
+}
+
+/* What the main issuer holds answered: hand its access token out. */
+static void broker_token_cb(scrip_token_req_t *t, const scrip_lazy_result_t *r)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!r->access_token || !(t->access_token = strdup(r->access_token)) || !scrip_token_new_refresh(t, &err)) {
+		if (err.code == SCRIP_E_NONE)
+			SCRIP_ERR(&err, SCRIP_E_SERVER_ERROR, "broker_failed", "cannot hand out the main issuer's token");
+		scrip_token_deny(t, &err);
+		return;
+	}
+	snprintf(t->upstream_ref, sizeof(t->upstream_ref), "%s", r->access_ref ? r->access_ref : "");
+	t->upstream_expires_at = r->access_expires_at;
+	bool retry = t->step_retry;
+	scrip_redeem_record_t rec = redeem_record(t, retry, NULL);
+	scrip_token_set_step(t, STEP_RECORDING);
+	scrip_store_redeem_brokered(t->app->db, &rec, t->upstream_ref, t->broker_audience, brokered_cb, t);
+}
+
 static void redeem(scrip_token_req_t *t, bool retry)
 {
 	scrip_err_t err;
@@ -56,24 +120,7 @@ static void redeem(scrip_token_req_t *t, bool retry)
 		scrip_token_deny(t, &err);
 		return;
 	}
-	scrip_redeem_record_t rec = {
-		.old_hash_hex = t->refresh_hash,
-		.new_hash_hex = t->new_hash,
-		.retry = retry,
-		.grant_id = row->grant_id,
-		.client_id = t->client->client_id,
-		.jti = t->jti,
-		.scopes = t->scope_text,
-		.audiences = (const char *const *)t->grant.audiences,
-		.n_audiences = t->grant.n_audiences,
-		.kid = key->kid,
-		.issued_at = t->grant.iat,
-		.expires_at = t->grant.exp,
-		.remote_addr = t->remote_addr,
-		.requested_scope = t->params.scope,
-		.requested_audiences = t->params.audiences,
-		.n_requested_audiences = t->params.n_audiences,
-	};
+	scrip_redeem_record_t rec = redeem_record(t, retry, key->kid);
 	scrip_token_set_step(t, STEP_RECORDING);
 	scrip_store_redeem(t->app->db, &rec, redeemed_cb, t);
 }
@@ -102,6 +149,78 @@ static void replay_revoked_cb(const scrip_err_t *db_err, void *arg)
 	scrip_token_reply_error(t, &err);
 }
 
+/* ---- the main issuer's word, when the policy or broker mode needs it ------------ */
+
+static void confirmed_cb(scrip_token_req_t *t, const scrip_lazy_result_t *r)
+{
+	redeem(t, t->step_retry);
+}
+
+/* Broker mode is asked by naming one audience the client's policy marks
+ * upstream; such a token carries the grant's scopes, not fewer. */
+static bool broker_audience(scrip_token_req_t *t, scrip_err_t *err)
+{
+	size_t n_upstream = 0;
+	for (size_t i = 0; i < t->grant.n_audiences; i++)
+		if (scrip_client_audience_is_upstream(t->client, t->grant.audiences[i])) {
+			n_upstream++;
+			t->broker_audience = t->grant.audiences[i];
+		}
+	if (n_upstream == 0) {
+		t->broker_audience = NULL;
+		return true;
+	}
+	if (t->grant.n_audiences != 1) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_TARGET, "upstream_audience_not_alone",
+			  "an audience served by the main issuer must be asked for alone");
+		return false;
+	}
+	char *granted = scrip_scope_set_format(&t->grant.scopes);
+	scrip_scope_set_t held = { 0 };
+	char *held_text = NULL;
+	bool same = granted && scrip_scope_set_parse(t->grant_row->scopes, true, &held, err) &&
+		    (held_text = scrip_scope_set_format(&held)) && strcmp(held_text, granted) == 0;
+	free(granted);
+	free(held_text);
+	scrip_scope_set_clear(&held);
+	if (!same) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "upstream_scope_narrowed",
+			  "the main issuer's token carries the grant's scopes: ask without a narrower scope");
+		return false;
+	}
+	return true;
+}
+
+static void upstream_then_redeem(scrip_token_req_t *t)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!broker_audience(t, &err)) {
+		scrip_token_deny(t, &err);
+		return;
+	}
+	t->upstream = scrip_token_upstream_for_issuer(t->app, t->grant_row->upstream_issuer, &t->upstream_index);
+	bool confirm = t->upstream && t->upstream->confirm_policy == SCRIP_CONFIRM_ON_REDEEM;
+	if (!t->broker_audience && !confirm) {
+		redeem(t, t->step_retry); /* the usual case: the main issuer is not involved */
+		return;
+	}
+	if (!t->upstream || !t->upstream->client_id) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_TARGET, "upstream_not_configured",
+				      "the grant's main issuer has no client for scrip configured: it cannot be asked");
+		return;
+	}
+	scrip_lazy_ask_t ask = {
+		.upstream = t->upstream_index,
+		.upstream_issuer = t->grant_row->upstream_issuer,
+		.subject = t->grant_row->subject,
+		.scopes = t->grant_row->scopes,
+		.audience = t->broker_audience,
+		.need_confirmation = confirm,
+	};
+	scrip_token_ask_upstream(t, &ask, t->broker_audience ? broker_token_cb : confirmed_cb);
+}
+
 /* ---- checking the grant ------------------------------------------------------- */
 
 typedef enum {
@@ -122,6 +241,11 @@ static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_gra
 	}
 	if (!row->grant_active) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_revoked", INVALID_REFRESH);
+		return GRANT_REFUSED;
+	}
+	if (row->suspended) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_suspended",
+			  "the main issuer has refused this user; the grant is suspended until it confirms them again");
 		return GRANT_REFUSED;
 	}
 	if (row->job_ended) {
@@ -218,7 +342,8 @@ static void grant_cb(scrip_grant_row_t *row, const scrip_err_t *lookup_err, void
 		scrip_token_deny(t, &err);
 		return;
 	}
-	redeem(t, verdict == GRANT_RETRY);
+	t->step_retry = verdict == GRANT_RETRY;
+	upstream_then_redeem(t);
 }
 
 void scrip_token_refresh_start(scrip_token_req_t *t)

@@ -24,7 +24,8 @@ struct client_get {
 static const char client_get_sql[] =
 	"SELECT client_id, enabled, encode(secret_hash, 'hex'), array_to_json(scopes)::text,"
 	"       array_to_json(audiences)::text, default_lifetime, max_lifetime, risky_max_lifetime,"
-	"       max_grant_lifetime, refresh_grace, 'introspect' = ANY(permissions)"
+	"       max_grant_lifetime, refresh_grace, 'introspect' = ANY(permissions),"
+	"       array_to_json(upstream_audiences)::text"
 	"  FROM scrip.clients WHERE client_id = $1";
 
 static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
@@ -69,22 +70,23 @@ end:
 	return out;
 }
 
-static bool client_audiences_from_json(const char *text, scrip_client_t *client)
+/* A JSON array of strings into a NULL-terminated array (*out) and its count. */
+static bool strings_from_json(const char *text, char ***out, size_t *n)
 {
 	json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
 	bool ok = false;
 	if (!json_is_array(arr))
 		goto end;
-	client->audiences = calloc(json_array_size(arr) + 1, sizeof(char *));
-	if (!client->audiences)
+	*out = calloc(json_array_size(arr) + 1, sizeof(char *));
+	if (!*out)
 		goto end;
 	size_t i;
 	json_t *v;
 	json_array_foreach(arr, i, v)
 	{
-		if (!json_is_string(v) || !(client->audiences[i] = strdup(json_string_value(v))))
+		if (!json_is_string(v) || !((*out)[i] = strdup(json_string_value(v))))
 			goto end;
-		client->n_audiences = i + 1;
+		*n = i + 1;
 	}
 	ok = true;
 end:
@@ -117,7 +119,9 @@ static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client
 		goto end;
 	if (!hex_to_bytes(scrip_db_result_value(res, 0, 2), client->secret_hash, sizeof(client->secret_hash)))
 		goto end;
-	if (!client_audiences_from_json(scrip_db_result_value(res, 0, 4), client))
+	if (!strings_from_json(scrip_db_result_value(res, 0, 4), &client->audiences, &client->n_audiences) ||
+	    !strings_from_json(scrip_db_result_value(res, 0, 11), &client->upstream_audiences,
+			       &client->n_upstream_audiences))
 		goto end;
 	scrip_err_t err;
 	scrip_err_clear(&err);
@@ -479,7 +483,8 @@ static const char grant_lookup_sql[] =
 	"       array_to_json(g.audiences)::text, g.groups::text, extract(epoch FROM g.expires_at)::bigint,"
 	"       coalesce(g.max_uses, 0), g.uses, g.state = 'active',"
 	"       EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id),"
-	"       r.state, coalesce(extract(epoch FROM r.rotated_at)::bigint, 0), coalesce(s.state = 'active', false)"
+	"       r.state, coalesce(extract(epoch FROM r.rotated_at)::bigint, 0), coalesce(s.state = 'active', false),"
+	"       g.suspended_at IS NOT NULL"
 	"  FROM scrip.refresh_tokens r JOIN scrip.grants g USING (grant_id)"
 	"  LEFT JOIN scrip.refresh_tokens s ON s.token_hash = r.successor_hash"
 	" WHERE r.token_hash = decode($1, 'hex')";
@@ -536,7 +541,8 @@ static scrip_grant_row_t *grant_row_read(const scrip_db_result_t *res)
 	snprintf(row->token_state, sizeof(row->token_state), "%s", scrip_db_result_value(res, 0, 13));
 	row->rotated_at = int_value(res, 0, 14);
 	row->successor_unused = bool_value(res, 0, 15);
-	if (!client_audiences_from_json(scrip_db_result_value(res, 0, 6), &auds)) {
+	row->suspended = bool_value(res, 0, 16);
+	if (!strings_from_json(scrip_db_result_value(res, 0, 6), &auds.audiences, &auds.n_audiences)) {
 		scrip_grant_row_free(row);
 		return NULL;
 	}
@@ -579,29 +585,32 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
  * nothing left to claim; every later step only reads what the claim
  * returned. A retry (inside the grace period) claims by superseding the
  * successor it never saw, and only while that successor is unused. */
-static const char redeem_sql[] =
-	"WITH superseded AS ("
-	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'"
-	"    FROM scrip.refresh_tokens o"
-	"   WHERE $3 AND o.token_hash = decode($1, 'hex') AND o.state = 'rotated' AND s.token_hash = o.successor_hash"
-	"     AND s.state = 'active'"
-	"  RETURNING o.token_hash),"
-	" claimed AS ("
-	"  UPDATE scrip.refresh_tokens r SET state = 'rotated', rotated_at = coalesce(r.rotated_at, now()),"
-	"                                   successor_hash = decode($2, 'hex')"
-	"   WHERE r.token_hash = decode($1, 'hex')"
-	"     AND ((NOT $3 AND r.state = 'active') OR ($3 AND r.token_hash IN (SELECT token_hash FROM superseded)))"
-	"  RETURNING r.grant_id, r.generation),"
-	" g AS ("
-	"  UPDATE scrip.grants g SET uses = g.uses + 1"
-	"    FROM claimed c"
-	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4 AND g.client_id = $5 AND g.state = 'active'"
-	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)"
-	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)"
-	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation),"
-	" n AS ("
-	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
+#define REDEEM_CLAIM_SQL \
+	"WITH superseded AS (" \
+	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'" \
+	"    FROM scrip.refresh_tokens o" \
+	"   WHERE $3 AND o.token_hash = decode($1, 'hex') AND o.state = 'rotated' AND s.token_hash = o.successor_hash" \
+	"     AND s.state = 'active'" \
+	"  RETURNING o.token_hash)," \
+	" claimed AS (" \
+	"  UPDATE scrip.refresh_tokens r SET state = 'rotated', rotated_at = coalesce(r.rotated_at, now())," \
+	"                                   successor_hash = decode($2, 'hex')" \
+	"   WHERE r.token_hash = decode($1, 'hex')" \
+	"     AND ((NOT $3 AND r.state = 'active') OR ($3 AND r.token_hash IN (SELECT token_hash FROM superseded)))" \
+	"  RETURNING r.grant_id, r.generation)," \
+	" g AS (" \
+	"  UPDATE scrip.grants g SET uses = g.uses + 1" \
+	"    FROM claimed c" \
+	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4 AND g.client_id = $5 AND g.state = 'active'" \
+	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses) AND g.suspended_at IS NULL" \
+	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)" \
+	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation)," \
+	" n AS (" \
+	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)" \
 	"  SELECT decode($2, 'hex'), grant_id, generation + 1 FROM g RETURNING grant_id),"
+
+static const char redeem_sql[] =
+	REDEEM_CLAIM_SQL
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
 	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id)"
@@ -616,6 +625,33 @@ static const char redeem_sql[] =
 	"        $12, $13, ARRAY(SELECT jsonb_array_elements_text($14::jsonb)),"
 	"        CASE WHEN $3 THEN 'retry inside the grace period' ELSE 'generation ' || (g.generation + 1) END"
 	"   FROM g JOIN t USING (grant_id)";
+
+/* Broker mode: the same claim, then an audit row naming the main issuer's
+ * token handed out (by reference) instead of a token of scrip's. */
+static const char redeem_brokered_sql[] =
+	REDEEM_CLAIM_SQL
+	" x AS (SELECT $6::text AS ref, $7::text AS remote, $8::text AS scope, $9::jsonb AS auds, $10::text AS aud)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
+	"                                 remote_addr, requested_scope, requested_audiences, description)"
+	" SELECT 'token_refresh', 'granted', g.client_id, g.subject, g.upstream_issuer, g.job_id, g.grant_id,"
+	"        x.remote, x.scope, ARRAY(SELECT jsonb_array_elements_text(x.auds)),"
+	"        format('brokered: the main issuer''s access token %s for %s (generation %s)', x.ref, x.aud,"
+	"               g.generation + 1)"
+	"   FROM g JOIN n USING (grant_id), x";
+
+void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *rec, const char *upstream_ref,
+				 const char *audience, scrip_store_done_cb cb, void *arg)
+{
+	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
+	if (!requested)
+		abort();
+	const char *params[] = { rec->old_hash_hex, rec->new_hash_hex, rec->retry ? "true" : "false", rec->grant_id,
+				 rec->client_id, upstream_ref, rec->remote_addr, rec->requested_scope, requested,
+				 audience };
+	query_done_or(db, redeem_brokered_sql, 10, params, SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
+		      "the refresh token was redeemed by another request at the same time", cb, arg);
+	free(requested);
+}
 
 void scrip_store_redeem(scrip_db_t *db, const scrip_redeem_record_t *rec, scrip_store_done_cb cb, void *arg)
 {

@@ -106,6 +106,7 @@ typedef struct {
 	char token_state[16]; /* active | rotated | revoked */
 	int64_t rotated_at;   /* 0 unless rotated */
 	bool successor_unused; /* the token that replaced it was never used */
+	bool suspended;        /* the main issuer refused the subject: not redeemable until it says yes again */
 } scrip_grant_row_t;
 
 void scrip_grant_row_free(scrip_grant_row_t *row); /* NULL is a no-op */
@@ -144,6 +145,13 @@ typedef struct {
  * (event 'token_refresh'). SCRIP_E_INVALID_GRANT "redeemed_concurrently"
  * when the claim found nothing to claim. */
 void scrip_store_redeem(scrip_db_t *db, const scrip_redeem_record_t *rec, scrip_store_done_cb cb, void *arg);
+
+/* Broker mode: the same claim and checks as scrip_store_redeem, but what
+ * is handed out is the main issuer's access token (upstream_ref names it,
+ * for audience), recorded in the 'granted' audit row only. Uses rec's
+ * hashes, retry, grant, client, remote address and requested values. */
+void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *rec, const char *upstream_ref,
+				 const char *audience, scrip_store_done_cb cb, void *arg);
 
 /* A rotated refresh token came back: revokes the whole grant (its refresh
  * and access tokens) and writes the 'replay' audit row (RFC 9700 §4.14.2). */

@@ -399,12 +399,13 @@ static void bytea_hex(const uint8_t *bytes, size_t n, char *out)
 static const char client_create_sql[] =
 	"WITH c AS ("
 	" INSERT INTO scrip.clients (client_id, secret_hash, scopes, audiences, default_lifetime, max_lifetime,"
-	"                            permissions, risky_max_lifetime, max_grant_lifetime, refresh_grace)"
+	"                            permissions, risky_max_lifetime, max_grant_lifetime, refresh_grace,"
+	"                            upstream_audiences)"
 	" VALUES ($1, $2::bytea, " SQL_TEXT_ARRAY("$3") ", " SQL_TEXT_ARRAY("$4") ", $5::integer, $6::integer,"
-	"         " SQL_TEXT_ARRAY("$7") ", $8::integer, $9::integer, $10::integer)"
+	"         " SQL_TEXT_ARRAY("$7") ", $8::integer, $9::integer, $10::integer, " SQL_TEXT_ARRAY("$11") ")"
 	" ON CONFLICT (client_id) DO NOTHING"
 	" RETURNING client_id, scopes, audiences, default_lifetime, max_lifetime, permissions, risky_max_lifetime,"
-	"           max_grant_lifetime, refresh_grace)"
+	"           max_grant_lifetime, refresh_grace, upstream_audiences)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
 	" SELECT 'client_create', 'done', c.client_id,"
 	"  format('created client; scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s;"
@@ -412,7 +413,9 @@ static const char client_create_sql[] =
 	"   array_to_string(c.scopes, ' '), array_to_string(c.audiences, ' '), c.default_lifetime, c.max_lifetime,"
 	"   c.risky_max_lifetime, c.max_grant_lifetime, c.refresh_grace,"
 	"   CASE WHEN cardinality(c.permissions) > 0"
-	"        THEN format('; permissions [%s]', array_to_string(c.permissions, ' ')) ELSE '' END),"
+	"        THEN format('; permissions [%s]', array_to_string(c.permissions, ' ')) ELSE '' END"
+	"   || CASE WHEN cardinality(c.upstream_audiences) > 0"
+	"        THEN format('; upstream audiences [%s]', array_to_string(c.upstream_audiences, ' ')) ELSE '' END),"
 	"  current_user"
 	" FROM c RETURNING id";
 
@@ -425,7 +428,8 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
 	char *scopes = json_strings(client->scopes, client->n_scopes);
 	char *audiences = json_strings(client->audiences, client->n_audiences);
 	char *permissions = json_strings(client->permissions, client->n_permissions);
-	if (!scopes || !audiences || !permissions) {
+	char *upstream_audiences = json_strings(client->upstream_audiences, client->n_upstream_audiences);
+	if (!scopes || !audiences || !permissions || !upstream_audiences) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
 		goto end;
 	}
@@ -436,8 +440,8 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
 	snprintf(grant, sizeof(grant), "%" PRId64, client->max_grant_lifetime);
 	snprintf(grace, sizeof(grace), "%" PRId64, client->refresh_grace);
 	const char *params[] = { client->client_id, hash, scopes, audiences, default_lifetime, max_lifetime,
-				 permissions, risky, grant, grace };
-	res = scrip_sync_query(db, client_create_sql, 10, params, err);
+				 permissions, risky, grant, grace, upstream_audiences };
+	res = scrip_sync_query(db, client_create_sql, 11, params, err);
 	if (!res)
 		goto end;
 	if (scrip_sync_result_rows(res) != 1) {
@@ -452,6 +456,7 @@ end:
 	free(scopes);
 	free(audiences);
 	free(permissions);
+	free(upstream_audiences);
 	return ok;
 }
 
@@ -482,7 +487,7 @@ static const char client_list_sql[] =
 	" 'default_lifetime', default_lifetime, 'max_lifetime', max_lifetime,"
 	" 'risky_max_lifetime', risky_max_lifetime, 'max_grant_lifetime', max_grant_lifetime,"
 	" 'refresh_grace', refresh_grace,"
-	" 'permissions', to_json(permissions),"
+	" 'permissions', to_json(permissions), 'upstream_audiences', to_json(upstream_audiences),"
 	" 'created_at', " SQL_TIME("created_at") ", 'updated_at', " SQL_TIME("updated_at") ")"
 	" ORDER BY client_id COLLATE \"C\"), '[]')::text"
 	" FROM scrip.clients WHERE $1::text IS NULL OR client_id = $1";

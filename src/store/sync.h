@@ -115,6 +115,8 @@ typedef struct {
 	int64_t refresh_grace;      /* seconds, 0..INT32_MAX: rotated refresh token retry window */
 	const char *const *permissions; /* SCRIP_SYNC_PERMISSION_* names, no duplicates; NULL when none */
 	size_t n_permissions;
+	const char *const *upstream_audiences; /* broker mode: those of audiences that only trust the main issuer */
+	size_t n_upstream_audiences;
 } scrip_sync_client_new_t;
 
 /* The permissions a client may hold (scrip.clients.permissions, text[]):

@@ -6,6 +6,7 @@
  * callback (CURLOPT_MAXFILESIZE misses chunked bodies before curl 8.4). */
 #include "upstream/fetch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,9 @@ struct transfer {
 	scrip_fetcher_t *f;
 	CURL *easy;
 	char *url;
+	char *post;          /* form body sent; may hold secrets: wiped on free */
+	size_t post_len;
+	struct curl_slist *headers; /* may hold credentials (Authorization) */
 	char *body;
 	size_t len, cap, max;
 	bool too_big;
@@ -134,6 +138,15 @@ static void transfer_free(struct transfer *t)
 		t->next->prev = t->prev;
 	if (t->easy)
 		curl_easy_cleanup(t->easy);
+	if (t->post) {
+		explicit_bzero(t->post, t->post_len);
+		free(t->post);
+	}
+	for (struct curl_slist *h = t->headers; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
+	curl_slist_free_all(t->headers);
+	if (t->body)
+		explicit_bzero(t->body, t->len); /* token endpoint answers carry tokens */
 	free(t->body);
 	free(t->url);
 	free(t);
@@ -226,16 +239,37 @@ static void deferred_cb(evutil_socket_t fd, short what, void *arg)
 	free(d);
 }
 
-void scrip_fetch_get(scrip_fetcher_t *f, const char *url, long timeout_ms, size_t max_body, scrip_fetch_cb cb,
-		     void *arg)
+/* Answers cb with "cannot fetch: why" from the loop, never from inside the caller. */
+static void refuse_later(scrip_fetcher_t *f, const char *why, scrip_fetch_cb cb, void *arg)
 {
-	const char *why = scrip_config_url_check(url);
-	struct transfer *t = NULL;
-	if (why)
-		goto refuse;
-	t = calloc(1, sizeof(*t));
-	if (!t || !(t->url = strdup(url)) || !(t->easy = curl_easy_init()))
-		goto refuse;
+	struct deferred *d = calloc(1, sizeof(*d));
+	if (!d)
+		abort();
+	d->cb = cb;
+	d->arg = arg;
+	SCRIP_ERR(&d->err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "upstream_url_refused", "cannot fetch: %s", why);
+	struct timeval zero = { 0, 0 };
+	if (event_base_once(f->base, -1, EV_TIMEOUT, deferred_cb, d, &zero) != 0)
+		abort();
+}
+
+/* A transfer of url with the hardening every request gets; NULL (and *why)
+ * when it cannot be made. */
+static struct transfer *transfer_new(scrip_fetcher_t *f, const char *url, long timeout_ms, size_t max_body,
+				     scrip_fetch_cb cb, void *arg, const char **why)
+{
+	*why = scrip_config_url_check(url);
+	if (*why)
+		return NULL;
+	*why = "out of memory";
+	struct transfer *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	if (!(t->url = strdup(url)) || !(t->easy = curl_easy_init())) {
+		transfer_free(t);
+		return NULL;
+	}
+	*why = NULL;
 	t->f = f;
 	t->max = max_body;
 	t->cb = cb;
@@ -255,24 +289,74 @@ void scrip_fetch_get(scrip_fetcher_t *f, const char *url, long timeout_ms, size_
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "scripd/" SCRIP_VERSION);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (curl_multi_add_handle(f->multi, e) != CURLM_OK)
-		goto refuse;
+	return t;
+}
+
+static void transfer_start(struct transfer *t)
+{
+	scrip_fetcher_t *f = t->f;
+	if (curl_multi_add_handle(f->multi, t->easy) != CURLM_OK) {
+		scrip_fetch_cb cb = t->cb;
+		void *arg = t->arg;
+		transfer_free(t);
+		refuse_later(f, "curl refused the transfer", cb, arg);
+		return;
+	}
 	t->next = f->transfers;
 	if (t->next)
 		t->next->prev = t;
 	f->transfers = t;
-	return;
-refuse:;
-	struct deferred *d = calloc(1, sizeof(*d));
-	if (!d)
-		abort();
-	d->cb = cb;
-	d->arg = arg;
-	SCRIP_ERR(&d->err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "upstream_url_refused", "cannot fetch: %s",
-		  why ? why : "out of memory");
-	if (t)
+}
+
+void scrip_fetch_get(scrip_fetcher_t *f, const char *url, long timeout_ms, size_t max_body, scrip_fetch_cb cb,
+		     void *arg)
+{
+	const char *why = NULL;
+	struct transfer *t = transfer_new(f, url, timeout_ms, max_body, cb, arg, &why);
+	if (!t) {
+		refuse_later(f, why, cb, arg);
+		return;
+	}
+	transfer_start(t);
+}
+
+static bool header_add(struct transfer *t, const char *line)
+{
+	struct curl_slist *h = curl_slist_append(t->headers, line);
+	if (!h)
+		return false;
+	t->headers = h;
+	return true;
+}
+
+void scrip_fetch_post_form(scrip_fetcher_t *f, const char *url, const char *form, const char *authorization,
+			   long timeout_ms, size_t max_body, scrip_fetch_cb cb, void *arg)
+{
+	const char *why = NULL;
+	struct transfer *t = transfer_new(f, url, timeout_ms, max_body, cb, arg, &why);
+	if (!t) {
+		refuse_later(f, why, cb, arg);
+		return;
+	}
+	t->post_len = strlen(form);
+	t->post = strdup(form);
+	char *auth_header = NULL;
+	if (authorization && asprintf(&auth_header, "Authorization: %s", authorization) < 0)
+		auth_header = NULL;
+	bool ok = t->post && header_add(t, "Content-Type: application/x-www-form-urlencoded") &&
+		  header_add(t, "Accept: application/json") && (!authorization || (auth_header && header_add(t, auth_header)));
+	if (auth_header) {
+		explicit_bzero(auth_header, strlen(auth_header));
+		free(auth_header);
+	}
+	if (!ok) {
 		transfer_free(t);
-	struct timeval zero = { 0, 0 };
-	if (event_base_once(f->base, -1, EV_TIMEOUT, deferred_cb, d, &zero) != 0)
-		abort();
+		refuse_later(f, "out of memory", cb, arg);
+		return;
+	}
+	curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->post);
+	curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->post_len);
+	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+	transfer_start(t);
 }

@@ -33,4 +33,11 @@ void scrip_fetcher_free(scrip_fetcher_t *f);
 void scrip_fetch_get(scrip_fetcher_t *f, const char *url, long timeout_ms, size_t max_body, scrip_fetch_cb cb,
 		     void *arg);
 
+/* POSTs form (application/x-www-form-urlencoded, already encoded) to url
+ * with the same hardening, and authorization as the Authorization header
+ * value when not NULL. The body and the header are wiped when the transfer
+ * ends, and so is the response body after the callback. */
+void scrip_fetch_post_form(scrip_fetcher_t *f, const char *url, const char *form, const char *authorization,
+			   long timeout_ms, size_t max_body, scrip_fetch_cb cb, void *arg);
+
 #endif

@@ -10,6 +10,7 @@ void scrip_err_set(scrip_err_t *err, scrip_errcode_t code, const char *reason, c
 	if (!err)
 		return;
 	err->code = code;
+	err->retry_after = 0;
 	snprintf(err->reason, sizeof(err->reason), "%s", reason ? reason : "");
 	va_list ap;
 	va_start(ap, fmt);

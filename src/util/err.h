@@ -4,6 +4,8 @@
 #ifndef SCRIP_ERR_H
 #define SCRIP_ERR_H
 
+#include <stdint.h>
+
 #include <stdbool.h>
 
 #define SCRIP_MUST_CHECK __attribute__((warn_unused_result))
@@ -28,6 +30,7 @@ typedef struct {
 	char text[256];       /* description for error_description; never a secret. scrip_err_set makes
 			       * it printable ASCII without '"' or '\\' (RFC 6749 §5.2), except for
 			       * SCRIP_E_CONFIG texts (operators only), which are kept valid UTF-8 */
+	int64_t retry_after;  /* 503: seconds for Retry-After; 0 for the default */
 } scrip_err_t;
 
 /* Sets *err (NULL err allowed: then nothing is recorded). The first error

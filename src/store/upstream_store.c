@@ -1,0 +1,271 @@
+/* upstream_store.c — the lazy upstream's rows (see upstream_store.h). */
+#include "store/upstream_store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+static int64_t int_value(const scrip_db_result_t *res, int col)
+{
+	const char *v = scrip_db_result_value(res, 0, col);
+	return v ? strtoll(v, NULL, 10) : 0;
+}
+
+/* ---- call records ------------------------------------------------------------- */
+
+static const char call_record_sql[] =
+	"INSERT INTO scrip.upstream_calls (upstream, kind, outcome, http_status, error, subject, latency_ms, instance)"
+	" VALUES ($1, $2, $3, $4::integer, left($5, 200), $6, $7::integer, $8)";
+
+static void call_recorded_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	if (err)
+		scrip_log_warn("upstream call not recorded: %s", err->text);
+}
+
+void scrip_store_upstream_call_record(scrip_db_t *db, const scrip_upstream_call_record_t *rec)
+{
+	char status[16], latency[24];
+	snprintf(status, sizeof(status), "%ld", rec->http_status);
+	snprintf(latency, sizeof(latency), "%" PRId64, rec->latency_ms);
+	const char *params[] = { rec->upstream, rec->kind, rec->outcome, rec->http_status ? status : NULL,
+				 rec->error, rec->subject, latency, rec->instance };
+	scrip_db_query(db, call_record_sql, 8, params, call_recorded_cb, NULL);
+}
+
+/* ---- what is held ----------------------------------------------------------------- */
+
+static const char session_get_sql[] =
+	"SELECT s.refresh_sealed, extract(epoch FROM s.confirmed_at)::bigint, extract(epoch FROM s.refused_at)::bigint,"
+	"       a.token_sealed, extract(epoch FROM a.expires_at)::bigint, a.token_ref,"
+	"       extract(epoch FROM now())::bigint"
+	"  FROM (SELECT 1) one"
+	"  LEFT JOIN scrip.upstream_sessions s ON s.upstream = $1 AND s.subject = $2 AND s.scopes = $3"
+	"  LEFT JOIN scrip.upstream_access_tokens a"
+	"         ON a.upstream = s.upstream AND a.subject = s.subject AND a.scopes = s.scopes AND a.audience = $4";
+
+struct session_op {
+	scrip_store_session_cb cb;
+	void *arg;
+};
+
+void scrip_session_row_clear(scrip_session_row_t *row)
+{
+	if (!row)
+		return;
+	if (row->refresh_sealed)
+		explicit_bzero(row->refresh_sealed, row->refresh_sealed_len);
+	if (row->access_sealed)
+		explicit_bzero(row->access_sealed, row->access_sealed_len);
+	free(row->refresh_sealed);
+	free(row->access_sealed);
+	free(row->access_ref);
+	memset(row, 0, sizeof(*row));
+}
+
+static void session_get_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct session_op *op = arg;
+	scrip_session_row_t *row = NULL;
+	scrip_err_t e;
+	scrip_err_clear(&e);
+	if (res && scrip_db_result_rows(res) == 1) {
+		row = calloc(1, sizeof(*row));
+		if (!row)
+			abort();
+		row->exists = scrip_db_result_value(res, 0, 1) != NULL || scrip_db_result_value(res, 0, 2) != NULL ||
+			      scrip_db_result_value(res, 0, 0) != NULL;
+		bool ok = true;
+		if (scrip_db_result_value(res, 0, 0))
+			ok = scrip_db_result_bytea(res, 0, 0, &row->refresh_sealed, &row->refresh_sealed_len);
+		row->confirmed_at = int_value(res, 1);
+		row->refused_at = int_value(res, 2);
+		if (ok && scrip_db_result_value(res, 0, 3)) {
+			ok = scrip_db_result_bytea(res, 0, 3, &row->access_sealed, &row->access_sealed_len);
+			row->access_expires_at = int_value(res, 4);
+			row->access_ref = strdup(scrip_db_result_value(res, 0, 5));
+			ok = ok && row->access_ref;
+		}
+		row->now = int_value(res, 6);
+		if (!ok) {
+			scrip_session_row_clear(row);
+			free(row);
+			row = NULL;
+			SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "bad_session_row", "cannot read the upstream session");
+			err = &e;
+		}
+	} else if (res) {
+		SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "bad_session_row", "cannot read the upstream session");
+		err = &e;
+	}
+	op->cb(row, row ? NULL : err, op->arg);
+	free(op);
+}
+
+void scrip_store_session_get(scrip_db_t *db, const char *upstream, const char *subject, const char *scopes,
+			     const char *audience, scrip_store_session_cb cb, void *arg)
+{
+	struct session_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { upstream, subject, scopes, audience ? audience : "" };
+	scrip_db_query(db, session_get_sql, 4, params, session_get_cb, op);
+}
+
+/* ---- leases ------------------------------------------------------------------------- */
+
+static const char lease_try_sql[] =
+	"INSERT INTO scrip.upstream_leases AS l (key, holder, expires_at)"
+	" VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')"
+	" ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at"
+	"  WHERE l.expires_at < now()"
+	" RETURNING holder";
+
+struct lease_op {
+	scrip_store_lease_cb cb;
+	void *arg;
+};
+
+static void lease_try_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct lease_op *op = arg;
+	op->cb(res && scrip_db_result_rows(res) == 1, res ? NULL : err, op->arg);
+	free(op);
+}
+
+void scrip_store_lease_try(scrip_db_t *db, const char *key, const char *holder, int64_t ttl_ms,
+			   scrip_store_lease_cb cb, void *arg)
+{
+	struct lease_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->cb = cb;
+	op->arg = arg;
+	char ttl[24];
+	snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+	const char *params[] = { key, holder, ttl };
+	scrip_db_query(db, lease_try_sql, 3, params, lease_try_cb, op);
+}
+
+static const char lease_release_sql[] = "DELETE FROM scrip.upstream_leases WHERE key = $1 AND holder = $2";
+
+struct done_op {
+	scrip_store_done_fn cb;
+	void *arg;
+	const char *what;
+};
+
+static void done_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct done_op *op = arg;
+	if (!res)
+		scrip_log_warn("%s: %s", op->what, err->text);
+	if (op->cb)
+		op->cb(res ? NULL : err, op->arg);
+	free(op);
+}
+
+static void query(scrip_db_t *db, const char *sql, int n, const char *const *params, const char *what,
+		  scrip_store_done_fn cb, void *arg)
+{
+	struct done_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->cb = cb;
+	op->arg = arg;
+	op->what = what;
+	scrip_db_query(db, sql, n, params, done_cb, op);
+}
+
+void scrip_store_lease_release(scrip_db_t *db, const char *key, const char *holder, scrip_store_done_fn cb,
+			       void *arg)
+{
+	const char *params[] = { key, holder };
+	query(db, lease_release_sql, 2, params, "upstream lease not released", cb, arg);
+}
+
+/* ---- the issuer's yes and no ----------------------------------------------------------- */
+
+static const char confirmed_sql[] =
+	"WITH s AS ("
+	"  INSERT INTO scrip.upstream_sessions AS u (upstream, subject, scopes, refresh_sealed, confirmed_at)"
+	"  VALUES ($1, $2, $3, decode($4, 'hex'), now())"
+	"  ON CONFLICT (upstream, subject, scopes) DO UPDATE"
+	"     SET refresh_sealed = coalesce(EXCLUDED.refresh_sealed, u.refresh_sealed), confirmed_at = now(),"
+	"         refused_at = NULL, refused_reason = NULL, updated_at = now()"
+	"  RETURNING upstream),"
+	" a AS ("
+	"  INSERT INTO scrip.upstream_access_tokens AS t (upstream, subject, scopes, audience, token_sealed,"
+	"                                                 token_ref, expires_at)"
+	"  SELECT $1, $2, $3, $5, decode($6, 'hex'), $7, to_timestamp($8::bigint) FROM s WHERE $5 IS NOT NULL"
+	"  ON CONFLICT (upstream, subject, scopes, audience) DO UPDATE"
+	"     SET token_sealed = EXCLUDED.token_sealed, token_ref = EXCLUDED.token_ref,"
+	"         expires_at = EXCLUDED.expires_at, obtained_at = now()"
+	"  RETURNING 1),"
+	" r AS ("
+	"  UPDATE scrip.grants SET suspended_at = NULL, suspended_reason = NULL"
+	"   WHERE upstream_issuer = $9 AND subject = $2 AND suspended_at IS NOT NULL AND state = 'active'"
+	"  RETURNING grant_id, client_id, job_id),"
+	" au AS ("
+	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
+	"                                  description)"
+	"  SELECT 'upstream_confirm', 'restored', client_id, $2, $9, job_id, grant_id,"
+	"         'the main issuer confirmed the subject again' FROM r),"
+	" l AS (DELETE FROM scrip.upstream_leases WHERE key = $10 AND holder = $11)"
+	" SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM r)";
+
+void scrip_store_session_confirmed(scrip_db_t *db, const scrip_session_confirm_t *rec, scrip_store_done_fn cb,
+				   void *arg)
+{
+	char exp[24];
+	snprintf(exp, sizeof(exp), "%" PRId64, rec->access_expires_at);
+	bool access = rec->audience && rec->access_sealed_hex;
+	const char *params[] = { rec->upstream,
+				 rec->subject,
+				 rec->scopes,
+				 rec->refresh_sealed_hex,
+				 access ? rec->audience : NULL,
+				 access ? rec->access_sealed_hex : NULL,
+				 access ? rec->access_ref : NULL,
+				 access ? exp : NULL,
+				 rec->upstream_issuer,
+				 rec->lease_key,
+				 rec->holder };
+	query(db, confirmed_sql, 11, params, "upstream confirmation not stored", cb, arg);
+}
+
+static const char refused_sql[] =
+	"WITH s AS ("
+	"  INSERT INTO scrip.upstream_sessions AS u (upstream, subject, scopes, refused_at, refused_reason)"
+	"  VALUES ($1, $2, $3, now(), $4)"
+	"  ON CONFLICT (upstream, subject, scopes) DO UPDATE"
+	"     SET refused_at = now(), refused_reason = $4, updated_at = now(),"
+	"         refresh_sealed = CASE WHEN $5 THEN NULL ELSE u.refresh_sealed END"
+	"  RETURNING upstream),"
+	" a AS (DELETE FROM scrip.upstream_access_tokens WHERE upstream = $1 AND subject = $2),"
+	" g AS ("
+	"  UPDATE scrip.grants SET suspended_at = now(), suspended_reason = 'main issuer: ' || $4"
+	"   WHERE upstream_issuer = $6 AND subject = $2 AND suspended_at IS NULL AND state = 'active'"
+	"     AND expires_at > now()"
+	"  RETURNING grant_id, client_id, job_id),"
+	" au AS ("
+	"  INSERT INTO scrip.audit_events (event, outcome, error, reason, client_id, subject, upstream_issuer, job_id,"
+	"                                  grant_id, description)"
+	"  SELECT 'upstream_confirm', 'suspended', 'invalid_grant', 'upstream_refused', client_id, $2, $6, job_id,"
+	"         grant_id, 'the main issuer refused the subject: ' || $4 FROM g),"
+	" l AS (DELETE FROM scrip.upstream_leases WHERE key = $7 AND holder = $8)"
+	" SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM g)";
+
+void scrip_store_session_refused(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
+				 void *arg)
+{
+	const char *params[] = { rec->upstream,        rec->subject,    rec->scopes,
+				 rec->reason,          rec->drop_refresh ? "true" : "false",
+				 rec->upstream_issuer, rec->lease_key,  rec->holder };
+	query(db, refused_sql, 8, params, "upstream refusal not stored", cb, arg);
+}

@@ -1,0 +1,103 @@
+/* upstream_store.h — what the lazy upstream keeps in PostgreSQL: the
+ * relationship held with a main issuer per (upstream, subject, scope set),
+ * the leases that make several scripd share one upstream call, and the
+ * record of every call. Sealed values travel as hex of
+ * nonce || ciphertext || tag; this module never sees a token in clear. */
+#ifndef SCRIP_UPSTREAM_STORE_H
+#define SCRIP_UPSTREAM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/db.h"
+#include "util/err.h"
+
+/* One HTTP attempt at a main issuer. */
+typedef struct {
+	const char *upstream;
+	const char *kind;    /* discovery | jwks | exchange | refresh | introspect */
+	const char *outcome; /* ok | refused | error */
+	long http_status;    /* 0: no response */
+	const char *error;   /* NULL when ok */
+	const char *subject; /* NULL when unknown */
+	int64_t latency_ms;
+	const char *instance;
+} scrip_upstream_call_record_t;
+
+/* Records the call; failures are logged, never reported (a lost record
+ * must not fail the request it served). */
+void scrip_store_upstream_call_record(scrip_db_t *db, const scrip_upstream_call_record_t *rec);
+
+/* What is held for one (upstream, subject, scope set) and audience. */
+typedef struct {
+	bool exists;
+	uint8_t *refresh_sealed; /* NULL: none */
+	size_t refresh_sealed_len;
+	int64_t confirmed_at; /* unix seconds; 0 never */
+	int64_t refused_at;   /* 0: not refused */
+	uint8_t *access_sealed; /* for the audience asked; NULL: none */
+	size_t access_sealed_len;
+	int64_t access_expires_at;
+	char *access_ref;
+	int64_t now; /* the database's clock, unix seconds */
+} scrip_session_row_t;
+
+void scrip_session_row_clear(scrip_session_row_t *row);
+
+/* row is NULL on failure; owned by the caller after the callback. */
+typedef void (*scrip_store_session_cb)(scrip_session_row_t *row, const scrip_err_t *err, void *arg);
+void scrip_store_session_get(scrip_db_t *db, const char *upstream, const char *subject, const char *scopes,
+			     const char *audience, scrip_store_session_cb cb, void *arg);
+
+/* Takes the lease named key for holder for ttl_ms unless another holder's
+ * lease is still running. */
+typedef void (*scrip_store_lease_cb)(bool acquired, const scrip_err_t *err, void *arg);
+void scrip_store_lease_try(scrip_db_t *db, const char *key, const char *holder, int64_t ttl_ms,
+			   scrip_store_lease_cb cb, void *arg);
+
+/* Drops the lease if holder still holds it; cb may be NULL. */
+typedef void (*scrip_store_done_fn)(const scrip_err_t *err, void *arg);
+void scrip_store_lease_release(scrip_db_t *db, const char *key, const char *holder, scrip_store_done_fn cb,
+			       void *arg);
+
+/* The main issuer said yes. */
+typedef struct {
+	const char *upstream;
+	const char *upstream_issuer; /* for the grants of the subject */
+	const char *subject;
+	const char *scopes;
+	const char *refresh_sealed_hex; /* a new or rotated refresh token; NULL keeps the one held */
+	const char *audience;           /* broker: the access token's audience; NULL: no access token */
+	const char *access_sealed_hex;
+	const char *access_ref;
+	int64_t access_expires_at;
+	const char *lease_key; /* released in the same statement */
+	const char *holder;
+} scrip_session_confirm_t;
+
+/* In one statement: stores what was obtained, marks the session confirmed
+ * (clearing a refusal), lifts the suspension of the subject's grants at
+ * that issuer (one 'restored' audit row each) and releases the lease. */
+void scrip_store_session_confirmed(scrip_db_t *db, const scrip_session_confirm_t *rec, scrip_store_done_fn cb,
+				   void *arg);
+
+/* The main issuer said no. */
+typedef struct {
+	const char *upstream;
+	const char *upstream_issuer;
+	const char *subject;
+	const char *scopes;
+	const char *reason; /* the issuer's error code */
+	bool drop_refresh;  /* the held refresh token was refused: forget it */
+	const char *lease_key;
+	const char *holder;
+} scrip_session_refuse_t;
+
+/* In one statement: marks the session refused, drops the subject's cached
+ * access tokens at that issuer, suspends the subject's active grants there
+ * (one 'suspended' audit row each) and releases the lease. */
+void scrip_store_session_refused(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
+				 void *arg);
+
+#endif

@@ -1,0 +1,747 @@
+/* lazy.c — the lazy upstream (see lazy.h). One flight per key; its leader
+ * is a job that moves through:
+ *
+ *   READING (session row) ─▶ custody decides
+ *      serve / refused / no session ─────────────────────────────▶ land
+ *      call needed, no lease ─▶ LEASING ─▶ got it ─▶ READING again (under the lease)
+ *                                       └▶ held elsewhere ─▶ WAITING (poll) ─▶ READING
+ *      call needed, leased ─▶ CALLING ─▶ yes ─▶ STORING (confirmed) ─▶ land
+ *                                      └▶ no  ─▶ STORING (refused, grants suspended) ─▶ land
+ *                                      └▶ failed ─▶ lease released ─▶ land 503 */
+#include "upstream/lazy.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/custody.h"
+#include "jose/jwt.h"
+#include "store/upstream_store.h"
+#include "upstream/flight.h"
+#include "util/aead.h"
+#include "util/formenc.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+#define POLL_MS 40            /* how often a waiter for another instance's lease looks again */
+#define INTROSPECTION_CACHE_MAX 20000
+
+#define TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
+#define TOKEN_TYPE_REFRESH "urn:ietf:params:oauth:token-type:refresh_token"
+#define GRANT_TYPE_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
+
+typedef enum { JOB_READING, JOB_LEASING, JOB_WAITING, JOB_CALLING, JOB_STORING } job_step_t;
+
+/* A flight's leader: everything one session question owns. */
+typedef struct job {
+	struct job *prev, *next; /* the jobs alive, for shutdown */
+	scrip_lazy_t *l;
+	job_step_t step;
+	char *key;          /* the flight */
+	char *lease_key;    /* the session: upstream|subject|scopes */
+	char holder[64];    /* this instance and job, in the lease row */
+	bool leased;
+	int64_t deadline_ms; /* a waiter for someone else's lease gives up here */
+	struct event *timer;
+	/* the question, copied */
+	size_t up;
+	char *issuer, *subject, *scopes, *subject_token, *audience;
+	bool need_refresh, need_confirmation;
+	scrip_custody_action_t action;
+	char *refresh_token; /* unsealed from the row for a refresh; wiped */
+	/* the answer being built */
+	char *access_token; /* wiped */
+	char access_ref[80];
+	int64_t access_expires_at;
+	char *refresh_hex, *access_hex; /* sealed, for the store */
+	char refusal[48];
+	scrip_lazy_result_t result;
+} job_t;
+
+typedef struct cached_introspection {
+	struct cached_introspection *next;
+	char hash[65];
+	json_t *claims;
+	int64_t until; /* unix seconds */
+} cached_introspection_t;
+
+struct scrip_lazy {
+	struct event_base *base;
+	scrip_db_t *db;
+	scrip_oauth_t *oauth;
+	const scrip_config_t *cfg;
+	const uint8_t *enc_key;
+	char *instance;
+	unsigned long next_job;
+	bool stopping;
+	scrip_flights_t *flights;
+	job_t *jobs;
+	cached_introspection_t *introspected;
+	size_t n_introspected;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the object ---------------------------------------------------------------- */
+
+scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, scrip_oauth_t *oauth,
+			     const scrip_config_t *cfg, const uint8_t enc_key[32], const char *instance)
+{
+	scrip_lazy_t *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->base = base;
+	l->db = db;
+	l->oauth = oauth;
+	l->cfg = cfg;
+	l->enc_key = enc_key;
+	l->instance = strdup(instance);
+	l->flights = scrip_flights_new();
+	if (!l->instance || !l->flights) {
+		scrip_lazy_free(l);
+		return NULL;
+	}
+	return l;
+}
+
+static void unavailable(scrip_lazy_result_t *r, int64_t retry_after, const char *reason, const char *text)
+{
+	r->outcome = SCRIP_LAZY_UNAVAILABLE;
+	r->retry_after = retry_after > 0 ? retry_after : 1;
+	SCRIP_ERR(&r->err, SCRIP_E_TEMPORARILY_UNAVAILABLE, reason, "%s", text);
+}
+
+static void job_free(job_t *j)
+{
+	scrip_lazy_t *l = j->l;
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		l->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	if (j->timer)
+		event_free(j->timer);
+	free(j->key);
+	free(j->lease_key);
+	free(j->issuer);
+	free(j->subject);
+	free(j->scopes);
+	scrip_secret_free(j->subject_token);
+	free(j->audience);
+	scrip_secret_free(j->refresh_token);
+	scrip_secret_free(j->access_token);
+	free(j->refresh_hex);
+	free(j->access_hex);
+	free(j);
+}
+
+/* Every waiter gets j->result; then the job is gone. */
+static void job_land(job_t *j)
+{
+	scrip_lazy_t *l = j->l;
+	char *key = j->key;
+	j->key = NULL;
+	if (j->result.outcome == SCRIP_LAZY_OK && j->audience) {
+		/* Borrowed from j, which outlives the waiters' callbacks. */
+		j->result.access_token = j->access_token;
+		j->result.access_expires_at = j->access_expires_at;
+		j->result.access_ref = j->access_ref;
+	}
+	scrip_flight_land(l->flights, key, &j->result);
+	free(key);
+	job_free(j);
+}
+
+void scrip_lazy_shutdown(scrip_lazy_t *l)
+{
+	if (!l)
+		return;
+	l->stopping = true;
+	/* Jobs waiting on a timer are answered now; those waiting on the
+	 * database or an upstream call are answered when those fail. */
+	for (job_t *j = l->jobs, *next; j; j = next) {
+		next = j->next;
+		if (j->step == JOB_WAITING) {
+			unavailable(&j->result, 1, "service_stopping", "the service is stopping");
+			job_land(j);
+		}
+	}
+}
+
+void scrip_lazy_free(scrip_lazy_t *l)
+{
+	if (!l)
+		return;
+	scrip_lazy_shutdown(l);
+	while (l->jobs) {
+		unavailable(&l->jobs->result, 1, "service_stopping", "the service is stopping");
+		job_land(l->jobs);
+	}
+	while (l->introspected) {
+		cached_introspection_t *c = l->introspected;
+		l->introspected = c->next;
+		json_decref(c->claims);
+		free(c);
+	}
+	scrip_flights_free(l->flights);
+	free(l->instance);
+	free(l);
+}
+
+/* ---- sealing ------------------------------------------------------------------------ */
+
+/* Associated data binds a sealed token to its row and kind. */
+static char *seal_ad(const job_t *j, const char *kind)
+{
+	char *ad = NULL;
+	if (asprintf(&ad, "scrip-upstream-%s|%s|%s|%s|%s", kind, j->l->cfg->upstreams[j->up].name, j->subject,
+		     j->scopes, j->audience && strcmp(kind, "access") == 0 ? j->audience : "") < 0)
+		abort();
+	return ad;
+}
+
+static char *seal_hex(const job_t *j, const char *kind, const char *plain)
+{
+	char *ad = seal_ad(j, kind);
+	uint8_t *sealed = NULL;
+	size_t len = 0;
+	char *hex = NULL;
+	if (scrip_aead_seal(j->l->enc_key, (const uint8_t *)plain, strlen(plain), (const uint8_t *)ad, strlen(ad),
+			    &sealed, &len)) {
+		static const char digits[] = "0123456789abcdef";
+		hex = malloc(2 * len + 1);
+		for (size_t i = 0; hex && i < len; i++) {
+			hex[2 * i] = digits[sealed[i] >> 4];
+			hex[2 * i + 1] = digits[sealed[i] & 15];
+		}
+		if (hex)
+			hex[2 * len] = '\0';
+	}
+	free(sealed);
+	free(ad);
+	return hex;
+}
+
+static char *unseal(const job_t *j, const char *kind, const uint8_t *sealed, size_t len)
+{
+	char *ad = seal_ad(j, kind);
+	uint8_t *plain = NULL;
+	size_t plain_len = 0;
+	bool ok = scrip_aead_open(j->l->enc_key, sealed, len, (const uint8_t *)ad, strlen(ad), &plain, &plain_len);
+	free(ad);
+	return ok ? (char *)plain : NULL;
+}
+
+/* ---- the steps ---------------------------------------------------------------------- */
+
+static void job_read(job_t *j);
+static void job_call(job_t *j);
+
+static void set_step(job_t *j, job_step_t step)
+{
+	static const char *const names[] = { "reading", "leasing", "waiting", "calling", "storing" };
+	scrip_log_debug("upstream %s session %p: %s -> %s", j->l->cfg->upstreams[j->up].name, (void *)j,
+			names[j->step], names[step]);
+	j->step = step;
+}
+
+static void lease_released_cb(const scrip_err_t *err, void *arg)
+{
+	job_land(arg);
+}
+
+/* Lands j, releasing its lease first when it holds one. */
+static void job_finish(job_t *j)
+{
+	if (j->leased && !j->l->stopping) {
+		j->leased = false;
+		set_step(j, JOB_STORING);
+		scrip_store_lease_release(j->l->db, j->lease_key, j->holder, lease_released_cb, j);
+		return;
+	}
+	job_land(j);
+}
+
+static void refused(job_t *j, const char *reason, const char *text)
+{
+	j->result.outcome = SCRIP_LAZY_REFUSED;
+	SCRIP_ERR(&j->result.err, SCRIP_E_INVALID_GRANT, reason, "%s", text);
+}
+
+static void poll_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	job_read(arg);
+}
+
+static void lease_cb(bool acquired, const scrip_err_t *err, void *arg)
+{
+	job_t *j = arg;
+	if (err) {
+		unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
+		job_land(j);
+		return;
+	}
+	if (acquired) {
+		j->leased = true;
+		job_read(j); /* what the previous holder wrote may answer already */
+		return;
+	}
+	if (mono_ms() > j->deadline_ms || j->l->stopping) {
+		unavailable(&j->result, 1, "upstream_busy", "another scripd is asking the main issuer; try again");
+		job_land(j);
+		return;
+	}
+	set_step(j, JOB_WAITING);
+	if (!j->timer && !(j->timer = evtimer_new(j->l->base, poll_timer_cb, j)))
+		abort();
+	struct timeval tv = { 0, POLL_MS * 1000 };
+	evtimer_add(j->timer, &tv);
+}
+
+/* What the session row holds, as custody sees it; unseals the access token
+ * into j when it is usable. */
+static scrip_custody_state_t held_state(job_t *j, const scrip_session_row_t *row)
+{
+	scrip_custody_state_t held = {
+		.has_refresh = row->refresh_sealed != NULL,
+		.confirmed_at = row->confirmed_at,
+		.refused_at = row->refused_at,
+	};
+	if (row->access_sealed) {
+		scrip_secret_free(j->access_token);
+		j->access_token = unseal(j, "access", row->access_sealed, row->access_sealed_len);
+		held.has_access = j->access_token != NULL;
+		held.access_expires_at = row->access_expires_at;
+		j->access_expires_at = row->access_expires_at;
+		snprintf(j->access_ref, sizeof(j->access_ref), "%s", row->access_ref ? row->access_ref : "");
+	}
+	if (row->refresh_sealed) {
+		scrip_secret_free(j->refresh_token);
+		j->refresh_token = unseal(j, "refresh", row->refresh_sealed, row->refresh_sealed_len);
+		if (!j->refresh_token) {
+			scrip_log_error("upstream %s: a held refresh token cannot be unsealed (another encryption_key?)",
+					j->l->cfg->upstreams[j->up].name);
+			held.has_refresh = false;
+		}
+	}
+	return held;
+}
+
+static void session_cb(scrip_session_row_t *row, const scrip_err_t *err, void *arg)
+{
+	job_t *j = arg;
+	const scrip_upstream_config_t *u = &j->l->cfg->upstreams[j->up];
+	if (!row) {
+		unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
+		job_finish(j);
+		return;
+	}
+	scrip_custody_state_t held = held_state(j, row);
+	scrip_custody_need_t need = {
+		.have_subject_token = j->subject_token != NULL,
+		.need_refresh = j->need_refresh,
+		.need_confirmation = j->need_confirmation,
+		.need_access = j->audience != NULL,
+		.confirm_interval = u->confirm_interval,
+		.min_remaining = u->min_remaining,
+		.now = row->now,
+	};
+	j->action = scrip_custody_decide(&held, &need);
+	scrip_session_row_clear(row);
+	free(row);
+	switch (j->action) {
+	case SCRIP_CUSTODY_SERVE:
+		j->result.outcome = SCRIP_LAZY_OK;
+		job_finish(j);
+		return;
+	case SCRIP_CUSTODY_REFUSED:
+		refused(j, "upstream_refused", "the main issuer has refused this user");
+		job_finish(j);
+		return;
+	case SCRIP_CUSTODY_NO_SESSION:
+		refused(j, "no_upstream_session",
+			"scrip holds nothing at the main issuer for this user and scope set: make a new grant");
+		job_finish(j);
+		return;
+	case SCRIP_CUSTODY_EXCHANGE:
+	case SCRIP_CUSTODY_REFRESH:
+		break;
+	}
+	if (j->l->stopping) {
+		unavailable(&j->result, 1, "service_stopping", "the service is stopping");
+		job_finish(j);
+		return;
+	}
+	if (!j->leased) {
+		set_step(j, JOB_LEASING);
+		int64_t ttl = u->timeout * 1000 * (u->retries + 1) + 10000 * u->retries + 2000;
+		scrip_store_lease_try(j->l->db, j->lease_key, j->holder, ttl, lease_cb, j);
+		return;
+	}
+	job_call(j);
+}
+
+static void job_read(job_t *j)
+{
+	set_step(j, JOB_READING);
+	scrip_store_session_get(j->l->db, j->l->cfg->upstreams[j->up].name, j->subject, j->scopes, j->audience,
+				session_cb, j);
+}
+
+/* ---- the call and what it brings --------------------------------------------------------- */
+
+static void stored_cb(const scrip_err_t *err, void *arg)
+{
+	job_t *j = arg;
+	j->leased = false; /* the statement released it */
+	if (err && j->result.outcome == SCRIP_LAZY_OK) {
+		/* The issuer's answer (maybe a rotated refresh token) is lost: fail closed. */
+		scrip_log_error("upstream %s: the session of %s could not be stored: %s",
+				j->l->cfg->upstreams[j->up].name, j->subject, err->text);
+		unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
+	}
+	job_land(j);
+}
+
+/* "jti:…" when the token is a JWT with a jti, else "sha256:…" of its bytes. */
+static void token_ref(const char *token, char *ref, size_t size)
+{
+	scrip_jwt_t jwt;
+	scrip_err_t err;
+	memset(&jwt, 0, sizeof(jwt));
+	scrip_err_clear(&err);
+	const char *jti = NULL;
+	if (scrip_jwt_parse(token, strlen(token), &jwt, &err))
+		jti = json_string_value(json_object_get(jwt.claims, "jti"));
+	if (jti && strlen(jti) <= 64) {
+		snprintf(ref, size, "jti:%s", jti);
+	} else {
+		char hex[65];
+		scrip_sha256_hex(token, strlen(token), hex);
+		snprintf(ref, size, "sha256:%s", hex);
+	}
+	scrip_jwt_clear(&jwt);
+}
+
+/* Reads the issuer's yes: the refresh token (RFC 8693 puts a requested
+ * refresh token in access_token; INDIGO IAM sends refresh_token beside an
+ * access token) and the access token with its lifetime. */
+static bool take_answer(job_t *j, const json_t *body, const char **why)
+{
+	const char *issued_type = json_string_value(json_object_get(body, "issued_token_type"));
+	const char *access = json_string_value(json_object_get(body, "access_token"));
+	const char *refresh = json_string_value(json_object_get(body, "refresh_token"));
+	if (issued_type && strcmp(issued_type, TOKEN_TYPE_REFRESH) == 0) {
+		refresh = access;
+		access = NULL;
+	}
+	json_int_t expires_in = json_integer_value(json_object_get(body, "expires_in"));
+	if (j->need_refresh && !refresh && j->action == SCRIP_CUSTODY_EXCHANGE) {
+		*why = "the main issuer returned no refresh token (does it need offline_access in extra_scopes?)";
+		return false;
+	}
+	if (j->audience && (!access || expires_in <= 0)) {
+		*why = "the main issuer returned no access token with an expiry";
+		return false;
+	}
+	if (refresh && !(j->refresh_hex = seal_hex(j, "refresh", refresh))) {
+		*why = "cannot seal the refresh token";
+		return false;
+	}
+	if (j->audience) {
+		scrip_secret_free(j->access_token);
+		j->access_token = strdup(access);
+		j->access_expires_at = (int64_t)time(NULL) + expires_in;
+		token_ref(access, j->access_ref, sizeof(j->access_ref));
+		if (!j->access_token || !(j->access_hex = seal_hex(j, "access", access))) {
+			*why = "cannot seal the access token";
+			return false;
+		}
+	}
+	return true;
+}
+
+static void call_cb(const scrip_oauth_result_t *r, void *arg)
+{
+	job_t *j = arg;
+	const scrip_upstream_config_t *u = &j->l->cfg->upstreams[j->up];
+	const char *why = NULL;
+	if (r->outcome == SCRIP_OAUTH_ERROR) {
+		j->result.outcome = SCRIP_LAZY_UNAVAILABLE;
+		j->result.err = r->err;
+		j->result.retry_after = r->retry_after;
+		job_finish(j);
+		return;
+	}
+	if (r->outcome == SCRIP_OAUTH_REFUSED) {
+		snprintf(j->refusal, sizeof(j->refusal), "%s", r->error);
+		scrip_log_warn("upstream %s refused %s for %s: %s", u->name, scrip_custody_action_name(j->action),
+			       j->subject, r->error);
+		refused(j, "upstream_refused", "the main issuer refused this user");
+		scrip_session_refuse_t rec = {
+			.upstream = u->name,
+			.upstream_issuer = j->issuer,
+			.subject = j->subject,
+			.scopes = j->scopes,
+			.reason = j->refusal,
+			.drop_refresh = j->action == SCRIP_CUSTODY_REFRESH,
+			.lease_key = j->lease_key,
+			.holder = j->holder,
+		};
+		set_step(j, JOB_STORING);
+		scrip_store_session_refused(j->l->db, &rec, stored_cb, j);
+		return;
+	}
+	if (!take_answer(j, r->body, &why)) {
+		scrip_log_error("upstream %s %s: %s", u->name, scrip_custody_action_name(j->action), why);
+		unavailable(&j->result, u->breaker_cooldown, "upstream_bad_answer", "the main issuer's answer is unusable");
+		job_finish(j);
+		return;
+	}
+	j->result.outcome = SCRIP_LAZY_OK;
+	scrip_session_confirm_t rec = {
+		.upstream = u->name,
+		.upstream_issuer = j->issuer,
+		.subject = j->subject,
+		.scopes = j->scopes,
+		.refresh_sealed_hex = j->refresh_hex,
+		.audience = j->audience,
+		.access_sealed_hex = j->access_hex,
+		.access_ref = j->access_ref,
+		.access_expires_at = j->access_expires_at,
+		.lease_key = j->lease_key,
+		.holder = j->holder,
+	};
+	set_step(j, JOB_STORING);
+	scrip_store_session_confirmed(j->l->db, &rec, stored_cb, j);
+}
+
+/* The scope set scrip asks the issuer for: the session's, plus extra_scopes. */
+static char *requested_scope(const job_t *j)
+{
+	const char *extra = j->l->cfg->upstreams[j->up].extra_scopes;
+	char *s = NULL;
+	if (asprintf(&s, "%s%s%s", j->scopes, extra ? " " : "", extra ? extra : "") < 0)
+		abort();
+	return s;
+}
+
+static void job_call(job_t *j)
+{
+	scrip_formenc_t form = { 0 };
+	scrip_call_kind_t kind;
+	set_step(j, JOB_CALLING);
+	if (j->action == SCRIP_CUSTODY_EXCHANGE) {
+		char *scope = requested_scope(j);
+		kind = SCRIP_CALL_EXCHANGE;
+		scrip_formenc_add(&form, "grant_type", GRANT_TYPE_EXCHANGE);
+		scrip_formenc_add(&form, "subject_token", j->subject_token);
+		scrip_formenc_add(&form, "subject_token_type", TOKEN_TYPE_ACCESS);
+		scrip_formenc_add(&form, "requested_token_type", j->need_refresh ? TOKEN_TYPE_REFRESH : TOKEN_TYPE_ACCESS);
+		scrip_formenc_add(&form, "scope", scope);
+		free(scope);
+	} else {
+		kind = SCRIP_CALL_REFRESH;
+		scrip_formenc_add(&form, "grant_type", "refresh_token");
+		scrip_formenc_add(&form, "refresh_token", j->refresh_token);
+		scrip_formenc_add(&form, "audience", j->audience);
+	}
+	scrip_oauth_call(j->l->oauth, j->up, kind, &form, j->subject, call_cb, j);
+	scrip_formenc_clear(&form);
+}
+
+/* ---- entry ------------------------------------------------------------------------------ */
+
+struct session_waiter {
+	scrip_lazy_cb cb;
+	void *arg;
+};
+
+static void session_landed(const void *result, void *arg)
+{
+	struct session_waiter *w = arg;
+	w->cb(result, w->arg);
+	free(w);
+}
+
+void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy_cb cb, void *arg)
+{
+	const char *up = l->cfg->upstreams[ask->upstream].name;
+	char *key = NULL, *lease_key = NULL;
+	if (asprintf(&lease_key, "%s|%s|%s", up, ask->subject, ask->scopes) < 0 ||
+	    asprintf(&key, "%s|%s|%c%c%c", lease_key, ask->audience ? ask->audience : "",
+		     ask->subject_token ? 'x' : '-', ask->need_refresh ? 'r' : '-', ask->need_confirmation ? 'c' : '-') < 0)
+		abort();
+	struct session_waiter *w = calloc(1, sizeof(*w));
+	if (!w)
+		abort();
+	w->cb = cb;
+	w->arg = arg;
+	if (!scrip_flight_join(l->flights, key, session_landed, w)) {
+		free(key);
+		free(lease_key);
+		return; /* another request is asking already: its answer will be ours */
+	}
+	job_t *j = calloc(1, sizeof(*j));
+	if (!j)
+		abort();
+	j->l = l;
+	j->key = key;
+	j->lease_key = lease_key;
+	snprintf(j->holder, sizeof(j->holder), "%.40s/%lu", l->instance, ++l->next_job);
+	j->up = ask->upstream;
+	j->issuer = strdup(ask->upstream_issuer);
+	j->subject = strdup(ask->subject);
+	j->scopes = strdup(ask->scopes);
+	j->subject_token = ask->subject_token ? strdup(ask->subject_token) : NULL;
+	j->audience = ask->audience ? strdup(ask->audience) : NULL;
+	j->need_refresh = ask->need_refresh;
+	j->need_confirmation = ask->need_confirmation;
+	const scrip_upstream_config_t *u = &l->cfg->upstreams[j->up];
+	j->deadline_ms = mono_ms() + u->timeout * 1000 * (u->retries + 1) + 10000 * u->retries + 3000;
+	if (!j->issuer || !j->subject || !j->scopes || (ask->subject_token && !j->subject_token) ||
+	    (ask->audience && !j->audience))
+		abort();
+	j->next = l->jobs;
+	if (j->next)
+		j->next->prev = j;
+	l->jobs = j;
+	if (l->stopping) {
+		unavailable(&j->result, 1, "service_stopping", "the service is stopping");
+		job_land(j);
+		return;
+	}
+	job_read(j);
+}
+
+/* ---- opaque tokens --------------------------------------------------------------------------- */
+
+typedef struct {
+	scrip_lazy_t *l;
+	size_t up;
+	char hash[65];
+	char *key;
+} introspection_t;
+
+struct introspect_waiter {
+	scrip_lazy_introspect_cb cb;
+	void *arg;
+};
+
+typedef struct {
+	const json_t *claims;
+	scrip_lazy_result_t result;
+} introspection_landing_t;
+
+static void introspect_landed(const void *result, void *arg)
+{
+	const introspection_landing_t *landing = result;
+	struct introspect_waiter *w = arg;
+	w->cb(landing->claims, &landing->result, w->arg);
+	free(w);
+}
+
+static const json_t *cache_find(scrip_lazy_t *l, const char *hash, int64_t now)
+{
+	for (cached_introspection_t **p = &l->introspected; *p;) {
+		cached_introspection_t *c = *p;
+		if (c->until <= now) { /* expired: dropped on the way */
+			*p = c->next;
+			json_decref(c->claims);
+			free(c);
+			l->n_introspected--;
+			continue;
+		}
+		if (strcmp(c->hash, hash) == 0)
+			return c->claims;
+		p = &c->next;
+	}
+	return NULL;
+}
+
+static void cache_add(scrip_lazy_t *l, const char *hash, json_t *claims, int64_t until)
+{
+	if (l->n_introspected >= INTROSPECTION_CACHE_MAX)
+		return; /* full of live entries: serve uncached rather than grow */
+	cached_introspection_t *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	snprintf(c->hash, sizeof(c->hash), "%s", hash);
+	c->claims = json_incref(claims);
+	c->until = until;
+	c->next = l->introspected;
+	l->introspected = c;
+	l->n_introspected++;
+}
+
+static void introspected_cb(const scrip_oauth_result_t *r, void *arg)
+{
+	introspection_t *in = arg;
+	scrip_lazy_t *l = in->l;
+	const scrip_upstream_config_t *u = &l->cfg->upstreams[in->up];
+	introspection_landing_t landing = { 0 };
+	if (r->outcome == SCRIP_OAUTH_OK) {
+		landing.result.outcome = SCRIP_LAZY_OK;
+		json_t *active = json_object_get(r->body, "active");
+		json_int_t exp = json_integer_value(json_object_get(r->body, "exp"));
+		int64_t now = (int64_t)time(NULL);
+		if (json_is_true(active)) {
+			landing.claims = r->body;
+			int64_t until = now + u->introspection_cache_ttl;
+			if (exp > 0 && exp < until)
+				until = exp;
+			if (exp > now && until > now)
+				cache_add(l, in->hash, r->body, until);
+		}
+	} else if (r->outcome == SCRIP_OAUTH_REFUSED) {
+		landing.result.outcome = SCRIP_LAZY_OK; /* a refused introspection: treat as inactive */
+	} else {
+		landing.result.outcome = SCRIP_LAZY_UNAVAILABLE;
+		landing.result.err = r->err;
+		landing.result.retry_after = r->retry_after;
+	}
+	scrip_flight_land(l->flights, in->key, &landing);
+	free(in->key);
+	free(in);
+}
+
+void scrip_lazy_introspect(scrip_lazy_t *l, size_t up, const char *token, scrip_lazy_introspect_cb cb, void *arg)
+{
+	char hash[65];
+	scrip_sha256_hex(token, strlen(token), hash);
+	const json_t *cached = cache_find(l, hash, (int64_t)time(NULL));
+	if (cached) {
+		scrip_lazy_result_t r = { .outcome = SCRIP_LAZY_OK };
+		cb(cached, &r, arg);
+		return;
+	}
+	struct introspect_waiter *w = calloc(1, sizeof(*w));
+	introspection_t *in = calloc(1, sizeof(*in));
+	char *key = NULL;
+	if (!w || !in || asprintf(&key, "introspect|%s|%s", l->cfg->upstreams[up].name, hash) < 0)
+		abort();
+	w->cb = cb;
+	w->arg = arg;
+	if (!scrip_flight_join(l->flights, key, introspect_landed, w)) {
+		free(key);
+		free(in);
+		return;
+	}
+	in->l = l;
+	in->up = up;
+	in->key = key;
+	snprintf(in->hash, sizeof(in->hash), "%s", hash);
+	scrip_formenc_t form = { 0 };
+	scrip_formenc_add(&form, "token", token);
+	scrip_formenc_add(&form, "token_type_hint", "access_token");
+	scrip_oauth_call(l->oauth, up, SCRIP_CALL_INTROSPECT, &form, NULL, introspected_cb, in);
+	scrip_formenc_clear(&form);
+}

@@ -1,0 +1,447 @@
+/* oauth.c — calls to main issuers' token and introspection endpoints (see
+ * oauth.h). One call moves through:
+ *
+ *   endpoints known? ── no ─▶ discovery (one at a time per upstream; calls wait)
+ *     ─▶ breaker allows? ── no ─▶ ERROR, Retry-After
+ *     ─▶ POST ─▶ classify ─▶ OK | REFUSED ─▶ answer
+ *                          └▶ retryable failure ─▶ backoff timer ─▶ breaker allows? ...
+ *                          └▶ failure, no attempts left ─▶ ERROR */
+#include "upstream/oauth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/breaker.h"
+#include "store/upstream_store.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+#define DISCOVERY_MAX_BYTES (64 * 1024)
+#define ANSWER_MAX_BYTES (256 * 1024)
+#define BACKOFF_CAP_MS 10000
+
+struct call {
+	struct call *prev, *next; /* every call alive, for shutdown */
+	struct call *next_waiting; /* waiting for discovery */
+	scrip_oauth_t *o;
+	size_t up;
+	scrip_call_kind_t kind;
+	char *form;   /* wiped on free */
+	char *subject;
+	scrip_oauth_cb cb;
+	void *arg;
+	int attempt;  /* HTTP attempts made */
+	int64_t attempt_started_ms;
+	struct event *retry_timer;
+	bool in_transfer; /* a POST (or the discovery it waits for) is out: the fetcher will answer */
+};
+
+typedef struct {
+	char *token_endpoint;         /* configured or discovered; NULL until known */
+	char *introspection_endpoint;
+	bool discovering;
+	struct call *waiting;         /* calls waiting for discovery */
+	char *authorization;          /* "Basic ..." from client_id/secret; wiped on free */
+	scrip_breaker_t breaker;
+	unsigned long counts[SCRIP_CALL_KINDS][SCRIP_OAUTH_OUTCOMES];
+} upstream_state_t;
+
+struct scrip_oauth {
+	struct event_base *base;
+	scrip_fetcher_t *fetcher;
+	scrip_db_t *db;
+	const scrip_config_t *cfg;
+	char *instance;
+	bool stopping;
+	struct call *calls;
+	upstream_state_t up[SCRIP_UPSTREAMS_MAX];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *scrip_call_kind_name(scrip_call_kind_t kind)
+{
+	static const char *const names[] = { "discovery", "exchange", "refresh", "introspect" };
+	return (unsigned)kind < SCRIP_CALL_KINDS ? names[kind] : "?";
+}
+
+const char *scrip_oauth_outcome_name(scrip_oauth_outcome_t outcome)
+{
+	static const char *const names[] = { "ok", "refused", "error" };
+	return (unsigned)outcome < SCRIP_OAUTH_OUTCOMES ? names[outcome] : "?";
+}
+
+/* ---- lifetime of the object -------------------------------------------------- */
+
+scrip_oauth_t *scrip_oauth_new(struct event_base *base, scrip_fetcher_t *fetcher, scrip_db_t *db,
+			       const scrip_config_t *cfg, const char *instance)
+{
+	scrip_oauth_t *o = calloc(1, sizeof(*o));
+	if (!o || !(o->instance = strdup(instance))) {
+		free(o);
+		return NULL;
+	}
+	o->base = base;
+	o->fetcher = fetcher;
+	o->db = db;
+	o->cfg = cfg;
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		const scrip_upstream_config_t *u = &cfg->upstreams[i];
+		upstream_state_t *s = &o->up[i];
+		scrip_breaker_init(&s->breaker, u->breaker_failures, u->breaker_cooldown * 1000);
+		s->token_endpoint = u->token_endpoint ? strdup(u->token_endpoint) : NULL;
+		s->introspection_endpoint = u->introspection_endpoint ? strdup(u->introspection_endpoint) : NULL;
+		if (u->client_id && !(s->authorization = scrip_formenc_basic(u->client_id, u->client_secret))) {
+			scrip_oauth_free(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+static void call_free(struct call *c)
+{
+	scrip_oauth_t *o = c->o;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		o->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->retry_timer)
+		event_free(c->retry_timer);
+	scrip_secret_free(c->form);
+	free(c->subject);
+	free(c);
+}
+
+/* Answers the call and frees it. */
+static void call_finish(struct call *c, const scrip_oauth_result_t *r)
+{
+	scrip_oauth_cb cb = c->cb;
+	void *arg = c->arg;
+	call_free(c);
+	cb(r, arg);
+}
+
+/* Answers the call with a 503-kind failure: text goes to the client. */
+static void call_fail(struct call *c, int64_t retry_after, const char *reason, const char *text)
+{
+	scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_ERROR, .retry_after = retry_after > 0 ? retry_after : 1 };
+	SCRIP_ERR(&r.err, SCRIP_E_TEMPORARILY_UNAVAILABLE, reason, "%s", text);
+	call_finish(c, &r);
+}
+
+void scrip_oauth_shutdown(scrip_oauth_t *o)
+{
+	if (!o)
+		return;
+	o->stopping = true;
+	/* Calls waiting for a retry are answered now; a POST in flight is
+	 * answered when the fetcher aborts it. */
+	for (struct call *c = o->calls, *next; c; c = next) {
+		next = c->next;
+		if (!c->in_transfer && !c->next_waiting && c->retry_timer)
+			call_fail(c, 1, "service_stopping", "the service is stopping");
+	}
+}
+
+void scrip_oauth_free(scrip_oauth_t *o)
+{
+	if (!o)
+		return;
+	o->stopping = true;
+	/* Calls between attempts or waiting for discovery; those inside a
+	 * transfer were answered when the fetcher was freed. */
+	while (o->calls)
+		call_fail(o->calls, 1, "service_stopping", "the service is stopping");
+	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++) {
+		free(o->up[i].token_endpoint);
+		free(o->up[i].introspection_endpoint);
+		scrip_secret_free(o->up[i].authorization);
+	}
+	free(o->instance);
+	free(o);
+}
+
+/* ---- counting and recording ------------------------------------------------------ */
+
+static void count(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oauth_outcome_t outcome)
+{
+	o->up[up].counts[kind][outcome]++;
+}
+
+unsigned long scrip_oauth_count(const scrip_oauth_t *o, size_t up, scrip_call_kind_t kind,
+				scrip_oauth_outcome_t outcome)
+{
+	return up < SCRIP_UPSTREAMS_MAX ? o->up[up].counts[kind][outcome] : 0;
+}
+
+bool scrip_oauth_breaker_open(const scrip_oauth_t *o, size_t up)
+{
+	return scrip_breaker_is_open(&o->up[up].breaker, now_ms());
+}
+
+static void record(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oauth_outcome_t outcome,
+		   long status, const char *error, const char *subject, int64_t started_ms)
+{
+	count(o, up, kind, outcome);
+	if (!o->db || o->stopping)
+		return;
+	scrip_upstream_call_record_t rec = {
+		.upstream = o->cfg->upstreams[up].name,
+		.kind = scrip_call_kind_name(kind),
+		.outcome = scrip_oauth_outcome_name(outcome),
+		.http_status = status,
+		.error = error,
+		.subject = subject,
+		.latency_ms = now_ms() - started_ms,
+		.instance = o->instance,
+	};
+	scrip_store_upstream_call_record(o->db, &rec);
+}
+
+/* ---- one attempt ------------------------------------------------------------------ */
+
+static void attempt(struct call *c);
+
+static void retry_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	attempt(arg);
+}
+
+/* Schedules another attempt after a backoff, or gives up. */
+static void retry_or_fail(struct call *c, const char *why)
+{
+	const scrip_upstream_config_t *u = &c->o->cfg->upstreams[c->up];
+	if (c->o->stopping || c->attempt > u->retries) {
+		char text[160];
+		snprintf(text, sizeof(text), "the main issuer cannot be reached: %s", why);
+		call_fail(c, (u->breaker_cooldown + 1) / 2, "upstream_unavailable", text);
+		return;
+	}
+	uint32_t random = 0;
+	if (!scrip_random_bytes((uint8_t *)&random, sizeof(random)))
+		random = 0;
+	int64_t wait = scrip_backoff_ms(u->retry_backoff_ms, c->attempt, BACKOFF_CAP_MS, random);
+	if (!c->retry_timer && !(c->retry_timer = evtimer_new(c->o->base, retry_timer_cb, c)))
+		abort();
+	struct timeval tv = { .tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000 };
+	scrip_log_debug("upstream %s %s: attempt %d failed (%s); retrying in %lld ms", u->name,
+			scrip_call_kind_name(c->kind), c->attempt, why, (long long)wait);
+	evtimer_add(c->retry_timer, &tv);
+}
+
+/* Errors that say the issuer turned this user or token down, as opposed to
+ * scrip being misconfigured there (invalid_client, unauthorized_client...). */
+static bool is_refusal(const char *error)
+{
+	static const char *const refusals[] = { "invalid_grant", "access_denied", "invalid_scope", "invalid_target",
+						NULL };
+	for (size_t i = 0; error && refusals[i]; i++)
+		if (strcmp(error, refusals[i]) == 0)
+			return true;
+	return false;
+}
+
+static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fetch_err, void *arg)
+{
+	struct call *c = arg;
+	c->in_transfer = false;
+	scrip_oauth_t *o = c->o;
+	const scrip_upstream_config_t *u = &o->cfg->upstreams[c->up];
+	upstream_state_t *s = &o->up[c->up];
+	json_t *body = resp ? json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	const char *error = json_string_value(json_object_get(body, "error"));
+	long status = resp ? resp->status : 0;
+	bool retryable = !resp || status >= 500 || status == 429;
+	scrip_oauth_outcome_t outcome = SCRIP_OAUTH_ERROR;
+	if (status == 200 && json_is_object(body))
+		outcome = SCRIP_OAUTH_OK;
+	else if (status >= 400 && status < 500 && is_refusal(error))
+		outcome = SCRIP_OAUTH_REFUSED;
+	char why[96];
+	if (!resp)
+		snprintf(why, sizeof(why), "%s", fetch_err->reason);
+	else
+		snprintf(why, sizeof(why), "HTTP %ld%s%.40s", status, error ? " " : "", error ? error : "");
+	record(o, c->up, c->kind, outcome, status, outcome == SCRIP_OAUTH_OK ? NULL : (error ? error : why),
+	       c->subject, c->attempt_started_ms);
+	/* The issuer answered when it refused: only failures count against it. */
+	scrip_breaker_record(&s->breaker, outcome != SCRIP_OAUTH_ERROR || !retryable, now_ms());
+	if (outcome == SCRIP_OAUTH_OK) {
+		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_OK, .body = body };
+		call_finish(c, &r);
+	} else if (outcome == SCRIP_OAUTH_REFUSED) {
+		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_REFUSED };
+		snprintf(r.error, sizeof(r.error), "%s", error);
+		SCRIP_ERR(&r.err, SCRIP_E_INVALID_GRANT, "upstream_refused", "the main issuer refused: %.40s", error);
+		call_finish(c, &r);
+	} else if (retryable) {
+		retry_or_fail(c, why);
+	} else {
+		/* 4xx that is not about the user (invalid_client, a 404...): scrip's
+		 * registration there needs fixing; retrying will not help. */
+		scrip_log_error("upstream %s %s: %s (check client_id, client_secret and the endpoints of [upstream %s])",
+				u->name, scrip_call_kind_name(c->kind), why, u->name);
+		call_fail(c, u->breaker_cooldown, "upstream_misconfigured", "the main issuer rejected scrip's request");
+	}
+	json_decref(body);
+}
+
+static void attempt(struct call *c)
+{
+	scrip_oauth_t *o = c->o;
+	upstream_state_t *s = &o->up[c->up];
+	int64_t retry_after = 0;
+	if (o->stopping) {
+		call_fail(c, 1, "service_stopping", "the service is stopping");
+		return;
+	}
+	if (!scrip_breaker_allow(&s->breaker, now_ms(), &retry_after)) {
+		count(o, c->up, c->kind, SCRIP_OAUTH_ERROR);
+		call_fail(c, retry_after, "upstream_circuit_open",
+			  "the main issuer is failing; scrip is not calling it for a while");
+		return;
+	}
+	const char *url = c->kind == SCRIP_CALL_INTROSPECT ? s->introspection_endpoint : s->token_endpoint;
+	if (!url) {
+		scrip_breaker_record(&s->breaker, true, now_ms()); /* not the issuer's fault: release a trial */
+		call_fail(c, o->cfg->upstreams[c->up].breaker_cooldown, "upstream_no_endpoint",
+			  c->kind == SCRIP_CALL_INTROSPECT ? "the main issuer has no introspection endpoint"
+							   : "the main issuer has no token endpoint");
+		return;
+	}
+	c->attempt++;
+	c->attempt_started_ms = now_ms();
+	c->in_transfer = true;
+	scrip_fetch_post_form(o->fetcher, url, c->form, s->authorization, (long)o->cfg->upstreams[c->up].timeout * 1000,
+			      ANSWER_MAX_BYTES, answer_cb, c);
+}
+
+/* ---- discovery ------------------------------------------------------------------- */
+
+static bool endpoints_known(const upstream_state_t *s, scrip_call_kind_t kind)
+{
+	return kind == SCRIP_CALL_INTROSPECT ? s->introspection_endpoint != NULL : s->token_endpoint != NULL;
+}
+
+/* Takes an endpoint from the discovery document unless one is configured. */
+static void endpoint_adopt(char **field, json_t *doc, const char *name)
+{
+	const char *url = json_string_value(json_object_get(doc, name));
+	if (*field || !url)
+		return;
+	const char *why = scrip_config_url_check(url);
+	if (why) {
+		scrip_log_warn("discovery: %s refused: %s", name, why);
+		return;
+	}
+	*field = strdup(url);
+}
+
+static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fetch_err, void *arg)
+{
+	struct call *c = arg; /* the call that started discovery; all waiters are in s->waiting */
+	scrip_oauth_t *o = c->o;
+	size_t up = c->up;
+	upstream_state_t *s = &o->up[up];
+	const scrip_upstream_config_t *u = &o->cfg->upstreams[up];
+	json_t *doc = resp && resp->status == 200 ? json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL)
+						 : NULL;
+	const char *why = NULL;
+	if (!resp)
+		why = fetch_err->reason;
+	else if (resp->status != 200)
+		why = "discovery answered an HTTP error";
+	else if (!json_is_object(doc))
+		why = "discovery document is not a JSON object";
+	else if (!json_is_string(json_object_get(doc, "issuer")) ||
+		 strcmp(json_string_value(json_object_get(doc, "issuer")), u->issuer) != 0)
+		why = "discovery document names another issuer";
+	if (!why) {
+		endpoint_adopt(&s->token_endpoint, doc, "token_endpoint");
+		endpoint_adopt(&s->introspection_endpoint, doc, "introspection_endpoint");
+	}
+	json_decref(doc);
+	record(o, up, SCRIP_CALL_DISCOVERY, why ? SCRIP_OAUTH_ERROR : SCRIP_OAUTH_OK, resp ? resp->status : 0, why,
+	       NULL, c->attempt_started_ms);
+	if (why)
+		scrip_log_warn("upstream %s: discovery failed: %s", u->name, why);
+	s->discovering = false;
+	struct call *w = s->waiting;
+	s->waiting = NULL;
+	while (w) {
+		struct call *next = w->next_waiting;
+		w->next_waiting = NULL;
+		if (why || !endpoints_known(s, w->kind))
+			call_fail(w, 1, "upstream_unavailable", "the main issuer's endpoints are unknown now");
+		else
+			attempt(w);
+		w = next;
+	}
+}
+
+static void discover(struct call *c)
+{
+	upstream_state_t *s = &c->o->up[c->up];
+	c->next_waiting = s->waiting;
+	s->waiting = c;
+	if (s->discovering)
+		return;
+	s->discovering = true;
+	const scrip_upstream_config_t *u = &c->o->cfg->upstreams[c->up];
+	char *url = NULL;
+	if (asprintf(&url, "%s/.well-known/openid-configuration", u->issuer) < 0)
+		abort();
+	/* An issuer ending in '/' (INDIGO IAM) must not get "//". */
+	size_t n = strlen(u->issuer);
+	if (n > 0 && u->issuer[n - 1] == '/')
+		memmove(url + n - 1, url + n, strlen(url + n) + 1);
+	c->attempt_started_ms = now_ms();
+	scrip_fetch_get(c->o->fetcher, url, (long)u->timeout * 1000, DISCOVERY_MAX_BYTES, discovery_cb, c);
+	free(url);
+}
+
+/* ---- entry --------------------------------------------------------------------------- */
+
+void scrip_oauth_call(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, const scrip_formenc_t *form,
+		      const char *subject, scrip_oauth_cb cb, void *arg)
+{
+	struct call *c = calloc(1, sizeof(*c));
+	if (!c || !(c->form = strdup(form->buf && !form->failed ? form->buf : "")) ||
+	    (subject && !(c->subject = strdup(subject))))
+		abort();
+	c->o = o;
+	c->up = up;
+	c->kind = kind;
+	c->cb = cb;
+	c->arg = arg;
+	c->next = o->calls;
+	if (c->next)
+		c->next->prev = c;
+	o->calls = c;
+	if (o->stopping) {
+		call_fail(c, 1, "service_stopping", "the service is stopping");
+		return;
+	}
+	if (form->failed) {
+		call_fail(c, 1, "out_of_memory", "out of memory");
+		return;
+	}
+	if (!o->up[up].authorization) {
+		call_fail(c, 1, "upstream_no_client", "scrip has no client at this main issuer");
+		return;
+	}
+	if (endpoints_known(&o->up[up], kind))
+		attempt(c);
+	else
+		discover(c);
+}
