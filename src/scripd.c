@@ -80,6 +80,14 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(app->base, NULL);
 }
 
+static void jwks_fetch_noted(void *arg, const char *upstream, bool discovery, bool ok, long status,
+			     const char *error, int64_t latency_ms)
+{
+	scrip_app_t *app = arg;
+	scrip_oauth_note_fetch(app->oauth, upstream, discovery ? SCRIP_CALL_DISCOVERY : SCRIP_CALL_JWKS, ok, status,
+			       error, latency_ms);
+}
+
 /* host/pid/random: unique among the scripd sharing a database. */
 static void instance_name(char *out, size_t size)
 {
@@ -117,6 +125,8 @@ static bool app_start(scrip_app_t *app)
 			       : NULL;
 	if (!app->lazy)
 		return false;
+	for (size_t i = 0; i < app->cfg->n_upstreams; i++)
+		scrip_jwks_cache_set_note(app->jwks[i], jwks_fetch_noted, app);
 	scrip_db_set_up_cb(app->db, db_up_cb, app);
 	app->keys_timer = event_new(app->base, -1, EV_PERSIST, keys_timer_cb, app);
 	struct timeval every = { KEYS_RELOAD_S, 0 };

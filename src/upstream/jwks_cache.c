@@ -38,7 +38,31 @@ struct scrip_jwks_cache {
 	fetch_state_t state;
 	struct waiter *waiters;
 	unsigned long fetches;
+	scrip_jwks_fetch_note note;
+	void *note_arg;
+	int64_t fetch_started_ms;
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void scrip_jwks_cache_set_note(scrip_jwks_cache_t *c, scrip_jwks_fetch_note note, void *arg)
+{
+	c->note = note;
+	c->note_arg = arg;
+}
+
+/* Tells the note what the fetch that just ended did. */
+static void noted(scrip_jwks_cache_t *c, const scrip_fetch_response_t *resp, const char *why)
+{
+	if (c->note)
+		c->note(c->note_arg, c->cfg->name, c->state == FETCH_DISCOVERING, why == NULL, resp ? resp->status : 0, why,
+			now_ms() - c->fetch_started_ms);
+}
 
 static int64_t now_s(void)
 {
@@ -89,8 +113,9 @@ static void answer_waiters(scrip_jwks_cache_t *c, bool fetch_failed)
 	}
 }
 
-static void fetch_failed(scrip_jwks_cache_t *c, const char *why)
+static void fetch_failed(scrip_jwks_cache_t *c, const scrip_fetch_response_t *resp, const char *why)
 {
+	noted(c, resp, why);
 	scrip_log_warn("upstream %s: key set not refreshed: %s%s", c->cfg->name, why,
 		       c->keys ? " (still serving the cached keys)" : "");
 	if (!c->cfg->jwks_uri) {
@@ -107,13 +132,13 @@ static void jwks_cb(const scrip_fetch_response_t *resp, const scrip_err_t *err, 
 {
 	scrip_jwks_cache_t *c = arg;
 	if (!resp) {
-		fetch_failed(c, err->text);
+		fetch_failed(c, NULL, err->text);
 		return;
 	}
 	if (resp->status != 200) {
 		char why[64];
 		snprintf(why, sizeof(why), "HTTP status %ld", resp->status);
-		fetch_failed(c, why);
+		fetch_failed(c, resp, why);
 		return;
 	}
 	scrip_err_t perr;
@@ -121,9 +146,10 @@ static void jwks_cb(const scrip_fetch_response_t *resp, const scrip_err_t *err, 
 	size_t skipped = 0;
 	scrip_keyset_t *set = scrip_keyset_parse(resp->body, resp->body_len, &skipped, &perr);
 	if (!set) {
-		fetch_failed(c, perr.text);
+		fetch_failed(c, resp, perr.text);
 		return;
 	}
+	noted(c, resp, NULL);
 	if (skipped > 0)
 		scrip_log_warn("upstream %s: %zu unusable keys ignored", c->cfg->name, skipped);
 	scrip_log_info("upstream %s: key set refreshed (%zu keys)", c->cfg->name, scrip_keyset_size(set));
@@ -139,6 +165,7 @@ static void fetch_jwks(scrip_jwks_cache_t *c)
 {
 	set_state(c, FETCH_JWKS);
 	c->fetches++;
+	c->fetch_started_ms = now_ms();
 	scrip_fetch_get(c->fetcher, c->jwks_uri, (long)c->cfg->timeout * 1000, SCRIP_JWKS_MAX_BYTES, jwks_cb, c);
 }
 
@@ -149,7 +176,7 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 	json_t *doc = NULL;
 	const char *why = NULL;
 	if (!resp) {
-		fetch_failed(c, err->text);
+		fetch_failed(c, NULL, err->text);
 		return;
 	}
 	if (resp->status != 200) {
@@ -172,10 +199,12 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 	}
 end:
 	json_decref(doc);
-	if (why)
-		fetch_failed(c, why);
-	else
-		fetch_jwks(c);
+	if (why) {
+		fetch_failed(c, resp, why);
+		return;
+	}
+	noted(c, resp, NULL);
+	fetch_jwks(c);
 }
 
 static void fetch_start(scrip_jwks_cache_t *c)
@@ -195,6 +224,7 @@ static void fetch_start(scrip_jwks_cache_t *c)
 	strcpy(url + len, "/.well-known/openid-configuration");
 	set_state(c, FETCH_DISCOVERING);
 	c->fetches++;
+	c->fetch_started_ms = now_ms();
 	scrip_fetch_get(c->fetcher, url, (long)c->cfg->timeout * 1000, DISCOVERY_MAX_BYTES, discovery_cb, c);
 	free(url);
 }

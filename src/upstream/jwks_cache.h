@@ -35,6 +35,12 @@ void scrip_jwks_cache_free(scrip_jwks_cache_t *cache);
 typedef void (*scrip_jwks_key_cb)(scrip_keyset_t *set, const cjose_jwk_t *key, const scrip_err_t *err, void *arg);
 void scrip_jwks_cache_lookup(scrip_jwks_cache_t *cache, const char *kid, scrip_jwks_key_cb cb, void *arg);
 
+/* Called after every discovery or key-set fetch (for metrics and the call
+ * record); discovery tells which. error is NULL when it succeeded. */
+typedef void (*scrip_jwks_fetch_note)(void *arg, const char *upstream, bool discovery, bool ok, long status,
+				      const char *error, int64_t latency_ms);
+void scrip_jwks_cache_set_note(scrip_jwks_cache_t *cache, scrip_jwks_fetch_note note, void *arg);
+
 /* How many fetches (discovery + JWKS) this cache has started: for tests via /metrics. */
 unsigned long scrip_jwks_cache_fetches(const scrip_jwks_cache_t *cache);
 

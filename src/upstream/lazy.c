@@ -406,7 +406,7 @@ static void stored_cb(const scrip_err_t *err, void *arg)
 		/* The issuer's answer (maybe a rotated refresh token) is lost: fail closed. */
 		scrip_log_error("upstream %s: the session of %s could not be stored: %s",
 				j->l->cfg->upstreams[j->up].name, j->subject, err->text);
-		unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
+		unavailable(&j->result, 1, "upstream_answer_not_stored", "the main issuer's answer could not be stored");
 	}
 	job_land(j);
 }

@@ -68,7 +68,7 @@ static int64_t now_ms(void)
 
 const char *scrip_call_kind_name(scrip_call_kind_t kind)
 {
-	static const char *const names[] = { "discovery", "exchange", "refresh", "introspect" };
+	static const char *const names[] = { "discovery", "jwks", "exchange", "refresh", "introspect" };
 	return (unsigned)kind < SCRIP_CALL_KINDS ? names[kind] : "?";
 }
 
@@ -206,6 +206,15 @@ static void record(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oa
 		.instance = o->instance,
 	};
 	scrip_store_upstream_call_record(o->db, &rec);
+}
+
+void scrip_oauth_note_fetch(scrip_oauth_t *o, const char *upstream, scrip_call_kind_t kind, bool ok, long status,
+			    const char *error, int64_t latency_ms)
+{
+	for (size_t i = 0; o && i < o->cfg->n_upstreams; i++)
+		if (strcmp(o->cfg->upstreams[i].name, upstream) == 0)
+			record(o, i, kind, ok ? SCRIP_OAUTH_OK : SCRIP_OAUTH_ERROR, status, ok ? NULL : error, NULL,
+			       now_ms() - latency_ms);
 }
 
 /* ---- one attempt ------------------------------------------------------------------ */

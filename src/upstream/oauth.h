@@ -24,6 +24,7 @@
 
 typedef enum {
 	SCRIP_CALL_DISCOVERY,
+	SCRIP_CALL_JWKS,
 	SCRIP_CALL_EXCHANGE,
 	SCRIP_CALL_REFRESH,
 	SCRIP_CALL_INTROSPECT,
@@ -65,6 +66,11 @@ void scrip_oauth_free(scrip_oauth_t *o);
  * record (NULL when unknown). cb runs once, from the loop. */
 void scrip_oauth_call(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, const scrip_formenc_t *form,
 		      const char *subject, scrip_oauth_cb cb, void *arg);
+
+/* Counts and records a GET made elsewhere (the key-set cache's discovery
+ * and JWKS fetches) like the calls made here. upstream names it. */
+void scrip_oauth_note_fetch(scrip_oauth_t *o, const char *upstream, scrip_call_kind_t kind, bool ok, long status,
+			    const char *error, int64_t latency_ms);
 
 /* Counters since start, for /metrics. */
 unsigned long scrip_oauth_count(const scrip_oauth_t *o, size_t up, scrip_call_kind_t kind,

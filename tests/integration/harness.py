@@ -462,13 +462,14 @@ class Env:
     # --- clients ------------------------------------------------------
     def new_client(self, scopes=("storage.read:/demo", "storage.create:/demo/output"),
                    audiences=("https://storage.example.org", "https://other.example.org"),
-                   default_lifetime=1800, max_lifetime=3600, prefix="t"):
+                   default_lifetime=1800, max_lifetime=3600, prefix="t", extra=()):
         name = "%s-%s" % (prefix, secrets.token_hex(5))
         args = ["client", "create", name]
         for s in scopes:
             args += ["--scope", s]
         for a in audiences:
             args += ["--audience", a]
+        args += list(extra)
         args += ["--default-lifetime", str(default_lifetime), "--max-lifetime", str(max_lifetime), "--json"]
         out = self.scripd.scripctl(*args, check=True)
         created = json.loads(out.stdout)

@@ -1,0 +1,455 @@
+"""test_lazy_upstream.py — scrip goes back to the main issuer only when it
+must, once per key, never once per job: broker mode (the main issuer's
+access token handed out on redemption, reused while fresh), confirmation
+policies (on_grant, on_redeem) with refusals that suspend grants and a later
+yes that restores them, coalescing inside one scripd and across two sharing
+the database, upstream trouble (retries, circuit breaker, 503 with
+Retry-After, cached results serving, recovery), opaque subject tokens
+introspected and cached, and the visibility of it all (/metrics, the
+scrip.upstream_calls views). The demo issuer counts every call it gets."""
+
+import concurrent.futures
+import os
+import re
+import secrets
+import time
+import unittest
+import urllib.parse
+
+import jwt
+
+from harness import DemoIssuer, Env, Scripd, ScripTestCase, basic_auth
+
+TT_REFRESH = "urn:ietf:params:oauth:token-type:refresh_token"
+STORAGE = "https://storage.example.org"
+DCACHE = "https://dcache.example.org"  # trusts only the main issuer: broker mode
+SCOPE = "storage.read:/demo storage.create:/demo/output"
+SCRIP_CLIENT = ("scrip-sts", "s3cret-" + secrets.token_hex(8))
+
+ENV = None
+
+
+def upstream(issuer, **options):
+    """Options of an [upstream] section where scrip has a client at the issuer."""
+    issuer.add_client(*SCRIP_CLIENT)
+    base = {"audience": "scrip", "client_id": SCRIP_CLIENT[0], "client_secret": SCRIP_CLIENT[1],
+            "jwks_min_refetch": "0"}
+    base.update({k: str(v) for k, v in options.items()})
+    return base
+
+
+def setUpModule():
+    global ENV
+    broker = DemoIssuer(audience="scrip")
+    confirm = DemoIssuer(audience="scrip")
+    flaky = DemoIssuer(audience="scrip")
+    opaque = DemoIssuer(audience="scrip")
+    ENV = Env("lazy", [
+        ("broker", broker, upstream(broker, min_remaining=30)),
+        ("confirm", confirm, upstream(confirm, confirm="on_redeem", confirm_interval=3)),
+        ("flaky", flaky, upstream(flaky, confirm="on_grant", confirm_interval=600, retries=1, retry_backoff_ms=50,
+                                  breaker_failures=2, breaker_cooldown=2, timeout=1)),
+        ("opaque", opaque, upstream(opaque, opaque_tokens="introspect", introspection_cache_ttl=2)),
+    ])
+    ScripTestCase.env = ENV
+    ENV.up()
+    ENV.remember(SCRIP_CLIENT[1], "scrip's client secret")
+
+
+def tearDownModule():
+    problems = ENV.down()
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+class LazyCase(ScripTestCase):
+    def issuer(self, name):
+        return self.env.issuers[name]
+
+    def client(self, upstream_audiences=(), audiences=(STORAGE,)):
+        extra = []
+        for a in upstream_audiences:
+            extra += ["--upstream-audience", a]
+        return self.env.new_client(scopes=("storage.read:/demo", "storage.create:/demo/output"),
+                                   audiences=audiences, default_lifetime=1800, max_lifetime=3600, extra=extra)
+
+    def grant(self, client, upstream, sub, audiences=(STORAGE,), expect=200):
+        token = self.env.subject_token(upstream, {"sub": sub, "scope": SCOPE})
+        r = self.env.exchange(client, token, scope=SCOPE, audiences=audiences,
+                              extra=[("requested_token_type", TT_REFRESH)])
+        self.assertEqual(r.status, expect, r.json)
+        if expect == 200:
+            return self.env.remember(r.json["access_token"], "refresh token")
+        return r
+
+    def redeem(self, client, refresh_token, audience=None, scope=None):
+        params = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)]
+        if audience:
+            params.append(("audience", audience))
+        if scope:
+            params.append(("scope", scope))
+        r = self.env.token_request(params, client)
+        if isinstance(r.json, dict) and r.json.get("refresh_token"):
+            self.env.remember(r.json["refresh_token"], "refresh token")
+        return r
+
+    def verify_upstream_token(self, name, token, audience):
+        """Verifies with PyJWT against the demo issuer's own key: the token is the main issuer's."""
+        issuer = self.issuer(name)
+        key = issuer.key("ES256").private.public_key()
+        return jwt.decode(token, key, algorithms=["ES256"], audience=audience, issuer=issuer.issuer)
+
+    def metric(self, upstream, kind, outcome):
+        text = self.env.scripd.get("/metrics").body.decode()
+        m = re.search(r'^scrip_upstream_calls_total\{upstream="%s",kind="%s",outcome="%s"\} (\d+)$'
+                      % (upstream, kind, outcome), text, re.M)
+        self.assertIsNotNone(m, "no such metric line")
+        return int(m.group(1))
+
+    def assertRefusedOnce(self, mark, event, reason, client_id):
+        """Exactly one denied audit row since mark, for this event and reason; nothing issued."""
+        rows = [a for a in self.env.audit_since(mark) if a["outcome"] == "denied"]
+        self.assertEqual(len(rows), 1, rows)
+        self.assertEqual((rows[0]["event"], rows[0]["error"], rows[0]["reason"], rows[0]["client_id"]),
+                         (event, "invalid_grant", reason, client_id))
+        self.assertEqual(self.env.issued_since(mark), 0)
+        return rows[0]
+
+    def recorded_calls(self, upstream, kind, subject=None):
+        return self.env.db.scalar(
+            "SELECT count(*) FROM scrip.upstream_calls WHERE upstream = :'u' AND kind = :'k'"
+            " AND (:'s' = '' OR subject = :'s')", u=upstream, k=kind, s=subject or "")
+
+
+class BrokerMode(LazyCase):
+    def test_burst_of_redemptions_costs_one_refresh_per_subject(self):
+        """1,000 redemptions from 200 concurrent connections for 10 subjects: at most 10 refreshes."""
+        issuer = self.issuer("broker")
+        issuer.reset_counts()
+        client = self.client(upstream_audiences=(DCACHE,))
+        subjects = ["user%02d-%s" % (i, secrets.token_hex(2)) for i in range(10)]
+        with concurrent.futures.ThreadPoolExecutor(50) as pool:
+            grants = list(pool.map(lambda i: (subjects[i % 10], self.grant(client, "broker", subjects[i % 10],
+                                                                          audiences=(DCACHE,))), range(200)))
+        self.assertLessEqual(issuer.calls("exchange"), 10, "one exchange per subject and scope set")
+        self.assertGreaterEqual(issuer.calls("exchange"), 10)
+
+        tokens_by_subject = {}
+        failures = []
+
+        def run(sub_and_grant):
+            sub, refresh = sub_and_grant
+            for _ in range(5):
+                r = self.redeem(client, refresh, audience=DCACHE)
+                if r.status != 200:
+                    failures.append((r.status, r.json))
+                    return
+                refresh = r.json["refresh_token"]
+                tokens_by_subject.setdefault(sub, set()).add(r.json["access_token"])
+
+        with concurrent.futures.ThreadPoolExecutor(200) as pool:
+            list(pool.map(run, grants))
+        self.assertEqual(failures, [])
+        self.assertLessEqual(issuer.calls("refresh"), 10)
+        self.assertEqual(sum(len(v) for v in tokens_by_subject.values()), 10,
+                         "every job of a subject got the same cached main-issuer token")
+        for sub, tokens in tokens_by_subject.items():
+            claims = self.verify_upstream_token("broker", next(iter(tokens)), DCACHE)
+            self.assertEqual(claims["sub"], sub)
+        self.assertEqual(self.recorded_calls("broker", "refresh"), issuer.calls("refresh"))
+        self.assertEqual(self.metric("broker", "refresh", "ok"), issuer.calls("refresh"))
+        audited = self.env.db.scalar(
+            "SELECT count(*) FROM scrip.audit_events WHERE event = 'token_refresh' AND outcome = 'granted'"
+            " AND client_id = :'c' AND description LIKE 'brokered:%'", c=client.id)
+        self.assertEqual(audited, 1000, "each brokered redemption is audited")
+
+    def test_cached_token_is_refreshed_when_too_old(self):
+        issuer = self.issuer("broker")
+        client = self.client(upstream_audiences=(DCACHE,))
+        sub = "short-" + secrets.token_hex(3)
+        refresh = self.grant(client, "broker", sub, audiences=(DCACHE,))
+        issuer.access_token_lifetime = 40  # min_remaining is 30: fresh for ~10 s
+        try:
+            before = issuer.calls("refresh", sub=sub)
+            r = self.redeem(client, refresh, audience=DCACHE)
+            self.assertEqual(r.status, 200, r.json)
+            first = r.json["access_token"]
+            r = self.redeem(client, r.json["refresh_token"], audience=DCACHE)
+            self.assertEqual(r.json["access_token"], first)
+            self.assertEqual(issuer.calls("refresh", sub=sub) - before, 1)
+            issuer.access_token_lifetime = 600
+            self.env.db.execute("UPDATE scrip.upstream_access_tokens SET expires_at = now() + interval '20 s'"
+                                " WHERE subject = :'s'", s=sub)
+            r = self.redeem(client, r.json["refresh_token"], audience=DCACHE)
+            self.assertEqual(r.status, 200, r.json)
+            self.assertNotEqual(r.json["access_token"], first, "less than min_remaining left: refreshed")
+            self.assertEqual(issuer.calls("refresh", sub=sub) - before, 2)
+        finally:
+            issuer.access_token_lifetime = 600
+
+    def test_scrip_tokens_still_for_other_audiences(self):
+        client = self.client(upstream_audiences=(DCACHE,), audiences=(STORAGE,))
+        refresh = self.grant(client, "broker", "mixed-" + secrets.token_hex(3), audiences=(STORAGE, DCACHE))
+        r = self.redeem(client, refresh, audience=STORAGE)
+        self.assertEqual(r.status, 200, r.json)
+        self.assertEqual(self.env.verify_issued(r.json["access_token"], STORAGE)[1]["iss"], self.env.scripd.issuer)
+        successor = r.json["refresh_token"]
+        r = self.redeem(client, successor)  # both audiences: the upstream one cannot be mixed
+        self.assertOAuthError(r, 400, "invalid_target")
+        r = self.redeem(client, successor, audience=DCACHE, scope="storage.read:/demo")
+        self.assertOAuthError(r, 400, "invalid_scope")
+        r = self.redeem(client, successor, audience=DCACHE)
+        self.assertEqual(r.status, 200, r.json)
+        self.verify_upstream_token("broker", r.json["access_token"], DCACHE)
+
+    def test_plain_exchange_for_upstream_audience_is_refused(self):
+        client = self.client(upstream_audiences=(DCACHE,))
+        token = self.env.subject_token("broker", {"sub": "plain-" + secrets.token_hex(3)})
+        r = self.env.exchange(client, token, audiences=(DCACHE,))
+        self.assertOAuthError(r, 400, "invalid_target")
+
+    def test_custody_is_sealed(self):
+        """The refresh tokens scrip holds are in the database only sealed."""
+        issuer = self.issuer("broker")
+        client = self.client(upstream_audiences=(DCACHE,))
+        sub = "sealed-" + secrets.token_hex(3)
+        self.grant(client, "broker", sub, audiences=(DCACHE,))
+        self.assertEqual(issuer.active_refresh_tokens(sub=sub), 1)
+        held = [t for t, r in issuer._refresh.items() if r["sub"] == sub and r["active"]]
+        self.assertEqual(len(held), 1)
+        for token in held:
+            self.env.remember(token, "upstream refresh token")
+        dump = self.env.db.query("SELECT encode(refresh_sealed, 'escape') AS v FROM scrip.upstream_sessions"
+                                 " WHERE subject = :'s'", s=sub)
+        self.assertEqual(len(dump), 1)
+        self.assertNotIn(held[0], dump[0]["v"])
+        self.assertLogClean()
+
+
+class ConfirmPolicies(LazyCase):
+    def test_on_redeem_asks_once_per_subject_per_interval(self):
+        issuer = self.issuer("confirm")
+        client = self.client()
+        subs = ["conf-%s-%d" % (secrets.token_hex(2), i) for i in range(2)]
+        grants = [(s, self.grant(client, "confirm", s)) for s in subs for _ in range(5)]
+        for s in subs:
+            self.assertEqual(issuer.calls("exchange", sub=s), 1, "one confirmation per subject")
+        # Inside confirm_interval: the yes given at grant time serves every redemption.
+        grants = [(s, self.redeem(client, g).json["refresh_token"]) for s, g in grants]
+        for s in subs:
+            self.assertEqual(issuer.calls("refresh", sub=s), 0)
+        time.sleep(3.2)
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(lambda sg: self.redeem(client, sg[1]), grants))
+        self.assertEqual([r.status for r in results], [200] * len(grants))
+        for s in subs:
+            self.assertEqual(issuer.calls("refresh", sub=s), 1, "one re-confirmation per subject per interval")
+        # The issuer rotated its refresh token each time; the next interval uses the new one.
+        time.sleep(3.2)
+        r = self.redeem(client, results[0].json["refresh_token"])
+        self.assertEqual(r.status, 200, r.json)
+        self.assertEqual(issuer.calls("refresh", sub=subs[0]), 2)
+
+    def test_refused_subject_is_refused_and_grants_suspended_then_restored(self):
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "leaver-" + secrets.token_hex(3)
+        g1 = self.grant(client, "confirm", sub)
+        g2 = self.grant(client, "confirm", sub)
+        issuer.refuse(sub)
+        time.sleep(3.2)
+        mark = self.env.audit_mark()
+        r = self.redeem(client, g1)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertRefusedOnce(mark, "token_refresh", "upstream_refused", client.id)
+        suspended = self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'"
+                                       " AND suspended_at IS NOT NULL", s=sub)
+        self.assertEqual(suspended, 2)
+        rows = [a for a in self.env.audit_since(mark) if a["outcome"] == "suspended"]
+        self.assertEqual(len(rows), 2)
+        calls = issuer.calls("refresh", sub=sub)
+        r = self.redeem(client, g2)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertEqual(issuer.calls("refresh", sub=sub), calls, "a suspended grant costs no upstream call")
+        # The user comes back: a new grant is confirmed by the issuer, the old ones are restored.
+        issuer.unrefuse(sub)
+        time.sleep(3.2)
+        self.grant(client, "confirm", sub)
+        restored = self.env.db.scalar("SELECT count(*) FROM scrip.audit_events WHERE subject = :'s'"
+                                      " AND outcome = 'restored'", s=sub)
+        self.assertEqual(restored, 2)
+        r = self.redeem(client, g2)
+        self.assertEqual(r.status, 200, r.json)
+
+    def test_refused_at_grant_time(self):
+        issuer = self.issuer("flaky")
+        client = self.client()
+        sub = "nope-" + secrets.token_hex(3)
+        issuer.refuse(sub)
+        mark = self.env.audit_mark()
+        r = self.grant(client, "flaky", sub, expect=400)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertRefusedOnce(mark, "token_exchange", "upstream_refused", client.id)
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'", s=sub), 0)
+        # The refusal is remembered for confirm_interval: no second call.
+        calls = issuer.calls("exchange", sub=sub)
+        self.grant(client, "flaky", sub, expect=400)
+        self.assertEqual(issuer.calls("exchange", sub=sub), calls)
+
+
+class UpstreamTrouble(LazyCase):
+    def test_breaker_opens_serves_cached_and_recovers(self):
+        issuer = self.issuer("flaky")
+        client = self.client()
+        known = "known-" + secrets.token_hex(3)
+        self.grant(client, "flaky", known)  # confirmed: cached for confirm_interval
+        issuer.set_down(True)
+        try:
+            r = self.grant(client, "flaky", "new1-" + secrets.token_hex(3), expect=503)
+            self.assertOAuthError(r, 503, "temporarily_unavailable")
+            self.assertTrue(r.header("Retry-After"))
+            r = self.grant(client, "flaky", "new2-" + secrets.token_hex(3), expect=503)
+            calls = issuer.calls("exchange")
+            started = time.monotonic()
+            r = self.grant(client, "flaky", "new3-" + secrets.token_hex(3), expect=503)
+            self.assertLess(time.monotonic() - started, 0.5, "the open breaker fails fast")
+            self.assertEqual(issuer.calls("exchange"), calls, "no call while the breaker is open")
+            self.assertRegex(self.env.scripd.get("/metrics").body.decode(),
+                             r'(?m)^scrip_upstream_circuit_open\{upstream="flaky"\} 1$')
+            # What is held keeps serving: the known user's confirmation is still good.
+            self.grant(client, "flaky", known)
+        finally:
+            issuer.set_down(False)
+        time.sleep(2.2)
+        self.grant(client, "flaky", "back-" + secrets.token_hex(3))
+        self.assertGreater(self.metric("flaky", "exchange", "error"), 0)
+        self.assertRegex(self.env.scripd.get("/metrics").body.decode(),
+                         r'(?m)^scrip_upstream_circuit_open\{upstream="flaky"\} 0$')
+
+    def test_transient_failure_is_retried(self):
+        issuer = self.issuer("broker")
+        client = self.client(upstream_audiences=(DCACHE,))
+        sub = "retry-" + secrets.token_hex(3)
+        issuer.fail_next(1, "503")
+        self.grant(client, "broker", sub, audiences=(DCACHE,))
+        self.assertEqual(issuer.calls("exchange", sub=sub), 2)
+        failures = self.env.db.scalar("SELECT count(*) FROM scrip.upstream_failures WHERE upstream = 'broker'"
+                                      " AND http_status = 503")
+        self.assertGreaterEqual(failures, 1)
+
+    def test_stalled_issuer_gives_503_within_the_timeout(self):
+        issuer = self.issuer("broker")
+        client = self.client(upstream_audiences=(DCACHE,))
+        issuer.set_down(True, "stall")
+        try:
+            started = time.monotonic()
+            r = self.grant(client, "broker", "stall-" + secrets.token_hex(3), audiences=(DCACHE,), expect=503)
+            self.assertOAuthError(r, 503, "temporarily_unavailable")
+            self.assertLess(time.monotonic() - started, 20)
+        finally:
+            issuer.set_down(False)
+
+
+class OpaqueTokens(LazyCase):
+    def test_introspected_once_and_cached(self):
+        issuer = self.issuer("opaque")
+        client = self.client()
+        sub = "opaque-" + secrets.token_hex(3)
+        token = self.env.remember(issuer.mint_opaque(sub=sub, scope=SCOPE), "subject token")
+        issuer.token_delay = 0.3
+        try:
+            with concurrent.futures.ThreadPoolExecutor(20) as pool:
+                results = list(pool.map(lambda _: self.env.exchange(client, token, scope="storage.read:/demo",
+                                                                    audiences=(STORAGE,)), range(20)))
+        finally:
+            issuer.token_delay = 0
+        self.assertEqual([r.status for r in results], [200] * 20)
+        self.assertEqual(issuer.calls("introspect", sub=sub), 1)
+        claims = self.env.verify_issued(results[0].json["access_token"], STORAGE)[1]
+        self.assertEqual(claims["sub"], sub)
+        self.assertEqual(self.env.exchange(client, token, scope="storage.read:/demo").status, 200)
+        self.assertEqual(issuer.calls("introspect", sub=sub), 1, "served from the cache")
+        issuer.revoke_opaque(token)
+        time.sleep(2.2)  # introspection_cache_ttl
+        r = self.env.exchange(client, token, scope="storage.read:/demo")
+        self.assertOAuthError(r, 400, "invalid_request")
+        self.assertEqual(issuer.calls("introspect", sub=sub), 2)
+
+    def test_unknown_opaque_token(self):
+        client = self.client()
+        r = self.env.exchange(client, "not-a-token-" + secrets.token_hex(8))
+        self.assertOAuthError(r, 400, "invalid_request")
+
+
+class TwoInstances(LazyCase):
+    def test_two_scripd_make_one_call_per_key(self):
+        issuer = self.issuer("broker")
+        with open(self.env.scripd.key_path) as f:
+            kek = f.read().strip()
+        workdir = os.path.join(self.env.workdir, "second")
+        os.mkdir(workdir)
+        second = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=kek)
+        second.redact = self.env.redact
+        second.start()
+        try:
+            client = self.client(upstream_audiences=(DCACHE,))
+            sub = "twin-" + secrets.token_hex(3)
+            token = self.env.subject_token("broker", {"sub": sub, "scope": SCOPE})
+            issuer.token_delay = 0.5
+            params = [("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                      ("subject_token", token), ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                      ("scope", SCOPE), ("audience", DCACHE), ("requested_token_type", TT_REFRESH)]
+            body = urllib.parse.urlencode(params).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded",
+                       "Authorization": basic_auth(client.id, client.secret)}
+            with concurrent.futures.ThreadPoolExecutor(20) as pool:
+                results = list(pool.map(lambda i: (self.env.scripd if i % 2 else second).request(
+                    "POST", "/token", body, headers), range(20)))
+            self.assertEqual([r.status for r in results], [200] * 20, [r.json for r in results if r.status != 200])
+            self.assertEqual(issuer.calls("exchange", sub=sub), 1, "one exchange for both instances")
+            grants = [self.env.remember(r.json["access_token"], "refresh token") for r in results]
+            with concurrent.futures.ThreadPoolExecutor(20) as pool:
+                redeemed = list(pool.map(lambda ig: (self.env.scripd if ig[0] % 2 else second).request(
+                    "POST", "/token", urllib.parse.urlencode(
+                        [("grant_type", "refresh_token"), ("refresh_token", ig[1]), ("audience", DCACHE)]).encode(),
+                    headers), enumerate(grants)))
+            self.assertEqual([r.status for r in redeemed], [200] * 20)
+            self.assertEqual(issuer.calls("refresh", sub=sub), 1, "one refresh for both instances")
+            self.assertEqual(len({r.json["access_token"] for r in redeemed}), 1)
+            for r in redeemed:
+                self.env.remember(r.json["access_token"], "issued token")
+                self.env.remember(r.json["refresh_token"], "refresh token")
+        finally:
+            issuer.token_delay = 0
+            second.stop()
+            leaked = self.env.leaks(second.log_text())
+            self.assertEqual(leaked, [], "the second scripd logged secrets")
+
+
+class Visibility(LazyCase):
+    def test_views_and_metrics_agree_with_the_issuer(self):
+        issuer = self.issuer("broker")
+        client = self.client(upstream_audiences=(DCACHE,))
+        sub = "seen-" + secrets.token_hex(3)
+
+        def totals():
+            return (issuer.calls("exchange") + issuer.calls("refresh"),
+                    sum(self.metric("broker", k, o) for k in ("exchange", "refresh") for o in ("ok", "refused", "error")),
+                    int(self.env.db.scalar("SELECT coalesce(sum(calls), 0) FROM scrip.upstream_calls_hourly"
+                                           " WHERE upstream = 'broker' AND kind IN ('exchange', 'refresh')")))
+
+        before = totals()
+        refresh = self.grant(client, "broker", sub, audiences=(DCACHE,))
+        self.assertEqual(self.redeem(client, refresh, audience=DCACHE).status, 200)
+        after = totals()
+        self.assertEqual([a - b for a, b in zip(after, before)], [2, 2, 2],
+                         "the issuer, /metrics and the hourly view each count one exchange and one refresh")
+        by_subject = self.env.db.query("SELECT kind, calls FROM scrip.upstream_calls_by_subject"
+                                       " WHERE upstream = 'broker' AND subject = :'s' ORDER BY kind", s=sub)
+        self.assertEqual([(r["kind"], int(r["calls"])) for r in by_subject], [("exchange", 1), ("refresh", 1)])
+        self.assertGreater(self.metric("broker", "jwks", "ok"), 0, "key-set fetches are counted too")
+        self.assertLogClean()
+
+
+if __name__ == "__main__":
+    unittest.main()
