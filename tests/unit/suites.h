@@ -21,6 +21,10 @@ bool scrip_test_jwk_suite(void);
 bool scrip_test_keyring_suite(void);
 bool scrip_test_config_suite(void);
 bool scrip_test_grant_suite(void);
+bool scrip_test_breaker_suite(void);
+bool scrip_test_custody_suite(void);
+bool scrip_test_flight_suite(void);
+bool scrip_test_formenc_suite(void);
 
 /* Adds a test and fails the registration on error: use inside a suite function. */
 #define SCRIP_ADD_TEST(suite, fn)                                                                                    \
