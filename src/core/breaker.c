@@ -6,6 +6,11 @@ void scrip_breaker_init(scrip_breaker_t *b, int64_t threshold, int64_t cooldown_
 	*b = (scrip_breaker_t){ .threshold = threshold > 0 ? threshold : 1, .cooldown_ms = cooldown_ms };
 }
 
+void scrip_breaker_release_trial(scrip_breaker_t *b)
+{
+	b->trial_in_flight = false;
+}
+
 bool scrip_breaker_is_open(const scrip_breaker_t *b, int64_t now_ms)
 {
 	return b->open_until_ms != 0 && (now_ms < b->open_until_ms || b->trial_in_flight);
@@ -42,11 +47,11 @@ void scrip_breaker_record(scrip_breaker_t *b, bool ok, int64_t now_ms)
 
 int64_t scrip_backoff_ms(int64_t base_ms, int attempt, int64_t cap_ms, uint32_t random)
 {
-	if (attempt < 1 || base_ms <= 0)
+	if (attempt < 1 || base_ms <= 0 || cap_ms <= 0)
 		return 0;
 	int64_t ceiling = base_ms;
 	for (int i = 1; i < attempt && ceiling < cap_ms; i++)
-		ceiling *= 2;
+		ceiling = ceiling > cap_ms / 2 ? cap_ms : ceiling * 2; /* never past the cap, never overflowing */
 	if (ceiling > cap_ms)
 		ceiling = cap_ms;
 	return (int64_t)((uint64_t)random % (uint64_t)(ceiling + 1));

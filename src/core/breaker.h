@@ -32,9 +32,14 @@ void scrip_breaker_record(scrip_breaker_t *b, bool ok, int64_t now_ms);
 
 bool scrip_breaker_is_open(const scrip_breaker_t *b, int64_t now_ms);
 
+/* A call let through never reached the issuer (nothing to call): lets the
+ * next call be the trial, counting neither success nor failure. */
+void scrip_breaker_release_trial(scrip_breaker_t *b);
+
 /* Milliseconds to wait before retry number attempt (1 for the first
  * retry): a uniformly random point in [0, base_ms * 2^(attempt-1)], capped
- * at cap_ms ("full jitter"). random is any uniformly random 32 bits. */
+ * at cap_ms ("full jitter"). random is any uniformly random 32 bits. 0 when
+ * attempt < 1 or base_ms or cap_ms is not positive. */
 int64_t scrip_backoff_ms(int64_t base_ms, int attempt, int64_t cap_ms, uint32_t random);
 
 #endif

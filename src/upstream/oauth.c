@@ -322,7 +322,7 @@ static void attempt(struct call *c)
 	}
 	const char *url = c->kind == SCRIP_CALL_INTROSPECT ? s->introspection_endpoint : s->token_endpoint;
 	if (!url) {
-		scrip_breaker_record(&s->breaker, true, now_ms()); /* not the issuer's fault: release a trial */
+		scrip_breaker_release_trial(&s->breaker); /* the issuer was not asked: neither success nor failure */
 		call_fail(c, o->cfg->upstreams[c->up].breaker_cooldown, "upstream_no_endpoint",
 			  c->kind == SCRIP_CALL_INTROSPECT ? "the main issuer has no introspection endpoint"
 							   : "the main issuer has no token endpoint");

@@ -129,6 +129,31 @@ static void test_breaker_trial_success_closes(void)
 	CU_ASSERT_TRUE(scrip_breaker_is_open(&b, T0 + COOLDOWN + 9));
 }
 
+/* A trial that never reached the issuer neither closes nor reopens: the
+ * next call is the trial, and the failure count stands. */
+static void test_breaker_trial_released(void)
+{
+	scrip_breaker_t b;
+	int64_t ra = -1;
+	opened(&b);
+	CU_ASSERT_TRUE(scrip_breaker_allow(&b, T0 + COOLDOWN, &ra));
+	scrip_breaker_release_trial(&b);
+	CU_ASSERT_FALSE(b.trial_in_flight);
+	CU_ASSERT_EQUAL(b.failures, 3);
+	CU_ASSERT_NOT_EQUAL(b.open_until_ms, 0);
+	CU_ASSERT_TRUE(scrip_breaker_allow(&b, T0 + COOLDOWN + 1, &ra));
+	CU_ASSERT_FALSE(scrip_breaker_allow(&b, T0 + COOLDOWN + 2, &ra));
+	/* released while closed: counts nothing either */
+	scrip_breaker_t c;
+	scrip_breaker_init(&c, 3, COOLDOWN);
+	fail_n(&c, 2, T0);
+	CU_ASSERT_TRUE(scrip_breaker_allow(&c, T0, &ra));
+	scrip_breaker_release_trial(&c);
+	CU_ASSERT_EQUAL(c.failures, 2);
+	fail_n(&c, 1, T0);
+	CU_ASSERT_TRUE(scrip_breaker_is_open(&c, T0));
+}
+
 static void test_breaker_trial_failure_reopens(void)
 {
 	scrip_breaker_t b;
@@ -209,9 +234,12 @@ static void test_backoff_ceiling(void)
 	CU_ASSERT_EQUAL(scrip_backoff_ms(100, 3, 750, 401), 0);
 	/* cap 0: no wait at all */
 	CU_ASSERT_EQUAL(scrip_backoff_ms(100, 3, 0, UINT32_MAX), 0);
-	/* Not tested: a negative cap_ms (a modulo by zero for -1) or one near
-	 * INT64_MAX (the doubling overflows). Its only caller passes a fixed
-	 * 10 s cap. */
+	/* a negative cap waits not at all; a cap near INT64_MAX doubles up to
+	 * it without overflowing */
+	CU_ASSERT_EQUAL(scrip_backoff_ms(100, 1, -1, UINT32_MAX), 0);
+	CU_ASSERT_EQUAL(scrip_backoff_ms(100, 3, INT64_MIN, 7), 0);
+	int64_t got = scrip_backoff_ms(1, 70, INT64_MAX, UINT32_MAX);
+	CU_ASSERT_TRUE(got >= 0 && got <= (int64_t)UINT32_MAX);
 }
 
 static void test_backoff_full_jitter(void)
@@ -247,6 +275,7 @@ bool scrip_test_breaker_suite(void)
 	if (!suite)
 		return false;
 	SCRIP_ADD_TEST(suite, test_breaker_init);
+	SCRIP_ADD_TEST(suite, test_breaker_trial_released);
 	SCRIP_ADD_TEST(suite, test_breaker_opens_at_threshold);
 	SCRIP_ADD_TEST(suite, test_breaker_success_resets_count);
 	SCRIP_ADD_TEST(suite, test_breaker_one_trial);
