@@ -162,8 +162,9 @@ static void app_stop(scrip_app_t *app)
 		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);
 	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
 		scrip_jwks_cache_free(app->jwks[i]);
-	scrip_lazy_free(app->lazy);
+	/* oauth first: the calls it still answers belong to lazy's jobs. */
 	scrip_oauth_free(app->oauth);
+	scrip_lazy_free(app->lazy);
 	scrip_db_free(app->db);
 	scrip_httpd_stop(app);
 	if (app->keys_timer)

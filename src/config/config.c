@@ -137,7 +137,7 @@ static const opt_t opts[] = {
 	  "locally only), `on_grant` (when a grant is made, by a token exchange there), `on_redeem` (also before "
 	  "redeeming a grant, by refreshing the refresh token scrip holds). A confirmation serves every request of "
 	  "that user and scope set for `confirm_interval`. A refusal suspends the user's grants." },
-	{ SECT_UPSTREAM, "confirm_interval", T_SECONDS, UPS(confirm_interval), "3600", 0, 2592000, 0, NULL, NULL,
+	{ SECT_UPSTREAM, "confirm_interval", T_SECONDS, UPS(confirm_interval), "3600", 1, 2592000, 0, NULL, NULL,
 	  "Seconds a confirmation (or a refusal) is reused before the issuer is asked again." },
 	{ SECT_UPSTREAM, "min_remaining", T_SECONDS, UPS(min_remaining), "60", 0, 86400, 0, NULL, NULL,
 	  "Broker mode: a cached access token of this issuer is handed out while it has at least this many "

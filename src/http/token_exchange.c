@@ -201,6 +201,7 @@ static void grant_upstream_then_issue(scrip_token_req_t *t)
 		.subject = t->subject.sub,
 		.scopes = t->scope_text,
 		.subject_token = t->request.subject_token,
+		.subject_token_exp = t->subject.exp,
 		.need_refresh = need_refresh,
 		.need_confirmation = need_confirmation,
 	};

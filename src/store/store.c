@@ -580,7 +580,12 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 	scrip_db_query(db, grant_lookup_sql, 1, params, grant_lookup_cb, op);
 }
 
-/* The claim comes first and decides: its UPDATE takes the row lock, so of
+/* A suspension is the one grant state that can be lifted again, so a
+ * suspended grant's token is not even claimed: otherwise it would be left
+ * rotated without a successor, and its next use, once the grant is
+ * restored, would look like a replay.
+ *
+ * The claim comes first and decides: its UPDATE takes the row lock, so of
  * concurrent redemptions of one token the first wins and the others find
  * nothing left to claim; every later step only reads what the claim
  * returned. A retry (inside the grace period) claims by superseding the
@@ -597,6 +602,7 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 	"                                   successor_hash = decode($2, 'hex')" \
 	"   WHERE r.token_hash = decode($1, 'hex')" \
 	"     AND ((NOT $3 AND r.state = 'active') OR ($3 AND r.token_hash IN (SELECT token_hash FROM superseded)))" \
+	"     AND EXISTS (SELECT 1 FROM scrip.grants q WHERE q.grant_id = r.grant_id AND q.suspended_at IS NULL)" \
 	"  RETURNING r.grant_id, r.generation)," \
 	" g AS (" \
 	"  UPDATE scrip.grants g SET uses = g.uses + 1" \

@@ -39,7 +39,9 @@ void scrip_store_upstream_call_record(scrip_db_t *db, const scrip_upstream_call_
 /* ---- what is held ----------------------------------------------------------------- */
 
 static const char session_get_sql[] =
-	"SELECT s.refresh_sealed, extract(epoch FROM s.confirmed_at)::bigint, extract(epoch FROM s.refused_at)::bigint,"
+	"SELECT s.refresh_sealed, extract(epoch FROM s.confirmed_at)::bigint,"
+	"       (SELECT extract(epoch FROM max(r.refused_at))::bigint FROM scrip.upstream_sessions r"
+	"         WHERE r.upstream = $1 AND r.subject = $2),"
 	"       a.token_sealed, extract(epoch FROM a.expires_at)::bigint, a.token_ref,"
 	"       extract(epoch FROM now())::bigint"
 	"  FROM (SELECT 1) one"
@@ -191,10 +193,15 @@ void scrip_store_lease_release(scrip_db_t *db, const char *key, const char *hold
 
 /* ---- the issuer's yes and no ----------------------------------------------------------- */
 
+/* Written only while no other scripd holds the session's lease: one whose
+ * lease expired mid-call must not overwrite what the next holder got. */
+#define NOT_TAKEN_OVER(key, holder)                                                                              \
+	"NOT EXISTS (SELECT 1 FROM scrip.upstream_leases WHERE key = " key " AND holder <> " holder ")"
+
 static const char confirmed_sql[] =
 	"WITH s AS ("
 	"  INSERT INTO scrip.upstream_sessions AS u (upstream, subject, scopes, refresh_sealed, confirmed_at)"
-	"  VALUES ($1, $2, $3, decode($4::text, 'hex'), now())"
+	"  SELECT $1, $2, $3, decode($4::text, 'hex'), now() WHERE " NOT_TAKEN_OVER("$10", "$11")
 	"  ON CONFLICT (upstream, subject, scopes) DO UPDATE"
 	"     SET refresh_sealed = coalesce(EXCLUDED.refresh_sealed, u.refresh_sealed), confirmed_at = now(),"
 	"         refused_at = NULL, refused_reason = NULL, updated_at = now()"
@@ -211,6 +218,7 @@ static const char confirmed_sql[] =
 	" r AS ("
 	"  UPDATE scrip.grants SET suspended_at = NULL, suspended_reason = NULL"
 	"   WHERE upstream_issuer = $9 AND subject = $2 AND suspended_at IS NOT NULL AND state = 'active'"
+	"     AND array_to_string(scopes, ' ') = $3 AND EXISTS (SELECT 1 FROM s)"
 	"  RETURNING grant_id, client_id, job_id),"
 	" au AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
@@ -243,16 +251,17 @@ void scrip_store_session_confirmed(scrip_db_t *db, const scrip_session_confirm_t
 static const char refused_sql[] =
 	"WITH s AS ("
 	"  INSERT INTO scrip.upstream_sessions AS u (upstream, subject, scopes, refused_at, refused_reason)"
-	"  VALUES ($1, $2, $3, now(), $4::text)"
+	"  SELECT $1, $2, $3, now(), $4::text WHERE " NOT_TAKEN_OVER("$7", "$8")
 	"  ON CONFLICT (upstream, subject, scopes) DO UPDATE"
 	"     SET refused_at = now(), refused_reason = $4, updated_at = now(),"
 	"         refresh_sealed = CASE WHEN $5::boolean THEN NULL ELSE u.refresh_sealed END"
 	"  RETURNING upstream),"
-	" a AS (DELETE FROM scrip.upstream_access_tokens WHERE upstream = $1 AND subject = $2),"
+	" a AS (DELETE FROM scrip.upstream_access_tokens WHERE upstream = $1 AND subject = $2"
+	"        AND EXISTS (SELECT 1 FROM s)),"
 	" g AS ("
 	"  UPDATE scrip.grants SET suspended_at = now(), suspended_reason = 'main issuer: ' || $4"
 	"   WHERE upstream_issuer = $6 AND subject = $2 AND suspended_at IS NULL AND state = 'active'"
-	"     AND expires_at > now()"
+	"     AND expires_at > now() AND EXISTS (SELECT 1 FROM s)"
 	"  RETURNING grant_id, client_id, job_id),"
 	" au AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, error, reason, client_id, subject, upstream_issuer, job_id,"

@@ -35,7 +35,7 @@ typedef struct {
 	uint8_t *refresh_sealed; /* NULL: none */
 	size_t refresh_sealed_len;
 	int64_t confirmed_at; /* unix seconds; 0 never */
-	int64_t refused_at;   /* 0: not refused */
+	int64_t refused_at;   /* the subject's latest refusal at this upstream, any scope set; 0: none */
 	uint8_t *access_sealed; /* for the audience asked; NULL: none */
 	size_t access_sealed_len;
 	int64_t access_expires_at;
@@ -77,8 +77,10 @@ typedef struct {
 } scrip_session_confirm_t;
 
 /* In one statement: stores what was obtained, marks the session confirmed
- * (clearing a refusal), lifts the suspension of the subject's grants at
- * that issuer (one 'restored' audit row each) and releases the lease. */
+ * (clearing its refusal), lifts the suspension of the subject's grants at
+ * that issuer with this scope set (one 'restored' audit row each) and
+ * releases the lease. Nothing is written if another holder has taken the
+ * lease over meanwhile. */
 void scrip_store_session_confirmed(scrip_db_t *db, const scrip_session_confirm_t *rec, scrip_store_done_fn cb,
 				   void *arg);
 
@@ -95,8 +97,9 @@ typedef struct {
 } scrip_session_refuse_t;
 
 /* In one statement: marks the session refused, drops the subject's cached
- * access tokens at that issuer, suspends the subject's active grants there
- * (one 'suspended' audit row each) and releases the lease. */
+ * access tokens at that issuer, suspends all the subject's active grants
+ * there (one 'suspended' audit row each) and releases the lease; nothing
+ * if another holder has taken the lease over. */
 void scrip_store_session_refused(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
 				 void *arg);
 

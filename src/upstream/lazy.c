@@ -25,7 +25,8 @@
 #include "util/log.h"
 #include "util/secret.h"
 
-#define POLL_MS 40            /* how often a waiter for another instance's lease looks again */
+#define POLL_FIRST_MS 40      /* a waiter for another instance's lease looks again after this... */
+#define POLL_MAX_MS 1000      /* ...doubling up to this */
 #define INTROSPECTION_CACHE_MAX 20000
 
 #define TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
@@ -41,7 +42,8 @@ typedef struct job {
 	job_step_t step;
 	char *key;          /* the flight */
 	char *lease_key;    /* the session: upstream|subject|scopes */
-	char holder[64];    /* this instance and job, in the lease row */
+	char holder[160];   /* this instance and job, in the lease row */
+	int64_t poll_ms;    /* next wait for someone else's lease */
 	bool leased;
 	int64_t deadline_ms; /* a waiter for someone else's lease gives up here */
 	struct event *timer;
@@ -49,6 +51,7 @@ typedef struct job {
 	size_t up;
 	char *issuer, *subject, *scopes, *subject_token, *audience;
 	bool need_refresh, need_confirmation;
+	int64_t subject_token_exp;
 	scrip_custody_action_t action;
 	char *refresh_token; /* unsealed from the row for a refresh; wiped */
 	/* the answer being built */
@@ -196,15 +199,29 @@ void scrip_lazy_free(scrip_lazy_t *l)
 	free(l);
 }
 
+/* ---- keys ---------------------------------------------------------------------------- */
+
+/* "LEN:part|LEN:part|...": parts may hold '|' (Auth0 subjects do), so each
+ * is length-prefixed and no two different tuples give the same key. */
+static char *key_join(const char *a, const char *b, const char *c, const char *d)
+{
+	char *out = NULL;
+	if (asprintf(&out, "%zu:%s|%zu:%s|%zu:%s|%zu:%s", strlen(a), a, strlen(b), b, strlen(c), c, strlen(d), d) < 0)
+		abort();
+	return out;
+}
+
 /* ---- sealing ------------------------------------------------------------------------ */
 
 /* Associated data binds a sealed token to its row and kind. */
 static char *seal_ad(const job_t *j, const char *kind)
 {
 	char *ad = NULL;
-	if (asprintf(&ad, "scrip-upstream-%s|%s|%s|%s|%s", kind, j->l->cfg->upstreams[j->up].name, j->subject,
-		     j->scopes, j->audience && strcmp(kind, "access") == 0 ? j->audience : "") < 0)
+	const char *aud = j->audience && strcmp(kind, "access") == 0 ? j->audience : "";
+	char *parts = key_join(j->l->cfg->upstreams[j->up].name, j->subject, j->scopes, aud);
+	if (asprintf(&ad, "scrip-upstream-%s|%s", kind, parts) < 0)
 		abort();
+	free(parts);
 	return ad;
 }
 
@@ -302,7 +319,8 @@ static void lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 	set_step(j, JOB_WAITING);
 	if (!j->timer && !(j->timer = evtimer_new(j->l->base, poll_timer_cb, j)))
 		abort();
-	struct timeval tv = { 0, POLL_MS * 1000 };
+	j->poll_ms = j->poll_ms ? (j->poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : j->poll_ms * 2) : POLL_FIRST_MS;
+	struct timeval tv = { j->poll_ms / 1000, (j->poll_ms % 1000) * 1000 };
 	evtimer_add(j->timer, &tv);
 }
 
@@ -382,7 +400,8 @@ static void session_cb(scrip_session_row_t *row, const scrip_err_t *err, void *a
 	}
 	if (!j->leased) {
 		set_step(j, JOB_LEASING);
-		int64_t ttl = u->timeout * 1000 * (u->retries + 1) + 10000 * u->retries + 2000;
+		/* Discovery, every attempt, the backoffs and the store, with room to spare. */
+		int64_t ttl = u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 5000;
 		scrip_store_lease_try(j->l->db, j->lease_key, j->holder, ttl, lease_cb, j);
 		return;
 	}
@@ -401,13 +420,19 @@ static void job_read(job_t *j)
 static void stored_cb(const scrip_err_t *err, void *arg)
 {
 	job_t *j = arg;
-	j->leased = false; /* the statement released it */
-	if (err && j->result.outcome == SCRIP_LAZY_OK) {
-		/* The issuer's answer (maybe a rotated refresh token) is lost: fail closed. */
-		scrip_log_error("upstream %s: the session of %s could not be stored: %s",
-				j->l->cfg->upstreams[j->up].name, j->subject, err->text);
-		unavailable(&j->result, 1, "upstream_answer_not_stored", "the main issuer's answer could not be stored");
+	if (err) {
+		/* The statement did not run: the lease is still ours to release. */
+		if (j->result.outcome == SCRIP_LAZY_OK) {
+			/* The issuer's answer (maybe a rotated refresh token) is lost: fail closed. */
+			scrip_log_error("upstream %s: the session of %s could not be stored: %s",
+					j->l->cfg->upstreams[j->up].name, j->subject, err->text);
+			unavailable(&j->result, 1, "upstream_answer_not_stored",
+				    "the main issuer's answer could not be stored");
+		}
+		job_finish(j);
+		return;
 	}
+	j->leased = false; /* the statement released it */
 	job_land(j);
 }
 
@@ -469,6 +494,12 @@ static bool take_answer(job_t *j, const json_t *body, const char **why)
 	return true;
 }
 
+/* The answers that say the main issuer will not act for this user any more. */
+static bool refuses_the_user(const char *error)
+{
+	return strcmp(error, "invalid_grant") == 0 || strcmp(error, "access_denied") == 0;
+}
+
 static void call_cb(const scrip_oauth_result_t *r, void *arg)
 {
 	job_t *j = arg;
@@ -478,6 +509,17 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		j->result.outcome = SCRIP_LAZY_UNAVAILABLE;
 		j->result.err = r->err;
 		j->result.retry_after = r->retry_after;
+		job_finish(j);
+		return;
+	}
+	if (r->outcome == SCRIP_OAUTH_REFUSED && !refuses_the_user(r->error)) {
+		/* invalid_scope, invalid_target: the issuer refused what scrip asked
+		 * for, not the user. The request fails; nothing is suspended. */
+		scrip_log_warn("upstream %s refused %s for %s: %s (scrip's request, not the user)", u->name,
+			       scrip_custody_action_name(j->action), j->subject, r->error);
+		j->result.outcome = SCRIP_LAZY_REFUSED;
+		SCRIP_ERR(&j->result.err, SCRIP_E_INVALID_GRANT, "upstream_refused_request",
+			  "the main issuer refused what scrip asked for (%.40s)", r->error);
 		job_finish(j);
 		return;
 	}
@@ -539,6 +581,15 @@ static void job_call(job_t *j)
 	scrip_formenc_t form = { 0 };
 	scrip_call_kind_t kind;
 	set_step(j, JOB_CALLING);
+	if (j->action == SCRIP_CUSTODY_EXCHANGE && j->subject_token_exp <= (int64_t)time(NULL)) {
+		/* Accepted here within clock_skew, but the issuer would call it
+		 * expired: that says nothing about the user, so do not ask. */
+		j->result.outcome = SCRIP_LAZY_REFUSED;
+		SCRIP_ERR(&j->result.err, SCRIP_E_INVALID_REQUEST, "subject_token_expired",
+			  "the subject token has expired; the main issuer cannot be asked with it");
+		job_finish(j);
+		return;
+	}
 	if (j->action == SCRIP_CUSTODY_EXCHANGE) {
 		char *scope = requested_scope(j);
 		kind = SCRIP_CALL_EXCHANGE;
@@ -576,9 +627,10 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 {
 	const char *up = l->cfg->upstreams[ask->upstream].name;
 	char *key = NULL, *lease_key = NULL;
-	if (asprintf(&lease_key, "%s|%s|%s", up, ask->subject, ask->scopes) < 0 ||
-	    asprintf(&key, "%s|%s|%c%c%c", lease_key, ask->audience ? ask->audience : "",
-		     ask->subject_token ? 'x' : '-', ask->need_refresh ? 'r' : '-', ask->need_confirmation ? 'c' : '-') < 0)
+	lease_key = key_join(up, ask->subject, ask->scopes, "");
+	if (asprintf(&key, "%s|%zu:%s|%c%c%c", lease_key, strlen(ask->audience ? ask->audience : ""),
+		     ask->audience ? ask->audience : "", ask->subject_token ? 'x' : '-', ask->need_refresh ? 'r' : '-',
+		     ask->need_confirmation ? 'c' : '-') < 0)
 		abort();
 	struct session_waiter *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -596,7 +648,7 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 	j->l = l;
 	j->key = key;
 	j->lease_key = lease_key;
-	snprintf(j->holder, sizeof(j->holder), "%.40s/%lu", l->instance, ++l->next_job);
+	snprintf(j->holder, sizeof(j->holder), "%s/%lu", l->instance, ++l->next_job);
 	j->up = ask->upstream;
 	j->issuer = strdup(ask->upstream_issuer);
 	j->subject = strdup(ask->subject);
@@ -605,8 +657,9 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 	j->audience = ask->audience ? strdup(ask->audience) : NULL;
 	j->need_refresh = ask->need_refresh;
 	j->need_confirmation = ask->need_confirmation;
+	j->subject_token_exp = ask->subject_token_exp;
 	const scrip_upstream_config_t *u = &l->cfg->upstreams[j->up];
-	j->deadline_ms = mono_ms() + u->timeout * 1000 * (u->retries + 1) + 10000 * u->retries + 3000;
+	j->deadline_ms = mono_ms() + u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 6000;
 	if (!j->issuer || !j->subject || !j->scopes || (ask->subject_token && !j->subject_token) ||
 	    (ask->audience && !j->audience))
 		abort();

@@ -44,6 +44,7 @@ typedef struct {
 	const char *subject;
 	const char *scopes;        /* the scope set, space-separated */
 	const char *subject_token; /* a grant being made: the user's token, which may be exchanged; else NULL */
+	int64_t subject_token_exp; /* its exp: an expired token is never sent */
 	const char *audience;      /* broker: an access token of the issuer for this audience is needed */
 	bool need_refresh;         /* a refresh token must be held afterwards */
 	bool need_confirmation;    /* the issuer's yes must be younger than confirm_interval */
@@ -64,6 +65,9 @@ typedef struct {
 	const char *access_ref;    /* 'jti:…' or 'sha256:…' of the access token */
 } scrip_lazy_result_t;
 
+/* cb runs exactly once, possibly before scrip_lazy_session or
+ * scrip_lazy_introspect returns (a cached answer, a failure at once): call
+ * them last. */
 typedef void (*scrip_lazy_cb)(const scrip_lazy_result_t *r, void *arg);
 void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy_cb cb, void *arg);
 

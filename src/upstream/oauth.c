@@ -382,6 +382,7 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 	json_decref(doc);
 	record(o, up, SCRIP_CALL_DISCOVERY, why ? SCRIP_OAUTH_ERROR : SCRIP_OAUTH_OK, resp ? resp->status : 0, why,
 	       NULL, c->attempt_started_ms);
+	scrip_breaker_record(&s->breaker, why == NULL, now_ms());
 	if (why)
 		scrip_log_warn("upstream %s: discovery failed: %s", u->name, why);
 	s->discovering = false;
@@ -401,6 +402,13 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 static void discover(struct call *c)
 {
 	upstream_state_t *s = &c->o->up[c->up];
+	int64_t retry_after = 0;
+	if (!s->discovering && !scrip_breaker_allow(&s->breaker, now_ms(), &retry_after)) {
+		count(c->o, c->up, SCRIP_CALL_DISCOVERY, SCRIP_OAUTH_ERROR);
+		call_fail(c, retry_after, "upstream_circuit_open",
+			  "the main issuer is failing; scrip is not calling it for a while");
+		return;
+	}
 	c->next_waiting = s->waiting;
 	s->waiting = c;
 	if (s->discovering)

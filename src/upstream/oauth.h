@@ -63,7 +63,10 @@ void scrip_oauth_free(scrip_oauth_t *o);
 /* Sends form (the grant's parameters, without client authentication) to
  * the token endpoint (EXCHANGE, REFRESH) or introspection endpoint
  * (INTROSPECT) of upstream number up. subject names the user in the call
- * record (NULL when unknown). cb runs once, from the loop. */
+ * record (NULL when unknown). cb runs exactly once: from the loop when a
+ * request went out, but before scrip_oauth_call returns when the call fails
+ * at once (breaker open, no client or endpoint, stopping), so the caller
+ * must do nothing after calling it. */
 void scrip_oauth_call(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, const scrip_formenc_t *form,
 		      const char *subject, scrip_oauth_cb cb, void *arg);
 

@@ -73,9 +73,9 @@ class LazyCase(ScripTestCase):
         return self.env.new_client(scopes=("storage.read:/demo", "storage.create:/demo/output"),
                                    audiences=audiences, default_lifetime=1800, max_lifetime=3600, extra=extra)
 
-    def grant(self, client, upstream, sub, audiences=(STORAGE,), expect=200):
+    def grant(self, client, upstream, sub, audiences=(STORAGE,), expect=200, scope=SCOPE):
         token = self.env.subject_token(upstream, {"sub": sub, "scope": SCOPE})
-        r = self.env.exchange(client, token, scope=SCOPE, audiences=audiences,
+        r = self.env.exchange(client, token, scope=scope, audiences=audiences,
                               extra=[("requested_token_type", TT_REFRESH)])
         self.assertEqual(r.status, expect, r.json)
         if expect == 200:
@@ -279,6 +279,34 @@ class ConfirmPolicies(LazyCase):
                                       " AND outcome = 'restored'", s=sub)
         self.assertEqual(restored, 2)
         r = self.redeem(client, g2)
+        self.assertEqual(r.status, 200, r.json)
+
+    def test_a_yes_restores_only_grants_of_its_scope_set(self):
+        """Refused for one scope set: every grant suspended; a later yes for
+        another scope set restores only that set's grants."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "sets-" + secrets.token_hex(3)
+        grant_a = self.grant(client, "confirm", sub, scope="storage.read:/demo")
+        grant_b = self.grant(client, "confirm", sub, scope="storage.create:/demo/output")
+        issuer.refuse(sub)
+        time.sleep(3.2)
+        self.assertOAuthError(self.redeem(client, grant_a), 400, "invalid_grant")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'"
+                                            " AND suspended_at IS NOT NULL", s=sub), 2)
+        issuer.unrefuse(sub)
+        time.sleep(3.2)
+        self.grant(client, "confirm", sub, scope="storage.create:/demo/output")
+        r = self.redeem(client, grant_b)
+        self.assertEqual(r.status, 200, r.json)
+        mark = self.env.audit_mark()
+        r = self.redeem(client, grant_a)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertRefusedOnce(mark, "token_refresh", "grant_suspended", client.id)
+        # Its refresh token was not consumed by the refusal: once restored, it works.
+        time.sleep(3.2)
+        self.grant(client, "confirm", sub, scope="storage.read:/demo")
+        r = self.redeem(client, grant_a)
         self.assertEqual(r.status, 200, r.json)
 
     def test_refused_at_grant_time(self):
