@@ -54,5 +54,5 @@ int64_t scrip_backoff_ms(int64_t base_ms, int attempt, int64_t cap_ms, uint32_t 
 		ceiling = ceiling > cap_ms / 2 ? cap_ms : ceiling * 2; /* never past the cap, never overflowing */
 	if (ceiling > cap_ms)
 		ceiling = cap_ms;
-	return (int64_t)((uint64_t)random % (uint64_t)(ceiling + 1));
+	return (int64_t)((uint64_t)random % ((uint64_t)ceiling + 1));
 }
