@@ -1,9 +1,17 @@
 /* token_refresh.c — grant_type=refresh_token: a grant held by scrip is
  * redeemed just in time, when the queued job or transfer starts, for a
- * short access token. The main issuer is not involved.
+ * short access token. Usually the main issuer is not involved:
  *
  *   look the refresh token up (DB) ─▶ check the grant (pure)
  *     ─▶ decide: narrow only (pure) ─▶ sign ─▶ rotate + record in one statement (DB) ─▶ 200
+ *
+ * It is asked (upstream/lazy.c, which answers from what scrip holds when it
+ * can) only when the upstream's policy is confirm = on_redeem, or when the
+ * one audience asked is one the client's policy marks upstream (broker
+ * mode: the main issuer's access token is handed out instead of a token
+ * signed here):
+ *
+ *   ... decide ─▶ the main issuer's word (STEP_UPSTREAM) ─▶ sign, or take its token ─▶ record ─▶ 200
  *
  * A rotated refresh token presented again is a replay: the whole grant is
  * revoked (RFC 9700 §4.14.2) — unless the client's grace period still runs
