@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -66,13 +67,6 @@ struct scrip_db {
 struct scrip_db_result {
 	PGresult *pg;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *const state_names[] = { "down", "connecting", "idle", "busy" };
 
@@ -204,7 +198,7 @@ static void conn_start(struct conn *c)
 		return;
 	}
 	set_state(c, CONN_CONNECTING);
-	c->connect_deadline_ms = now_ms() + 5000;
+	c->connect_deadline_ms = scrip_mono_ms() + 5000;
 	watch(c, EV_WRITE);
 }
 
@@ -388,7 +382,7 @@ static void dispatch(scrip_db_t *db)
 static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 {
 	scrip_db_t *db = arg;
-	int64_t now = now_ms();
+	int64_t now = scrip_mono_ms();
 	struct query *expired = NULL, **pp = &db->head;
 	db->tail = NULL;
 	while (*pp) {
@@ -498,7 +492,7 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 		if (values[i] && !(q->values[i] = strdup(values[i])))
 			goto oom;
 	}
-	q->deadline_ms = now_ms() + db->timeout_ms;
+	q->deadline_ms = scrip_mono_ms() + db->timeout_ms;
 	if (db->closing) {
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down", "the service is shutting down");
 		return;

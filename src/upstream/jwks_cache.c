@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 #define DISCOVERY_MAX_BYTES (64 * 1024)
@@ -43,13 +44,6 @@ struct scrip_jwks_cache {
 	int64_t fetch_started_ms;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void scrip_jwks_cache_set_note(scrip_jwks_cache_t *c, scrip_jwks_fetch_note note, void *arg)
 {
 	c->note = note;
@@ -61,7 +55,7 @@ static void noted(scrip_jwks_cache_t *c, const scrip_fetch_response_t *resp, con
 {
 	if (c->note)
 		c->note(c->note_arg, c->cfg->name, c->state == FETCH_DISCOVERING, why == NULL, resp ? resp->status : 0, why,
-			now_ms() - c->fetch_started_ms);
+			scrip_mono_ms() - c->fetch_started_ms);
 }
 
 static int64_t now_s(void)
@@ -165,7 +159,7 @@ static void fetch_jwks(scrip_jwks_cache_t *c)
 {
 	set_state(c, FETCH_JWKS);
 	c->fetches++;
-	c->fetch_started_ms = now_ms();
+	c->fetch_started_ms = scrip_mono_ms();
 	scrip_fetch_get(c->fetcher, c->jwks_uri, (long)c->cfg->timeout * 1000, SCRIP_JWKS_MAX_BYTES, jwks_cb, c);
 }
 
@@ -224,7 +218,7 @@ static void fetch_start(scrip_jwks_cache_t *c)
 	strcpy(url + len, "/.well-known/openid-configuration");
 	set_state(c, FETCH_DISCOVERING);
 	c->fetches++;
-	c->fetch_started_ms = now_ms();
+	c->fetch_started_ms = scrip_mono_ms();
 	scrip_fetch_get(c->fetcher, url, (long)c->cfg->timeout * 1000, DISCOVERY_MAX_BYTES, discovery_cb, c);
 	free(url);
 }

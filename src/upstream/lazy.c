@@ -22,6 +22,7 @@
 #include "upstream/flight.h"
 #include "util/aead.h"
 #include "util/formenc.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/secret.h"
 
@@ -84,13 +85,6 @@ struct scrip_lazy {
 	cached_introspection_t *introspected;
 	size_t n_introspected;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the object ---------------------------------------------------------------- */
 
@@ -311,7 +305,7 @@ static void lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 		job_read(j); /* what the previous holder wrote may answer already */
 		return;
 	}
-	if (mono_ms() > j->deadline_ms || j->l->stopping) {
+	if (scrip_mono_ms() > j->deadline_ms || j->l->stopping) {
 		unavailable(&j->result, 1, "upstream_busy", "another scripd is asking the main issuer; try again");
 		job_land(j);
 		return;
@@ -659,7 +653,7 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 	j->need_confirmation = ask->need_confirmation;
 	j->subject_token_exp = ask->subject_token_exp;
 	const scrip_upstream_config_t *u = &l->cfg->upstreams[j->up];
-	j->deadline_ms = mono_ms() + u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 6000;
+	j->deadline_ms = scrip_mono_ms() + u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 6000;
 	if (!j->issuer || !j->subject || !j->scopes || (ask->subject_token && !j->subject_token) ||
 	    (ask->audience && !j->audience))
 		abort();

@@ -15,6 +15,7 @@
 
 #include "core/breaker.h"
 #include "store/upstream_store.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/secret.h"
 
@@ -58,13 +59,6 @@ struct scrip_oauth {
 	struct call *calls;
 	upstream_state_t up[SCRIP_UPSTREAMS_MAX];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *scrip_call_kind_name(scrip_call_kind_t kind)
 {
@@ -186,7 +180,7 @@ unsigned long scrip_oauth_count(const scrip_oauth_t *o, size_t up, scrip_call_ki
 
 bool scrip_oauth_breaker_open(const scrip_oauth_t *o, size_t up)
 {
-	return scrip_breaker_is_open(&o->up[up].breaker, now_ms());
+	return scrip_breaker_is_open(&o->up[up].breaker, scrip_mono_ms());
 }
 
 static void record(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oauth_outcome_t outcome,
@@ -202,7 +196,7 @@ static void record(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oa
 		.http_status = status,
 		.error = error,
 		.subject = subject,
-		.latency_ms = now_ms() - started_ms,
+		.latency_ms = scrip_mono_ms() - started_ms,
 		.instance = o->instance,
 	};
 	scrip_store_upstream_call_record(o->db, &rec);
@@ -214,7 +208,7 @@ void scrip_oauth_note_fetch(scrip_oauth_t *o, const char *upstream, scrip_call_k
 	for (size_t i = 0; o && i < o->cfg->n_upstreams; i++)
 		if (strcmp(o->cfg->upstreams[i].name, upstream) == 0)
 			record(o, i, kind, ok ? SCRIP_OAUTH_OK : SCRIP_OAUTH_ERROR, status, ok ? NULL : error, NULL,
-			       now_ms() - latency_ms);
+			       scrip_mono_ms() - latency_ms);
 }
 
 /* ---- one attempt ------------------------------------------------------------------ */
@@ -284,7 +278,7 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 	record(o, c->up, c->kind, outcome, status, outcome == SCRIP_OAUTH_OK ? NULL : (error ? error : why),
 	       c->subject, c->attempt_started_ms);
 	/* The issuer answered when it refused: only failures count against it. */
-	scrip_breaker_record(&s->breaker, outcome != SCRIP_OAUTH_ERROR || !retryable, now_ms());
+	scrip_breaker_record(&s->breaker, outcome != SCRIP_OAUTH_ERROR || !retryable, scrip_mono_ms());
 	if (outcome == SCRIP_OAUTH_OK) {
 		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_OK, .body = body };
 		call_finish(c, &r);
@@ -314,7 +308,7 @@ static void attempt(struct call *c)
 		call_fail(c, 1, "service_stopping", "the service is stopping");
 		return;
 	}
-	if (!scrip_breaker_allow(&s->breaker, now_ms(), &retry_after)) {
+	if (!scrip_breaker_allow(&s->breaker, scrip_mono_ms(), &retry_after)) {
 		count(o, c->up, c->kind, SCRIP_OAUTH_ERROR);
 		call_fail(c, retry_after, "upstream_circuit_open",
 			  "the main issuer is failing; scrip is not calling it for a while");
@@ -329,7 +323,7 @@ static void attempt(struct call *c)
 		return;
 	}
 	c->attempt++;
-	c->attempt_started_ms = now_ms();
+	c->attempt_started_ms = scrip_mono_ms();
 	c->in_transfer = true;
 	scrip_fetch_post_form(o->fetcher, url, c->form, s->authorization, (long)o->cfg->upstreams[c->up].timeout * 1000,
 			      ANSWER_MAX_BYTES, answer_cb, c);
@@ -382,7 +376,7 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 	json_decref(doc);
 	record(o, up, SCRIP_CALL_DISCOVERY, why ? SCRIP_OAUTH_ERROR : SCRIP_OAUTH_OK, resp ? resp->status : 0, why,
 	       NULL, c->attempt_started_ms);
-	scrip_breaker_record(&s->breaker, why == NULL, now_ms());
+	scrip_breaker_record(&s->breaker, why == NULL, scrip_mono_ms());
 	if (why)
 		scrip_log_warn("upstream %s: discovery failed: %s", u->name, why);
 	s->discovering = false;
@@ -403,7 +397,7 @@ static void discover(struct call *c)
 {
 	upstream_state_t *s = &c->o->up[c->up];
 	int64_t retry_after = 0;
-	if (!s->discovering && !scrip_breaker_allow(&s->breaker, now_ms(), &retry_after)) {
+	if (!s->discovering && !scrip_breaker_allow(&s->breaker, scrip_mono_ms(), &retry_after)) {
 		count(c->o, c->up, SCRIP_CALL_DISCOVERY, SCRIP_OAUTH_ERROR);
 		call_fail(c, retry_after, "upstream_circuit_open",
 			  "the main issuer is failing; scrip is not calling it for a while");
@@ -422,7 +416,7 @@ static void discover(struct call *c)
 	size_t n = strlen(u->issuer);
 	if (n > 0 && u->issuer[n - 1] == '/')
 		memmove(url + n - 1, url + n, strlen(url + n) + 1);
-	c->attempt_started_ms = now_ms();
+	c->attempt_started_ms = scrip_mono_ms();
 	scrip_fetch_get(c->o->fetcher, url, (long)u->timeout * 1000, DISCOVERY_MAX_BYTES, discovery_cb, c);
 	free(url);
 }
