@@ -28,6 +28,7 @@ typedef enum {
 	SECT_SERVER,
 	SECT_DATABASE,
 	SECT_KEYS,
+	SECT_LIMITS,
 	SECT_UPSTREAM, /* [upstream NAME], one per trusted main issuer */
 	SECT_NONE,
 } section_kind_t;
@@ -93,6 +94,14 @@ static const opt_t opts[] = {
 	  "Key that encrypts the signing keys stored in PostgreSQL: 32 random bytes written as 64 hex digits "
 	  "(`openssl rand -hex 32`). Whitespace around the digits is ignored. Prefer `file:PATH` or `env:NAME` "
 	  "to writing it inline." },
+
+	{ SECT_LIMITS, "max_body", T_COUNT, CFG(max_body), "65536", 1024, 16777216, 0, NULL, NULL,
+	  "Largest request body in bytes; a larger one is answered 413." },
+	{ SECT_LIMITS, "max_headers", T_COUNT, CFG(max_headers), "16384", 1024, 1048576, 0, NULL, NULL,
+	  "Largest request line and headers together, in bytes; larger ones are answered 431." },
+	{ SECT_LIMITS, "idle_timeout", T_SECONDS, CFG(idle_timeout), "10", 1, 3600, 0, NULL, NULL,
+	  "Seconds a connection may stay silent (between requests, or while a request is being sent) before it "
+	  "is closed." },
 
 	{ SECT_UPSTREAM, "issuer", T_ISSUER, UPS(issuer), NULL, 0, 0, OPT_REQUIRED | OPT_UNIQUE, NULL, NULL,
 	  "Exact `iss` of this issuer's tokens, compared byte for byte (INDIGO IAM issuers end in `/`). Two "
@@ -160,7 +169,6 @@ static const opt_t opts[] = {
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
-_Static_assert(N_OPTS <= 64, "the seen bitmask of a section holds 64 options");
 
 /* The sections, in the order of the reference. */
 static const struct {
@@ -171,6 +179,7 @@ static const struct {
 	[SECT_DATABASE] = { "[database]",
 			    "The PostgreSQL database that holds clients, keys, tokens and the audit trail." },
 	[SECT_KEYS] = { "[keys]", "The keys scripd signs its tokens with." },
+	[SECT_LIMITS] = { "[limits]", "What one client, address or connection may ask of scripd before it is refused." },
 	[SECT_UPSTREAM] = { "[upstream NAME]",
 			    "One section per trusted main issuer: at least one, at most " XSTR(SCRIP_UPSTREAMS_MAX)
 			    ". NAME is 1 to " XSTR(UPSTREAM_NAME_MAX) " characters from `A-Z a-z 0-9 . _ -`." },
@@ -181,7 +190,7 @@ static const struct {
 typedef struct {
 	bool present;         /* its header was read */
 	unsigned header_line; /* line of that header */
-	uint64_t seen;        /* bit i: opts[i] was set from the file */
+	bool seen[N_OPTS];    /* opts[i] was set from the file */
 	unsigned line[N_OPTS]; /* where each option was set, for "first on line N" */
 } section_state_t;
 
@@ -892,7 +901,7 @@ static bool opt_rules(load_t *ld, const opt_t *o, const char *label)
 	section_state_t *st = section_state(ld);
 	if (o->conflicts) {
 		const opt_t *other = opt_find(o->section, o->conflicts);
-		if (st->seen & (UINT64_C(1) << (other - opts)))
+		if (st->seen[other - opts])
 			return fail(ld, "%s %s and %s exclude each other (%s is on line %u)", label, other->name,
 				    o->name, other->name, st->line[other - opts]);
 	}
@@ -923,9 +932,9 @@ static int handler_cb(void *user, const char *section, const char *name, const c
 		return fail(ld, "unknown key \"%.64s\" in %s", name, label);
 	size_t i = (size_t)(o - opts);
 	section_state_t *st = section_state(ld);
-	if (st->seen & (UINT64_C(1) << i))
+	if (st->seen[i])
 		return fail(ld, "duplicate key %s in %s (first on line %u)", name, label, st->line[i]);
-	st->seen |= UINT64_C(1) << i;
+	st->seen[i] = true;
 	st->line[i] = ld->lineno;
 	if (!*value)
 		return fail(ld, "%s %s: empty value (leave the key out to use the default)", label, name);
@@ -939,7 +948,7 @@ static bool required_check(load_t *ld, section_kind_t kind, const section_state_
 	char label[UPSTREAM_NAME_MAX + 16];
 	section_label(ld, label, sizeof(label));
 	for (size_t i = 0; i < N_OPTS; i++) {
-		if (opts[i].section == kind && (opts[i].flags & OPT_REQUIRED) && !(st->seen & (UINT64_C(1) << i))) {
+		if (opts[i].section == kind && (opts[i].flags & OPT_REQUIRED) && !st->seen[i]) {
 			SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid", "%s: %s %s is required", ld->path, label,
 				  opts[i].name);
 			return false;

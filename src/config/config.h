@@ -71,6 +71,11 @@ typedef struct {
 	uint8_t encryption_key[32];
 	bool has_encryption_key;
 
+	/* [limits] */
+	int64_t max_body;     /* request body bytes (413 beyond) */
+	int64_t max_headers;  /* request line + headers bytes (431 beyond) */
+	int64_t idle_timeout; /* seconds of silence before a connection is closed */
+
 	scrip_upstream_config_t upstreams[SCRIP_UPSTREAMS_MAX];
 	size_t n_upstreams;
 } scrip_config_t;

@@ -30,9 +30,9 @@ bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot create the HTTP server");
 		return false;
 	}
-	evhttp_set_max_body_size(app->http, SCRIP_HTTP_MAX_BODY);
-	evhttp_set_max_headers_size(app->http, SCRIP_HTTP_MAX_HEADERS);
-	evhttp_set_timeout(app->http, SCRIP_HTTP_TIMEOUT_S);
+	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->max_body);
+	evhttp_set_max_headers_size(app->http, (ev_ssize_t)app->cfg->max_headers);
+	evhttp_set_timeout(app->http, (int)app->cfg->idle_timeout);
 	/* Every method reaches the handlers, which answer 405 with Allow (evhttp
 	 * itself would answer 501 to a method it was told to refuse). */
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |

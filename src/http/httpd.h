@@ -11,9 +11,6 @@
 #include "app.h"
 #include "util/err.h"
 
-#define SCRIP_HTTP_MAX_BODY (64 * 1024)
-#define SCRIP_HTTP_MAX_HEADERS (16 * 1024)
-#define SCRIP_HTTP_TIMEOUT_S 10
 #define SCRIP_RETRY_AFTER_S "5"
 
 /* Binds [server] listen and registers the routes. */
