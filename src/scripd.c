@@ -115,7 +115,7 @@ static bool app_start(scrip_app_t *app)
 			return false;
 	}
 	app->db = scrip_db_new(app->base, app->cfg->conninfo, (int)app->cfg->pool_size,
-			       (int)app->cfg->query_timeout * 1000);
+			       (int)app->cfg->query_timeout * 1000, app->cfg->synchronous_commit);
 	if (!app->db)
 		return false;
 	instance_name(app->instance, sizeof(app->instance));

@@ -8,6 +8,8 @@
 #                               (so: eval "$(tools/pg-throwaway.sh start /tmp/pg)")
 #   pg-throwaway.sh stop DIR    stop the server and delete the cluster
 #   pg-throwaway.sh halt DIR    stop the server, keep the cluster (fault tests)
+#   pg-throwaway.sh crash DIR   stop it as a power cut would (immediate: no
+#                               checkpoint, clients cut mid-query; crash recovery on resume)
 #   pg-throwaway.sh resume DIR  start a halted cluster again, same port
 #   pg-throwaway.sh status DIR  exit 0 when the server is running
 #
@@ -155,6 +157,12 @@ cmd_halt() {
 	as_owner "$BINDIR/pg_ctl" -D "$root/data" -m fast -w -t 60 stop >/dev/null
 }
 
+cmd_crash() {
+	root=$(cluster_root "$1")
+	[ -d "$root/data" ] || die "no cluster in $1"
+	as_owner "$BINDIR/pg_ctl" -D "$root/data" -m immediate -w -t 60 stop >/dev/null
+}
+
 cmd_resume() {
 	root=$(cluster_root "$1")
 	[ -d "$root/data" ] || die "no cluster in $1"
@@ -185,6 +193,7 @@ case $1 in
 start) cmd_start "$2" ;;
 stop) cmd_stop "$2" ;;
 halt) cmd_halt "$2" ;;
+crash) cmd_crash "$2" ;;
 resume) cmd_resume "$2" ;;
 status) cmd_status "$2" ;;
 *) usage ;;

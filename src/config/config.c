@@ -87,6 +87,13 @@ static const opt_t opts[] = {
 	{ SECT_DATABASE, "query_timeout", T_SECONDS, CFG(query_timeout), "5", 1, 300, 0, NULL, NULL,
 	  "Seconds a request waits for the database before it is answered 503 with Retry-After." },
 
+	{ SECT_DATABASE, "synchronous_commit", T_CHOICE, CFG(synchronous_commit), "on", 0, 0, 0,
+	  "on remote_write remote_apply local", NULL,
+	  "PostgreSQL `synchronous_commit` of scripd's sessions, whatever the server's default: a token is "
+	  "answered only after its record is committed at this level. `off` is not offered (a crash could lose "
+	  "the record of a token already handed out); with synchronous standbys, `remote_apply` also waits for "
+	  "them to apply it." },
+
 	{ SECT_KEYS, "algorithm", T_ALG, CFG(key_algorithm), "ES256", 0, 0, 0, NULL, NULL,
 	  "Signature algorithm of the tokens scripd mints." },
 	{ SECT_KEYS, "encryption_key", T_KEY32, CFG(encryption_key), NULL, 0, 0, OPT_REQUIRED | OPT_SECRET, NULL,
@@ -1101,6 +1108,7 @@ void scrip_config_clear(scrip_config_t *cfg)
 	free(cfg->listen_host);
 	free(cfg->issuer);
 	free(cfg->log_level);
+	free(cfg->synchronous_commit);
 	scrip_secret_free(cfg->conninfo);
 	for (size_t i = 0; i < cfg->n_upstreams && i < SCRIP_UPSTREAMS_MAX; i++) {
 		scrip_upstream_config_t *u = &cfg->upstreams[i];

@@ -65,6 +65,7 @@ typedef struct {
 	char *conninfo;      /* libpq connection string or URI */
 	int64_t pool_size;   /* connections per event loop (default 4) */
 	int64_t query_timeout; /* seconds before a waiting request gets 503 (default 5) */
+	char *synchronous_commit; /* on|remote_write|remote_apply|local: every session's commit level */
 
 	/* [keys] */
 	scrip_alg_t key_algorithm; /* ES256 (default) or RS256 */

@@ -52,7 +52,7 @@ struct conn {
 struct scrip_db {
 	struct event_base *base;
 	char *conninfo;
-	char statement_timeout[64];
+	char session_options[128]; /* libpq options: statement/lock timeouts, synchronous_commit */
 	int timeout_ms;
 	int n_conns;
 	struct conn *conns;
@@ -191,7 +191,7 @@ static void conn_start(struct conn *c)
 	/* Our defaults first, the operator's conninfo after: libpq keeps the
 	 * last value of a repeated keyword, so the operator's settings win. */
 	const char *const keys[] = { "connect_timeout", "keepalives", "options", "application_name", "dbname", NULL };
-	const char *const values[] = { "5", "1", c->db->statement_timeout, "scripd", c->db->conninfo, NULL };
+	const char *const values[] = { "5", "1", c->db->session_options, "scripd", c->db->conninfo, NULL };
 	c->pg = PQconnectStartParams(keys, values, 1);
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
 		conn_reset(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
@@ -411,7 +411,8 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool_size, int query_timeout_ms)
+scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool_size, int query_timeout_ms,
+			  const char *synchronous_commit)
 {
 	scrip_db_t *db = calloc(1, sizeof(*db));
 	if (!db)
@@ -422,8 +423,12 @@ scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool
 	db->n_conns = pool_size;
 	db->conns = calloc((size_t)pool_size, sizeof(struct conn));
 	db->janitor = event_new(base, -1, EV_PERSIST, janitor_cb, db);
-	snprintf(db->statement_timeout, sizeof(db->statement_timeout), "-c statement_timeout=%d -c lock_timeout=%d",
-		 query_timeout_ms, query_timeout_ms);
+	/* synchronous_commit is never left to the server's default: "off" there
+	 * would acknowledge a commit before it is durable, and a token could be
+	 * answered whose record a crash then loses. */
+	snprintf(db->session_options, sizeof(db->session_options),
+		 "-c statement_timeout=%d -c lock_timeout=%d -c synchronous_commit=%s", query_timeout_ms,
+		 query_timeout_ms, synchronous_commit);
 	if (!db->conninfo || !db->conns || !db->janitor) {
 		scrip_db_free(db);
 		return NULL;

@@ -29,7 +29,10 @@ typedef void (*scrip_db_cb)(const scrip_db_result_t *res, const scrip_err_t *err
 /* Starts pool_size connections with conninfo (connections begin at once and
  * reconnect on failure with exponential backoff, 100 ms to 5 s).
  * query_timeout_ms bounds the wait for a connection plus the query. */
-scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool_size, int query_timeout_ms);
+/* synchronous_commit: the level every session runs at ("on", "remote_write",
+ * "remote_apply" or "local"; never "off": scripd answers only what is durable). */
+scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool_size, int query_timeout_ms,
+			 const char *synchronous_commit);
 
 /* First half of stopping: closes every connection and fails every query in
  * flight or queued (their callbacks run later, from the loop); queries made

@@ -176,6 +176,10 @@ class Database:
     def halt(self):
         subprocess.run([PG_THROWAWAY, "halt", self.dir], check=True, capture_output=True, timeout=120)
 
+    def crash(self):
+        """Stops the server as a power cut would: no shutdown checkpoint, clients cut mid-query."""
+        subprocess.run([PG_THROWAWAY, "crash", self.dir], check=True, capture_output=True, timeout=120)
+
     def resume(self):
         subprocess.run([PG_THROWAWAY, "resume", self.dir], check=True, capture_output=True, timeout=120)
 
