@@ -184,9 +184,10 @@ static void app_stop(scrip_app_t *app)
 	scrip_fetcher_free(app->fetcher);
 	app->fetcher = NULL;
 	scrip_db_shutdown(app->db);
-	/* Every pending step now fails within a few loop turns; the bound only
+	/* Every pending step now fails within a few loop turns (a key load or
+	 * schedule step too, whose state would otherwise leak); the bound only
 	 * guards against a request that would never be answered. */
-	for (int turn = 0; app->base && app->requests_in_flight > 0 && turn < 1000; turn++)
+	for (int turn = 0; app->base && (app->requests_in_flight > 0 || app->keys_loading) && turn < 1000; turn++)
 		event_base_loop(app->base, EVLOOP_NONBLOCK);
 	if (app->requests_in_flight > 0)
 		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);
