@@ -15,13 +15,11 @@
 
 #include "app.h"
 #include "http/httpd.h"
+#include "store/key_store.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/secret.h"
 
-/* How often every instance re-reads the signing keys, so that a rotation
- * made with scripctl (or by another instance) is followed. */
-#define KEYS_RELOAD_S 10
 
 static void usage(FILE *f)
 {
@@ -61,6 +59,34 @@ static void keys_load(scrip_app_t *app)
 	scrip_store_keys_load(app->db, app->cfg->key_algorithm, app->cfg->encryption_key, keys_loaded_cb, app);
 }
 
+/* The schedule's steps are taken first, so that the reload that follows
+ * already holds what this instance changed. keys_loading covers both. */
+static void keys_scheduled_cb(size_t changes, const scrip_err_t *err, void *arg)
+{
+	scrip_app_t *app = arg;
+	if (err)
+		scrip_log_error("key schedule not applied: %s", err->text);
+	else if (changes > 0)
+		scrip_log_info("key schedule: %zu keys changed state", changes);
+	app->keys_loading = false;
+	keys_load(app);
+}
+
+static void keys_check(scrip_app_t *app)
+{
+	if (app->keys_loading || !scrip_db_is_up(app->db))
+		return;
+	if (!app->keyring) {
+		keys_load(app); /* the first load creates the first key */
+		return;
+	}
+	app->keys_loading = true;
+	scrip_key_policy_t policy = { .rotate_every = app->cfg->key_rotate_every,
+				      .publish_ahead = app->cfg->key_publish_ahead };
+	scrip_store_keys_schedule(app->db, &policy, app->cfg->key_algorithm, app->cfg->encryption_key,
+				  keys_scheduled_cb, app);
+}
+
 static void db_up_cb(void *arg)
 {
 	scrip_app_t *app = arg;
@@ -68,9 +94,13 @@ static void db_up_cb(void *arg)
 		keys_load(app);
 }
 
+/* Every instance looks at the key schedule and re-reads the keys on this
+ * timer, so that its steps (whoever takes them) and a rotation made with
+ * scripctl are followed within one interval ([keys] publish_ahead / 8, at
+ * most 10 s: see config.c). */
 static void keys_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	keys_load(arg);
+	keys_check(arg);
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -129,7 +159,7 @@ static bool app_start(scrip_app_t *app)
 		scrip_jwks_cache_set_note(app->jwks[i], jwks_fetch_noted, app);
 	scrip_db_set_up_cb(app->db, db_up_cb, app);
 	app->keys_timer = event_new(app->base, -1, EV_PERSIST, keys_timer_cb, app);
-	struct timeval every = { KEYS_RELOAD_S, 0 };
+	struct timeval every = { (time_t)app->cfg->keys_check_interval, 0 };
 	if (!app->keys_timer || event_add(app->keys_timer, &every) != 0)
 		return false;
 	if (!scrip_httpd_start(app, &err)) {
@@ -154,9 +184,10 @@ static void app_stop(scrip_app_t *app)
 	scrip_fetcher_free(app->fetcher);
 	app->fetcher = NULL;
 	scrip_db_shutdown(app->db);
-	/* Every pending step now fails within a few loop turns; the bound only
+	/* Every pending step now fails within a few loop turns (a key load or
+	 * schedule step too, whose state would otherwise leak); the bound only
 	 * guards against a request that would never be answered. */
-	for (int turn = 0; app->base && app->requests_in_flight > 0 && turn < 1000; turn++)
+	for (int turn = 0; app->base && (app->requests_in_flight > 0 || app->keys_loading) && turn < 1000; turn++)
 		event_base_loop(app->base, EVLOOP_NONBLOCK);
 	if (app->requests_in_flight > 0)
 		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);

@@ -101,6 +101,18 @@ static const opt_t opts[] = {
 	  "Key that encrypts the signing keys stored in PostgreSQL: 32 random bytes written as 64 hex digits "
 	  "(`openssl rand -hex 32`). Whitespace around the digits is ignored. Prefer `file:PATH` or `env:NAME` "
 	  "to writing it inline." },
+	{ SECT_KEYS, "rotate_every", T_SECONDS, CFG(key_rotate_every), "2592000", 0, 315360000, 0, NULL, NULL,
+	  "Seconds a signing key signs before the next one takes over (default 30 days); 0 rotates only with "
+	  "`scripctl key rotate`. Every scripd sharing the database follows one schedule. Not less than "
+	  "`publish_ahead`." },
+	{ SECT_KEYS, "publish_ahead", T_SECONDS, CFG(key_publish_ahead), "172800", 1, 31536000, 0, NULL, NULL,
+	  "Seconds the next key is published in `/jwks` before it signs (default 2 days, the WLCG profile's "
+	  "relying-party key cache time), and a retiring key stays published after the last token it signed "
+	  "has expired." },
+	{ SECT_KEYS, "jwks_max_age", T_SECONDS, CFG(jwks_max_age), "3600", 0, 31536000, 0, NULL, NULL,
+	  "`Cache-Control: max-age` of `/jwks` and the discovery documents. Together with the key check interval "
+	  "(`publish_ahead`/8, at most 10 s, at least 1 s) it may not exceed `publish_ahead`, or relying "
+	  "parties could still hold a key set without the next key when it starts signing." },
 
 	{ SECT_LIMITS, "max_body", T_COUNT, CFG(max_body), "65536", 1024, 16777216, 0, NULL, NULL,
 	  "Largest request body in bytes; a larger one is answered 413." },
@@ -988,6 +1000,38 @@ static bool upstream_client_check(load_t *ld, scrip_upstream_config_t *u, scrip_
 	return true;
 }
 
+/* The key schedule can keep its promises: a key is in every relying
+ * party's cached key set before it signs, and none leaves while its tokens
+ * live (scripd also checks the database for that). */
+static bool keys_check(load_t *ld, scrip_err_t *err)
+{
+	scrip_config_t *c = ld->cfg;
+	/* Often enough that publish_ahead is kept to within a few percent,
+	 * and every few seconds at most, so that tests with a compressed
+	 * clock see each step. */
+	c->keys_check_interval = c->key_publish_ahead / 8;
+	if (c->keys_check_interval > 10)
+		c->keys_check_interval = 10;
+	if (c->keys_check_interval < 1)
+		c->keys_check_interval = 1;
+	if (c->key_rotate_every != 0 && c->key_rotate_every < c->key_publish_ahead) {
+		SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid",
+			  "%s: [keys] rotate_every (%" PRId64 ") is less than publish_ahead (%" PRId64
+			  "): the next key could not be published that long before it signs",
+			  ld->path, c->key_rotate_every, c->key_publish_ahead);
+		return false;
+	}
+	if (c->jwks_max_age + c->keys_check_interval > c->key_publish_ahead) {
+		SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid",
+			  "%s: [keys] jwks_max_age (%" PRId64 ") plus the key check interval (%" PRId64
+			  ") exceeds publish_ahead (%" PRId64 "): relying parties could cache a key set without the "
+			  "next key until after it starts signing, and refuse its tokens",
+			  ld->path, c->jwks_max_age, c->keys_check_interval, c->key_publish_ahead);
+		return false;
+	}
+	return true;
+}
+
 static bool load_finish(load_t *ld, scrip_err_t *err)
 {
 	for (section_kind_t k = SECT_SERVER; k < SECT_UPSTREAM; k++) {
@@ -995,6 +1039,8 @@ static bool load_finish(load_t *ld, scrip_err_t *err)
 		if (!required_check(ld, k, &ld->sect[k], err))
 			return false;
 	}
+	if (!keys_check(ld, err))
+		return false;
 	if (ld->cfg->n_upstreams == 0) {
 		SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid", "%s: at least one [upstream NAME] section is required",
 			  ld->path);

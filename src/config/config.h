@@ -71,6 +71,11 @@ typedef struct {
 	scrip_alg_t key_algorithm; /* ES256 (default) or RS256 */
 	uint8_t encryption_key[32];
 	bool has_encryption_key;
+	int64_t key_rotate_every;  /* seconds a key signs before the next takes over; 0: manual only (default 30 days) */
+	int64_t key_publish_ahead; /* seconds a key is in /jwks before it signs and after its last token expires
+	                            * (default 172800) */
+	int64_t jwks_max_age;      /* Cache-Control max-age of /jwks and discovery (default 3600) */
+	int64_t keys_check_interval; /* derived, not an option: seconds between two looks at the key schedule */
 
 	/* [limits] */
 	int64_t max_body;     /* request body bytes (413 beyond) */

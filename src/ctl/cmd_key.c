@@ -3,19 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjose/jwk.h>
-
 #include "ctl/scripctl.h"
-#include "jose/jwk.h"
+#include "jose/keyring.h"
 
-#define KEY_COLS 6
+#define KEY_COLS 7
 
 static void print_key_table(const json_t *keys)
 {
-	static const char *const headers[KEY_COLS] = { "KID",        "ALG",          "STATE",
-						       "CREATED_AT", "ACTIVATED_AT", "RETIRED_AT" };
-	static const char *const members[KEY_COLS] = { "kid",        "alg",          "state",
-						       "created_at", "activated_at", "retired_at" };
+	static const char *const headers[KEY_COLS] = { "KID",        "ALG",       "STATE", "CREATED_AT",
+						       "ACTIVATES_AT", "RETIRES_AT", "DROPS_AT" };
+	static const char *const members[KEY_COLS] = { "kid",        "alg",        "state",   "created_at",
+						       "activates_at", "retires_at", "drops_at" };
 	size_t n = json_array_size(keys);
 	const char **cells = calloc((n + 1) * KEY_COLS, sizeof(*cells));
 	if (!cells) {
@@ -23,7 +21,7 @@ static void print_key_table(const json_t *keys)
 		return;
 	}
 	memcpy(cells, headers, sizeof(headers));
-	/* Borrowed from keys; JSON null (not yet activated, not retired) prints as "-". */
+	/* Borrowed from keys; JSON null (a time not known) prints as "-". */
 	for (size_t r = 0; r < n; r++) {
 		const json_t *key = json_array_get(keys, r);
 		for (size_t c = 0; c < KEY_COLS; c++)
@@ -82,30 +80,11 @@ static bool print_rotated(const char *kid, scrip_alg_t alg, const char *retiring
 	return ok;
 }
 
-/* The new key's public JWK as JSON text and its sealed private part. */
-static bool prepare_key(const scrip_ctl_t *ctl, cjose_jwk_t *jwk, char **public_text, uint8_t **sealed,
-			size_t *sealed_len, scrip_err_t *err)
-{
-	json_t *public = scrip_jwk_public(jwk, ctl->key_alg);
-	*public_text = public ? json_dumps(public, JSON_COMPACT) : NULL;
-	json_decref(public);
-	if (!*public_text) {
-		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "jwk_public", "cannot export the new public key");
-		return false;
-	}
-	/* The private key leaves this process only sealed (AES-256-GCM with
-	 * the kid as associated data): the database never holds it in clear. */
-	return scrip_jwk_seal(jwk, ctl->enc_key, sealed, sealed_len, err);
-}
-
 int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv)
 {
 	scrip_sync_t *db = NULL;
 	scrip_err_t err = { 0 };
-	cjose_jwk_t *jwk = NULL;
-	char *public_text = NULL;
-	uint8_t *sealed = NULL;
-	size_t sealed_len = 0;
+	scrip_key_new_t made = { 0 };
 	char *retiring = NULL;
 	bool json = false;
 	int rc = scrip_ctl_simple_args(argc, argv, &json, 0, NULL);
@@ -118,37 +97,27 @@ int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv)
 		scrip_ctl_error("the configuration has no [keys] encryption_key, needed to seal the private key");
 		goto end;
 	}
-	if (!(jwk = scrip_jwk_generate(ctl->key_alg, &err)) ||
-	    !prepare_key(ctl, jwk, &public_text, &sealed, &sealed_len, &err)) {
+	if (!scrip_key_new_generate(ctl->key_alg, ctl->enc_key, &made, &err)) {
 		scrip_ctl_error_err(&err);
 		goto end;
 	}
-	cjose_err cerr;
-	const char *kid = cjose_jwk_get_kid(jwk, &cerr);
-	if (!kid) {
-		scrip_ctl_error("the new key has no kid");
-		goto end;
-	}
 	scrip_sync_key_new_t key = {
-		.kid = kid,
+		.kid = made.kid,
 		.alg = scrip_alg_name(ctl->key_alg),
-		.public_jwk = public_text,
-		.sealed = sealed,
-		.sealed_len = sealed_len,
+		.public_jwk = made.public_jwk,
+		.sealed = made.sealed,
+		.sealed_len = made.sealed_len,
 	};
 	if (!scrip_sync_key_rotate(db, &key, &retiring, &err)) {
 		scrip_ctl_error_err(&err);
 		goto end;
 	}
-	if (!print_rotated(kid, ctl->key_alg, retiring, json))
+	if (!print_rotated(made.kid, ctl->key_alg, retiring, json))
 		goto end;
 	rc = SCRIP_CTL_OK;
 end:
 	free(retiring);
-	free(sealed);
-	free(public_text);
-	if (jwk)
-		cjose_jwk_release(jwk);
+	scrip_key_new_clear(&made);
 	scrip_sync_close(db);
 	return rc;
 }

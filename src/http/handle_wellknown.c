@@ -1,6 +1,7 @@
 /* handle_wellknown.c — what relying parties fetch to trust scrip: the
  * authorization server metadata (RFC 8414, also served as OpenID discovery
  * because scitokens-cpp and XRootD look there) and the key set (RFC 7517). */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <event2/http.h>
@@ -11,9 +12,15 @@
 #include "http/handlers.h"
 #include "http/httpd.h"
 
-/* How long relying parties may cache /jwks. New keys are published ahead of
- * use by more than this (see doc/operations). */
-#define JWKS_MAX_AGE "public, max-age=300"
+/* How long relying parties may cache /jwks and discovery: [keys]
+ * jwks_max_age, which the configuration keeps below publish_ahead, so that
+ * a next key reaches every cache before it signs (doc/security.md). */
+static void cache_control(struct evhttp_request *req, const scrip_app_t *app)
+{
+	char value[48];
+	snprintf(value, sizeof(value), "public, max-age=%lld", (long long)app->cfg->jwks_max_age);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", value);
+}
 
 static json_t *discovery_document(const scrip_app_t *app)
 {
@@ -51,7 +58,7 @@ void scrip_handle_discovery(struct evhttp_request *req, void *arg)
 	const scrip_app_t *app = arg;
 	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
 		return;
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "public, max-age=3600");
+	cache_control(req, app);
 	scrip_http_reply_json(req, 200, discovery_document(app), false);
 }
 
@@ -68,6 +75,6 @@ void scrip_handle_jwks(struct evhttp_request *req, void *arg)
 		scrip_http_reply_error(req, &err);
 		return;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", JWKS_MAX_AGE);
+	cache_control(req, app);
 	scrip_http_reply_json(req, 200, scrip_keyring_jwks(app->keyring), false);
 }

@@ -222,3 +222,43 @@ size_t scrip_keyring_size(const scrip_keyring_t *ring)
 {
 	return ring ? ring->count : 0;
 }
+
+bool scrip_key_new_generate(scrip_alg_t alg, const uint8_t enc_key[32], scrip_key_new_t *key, scrip_err_t *err)
+{
+	cjose_jwk_t *jwk = NULL;
+	json_t *pub = NULL;
+	bool ok = false;
+
+	memset(key, 0, sizeof(*key));
+	if (!(jwk = scrip_jwk_generate(alg, err)))
+		goto end;
+	pub = scrip_jwk_public(jwk, alg);
+	const char *kid = pub ? json_string_value(json_object_get(pub, "kid")) : NULL;
+	if (!kid || !(key->kid = strdup(kid)) || !(key->public_jwk = json_dumps(pub, JSON_COMPACT))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "jwk_public", "cannot export the new public key");
+		goto end;
+	}
+	if (!scrip_jwk_seal(jwk, enc_key, &key->sealed, &key->sealed_len, err))
+		goto end;
+	ok = true;
+end:
+	json_decref(pub);
+	if (jwk)
+		cjose_jwk_release(jwk); /* cjose wipes the private key */
+	if (!ok)
+		scrip_key_new_clear(key);
+	return ok;
+}
+
+void scrip_key_new_clear(scrip_key_new_t *key)
+{
+	if (!key)
+		return;
+	free(key->kid);
+	free(key->public_jwk);
+	if (key->sealed) {
+		explicit_bzero(key->sealed, key->sealed_len);
+		free(key->sealed);
+	}
+	memset(key, 0, sizeof(*key));
+}

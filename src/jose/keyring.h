@@ -85,4 +85,22 @@ json_t *scrip_keyring_jwks(const scrip_keyring_t *ring);
 
 size_t scrip_keyring_size(const scrip_keyring_t *ring);
 
+/* A freshly generated signing key, ready to be stored: what scripctl's
+ * `key rotate` and scripd's schedule both insert. Every member owned. */
+typedef struct {
+	char *kid;         /* RFC 7638 thumbprint */
+	char *public_jwk;  /* JSON text of the public JWK (kid, use, alg; no private member) */
+	uint8_t *sealed;   /* the private JWK sealed under the encryption key, kid as associated data */
+	size_t sealed_len;
+} scrip_key_new_t;
+
+/* Generates a key of alg and seals its private part under enc_key: the
+ * private key leaves memory only sealed, so the database never holds it in
+ * clear. [out] key: free with scrip_key_new_clear (also on failure). */
+bool scrip_key_new_generate(scrip_alg_t alg, const uint8_t enc_key[32], scrip_key_new_t *key,
+			    scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Frees key's members (the sealed bytes wiped first); NULL is a no-op. */
+void scrip_key_new_clear(scrip_key_new_t *key);
+
 #endif

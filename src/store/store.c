@@ -317,8 +317,8 @@ static const char keys_select_sql[] =
  * instances start at once, one key wins and both load it. */
 static const char key_insert_sql[] =
 	"WITH k AS ("
-	"  INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, activated_at)"
-	"  VALUES ($1, $2, 'current', $3::jsonb, decode($4, 'hex'), now()) ON CONFLICT DO NOTHING RETURNING kid)"
+	"  INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, activates_at, activated_at)"
+	"  VALUES ($1, $2, 'current', $3::jsonb, decode($4, 'hex'), now(), now()) ON CONFLICT DO NOTHING RETURNING kid)"
 	" INSERT INTO scrip.audit_events (event, outcome, description, actor)"
 	" SELECT 'key_create', 'done', 'first signing key created at start-up', 'scripd' FROM k";
 
@@ -359,31 +359,22 @@ static void key_create(struct keys_op *op)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	cjose_jwk_t *jwk = scrip_jwk_generate(op->alg, &err);
-	json_t *pub = jwk ? scrip_jwk_public(jwk, op->alg) : NULL;
-	char *pub_text = pub ? json_dumps(pub, JSON_COMPACT) : NULL;
-	uint8_t *sealed = NULL;
-	size_t sealed_len = 0;
+	scrip_key_new_t key;
 	char *sealed_hex = NULL;
-	if (pub_text && scrip_jwk_seal(jwk, op->enc_key, &sealed, &sealed_len, &err))
-		sealed_hex = hex_encode(sealed, sealed_len);
+	if (scrip_key_new_generate(op->alg, op->enc_key, &key, &err))
+		sealed_hex = hex_encode(key.sealed, key.sealed_len);
 	if (!sealed_hex) {
 		if (err.code == SCRIP_E_NONE)
 			SCRIP_ERR(&err, SCRIP_E_SERVER_ERROR, "key_create_failed", "cannot create a signing key");
 		keys_op_finish(op, NULL, &err);
 	} else {
 		op->created = true;
-		const char *params[] = { json_string_value(json_object_get(pub, "kid")), scrip_alg_name(op->alg),
-					 pub_text, sealed_hex };
+		const char *params[] = { key.kid, scrip_alg_name(op->alg), key.public_jwk, sealed_hex };
 		scrip_log_info("no current signing key: creating %s key %s", params[1], params[0]);
 		scrip_db_query(op->db, key_insert_sql, 4, params, key_insert_cb, op);
 	}
 	free(sealed_hex);
-	free(sealed);
-	free(pub_text);
-	json_decref(pub);
-	if (jwk)
-		cjose_jwk_release(jwk);
+	scrip_key_new_clear(&key);
 }
 
 static void keys_select_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)

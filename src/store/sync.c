@@ -543,7 +543,9 @@ end:
 static const char key_list_sql[] =
 	"SELECT coalesce(json_agg(json_build_object("
 	" 'kid', kid, 'alg', alg, 'state', state, 'created_at', " SQL_TIME("created_at") ","
-	" 'activated_at', " SQL_TIME("activated_at") ", 'retired_at', " SQL_TIME("retired_at") ")"
+	" 'activated_at', " SQL_TIME("activated_at") ", 'retired_at', " SQL_TIME("retired_at") ","
+	" 'activates_at', " SQL_TIME("coalesce(activated_at, activates_at)") ","
+	" 'retires_at', " SQL_TIME("retires_at") ", 'drops_at', " SQL_TIME("coalesce(retired_at, drops_at)") ")"
 	" ORDER BY created_at, kid COLLATE \"C\"), '[]')::text"
 	" FROM scrip.signing_keys";
 
@@ -552,7 +554,10 @@ json_t *scrip_sync_key_list(scrip_sync_t *db, scrip_err_t *err)
 	return query_json_array(db, key_list_sql, 0, NULL, err);
 }
 
-/* Takes the key lock, demotes the current key and returns its kid. */
+/* Takes the key lock, demotes the current key (it stops signing now) and
+ * returns its kid. A next key waiting to sign is cancelled: it never
+ * signed anything, so it leaves /jwks at once and its private part is
+ * destroyed; the schedule then counts from the key made here. */
 static bool demote_current_key(scrip_sync_t *db, char **retiring_kid, scrip_err_t *err)
 {
 	bool ok = false;
@@ -563,10 +568,13 @@ static bool demote_current_key(scrip_sync_t *db, char **retiring_kid, scrip_err_
 	if (!scrip_sync_exec(db, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock_params, err))
 		goto end;
 	res = scrip_sync_query(db,
-			       "UPDATE scrip.signing_keys SET state = 'retiring'"
+			       "UPDATE scrip.signing_keys SET state = 'retiring', retires_at = now()"
 			       " WHERE state = 'current' RETURNING kid",
 			       0, NULL, err);
-	if (!res)
+	if (!res || !scrip_sync_exec(db,
+				     "UPDATE scrip.signing_keys SET state = 'retired', retired_at = now(),"
+				     " private_sealed = NULL WHERE state = 'next'",
+				     0, NULL, err))
 		goto end;
 	/* The one-current-key index allows no more than one row here. */
 	const char *kid = scrip_sync_result_value(res, 0, 0);
@@ -599,8 +607,8 @@ bool scrip_sync_key_rotate(scrip_sync_t *db, const scrip_sync_key_new_t *key, ch
 	const char *notify[] = { SCRIP_SYNC_KEYS_CHANNEL, key->kid };
 	if (!scrip_sync_exec(db,
 			     "INSERT INTO scrip.signing_keys"
-			     " (kid, alg, state, public_jwk, private_sealed, activated_at)"
-			     " VALUES ($1, $2, 'current', $3::jsonb, $4::bytea, now())",
+			     " (kid, alg, state, public_jwk, private_sealed, activates_at, activated_at)"
+			     " VALUES ($1, $2, 'current', $3::jsonb, $4::bytea, now(), now())",
 			     4, insert, err) ||
 	    !scrip_sync_exec(db,
 			     "INSERT INTO scrip.audit_events (event, outcome, description, actor)"

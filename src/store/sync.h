@@ -151,9 +151,13 @@ bool scrip_sync_client_disable(scrip_sync_t *db, const char *client_id, bool *ch
 /* The signing keys as a new JSON array (caller json_decref's), ordered by
  * created_at then kid, each element
  *   {"kid": str, "alg": "ES256"|"RS256", "state": "next"|"current"|"retiring"|"retired",
- *    "created_at": time, "activated_at": time|null, "retired_at": time|null}
+ *    "created_at": time, "activated_at": time|null, "retired_at": time|null,
+ *    "activates_at": time|null, "retires_at": time|null, "drops_at": time|null}
  * (times as in scrip_sync_client_list) — never the sealed private key.
- * NULL on failure. */
+ * activates_at is when it started signing, or (next) is planned to;
+ * retires_at when it stops (current: planned) or stopped signing; drops_at
+ * when it left /jwks, or (retiring) the earliest time it will, as scripd's
+ * schedule last recorded it. NULL on failure. */
 json_t *scrip_sync_key_list(scrip_sync_t *db, scrip_err_t *err);
 
 /* A new signing key to install; every member borrowed. */
@@ -166,8 +170,10 @@ typedef struct {
 } scrip_sync_key_new_t;
 
 /* Rotates: in one transaction holding SCRIP_SYNC_LOCK_KEYS, marks the
- * current key 'retiring' (retired_at stays NULL: it stays published),
- * inserts key as 'current' with activated_at = now(), writes the audit row
+ * current key 'retiring' (retires_at = now(); retired_at stays NULL: it
+ * stays published), cancels a 'next' key if any (it becomes 'retired' and
+ * its private part is destroyed: it never signed), inserts key as
+ * 'current' with activated_at = now(), writes the audit row
  * (event 'key_rotate') and notifies SCRIP_SYNC_KEYS_CHANNEL. With no current
  * key, key simply becomes current. [out] *retiring_kid: malloc'd kid of the
  * key that was current, NULL when there was none; caller frees. */

@@ -19,6 +19,7 @@ bool scrip_test_claims_suite(void);
 bool scrip_test_jwt_suite(void);
 bool scrip_test_jwk_suite(void);
 bool scrip_test_keyring_suite(void);
+bool scrip_test_key_schedule_suite(void);
 bool scrip_test_config_suite(void);
 bool scrip_test_grant_suite(void);
 bool scrip_test_breaker_suite(void);
