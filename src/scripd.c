@@ -155,8 +155,12 @@ static bool app_start(scrip_app_t *app)
 			       : NULL;
 	if (!app->lazy)
 		return false;
-	for (size_t i = 0; i < app->cfg->n_upstreams; i++)
+	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
 		scrip_jwks_cache_set_note(app->jwks[i], jwks_fetch_noted, app);
+		/* One fetch per key set between all the scripd sharing the database. */
+		if (!scrip_jwks_cache_set_shared(app->jwks[i], &scrip_jwks_shared_db, app->db, app->instance))
+			return false;
+	}
 	scrip_db_set_up_cb(app->db, db_up_cb, app);
 	app->keys_timer = event_new(app->base, -1, EV_PERSIST, keys_timer_cb, app);
 	struct timeval every = { (time_t)app->cfg->keys_check_interval, 0 };
@@ -181,6 +185,8 @@ static void app_stop(scrip_app_t *app)
 		event_del(app->keys_timer);
 	scrip_lazy_shutdown(app->lazy);
 	scrip_oauth_shutdown(app->oauth);
+	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
+		scrip_jwks_cache_shutdown(app->jwks[i]);
 	scrip_fetcher_free(app->fetcher);
 	app->fetcher = NULL;
 	scrip_db_shutdown(app->db);

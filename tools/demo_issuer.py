@@ -28,6 +28,7 @@ Library use (tests):
     opaque = issuer.mint_opaque(sub="bob")         # only introspection can read it
     issuer.refuse("bob")          # exchange, refresh and introspection refuse bob
     issuer.fail_next(2, "500")    # the next two POSTs fail, then service resumes
+    issuer.jwks_delay = 0.5       # GET /jwks answers after half a second (overlapping fetches)
     issuer.calls("refresh", sub="alice")           # requests received per kind
     issuer.stop()
 
@@ -156,6 +157,7 @@ class DemoIssuer:
         self.access_token_lifetime = DEFAULT_LIFETIME  # seconds, of the access tokens /token issues
         self.refresh_token_lifetime = 30 * 86400       # seconds, of the refresh tokens it issues
         self.token_delay = 0          # seconds each POST /token and /introspect waits before its answer
+        self.jwks_delay = 0           # seconds each GET /jwks waits before its answer
         self.stall_limit = 30         # seconds a stalled request is held before its connection is closed
         self._lock = threading.Lock()
         self._counts = {}
@@ -698,6 +700,8 @@ def _handler_for(issuer):
             if url.path == "/.well-known/openid-configuration":
                 self.reply(200, issuer.discovery())
             elif url.path == "/jwks":
+                if issuer.jwks_delay:
+                    time.sleep(issuer.jwks_delay)
                 self.reply(200, issuer.jwks(), "application/jwk-set+json")
             elif url.path == "/demo/token" and issuer.demo:
                 self.demo_token(parse_qs(url.query))

@@ -18,8 +18,10 @@
 
 #include "core/custody.h"
 #include "jose/jwt.h"
+#include "store/shared_store.h"
 #include "store/upstream_store.h"
 #include "upstream/flight.h"
+#include "upstream/introcache.h"
 #include "util/aead.h"
 #include "util/formenc.h"
 #include "util/clock.h"
@@ -28,7 +30,9 @@
 
 #define POLL_FIRST_MS 40      /* a waiter for another instance's lease looks again after this... */
 #define POLL_MAX_MS 1000      /* ...doubling up to this */
-#define INTROSPECTION_CACHE_MAX 20000
+#define INTROSPECTION_CACHE_MAX 20000 /* answers held in this process */
+#define NEGATIVE_CACHE_MAX_S 30       /* an inactive answer is held at most this long */
+#define CLEANUP_EVERY_S 300           /* expired shared rows are dropped this often */
 
 #define TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
 #define TOKEN_TYPE_REFRESH "urn:ietf:params:oauth:token-type:refresh_token"
@@ -64,12 +68,7 @@ typedef struct job {
 	scrip_lazy_result_t result;
 } job_t;
 
-typedef struct cached_introspection {
-	struct cached_introspection *next;
-	char hash[65];
-	json_t *claims;
-	int64_t until; /* unix seconds */
-} cached_introspection_t;
+typedef struct introspection introspection_t;
 
 struct scrip_lazy {
 	struct event_base *base;
@@ -82,11 +81,21 @@ struct scrip_lazy {
 	bool stopping;
 	scrip_flights_t *flights;
 	job_t *jobs;
-	cached_introspection_t *introspected;
-	size_t n_introspected;
+	introspection_t *introspections; /* alive, for shutdown */
+	scrip_introcache_t *introspected; /* answers held here, by the token's SHA-256 */
+	struct event *cleanup_timer;      /* drops expired shared rows */
 };
 
 /* ---- the object ---------------------------------------------------------------- */
+
+static void cleanup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	scrip_lazy_t *l = arg;
+	if (!l->stopping && scrip_db_is_up(l->db))
+		scrip_store_shared_cleanup(l->db);
+}
+
+static void introspection_shutdown(scrip_lazy_t *l, bool all);
 
 scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, scrip_oauth_t *oauth,
 			     const scrip_config_t *cfg, const uint8_t enc_key[32], const char *instance)
@@ -101,7 +110,11 @@ scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, scrip_oaut
 	l->enc_key = enc_key;
 	l->instance = strdup(instance);
 	l->flights = scrip_flights_new();
-	if (!l->instance || !l->flights) {
+	l->introspected = scrip_introcache_new(INTROSPECTION_CACHE_MAX);
+	l->cleanup_timer = event_new(base, -1, EV_PERSIST, cleanup_cb, l);
+	struct timeval every = { CLEANUP_EVERY_S, 0 };
+	if (!l->instance || !l->flights || !l->introspected || !l->cleanup_timer ||
+	    event_add(l->cleanup_timer, &every) != 0) {
 		scrip_lazy_free(l);
 		return NULL;
 	}
@@ -162,6 +175,9 @@ void scrip_lazy_shutdown(scrip_lazy_t *l)
 	if (!l)
 		return;
 	l->stopping = true;
+	if (l->cleanup_timer)
+		event_del(l->cleanup_timer);
+	introspection_shutdown(l, false);
 	/* Jobs waiting on a timer are answered now; those waiting on the
 	 * database or an upstream call are answered when those fail. */
 	for (job_t *j = l->jobs, *next; j; j = next) {
@@ -182,12 +198,10 @@ void scrip_lazy_free(scrip_lazy_t *l)
 		unavailable(&l->jobs->result, 1, "service_stopping", "the service is stopping");
 		job_land(l->jobs);
 	}
-	while (l->introspected) {
-		cached_introspection_t *c = l->introspected;
-		l->introspected = c->next;
-		json_decref(c->claims);
-		free(c);
-	}
+	introspection_shutdown(l, true);
+	scrip_introcache_free(l->introspected);
+	if (l->cleanup_timer)
+		event_free(l->cleanup_timer);
 	scrip_flights_free(l->flights);
 	free(l->instance);
 	free(l);
@@ -671,12 +685,34 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 
 /* ---- opaque tokens --------------------------------------------------------------------------- */
 
-typedef struct {
+/* One introspection flight's leader. Shared with the other scripd through
+ * scrip.upstream_introspections, keyed by the token's SHA-256:
+ *
+ *   READING (stored answer) ─▶ found ─▶ land
+ *      none, no lease ─▶ LEASING ─▶ got it ─▶ READING again (under the lease)
+ *                               └▶ held elsewhere ─▶ WAITING (poll) ─▶ READING
+ *      none, leased ─▶ CALLING ─▶ answer ─▶ STORING (releases the lease) ─▶ land
+ *                              └▶ failed ─▶ lease released ─▶ land 503
+ *   the database failing ─▶ CALLING directly (nothing stored) */
+typedef enum { IN_READING, IN_LEASING, IN_WAITING, IN_CALLING, IN_STORING } in_step_t;
+
+struct introspection {
+	introspection_t *prev, *next; /* alive, for shutdown */
 	scrip_lazy_t *l;
+	in_step_t step;
 	size_t up;
-	char hash[65];
-	char *key;
-} introspection_t;
+	char hash[65];       /* SHA-256 of the token, hex: the only name it has outside this struct */
+	char *key;           /* the flight */
+	char *lease_key;     /* "introspect|LEN:UPSTREAM|HASH" */
+	char holder[160];    /* this instance and flight, in the lease row */
+	char *token;         /* for the call; wiped */
+	bool leased;
+	int64_t poll_ms;     /* next wait for someone else's lease */
+	int64_t deadline_ms; /* a waiter for someone else's lease calls directly from here */
+	struct event *timer;
+	json_t *claims;      /* the answer when active (a reference) */
+	scrip_lazy_result_t result;
+};
 
 struct introspect_waiter {
 	scrip_lazy_introspect_cb cb;
@@ -696,37 +732,78 @@ static void introspect_landed(const void *result, void *arg)
 	free(w);
 }
 
-static const json_t *cache_find(scrip_lazy_t *l, const char *hash, int64_t now)
+static void in_set_step(introspection_t *in, in_step_t step)
 {
-	for (cached_introspection_t **p = &l->introspected; *p;) {
-		cached_introspection_t *c = *p;
-		if (c->until <= now) { /* expired: dropped on the way */
-			*p = c->next;
-			json_decref(c->claims);
-			free(c);
-			l->n_introspected--;
-			continue;
-		}
-		if (strcmp(c->hash, hash) == 0)
-			return c->claims;
-		p = &c->next;
-	}
-	return NULL;
+	static const char *const names[] = { "reading", "leasing", "waiting", "calling", "storing" };
+	scrip_log_debug("upstream %s introspection %p: %s -> %s", in->l->cfg->upstreams[in->up].name, (void *)in,
+			names[in->step], names[step]);
+	in->step = step;
 }
 
-static void cache_add(scrip_lazy_t *l, const char *hash, json_t *claims, int64_t until)
+/* Every waiter gets in's result; then in is gone. */
+static void in_land(introspection_t *in)
 {
-	if (l->n_introspected >= INTROSPECTION_CACHE_MAX)
-		return; /* full of live entries: serve uncached rather than grow */
-	cached_introspection_t *c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	snprintf(c->hash, sizeof(c->hash), "%s", hash);
-	c->claims = json_incref(claims);
-	c->until = until;
-	c->next = l->introspected;
-	l->introspected = c;
-	l->n_introspected++;
+	scrip_lazy_t *l = in->l;
+	if (in->leased && !l->stopping)
+		scrip_store_lease_release(l->db, in->lease_key, in->holder, NULL, NULL);
+	introspection_landing_t landing = {
+		.claims = in->result.outcome == SCRIP_LAZY_OK ? in->claims : NULL,
+		.result = in->result,
+	};
+	if (in->prev)
+		in->prev->next = in->next;
+	else
+		l->introspections = in->next;
+	if (in->next)
+		in->next->prev = in->prev;
+	scrip_flight_land(l->flights, in->key, &landing);
+	if (in->timer)
+		event_free(in->timer);
+	json_decref(in->claims);
+	scrip_secret_free(in->token);
+	free(in->key);
+	free(in->lease_key);
+	free(in);
+}
+
+static void introspection_shutdown(scrip_lazy_t *l, bool all)
+{
+	/* Waiting on a timer: answered now. On the database or the issuer:
+	 * answered when those fail, or now when all (the objects go). */
+	for (introspection_t *in = l->introspections, *next; in; in = next) {
+		next = in->next;
+		if (all || in->step == IN_WAITING) {
+			unavailable(&in->result, 1, "service_stopping", "the service is stopping");
+			in_land(in);
+		}
+	}
+}
+
+/* How long an answer is held, in ms from now; 0: not at all. Active: until
+ * the token's exp or introspection_cache_ttl, whichever is sooner.
+ * Inactive: briefly, so that a flood of one bad token costs few calls and
+ * a token the issuer revoked is not asked about again and again. */
+static int64_t answer_ttl_ms(const scrip_upstream_config_t *u, const json_t *claims, int64_t now)
+{
+	if (!claims)
+		return (int64_t)(u->introspection_cache_ttl < NEGATIVE_CACHE_MAX_S ? u->introspection_cache_ttl
+										   : NEGATIVE_CACHE_MAX_S) * 1000;
+	json_int_t exp = json_integer_value(json_object_get(claims, "exp"));
+	if (exp <= now)
+		return 0;
+	int64_t until = now + u->introspection_cache_ttl;
+	if (exp < until)
+		until = exp;
+	return (until - now) * 1000;
+}
+
+static void in_read(introspection_t *in);
+
+static void in_stored_cb(const scrip_err_t *err, void *arg)
+{
+	introspection_t *in = arg;
+	in->leased = false; /* the statement released it (or failed: then it expires) */
+	in_land(in);
 }
 
 static void introspected_cb(const scrip_oauth_result_t *r, void *arg)
@@ -734,61 +811,193 @@ static void introspected_cb(const scrip_oauth_result_t *r, void *arg)
 	introspection_t *in = arg;
 	scrip_lazy_t *l = in->l;
 	const scrip_upstream_config_t *u = &l->cfg->upstreams[in->up];
-	introspection_landing_t landing = { 0 };
-	if (r->outcome == SCRIP_OAUTH_OK) {
-		landing.result.outcome = SCRIP_LAZY_OK;
-		json_t *active = json_object_get(r->body, "active");
-		json_int_t exp = json_integer_value(json_object_get(r->body, "exp"));
-		int64_t now = (int64_t)time(NULL);
-		if (json_is_true(active)) {
-			landing.claims = r->body;
-			int64_t until = now + u->introspection_cache_ttl;
-			if (exp > 0 && exp < until)
-				until = exp;
-			if (exp > now && until > now)
-				cache_add(l, in->hash, r->body, until);
-		}
-	} else if (r->outcome == SCRIP_OAUTH_REFUSED) {
-		landing.result.outcome = SCRIP_LAZY_OK; /* a refused introspection: treat as inactive */
-	} else {
-		landing.result.outcome = SCRIP_LAZY_UNAVAILABLE;
-		landing.result.err = r->err;
-		landing.result.retry_after = r->retry_after;
+	scrip_secret_free(in->token); /* not needed any more */
+	in->token = NULL;
+	if (r->outcome == SCRIP_OAUTH_ERROR) {
+		in->result.outcome = SCRIP_LAZY_UNAVAILABLE;
+		in->result.err = r->err;
+		in->result.retry_after = r->retry_after;
+		in_land(in);
+		return;
 	}
-	scrip_flight_land(l->flights, in->key, &landing);
-	free(in->key);
-	free(in);
+	/* OK, or a refusal: treated as inactive. */
+	in->result.outcome = SCRIP_LAZY_OK;
+	if (r->outcome == SCRIP_OAUTH_OK && json_is_true(json_object_get(r->body, "active")))
+		in->claims = json_incref(r->body);
+	int64_t now = (int64_t)time(NULL);
+	int64_t ttl_ms = answer_ttl_ms(u, in->claims, now);
+	if (ttl_ms <= 0) {
+		in_land(in);
+		return;
+	}
+	scrip_introcache_put(l->introspected, in->hash, in->claims, now + ttl_ms / 1000, now);
+	char *text = in->claims ? json_dumps(in->claims, JSON_COMPACT) : NULL;
+	if (!in->leased || l->stopping || (in->claims && !text)) {
+		free(text);
+		in_land(in);
+		return;
+	}
+	scrip_introspection_put_t rec = {
+		.upstream = u->name,
+		.token_sha256 = in->hash,
+		.active = in->claims != NULL,
+		.claims = text,
+		.ttl_ms = ttl_ms,
+		.instance = l->instance,
+		.lease_key = in->lease_key,
+		.holder = in->holder,
+	};
+	in_set_step(in, IN_STORING);
+	scrip_store_introspection_put(l->db, &rec, in_stored_cb, in);
+	free(text);
+}
+
+static void in_call(introspection_t *in)
+{
+	in_set_step(in, IN_CALLING);
+	scrip_formenc_t form = { 0 };
+	scrip_formenc_add(&form, "token", in->token);
+	scrip_formenc_add(&form, "token_type_hint", "access_token");
+	scrip_oauth_call(in->l->oauth, in->up, SCRIP_CALL_INTROSPECT, &form, NULL, introspected_cb, in);
+	scrip_formenc_clear(&form);
+}
+
+static void in_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	in_read(arg);
+}
+
+static void in_lease_cb(bool acquired, const scrip_err_t *err, void *arg)
+{
+	introspection_t *in = arg;
+	const char *name = in->l->cfg->upstreams[in->up].name;
+	if (in->l->stopping) {
+		in->leased = acquired && !err;
+		unavailable(&in->result, 1, "service_stopping", "the service is stopping");
+		in_land(in);
+		return;
+	}
+	if (err) {
+		scrip_log_warn("upstream %s: introspecting without the shared cache: %s", name, err->text);
+		in_call(in);
+		return;
+	}
+	if (acquired) {
+		in->leased = true;
+		in_read(in); /* the previous holder may have stored the answer */
+		return;
+	}
+	if (scrip_mono_ms() > in->deadline_ms) {
+		scrip_log_warn("upstream %s: another scripd holds an introspection lease too long; asking directly", name);
+		in_call(in);
+		return;
+	}
+	in_set_step(in, IN_WAITING);
+	if (!in->timer && !(in->timer = evtimer_new(in->l->base, in_poll_cb, in)))
+		abort();
+	in->poll_ms = in->poll_ms ? (in->poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : in->poll_ms * 2) : POLL_FIRST_MS;
+	struct timeval tv = { in->poll_ms / 1000, (in->poll_ms % 1000) * 1000 };
+	evtimer_add(in->timer, &tv);
+}
+
+/* A stored answer: text from the database, parsed as untrusted input. */
+static bool take_stored(introspection_t *in, const scrip_introspection_row_t *row)
+{
+	if (row->active) {
+		json_t *claims = json_loads(row->claims, JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_object(claims) || !json_is_true(json_object_get(claims, "active"))) {
+			json_decref(claims);
+			return false;
+		}
+		in->claims = claims;
+	}
+	int64_t now = (int64_t)time(NULL);
+	scrip_introcache_put(in->l->introspected, in->hash, in->claims, now + row->ttl_left_ms / 1000, now);
+	in->result.outcome = SCRIP_LAZY_OK;
+	return true;
+}
+
+static void in_row_cb(const scrip_introspection_row_t *row, const scrip_err_t *err, void *arg)
+{
+	introspection_t *in = arg;
+	scrip_lazy_t *l = in->l;
+	const char *name = l->cfg->upstreams[in->up].name;
+	if (l->stopping) {
+		unavailable(&in->result, 1, "service_stopping", "the service is stopping");
+		in_land(in);
+		return;
+	}
+	if (err) {
+		/* Availability first: the issuer can still answer. */
+		scrip_log_warn("upstream %s: introspecting without the shared cache: %s", name, err->text);
+		in_call(in);
+		return;
+	}
+	if (row) {
+		if (take_stored(in, row)) {
+			scrip_log_debug("upstream %s: introspection sha256:%.12s… answered from the database", name,
+					in->hash);
+			in_land(in);
+			return;
+		}
+		scrip_log_warn("upstream %s: a stored introspection answer is unusable; asking again", name);
+	}
+	if (in->leased) {
+		in_call(in);
+		return;
+	}
+	in_set_step(in, IN_LEASING);
+	const scrip_upstream_config_t *u = &l->cfg->upstreams[in->up];
+	int64_t ttl = u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 5000;
+	scrip_store_lease_try(l->db, in->lease_key, in->holder, ttl, in_lease_cb, in);
+}
+
+static void in_read(introspection_t *in)
+{
+	in_set_step(in, IN_READING);
+	scrip_store_introspection_get(in->l->db, in->l->cfg->upstreams[in->up].name, in->hash, in_row_cb, in);
 }
 
 void scrip_lazy_introspect(scrip_lazy_t *l, size_t up, const char *token, scrip_lazy_introspect_cb cb, void *arg)
 {
 	char hash[65];
+	const json_t *cached = NULL;
 	scrip_sha256_hex(token, strlen(token), hash);
-	const json_t *cached = cache_find(l, hash, (int64_t)time(NULL));
-	if (cached) {
+	if (scrip_introcache_find(l->introspected, hash, (int64_t)time(NULL), &cached)) {
 		scrip_lazy_result_t r = { .outcome = SCRIP_LAZY_OK };
 		cb(cached, &r, arg);
 		return;
 	}
 	struct introspect_waiter *w = calloc(1, sizeof(*w));
-	introspection_t *in = calloc(1, sizeof(*in));
 	char *key = NULL;
-	if (!w || !in || asprintf(&key, "introspect|%s|%s", l->cfg->upstreams[up].name, hash) < 0)
+	const char *name = l->cfg->upstreams[up].name;
+	if (!w || asprintf(&key, "introspect|%s|%s", name, hash) < 0)
 		abort();
 	w->cb = cb;
 	w->arg = arg;
 	if (!scrip_flight_join(l->flights, key, introspect_landed, w)) {
 		free(key);
-		free(in);
-		return;
+		return; /* another request is asking already: its answer will be ours */
 	}
+	introspection_t *in = calloc(1, sizeof(*in));
+	if (!in || !(in->token = strdup(token)) || asprintf(&in->lease_key, "introspect|%zu:%s|%s", strlen(name), name,
+							    hash) < 0)
+		abort();
 	in->l = l;
 	in->up = up;
 	in->key = key;
-	snprintf(in->hash, sizeof(in->hash), "%s", hash);
-	scrip_formenc_t form = { 0 };
-	scrip_formenc_add(&form, "token", token);
-	scrip_formenc_add(&form, "token_type_hint", "access_token");
-	scrip_oauth_call(l->oauth, up, SCRIP_CALL_INTROSPECT, &form, NULL, introspected_cb, in);
-	scrip_formenc_clear(&form);
+	memcpy(in->hash, hash, sizeof(hash));
+	snprintf(in->holder, sizeof(in->holder), "%s/i%lu", l->instance, ++l->next_job);
+	const scrip_upstream_config_t *u = &l->cfg->upstreams[up];
+	in->deadline_ms = scrip_mono_ms() + u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 6000;
+	in->next = l->introspections;
+	if (in->next)
+		in->next->prev = in;
+	l->introspections = in;
+	if (l->stopping) {
+		unavailable(&in->result, 1, "service_stopping", "the service is stopping");
+		in_land(in);
+		return;
+	}
+	in_read(in);
 }

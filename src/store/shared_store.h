@@ -1,0 +1,84 @@
+/* shared_store.h — upstream answers that the scripd sharing one database
+ * share: the main issuers' key sets (scrip.upstream_key_sets) and the
+ * introspection answers for opaque tokens (scrip.upstream_introspections),
+ * each written by the one instance that holds the lease of
+ * scrip.upstream_leases for it (see upstream_store.h for the lease).
+ * This module never sees a token: introspections are keyed by its SHA-256. */
+#ifndef SCRIP_SHARED_STORE_H
+#define SCRIP_SHARED_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/db.h"
+#include "util/err.h"
+
+/* ---- key sets ---- */
+
+/* The stored key set of one issuer. */
+typedef struct {
+	int64_t version;        /* grows with every set stored, whoever stored it */
+	const char *jwks;       /* the JWKS JSON as fetched: untrusted, parse strictly; borrowed for the callback */
+	size_t jwks_len;
+	int64_t age_ms;         /* database now - fetched_at */
+	int64_t ttl_left_ms;    /* expires_at - database now (<= 0: stale) */
+} scrip_keyset_row_t;
+
+/* row is NULL when none is stored (err NULL) or the database failed (err set). */
+typedef void (*scrip_store_keyset_cb)(const scrip_keyset_row_t *row, const scrip_err_t *err, void *arg);
+void scrip_store_keyset_get(scrip_db_t *db, const char *issuer, scrip_store_keyset_cb cb, void *arg);
+
+typedef struct {
+	const char *issuer;
+	const char *upstream;   /* [upstream NAME] */
+	const char *jwks;       /* as fetched (and parsed successfully) */
+	size_t jwks_len;
+	int64_t ttl_s;          /* jwks_cache_ttl */
+	const char *instance;   /* fetched_by */
+	const char *lease_key;  /* released in the same statement */
+	const char *holder;
+} scrip_keyset_put_t;
+
+/* Stores the set and releases the lease, unless another holder has taken
+ * the lease over meanwhile (then nothing is written and version is 0).
+ * version is the stored set's on success. */
+typedef void (*scrip_store_keyset_put_cb)(int64_t version, const scrip_err_t *err, void *arg);
+void scrip_store_keyset_put(scrip_db_t *db, const scrip_keyset_put_t *rec, scrip_store_keyset_put_cb cb, void *arg);
+
+/* ---- introspections ---- */
+
+typedef struct {
+	bool active;
+	const char *claims;     /* active: the issuer's answer (JSON text, untrusted); borrowed for the callback */
+	int64_t ttl_left_ms;    /* expires_at - database now (> 0) */
+} scrip_introspection_row_t;
+
+/* row is NULL when no live answer is stored (err NULL) or the database failed (err set). */
+typedef void (*scrip_store_introspection_cb)(const scrip_introspection_row_t *row, const scrip_err_t *err,
+					     void *arg);
+void scrip_store_introspection_get(scrip_db_t *db, const char *upstream, const char *token_sha256,
+				   scrip_store_introspection_cb cb, void *arg);
+
+typedef struct {
+	const char *upstream;
+	const char *token_sha256; /* hex */
+	bool active;
+	const char *claims;       /* active: JSON text */
+	int64_t ttl_ms;           /* lives this long from now (> 0) */
+	const char *instance;
+	const char *lease_key;    /* released in the same statement */
+	const char *holder;
+} scrip_introspection_put_t;
+
+/* Stores the answer and releases the lease (nothing written if another
+ * holder took the lease over). cb may be NULL. */
+typedef void (*scrip_store_shared_done_fn)(const scrip_err_t *err, void *arg);
+void scrip_store_introspection_put(scrip_db_t *db, const scrip_introspection_put_t *rec,
+				   scrip_store_shared_done_fn cb, void *arg);
+
+/* Runs scrip.upstream_shared_cleanup(): drops expired introspections, dead
+ * leases and abandoned key sets. Failures are logged. */
+void scrip_store_shared_cleanup(scrip_db_t *db);
+
+#endif

@@ -1,0 +1,63 @@
+/* keyset_policy.h — the decisions of the upstream key-set cache, as pure
+ * functions of what it knows (no clock, no I/O), so that they are tested
+ * without a server or a database:
+ *   - scrip_keyset_lookup_decide: a lookup for a kid, against the set held
+ *     in this process: answer now, answer and refresh behind, or wait for a
+ *     fetch;
+ *   - scrip_keyset_shared_decide: the set stored in PostgreSQL by any scripd,
+ *     against the one held here: use the stored one, keep what is held, or
+ *     fetch from the issuer (under the lease). */
+#ifndef SCRIP_KEYSET_POLICY_H
+#define SCRIP_KEYSET_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- a lookup in this process ---- */
+
+typedef struct {
+	bool from_file;          /* the keys come from jwks_file: never fetched */
+	bool have_set;           /* a set is held */
+	bool kid_known;          /* the held set has the kid asked for */
+	bool busy;               /* a refresh is running (reading, leasing, waiting or fetching) */
+	bool last_failed;        /* the last refresh failed */
+	int64_t now_ms;          /* monotonic */
+	int64_t fresh_until_ms;  /* monotonic: the held set is stale from then on */
+	int64_t last_attempt_ms; /* monotonic start of the last refresh; 0: never */
+	int64_t min_refetch_ms;  /* jwks_min_refetch */
+} scrip_keyset_lookup_t;
+
+typedef enum {
+	SCRIP_KEYSET_ANSWER,         /* answer from the held set now: the key, or unknown kid */
+	SCRIP_KEYSET_ANSWER_REFRESH, /* answer now, and start a refresh behind (stale set) */
+	SCRIP_KEYSET_ANSWER_FAILED,  /* answer now: no key, and the set cannot be had now (503) */
+	SCRIP_KEYSET_WAIT,           /* wait for the refresh that is running */
+	SCRIP_KEYSET_WAIT_REFRESH,   /* start a refresh (forced when the kid is unknown) and wait for it */
+} scrip_keyset_lookup_action_t;
+
+scrip_keyset_lookup_action_t scrip_keyset_lookup_decide(const scrip_keyset_lookup_t *in);
+
+/* ---- the stored set against the held one ---- */
+
+typedef struct {
+	bool forced;               /* an unknown kid asks (else: a stale or missing set) */
+	bool have_set;             /* a set is held here */
+	int64_t held_version;      /* version of the stored set held here; 0: none (or fetched directly) */
+	bool stored;               /* the database holds a set for this issuer */
+	int64_t stored_version;
+	int64_t stored_age_ms;     /* database now - its fetched_at */
+	int64_t stored_ttl_left_ms; /* its expires_at - database now; <= 0 once stale */
+	int64_t min_refetch_ms;    /* jwks_min_refetch */
+} scrip_keyset_shared_t;
+
+typedef enum {
+	SCRIP_KEYSET_USE_STORED, /* parse and use the stored set (a forced lookup asks again after) */
+	SCRIP_KEYSET_KEEP,       /* keep the held set: nothing newer is needed or allowed now */
+	SCRIP_KEYSET_FETCH,      /* fetch from the issuer (taking the lease first) */
+} scrip_keyset_shared_action_t;
+
+scrip_keyset_shared_action_t scrip_keyset_shared_decide(const scrip_keyset_shared_t *in);
+
+const char *scrip_keyset_shared_action_name(scrip_keyset_shared_action_t a);
+
+#endif

@@ -1,0 +1,270 @@
+"""test_shared_upstream.py — two scripd sharing one database do upstream work
+once between them, not once each: the first key-set fetch of a main issuer,
+the refetch after a key rotation (an unknown kid), the refresh of a stale
+set, and the introspection of an opaque subject token, each coalesced
+through scrip.upstream_leases and the rows of migration 004. The demo
+issuers count every request they get; the tests count what they saw."""
+
+import concurrent.futures
+import hashlib
+import os
+import re
+import secrets
+import time
+import unittest
+import urllib.parse
+
+from harness import (GRANT_TOKEN_EXCHANGE, SANITIZER_MARKS, TT_ACCESS_TOKEN, DemoIssuer, Env, Scripd, ScripTestCase,
+                     SigningKey, basic_auth)
+
+SCOPE = "storage.read:/demo"
+STORAGE = "https://storage.example.org"
+SCRIP_CLIENT = ("scrip-sts", "s3cret-" + secrets.token_hex(8))
+MIN_REFETCH = 2  # jwks_min_refetch of "rotating", seconds
+INTROSPECTION_TTL = 2
+
+ENV = None
+SECOND = None
+
+
+def setUpModule():
+    global ENV, SECOND
+    issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque")}
+    issuers["opaque"].add_client(*SCRIP_CLIENT)
+    common = {"audience": "scrip", "jwks_cache_ttl": 3600, "jwks_min_refetch": 0}
+    ENV = Env("shared", [
+        ("cold", issuers["cold"], common),
+        ("rotating", issuers["rotating"], dict(common, jwks_min_refetch=MIN_REFETCH)),
+        ("short", issuers["short"], dict(common, jwks_cache_ttl=2, jwks_min_refetch=1)),
+        ("opaque", issuers["opaque"], dict(common, client_id=SCRIP_CLIENT[0], client_secret=SCRIP_CLIENT[1],
+                                           opaque_tokens="introspect",
+                                           introspection_cache_ttl=INTROSPECTION_TTL)),
+    ])
+    ScripTestCase.env = ENV
+    ENV.up()
+    ENV.remember(SCRIP_CLIENT[1], "scrip's client secret")
+    with open(ENV.scripd.key_path) as f:
+        kek = f.read().strip()
+    workdir = os.path.join(ENV.workdir, "second")
+    os.mkdir(workdir)
+    SECOND = Scripd(workdir, ENV.db.dsn, ENV.scripd.upstreams, kek=kek)
+    SECOND.redact = ENV.redact
+    SECOND.start()
+
+
+def tearDownModule():
+    problems = []
+    if SECOND:
+        why = SECOND.stop()
+        if why:
+            problems.append("second scripd: " + why)
+        log = SECOND.log_text()
+        problems += ["second scripd's log holds a sanitizer report (%s)" % m for m in SANITIZER_MARKS if m in log]
+    problems += ENV.down()
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+class SharedCase(ScripTestCase):
+    def setUp(self):
+        self.client = self.env.new_client()
+        self.both = (self.env.scripd, SECOND)
+
+    def issuer(self, name):
+        return self.env.issuers[name]
+
+    def exchange_at(self, scripd, token):
+        """One token exchange of token at the given scripd (the Env's own or the second)."""
+        body = urllib.parse.urlencode([("grant_type", GRANT_TOKEN_EXCHANGE), ("subject_token", token),
+                                       ("subject_token_type", TT_ACCESS_TOKEN), ("scope", SCOPE),
+                                       ("audience", STORAGE)]).encode()
+        r = scripd.request("POST", "/token", body, {"Content-Type": "application/x-www-form-urlencoded",
+                                                     "Authorization": basic_auth(self.client.id, self.client.secret)})
+        if isinstance(r.json, dict) and r.json.get("access_token"):
+            self.env.remember(r.json["access_token"], "issued token")
+        return r
+
+    def burst(self, tokens, n=20):
+        """n concurrent exchanges alternating between the two scripd, of tokens[i % len(tokens)]."""
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            return list(pool.map(lambda i: self.exchange_at(self.both[i % 2], tokens[i % len(tokens)]), range(n)))
+
+    def token(self, upstream, **mint):
+        return self.env.subject_token(upstream, {"sub": "user-" + secrets.token_hex(3), "scope": SCOPE}, **mint)
+
+    def jwks_fetches_metric(self, scripd, upstream):
+        text = scripd.get("/metrics").body.decode()
+        m = re.search(r'^scrip_upstream_jwks_fetches_total\{upstream="%s"\} (\d+)$' % upstream, text, re.M)
+        self.assertIsNotNone(m, "no scrip_upstream_jwks_fetches_total line for %s" % upstream)
+        return int(m.group(1))
+
+    def recorded(self, upstream, kind):
+        return int(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_calls WHERE upstream = :'u'"
+                                      " AND kind = :'k'", u=upstream, k=kind))
+
+    def assertAll(self, results, status):
+        self.assertEqual([r.status for r in results], [status] * len(results),
+                         [r for r in results if r.status != status])
+
+
+class KeySets(SharedCase):
+    def test_cold_key_set_is_fetched_once_for_both(self):
+        """Neither scripd has the issuer's keys: 20 concurrent exchanges on both cost one discovery and one
+        JWKS fetch in all; the other scripd reads the stored set."""
+        issuer = self.issuer("cold")
+        self.assertEqual(issuer.calls("jwks"), 0)
+        issuer.jwks_delay = 0.5  # every exchange arrives while the one fetch is in flight
+        try:
+            results = self.burst([self.token("cold", alg=alg) for alg in ("ES256", "RS256")])
+        finally:
+            issuer.jwks_delay = 0
+        self.assertAll(results, 200)
+        self.assertEqual(issuer.calls("jwks"), 1, "one JWKS fetch for both scripd")
+        self.assertEqual(issuer.calls("discovery"), 1, "one discovery for both scripd")
+        fetches = sorted(self.jwks_fetches_metric(s, "cold") for s in self.both)
+        self.assertEqual(fetches, [0, 2], "one scripd fetched (discovery + JWKS), the other read the database")
+        self.assertEqual(self.recorded("cold", "jwks"), 1, "the fetch is recorded in scrip.upstream_calls")
+        row = self.env.db.query("SELECT upstream, fetched_by, expires_at > now() + interval '3500 s' AS fresh,"
+                                " jwks::json->'keys' AS keys FROM scrip.upstream_key_sets WHERE issuer = :'i'",
+                                i=issuer.issuer)
+        self.assertEqual(len(row), 1)
+        self.assertEqual(row[0]["upstream"], "cold")
+        self.assertTrue(row[0]["fresh"], "expires after jwks_cache_ttl")
+        self.assertEqual(sorted(k["kid"] for k in row[0]["keys"]), sorted(k.kid for k in issuer.keys()))
+        # Later exchanges on either scripd cost nothing.
+        self.assertAll([self.exchange_at(s, self.token("cold")) for s in self.both], 200)
+        self.assertEqual(issuer.calls("jwks"), 1)
+
+    def test_rotation_is_refetched_once_for_both(self):
+        """Both hold the keys; the issuer rotates: the new kid costs one refetch between both scripd, and
+        unknown kids right after cost none (jwks_min_refetch holds across instances)."""
+        issuer = self.issuer("rotating")
+        self.assertAll([self.exchange_at(s, self.token("rotating")) for s in self.both], 200)
+        self.assertEqual(issuer.calls("jwks"), 1, "warming both cost one fetch")
+        time.sleep(MIN_REFETCH + 0.5)
+        new = issuer.rotate("ES256")
+        issuer.jwks_delay = 0.5
+        try:
+            results = self.burst([self.token("rotating", key=new)])
+        finally:
+            issuer.jwks_delay = 0
+        self.assertAll(results, 200)
+        self.assertEqual(issuer.calls("jwks"), 2, "one refetch for the new kid, for both scripd")
+        self.assertEqual(self.recorded("rotating", "jwks"), 2)
+        # A kid the issuer never had, at once on both: the set was fetched less than jwks_min_refetch ago.
+        for s in self.both:
+            r = self.exchange_at(s, self.token("rotating", key=SigningKey("ES256")))
+            self.assertOAuthError(r, 400, "invalid_request")
+        self.assertEqual(issuer.calls("jwks"), 2, "unknown kids inside jwks_min_refetch refetched")
+
+    def test_stale_set_is_refreshed_once_for_both(self):
+        """Past jwks_cache_ttl both still answer from the stale set, and one of them refreshes it for both."""
+        issuer = self.issuer("short")
+        self.assertAll([self.exchange_at(s, self.token("short")) for s in self.both], 200)
+        self.assertEqual(issuer.calls("jwks"), 1)
+        time.sleep(2.5)  # jwks_cache_ttl is 2
+        issuer.jwks_delay = 0.5
+        try:
+            self.assertAll(self.burst([self.token("short")], n=10), 200)
+            time.sleep(1.5)  # the refresh runs behind the answers
+        finally:
+            issuer.jwks_delay = 0
+        self.assertEqual(issuer.calls("jwks"), 2, "one refresh of the stale set for both scripd")
+        self.assertAll([self.exchange_at(s, self.token("short")) for s in self.both], 200)
+        self.assertEqual(issuer.calls("jwks"), 2)
+
+    def test_stored_set_is_untrusted_input(self):
+        """A stored set that is not a usable JWKS is not used: the reader fetches from the issuer instead."""
+        issuer = self.issuer("cold")
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET jwks = '{\"keys\": 5}', version = version + 1000,"
+                            " fetched_at = now() - interval '1 hour' WHERE issuer = :'i'", i=issuer.issuer)
+        before = issuer.calls("jwks")
+        # An unknown kid makes both scripd look at the database again.
+        new = issuer.rotate("ES256")
+        self.assertAll([self.exchange_at(s, self.token("cold", key=new)) for s in self.both], 200)
+        self.assertEqual(issuer.calls("jwks") - before, 1, "the unusable stored set was replaced by one fetch")
+        valid = self.env.db.scalar("SELECT json_typeof(jwks::json->'keys') FROM scrip.upstream_key_sets"
+                                   " WHERE issuer = :'i'", i=issuer.issuer)
+        self.assertEqual(valid, "array")
+
+
+class OpaqueTokens(SharedCase):
+    def opaque_token(self, sub):
+        return self.env.remember(self.issuer("opaque").mint_opaque(sub=sub, scope=SCOPE), "subject token")
+
+    def test_introspected_once_for_both(self):
+        issuer = self.issuer("opaque")
+        sub = "opaque-" + secrets.token_hex(3)
+        token = self.opaque_token(sub)
+        issuer.token_delay = 0.3
+        try:
+            results = self.burst([token])
+        finally:
+            issuer.token_delay = 0
+        self.assertAll(results, 200)
+        self.assertEqual(issuer.calls("introspect", sub=sub), 1, "one introspection for both scripd")
+        claims = self.env.verify_issued(results[0].json["access_token"], STORAGE)[1]
+        self.assertEqual(claims["sub"], sub)
+        rows = self.env.db.query("SELECT token_sha256, active, claims, introspected_by,"
+                                 " expires_at <= now() + interval '%d s' AS bounded"
+                                 " FROM scrip.upstream_introspections WHERE upstream = 'opaque'"
+                                 " AND claims::json->>'sub' = :'s'" % INTROSPECTION_TTL, s=sub)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["token_sha256"], hashlib.sha256(token.encode()).hexdigest())
+        self.assertTrue(rows[0]["active"])
+        self.assertTrue(rows[0]["bounded"], "held no longer than introspection_cache_ttl")
+        self.assertNotIn(token, repr(rows), "the token itself is stored")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_introspections i, scrip.upstream_calls c"
+                                            " WHERE i.claims LIKE '%' || :'t' || '%' OR c.error LIKE '%' || :'t' || '%'",
+                                            t=token), 0)
+        self.assertAll([self.exchange_at(s, token) for s in self.both], 200)
+        self.assertEqual(issuer.calls("introspect", sub=sub), 1, "served from the caches")
+
+    def test_revoked_token_stays_refused(self):
+        issuer = self.issuer("opaque")
+        sub = "revoked-" + secrets.token_hex(3)
+        token = self.opaque_token(sub)
+        self.assertAll([self.exchange_at(s, token) for s in self.both], 200)
+        self.assertEqual(issuer.calls("introspect", sub=sub), 1)
+        issuer.revoke_opaque(token)
+        time.sleep(INTROSPECTION_TTL + 0.2)  # the active answer expires everywhere
+        issuer.token_delay = 0.3
+        try:
+            results = self.burst([token], n=10)
+        finally:
+            issuer.token_delay = 0
+        for r in results:
+            self.assertOAuthError(r, 400, "invalid_request")
+        self.assertEqual(issuer.calls("introspect", sub=sub), 2, "one re-introspection for both scripd")
+        inactive = self.env.db.scalar("SELECT count(*) FROM scrip.upstream_introspections WHERE token_sha256 = :'h'"
+                                      " AND NOT active AND claims IS NULL AND expires_at > now()",
+                                      h=hashlib.sha256(token.encode()).hexdigest())
+        self.assertEqual(inactive, 1, "the inactive answer is held (briefly) for both")
+        for s in self.both:
+            self.assertOAuthError(self.exchange_at(s, token), 400, "invalid_request")
+        self.assertEqual(issuer.calls("introspect", sub=sub), 2, "the inactive answer is cached")
+        time.sleep(INTROSPECTION_TTL + 0.2)  # the negative answer expires too: asked again, still refused
+        for s in self.both:
+            self.assertOAuthError(self.exchange_at(s, token), 400, "invalid_request")
+        self.assertEqual(issuer.calls("introspect", sub=sub), 3)
+
+    def test_cleanup_drops_expired_rows(self):
+        self.env.db.execute("INSERT INTO scrip.upstream_introspections (upstream, token_sha256, active, expires_at,"
+                            " introspected_by) VALUES ('opaque', :'h', false, now() - interval '1 s', 'test')",
+                            h=hashlib.sha256(secrets.token_bytes(8)).hexdigest())
+        dropped = int(self.env.db.scalar("SELECT scrip.upstream_shared_cleanup()"))
+        self.assertGreaterEqual(dropped, 1)
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_introspections"
+                                            " WHERE expires_at < now()"), 0)
+
+
+class ZLogHygiene(SharedCase):
+    """Runs last (unittest orders classes by name)."""
+
+    def test_logs_hold_no_token_or_secret(self):
+        self.assertLogClean()
+        self.assertEqual(self.env.leaks(SECOND.log_text()), [], "the second scripd logged these (values not shown)")
+
+
+if __name__ == "__main__":
+    unittest.main()
