@@ -237,11 +237,17 @@ int main(int argc, char **argv)
 	scrip_log_level_t level = SCRIP_LOG_INFO;
 	if (cfg.log_level && scrip_log_level_parse(cfg.log_level, &level))
 		scrip_log_set_level(level);
+	if (!scrip_log_setup(cfg.log_format, cfg.log_target, "scripd")) {
+		fprintf(stderr, "scripd: cannot set up logging\n");
+		scrip_config_clear(&cfg);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	scrip_log_info("scripd %s starting", SCRIP_VERSION);
 	int status = run(&cfg);
 	curl_global_cleanup();
+	scrip_log_close();
 	scrip_config_clear(&cfg);
 	return status;
 }
