@@ -17,6 +17,7 @@
 #include "http/httpd.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/observe.h"
 #include "util/secret.h"
 
 /* How often every instance re-reads the signing keys, so that a rotation
@@ -242,11 +243,20 @@ int main(int argc, char **argv)
 		scrip_config_clear(&cfg);
 		return 1;
 	}
+	const char *upstream_names[SCRIP_UPSTREAMS_MAX];
+	for (size_t i = 0; i < cfg.n_upstreams; i++)
+		upstream_names[i] = cfg.upstreams[i].name;
+	if (!scrip_obs_init(upstream_names, cfg.n_upstreams)) {
+		fprintf(stderr, "scripd: out of memory setting up metrics\n");
+		scrip_config_clear(&cfg);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	scrip_log_info("scripd %s starting", SCRIP_VERSION);
 	int status = run(&cfg);
 	curl_global_cleanup();
+	scrip_obs_free();
 	scrip_log_close();
 	scrip_config_clear(&cfg);
 	return status;

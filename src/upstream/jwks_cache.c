@@ -11,6 +11,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/observe.h"
 
 #define DISCOVERY_MAX_BYTES (64 * 1024)
 
@@ -284,6 +285,7 @@ void scrip_jwks_cache_lookup(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_
 {
 	int64_t now = now_s();
 	bool known = c->keys && scrip_keyset_find(c->keys, kid);
+	scrip_obs_cache(SCRIP_CACHE_UPSTREAM_KEYS, known);
 	/* However many requests come, the issuer sees at most one fetch per
 	 * jwks_min_refetch seconds, also while it fails. */
 	bool may_fetch = c->state == FETCH_IDLE && !c->cfg->jwks_file &&

@@ -24,6 +24,7 @@
 #include "util/formenc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/observe.h"
 #include "util/secret.h"
 
 #define POLL_FIRST_MS 40      /* a waiter for another instance's lease looks again after this... */
@@ -765,6 +766,7 @@ void scrip_lazy_introspect(scrip_lazy_t *l, size_t up, const char *token, scrip_
 	char hash[65];
 	scrip_sha256_hex(token, strlen(token), hash);
 	const json_t *cached = cache_find(l, hash, (int64_t)time(NULL));
+	scrip_obs_cache(SCRIP_CACHE_UPSTREAM_INTROSPECTION, cached != NULL);
 	if (cached) {
 		scrip_lazy_result_t r = { .outcome = SCRIP_LAZY_OK };
 		cb(cached, &r, arg);

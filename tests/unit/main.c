@@ -12,7 +12,7 @@ static bool (*const suites[])(void) = {
 	scrip_test_scope_suite,    scrip_test_client_suite,   scrip_test_exchange_suite, scrip_test_claims_suite,
 	scrip_test_jwt_suite,      scrip_test_jwk_suite,      scrip_test_keyring_suite, scrip_test_config_suite, scrip_test_grant_suite,
 	scrip_test_breaker_suite,  scrip_test_custody_suite,  scrip_test_flight_suite,   scrip_test_formenc_suite,
-	scrip_test_log_suite,
+	scrip_test_metrics_suite,  scrip_test_log_suite,
 };
 
 int main(void)

@@ -25,6 +25,7 @@ bool scrip_test_breaker_suite(void);
 bool scrip_test_custody_suite(void);
 bool scrip_test_flight_suite(void);
 bool scrip_test_formenc_suite(void);
+bool scrip_test_metrics_suite(void);
 bool scrip_test_log_suite(void);
 
 /* Adds a test and fails the registration on error: use inside a suite function. */
