@@ -102,6 +102,17 @@ static void instance_name(char *out, size_t size)
 	snprintf(out, size, "%s/%ld/%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2], r[3]);
 }
 
+/* libevent's own messages, in our log's format rather than on bare stderr. */
+static void libevent_log_cb(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_ERR)
+		scrip_log_error("libevent: %s", msg);
+	else if (severity == EVENT_LOG_WARN)
+		scrip_log_warn("libevent: %s", msg);
+	else
+		scrip_log_debug("libevent: %s", msg);
+}
+
 static bool app_start(scrip_app_t *app)
 {
 	scrip_err_t err;
@@ -243,6 +254,7 @@ int main(int argc, char **argv)
 		scrip_config_clear(&cfg);
 		return 1;
 	}
+	event_set_log_callback(libevent_log_cb);
 	const char *upstream_names[SCRIP_UPSTREAMS_MAX];
 	for (size_t i = 0; i < cfg.n_upstreams; i++)
 		upstream_names[i] = cfg.upstreams[i].name;

@@ -407,8 +407,9 @@ void scrip_handle_introspect(struct evhttp_request *req, void *arg)
 	scrip_app_t *app = arg;
 	int64_t started_us = scrip_obs_now_us();
 	if (!scrip_http_method_is(req, EVHTTP_REQ_POST, "POST")) {
-		scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_INTROSPECT, .started_us = started_us,
-							       .status = 405, .reason = "method_not_allowed" });
+		scrip_obs_request_done(&(scrip_obs_request_t){
+			.endpoint = SCRIP_EP_INTROSPECT, .started_us = started_us, .status = 405,
+			.reason = "method_not_allowed" });
 		return;
 	}
 	introspect_req_t *t = calloc(1, sizeof(*t));

@@ -23,9 +23,10 @@ static void upstream_label(scrip_metrics_text_t *t, const char *name, const char
 
 static void upstream_state(scrip_metrics_text_t *t, const scrip_app_t *app)
 {
-	scrip_metrics_text_header(t, "scrip_upstream_jwks_fetches_total",
-				  "Fetches of main issuers' discovery documents and key sets for verifying subject tokens.",
-				  SCRIP_METRIC_COUNTER);
+	scrip_metrics_text_header(
+		t, "scrip_upstream_jwks_fetches_total",
+		"Fetches of main issuers' discovery documents and key sets for verifying subject tokens.",
+		SCRIP_METRIC_COUNTER);
 	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
 		upstream_label(t, "scrip_upstream_jwks_fetches_total", app->cfg->upstreams[i].name);
 		scrip_metrics_text_printf(t, " %lu\n", scrip_jwks_cache_fetches(app->jwks[i]));

@@ -193,6 +193,15 @@ static void conn_reset(struct conn *c, const char *why)
 		queue_fail_all(c->db, "database_unavailable", "the database is unavailable");
 }
 
+/* Server notices go to our log, not to libpq's default (stderr), so that
+ * every record has the configured format. */
+static void notice_cb(void *arg, const PGresult *res)
+{
+	const struct conn *c = arg;
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	scrip_log_debug("db conn %d: notice: %s", c->index, msg ? msg : "-");
+}
+
 static void conn_start(struct conn *c)
 {
 	/* Our defaults first, the operator's conninfo after: libpq keeps the
@@ -204,6 +213,7 @@ static void conn_start(struct conn *c)
 		conn_reset(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
 		return;
 	}
+	PQsetNoticeReceiver(c->pg, notice_cb, c);
 	set_state(c, CONN_CONNECTING);
 	c->connect_deadline_ms = scrip_mono_ms() + 5000;
 	watch(c, EV_WRITE);

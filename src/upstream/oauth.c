@@ -171,7 +171,8 @@ void scrip_oauth_free(scrip_oauth_t *o)
 static void count(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oauth_outcome_t outcome)
 {
 	o->up[up].counts[kind][outcome]++;
-	scrip_obs_upstream_call(o->cfg->upstreams[up].name, scrip_call_kind_name(kind), scrip_oauth_outcome_name(outcome));
+	scrip_obs_upstream_call(o->cfg->upstreams[up].name, scrip_call_kind_name(kind),
+				scrip_oauth_outcome_name(outcome));
 }
 
 unsigned long scrip_oauth_count(const scrip_oauth_t *o, size_t up, scrip_call_kind_t kind,

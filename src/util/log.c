@@ -4,6 +4,7 @@
  * Control characters in a text record are replaced so that a crafted value
  * cannot forge log lines; JSON records are escaped by jansson. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -123,12 +124,21 @@ static void emit_json(scrip_log_level_t level, json_t *obj)
 	if (!obj)
 		return;
 	/* ENSURE_ASCII: a record is plain ASCII whatever the values hold. */
-	size_t n = json_dumpb(obj, line, LINE_MAX_BYTES, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+	const size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9);
+	size_t n = json_dumpb(obj, line, LINE_MAX_BYTES, flags);
+	if (n > 0 && n <= LINE_MAX_BYTES) {
+		line[n] = '\0';
+		emit(level, line, n);
+	} else if (n > LINE_MAX_BYTES) {
+		/* Rare (a message full of escapes): never a truncated, invalid record. */
+		char *big = malloc(n + 2);
+		if (big && json_dumpb(obj, big, n, flags) == n) {
+			big[n] = '\0';
+			emit(level, big, n);
+		}
+		free(big);
+	}
 	json_decref(obj);
-	if (n == 0 || n > LINE_MAX_BYTES)
-		return; /* never a truncated, invalid record */
-	line[n] = '\0';
-	emit(level, line, n);
 }
 
 static json_t *json_head(scrip_log_level_t level, const char *event)
@@ -214,8 +224,9 @@ void scrip_log_event(scrip_log_level_t level, const char *event, const scrip_log
 		}
 		if (obj && f && f->status)
 			json_object_set_new(obj, "status", json_integer(f->status));
-		if (obj && f && f->latency_ms > 0)
-			json_object_set_new(obj, "latency_ms", json_real((double)(long long)(f->latency_ms * 1000) / 1000));
+		if (obj && f && f->latency_ms > 0) /* to the microsecond */
+			json_object_set_new(obj, "latency_ms",
+					    json_real((double)(int64_t)(f->latency_ms * 1000 + 0.5) / 1000));
 		emit_json(level, obj);
 		return;
 	}

@@ -67,7 +67,8 @@ static const char *const reasons[] = {
 	"upstream_audience_not_alone", "upstream_bad_answer", "upstream_body_too_large", "upstream_busy",
 	"upstream_circuit_open", "upstream_keys_unavailable", "upstream_misconfigured", "upstream_no_client",
 	"upstream_no_endpoint", "upstream_not_configured", "upstream_refused", "upstream_refused_request",
-	"upstream_scope_narrowed", "upstream_unavailable", "upstream_unreachable", "upstream_url_refused", "other", NULL,
+	"upstream_scope_narrowed", "upstream_unavailable", "upstream_unreachable", "upstream_url_refused",
+	"other", NULL,
 };
 
 /* Seconds: from a fast in-memory answer to the longest timeouts. */
@@ -97,7 +98,8 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		  .values = { endpoints, grant_types, outcomes } },
 		{ .name = "scrip_http_request_duration_seconds",
 		  .help = "Time from a request's arrival to its answer, by endpoint.", .type = SCRIP_METRIC_HISTOGRAM,
-		  .n_labels = 1, .labels = { "endpoint" }, .values = { endpoints }, .buckets = lat, .n_buckets = n_lat },
+		  .n_labels = 1, .labels = { "endpoint" }, .values = { endpoints }, .buckets = lat,
+		  .n_buckets = n_lat },
 		{ .name = "scrip_tokens_issued_total",
 		  .help = "Tokens handed out by /token: access (signed by scrip), refresh (new grants and successors), "
 			  "brokered (the main issuer's).",
@@ -107,7 +109,8 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		  .help = "Refused requests (any answer 400 or above), by endpoint and audit reason code.",
 		  .type = SCRIP_METRIC_COUNTER, .n_labels = 2, .labels = { "endpoint", "reason" },
 		  .values = { endpoints, reasons } },
-		{ .name = "scrip_db_query_duration_seconds", .help = "Time from queueing a database query to its answer.",
+		{ .name = "scrip_db_query_duration_seconds",
+		  .help = "Time from queueing a database query to its answer.",
 		  .type = SCRIP_METRIC_HISTOGRAM, .buckets = lat, .n_buckets = n_lat, .dense = true },
 		{ .name = "scrip_db_errors_total", .help = "Database queries that failed, by reason.",
 		  .type = SCRIP_METRIC_COUNTER, .n_labels = 1, .labels = { "reason" }, .values = { db_failures },
@@ -121,15 +124,17 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		  .type = SCRIP_METRIC_COUNTER, .n_labels = 3, .labels = { "upstream", "kind", "outcome" },
 		  .values = { up, call_kinds, call_outcomes }, .dense = true },
 		{ .name = "scrip_upstream_call_duration_seconds",
-		  .help = "Duration of HTTP calls to main issuers, by upstream and kind.", .type = SCRIP_METRIC_HISTOGRAM,
+		  .help = "Duration of HTTP calls to main issuers, by upstream and kind.",
+		  .type = SCRIP_METRIC_HISTOGRAM,
 		  .n_labels = 2, .labels = { "upstream", "kind" }, .values = { up, call_kinds }, .buckets = lat,
 		  .n_buckets = n_lat },
 		{ .name = "scrip_cache_lookups_total", .help = "Cache lookups, by cache and result (hit, miss).",
 		  .type = SCRIP_METRIC_COUNTER, .n_labels = 2, .labels = { "cache", "result" },
 		  .values = { caches, hit_miss }, .dense = true },
 	};
-	scrip_metric_t **slots[] = { &m.requests,  &m.duration, &m.issued,   &m.denials,     &m.db_duration, &m.db_errors,
-				     &m.db_conns,  &m.db_queue, &m.up_calls, &m.up_duration, &m.cache };
+	scrip_metric_t **slots[] = { &m.requests,    &m.duration,  &m.issued,   &m.denials,
+				     &m.db_duration, &m.db_errors, &m.db_conns, &m.db_queue,
+				     &m.up_calls,    &m.up_duration, &m.cache };
 	bool ok = true;
 	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
 		ok = ok && (*slots[i] = scrip_metrics_add(registry, &defs[i])) != NULL;

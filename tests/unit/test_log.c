@@ -133,7 +133,8 @@ static void test_log_text(void)
 	scrip_log_set_level(SCRIP_LOG_INFO);
 	capture_start();
 	scrip_log_event(SCRIP_LOG_INFO, "access",
-			&(scrip_log_fields_t){ .endpoint = "revoke", .client = "evil\n2026-01-01T00:00:00.000Z error forged",
+			&(scrip_log_fields_t){ .endpoint = "revoke",
+					       .client = "evil\n2026-01-01T00:00:00.000Z error forged",
 					       .status = 200 });
 	char *out = capture_stop();
 	scrip_log_set_level(SCRIP_LOG_ERROR);
@@ -142,6 +143,33 @@ static void test_log_text(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, " info access: endpoint=revoke client=evil?2026"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, " status=200\n"));
 	CU_ASSERT_PTR_EQUAL(strchr(out, '\n'), out + strlen(out) - 1);
+	free(out);
+}
+
+/* A record longer than the line buffer (every field at its longest, each
+ * non-ASCII byte pair escaped to \\u00e9) is written whole, never cut. */
+static void test_log_json_long(void)
+{
+	char v[201];
+	for (size_t i = 0; i < 200; i += 2)
+		memcpy(v + i, "\xc3\xa9", 2);
+	v[200] = '\0';
+	CU_ASSERT_TRUE_FATAL(scrip_log_setup("json", NULL, NULL));
+	scrip_log_set_level(SCRIP_LOG_INFO);
+	capture_start();
+	scrip_log_event(SCRIP_LOG_INFO, "access",
+			&(scrip_log_fields_t){ .endpoint = v, .grant_type = v, .outcome = v, .client = v, .sub = v,
+					       .jti = v, .grant = v, .kind = v, .error = v, .reason = v });
+	char *out = capture_stop();
+	CU_ASSERT_TRUE_FATAL(scrip_log_setup("text", NULL, NULL));
+	scrip_log_set_level(SCRIP_LOG_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_TRUE(strlen(out) > 6000);
+	json_t *lines = parse_lines(out);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(lines);
+	CU_ASSERT_EQUAL(json_array_size(lines), 1);
+	CU_ASSERT_STRING_EQUAL(str(json_array_get(lines, 0), "reason"), v);
+	json_decref(lines);
 	free(out);
 }
 
@@ -161,6 +189,7 @@ bool scrip_test_log_suite(void)
 		return false;
 	SCRIP_ADD_TEST(s, test_log_json);
 	SCRIP_ADD_TEST(s, test_log_text);
+	SCRIP_ADD_TEST(s, test_log_json_long);
 	SCRIP_ADD_TEST(s, test_log_setup_words);
 	return true;
 }

@@ -256,8 +256,10 @@ static void test_observe_catalogue(void)
 	CU_ASSERT_TRUE(has_line(text, "scrip_db_errors_total{reason=\"query_error\"} 1"));
 	CU_ASSERT_TRUE(has_line(text, "scrip_db_queue_length 2"));
 	CU_ASSERT_TRUE(has_line(text, "scrip_upstream_calls_total{upstream=\"iam\",kind=\"jwks\",outcome=\"ok\"} 1"));
-	CU_ASSERT_TRUE(has_line(text, "scrip_upstream_calls_total{upstream=\"cilogon\",kind=\"jwks\",outcome=\"ok\"} 0"));
-	CU_ASSERT_TRUE(has_line(text, "scrip_upstream_call_duration_seconds_count{upstream=\"cilogon\",kind=\"exchange\"} 1"));
+	CU_ASSERT_TRUE(
+		has_line(text, "scrip_upstream_calls_total{upstream=\"cilogon\",kind=\"jwks\",outcome=\"ok\"} 0"));
+	CU_ASSERT_TRUE(has_line(
+		text, "scrip_upstream_call_duration_seconds_count{upstream=\"cilogon\",kind=\"exchange\"} 1"));
 	CU_ASSERT_TRUE(has_line(text,
 		"scrip_http_requests_total{endpoint=\"token\",grant_type=\"refresh_token\",outcome=\"ok\"} 1"));
 	CU_ASSERT_TRUE(has_line(text,
