@@ -17,12 +17,6 @@
 #include "upstream/oauth.h"
 
 typedef struct {
-	unsigned long tokens_issued;
-	unsigned long denials;
-	unsigned long requests;
-} scrip_counters_t;
-
-typedef struct {
 	scrip_config_t *cfg;
 	struct event_base *base;
 	scrip_db_t *db;
@@ -37,7 +31,6 @@ typedef struct {
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
 	unsigned long requests_in_flight; /* /token, /introspect and /revoke requests not yet answered */
-	scrip_counters_t counters;
 } scrip_app_t;
 
 #endif

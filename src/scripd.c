@@ -18,6 +18,7 @@
 #include "store/key_store.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/observe.h"
 #include "util/secret.h"
 
 
@@ -129,6 +130,17 @@ static void instance_name(char *out, size_t size)
 	if (!scrip_random_bytes(r, sizeof(r)))
 		memset(r, 0, sizeof(r));
 	snprintf(out, size, "%s/%ld/%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2], r[3]);
+}
+
+/* libevent's own messages, in our log's format rather than on bare stderr. */
+static void libevent_log_cb(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_ERR)
+		scrip_log_error("libevent: %s", msg);
+	else if (severity == EVENT_LOG_WARN)
+		scrip_log_warn("libevent: %s", msg);
+	else
+		scrip_log_debug("libevent: %s", msg);
 }
 
 static bool app_start(scrip_app_t *app)
@@ -274,11 +286,27 @@ int main(int argc, char **argv)
 	scrip_log_level_t level = SCRIP_LOG_INFO;
 	if (cfg.log_level && scrip_log_level_parse(cfg.log_level, &level))
 		scrip_log_set_level(level);
+	if (!scrip_log_setup(cfg.log_format, cfg.log_target, "scripd")) {
+		fprintf(stderr, "scripd: cannot set up logging\n");
+		scrip_config_clear(&cfg);
+		return 1;
+	}
+	event_set_log_callback(libevent_log_cb);
+	const char *upstream_names[SCRIP_UPSTREAMS_MAX];
+	for (size_t i = 0; i < cfg.n_upstreams; i++)
+		upstream_names[i] = cfg.upstreams[i].name;
+	if (!scrip_obs_init(upstream_names, cfg.n_upstreams)) {
+		fprintf(stderr, "scripd: out of memory setting up metrics\n");
+		scrip_config_clear(&cfg);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	scrip_log_info("scripd %s starting", SCRIP_VERSION);
 	int status = run(&cfg);
 	curl_global_cleanup();
+	scrip_obs_free();
+	scrip_log_close();
 	scrip_config_clear(&cfg);
 	return status;
 }

@@ -78,6 +78,11 @@ static const opt_t opts[] = {
 	  "discovery documents." },
 	{ SECT_SERVER, "log_level", T_CHOICE, CFG(log_level), "info", 0, 0, 0, "error warn info debug", NULL,
 	  "Least severe messages that are logged." },
+	{ SECT_SERVER, "log_format", T_CHOICE, CFG(log_format), "text", 0, 0, 0, "text json", NULL,
+	  "`text`: one line per record (time, level, what). `json`: one JSON object per line with `ts` (RFC 3339 "
+	  "UTC, milliseconds), `level`, `event` and the event's fields (see doc/metrics.md)." },
+	{ SECT_SERVER, "log_target", T_CHOICE, CFG(log_target), "stderr", 0, 0, 0, "stderr syslog", NULL,
+	  "Where records go: standard error, or syslog (facility daemon, ident scripd)." },
 
 	{ SECT_DATABASE, "conninfo", T_STRING, CFG(conninfo), NULL, 0, 0, OPT_REQUIRED | OPT_SECRET, NULL, NULL,
 	  "libpq connection string or URI (`host=db dbname=scrip user=scrip` or `postgresql://scrip@db/scrip`). "
@@ -1155,6 +1160,8 @@ void scrip_config_clear(scrip_config_t *cfg)
 	free(cfg->issuer);
 	free(cfg->log_level);
 	free(cfg->synchronous_commit);
+	free(cfg->log_format);
+	free(cfg->log_target);
 	scrip_secret_free(cfg->conninfo);
 	for (size_t i = 0; i < cfg->n_upstreams && i < SCRIP_UPSTREAMS_MAX; i++) {
 		scrip_upstream_config_t *u = &cfg->upstreams[i];

@@ -60,6 +60,8 @@ typedef struct {
 	int listen_port;
 	char *issuer;       /* scripd's own issuer URL, no trailing '/' requirement: used byte for byte */
 	char *log_level;    /* error|warn|info|debug (default info) */
+	char *log_format;   /* text|json (default text) */
+	char *log_target;   /* stderr|syslog (default stderr) */
 
 	/* [database] */
 	char *conninfo;      /* libpq connection string or URI */

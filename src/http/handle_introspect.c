@@ -27,6 +27,7 @@
 #include "store/store.h"
 #include "store/tokens.h"
 #include "util/log.h"
+#include "util/observe.h"
 #include "util/secret.h"
 
 #define EVENT "introspection"
@@ -51,6 +52,7 @@ typedef struct {
 	struct evhttp_request *req; /* answered exactly once */
 	introspect_step_t step;
 	char remote_addr[64];
+	int64_t started_us; /* scrip_obs_now_us() at arrival */
 	scrip_form_t form;
 	char *client_id;     /* as presented */
 	char *client_secret; /* as presented; wiped on free */
@@ -88,9 +90,19 @@ static void introspect_free(introspect_req_t *t)
 	free(t);
 }
 
+/* The access log event and the request's metrics. */
+static void observe_done(const introspect_req_t *t, int status)
+{
+	scrip_obs_request_done(&(scrip_obs_request_t){
+		.endpoint = SCRIP_EP_INTROSPECT, .started_us = t->started_us, .status = status, .client = t->client_id,
+		.jti = status == 200 ? t->subject.jti : NULL, .error = status >= 400 ? t->error : NULL,
+		.reason = status >= 400 ? t->err.reason : NULL, .remote = t->remote_addr });
+}
+
 static void finish_json(introspect_req_t *t, int status, json_t *body)
 {
 	set_step(t, STEP_DONE);
+	observe_done(t, status);
 	scrip_http_reply_json(t->req, status, body, true);
 	introspect_free(t);
 }
@@ -98,6 +110,11 @@ static void finish_json(introspect_req_t *t, int status, json_t *body)
 static void finish_error(introspect_req_t *t, const scrip_err_t *err)
 {
 	set_step(t, STEP_DONE);
+	if (err != &t->err) {
+		t->err = *err;
+		t->error = scrip_errcode_name(err->code);
+	}
+	observe_done(t, scrip_errcode_status(err->code));
 	scrip_http_reply_error(t->req, err);
 	introspect_free(t);
 }
@@ -140,7 +157,6 @@ static void deny_as(introspect_req_t *t, const scrip_err_t *err, int status, con
 	t->err = *err;
 	t->status = status ? status : scrip_errcode_status(err->code);
 	t->error = error ? error : scrip_errcode_name(err->code);
-	t->app->counters.denials++;
 	scrip_log_info("introspect: denied client=%s error=%s reason=%s remote=%s", t->client_id ? t->client_id : "-",
 		       t->error, err->reason, t->remote_addr);
 	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
@@ -324,6 +340,7 @@ static void introspect_access(introspect_req_t *t, const char *token)
 	/* The ring is replaced on every reload: its key is used at once,
 	 * never kept across the asynchronous steps. */
 	const scrip_signing_key_t *key = scrip_keyring_find(t->app->keyring, t->jwt.kid);
+	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (key) {
 		check_access(t, key->jwk, key->alg);
 		return;
@@ -388,15 +405,20 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 void scrip_handle_introspect(struct evhttp_request *req, void *arg)
 {
 	scrip_app_t *app = arg;
-	app->counters.requests++;
-	if (!scrip_http_method_is(req, EVHTTP_REQ_POST, "POST"))
+	int64_t started_us = scrip_obs_now_us();
+	if (!scrip_http_method_is(req, EVHTTP_REQ_POST, "POST")) {
+		scrip_obs_request_done(&(scrip_obs_request_t){
+			.endpoint = SCRIP_EP_INTROSPECT, .started_us = started_us, .status = 405,
+			.reason = "method_not_allowed" });
 		return;
+	}
 	introspect_req_t *t = calloc(1, sizeof(*t));
 	if (!t) {
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	t->app = app;
+	t->started_us = started_us;
 	t->req = req;
 	app->requests_in_flight++;
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));

@@ -24,6 +24,7 @@
 #include "store/store.h"
 #include "store/tokens.h"
 #include "util/log.h"
+#include "util/observe.h"
 #include "util/secret.h"
 
 #define EVENT "revocation"
@@ -48,6 +49,7 @@ typedef struct {
 	struct evhttp_request *req; /* answered exactly once */
 	revoke_step_t step;
 	char remote_addr[64];
+	int64_t started_us; /* scrip_obs_now_us() at arrival */
 	scrip_form_t form;
 	char *client_id;     /* as presented */
 	char *client_secret; /* as presented; wiped on free */
@@ -90,6 +92,9 @@ static void revoke_free(revoke_req_t *t)
 static void finish_ok(revoke_req_t *t)
 {
 	set_step(t, STEP_DONE);
+	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us,
+						       .status = 200, .client = t->client_id, .jti = t->jti,
+						       .remote = t->remote_addr });
 	scrip_http_reply_json(t->req, 200, json_object(), true);
 	revoke_free(t);
 }
@@ -97,6 +102,10 @@ static void finish_ok(revoke_req_t *t)
 static void finish_error(revoke_req_t *t, const scrip_err_t *err)
 {
 	set_step(t, STEP_DONE);
+	scrip_obs_request_done(&(scrip_obs_request_t){
+		.endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us, .status = scrip_errcode_status(err->code),
+		.client = t->client_id, .jti = t->jti, .error = scrip_errcode_name(err->code), .reason = err->reason,
+		.remote = t->remote_addr });
 	scrip_http_reply_error(t->req, err);
 	revoke_free(t);
 }
@@ -117,7 +126,6 @@ static void refusal_recorded_cb(const scrip_err_t *db_err, void *arg)
 static void deny(revoke_req_t *t, const scrip_err_t *err)
 {
 	t->err = *err;
-	t->app->counters.denials++;
 	scrip_log_info("revoke: denied client=%s error=%s reason=%s remote=%s", t->client_id ? t->client_id : "-",
 		       scrip_errcode_name(err->code), err->reason, t->remote_addr);
 	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
@@ -173,7 +181,6 @@ static void revoked_cb(scrip_revoke_outcome_t outcome, const scrip_err_t *db_err
 		scrip_err_clear(&err);
 		SCRIP_ERR(&err, SCRIP_E_UNAUTHORIZED_CLIENT, "token_of_another_client",
 			  "the token was not issued to this client");
-		t->app->counters.denials++;
 		scrip_log_info("revoke: denied client=%s error=unauthorized_client reason=%s (jti %s) remote=%s",
 			       t->client->client_id, err.reason, id, t->remote_addr);
 		finish_error(t, &err);
@@ -252,6 +259,7 @@ static void revoke_access(revoke_req_t *t, const char *token)
 	}
 	/* The ring is replaced on every reload: its key is used at once. */
 	const scrip_signing_key_t *key = scrip_keyring_find(t->app->keyring, t->jwt.kid);
+	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (key) {
 		check_access(t, key->jwk, key->alg);
 		return;
@@ -316,15 +324,19 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 void scrip_handle_revoke(struct evhttp_request *req, void *arg)
 {
 	scrip_app_t *app = arg;
-	app->counters.requests++;
-	if (!scrip_http_method_is(req, EVHTTP_REQ_POST, "POST"))
+	int64_t started_us = scrip_obs_now_us();
+	if (!scrip_http_method_is(req, EVHTTP_REQ_POST, "POST")) {
+		scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_REVOKE, .started_us = started_us,
+							       .status = 405, .reason = "method_not_allowed" });
 		return;
+	}
 	revoke_req_t *t = calloc(1, sizeof(*t));
 	if (!t) {
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	t->app = app;
+	t->started_us = started_us;
 	t->req = req;
 	app->requests_in_flight++;
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));

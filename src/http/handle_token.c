@@ -68,6 +68,10 @@ static void token_free(scrip_token_req_t *t)
 void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err)
 {
 	scrip_token_set_step(t, STEP_DONE);
+	scrip_obs_request_done(&(scrip_obs_request_t){
+		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = scrip_errcode_status(err->code),
+		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = t->client_id,
+		.error = scrip_errcode_name(err->code), .reason = err->reason, .remote = t->remote_addr });
 	scrip_http_reply_error(t->req, err);
 	token_free(t);
 }
@@ -75,6 +79,12 @@ void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err)
 void scrip_token_reply_ok(scrip_token_req_t *t, json_t *body)
 {
 	scrip_token_set_step(t, STEP_DONE);
+	scrip_obs_request_done(&(scrip_obs_request_t){
+		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = 200,
+		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = t->client_id,
+		.jti = t->jti[0] ? t->jti : NULL,
+		.grant = t->grant_row ? t->grant_row->grant_id : t->grant_id[0] ? t->grant_id : NULL,
+		.remote = t->remote_addr });
 	scrip_http_reply_json(t->req, 200, body, true);
 	token_free(t);
 }
@@ -94,7 +104,6 @@ static void denial_recorded_cb(const scrip_err_t *db_err, void *arg)
 void scrip_token_deny(scrip_token_req_t *t, const scrip_err_t *err)
 {
 	t->err = *err;
-	t->app->counters.denials++;
 	scrip_log_info("token: denied client=%s error=%s reason=%s remote=%s", t->client_id ? t->client_id : "-",
 		       scrip_errcode_name(err->code), err->reason, t->remote_addr);
 	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
@@ -266,15 +275,19 @@ static void claim_client_for_audit(scrip_token_req_t *t)
 void scrip_handle_token(struct evhttp_request *req, void *arg)
 {
 	scrip_app_t *app = arg;
-	app->counters.requests++;
-	if (!scrip_http_method_is(req, EVHTTP_REQ_POST, "POST"))
+	int64_t started_us = scrip_obs_now_us();
+	if (!scrip_http_method_is(req, EVHTTP_REQ_POST, "POST")) {
+		scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_TOKEN, .started_us = started_us,
+							       .status = 405, .reason = "method_not_allowed" });
 		return;
+	}
 	scrip_token_req_t *t = calloc(1, sizeof(*t));
 	if (!t) {
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
 	t->app = app;
+	t->started_us = started_us;
 	t->req = req;
 	app->requests_in_flight++;
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));

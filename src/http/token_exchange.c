@@ -52,7 +52,7 @@ static void access_recorded_cb(const scrip_err_t *db_err, void *arg)
 		scrip_token_not_recorded(t, db_err, "access token"); /* the signed token is discarded */
 		return;
 	}
-	t->app->counters.tokens_issued++;
+	scrip_obs_issued(SCRIP_ISSUED_ACCESS);
 	scrip_log_info("token: issued client=%s sub=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
 		       t->client->client_id, t->subject.sub, t->jti, t->scope_text, t->grant.lifetime, t->remote_addr);
 	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "access_token", t->access_token, "issued_token_type",
@@ -103,6 +103,7 @@ static void grant_recorded_cb(const scrip_err_t *db_err, void *arg)
 		scrip_token_not_recorded(t, db_err, "grant");
 		return;
 	}
+	scrip_obs_issued(SCRIP_ISSUED_REFRESH);
 	scrip_log_info("token: grant created client=%s sub=%s grant=%s job=%s scope=\"%s\" expires_in=%" PRId64
 		       " remote=%s",
 		       t->client->client_id, t->subject.sub, t->grant_id, t->request.job_id ? t->request.job_id : "-",
@@ -436,6 +437,7 @@ static void own_token_start(scrip_token_req_t *t)
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	const scrip_signing_key_t *key = t->app->keyring ? scrip_keyring_find(t->app->keyring, t->jwt.kid) : NULL;
+	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (!key) {
 		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "unknown_kid",
 				      "the subject token's kid is not one of scrip's published keys");

@@ -18,6 +18,7 @@
 #include "jose/jwt.h"
 #include "jose/keyring.h"
 #include "store/store.h"
+#include "util/observe.h"
 
 typedef enum {
 	STEP_PARSING,   /* reading the HTTP request */
@@ -37,6 +38,7 @@ typedef struct {
 	struct evhttp_request *req; /* answered exactly once */
 	scrip_token_step_t step;
 	char remote_addr[64];
+	int64_t started_us; /* scrip_obs_now_us() at arrival, for the access log and latency */
 
 	scrip_form_t form;
 	char *client_id;     /* as presented */

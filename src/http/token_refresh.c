@@ -42,7 +42,8 @@ static void redeemed_cb(const scrip_err_t *db_err, void *arg)
 		scrip_token_not_recorded(t, db_err, "redemption");
 		return;
 	}
-	t->app->counters.tokens_issued++;
+	scrip_obs_issued(SCRIP_ISSUED_ACCESS);
+	scrip_obs_issued(SCRIP_ISSUED_REFRESH); /* the successor */
 	scrip_log_info("token: redeemed client=%s grant=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
 		       t->client->client_id, t->grant_row->grant_id, t->jti, t->scope_text, t->grant.lifetime,
 		       t->remote_addr);
@@ -64,7 +65,8 @@ static void brokered_cb(const scrip_err_t *db_err, void *arg)
 		scrip_token_not_recorded(t, db_err, "brokered redemption");
 		return;
 	}
-	t->app->counters.tokens_issued++;
+	scrip_obs_issued(SCRIP_ISSUED_BROKERED);
+	scrip_obs_issued(SCRIP_ISSUED_REFRESH); /* the successor */
 	int64_t expires_in = t->upstream_expires_at - (int64_t)time(NULL);
 	scrip_log_info("token: redeemed (brokered) client=%s grant=%s upstream_token=%s audience=%s remote=%s",
 		       t->client->client_id, t->grant_row->grant_id, t->upstream_ref, t->broker_audience, t->remote_addr);

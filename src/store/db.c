@@ -13,6 +13,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/observe.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -33,6 +34,7 @@ struct query {
 	scrip_db_cb cb;
 	void *arg;
 	int64_t deadline_ms; /* monotonic; past it the caller gets 503 */
+	int64_t queued_us;   /* scrip_obs_now_us() when queued: the latency metric */
 };
 
 struct conn {
@@ -79,6 +81,9 @@ static void set_state(struct conn *c, conn_state_t state)
 {
 	if (c->state != state)
 		scrip_log_debug("db conn %d: %s -> %s", c->index, state_names[c->state], state_names[state]);
+	bool was_up = c->state == CONN_IDLE || c->state == CONN_BUSY, up = state == CONN_IDLE || state == CONN_BUSY;
+	if (was_up != up)
+		scrip_obs_db_conns(up ? 1 : -1);
 	c->state = state;
 }
 
@@ -102,6 +107,7 @@ struct failure {
 static void failure_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct failure *f = arg;
+	scrip_obs_db_query((double)(scrip_obs_now_us() - f->q->queued_us) / 1e6, f->err.reason);
 	f->q->cb(NULL, &f->err, f->q->arg);
 	query_free(f->q);
 	free(f);
@@ -130,6 +136,7 @@ static void queue_fail_all(scrip_db_t *db, const char *reason, const char *text)
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, reason, text);
 	}
 	db->tail = NULL;
+	scrip_obs_db_queue(-(int)db->queued);
 	db->queued = 0;
 }
 
@@ -186,6 +193,15 @@ static void conn_reset(struct conn *c, const char *why)
 		queue_fail_all(c->db, "database_unavailable", "the database is unavailable");
 }
 
+/* Server notices go to our log, not to libpq's default (stderr), so that
+ * every record has the configured format. */
+static void notice_cb(void *arg, const PGresult *res)
+{
+	const struct conn *c = arg;
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	scrip_log_debug("db conn %d: notice: %s", c->index, msg ? msg : "-");
+}
+
 static void conn_start(struct conn *c)
 {
 	/* Our defaults first, the operator's conninfo after: libpq keeps the
@@ -197,6 +213,7 @@ static void conn_start(struct conn *c)
 		conn_reset(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
 		return;
 	}
+	PQsetNoticeReceiver(c->pg, notice_cb, c);
 	set_state(c, CONN_CONNECTING);
 	c->connect_deadline_ms = scrip_mono_ms() + 5000;
 	watch(c, EV_WRITE);
@@ -261,6 +278,7 @@ static void conn_deliver(struct conn *c)
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		struct scrip_db_result r = { .pg = res };
+		scrip_obs_db_query((double)(scrip_obs_now_us() - q->queued_us) / 1e6, NULL);
 		q->cb(&r, NULL, q->arg);
 		query_free(q);
 	} else {
@@ -371,6 +389,7 @@ static void dispatch(scrip_db_t *db)
 		if (!db->head)
 			db->tail = NULL;
 		db->queued--;
+		scrip_obs_db_queue(-1);
 		q->next = NULL;
 		conn_send(c, q);
 	}
@@ -392,6 +411,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 			q->next = expired;
 			expired = q;
 			db->queued--;
+			scrip_obs_db_queue(-1);
 			continue;
 		}
 		db->tail = q;
@@ -498,6 +518,7 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 			goto oom;
 	}
 	q->deadline_ms = scrip_mono_ms() + db->timeout_ms;
+	q->queued_us = scrip_obs_now_us();
 	if (db->closing) {
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down", "the service is shutting down");
 		return;
@@ -517,6 +538,7 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 		db->head = q;
 	db->tail = q;
 	db->queued++;
+	scrip_obs_db_queue(1);
 	dispatch(db);
 	return;
 oom:

@@ -21,6 +21,7 @@
 #include "upstream/keyset_policy.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/observe.h"
 
 #define DISCOVERY_MAX_BYTES (64 * 1024)
 #define POLL_FIRST_MS 40 /* a refresh waiting for another scripd's lease reads again after this... */
@@ -579,6 +580,7 @@ void scrip_jwks_cache_lookup(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_
 		.last_attempt_ms = c->last_attempt_ms,
 		.min_refetch_ms = c->cfg->jwks_min_refetch * 1000,
 	};
+	scrip_obs_cache(SCRIP_CACHE_UPSTREAM_KEYS, in.kid_known);
 	scrip_keyset_lookup_action_t action = c->stopping ? SCRIP_KEYSET_ANSWER : scrip_keyset_lookup_decide(&in);
 	switch (action) {
 	case SCRIP_KEYSET_ANSWER_REFRESH:

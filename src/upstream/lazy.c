@@ -26,6 +26,7 @@
 #include "util/formenc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/observe.h"
 #include "util/secret.h"
 
 #define POLL_FIRST_MS 40      /* a waiter for another instance's lease looks again after this... */
@@ -963,7 +964,9 @@ void scrip_lazy_introspect(scrip_lazy_t *l, size_t up, const char *token, scrip_
 	char hash[65];
 	const json_t *cached = NULL;
 	scrip_sha256_hex(token, strlen(token), hash);
-	if (scrip_introcache_find(l->introspected, hash, (int64_t)time(NULL), &cached)) {
+	bool hit = scrip_introcache_find(l->introspected, hash, (int64_t)time(NULL), &cached);
+	scrip_obs_cache(SCRIP_CACHE_UPSTREAM_INTROSPECTION, hit);
+	if (hit) {
 		scrip_lazy_result_t r = { .outcome = SCRIP_LAZY_OK };
 		cb(cached, &r, arg);
 		return;

@@ -17,6 +17,7 @@
 #include "store/upstream_store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/observe.h"
 #include "util/secret.h"
 
 #define DISCOVERY_MAX_BYTES (64 * 1024)
@@ -170,6 +171,8 @@ void scrip_oauth_free(scrip_oauth_t *o)
 static void count(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oauth_outcome_t outcome)
 {
 	o->up[up].counts[kind][outcome]++;
+	scrip_obs_upstream_call(o->cfg->upstreams[up].name, scrip_call_kind_name(kind),
+				scrip_oauth_outcome_name(outcome));
 }
 
 unsigned long scrip_oauth_count(const scrip_oauth_t *o, size_t up, scrip_call_kind_t kind,
@@ -187,6 +190,8 @@ static void record(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oa
 		   long status, const char *error, const char *subject, int64_t started_ms)
 {
 	count(o, up, kind, outcome);
+	scrip_obs_upstream_latency(o->cfg->upstreams[up].name, scrip_call_kind_name(kind),
+				   (double)(scrip_mono_ms() - started_ms) / 1000);
 	if (!o->db || o->stopping)
 		return;
 	scrip_upstream_call_record_t rec = {
