@@ -285,6 +285,21 @@ end:
 	return ok;
 }
 
+/* Whether migration version is recorded as applied. */
+static bool migration_applied(scrip_sync_t *db, int version, bool *applied, scrip_err_t *err)
+{
+	char text[16];
+	char *found = NULL;
+	snprintf(text, sizeof(text), "%d", version);
+	const char *params[] = { text };
+	if (!query_value(db, "SELECT count(*) FROM scrip.schema_migrations WHERE version = $1::integer", 1, params,
+			 &found, err))
+		return false;
+	*applied = found && strcmp(found, "0") != 0;
+	free(found);
+	return true;
+}
+
 /* Applies one migration and records it, in one transaction. */
 static bool apply_migration(scrip_sync_t *db, const scrip_migration_t *m, scrip_err_t *err)
 {
@@ -344,12 +359,18 @@ bool scrip_sync_migrate(scrip_sync_t *db, const scrip_migration_t *migrations, s
 			  *from, latest);
 		goto end;
 	}
+	/* Each migration not yet recorded, also one below the highest recorded
+	 * (a database migrated by a build that lacked it). */
 	for (size_t i = 0; i < n; i++) {
-		if (migrations[i].version <= *from)
+		bool applied = false;
+		if (!migration_applied(db, migrations[i].version, &applied, err))
+			goto end;
+		if (applied)
 			continue;
 		if (!apply_migration(db, &migrations[i], err))
 			goto end;
-		*to = migrations[i].version;
+		if (migrations[i].version > *to)
+			*to = migrations[i].version;
 	}
 	ok = true;
 end:
