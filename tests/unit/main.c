@@ -15,6 +15,7 @@ static bool (*const suites[])(void) = {
 	scrip_test_breaker_suite,  scrip_test_custody_suite,  scrip_test_flight_suite,   scrip_test_formenc_suite,
 	scrip_test_keyset_policy_suite, scrip_test_introcache_suite,
 	scrip_test_metrics_suite,  scrip_test_log_suite,
+	scrip_test_ratelimit_suite,
 };
 
 int main(void)
