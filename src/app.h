@@ -9,6 +9,7 @@
 #include <event2/http.h>
 
 #include "config/config.h"
+#include "core/ratelimit.h"
 #include "jose/keyring.h"
 #include "store/db.h"
 #include "upstream/fetch.h"
@@ -30,6 +31,7 @@ typedef struct {
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
+	scrip_ratelimit_t *ratelimit;     /* one per process, shared by every loop ([limits]) */
 	unsigned long requests_in_flight; /* /token, /introspect and /revoke requests not yet answered */
 } scrip_app_t;
 

@@ -161,6 +161,16 @@ static bool app_start(scrip_app_t *app)
 	if (!app->db)
 		return false;
 	instance_name(app->instance, sizeof(app->instance));
+	scrip_ratelimit_config_t limits = {
+		.window_ms = app->cfg->rate_window * 1000,
+		.address_failures = app->cfg->auth_failures_per_address,
+		.client_failures = app->cfg->auth_failures_per_client,
+		.client_requests = app->cfg->requests_per_client,
+		.capacity = (size_t)app->cfg->rate_limit_keys,
+	};
+	if (!scrip_random_bytes((uint8_t *)&limits.seed, sizeof(limits.seed)) ||
+	    !(app->ratelimit = scrip_ratelimit_new(&limits)))
+		return false;
 	app->oauth = scrip_oauth_new(app->base, app->fetcher, app->db, app->cfg, app->instance);
 	app->lazy = app->oauth ? scrip_lazy_new(app->base, app->db, app->oauth, app->cfg, app->cfg->encryption_key,
 						app->instance)
@@ -216,6 +226,8 @@ static void app_stop(scrip_app_t *app)
 	scrip_lazy_free(app->lazy);
 	scrip_db_free(app->db);
 	scrip_httpd_stop(app);
+	scrip_ratelimit_free(app->ratelimit);
+	app->ratelimit = NULL;
 	if (app->keys_timer)
 		event_free(app->keys_timer);
 	scrip_keyring_free(app->keyring);

@@ -126,6 +126,28 @@ static const opt_t opts[] = {
 	{ SECT_LIMITS, "idle_timeout", T_SECONDS, CFG(idle_timeout), "10", 1, 3600, 0, NULL, NULL,
 	  "Seconds a connection may stay silent (between requests, or while a request is being sent) before it "
 	  "is closed." },
+	{ SECT_LIMITS, "max_params", T_COUNT, CFG(max_params), "64", 8, 64, 0, NULL, NULL,
+	  "Most parameters in the body of a request to `/token`, `/introspect` or `/revoke`; more is refused "
+	  "with `invalid_request`. 64 is also the most a request can hold." },
+	{ SECT_LIMITS, "rate_window", T_SECONDS, CFG(rate_window), "60", 1, 86400, 0, NULL, NULL,
+	  "Seconds of the sliding window over which the rate limits below are counted. A refused request is "
+	  "answered 429 with Retry-After." },
+	{ SECT_LIMITS, "auth_failures_per_address", T_COUNT, CFG(auth_failures_per_address), "20", 0, 1000000, 0,
+	  NULL, NULL,
+	  "Failed client authentications from one address (an IPv6 /64) within `rate_window` after which every "
+	  "request from it to `/token`, `/introspect` and `/revoke` is refused, whatever client it names; 0: no "
+	  "limit. Keep it below `auth_failures_per_client`." },
+	{ SECT_LIMITS, "auth_failures_per_client", T_COUNT, CFG(auth_failures_per_client), "50", 0, 1000000, 0,
+	  NULL, NULL,
+	  "Failed authentications as one client_id, from all addresses together, within `rate_window` after which "
+	  "that client_id is refused from the addresses that failed for it (not from the others, so that an "
+	  "attacker cannot lock the client out); 0: no limit." },
+	{ SECT_LIMITS, "requests_per_client", T_COUNT, CFG(requests_per_client), "0", 0, 100000000, 0, NULL, NULL,
+	  "Authenticated requests of one client within `rate_window` after which its requests are refused; 0: no "
+	  "limit (the right number depends on the client's workload)." },
+	{ SECT_LIMITS, "rate_limit_keys", T_COUNT, CFG(rate_limit_keys), "4096", 16, 1048576, 0, NULL, NULL,
+	  "Addresses and client_ids each rate-limit table tracks (four tables of about 190 bytes a key); when "
+	  "full, the least active key is forgotten." },
 
 	{ SECT_UPSTREAM, "issuer", T_ISSUER, UPS(issuer), NULL, 0, 0, OPT_REQUIRED | OPT_UNIQUE, NULL, NULL,
 	  "Exact `iss` of this issuer's tokens, compared byte for byte (INDIGO IAM issuers end in `/`). Two "

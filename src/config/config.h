@@ -83,6 +83,12 @@ typedef struct {
 	int64_t max_body;     /* request body bytes (413 beyond) */
 	int64_t max_headers;  /* request line + headers bytes (431 beyond) */
 	int64_t idle_timeout; /* seconds of silence before a connection is closed */
+	int64_t max_params;   /* parameters in a form body (invalid_request beyond) */
+	int64_t rate_window;  /* seconds of the rate limits' sliding window */
+	int64_t auth_failures_per_address; /* failed client authentications per address; 0: off */
+	int64_t auth_failures_per_client;  /* failed authentications per client_id; 0: off */
+	int64_t requests_per_client;       /* authenticated requests per client; 0: off */
+	int64_t rate_limit_keys;           /* keys tracked per rate-limit table */
 
 	scrip_upstream_config_t upstreams[SCRIP_UPSTREAMS_MAX];
 	size_t n_upstreams;

@@ -2,6 +2,7 @@
  * body, credentials from exactly one method, the secret check. */
 #include "http/client_auth.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,7 +10,10 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "core/ratelimit.h"
 #include "http/httpd.h"
+#include "util/clock.h"
+#include "util/log.h"
 #include "util/secret.h"
 
 static bool content_type_is_form(const char *ct)
@@ -21,8 +25,8 @@ static bool content_type_is_form(const char *ct)
 	return next == '\0' || next == ';' || next == ' ';
 }
 
-bool scrip_client_auth_read_form(struct evhttp_request *req, const char *const *singular, scrip_form_t *form,
-				 scrip_err_t *err)
+bool scrip_client_auth_read_form(struct evhttp_request *req, const char *const *singular, size_t max_params,
+				 scrip_form_t *form, scrip_err_t *err)
 {
 	if (evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))) {
 		/* RFC 6749 §2.3.1, §3.2: credentials and tokens never in the URL,
@@ -44,7 +48,7 @@ bool scrip_client_auth_read_form(struct evhttp_request *req, const char *const *
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *body = (const char *)evbuffer_pullup(in, -1);
-	return scrip_form_parse(body ? body : "", len, singular, form, err);
+	return scrip_form_parse_capped(body ? body : "", len, singular, max_params, form, err);
 }
 
 static bool from_basic(const char *auth, const scrip_form_t *form, char **client_id, char **secret, scrip_err_t *err)
@@ -110,4 +114,74 @@ bool scrip_client_auth_check(const scrip_client_t *client, const char *secret, s
 		return false;
 	}
 	return true;
+}
+
+/* ---- rate limits --------------------------------------------------------- */
+
+static const char *limited_text(scrip_rl_kind_t kind)
+{
+	switch (kind) {
+	case SCRIP_RL_ADDRESS:
+		return "too many failed client authentications from this address";
+	case SCRIP_RL_CLIENT_FAILURES:
+		return "too many failed authentications as this client from this address";
+	case SCRIP_RL_CLIENT_REQUESTS:
+		return "this client has made too many requests";
+	case SCRIP_RL_KINDS:
+		break;
+	}
+	return "too many requests";
+}
+
+/* RFC 6585 §4: 429 with Retry-After (RFC 9110 §10.2.3). RFC 6749 has no
+ * error code for it; temporarily_unavailable (§4.1.2.1: "a temporary
+ * overloading") is the registered one that says "retry later" to every
+ * client library, where invalid_client would send the real client to its
+ * operator for a secret that may be right. */
+static void reply_limited(struct evhttp_request *req, const char *remote_addr, const char *client_id,
+			  const char *endpoint, const scrip_ratelimit_verdict_t *v)
+{
+	char seconds[24], text[160];
+	snprintf(seconds, sizeof(seconds), "%lld", (long long)v->retry_after_s);
+	snprintf(text, sizeof(text), "%s; retry after %lld seconds", limited_text(v->kind), (long long)v->retry_after_s);
+	/* One line per key and window: the log must not be the next flood. */
+	if (v->first)
+		scrip_log_warn("%s: rate limited (%s) client=%s remote=%s retry_after=%s; further refusals of it in "
+			       "this window are only counted",
+			       endpoint, scrip_ratelimit_kind_name(v->kind), client_id ? client_id : "-", remote_addr,
+			       seconds);
+	else
+		scrip_log_debug("%s: rate limited (%s) client=%s remote=%s", endpoint, scrip_ratelimit_kind_name(v->kind),
+				client_id ? client_id : "-", remote_addr);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", seconds);
+	json_t *body = json_pack("{s:s, s:s}", "error", "temporarily_unavailable", "error_description", text);
+	scrip_http_reply_json(req, 429, body, true);
+}
+
+bool scrip_client_auth_admit_address(scrip_app_t *app, struct evhttp_request *req, const char *remote_addr,
+				     const char *endpoint)
+{
+	return scrip_client_auth_admit_client(app, req, remote_addr, NULL, endpoint);
+}
+
+bool scrip_client_auth_admit_client(scrip_app_t *app, struct evhttp_request *req, const char *remote_addr,
+				    const char *client_id, const char *endpoint)
+{
+	scrip_ratelimit_verdict_t v;
+	/* An id that cannot exist is never counted, so it is not looked up. */
+	const char *id = client_id && scrip_client_id_valid(client_id) ? client_id : NULL;
+	if (scrip_ratelimit_check_client(app->ratelimit, remote_addr, id, scrip_mono_ms(), &v))
+		return true;
+	reply_limited(req, remote_addr, id, endpoint, &v);
+	return false;
+}
+
+void scrip_client_auth_outcome(scrip_app_t *app, const char *remote_addr, const char *client_id,
+			       const scrip_err_t *err)
+{
+	const char *id = client_id && scrip_client_id_valid(client_id) ? client_id : NULL;
+	if (!err)
+		scrip_ratelimit_success(app->ratelimit, id, scrip_mono_ms());
+	else if (err->code == SCRIP_E_INVALID_CLIENT)
+		scrip_ratelimit_failure(app->ratelimit, remote_addr, id, scrip_mono_ms());
 }

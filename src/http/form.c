@@ -189,7 +189,15 @@ end:
 bool scrip_form_parse(const char *body, size_t body_len, const char *const *singular, scrip_form_t *form,
 		      scrip_err_t *err)
 {
+	return scrip_form_parse_capped(body, body_len, singular, SCRIP_FORM_MAX_PARAMS, form, err);
+}
+
+bool scrip_form_parse_capped(const char *body, size_t body_len, const char *const *singular, size_t max_params,
+			     scrip_form_t *form, scrip_err_t *err)
+{
 	memset(form, 0, sizeof(*form));
+	if (max_params == 0 || max_params > SCRIP_FORM_MAX_PARAMS)
+		max_params = SCRIP_FORM_MAX_PARAMS;
 	if (body_len == 0)
 		return true;
 	if (!body) {
@@ -200,9 +208,9 @@ bool scrip_form_parse(const char *body, size_t body_len, const char *const *sing
 	for (;;) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
 		const char *stop = amp ? amp : end;
-		if (form->n == SCRIP_FORM_MAX_PARAMS) {
-			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "form_too_many",
-				  "more than %d parameters in the body", SCRIP_FORM_MAX_PARAMS);
+		if (form->n == max_params) {
+			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "form_too_many", "more than %zu parameters in the body",
+				  max_params);
 			goto fail;
 		}
 		if (!pair_add(p, (size_t)(stop - p), singular, form, err))

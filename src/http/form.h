@@ -10,6 +10,7 @@
 
 #include "util/err.h"
 
+/* The most parameters a form holds: the ceiling of [limits] max_params. */
 #define SCRIP_FORM_MAX_PARAMS 64
 
 typedef struct {
@@ -34,6 +35,13 @@ typedef struct {
  * parameter, never its value. [out] form: free with scrip_form_clear. */
 bool scrip_form_parse(const char *body, size_t body_len, const char *const *singular, scrip_form_t *form,
 		      scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* scrip_form_parse with a cap of max_params pairs ([limits] max_params)
+ * instead of SCRIP_FORM_MAX_PARAMS; 0 or more than SCRIP_FORM_MAX_PARAMS
+ * means SCRIP_FORM_MAX_PARAMS. The cap is checked before each pair is
+ * decoded, so a body of many pairs costs no more than max_params of them. */
+bool scrip_form_parse_capped(const char *body, size_t body_len, const char *const *singular, size_t max_params,
+			     scrip_form_t *form, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* The value of the first parameter called name, or NULL. Borrowed from form.
  * A parameter given with an empty value counts as absent (RFC 6749 §3.1). */

@@ -385,9 +385,11 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 		return;
 	}
 	if (!scrip_client_auth_check(client, t->client_secret, &err)) {
+		scrip_client_auth_outcome(t->app, t->remote_addr, t->client_id, &err);
 		deny(t, &err);
 		return;
 	}
+	scrip_client_auth_outcome(t->app, t->remote_addr, t->client_id, NULL);
 	/* RFC 7662 §4: only callers that need it may probe tokens. An
 	 * authenticated caller without the permission is not an
 	 * authentication failure (401) but a refusal of authority. */
@@ -422,11 +424,25 @@ void scrip_handle_introspect(struct evhttp_request *req, void *arg)
 	t->req = req;
 	app->requests_in_flight++;
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));
+	/* Rate limits: before the body is parsed, and before the client's
+	 * row is read; refused without an audit row. */
+	if (!scrip_client_auth_admit_address(app, req, t->remote_addr, "introspect")) {
+		introspect_free(t);
+		return;
+	}
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!scrip_client_auth_read_form(req, singular_params, &t->form, &err) ||
-	    !scrip_client_auth_credentials(req, &t->form, &t->client_id, &t->client_secret, &err)) {
+	if (!scrip_client_auth_read_form(req, singular_params, (size_t)app->cfg->max_params, &t->form, &err)) {
 		deny(t, &err);
+		return;
+	}
+	if (!scrip_client_auth_credentials(req, &t->form, &t->client_id, &t->client_secret, &err)) {
+		scrip_client_auth_outcome(app, t->remote_addr, t->client_id, &err);
+		deny(t, &err);
+		return;
+	}
+	if (!scrip_client_auth_admit_client(app, req, t->remote_addr, t->client_id, "introspect")) {
+		introspect_free(t);
 		return;
 	}
 	set_step(t, STEP_CLIENT);

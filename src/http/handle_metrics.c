@@ -47,6 +47,16 @@ void scrip_handle_metrics(struct evhttp_request *req, void *arg)
 	scrip_metrics_text_t text = { 0 };
 	scrip_metrics_render_into(scrip_obs_registry(), &text);
 	upstream_state(&text, app);
+	/* Rate-limit refusals (core/ratelimit.h), counted in memory only. */
+	scrip_ratelimit_stats_t rl;
+	scrip_ratelimit_stats(app->ratelimit, &rl);
+	scrip_metrics_text_header(&text, "scrip_rate_limited_total",
+				  "Requests refused with 429 by a rate limit, by kind (address, client_failures, "
+				  "client_requests).",
+				  SCRIP_METRIC_COUNTER);
+	for (int k = 0; k < SCRIP_RL_KINDS; k++)
+		scrip_metrics_text_printf(&text, "scrip_rate_limited_total{kind=\"%s\"} %lu\n",
+					  scrip_ratelimit_kind_name(k), rl.refused[k]);
 	struct evbuffer *out = text.failed ? NULL : evbuffer_new();
 	if (!out || evbuffer_add(out, text.buf, text.len) != 0) {
 		if (out)

@@ -242,9 +242,11 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	if (!scrip_client_auth_check(client, t->client_secret, &err)) {
+		scrip_client_auth_outcome(t->app, t->remote_addr, t->client_id, &err);
 		scrip_token_deny(t, &err);
 		return;
 	}
+	scrip_client_auth_outcome(t->app, t->remote_addr, t->client_id, NULL);
 	const char *grant_type = scrip_form_get(&t->form, "grant_type");
 	if (!grant_type)
 		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "missing_grant_type", "grant_type is required");
@@ -291,16 +293,27 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 	t->req = req;
 	app->requests_in_flight++;
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));
+	/* An address over its failure limit is refused before its body is
+	 * even parsed, and without an audit row. */
+	if (!scrip_client_auth_admit_address(app, req, t->remote_addr, "token")) {
+		token_free(t);
+		return;
+	}
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!scrip_client_auth_read_form(req, singular_params, &t->form, &err)) {
+	if (!scrip_client_auth_read_form(req, singular_params, (size_t)app->cfg->max_params, &t->form, &err)) {
 		claim_client_for_audit(t);
 		scrip_token_deny(t, &err);
 		return;
 	}
 	collect_params(t);
 	if (!scrip_client_auth_credentials(req, &t->form, &t->client_id, &t->client_secret, &err)) {
+		scrip_client_auth_outcome(app, t->remote_addr, t->client_id, &err);
 		scrip_token_deny(t, &err);
+		return;
+	}
+	if (!scrip_client_auth_admit_client(app, req, t->remote_addr, t->client_id, "token")) {
+		token_free(t);
 		return;
 	}
 	scrip_token_set_step(t, STEP_CLIENT);

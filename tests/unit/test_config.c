@@ -149,6 +149,50 @@ static void test_defaults(void)
 	scrip_config_clear(&cfg);
 }
 
+/* [limits]: the rate limits and the parameter cap, their defaults, 0 as
+ * "off" for the limits, and the bounds. */
+static void test_limits_rate_keys(void)
+{
+	static const char base[] = "[server]\nlisten = localhost:8080\nissuer = https://sts.example.org\n"
+				   "[database]\nconninfo = dbname=scrip\n"
+				   "[keys]\nencryption_key = file:kek\n"
+				   "[upstream iam]\nissuer = https://iam.example.org/\n";
+	char text[1024];
+	scrip_config_t cfg;
+	scrip_err_t err = { 0 };
+	CU_ASSERT_TRUE_FATAL(scrip_config_load(tmp_conf(base), &cfg, &err));
+	CU_ASSERT_EQUAL(cfg.max_params, 64);
+	CU_ASSERT_EQUAL(cfg.rate_window, 60);
+	CU_ASSERT_EQUAL(cfg.auth_failures_per_address, 20);
+	CU_ASSERT_EQUAL(cfg.auth_failures_per_client, 50);
+	CU_ASSERT_EQUAL(cfg.requests_per_client, 0);
+	CU_ASSERT_EQUAL(cfg.rate_limit_keys, 4096);
+	scrip_config_clear(&cfg);
+	snprintf(text, sizeof(text), "%s[limits]\nmax_params = 8\nrate_window = 2\nauth_failures_per_address = 0\n"
+		 "auth_failures_per_client = 0\nrequests_per_client = 100\nrate_limit_keys = 16\n", base);
+	CU_ASSERT_TRUE_FATAL(scrip_config_load(tmp_conf(text), &cfg, &err));
+	CU_ASSERT_EQUAL(cfg.max_params, 8);
+	CU_ASSERT_EQUAL(cfg.rate_window, 2);
+	CU_ASSERT_EQUAL(cfg.auth_failures_per_address, 0);
+	CU_ASSERT_EQUAL(cfg.auth_failures_per_client, 0);
+	CU_ASSERT_EQUAL(cfg.requests_per_client, 100);
+	CU_ASSERT_EQUAL(cfg.rate_limit_keys, 16);
+	scrip_config_clear(&cfg);
+	static const char *const refused[] = { "max_params = 7",	 "max_params = 65",	"rate_window = 0",
+					       "auth_failures_per_address = -1", "rate_limit_keys = 15",
+					       "requests_per_client = 1e3" };
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(text, sizeof(text), "%s[limits]\n%s\n", base, refused[i]);
+		scrip_err_clear(&err);
+		CU_ASSERT_FALSE(scrip_config_load(tmp_conf(text), &cfg, &err));
+		CU_ASSERT_EQUAL(err.code, SCRIP_E_CONFIG);
+		char key[40];
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(refused[i], " "), refused[i]);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.text, key));
+		scrip_config_clear(&cfg);
+	}
+}
+
 /* The configuration shared/checks/contract feeds scripd --check-config. */
 static void test_contract_file_loads(void)
 {
@@ -745,6 +789,7 @@ bool scrip_test_config_suite(void)
 		return false;
 	SCRIP_ADD_TEST(suite, test_good_file_values);
 	SCRIP_ADD_TEST(suite, test_defaults);
+	SCRIP_ADD_TEST(suite, test_limits_rate_keys);
 	SCRIP_ADD_TEST(suite, test_contract_file_loads);
 	SCRIP_ADD_TEST(suite, test_example_file_loads);
 	SCRIP_ADD_TEST(suite, test_relative_config_path);

@@ -215,6 +215,48 @@ static void test_form_param_limit(void)
 	CU_ASSERT_EQUAL(form.n, 0);
 }
 
+/* [limits] max_params: the cap is the configured one, refused past it
+ * with form_too_many and the configured number; 0 or too large a cap is
+ * the ceiling. A repeated singular name is still refused under the cap. */
+static void test_form_param_limit_configured(void)
+{
+	static const size_t caps[] = { 8, 13, 64 };
+	char body[1024];
+	char expect[48];
+	scrip_form_t form;
+	scrip_err_t err;
+	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+		size_t len = 0;
+		for (size_t i = 0; i < caps[c]; i++)
+			len += (size_t)snprintf(body + len, sizeof(body) - len, "%sp%zu=v", i ? "&" : "", i);
+		scrip_err_clear(&err);
+		CU_ASSERT_TRUE(scrip_form_parse_capped(body, len, singular, caps[c], &form, &err));
+		CU_ASSERT_EQUAL(form.n, caps[c]);
+		scrip_form_clear(&form);
+		len += (size_t)snprintf(body + len, sizeof(body) - len, "&one=more");
+		CU_ASSERT_FALSE(scrip_form_parse_capped(body, len, singular, caps[c], &form, &err));
+		CU_ASSERT_EQUAL(err.code, SCRIP_E_INVALID_REQUEST);
+		CU_ASSERT_STRING_EQUAL(err.reason, "form_too_many");
+		snprintf(expect, sizeof(expect), "more than %zu parameters", caps[c]);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.text, expect));
+		CU_ASSERT_EQUAL(form.n, 0);
+	}
+	/* 0 and more than the form holds mean SCRIP_FORM_MAX_PARAMS */
+	size_t len = 0;
+	for (int i = 0; i <= SCRIP_FORM_MAX_PARAMS; i++)
+		len += (size_t)snprintf(body + len, sizeof(body) - len, "%sp%d=v", i ? "&" : "", i);
+	scrip_err_clear(&err);
+	CU_ASSERT_FALSE(scrip_form_parse_capped(body, len, singular, 0, &form, &err));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "more than 64 parameters"));
+	scrip_err_clear(&err);
+	CU_ASSERT_FALSE(scrip_form_parse_capped(body, len, singular, 1000, &form, &err));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "more than 64 parameters"));
+	/* within the cap, a duplicated singular parameter is refused as before */
+	scrip_err_clear(&err);
+	CU_ASSERT_FALSE(scrip_form_parse_capped("grant_type=a&x=1&grant_type=a", 29, singular, 8, &form, &err));
+	CU_ASSERT_STRING_EQUAL(err.reason, "form_duplicate");
+}
+
 static void test_form_decode(void)
 {
 	char *out = NULL;
@@ -394,6 +436,7 @@ bool scrip_test_form_suite(void)
 	SCRIP_ADD_TEST(suite, test_form_repeatable_and_empty);
 	SCRIP_ADD_TEST(suite, test_form_empty_body);
 	SCRIP_ADD_TEST(suite, test_form_param_limit);
+	SCRIP_ADD_TEST(suite, test_form_param_limit_configured);
 	SCRIP_ADD_TEST(suite, test_form_decode);
 	SCRIP_ADD_TEST(suite, test_basic_accepted);
 	SCRIP_ADD_TEST(suite, test_basic_refused);
