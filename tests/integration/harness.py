@@ -118,8 +118,10 @@ class Response:
         return "<HTTP %d%s>" % (self.status, shown)
 
 
-def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT, source=None):
+    """source: the local address to send from (any of 127/8 is loopback on Linux)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -219,10 +221,11 @@ class Database:
 class Scripd:
     """One scripd process with its configuration file and captured stderr."""
 
-    def __init__(self, workdir, dsn, upstreams, algorithm="ES256", kek=None):
+    def __init__(self, workdir, dsn, upstreams, algorithm="ES256", kek=None, limits=None):
         self.workdir = workdir
         self.dsn = dsn
         self.upstreams = upstreams  # list of (name, {option: value})
+        self.limits = limits or {}  # [limits] options
         self.algorithm = algorithm
         self.port = None
         self.proc = None
@@ -255,6 +258,8 @@ class Scripd:
             "algorithm = %s" % self.algorithm,
             "encryption_key = file:%s" % self.key_path,
         ]
+        if self.limits:
+            lines += ["", "[limits]"] + ["%s = %s" % (k, v) for k, v in self.limits.items()]
         for name, options in self.upstreams:
             lines += ["", "[upstream %s]" % name]
             lines += ["%s = %s" % (k, v) for k, v in options.items()]
@@ -334,11 +339,11 @@ class Scripd:
         """The last n lines, for failure messages, with every known token and secret masked."""
         return self.redact("\n".join(self.log_text().splitlines()[-n:]))
 
-    def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
+    def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT, source=None):
         if not self.alive():
             raise AssertionError("scripd is not running (exit status %s); log tail:\n%s"
                                  % (self.proc.returncode if self.proc else None, self.log_tail()))
-        return http_request(self.port, method, path, body, headers, timeout)
+        return http_request(self.port, method, path, body, headers, timeout, source)
 
     def get(self, path, timeout=HTTP_TIMEOUT):
         return http_request(self.port, "GET", path, timeout=timeout)
@@ -371,12 +376,14 @@ class Env:
     upstreams: list of (name, DemoIssuer, {option: value}). An option value may
     be a callable taking the issuer (for example lambda i: i.jwks_uri); the
     special option jwks_file=True writes the issuer's key set to a file and
-    does not start its server. The issuer option defaults to the issuer's URL."""
+    does not start its server. The issuer option defaults to the issuer's URL.
+    limits: {option: value} written as scripd's [limits] section."""
 
-    def __init__(self, name, upstreams, algorithm="ES256"):
+    def __init__(self, name, upstreams, algorithm="ES256", limits=None):
         self.name = name
         self.upstream_specs = upstreams
         self.algorithm = algorithm
+        self.limits = limits
         self.workdir = None
         self.db = None
         self.scripd = None
@@ -407,7 +414,7 @@ class Env:
         # A database that outlives this run keeps signing keys sealed under the key of the run
         # that made them: derive that key from the database's URI so every run can unseal them.
         kek = None if self.db.owned else hashlib.sha256(b"scrip-test-kek:" + self.db.dsn.encode()).hexdigest()
-        self.scripd = Scripd(self.workdir, self.db.dsn, upstreams, self.algorithm, kek)
+        self.scripd = Scripd(self.workdir, self.db.dsn, upstreams, self.algorithm, kek, self.limits)
         self.scripd.redact = self.redact
         self.scripd.scripctl("db", "migrate", check=True)
         self.scripd.start()
@@ -486,9 +493,9 @@ class Env:
         return self.remember(self.issuers[upstream].mint(claims, **kw), "subject token")
 
     # --- the token endpoint ------------------------------------------
-    def token_request(self, params, client=None, auth="basic", headers=None):
+    def token_request(self, params, client=None, auth="basic", headers=None, source=None):
         """POSTs params (list of pairs, duplicates allowed) to /token. auth: "basic", "post",
-        "both" or None."""
+        "both" or None. source: the local address to send from."""
         params = list(params)
         hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
         if client and auth in ("basic", "both"):
@@ -496,14 +503,15 @@ class Env:
         if client and auth in ("post", "both"):
             params += [("client_id", client.id), ("client_secret", client.secret)]
         hdrs.update(headers or {})
-        r = self.scripd.request("POST", "/token", urllib.parse.urlencode(params).encode("ascii"), hdrs)
+        r = self.scripd.request("POST", "/token", urllib.parse.urlencode(params).encode("ascii"), hdrs,
+                                source=source)
         if isinstance(r.json, dict) and r.json.get("access_token"):
             self.remember(r.json["access_token"], "issued token")
         return r
 
     def exchange(self, client, subject_token, auth="basic", scope=None, audiences=(), resources=(),
                  expires_in=None, job_id=None, subject_token_type=TT_ACCESS_TOKEN,
-                 grant_type=GRANT_TOKEN_EXCHANGE, extra=()):
+                 grant_type=GRANT_TOKEN_EXCHANGE, extra=(), source=None):
         params = [("grant_type", grant_type)]
         if subject_token is not None:
             params.append(("subject_token", subject_token))
@@ -518,7 +526,7 @@ class Env:
         if job_id is not None:
             params.append(("job_id", job_id))
         params += list(extra)
-        return self.token_request(params, client, auth)
+        return self.token_request(params, client, auth, source=source)
 
     # --- what scripd publishes ----------------------------------------
     def verify_issued(self, token, audience=None):
