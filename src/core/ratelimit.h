@@ -19,9 +19,11 @@
  * holding one good credential must not be able to reset its address.
  *
  * Counting: two buckets per key (the current window and the one before,
- * weighted by how much of it still overlaps the sliding window), so each
- * key costs a fixed few bytes and the estimate is never below the true
- * count of the last window_ms by more than the previous bucket's share. */
+ * weighted by how much of it still overlaps the sliding window, as if its
+ * events had been spread evenly), so each key costs a fixed few bytes.
+ * The estimate never exceeds the events of the two buckets; it differs
+ * from the true count of the last window_ms by at most the part of the
+ * previous bucket that was not spread evenly. */
 #ifndef SCRIP_RATELIMIT_H
 #define SCRIP_RATELIMIT_H
 
