@@ -163,8 +163,7 @@ class LockoutTest(RateLimitCase):
         src = "127.0.0.30"
         clients = [self.env.new_client() for _ in range(3)]
         self.wait_window_start()
-        r, failures = self.fail_until_limited(((wrong(clients[i % 3]), src) for i in range(50)),
-                                              2 * ADDRESS_FAILURES)
+        r, _ = self.fail_until_limited(((wrong(clients[i % 3]), src) for i in range(50)), 2 * ADDRESS_FAILURES)
         self.assertLimited(r, ["address"])
         for c in clients:
             self.assertEqual(self.exchange(c, "127.0.0.31").status, 200)
@@ -217,6 +216,26 @@ class ParamCapTest(RateLimitCase):
                               extra=[("scope", "storage.read:/demo")], source="127.0.0.41")
         self.assertOAuthError(r, 400, "invalid_request")
         self.assertDenied(mark, "invalid_request", client_id=c.id, reason="form_duplicate")
+
+
+    def test_introspect_and_revoke_parameters(self):
+        """The same form rules at /introspect and /revoke (RFC 7662 §2.1, RFC 7009 §2.1: no parameter
+        repeats), refused before the client is looked up."""
+        c = self.env.new_client()
+        hdrs = dict(FORM, Authorization=basic_auth(c.id, c.secret))
+        for path in ("/introspect", "/revoke"):
+            for body, reason, words in ((b"token=a&token=b", "form_duplicate", ["token", "repeated"]),
+                                        (b"token=a&token_type_hint=x&token_type_hint=y", "form_duplicate",
+                                         ["token_type_hint"]),
+                                        (b"token=a&" + b"&".join(b"x%d=1" % i for i in range(MAX_PARAMS)),
+                                         "form_too_many", ["more than %d parameters" % MAX_PARAMS])):
+                mark = self.env.audit_mark()
+                r = self.env.scripd.request("POST", path, body, hdrs, source="127.0.0.42")
+                self.assertOAuthError(r, 400, "invalid_request")
+                for w in words:
+                    self.assertIn(w, r.json["error_description"])
+                rows = self.env.audit_since(mark)
+                self.assertEqual([x["reason"] for x in rows], [reason], path)
 
 
 class ZMetricsAndLogTest(ScripTestCase):
