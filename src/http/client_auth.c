@@ -159,19 +159,25 @@ static void reply_limited(struct evhttp_request *req, const char *remote_addr, c
 }
 
 bool scrip_client_auth_admit_address(scrip_app_t *app, struct evhttp_request *req, const char *remote_addr,
-				     const char *endpoint)
+				     const char *endpoint, const char **reason)
 {
-	return scrip_client_auth_admit_client(app, req, remote_addr, NULL, endpoint);
+	return scrip_client_auth_admit_client(app, req, remote_addr, NULL, endpoint, reason);
 }
 
 bool scrip_client_auth_admit_client(scrip_app_t *app, struct evhttp_request *req, const char *remote_addr,
-				    const char *client_id, const char *endpoint)
+				    const char *client_id, const char *endpoint, const char **reason)
 {
+	static const char *const reasons[SCRIP_RL_KINDS] = {
+		[SCRIP_RL_ADDRESS] = "rate_limited_address",
+		[SCRIP_RL_CLIENT_FAILURES] = "rate_limited_client_failures",
+		[SCRIP_RL_CLIENT_REQUESTS] = "rate_limited_client_requests",
+	};
 	scrip_ratelimit_verdict_t v;
 	/* An id that cannot exist is never counted, so it is not looked up. */
 	const char *id = client_id && scrip_client_id_valid(client_id) ? client_id : NULL;
 	if (scrip_ratelimit_check_client(app->ratelimit, remote_addr, id, scrip_mono_ms(), &v))
 		return true;
+	*reason = reasons[v.kind];
 	reply_limited(req, remote_addr, id, endpoint, &v);
 	return false;
 }

@@ -54,17 +54,19 @@ bool scrip_client_auth_check(const scrip_client_t *client, const char *secret, s
  * once per key and window, so a flood cannot fill the audit table. */
 
 /* Before the form is read: false when remote_addr has failed client
- * authentication too often; req has then been answered (429) and the
- * caller only frees what it allocated. endpoint names the log line. */
+ * authentication too often; req has then been answered (429), *reason is
+ * the refusal's reason code ("rate_limited_address", ..._client_failures,
+ * ..._client_requests; static) for the access log, and the caller only
+ * frees what it allocated. endpoint names the log line. */
 bool scrip_client_auth_admit_address(scrip_app_t *app, struct evhttp_request *req, const char *remote_addr,
-				     const char *endpoint) SCRIP_MUST_CHECK;
+				     const char *endpoint, const char **reason) SCRIP_MUST_CHECK;
 
 /* Once the claimed client_id is known (NULL when none was presented),
  * before its row is read: the address, then the client_id's failures (only
  * from an address that failed for it), then its request budget. False:
  * answered 429, as above. */
 bool scrip_client_auth_admit_client(scrip_app_t *app, struct evhttp_request *req, const char *remote_addr,
-				    const char *client_id, const char *endpoint) SCRIP_MUST_CHECK;
+				    const char *client_id, const char *endpoint, const char **reason) SCRIP_MUST_CHECK;
 
 /* Records the outcome of a client authentication: err is the refusal
  * (only SCRIP_E_INVALID_CLIENT counts as a failed authentication; other

@@ -13,6 +13,7 @@
  * request itself are audited; answers are not (they are reads, and
  * frequent), only logged at debug level. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -104,6 +105,17 @@ static void finish_json(introspect_req_t *t, int status, json_t *body)
 	set_step(t, STEP_DONE);
 	observe_done(t, status);
 	scrip_http_reply_json(t->req, status, body, true);
+	introspect_free(t);
+}
+
+/* Answered 429 by a rate limit (client_auth.c): no audit row, only the
+ * access log and the metrics. */
+static void finish_limited(introspect_req_t *t, const char *reason)
+{
+	set_step(t, STEP_DONE);
+	t->error = "temporarily_unavailable";
+	snprintf(t->err.reason, sizeof(t->err.reason), "%s", reason);
+	observe_done(t, 429);
 	introspect_free(t);
 }
 
@@ -426,8 +438,9 @@ void scrip_handle_introspect(struct evhttp_request *req, void *arg)
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));
 	/* Rate limits: before the body is parsed, and before the client's
 	 * row is read; refused without an audit row. */
-	if (!scrip_client_auth_admit_address(app, req, t->remote_addr, "introspect")) {
-		introspect_free(t);
+	const char *limited = NULL;
+	if (!scrip_client_auth_admit_address(app, req, t->remote_addr, "introspect", &limited)) {
+		finish_limited(t, limited);
 		return;
 	}
 	scrip_err_t err;
@@ -441,8 +454,8 @@ void scrip_handle_introspect(struct evhttp_request *req, void *arg)
 		deny(t, &err);
 		return;
 	}
-	if (!scrip_client_auth_admit_client(app, req, t->remote_addr, t->client_id, "introspect")) {
-		introspect_free(t);
+	if (!scrip_client_auth_admit_client(app, req, t->remote_addr, t->client_id, "introspect", &limited)) {
+		finish_limited(t, limited);
 		return;
 	}
 	set_step(t, STEP_CLIENT);

@@ -99,6 +99,17 @@ static void finish_ok(revoke_req_t *t)
 	revoke_free(t);
 }
 
+/* Answered 429 by a rate limit (client_auth.c): no audit row, only the
+ * access log and the metrics. */
+static void finish_limited(revoke_req_t *t, const char *reason)
+{
+	set_step(t, STEP_DONE);
+	scrip_obs_request_done(&(scrip_obs_request_t){
+		.endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us, .status = 429, .client = t->client_id,
+		.error = "temporarily_unavailable", .reason = reason, .remote = t->remote_addr });
+	revoke_free(t);
+}
+
 static void finish_error(revoke_req_t *t, const scrip_err_t *err)
 {
 	set_step(t, STEP_DONE);
@@ -344,8 +355,9 @@ void scrip_handle_revoke(struct evhttp_request *req, void *arg)
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));
 	/* Rate limits: before the body is parsed, and before the client's
 	 * row is read; refused without an audit row. */
-	if (!scrip_client_auth_admit_address(app, req, t->remote_addr, "revoke")) {
-		revoke_free(t);
+	const char *limited = NULL;
+	if (!scrip_client_auth_admit_address(app, req, t->remote_addr, "revoke", &limited)) {
+		finish_limited(t, limited);
 		return;
 	}
 	scrip_err_t err;
@@ -359,8 +371,8 @@ void scrip_handle_revoke(struct evhttp_request *req, void *arg)
 		deny(t, &err);
 		return;
 	}
-	if (!scrip_client_auth_admit_client(app, req, t->remote_addr, t->client_id, "revoke")) {
-		revoke_free(t);
+	if (!scrip_client_auth_admit_client(app, req, t->remote_addr, t->client_id, "revoke", &limited)) {
+		finish_limited(t, limited);
 		return;
 	}
 	set_step(t, STEP_CLIENT);

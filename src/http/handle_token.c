@@ -91,6 +91,18 @@ void scrip_token_reply_ok(scrip_token_req_t *t, json_t *body)
 
 /* ---- refusals ---------------------------------------------------------- */
 
+/* Answered 429 by a rate limit (client_auth.c): no audit row, only the
+ * access log and the metrics. */
+static void token_limited(scrip_token_req_t *t, const char *reason)
+{
+	scrip_token_set_step(t, STEP_DONE);
+	scrip_obs_request_done(&(scrip_obs_request_t){
+		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = 429,
+		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = t->client_id,
+		.error = "temporarily_unavailable", .reason = reason, .remote = t->remote_addr });
+	token_free(t);
+}
+
 static void denial_recorded_cb(const scrip_err_t *db_err, void *arg)
 {
 	scrip_token_req_t *t = arg;
@@ -295,8 +307,9 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 	scrip_http_remote_addr(req, t->remote_addr, sizeof(t->remote_addr));
 	/* An address over its failure limit is refused before its body is
 	 * even parsed, and without an audit row. */
-	if (!scrip_client_auth_admit_address(app, req, t->remote_addr, "token")) {
-		token_free(t);
+	const char *limited = NULL;
+	if (!scrip_client_auth_admit_address(app, req, t->remote_addr, "token", &limited)) {
+		token_limited(t, limited);
 		return;
 	}
 	scrip_err_t err;
@@ -312,8 +325,8 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 		scrip_token_deny(t, &err);
 		return;
 	}
-	if (!scrip_client_auth_admit_client(app, req, t->remote_addr, t->client_id, "token")) {
-		token_free(t);
+	if (!scrip_client_auth_admit_client(app, req, t->remote_addr, t->client_id, "token", &limited)) {
+		token_limited(t, limited);
 		return;
 	}
 	scrip_token_set_step(t, STEP_CLIENT);
