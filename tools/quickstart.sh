@@ -83,6 +83,7 @@ write_config() {
 [server]
 listen = 127.0.0.1:$port
 issuer = http://127.0.0.1:$port
+plain_http = loopback
 
 [database]
 conninfo = $SCRIP_TEST_PG_DSN

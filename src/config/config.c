@@ -76,6 +76,19 @@ static const opt_t opts[] = {
 	{ SECT_SERVER, "issuer", T_ISSUER, CFG(issuer), NULL, 0, 0, OPT_REQUIRED, NULL, NULL,
 	  "scripd's own issuer URL, copied byte for byte into the `iss` of every token it mints and into its "
 	  "discovery documents." },
+	{ SECT_SERVER, "tls_certificate", T_FILE, CFG(tls_certificate), NULL, 0, 0, 0, NULL, NULL,
+	  "PEM file with the server certificate followed by its intermediate certificates; a relative path is "
+	  "taken from the configuration file's directory. With `tls_key`, the listener speaks HTTPS only (TLS "
+	  "1.2 or 1.3). Re-read with the key when scripd reloads its TLS files." },
+	{ SECT_SERVER, "tls_key", T_FILE, CFG(tls_key), NULL, 0, 0, 0, NULL, NULL,
+	  "PEM file with the unencrypted private key of `tls_certificate` (readable by scripd only: mode 0600 or "
+	  "0640). Its contents are never logged." },
+	{ SECT_SERVER, "plain_http", T_CHOICE, CFG(plain_http), NULL, 0, 0, 0, "no loopback behind_proxy", NULL,
+	  "Whether the listener may speak plain HTTP, without `tls_certificate`: `no` (scripd refuses to start "
+	  "without a certificate), `loopback` (only when `listen` is a loopback address: tests and same-host "
+	  "setups), `behind_proxy` (the operator asserts that a TLS-terminating proxy is the only way in). Not "
+	  "set: `loopback` when both `listen` and `issuer` are plain http on loopback (the issuer URL already "
+	  "says so), else `no`. Not together with `tls_certificate`." },
 	{ SECT_SERVER, "log_level", T_CHOICE, CFG(log_level), "info", 0, 0, 0, "error warn info debug", NULL,
 	  "Least severe messages that are logged." },
 	{ SECT_SERVER, "log_format", T_CHOICE, CFG(log_format), "text", 0, 0, 0, "text json", NULL,
@@ -122,7 +135,8 @@ static const opt_t opts[] = {
 	{ SECT_LIMITS, "max_body", T_COUNT, CFG(max_body), "65536", 1024, 16777216, 0, NULL, NULL,
 	  "Largest request body in bytes; a larger one is answered 413." },
 	{ SECT_LIMITS, "max_headers", T_COUNT, CFG(max_headers), "16384", 1024, 1048576, 0, NULL, NULL,
-	  "Largest request line and headers together, in bytes; larger ones are answered 431." },
+	  "Largest request line and headers together, in bytes; larger ones are answered 431. Past twice this "
+	  "size the HTTP library stops reading and answers 400 itself." },
 	{ SECT_LIMITS, "idle_timeout", T_SECONDS, CFG(idle_timeout), "10", 1, 3600, 0, NULL, NULL,
 	  "Seconds a connection may stay silent (between requests, or while a request is being sent) before it "
 	  "is closed." },
@@ -148,6 +162,17 @@ static const opt_t opts[] = {
 	{ SECT_LIMITS, "rate_limit_keys", T_COUNT, CFG(rate_limit_keys), "4096", 16, 1048576, 0, NULL, NULL,
 	  "Addresses and client_ids each rate-limit table tracks (four tables of about 190 bytes a key); when "
 	  "full, the least active key is forgotten." },
+	{ SECT_LIMITS, "max_connections", T_COUNT, CFG(max_connections), "512", 1, 1000000, 0, NULL, NULL,
+	  "Client connections open at once. A connection beyond it is closed as soon as it is accepted (no "
+	  "answer), so that clients fail fast and retry rather than wait; the connections already open go on. "
+	  "Keep it below the open-file limit (`ulimit -n`), which also covers database and upstream connections." },
+	{ SECT_LIMITS, "header_timeout", T_SECONDS, CFG(header_timeout), "10", 1, 3600, 0, NULL, NULL,
+	  "Seconds a client has to send a request line and its headers, counted from the connection's accept "
+	  "(TLS handshake included) or from the first byte of a later request on it; then the connection is "
+	  "closed. Unlike `idle_timeout`, sending a byte now and then does not extend it." },
+	{ SECT_LIMITS, "request_timeout", T_SECONDS, CFG(request_timeout), "30", 1, 3600, 0, NULL, NULL,
+	  "Seconds a client has to send a whole request (line, headers and body), counted like "
+	  "`header_timeout`; then the connection is closed. The time scripd takes to answer is not counted." },
 
 	{ SECT_UPSTREAM, "issuer", T_ISSUER, UPS(issuer), NULL, 0, 0, OPT_REQUIRED | OPT_UNIQUE, NULL, NULL,
 	  "Exact `iss` of this issuer's tokens, compared byte for byte (INDIGO IAM issuers end in `/`). Two "
@@ -1059,6 +1084,51 @@ static bool keys_check(load_t *ld, scrip_err_t *err)
 	return true;
 }
 
+/* listen_host (brackets already removed) is a loopback address. */
+static bool listen_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return host_is_loopback(host, HOST_V4);
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return host_is_loopback(host, HOST_V6);
+	return host_is_loopback(host, HOST_NAME);
+}
+
+/* TLS on the listener, or plain HTTP only where the operator said so: a
+ * token endpoint receives client secrets and bearer tokens, which must not
+ * cross a network in clear. */
+static bool server_tls_check(load_t *ld, scrip_err_t *err)
+{
+	scrip_config_t *cfg = ld->cfg;
+	const char *why = NULL;
+	bool tls = cfg->tls_certificate != NULL;
+	/* An http:// issuer (which scrip_config_url_check allows on loopback
+	 * only) already says that clients reach scripd in plain HTTP. */
+	bool http_issuer = strncmp(cfg->issuer, "http://", 7) == 0;
+	const char *implied = !tls && http_issuer && listen_is_loopback(cfg->listen_host) ? "loopback" : "no";
+	if (!cfg->plain_http && !(cfg->plain_http = strdup(implied)))
+		why = "out of memory";
+	else if (!cfg->tls_certificate != !cfg->tls_key)
+		why = "tls_certificate and tls_key go together";
+	else if (tls && strcmp(cfg->plain_http, "no") != 0)
+		why = "plain_http is for a listener without TLS; leave it out (or set it to no) with tls_certificate";
+	else if (tls && http_issuer)
+		why = "issuer must be an https:// URL when the listener speaks TLS";
+	else if (!tls && strcmp(cfg->plain_http, "no") == 0)
+		why = "no tls_certificate and tls_key: scripd serves HTTPS only, unless plain_http = loopback (a "
+		      "loopback listen address) or plain_http = behind_proxy (a TLS-terminating proxy in front)";
+	else if (!tls && strcmp(cfg->plain_http, "loopback") == 0 && !listen_is_loopback(cfg->listen_host))
+		why = "plain_http = loopback needs a loopback listen address (127.0.0.1, [::1], localhost); use TLS, "
+		      "or plain_http = behind_proxy when a TLS-terminating proxy is the only way in";
+	if (why) {
+		SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid", "%s: [server] %s", ld->path, why);
+		return false;
+	}
+	return true;
+}
+
 static bool load_finish(load_t *ld, scrip_err_t *err)
 {
 	for (section_kind_t k = SECT_SERVER; k < SECT_UPSTREAM; k++) {
@@ -1089,7 +1159,7 @@ static bool load_finish(load_t *ld, scrip_err_t *err)
 		if (!upstream_client_check(ld, &ld->cfg->upstreams[i], err))
 			return false;
 	}
-	return true;
+	return server_tls_check(ld, err);
 }
 
 /* The absolute directory of path. */
@@ -1184,6 +1254,9 @@ void scrip_config_clear(scrip_config_t *cfg)
 	free(cfg->synchronous_commit);
 	free(cfg->log_format);
 	free(cfg->log_target);
+	free(cfg->tls_certificate);
+	free(cfg->tls_key);
+	free(cfg->plain_http);
 	scrip_secret_free(cfg->conninfo);
 	for (size_t i = 0; i < cfg->n_upstreams && i < SCRIP_UPSTREAMS_MAX; i++) {
 		scrip_upstream_config_t *u = &cfg->upstreams[i];

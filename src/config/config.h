@@ -62,6 +62,9 @@ typedef struct {
 	char *log_level;    /* error|warn|info|debug (default info) */
 	char *log_format;   /* text|json (default text) */
 	char *log_target;   /* stderr|syslog (default stderr) */
+	char *tls_certificate; /* PEM chain file, absolute; NULL: no TLS on the listener */
+	char *tls_key;         /* PEM private key file, absolute; set exactly when tls_certificate is */
+	char *plain_http;      /* "no" | "loopback" | "behind_proxy": when a listener without TLS is allowed */
 
 	/* [database] */
 	char *conninfo;      /* libpq connection string or URI */
@@ -89,6 +92,9 @@ typedef struct {
 	int64_t auth_failures_per_client;  /* failed authentications per client_id; 0: off */
 	int64_t requests_per_client;       /* authenticated requests per client; 0: off */
 	int64_t rate_limit_keys;           /* keys tracked per rate-limit table */
+	int64_t max_connections; /* open client connections; more are closed at once */
+	int64_t header_timeout;  /* seconds for a request line and its headers */
+	int64_t request_timeout; /* seconds for a whole request (line, headers, body) */
 
 	scrip_upstream_config_t upstreams[SCRIP_UPSTREAMS_MAX];
 	size_t n_upstreams;

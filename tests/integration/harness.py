@@ -249,6 +249,7 @@ class Scripd:
             "[server]",
             "listen = 127.0.0.1:%d" % port,
             "issuer = %s" % self.issuer,
+            "plain_http = loopback",
             "log_level = debug",
             "",
             "[database]",

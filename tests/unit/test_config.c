@@ -121,6 +121,7 @@ static void test_defaults(void)
 	scrip_config_t cfg;
 	scrip_err_t err = { 0 };
 	const char *path = tmp_conf("[server]\nlisten = localhost:8080\nissuer = https://sts.example.org\n"
+				    "plain_http = loopback\n"
 				    "[database]\nconninfo = dbname=scrip\n"
 				    "[keys]\nencryption_key = file:kek\n"
 				    "[upstream iam]\nissuer = https://iam.example.org/\n");
@@ -288,8 +289,8 @@ static void test_long_upstream_name(void)
 	name[64] = '\0';
 	char text[1024];
 	snprintf(text, sizeof(text),
-		 "[server]\nlisten = 127.0.0.1:1\nissuer = https://a.example\n[database]\nconninfo = x\n"
-		 "[keys]\nencryption_key = file:kek\n[upstream %s]\nissuer = https://b.example/\n"
+		 "[server]\nlisten = 127.0.0.1:1\nissuer = https://a.example\nplain_http = loopback\n"
+		 "[database]\nconninfo = x\n[keys]\nencryption_key = file:kek\n[upstream %s]\nissuer = https://b.example/\n"
 		 "[upstream %.60s]\nissuer = https://c.example/\n",
 		 name, name);
 	scrip_config_t cfg;
@@ -309,7 +310,7 @@ static void test_long_upstream_name(void)
 static void test_bom_crlf_comments(void)
 {
 	static const char text[] = "\xEF\xBB\xBF# comment\r\n[server]\r\nlisten = 10.0.0.1:443 ; inline\r\n"
-				   "issuer: https://sts.example.org\r\n\r\n  # indented comment\r\n"
+				   "issuer: https://sts.example.org\r\nplain_http = behind_proxy\r\n\r\n  # indented comment\r\n"
 				   "[database] # after a header\r\nconninfo = dbname=x\r\n"
 				   "[keys]\r\nencryption_key = file:kek\r\n"
 				   "[upstream u]\r\nissuer = https://u.example/\r\n";
@@ -342,7 +343,8 @@ static void test_secrets_in_file(void)
 	for (size_t i = 0; i < 2; i++) {
 		char text[512];
 		snprintf(text, sizeof(text),
-			 "[server]\nlisten = 127.0.0.1:1\nissuer = https://a.example\n[database]\nconninfo = %s\n"
+			 "[server]\nlisten = 127.0.0.1:1\nissuer = https://a.example\nplain_http = loopback\n"
+			 "[database]\nconninfo = %s\n"
 			 "[keys]\nencryption_key = %s\n[upstream u]\nissuer = https://u.example/\n",
 			 variants[i][0], variants[i][1]);
 		scrip_config_t cfg;
@@ -491,14 +493,15 @@ static void test_too_many_upstreams(void)
 	size_t cap = 64 * 1024, len = 0;
 	char *text = malloc(cap);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-	len += (size_t)snprintf(text, cap, "%s", BASE);
+	/* BASE with plain_http as its second line. */
+	len += (size_t)snprintf(text, cap, "[server]\nplain_http = loopback\n%s", BASE + strlen("[server]\n"));
 	for (int i = 0; i <= SCRIP_UPSTREAMS_MAX; i++)
 		len += (size_t)snprintf(text + len, cap - len, "[upstream u%d]\nissuer = https://u%d.example/\n", i, i);
 	scrip_config_t cfg;
 	scrip_err_t err = { 0 };
 	const char *path = tmp_conf(text);
 	char prefix[300];
-	snprintf(prefix, sizeof(prefix), "%s:%d: more than %d", path, 8 + 2 * SCRIP_UPSTREAMS_MAX,
+	snprintf(prefix, sizeof(prefix), "%s:%d: more than %d", path, 9 + 2 * SCRIP_UPSTREAMS_MAX,
 		 SCRIP_UPSTREAMS_MAX);
 	CU_ASSERT_FALSE(scrip_config_load(path, &cfg, &err));
 	CU_ASSERT_EQUAL(strncmp(err.text, prefix, strlen(prefix)), 0);
