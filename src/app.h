@@ -32,6 +32,9 @@ typedef struct {
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
 	scrip_ratelimit_t *ratelimit;     /* one per process, shared by every loop ([limits]) */
+	struct scrip_tls *tls;       /* the listener's TLS context; NULL: plain HTTP (plain_http) */
+	struct scrip_conns *conns;   /* the client connections (http/conn.h) */
+	struct scrip_route *routes;  /* httpd.c's routing table, one entry per path */
 	unsigned long requests_in_flight; /* /token, /introspect and /revoke requests not yet answered */
 } scrip_app_t;
 

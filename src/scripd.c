@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "http/httpd.h"
+#include "http/tls.h"
 #include "store/key_store.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -188,6 +189,11 @@ static bool app_start(scrip_app_t *app)
 	struct timeval every = { (time_t)app->cfg->keys_check_interval, 0 };
 	if (!app->keys_timer || event_add(app->keys_timer, &every) != 0)
 		return false;
+	if (app->cfg->tls_certificate &&
+	    !(app->tls = scrip_tls_new(app->cfg->tls_certificate, app->cfg->tls_key, &err))) {
+		scrip_log_error("%s", err.text);
+		return false;
+	}
 	if (!scrip_httpd_start(app, &err)) {
 		scrip_log_error("%s", err.text);
 		return false;
@@ -228,6 +234,7 @@ static void app_stop(scrip_app_t *app)
 	scrip_httpd_stop(app);
 	scrip_ratelimit_free(app->ratelimit);
 	app->ratelimit = NULL;
+	scrip_tls_free(app->tls);
 	if (app->keys_timer)
 		event_free(app->keys_timer);
 	scrip_keyring_free(app->keyring);
@@ -291,6 +298,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		/* The TLS files are checked the way startup reads them. */
+		scrip_tls_t *tls = cfg.tls_certificate ? scrip_tls_new(cfg.tls_certificate, cfg.tls_key, &err) : NULL;
+		if (cfg.tls_certificate && !tls) {
+			fprintf(stderr, "scripd: %s\n", err.text);
+			scrip_config_clear(&cfg);
+			return 1;
+		}
+		scrip_tls_free(tls);
 		printf("%s: configuration OK\n", path);
 		scrip_config_clear(&cfg);
 		return 0;

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "http/conn.h"
 #include "http/handlers.h"
 #include "http/httpd.h"
 #include "util/metrics.h"
@@ -57,6 +58,9 @@ void scrip_handle_metrics(struct evhttp_request *req, void *arg)
 	for (int k = 0; k < SCRIP_RL_KINDS; k++)
 		scrip_metrics_text_printf(&text, "scrip_rate_limited_total{kind=\"%s\"} %lu\n",
 					  scrip_ratelimit_kind_name(k), rl.refused[k]);
+	scrip_metrics_text_header(&text, "scrip_http_connections", "Client connections open now (this one included).",
+				  SCRIP_METRIC_GAUGE);
+	scrip_metrics_text_printf(&text, "scrip_http_connections %zu\n", scrip_conns_count(app->conns));
 	struct evbuffer *out = text.failed ? NULL : evbuffer_new();
 	if (!out || evbuffer_add(out, text.buf, text.len) != 0) {
 		if (out)

@@ -1,18 +1,32 @@
 /* httpd.c — the evhttp server: binds the listener with explicit limits
- * (evhttp 2.1's defaults are unlimited sizes and 50 s timeouts), routes
- * each path to its handler, and owns the reply helpers. */
+ * (evhttp 2.1's defaults are unlimited sizes and 50 s timeouts), with TLS
+ * and the connection layer (conn.c) under it, routes each path to its
+ * handler, and owns the reply helpers. */
 #include "http/httpd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "http/conn.h"
 #include "http/handlers.h"
+#include "http/tls.h"
 #include "util/log.h"
+
+/* One routed path. Every request evhttp dispatches goes through route_cb,
+ * never straight to a handler: the connection layer must hear that the
+ * request was read in full, or its deadlines would close a connection whose
+ * request a handler still holds. */
+struct scrip_route {
+	scrip_app_t *app;
+	const char *path; /* NULL: every other path (evhttp's generic callback) */
+	void (*handle)(struct evhttp_request *req, void *arg);
+};
 
 static void not_found_cb(struct evhttp_request *req, void *arg)
 {
@@ -23,38 +37,134 @@ static void not_found_cb(struct evhttp_request *req, void *arg)
 	scrip_http_reply_json(req, HTTP_NOTFOUND, body, false);
 }
 
+static const struct {
+	const char *path;
+	void (*handle)(struct evhttp_request *req, void *arg);
+} paths[] = {
+	{ "/token", scrip_handle_token },
+	{ "/jwks", scrip_handle_jwks },
+	{ "/.well-known/openid-configuration", scrip_handle_discovery },
+	{ "/.well-known/oauth-authorization-server", scrip_handle_discovery },
+	{ "/healthz", scrip_handle_health },
+	{ "/metrics", scrip_handle_metrics },
+	{ "/introspect", scrip_handle_introspect },
+	{ "/revoke", scrip_handle_revoke },
+	{ NULL, not_found_cb },
+};
+
+#define N_ROUTES (sizeof(paths) / sizeof(paths[0]))
+
+/* The request line and headers as evhttp parsed them, in bytes: an
+ * estimate of what came on the wire (which may have had more spaces). */
+static size_t request_head_size(struct evhttp_request *req)
+{
+	const char *uri = evhttp_request_get_uri(req);
+	size_t n = strlen("OPTIONS ") + (uri ? strlen(uri) : 0) + strlen(" HTTP/1.1\r\n") + 2;
+	struct evkeyval *h;
+	for (h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next)
+		n += strlen(h->key) + 2 + strlen(h->value) + 2;
+	return n;
+}
+
+/* 431 (RFC 6585 §5), closing the connection. */
+static void reply_headers_too_large(struct evhttp_request *req, int64_t max)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	evhttp_add_header(headers, "Content-Type", "application/json");
+	evhttp_add_header(headers, "Cache-Control", "no-store");
+	evhttp_add_header(headers, "Connection", "close");
+	struct evbuffer *out = evbuffer_new();
+	if (out)
+		evbuffer_add_printf(out,
+				    "{\"error\":\"invalid_request\",\"error_description\":\"the request line and "
+				    "headers are larger than %lld bytes\"}\n",
+				    (long long)max);
+	evhttp_send_reply(req, 431, "Request Header Fields Too Large", out);
+	if (out)
+		evbuffer_free(out);
+}
+
+static void route_cb(struct evhttp_request *req, void *arg)
+{
+	const struct scrip_route *route = arg;
+	scrip_app_t *app = route->app;
+	scrip_conns_request_received(app->conns, req);
+	/* evhttp itself stops reading at twice max_headers (answering 400, which
+	 * cannot be changed: evhttp_read_header reports an oversized head as an
+	 * invalid header); between the two the answer is the right one, 431. */
+	if (request_head_size(req) > (size_t)app->cfg->max_headers) {
+		reply_headers_too_large(req, app->cfg->max_headers);
+		return;
+	}
+	route->handle(req, app);
+}
+
+/* Says how the listener is protected, and what an operator should know. */
+static void listener_describe(const scrip_app_t *app)
+{
+	const scrip_config_t *cfg = app->cfg;
+	const char *how = app->tls ? "TLS" : "plain HTTP";
+	scrip_log_info("listening on %s:%d (%s) as issuer %s", cfg->listen_host, cfg->listen_port, how, cfg->issuer);
+	if (!app->tls && strcmp(cfg->plain_http, "behind_proxy") == 0)
+		scrip_log_warn("plain HTTP on %s:%d: plain_http = behind_proxy says a TLS-terminating proxy is the only "
+			       "way in; client secrets and tokens cross this hop in clear",
+			       cfg->listen_host, cfg->listen_port);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)cfg->max_connections + 64 > rl.rlim_cur)
+		scrip_log_warn("max_connections (%lld) is close to or above the open-file limit (%llu): connections "
+			       "will fail to be accepted before the cap; raise the limit (LimitNOFILE=) or lower "
+			       "max_connections",
+			       (long long)cfg->max_connections, (unsigned long long)rl.rlim_cur);
+}
+
 bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
 {
 	app->http = evhttp_new(app->base);
-	if (!app->http) {
+	app->routes = calloc(N_ROUTES, sizeof(*app->routes));
+	if (!app->http || !app->routes) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot create the HTTP server");
 		return false;
 	}
+	if (app->cfg->tls_certificate && !app->tls) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "tls_certificate is set but no TLS context was made");
+		return false;
+	}
+	scrip_conn_limits_t limits = {
+		.max_connections = (size_t)app->cfg->max_connections,
+		.header_timeout = app->cfg->header_timeout,
+		.request_timeout = app->cfg->request_timeout,
+	};
+	app->conns = scrip_conns_new(app->base, app->http, app->tls, &limits);
+	if (!app->conns) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot create the connection layer");
+		return false;
+	}
 	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->max_body);
-	evhttp_set_max_headers_size(app->http, (ev_ssize_t)app->cfg->max_headers);
+	/* Twice the limit: route_cb answers 431 to heads over it (see there). */
+	evhttp_set_max_headers_size(app->http, (ev_ssize_t)app->cfg->max_headers * 2);
 	evhttp_set_timeout(app->http, (int)app->cfg->idle_timeout);
 	/* Every method reaches the handlers, which answer 405 with Allow (evhttp
 	 * itself would answer 501 to a method it was told to refuse). */
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 						      EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_cb(app->http, "/token", scrip_handle_token, app);
-	evhttp_set_cb(app->http, "/jwks", scrip_handle_jwks, app);
-	evhttp_set_cb(app->http, "/.well-known/openid-configuration", scrip_handle_discovery, app);
-	evhttp_set_cb(app->http, "/.well-known/oauth-authorization-server", scrip_handle_discovery, app);
-	evhttp_set_cb(app->http, "/healthz", scrip_handle_health, app);
-	evhttp_set_cb(app->http, "/metrics", scrip_handle_metrics, app);
-	evhttp_set_cb(app->http, "/introspect", scrip_handle_introspect, app);
-	evhttp_set_cb(app->http, "/revoke", scrip_handle_revoke, app);
-	evhttp_set_gencb(app->http, not_found_cb, app);
+	for (size_t i = 0; i < N_ROUTES; i++) {
+		app->routes[i] = (struct scrip_route){ app, paths[i].path, paths[i].handle };
+		if (!paths[i].path)
+			evhttp_set_gencb(app->http, route_cb, &app->routes[i]);
+		else if (evhttp_set_cb(app->http, paths[i].path, route_cb, &app->routes[i]) != 0) {
+			SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot route %s", paths[i].path);
+			return false;
+		}
+	}
 	app->listener = evhttp_bind_socket_with_handle(app->http, app->cfg->listen_host, (ev_uint16_t)app->cfg->listen_port);
 	if (!app->listener) {
 		SCRIP_ERR(err, SCRIP_E_CONFIG, "bind", "cannot listen on %s:%d", app->cfg->listen_host,
 			  app->cfg->listen_port);
 		return false;
 	}
-	scrip_log_info("listening on %s:%d as issuer %s", app->cfg->listen_host, app->cfg->listen_port,
-		       app->cfg->issuer);
+	listener_describe(app);
 	return true;
 }
 
@@ -72,6 +182,11 @@ void scrip_httpd_stop(scrip_app_t *app)
 		evhttp_free(app->http);
 		app->http = NULL;
 	}
+	/* After evhttp_free, which has closed (and so told it of) every connection. */
+	scrip_conns_free(app->conns);
+	app->conns = NULL;
+	free(app->routes);
+	app->routes = NULL;
 }
 
 void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body, bool no_store)

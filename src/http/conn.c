@@ -1,0 +1,367 @@
+/* conn.c — each client connection from accept to close: evhttp asks for its
+ * bufferevent here (TLS or plain), which is how scripd learns of it; its
+ * evhttp_connection's close callback says when it ends. In between, a
+ * watch on the input buffer tells when a request begins and when its headers
+ * end, so that header_timeout and request_timeout are deadlines that a
+ * client dribbling one byte at a time cannot push back. */
+#include "http/conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+typedef enum {
+	CONN_SETUP,    /* made for evhttp, which has not finished taking it: setup runs next loop turn */
+	CONN_HEADERS,  /* a request is due (accepted, or its first byte came): line and headers by the deadline */
+	CONN_BODY,     /* its headers ended: the rest of it by request_timeout */
+	CONN_HANDLING, /* read in full and with a handler: no deadline until the answer is sent */
+	CONN_IDLE,     /* between requests: evhttp's idle_timeout alone applies */
+} conn_state_t;
+
+typedef struct conn {
+	TAILQ_ENTRY(conn) next;
+	scrip_conns_t *owner;
+	struct bufferevent *bev;         /* evhttp's; a reference is held here while CONN_SETUP */
+	struct evhttp_connection *evcon; /* NULL until setup */
+	struct evbuffer_cb_entry *watch; /* on bev's input; NULL for refused connections */
+	struct event *timer;             /* setup, then the current deadline */
+	conn_state_t state;              /* changed by set_state only */
+	int64_t started_ms;              /* when the current request began (monotonic) */
+	unsigned char eol;               /* header-end scanner: 0 in a line, 1 after LF, 2 after LF CR */
+	bool refused;                    /* over max_connections (or out of memory): closed at setup */
+	bool *gone;                      /* set to true when the connection is freed under a caller */
+} conn_t;
+
+struct scrip_conns {
+	struct event_base *base;
+	scrip_tls_t *tls; /* borrowed; NULL: plain HTTP */
+	scrip_conn_limits_t limits;
+	TAILQ_HEAD(, conn) list; /* every conn_t, refused ones included */
+	size_t count;            /* those not refused */
+	bool saturated;          /* a connection was refused since the count was last below the cap */
+};
+
+static conn_t *conn_find(scrip_conns_t *conns, struct evhttp_connection *evcon)
+{
+	conn_t *c;
+	if (!evcon)
+		return NULL;
+	/* Linear, bounded by max_connections; called once or twice per request. */
+	TAILQ_FOREACH(c, &conns->list, next)
+		if (c->evcon == evcon)
+			return c;
+	return NULL;
+}
+
+static void peer(const conn_t *c, char *buf, size_t size)
+{
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	if (c->evcon)
+		evhttp_connection_get_peer(c->evcon, &addr, &port);
+	snprintf(buf, size, "%s:%u", addr ? addr : "?", (unsigned)port);
+}
+
+/* Seconds left of the current phase's deadline, from started_ms. */
+static void arm(conn_t *c)
+{
+	const scrip_conn_limits_t *l = &c->owner->limits;
+	int64_t limit_ms = l->request_timeout * 1000;
+	if (c->state == CONN_HEADERS && l->header_timeout < l->request_timeout)
+		limit_ms = l->header_timeout * 1000;
+	int64_t left = c->started_ms + limit_ms - scrip_mono_ms();
+	if (left < 0)
+		left = 0;
+	struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+	event_add(c->timer, &tv);
+}
+
+/* The one place a connection's state changes; it (re)arms or stops the deadline. */
+static void set_state(conn_t *c, conn_state_t state)
+{
+	c->state = state;
+	if (state == CONN_HEADERS || state == CONN_BODY)
+		arm(c);
+	else if (state != CONN_SETUP)
+		event_del(c->timer);
+}
+
+/* Feeds n bytes to the header-end scanner: evhttp ends a line at LF or CR
+ * LF and the headers at the first empty line. True at that empty line. */
+static bool headers_end(conn_t *c, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n') {
+			if (c->eol)
+				return true;
+			c->eol = 1;
+		} else {
+			c->eol = p[i] == '\r' && c->eol == 1 ? 2 : 0;
+		}
+	}
+	return false;
+}
+
+/* Scans buf from offset from while the headers are due. */
+static void scan(conn_t *c, struct evbuffer *buf, size_t from)
+{
+	size_t len = evbuffer_get_length(buf);
+	struct evbuffer_ptr pos;
+	if (from >= len || evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
+		return;
+	while (from < len && c->state == CONN_HEADERS) {
+		struct evbuffer_iovec v[8];
+		int n = evbuffer_peek(buf, (ev_ssize_t)(len - from), &pos, v, 8);
+		size_t done = 0;
+		for (int i = 0; i < n && i < 8 && from + done < len; i++) {
+			size_t k = v[i].iov_len < len - from - done ? v[i].iov_len : len - from - done;
+			if (headers_end(c, v[i].iov_base, k)) {
+				set_state(c, CONN_BODY);
+				return;
+			}
+			done += k;
+		}
+		if (done == 0 || evbuffer_ptr_set(buf, &pos, done, EVBUFFER_PTR_ADD) != 0)
+			return;
+		from += done;
+	}
+}
+
+static void request_begins(conn_t *c)
+{
+	c->started_ms = scrip_mono_ms();
+	c->eol = 0;
+	set_state(c, CONN_HEADERS);
+}
+
+/* Bytes came in (decrypted, for TLS): a request may begin or end its headers. */
+static void watch_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	conn_t *c = arg;
+	if (info->n_added == 0)
+		return;
+	if (c->state == CONN_IDLE)
+		request_begins(c);
+	if (c->state == CONN_HEADERS) {
+		size_t len = evbuffer_get_length(buf);
+		scan(c, buf, info->n_added < len ? len - info->n_added : 0);
+	}
+}
+
+/* Forgets c; the connection itself is evhttp's to close. */
+static void conn_end(conn_t *c)
+{
+	scrip_conns_t *conns = c->owner;
+	TAILQ_REMOVE(&conns->list, c, next);
+	if (!c->refused) {
+		conns->count--;
+		if (conns->saturated && conns->count < conns->limits.max_connections) {
+			conns->saturated = false;
+			scrip_log_info("below max_connections (%zu) again: accepting connections", conns->limits.max_connections);
+		}
+	}
+	if (c->gone)
+		*c->gone = true;
+	if (c->watch)
+		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
+	if (c->state == CONN_SETUP)
+		bufferevent_decref(c->bev);
+	event_free(c->timer);
+	free(c);
+}
+
+/* evhttp is freeing the connection (closed by either side, timed out, or
+ * evhttp_free). */
+static void close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	conn_t *c = arg;
+	unsigned long e = c->owner->tls ? bufferevent_get_openssl_error(c->bev) : 0;
+	if (e) {
+		char who[80], why[160];
+		peer(c, who, sizeof(who));
+		ERR_error_string_n(e, why, sizeof(why));
+		scrip_log_debug("C-%s: TLS: %s", who, why);
+		while (bufferevent_get_openssl_error(c->bev))
+			;
+	}
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	conn_end(c);
+}
+
+/* Closes c's connection now; c is freed (by close_cb, or here if evhttp
+ * did not call it). */
+static void conn_close(conn_t *c)
+{
+	bool gone = false;
+	c->gone = &gone;
+	evhttp_connection_free(c->evcon);
+	if (!gone)
+		conn_end(c);
+}
+
+/* The connection is evhttp's now: find its evhttp_connection and hear of its end. */
+static void setup(conn_t *c)
+{
+	void *cbarg = NULL;
+	/* evhttp 2.1 gives its evhttp_connection as the bufferevent's callback
+	 * argument; checked against the connection's own bufferevent. A freed
+	 * bufferevent (evhttp could not take the socket) has no callbacks left. */
+	bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+	struct evhttp_connection *evcon = cbarg;
+	if (!evcon || evhttp_connection_get_bufferevent(evcon) != c->bev) {
+		conn_end(c);
+		return;
+	}
+	bufferevent_decref(c->bev);
+	c->evcon = evcon;
+	c->state = CONN_IDLE; /* not CONN_SETUP: the reference is given back */
+	evhttp_connection_set_closecb(evcon, close_cb, c);
+	if (c->refused) {
+		conn_close(c);
+		return;
+	}
+	/* The first request's time runs from the accept, so that a TLS handshake
+	 * or a request that never starts is bounded too. */
+	set_state(c, CONN_HEADERS);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_t *c = arg;
+	if (c->state == CONN_SETUP) {
+		setup(c);
+		return;
+	}
+	char who[80];
+	peer(c, who, sizeof(who));
+	const scrip_conn_limits_t *l = &c->owner->limits;
+	bool headers = c->state == CONN_HEADERS && l->header_timeout < l->request_timeout;
+	scrip_log_info("C-%s: %s not received within %s (%lld s): closing", who,
+		       headers ? "request line and headers" : "request", headers ? "header_timeout" : "request_timeout",
+		       (long long)(headers ? l->header_timeout : l->request_timeout));
+	conn_close(c);
+}
+
+/* A new bufferevent for the connection evhttp has just accepted. */
+static struct bufferevent *bev_cb(struct event_base *base, void *arg)
+{
+	scrip_conns_t *conns = arg;
+	struct bufferevent *bev = NULL;
+	conn_t *c = calloc(1, sizeof(*c));
+	if (c && !(c->timer = event_new(base, -1, 0, timer_cb, c))) {
+		free(c);
+		c = NULL;
+	}
+	bool refuse = c && conns->count >= conns->limits.max_connections;
+	if (!refuse && conns->tls) {
+		SSL *ssl = scrip_tls_ssl_new(conns->tls);
+		bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							   BEV_OPT_CLOSE_ON_FREE)
+			  : NULL;
+		if (!bev)
+			SSL_free(ssl);
+		else
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else if (!refuse) {
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (!c) {
+		/* Out of memory: the connection goes untracked (evhttp still closes
+		 * it); NULL makes evhttp try a plain one of its own. */
+		scrip_log_error("out of memory: a connection goes untracked");
+		return bev;
+	}
+	if (!bev) {
+		/* Over the cap, or no TLS object: a plain bufferevent that setup
+		 * closes before anything is read from it. */
+		refuse = true;
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+		if (!bev) {
+			event_free(c->timer);
+			free(c);
+			return NULL;
+		}
+	}
+	c->owner = conns;
+	c->bev = bev;
+	c->refused = refuse;
+	c->state = CONN_SETUP;
+	c->started_ms = scrip_mono_ms();
+	bufferevent_incref(bev);
+	if (!refuse) {
+		conns->count++;
+		c->watch = evbuffer_add_cb(bufferevent_get_input(bev), watch_cb, c);
+	} else if (!conns->saturated) {
+		conns->saturated = true;
+		scrip_log_warn("max_connections (%zu) reached: closing new connections until one ends",
+			       conns->limits.max_connections);
+	}
+	TAILQ_INSERT_TAIL(&conns->list, c, next);
+	/* evhttp sets the socket and its callbacks on bev after this returns. */
+	event_active(c->timer, EV_TIMEOUT, 1);
+	return bev;
+}
+
+scrip_conns_t *scrip_conns_new(struct event_base *base, struct evhttp *http, scrip_tls_t *tls,
+			       const scrip_conn_limits_t *limits)
+{
+	scrip_conns_t *conns = calloc(1, sizeof(*conns));
+	if (!conns)
+		return NULL;
+	conns->base = base;
+	conns->tls = tls;
+	conns->limits = *limits;
+	TAILQ_INIT(&conns->list);
+	evhttp_set_bevcb(http, bev_cb, conns);
+	return conns;
+}
+
+void scrip_conns_free(scrip_conns_t *conns)
+{
+	if (!conns)
+		return;
+	conn_t *c;
+	/* evhttp_free has closed every connection it had taken; what is left
+	 * had not reached setup. */
+	while ((c = TAILQ_FIRST(&conns->list)) != NULL)
+		conn_end(c);
+	free(conns);
+}
+
+size_t scrip_conns_count(const scrip_conns_t *conns)
+{
+	return conns ? conns->count : 0;
+}
+
+/* The answer has been sent: the connection waits for its next request,
+ * which may already be in the input buffer (pipelined). */
+static void complete_cb(struct evhttp_request *req, void *arg)
+{
+	conn_t *c = conn_find(arg, evhttp_request_get_connection(req));
+	if (!c || c->state != CONN_HANDLING)
+		return;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	if (evbuffer_get_length(in) == 0) {
+		set_state(c, CONN_IDLE);
+		return;
+	}
+	request_begins(c);
+	scan(c, in, 0);
+}
+
+void scrip_conns_request_received(scrip_conns_t *conns, struct evhttp_request *req)
+{
+	conn_t *c = conn_find(conns, evhttp_request_get_connection(req));
+	if (!c)
+		return;
+	set_state(c, CONN_HANDLING);
+	evhttp_request_set_on_complete_cb(req, complete_cb, conns);
+}
