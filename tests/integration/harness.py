@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -118,10 +119,15 @@ class Response:
         return "<HTTP %d%s>" % (self.status, shown)
 
 
-def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT, source=None):
-    """source: the local address to send from (any of 127/8 is loopback on Linux)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
-                                      source_address=(source, 0) if source else None)
+def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT, source=None, tls=None):
+    """source: the local address to send from (any of 127/8 is loopback on Linux).
+    tls: an ssl.SSLContext for HTTPS, or None for plain HTTP."""
+    source_address = (source, 0) if source else None
+    if tls:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls,
+                                           source_address=source_address)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=source_address)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -221,12 +227,18 @@ class Database:
 class Scripd:
     """One scripd process with its configuration file and captured stderr."""
 
-    def __init__(self, workdir, dsn, upstreams, algorithm="ES256", kek=None, limits=None):
+    def __init__(self, workdir, dsn, upstreams, algorithm="ES256", kek=None, limits=None, server=None,
+                 tls_ca=None):
         self.workdir = workdir
         self.dsn = dsn
         self.upstreams = upstreams  # list of (name, {option: value})
-        self.limits = limits or {}  # [limits] options
+        self.limits = dict(limits or {})  # [limits] options
         self.algorithm = algorithm
+        self.server_options = dict(server or {})  # more [server] options (tls_certificate, tls_key...)
+        # With TLS, the client context that trusts the test CA (tls_ca: its PEM file).
+        self.tls = None
+        if "tls_certificate" in self.server_options:
+            self.tls = ssl.create_default_context(cafile=tls_ca)
         self.port = None
         self.proc = None
         self.redact = lambda text: text  # the Env replaces it with its own
@@ -240,7 +252,7 @@ class Scripd:
 
     @property
     def issuer(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     def write_config(self, port):
         self.port = port
@@ -249,7 +261,11 @@ class Scripd:
             "[server]",
             "listen = 127.0.0.1:%d" % port,
             "issuer = %s" % self.issuer,
-            "plain_http = loopback",
+        ]
+        if not self.tls:
+            lines.append("plain_http = loopback")
+        lines += ["%s = %s" % kv for kv in self.server_options.items()]
+        lines += [
             "log_level = debug",
             "",
             "[database]",
@@ -344,10 +360,10 @@ class Scripd:
         if not self.alive():
             raise AssertionError("scripd is not running (exit status %s); log tail:\n%s"
                                  % (self.proc.returncode if self.proc else None, self.log_tail()))
-        return http_request(self.port, method, path, body, headers, timeout, source)
+        return http_request(self.port, method, path, body, headers, timeout, source, self.tls)
 
     def get(self, path, timeout=HTTP_TIMEOUT):
-        return http_request(self.port, "GET", path, timeout=timeout)
+        return http_request(self.port, "GET", path, timeout=timeout, tls=self.tls)
 
     def get_json(self, path):
         r = self.request("GET", path)
@@ -380,11 +396,13 @@ class Env:
     does not start its server. The issuer option defaults to the issuer's URL.
     limits: {option: value} written as scripd's [limits] section."""
 
-    def __init__(self, name, upstreams, algorithm="ES256", limits=None):
+    def __init__(self, name, upstreams, algorithm="ES256", limits=None, server=None, tls_ca=None):
         self.name = name
         self.upstream_specs = upstreams
         self.algorithm = algorithm
         self.limits = limits
+        self.server_options = server    # more [server] options, for Scripd
+        self.tls_ca = tls_ca            # the CA file clients trust when server sets tls_certificate
         self.workdir = None
         self.db = None
         self.scripd = None
@@ -415,7 +433,8 @@ class Env:
         # A database that outlives this run keeps signing keys sealed under the key of the run
         # that made them: derive that key from the database's URI so every run can unseal them.
         kek = None if self.db.owned else hashlib.sha256(b"scrip-test-kek:" + self.db.dsn.encode()).hexdigest()
-        self.scripd = Scripd(self.workdir, self.db.dsn, upstreams, self.algorithm, kek, self.limits)
+        self.scripd = Scripd(self.workdir, self.db.dsn, upstreams, self.algorithm, kek, self.limits,
+                             self.server_options, self.tls_ca)
         self.scripd.redact = self.redact
         self.scripd.scripctl("db", "migrate", check=True)
         self.scripd.start()

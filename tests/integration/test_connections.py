@@ -1,0 +1,262 @@
+"""test_connections.py — the connection layer of scripd against slow,
+oversized and too many clients ([limits], http/conn.c): a slowloris that
+dribbles its headers is closed at header_timeout however it spaces its
+bytes, a slow body at request_timeout; an idle keep-alive connection is
+not; heads over max_headers get 431 and bodies over max_body 413;
+connections beyond max_connections are closed at once while the open ones
+go on, and accepted again once they close; and the count of connections
+on /metrics comes back down (no leak)."""
+
+import http.client
+import re
+import socket
+import time
+
+from harness import DemoIssuer, Env, ScripTestCase
+
+MAX_CONNECTIONS = 4
+HEADER_TIMEOUT = 2
+REQUEST_TIMEOUT = 4
+IDLE_TIMEOUT = 20
+MAX_HEADERS = 4096
+ENV = None
+
+
+def setUpModule():
+    global ENV
+    ENV = Env("connections", [("demo", DemoIssuer(audience="scrip"), {"audience": "scrip"})],
+              limits={"max_connections": MAX_CONNECTIONS, "header_timeout": HEADER_TIMEOUT,
+                      "request_timeout": REQUEST_TIMEOUT, "idle_timeout": IDLE_TIMEOUT,
+                      "max_headers": MAX_HEADERS})
+    ScripTestCase.env = ENV
+    ENV.up()
+
+
+def tearDownModule():
+    problems = ENV.down()
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+def connect():
+    s = socket.create_connection(("127.0.0.1", ENV.scripd.port), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def closed_by_peer(s, timeout):
+    """True when the peer closes s (EOF or reset) within timeout seconds; data is read and dropped."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def read_response(s, timeout=10, reader=None):
+    """(status, body) of one response read from a raw socket (Content-Length bodies only). Give the
+    same reader (s.makefile("rb")) to read several responses off one connection."""
+    s.settimeout(timeout)
+    f = reader or s.makefile("rb")
+    status_line = f.readline()
+    if not status_line:
+        raise AssertionError("connection closed before a response")
+    status = int(status_line.split(b" ", 2)[1])
+    length = 0
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        m = re.match(rb"(?i)content-length:\s*(\d+)", line)
+        if m:
+            length = int(m.group(1))
+    return status, f.read(length)
+
+
+class ConnectionTest(ScripTestCase):
+
+    def connections_metric(self):
+        text = ENV.scripd.get("/metrics").body.decode()
+        m = re.search(r"^scrip_http_connections (\d+)$", text, re.M)
+        self.assertIsNotNone(m, "/metrics has no scrip_http_connections gauge")
+        return int(m.group(1))
+
+    def assertConnectionsSettle(self, want=1, within=5):
+        """The gauge (which counts the /metrics request's own connection) comes back to want."""
+        deadline = time.monotonic() + within
+        while True:
+            n = self.connections_metric()
+            if n == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(n, want, "scrip_http_connections stays at %d: a connection is not forgotten" % n)
+
+    def dribble(self, s, data, every):
+        """Sends data one byte every `every` seconds until the peer closes; returns seconds taken,
+        or None when all of data went out."""
+        start = time.monotonic()
+        for i in range(len(data)):
+            try:
+                s.sendall(data[i:i + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - start
+            s.settimeout(every)
+            try:
+                if s.recv(65536) == b"":
+                    return time.monotonic() - start
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                return time.monotonic() - start
+        return None
+
+    def test_slowloris_headers_closed_at_header_timeout(self):
+        # One byte every 0.4 s: evhttp's idle timeout (20 s) would never fire.
+        s = connect()
+        start = time.monotonic()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        took = self.dribble(s, b"X-Slow: " + b"a" * 200 + b"\r\n\r\n", 0.4)
+        took = time.monotonic() - start if took is not None else None
+        s.close()
+        self.assertIsNotNone(took, "the whole slow request went through")
+        self.assertGreaterEqual(took, HEADER_TIMEOUT - 0.5)
+        self.assertLess(took, HEADER_TIMEOUT + 1.5, "closed only after %.1f s" % took)
+        self.assertIn("header_timeout", ENV.scripd.log_text())
+
+    def test_silent_connection_closed_at_header_timeout(self):
+        s = connect()
+        start = time.monotonic()
+        self.assertTrue(closed_by_peer(s, HEADER_TIMEOUT + 3), "a silent new connection stays open")
+        took = time.monotonic() - start
+        s.close()
+        self.assertGreaterEqual(took, HEADER_TIMEOUT - 0.5)
+
+    def test_slow_body_closed_at_request_timeout(self):
+        s = connect()
+        start = time.monotonic()
+        s.sendall(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  b"Content-Length: 200\r\n\r\n")
+        took = self.dribble(s, b"a" * 200, 0.4)
+        took = time.monotonic() - start if took is not None else None
+        s.close()
+        self.assertIsNotNone(took, "the whole slow body went through")
+        self.assertGreaterEqual(took, REQUEST_TIMEOUT - 0.5)
+        self.assertLess(took, REQUEST_TIMEOUT + 1.5, "closed only after %.1f s" % took)
+        self.assertIn("request_timeout", ENV.scripd.log_text())
+
+    def test_idle_keepalive_outlives_header_timeout(self):
+        # Between requests only idle_timeout applies: the deadlines start with a request.
+        conn = http.client.HTTPConnection("127.0.0.1", ENV.scripd.port, timeout=10)
+        try:
+            conn.request("GET", "/healthz")
+            first = conn.getresponse()
+            first.read()
+            sock = conn.sock
+            time.sleep(HEADER_TIMEOUT + 1.5)
+            conn.request("GET", "/healthz")
+            second = conn.getresponse()
+            second.read()
+            self.assertIs(conn.sock, sock, "the connection was not reused")
+            self.assertEqual((first.status, second.status), (200, 200))
+        finally:
+            conn.close()
+
+    def test_pipelined_requests_both_answered(self):
+        s = connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        f = s.makefile("rb")
+        self.assertEqual(read_response(s, reader=f)[0], 200)
+        self.assertEqual(read_response(s, reader=f)[0], 200)
+        # The deadline of the second request, begun while the first was answered, has stopped.
+        time.sleep(HEADER_TIMEOUT + 1)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(read_response(s, reader=f)[0], 200)
+        s.close()
+
+    def test_oversized_headers_431(self):
+        s = connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEADERS + 100) + b"\r\n\r\n")
+        status, body = read_response(s)
+        s.close()
+        self.assertEqual(status, 431)
+        self.assertIn(b"larger than %d bytes" % MAX_HEADERS, body)
+
+    def test_oversized_request_line_431(self):
+        s = connect()
+        s.sendall(b"GET /healthz?" + b"a" * (MAX_HEADERS + 100) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(read_response(s)[0], 431)
+        s.close()
+
+    def test_headers_just_under_the_limit_pass(self):
+        s = connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEADERS - 200) + b"\r\n\r\n")
+        self.assertEqual(read_response(s)[0], 200)
+        s.close()
+
+    def test_huge_headers_cut_off_by_evhttp_400(self):
+        # Past twice max_headers evhttp stops reading and answers 400 itself (see httpd.c route_cb).
+        s = connect()
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (3 * MAX_HEADERS) + b"\r\n\r\n")
+            status, _ = read_response(s)
+            self.assertEqual(status, 400)
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # closed while the rest was still being sent: refused too
+        finally:
+            s.close()
+
+    def test_oversized_body_413(self):
+        s = connect()
+        s.sendall(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  b"Content-Length: 70000\r\n\r\n")
+        self.assertEqual(read_response(s)[0], 413)
+        s.close()
+
+    def test_max_connections(self):
+        self.assertConnectionsSettle()
+        held = []
+        try:
+            # Fill the cap with keep-alive connections that have each had an answer (idle, so no
+            # deadline closes them during the test).
+            for _ in range(MAX_CONNECTIONS):
+                c = http.client.HTTPConnection("127.0.0.1", ENV.scripd.port, timeout=10)
+                c.request("GET", "/healthz")
+                r = c.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+                held.append(c)
+            # One more is closed at once, without an answer.
+            extra = connect()
+            start = time.monotonic()
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.assertTrue(closed_by_peer(extra, 2), "a connection beyond max_connections was kept")
+            self.assertLess(time.monotonic() - start, 1.5)
+            extra.close()
+            self.assertIn("max_connections (%d) reached" % MAX_CONNECTIONS, ENV.scripd.log_text())
+            # The open ones still work.
+            held[0].request("GET", "/healthz")
+            r = held[0].getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+        finally:
+            for c in held:
+                c.close()
+        # Once they are closed, new connections are accepted again and the count is back.
+        self.assertConnectionsSettle()
+        self.assertEqual(ENV.scripd.get("/healthz").status, 200)
+
+    def test_z_no_connection_left(self):
+        # Runs after the others (alphabetical order): every connection they opened is forgotten.
+        self.assertConnectionsSettle()
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
