@@ -83,6 +83,11 @@ static SSL_CTX *ctx_build(const char *cert_file, const char *key_file, scrip_err
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			SCRIP_ERR(err, SCRIP_E_CONFIG, "tls", "[server] tls_key %s does not match tls_certificate %s",
+				  key_file, cert_file);
+			goto fail;
+		}
 		SCRIP_ERR(err, SCRIP_E_CONFIG, "tls",
 			  "[server] tls_key %s: cannot load an unencrypted PEM private key: %s", key_file,
 			  ssl_reason(why, sizeof(why)));
