@@ -40,16 +40,16 @@ static int no_password_cb(char *buf, int size, int rwflag, void *userdata)
 	return 0;
 }
 
-/* OpenSSL's last queued reason, emptying the queue. Its reason strings name
- * what failed (no PEM start line, key values mismatch), never key bytes. */
+/* OpenSSL's first queued reason (the root cause), emptying the queue. Its
+ * reason strings name what failed (no start line, bad decrypt), never key
+ * bytes. */
 static const char *ssl_reason(char *buf, size_t size)
 {
-	unsigned long e, last = 0;
-	while ((e = ERR_get_error()) != 0)
-		last = e;
-	if (!last)
+	unsigned long first = ERR_get_error();
+	ERR_clear_error();
+	if (!first)
 		return "unknown error";
-	ERR_error_string_n(last, buf, size);
+	ERR_error_string_n(first, buf, size);
 	return buf;
 }
 

@@ -16,6 +16,7 @@ static bool (*const suites[])(void) = {
 	scrip_test_keyset_policy_suite, scrip_test_introcache_suite,
 	scrip_test_metrics_suite,  scrip_test_log_suite,
 	scrip_test_ratelimit_suite,
+	scrip_test_tls_suite,
 };
 
 int main(void)

@@ -31,6 +31,7 @@ bool scrip_test_introcache_suite(void);
 bool scrip_test_metrics_suite(void);
 bool scrip_test_log_suite(void);
 bool scrip_test_ratelimit_suite(void);
+bool scrip_test_tls_suite(void);
 
 /* Adds a test and fails the registration on error: use inside a suite function. */
 #define SCRIP_ADD_TEST(suite, fn)                                                                                    \
