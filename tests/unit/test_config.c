@@ -771,6 +771,63 @@ static void test_reference_lists_every_key(void)
 	free(doc);
 }
 
+/* TLS or an explicit reason for plain HTTP ([server] tls_certificate, tls_key, plain_http). */
+static void test_listener_tls_rules(void)
+{
+	tmp_write("cert.pem", "cert", 4);
+	tmp_write("key.pem", "key", 3);
+	static const struct {
+		const char *server; /* [server] lines after [server] */
+		const char *says;   /* NULL: loads */
+		const char *plain;  /* plain_http after loading */
+	} cases[] = {
+		{ "listen = 127.0.0.1:1\nissuer = http://127.0.0.1:1\n", NULL, "loopback" },
+		{ "listen = [::1]:1\nissuer = http://localhost:1\n", NULL, "loopback" },
+		{ "listen = 127.0.0.1:1\nissuer = https://a.example\n", "no tls_certificate and tls_key", NULL },
+		{ "listen = 0.0.0.0:1\nissuer = http://127.0.0.1:1\n", "no tls_certificate and tls_key", NULL },
+		{ "listen = 127.0.0.1:1\nissuer = https://a.example\nplain_http = no\n", "no tls_certificate", NULL },
+		{ "listen = 127.0.0.1:1\nissuer = https://a.example\nplain_http = loopback\n", NULL, "loopback" },
+		{ "listen = localhost:1\nissuer = https://a.example\nplain_http = loopback\n", NULL, "loopback" },
+		{ "listen = 10.0.0.1:1\nissuer = https://a.example\nplain_http = loopback\n",
+		  "plain_http = loopback needs a loopback listen address", NULL },
+		{ "listen = 10.0.0.1:1\nissuer = https://a.example\nplain_http = behind_proxy\n", NULL, "behind_proxy" },
+		{ "listen = 0.0.0.0:1\nissuer = https://a.example\ntls_certificate = cert.pem\ntls_key = key.pem\n", NULL,
+		  "no" },
+		{ "listen = 0.0.0.0:1\nissuer = https://a.example\ntls_certificate = cert.pem\n",
+		  "tls_certificate and tls_key go together", NULL },
+		{ "listen = 0.0.0.0:1\nissuer = https://a.example\ntls_key = key.pem\n",
+		  "tls_certificate and tls_key go together", NULL },
+		{ "listen = 127.0.0.1:1\nissuer = http://127.0.0.1:1\ntls_certificate = cert.pem\ntls_key = key.pem\n",
+		  "issuer must be an https:// URL", NULL },
+		{ "listen = 0.0.0.0:1\nissuer = https://a.example\ntls_certificate = cert.pem\ntls_key = key.pem\n"
+		  "plain_http = behind_proxy\n",
+		  "plain_http is for a listener without TLS", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text),
+			 "[server]\n%s[database]\nconninfo = x\n[keys]\nencryption_key = file:kek\n"
+			 "[upstream u]\nissuer = https://u.example/\n",
+			 cases[i].server);
+		scrip_config_t cfg;
+		scrip_err_t err = { 0 };
+		bool ok = scrip_config_load(tmp_conf(text), &cfg, &err);
+		if (ok != !cases[i].says || (!ok && !strstr(err.text, cases[i].says)))
+			fprintf(stderr, "\ncase %zu: %s\n", i, ok ? "loaded" : err.text);
+		CU_ASSERT_EQUAL(ok, !cases[i].says);
+		if (!ok) {
+			CU_ASSERT_PTR_NOT_NULL(strstr(err.text, cases[i].says));
+			continue;
+		}
+		CU_ASSERT_STRING_EQUAL(cfg.plain_http, cases[i].plain);
+		CU_ASSERT_EQUAL(!cfg.tls_certificate, strcmp(cases[i].plain, "no") != 0);
+		CU_ASSERT_EQUAL(cfg.max_connections, 512);
+		CU_ASSERT_EQUAL(cfg.header_timeout, 10);
+		CU_ASSERT_EQUAL(cfg.request_timeout, 30);
+		scrip_config_clear(&cfg);
+	}
+}
+
 static void test_clear_is_idempotent(void)
 {
 	scrip_config_t cfg = { 0 };
@@ -809,5 +866,6 @@ bool scrip_test_config_suite(void)
 	SCRIP_ADD_TEST(suite, test_secret_resolve);
 	SCRIP_ADD_TEST(suite, test_reference_lists_every_key);
 	SCRIP_ADD_TEST(suite, test_clear_is_idempotent);
+	SCRIP_ADD_TEST(suite, test_listener_tls_rules);
 	return true;
 }
