@@ -70,7 +70,7 @@ static void peer(const conn_t *c, char *buf, size_t size)
 	snprintf(buf, size, "%s:%u", addr ? addr : "?", (unsigned)port);
 }
 
-/* Seconds left of the current phase's deadline, from started_ms. */
+/* Arms the timer for what is left of the current phase's deadline, counted from started_ms. */
 static void arm(conn_t *c)
 {
 	const scrip_conn_limits_t *l = &c->owner->limits;
@@ -222,15 +222,17 @@ static void setup(conn_t *c)
 	}
 	bufferevent_decref(c->bev);
 	c->evcon = evcon;
-	c->state = CONN_IDLE; /* not CONN_SETUP: the reference is given back */
+	set_state(c, CONN_IDLE); /* out of CONN_SETUP: the reference is given back */
 	evhttp_connection_set_closecb(evcon, close_cb, c);
 	if (c->refused) {
 		conn_close(c);
 		return;
 	}
-	/* The first request's time runs from the accept, so that a TLS handshake
-	 * or a request that never starts is bounded too. */
+	/* The first request's time runs from the accept (started_ms), so that a
+	 * TLS handshake or a request that never starts is bounded too. Nothing
+	 * has been read yet (reads come on a later loop turn); scanned anyway. */
 	set_state(c, CONN_HEADERS);
+	scan(c, bufferevent_get_input(c->bev), 0);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -293,7 +295,7 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	c->owner = conns;
 	c->bev = bev;
 	c->refused = refuse;
-	c->state = CONN_SETUP;
+	set_state(c, CONN_SETUP);
 	c->started_ms = scrip_mono_ms();
 	bufferevent_incref(bev);
 	if (!refuse) {
