@@ -79,7 +79,7 @@ static const opt_t opts[] = {
 	{ SECT_SERVER, "tls_certificate", T_FILE, CFG(tls_certificate), NULL, 0, 0, 0, NULL, NULL,
 	  "PEM file with the server certificate followed by its intermediate certificates; a relative path is "
 	  "taken from the configuration file's directory. With `tls_key`, the listener speaks HTTPS only (TLS "
-	  "1.2 or 1.3). Re-read with the key when scripd reloads its TLS files." },
+	  "1.2 or 1.3) and `issuer` must be an https:// URL." },
 	{ SECT_SERVER, "tls_key", T_FILE, CFG(tls_key), NULL, 0, 0, 0, NULL, NULL,
 	  "PEM file with the unencrypted private key of `tls_certificate` (readable by scripd only: mode 0600 or "
 	  "0640). Its contents are never logged." },
