@@ -175,6 +175,47 @@ class TlsTest(ScripTestCase):
                 self.fail("a stalled TLS handshake outlived header_timeout")
             self.assertLess(time.monotonic() - start, HEADER_TIMEOUT + 1.5)
 
+    def test_slowloris_after_a_request_cut_at_header_timeout(self):
+        # The deadline of a later request on a kept-alive TLS connection starts at its first
+        # (decrypted) byte, and dribbling does not push it back.
+        ctx = ssl.create_default_context(cafile=pki("ca.pem"))
+        with socket.create_connection(("127.0.0.1", ENV.scripd.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                f = s.makefile("rb")
+                self.assertIn(b" 200 ", f.readline())
+                length = 0
+                while True:
+                    line = f.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                f.read(length)
+                time.sleep(HEADER_TIMEOUT + 1)  # idle between requests: not cut
+                start = time.monotonic()
+                closed = False
+                for byte in b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 100:
+                    try:
+                        s.sendall(bytes([byte]))
+                    except (OSError, ssl.SSLError):
+                        closed = True
+                        break
+                    s.settimeout(0.4)
+                    try:
+                        if s.recv(4096) == b"":
+                            closed = True
+                            break
+                    except socket.timeout:
+                        pass
+                    except (OSError, ssl.SSLError):
+                        closed = True
+                        break
+                took = time.monotonic() - start
+        self.assertTrue(closed, "a dribbled request on a TLS connection was never cut off")
+        self.assertGreaterEqual(took, HEADER_TIMEOUT - 0.5)
+        self.assertLess(took, HEADER_TIMEOUT + 1.5)
+
     def test_scripd_answers_after_all_that(self):
         self.assertEqual(self.env.scripd.get("/healthz").status, 200)
 
