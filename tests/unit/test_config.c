@@ -155,6 +155,7 @@ static void test_defaults(void)
 static void test_limits_rate_keys(void)
 {
 	static const char base[] = "[server]\nlisten = localhost:8080\nissuer = https://sts.example.org\n"
+				   "plain_http = loopback\n"
 				   "[database]\nconninfo = dbname=scrip\n"
 				   "[keys]\nencryption_key = file:kek\n"
 				   "[upstream iam]\nissuer = https://iam.example.org/\n";
