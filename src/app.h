@@ -1,8 +1,11 @@
-/* app.h — what a running scripd holds: its configuration and the long-lived
- * objects every request handler reaches through one pointer. */
+/* app.h — what one event loop of scripd holds (a worker thread, worker.h):
+ * its configuration and the long-lived objects every request handler
+ * reaches through one pointer; and what the loops of one configuration
+ * share. */
 #ifndef SCRIP_APP_H
 #define SCRIP_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <event2/event.h>
@@ -16,9 +19,23 @@
 #include "upstream/jwks_cache.h"
 #include "upstream/lazy.h"
 #include "upstream/oauth.h"
+#include "util/err.h"
+
+struct scrip_tls;
+
+/* What the worker loops of one configuration share: safe to use from any
+ * thread. Made before they start and freed after they all ended. */
+typedef struct {
+	scrip_ratelimit_t *ratelimit; /* [limits]: one budget per process, not per loop */
+	struct scrip_tls *tls;        /* the listener's TLS context; NULL: plain HTTP */
+	atomic_size_t connections;    /* client connections open, over every loop ([limits] max_connections) */
+	scrip_oauth_shared_t *oauth;  /* per-upstream circuit breakers, one per process */
+} scrip_shared_t;
 
 typedef struct {
 	scrip_config_t *cfg;
+	scrip_shared_t *shared;
+	int worker_index; /* 0..threads-1 */
 	struct event_base *base;
 	scrip_db_t *db;
 	scrip_fetcher_t *fetcher;
@@ -31,11 +48,28 @@ typedef struct {
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
-	scrip_ratelimit_t *ratelimit;     /* one per process, shared by every loop ([limits]) */
-	struct scrip_tls *tls;       /* the listener's TLS context; NULL: plain HTTP (plain_http) */
+	scrip_ratelimit_t *ratelimit;     /* shared->ratelimit */
+	struct scrip_tls *tls;       /* shared->tls */
 	struct scrip_conns *conns;   /* the client connections (http/conn.h) */
 	struct scrip_route *routes;  /* httpd.c's routing table, one entry per path */
 	unsigned long requests_in_flight; /* /token, /introspect and /revoke requests not yet answered */
+	bool draining;                    /* not accepting; every answer closes its connection */
 } scrip_app_t;
+
+/* Builds the loop and its objects (cfg, shared and worker_index set by the
+ * caller) and accepts on a dup() of listen_fd. False with err set; then
+ * scrip_app_stop frees what was made. */
+bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Stops accepting; requests keep being answered, each with Connection: close. */
+void scrip_app_drain_begin(scrip_app_t *app);
+
+/* Closes connections idle for a while; true once no request and no
+ * connection is left. Called repeatedly while draining. */
+bool scrip_app_drained(scrip_app_t *app);
+
+/* Fails whatever is still in flight (answered), then frees everything,
+ * the loop last. */
+void scrip_app_stop(scrip_app_t *app);
 
 #endif

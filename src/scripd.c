@@ -1,6 +1,7 @@
-/* scripd.c — the daemon: reads the configuration, starts the event loop
- * with the database pool, the upstream key caches and the HTTP server, and
- * keeps the signing keys loaded from PostgreSQL. */
+/* scripd.c — the daemon: reads the configuration, opens the listening
+ * socket, runs the worker threads (worker.h) of the configuration, and
+ * handles the signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads by
+ * starting a new generation of workers before draining the old one. */
 #include <config.h>
 
 #include <getopt.h>
@@ -12,15 +13,16 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <event2/thread.h>
+#include <jansson.h>
 
 #include "app.h"
-#include "http/httpd.h"
+#include "http/listen.h"
 #include "http/tls.h"
-#include "store/key_store.h"
-#include "store/store.h"
 #include "util/log.h"
 #include "util/observe.h"
 #include "util/secret.h"
+#include "worker.h"
 
 
 static void usage(FILE *f)
@@ -35,104 +37,6 @@ static void usage(FILE *f)
 		   "  -V, --version       print the version\n");
 }
 
-static void keys_loaded_cb(scrip_keyring_t *ring, const scrip_err_t *err, void *arg)
-{
-	scrip_app_t *app = arg;
-	app->keys_loading = false;
-	if (!ring) {
-		scrip_log_error("signing keys not loaded: %s%s", err->text,
-				strcmp(err->reason, "42P01") == 0 ? " (run 'scripctl db migrate')" : "");
-		return;
-	}
-	const scrip_signing_key_t *current = scrip_keyring_current(ring);
-	const scrip_signing_key_t *before = app->keyring ? scrip_keyring_current(app->keyring) : NULL;
-	if (!before || strcmp(before->kid, current->kid) != 0)
-		scrip_log_info("signing with %s key %s (%zu keys published)", scrip_alg_name(current->alg), current->kid,
-			       scrip_keyring_size(ring));
-	scrip_keyring_free(app->keyring);
-	app->keyring = ring;
-}
-
-static void keys_load(scrip_app_t *app)
-{
-	if (app->keys_loading || !scrip_db_is_up(app->db))
-		return;
-	app->keys_loading = true;
-	scrip_store_keys_load(app->db, app->cfg->key_algorithm, app->cfg->encryption_key, keys_loaded_cb, app);
-}
-
-/* The schedule's steps are taken first, so that the reload that follows
- * already holds what this instance changed. keys_loading covers both. */
-static void keys_scheduled_cb(size_t changes, const scrip_err_t *err, void *arg)
-{
-	scrip_app_t *app = arg;
-	if (err)
-		scrip_log_error("key schedule not applied: %s", err->text);
-	else if (changes > 0)
-		scrip_log_info("key schedule: %zu keys changed state", changes);
-	app->keys_loading = false;
-	keys_load(app);
-}
-
-static void keys_check(scrip_app_t *app)
-{
-	if (app->keys_loading || !scrip_db_is_up(app->db))
-		return;
-	if (!app->keyring) {
-		keys_load(app); /* the first load creates the first key */
-		return;
-	}
-	app->keys_loading = true;
-	scrip_key_policy_t policy = { .rotate_every = app->cfg->key_rotate_every,
-				      .publish_ahead = app->cfg->key_publish_ahead };
-	scrip_store_keys_schedule(app->db, &policy, app->cfg->key_algorithm, app->cfg->encryption_key,
-				  keys_scheduled_cb, app);
-}
-
-static void db_up_cb(void *arg)
-{
-	scrip_app_t *app = arg;
-	if (!app->keyring)
-		keys_load(app);
-}
-
-/* Every instance looks at the key schedule and re-reads the keys on this
- * timer, so that its steps (whoever takes them) and a rotation made with
- * scripctl are followed within one interval ([keys] publish_ahead / 8, at
- * most 10 s: see config.c). */
-static void keys_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	keys_check(arg);
-}
-
-static void stop_cb(evutil_socket_t sig, short what, void *arg)
-{
-	scrip_app_t *app = arg;
-	scrip_log_info("signal %d: stopping", (int)sig);
-	event_base_loopexit(app->base, NULL);
-}
-
-static void jwks_fetch_noted(void *arg, const char *upstream, bool discovery, bool ok, long status,
-			     const char *error, int64_t latency_ms)
-{
-	scrip_app_t *app = arg;
-	scrip_oauth_note_fetch(app->oauth, upstream, discovery ? SCRIP_CALL_DISCOVERY : SCRIP_CALL_JWKS, ok, status,
-			       error, latency_ms);
-}
-
-/* host/pid/random: unique among the scripd sharing a database. */
-static void instance_name(char *out, size_t size)
-{
-	char host[64] = "host";
-	uint8_t r[4] = { 0 };
-	if (gethostname(host, sizeof(host)) != 0)
-		snprintf(host, sizeof(host), "host");
-	host[sizeof(host) - 1] = '\0';
-	if (!scrip_random_bytes(r, sizeof(r)))
-		memset(r, 0, sizeof(r));
-	snprintf(out, size, "%s/%ld/%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2], r[3]);
-}
-
 /* libevent's own messages, in our log's format rather than on bare stderr. */
 static void libevent_log_cb(int severity, const char *msg)
 {
@@ -144,126 +48,292 @@ static void libevent_log_cb(int severity, const char *msg)
 		scrip_log_debug("libevent: %s", msg);
 }
 
-static bool app_start(scrip_app_t *app)
+/* Level and format of the log, at start and on reload. */
+static bool log_settings(const scrip_config_t *cfg)
 {
-	scrip_err_t err;
-	scrip_err_clear(&err);
-	app->base = event_base_new();
-	app->fetcher = app->base ? scrip_fetcher_new(app->base) : NULL;
-	if (!app->fetcher)
-		return false;
-	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
-		app->jwks[i] = scrip_jwks_cache_new(app->base, app->fetcher, &app->cfg->upstreams[i]);
-		if (!app->jwks[i])
-			return false;
-	}
-	app->db = scrip_db_new(app->base, app->cfg->conninfo, (int)app->cfg->pool_size,
-			       (int)app->cfg->query_timeout * 1000, app->cfg->synchronous_commit);
-	if (!app->db)
-		return false;
-	instance_name(app->instance, sizeof(app->instance));
+	scrip_log_level_t level = SCRIP_LOG_INFO;
+	if (cfg->log_level && scrip_log_level_parse(cfg->log_level, &level))
+		scrip_log_set_level(level);
+	return scrip_log_setup(cfg->log_format, cfg->log_target, "scripd");
+}
+
+/* The objects the workers of one configuration share (app.h). */
+static bool shared_make(scrip_shared_t *sh, const scrip_config_t *cfg, scrip_err_t *err)
+{
 	scrip_ratelimit_config_t limits = {
-		.window_ms = app->cfg->rate_window * 1000,
-		.address_failures = app->cfg->auth_failures_per_address,
-		.client_failures = app->cfg->auth_failures_per_client,
-		.client_requests = app->cfg->requests_per_client,
-		.capacity = (size_t)app->cfg->rate_limit_keys,
+		.window_ms = cfg->rate_window * 1000,
+		.address_failures = cfg->auth_failures_per_address,
+		.client_failures = cfg->auth_failures_per_client,
+		.client_requests = cfg->requests_per_client,
+		.capacity = (size_t)cfg->rate_limit_keys,
 	};
 	if (!scrip_random_bytes((uint8_t *)&limits.seed, sizeof(limits.seed)) ||
-	    !(app->ratelimit = scrip_ratelimit_new(&limits)))
+	    !(sh->ratelimit = scrip_ratelimit_new(&limits))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "start", "out of memory");
 		return false;
-	app->oauth = scrip_oauth_new(app->base, app->fetcher, app->db, app->cfg, app->instance);
-	app->lazy = app->oauth ? scrip_lazy_new(app->base, app->db, app->oauth, app->cfg, app->cfg->encryption_key,
-						app->instance)
-			       : NULL;
-	if (!app->lazy)
+	}
+	if (!(sh->oauth = scrip_oauth_shared_new(cfg))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "start", "out of memory");
 		return false;
-	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
-		scrip_jwks_cache_set_note(app->jwks[i], jwks_fetch_noted, app);
-		/* One fetch per key set between all the scripd sharing the database. */
-		if (!scrip_jwks_cache_set_shared(app->jwks[i], &scrip_jwks_shared_db, app->db, app->instance))
+	}
+	/* Read here, at every start and reload: SIGHUP is how a renewed
+	 * certificate is taken up. */
+	if (cfg->tls_certificate && !(sh->tls = scrip_tls_new(cfg->tls_certificate, cfg->tls_key, err)))
+		return false;
+	return true;
+}
+
+static void shared_free(scrip_shared_t *sh)
+{
+	scrip_ratelimit_free(sh->ratelimit);
+	scrip_oauth_shared_free(sh->oauth);
+	scrip_tls_free(sh->tls);
+	sh->ratelimit = NULL;
+	sh->oauth = NULL;
+	sh->tls = NULL;
+}
+
+/* One configuration's workers. A reload starts the next generation on the
+ * same listening socket before the running one drains, so that no
+ * connection is refused and no request is cut in between. */
+typedef struct generation {
+	scrip_config_t cfg;
+	scrip_shared_t shared;
+	scrip_worker_t **workers;
+	size_t n;
+	struct generation *next; /* in the list of draining generations */
+} generation_t;
+
+/* The main thread: signals, reloads, and the generations of workers. */
+typedef struct {
+	const char *path;
+	struct event_base *base;
+	evutil_socket_t listen_fd; /* -1 once closed for the last time */
+	generation_t *current;     /* serving; NULL once stopping */
+	generation_t *draining;    /* older generations finishing their requests */
+	struct event *worker_ended;
+	bool stopping;
+	int status;
+} daemon_t;
+
+static size_t thread_count(const scrip_config_t *cfg)
+{
+	if (cfg->threads > 0)
+		return (size_t)cfg->threads;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores > 0 ? (size_t)cores : 1;
+}
+
+/* From any worker's thread as it ends. */
+static void worker_ended_notify(void *arg)
+{
+	daemon_t *d = arg;
+	event_active(d->worker_ended, EV_TIMEOUT, 0);
+}
+
+static void generation_drain(generation_t *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		scrip_worker_drain(g->workers[i]);
+}
+
+/* Joins every worker (draining them first) and frees the generation. */
+static int generation_free(generation_t *g)
+{
+	int status = 0;
+	if (!g)
+		return 0;
+	generation_drain(g);
+	for (size_t i = 0; i < g->n; i++)
+		if (scrip_worker_join(g->workers[i]) != 0)
+			status = 1;
+	free(g->workers);
+	shared_free(&g->shared);
+	scrip_config_clear(&g->cfg);
+	free(g);
+	return status;
+}
+
+/* Starts thread_count(cfg) workers with cfg (taken over, also on failure). */
+static generation_t *generation_start(daemon_t *d, scrip_config_t *cfg, scrip_err_t *err)
+{
+	generation_t *g = calloc(1, sizeof(*g));
+	size_t want = thread_count(cfg);
+	if (g)
+		g->workers = calloc(want, sizeof(*g->workers));
+	if (!g || !g->workers) {
+		free(g);
+		scrip_config_clear(cfg);
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "start", "out of memory");
+		return NULL;
+	}
+	g->cfg = *cfg;
+	if (!shared_make(&g->shared, &g->cfg, err)) {
+		generation_free(g);
+		return NULL;
+	}
+	for (; g->n < want; g->n++) {
+		scrip_worker_spec_t spec = { .cfg = &g->cfg, .shared = &g->shared, .listen_fd = d->listen_fd,
+					     .index = (int)g->n, .ended = worker_ended_notify, .ended_arg = d };
+		if (!(g->workers[g->n] = scrip_worker_start(&spec, err))) {
+			generation_free(g);
+			return NULL;
+		}
+	}
+	return g;
+}
+
+static bool generation_ended(generation_t *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!scrip_worker_ended(g->workers[i]))
 			return false;
+	return true;
+}
+
+/* Main thread, whenever a worker ended: frees the generations that are over. */
+static void worker_ended_cb(evutil_socket_t fd, short what, void *arg)
+{
+	daemon_t *d = arg;
+	for (generation_t **p = &d->draining; *p;) {
+		generation_t *g = *p;
+		if (!generation_ended(g)) {
+			p = &g->next;
+			continue;
+		}
+		*p = g->next;
+		if (generation_free(g) != 0)
+			d->status = 1;
 	}
-	scrip_db_set_up_cb(app->db, db_up_cb, app);
-	app->keys_timer = event_new(app->base, -1, EV_PERSIST, keys_timer_cb, app);
-	struct timeval every = { (time_t)app->cfg->keys_check_interval, 0 };
-	if (!app->keys_timer || event_add(app->keys_timer, &every) != 0)
-		return false;
-	if (app->cfg->tls_certificate &&
-	    !(app->tls = scrip_tls_new(app->cfg->tls_certificate, app->cfg->tls_key, &err))) {
-		scrip_log_error("%s", err.text);
-		return false;
+	if (d->current && generation_ended(d->current)) {
+		scrip_log_error("every worker stopped on its own: exiting");
+		d->draining = d->current; /* freed on the next turn */
+		d->current = NULL;
+		d->status = 1;
+		d->stopping = true;
+		event_active(d->worker_ended, EV_TIMEOUT, 0);
 	}
-	if (!scrip_httpd_start(app, &err)) {
-		scrip_log_error("%s", err.text);
+	if (d->stopping && !d->draining)
+		event_base_loopexit(d->base, NULL);
+}
+
+static void retire_current(daemon_t *d)
+{
+	generation_t *g = d->current;
+	d->current = NULL;
+	if (!g)
+		return;
+	generation_drain(g);
+	g->next = d->draining;
+	d->draining = g;
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	daemon_t *d = arg;
+	if (d->stopping) {
+		scrip_log_info("signal %d: already stopping", (int)sig);
+		return;
+	}
+	scrip_log_info("signal %d: draining (at most %lld s)", (int)sig,
+		       d->current ? (long long)d->current->cfg.drain_timeout : 0LL);
+	d->stopping = true;
+	retire_current(d);
+	/* The workers closed their copies: with this one gone, new connections are refused. */
+	if (d->listen_fd >= 0) {
+		evutil_closesocket(d->listen_fd);
+		d->listen_fd = -1;
+	}
+	event_active(d->worker_ended, EV_TIMEOUT, 0);
+}
+
+/* What a reload may not change: the socket is bound once. */
+static bool reload_allowed(const scrip_config_t *now, const scrip_config_t *next, scrip_err_t *err)
+{
+	if (strcmp(now->listen_host, next->listen_host) != 0 || now->listen_port != next->listen_port) {
+		SCRIP_ERR(err, SCRIP_E_CONFIG, "reload", "[server] listen cannot change on reload (restart scripd)");
 		return false;
 	}
 	return true;
 }
 
-/* Order matters. No new request is accepted; work in flight (upstream
- * transfers, then queries) is failed while every object its callbacks use
- * still exists, and the loop runs until those failures have been answered;
- * only then are the objects freed, the HTTP server (which owns the
- * requests) last. */
-static void app_stop(scrip_app_t *app)
+static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
-	scrip_httpd_stop_accepting(app);
-	if (app->keys_timer)
-		event_del(app->keys_timer);
-	scrip_lazy_shutdown(app->lazy);
-	scrip_oauth_shutdown(app->oauth);
-	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
-		scrip_jwks_cache_shutdown(app->jwks[i]);
-	scrip_fetcher_free(app->fetcher);
-	app->fetcher = NULL;
-	scrip_db_shutdown(app->db);
-	/* Every pending step now fails within a few loop turns (a key load or
-	 * schedule step too, whose state would otherwise leak); the bound only
-	 * guards against a request that would never be answered. */
-	for (int turn = 0; app->base && (app->requests_in_flight > 0 || app->keys_loading) && turn < 1000; turn++)
-		event_base_loop(app->base, EVLOOP_NONBLOCK);
-	if (app->requests_in_flight > 0)
-		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);
-	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
-		scrip_jwks_cache_free(app->jwks[i]);
-	/* oauth first: the calls it still answers belong to lazy's jobs. */
-	scrip_oauth_free(app->oauth);
-	scrip_lazy_free(app->lazy);
-	scrip_db_free(app->db);
-	scrip_httpd_stop(app);
-	scrip_ratelimit_free(app->ratelimit);
-	app->ratelimit = NULL;
-	scrip_tls_free(app->tls);
-	if (app->keys_timer)
-		event_free(app->keys_timer);
-	scrip_keyring_free(app->keyring);
-	if (app->base)
-		event_base_free(app->base);
+	daemon_t *d = arg;
+	if (d->stopping || !d->current)
+		return;
+	scrip_config_t next;
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	scrip_log_info("SIGHUP: reloading %s", d->path);
+	if (!scrip_config_load(d->path, &next, &err)) {
+		scrip_log_error("reload refused, the running configuration stays: %s", err.text);
+		return;
+	}
+	if (!reload_allowed(&d->current->cfg, &next, &err)) {
+		scrip_config_clear(&next);
+		scrip_log_error("reload refused, the running configuration stays: %s", err.text);
+		return;
+	}
+	generation_t *g = generation_start(d, &next, &err);
+	if (!g) {
+		scrip_log_error("reload refused, the running configuration stays: %s", err.text);
+		return;
+	}
+	log_settings(&g->cfg);
+	retire_current(d);
+	d->current = g;
+	scrip_log_info("configuration reloaded from %s: %zu workers", d->path, g->n);
 }
 
-static int run(scrip_config_t *cfg)
+static int run(const char *path, scrip_config_t *cfg)
 {
-	scrip_app_t app = { .cfg = cfg };
-	int status = 1;
-	struct event *sigterm = NULL, *sigint = NULL;
-	if (!app_start(&app)) {
-		scrip_log_error("cannot start");
+	daemon_t d = { .path = path, .listen_fd = -1 };
+	struct event *signals[3] = { NULL, NULL, NULL };
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	d.base = event_base_new();
+	d.worker_ended = d.base ? event_new(d.base, -1, 0, worker_ended_cb, &d) : NULL;
+	if (!d.worker_ended) {
+		scrip_config_clear(cfg);
 		goto end;
 	}
-	sigterm = evsignal_new(app.base, SIGTERM, stop_cb, &app);
-	sigint = evsignal_new(app.base, SIGINT, stop_cb, &app);
-	if (!sigterm || !sigint || event_add(sigterm, NULL) != 0 || event_add(sigint, NULL) != 0)
+	d.listen_fd = scrip_listen_open(cfg->listen_host, cfg->listen_port, &err);
+	if (d.listen_fd < 0 || !(d.current = generation_start(&d, cfg, &err))) {
+		scrip_log_error("cannot start: %s", err.text);
+		if (d.listen_fd < 0)
+			scrip_config_clear(cfg);
 		goto end;
-	event_base_dispatch(app.base);
-	status = 0;
+	}
+	scrip_log_info("serving with %zu workers", d.current->n);
+	signals[0] = evsignal_new(d.base, SIGTERM, stop_cb, &d);
+	signals[1] = evsignal_new(d.base, SIGINT, stop_cb, &d);
+	signals[2] = evsignal_new(d.base, SIGHUP, reload_cb, &d);
+	for (size_t i = 0; i < 3; i++)
+		if (!signals[i] || event_add(signals[i], NULL) != 0)
+			goto end;
+	d.status = 0;
+	event_base_dispatch(d.base);
 end:
-	if (sigterm)
-		event_free(sigterm);
-	if (sigint)
-		event_free(sigint);
-	app_stop(&app);
-	return status;
+	/* Also after a failed start: whatever runs is drained and joined. */
+	if (!d.stopping)
+		retire_current(&d);
+	while (d.draining) {
+		generation_t *g = d.draining;
+		d.draining = g->next;
+		if (generation_free(g) != 0)
+			d.status = 1;
+	}
+	for (size_t i = 0; i < 3; i++)
+		if (signals[i])
+			event_free(signals[i]);
+	if (d.worker_ended)
+		event_free(d.worker_ended);
+	if (d.listen_fd >= 0)
+		evutil_closesocket(d.listen_fd);
+	if (d.base)
+		event_base_free(d.base);
+	return d.current || !d.base ? 1 : d.status;
 }
 
 int main(int argc, char **argv)
@@ -310,10 +380,7 @@ int main(int argc, char **argv)
 		scrip_config_clear(&cfg);
 		return 0;
 	}
-	scrip_log_level_t level = SCRIP_LOG_INFO;
-	if (cfg.log_level && scrip_log_level_parse(cfg.log_level, &level))
-		scrip_log_set_level(level);
-	if (!scrip_log_setup(cfg.log_format, cfg.log_target, "scripd")) {
+	if (!log_settings(&cfg)) {
 		fprintf(stderr, "scripd: cannot set up logging\n");
 		scrip_config_clear(&cfg);
 		return 1;
@@ -330,10 +397,17 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	scrip_log_info("scripd %s starting", SCRIP_VERSION);
-	int status = run(&cfg);
+	/* Process-wide initialisations that are not thread-safe come before
+	 * the first worker thread. */
+	if (evthread_use_pthreads() != 0) {
+		fprintf(stderr, "scripd: libevent has no thread support\n");
+		scrip_config_clear(&cfg);
+		return 1;
+	}
+	json_object_seed(0);
+	int status = run(path, &cfg); /* takes cfg over */
 	curl_global_cleanup();
 	scrip_obs_free();
 	scrip_log_close();
-	scrip_config_clear(&cfg);
 	return status;
 }

@@ -89,6 +89,12 @@ static const opt_t opts[] = {
 	  "setups), `behind_proxy` (the operator asserts that a TLS-terminating proxy is the only way in). Not "
 	  "set: `loopback` when both `listen` and `issuer` are plain http on loopback (the issuer URL already "
 	  "says so), else `no`. Not together with `tls_certificate`." },
+	{ SECT_SERVER, "threads", T_COUNT, CFG(threads), "0", 0, 256, 0, NULL, NULL,
+	  "Worker threads, each an event loop with its own database connections (`pool_size` each) and "
+	  "upstream transfers, all accepting on the one listening socket. 0: one per core." },
+	{ SECT_SERVER, "drain_timeout", T_SECONDS, CFG(drain_timeout), "20", 1, 3600, 0, NULL, NULL,
+	  "Seconds that SIGTERM (stop) and SIGHUP (reload) let the requests in flight and on open connections "
+	  "finish before the old workers close what is left. Keep it below the service manager's stop timeout." },
 	{ SECT_SERVER, "log_level", T_CHOICE, CFG(log_level), "info", 0, 0, 0, "error warn info debug", NULL,
 	  "Least severe messages that are logged." },
 	{ SECT_SERVER, "log_format", T_CHOICE, CFG(log_format), "text", 0, 0, 0, "text json", NULL,

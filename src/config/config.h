@@ -65,6 +65,8 @@ typedef struct {
 	char *tls_certificate; /* PEM chain file, absolute; NULL: no TLS on the listener */
 	char *tls_key;         /* PEM private key file, absolute; set exactly when tls_certificate is */
 	char *plain_http;      /* "no" | "loopback" | "behind_proxy": when a listener without TLS is allowed */
+	int64_t threads;       /* worker event loops; 0: one per core */
+	int64_t drain_timeout; /* seconds a stop or reload lets requests in flight finish */
 
 	/* [database] */
 	char *conninfo;      /* libpq connection string or URI */

@@ -17,6 +17,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/observe.h"
 
 typedef enum {
 	CONN_SETUP,    /* made for evhttp, which has not finished taking it: setup runs next loop turn */
@@ -35,6 +36,7 @@ typedef struct conn {
 	struct event *timer;             /* setup, then the current deadline */
 	conn_state_t state;              /* changed by set_state only */
 	int64_t started_ms;              /* when the current request began (monotonic) */
+	int64_t idle_since_ms;           /* when it last became CONN_IDLE */
 	unsigned char eol;               /* header-end scanner: 0 in a line, 1 after LF, 2 after LF CR */
 	bool refused;                    /* over max_connections (or out of memory): closed at setup */
 	bool *gone;                      /* set to true when the connection is freed under a caller */
@@ -88,6 +90,8 @@ static void arm(conn_t *c)
 static void set_state(conn_t *c, conn_state_t state)
 {
 	c->state = state;
+	if (state == CONN_IDLE)
+		c->idle_since_ms = scrip_mono_ms();
 	if (state == CONN_HEADERS || state == CONN_BODY)
 		arm(c);
 	else if (state != CONN_SETUP)
@@ -156,6 +160,27 @@ static void watch_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	}
 }
 
+/* Takes one place under max_connections, counted over every registry
+ * sharing limits.open; false when none is left. */
+static bool place_take(scrip_conns_t *conns)
+{
+	if (!conns->limits.open)
+		return conns->count < conns->limits.max_connections;
+	size_t before = atomic_fetch_add(conns->limits.open, 1);
+	if (before < conns->limits.max_connections)
+		return true;
+	atomic_fetch_sub(conns->limits.open, 1);
+	return false;
+}
+
+/* Gives it back; true when the connections open are below the cap again. */
+static bool place_give(scrip_conns_t *conns)
+{
+	if (!conns->limits.open)
+		return conns->count < conns->limits.max_connections;
+	return atomic_fetch_sub(conns->limits.open, 1) - 1 < conns->limits.max_connections;
+}
+
 /* Forgets c; the connection itself is evhttp's to close. */
 static void conn_end(conn_t *c)
 {
@@ -163,7 +188,8 @@ static void conn_end(conn_t *c)
 	TAILQ_REMOVE(&conns->list, c, next);
 	if (!c->refused) {
 		conns->count--;
-		if (conns->saturated && conns->count < conns->limits.max_connections) {
+		scrip_obs_connections(-1);
+		if (place_give(conns) && conns->saturated) {
 			conns->saturated = false;
 			scrip_log_info("below max_connections (%zu) again: accepting connections", conns->limits.max_connections);
 		}
@@ -262,7 +288,7 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 		free(c);
 		c = NULL;
 	}
-	bool refuse = c && conns->count >= conns->limits.max_connections;
+	bool refuse = c && !place_take(conns);
 	if (!refuse && conns->tls) {
 		SSL *ssl = scrip_tls_ssl_new(conns->tls);
 		bev = ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -275,6 +301,8 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	} else if (!refuse) {
 		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
+	if (c && !refuse && !bev)
+		place_give(conns); /* refused below after all: its place goes back */
 	if (!c) {
 		/* Out of memory: the connection goes untracked (evhttp still closes
 		 * it); NULL makes evhttp try a plain one of its own. */
@@ -300,6 +328,7 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	bufferevent_incref(bev);
 	if (!refuse) {
 		conns->count++;
+		scrip_obs_connections(1);
 		c->watch = evbuffer_add_cb(bufferevent_get_input(bev), watch_cb, c);
 	} else if (!conns->saturated) {
 		conns->saturated = true;
@@ -336,6 +365,20 @@ void scrip_conns_free(scrip_conns_t *conns)
 	while ((c = TAILQ_FIRST(&conns->list)) != NULL)
 		conn_end(c);
 	free(conns);
+}
+
+void scrip_conns_close_idle(scrip_conns_t *conns, int64_t min_idle_ms)
+{
+	if (!conns)
+		return;
+	int64_t now = scrip_mono_ms();
+	conn_t *c, *next;
+	for (c = TAILQ_FIRST(&conns->list); c; c = next) {
+		next = TAILQ_NEXT(c, next);
+		if (c->state == CONN_IDLE && c->evcon && now - c->idle_since_ms >= min_idle_ms &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+			conn_close(c);
+	}
 }
 
 size_t scrip_conns_count(const scrip_conns_t *conns)

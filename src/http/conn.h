@@ -5,6 +5,7 @@
 #ifndef SCRIP_CONN_H
 #define SCRIP_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@ typedef struct scrip_conns scrip_conns_t;
 
 typedef struct {
 	size_t max_connections;  /* open at once; one more is closed when accepted */
+	atomic_size_t *open;     /* connections open in every registry sharing the cap (several
+	                          * worker loops); NULL: this registry's own count */
 	int64_t header_timeout;  /* seconds for a request line and headers */
 	int64_t request_timeout; /* seconds for a whole request */
 } scrip_conn_limits_t;
@@ -32,6 +35,10 @@ scrip_conns_t *scrip_conns_new(struct event_base *base, struct evhttp *http, scr
 /* Frees the registry; the connections must be gone (evhttp_free closes them
  * all). NULL: no-op. */
 void scrip_conns_free(scrip_conns_t *conns);
+
+/* Closes every connection that has waited at least min_idle_ms between
+ * requests with nothing unread (draining: its client is not sending). */
+void scrip_conns_close_idle(scrip_conns_t *conns, int64_t min_idle_ms);
 
 /* Connections open now (those closed at once over the cap not counted). */
 size_t scrip_conns_count(const scrip_conns_t *conns);

@@ -15,31 +15,6 @@
 #include "util/metrics.h"
 #include "util/observe.h"
 
-static void upstream_label(scrip_metrics_text_t *t, const char *name, const char *upstream)
-{
-	scrip_metrics_text_printf(t, "%s{upstream=\"", name);
-	scrip_metrics_text_label_value(t, upstream);
-	scrip_metrics_text_printf(t, "\"}");
-}
-
-static void upstream_state(scrip_metrics_text_t *t, const scrip_app_t *app)
-{
-	scrip_metrics_text_header(
-		t, "scrip_upstream_jwks_fetches_total",
-		"Fetches of main issuers' discovery documents and key sets for verifying subject tokens.",
-		SCRIP_METRIC_COUNTER);
-	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
-		upstream_label(t, "scrip_upstream_jwks_fetches_total", app->cfg->upstreams[i].name);
-		scrip_metrics_text_printf(t, " %lu\n", scrip_jwks_cache_fetches(app->jwks[i]));
-	}
-	scrip_metrics_text_header(t, "scrip_upstream_circuit_open", "1 while calls to the upstream fail fast.",
-				  SCRIP_METRIC_GAUGE);
-	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
-		upstream_label(t, "scrip_upstream_circuit_open", app->cfg->upstreams[i].name);
-		scrip_metrics_text_printf(t, " %d\n", scrip_oauth_breaker_open(app->oauth, i) ? 1 : 0);
-	}
-}
-
 void scrip_handle_metrics(struct evhttp_request *req, void *arg)
 {
 	const scrip_app_t *app = arg;
@@ -47,7 +22,6 @@ void scrip_handle_metrics(struct evhttp_request *req, void *arg)
 		return;
 	scrip_metrics_text_t text = { 0 };
 	scrip_metrics_render_into(scrip_obs_registry(), &text);
-	upstream_state(&text, app);
 	/* Rate-limit refusals (core/ratelimit.h), counted in memory only. */
 	scrip_ratelimit_stats_t rl;
 	scrip_ratelimit_stats(app->ratelimit, &rl);
@@ -58,9 +32,6 @@ void scrip_handle_metrics(struct evhttp_request *req, void *arg)
 	for (int k = 0; k < SCRIP_RL_KINDS; k++)
 		scrip_metrics_text_printf(&text, "scrip_rate_limited_total{kind=\"%s\"} %lu\n",
 					  scrip_ratelimit_kind_name(k), rl.refused[k]);
-	scrip_metrics_text_header(&text, "scrip_http_connections", "Client connections open now (this one included).",
-				  SCRIP_METRIC_GAUGE);
-	scrip_metrics_text_printf(&text, "scrip_http_connections %zu\n", scrip_conns_count(app->conns));
 	struct evbuffer *out = text.failed ? NULL : evbuffer_new();
 	if (!out || evbuffer_add(out, text.buf, text.len) != 0) {
 		if (out)

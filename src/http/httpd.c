@@ -15,6 +15,7 @@
 
 #include "http/conn.h"
 #include "http/handlers.h"
+#include "http/listen.h"
 #include "http/tls.h"
 #include "util/log.h"
 
@@ -96,6 +97,10 @@ static void route_cb(struct evhttp_request *req, void *arg)
 		reply_headers_too_large(req, app->cfg->max_headers);
 		return;
 	}
+	/* While draining, the connection ends with this answer (evhttp closes
+	 * it after sending when the reply says so). */
+	if (app->draining)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	route->handle(req, app);
 }
 
@@ -118,7 +123,7 @@ static void listener_describe(const scrip_app_t *app)
 			       (long long)cfg->max_connections, (unsigned long long)rl.rlim_cur);
 }
 
-bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
+bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *err)
 {
 	app->http = evhttp_new(app->base);
 	app->routes = calloc(N_ROUTES, sizeof(*app->routes));
@@ -132,6 +137,7 @@ bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
 	}
 	scrip_conn_limits_t limits = {
 		.max_connections = (size_t)app->cfg->max_connections,
+		.open = &app->shared->connections,
 		.header_timeout = app->cfg->header_timeout,
 		.request_timeout = app->cfg->request_timeout,
 	};
@@ -158,13 +164,18 @@ bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err)
 			return false;
 		}
 	}
-	app->listener = evhttp_bind_socket_with_handle(app->http, app->cfg->listen_host, (ev_uint16_t)app->cfg->listen_port);
+	evutil_socket_t fd = scrip_listen_dup(listen_fd, err);
+	if (fd < 0)
+		return false;
+	app->listener = evhttp_accept_socket_with_handle(app->http, fd);
 	if (!app->listener) {
-		SCRIP_ERR(err, SCRIP_E_CONFIG, "bind", "cannot listen on %s:%d", app->cfg->listen_host,
+		evutil_closesocket(fd);
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot accept on %s:%d", app->cfg->listen_host,
 			  app->cfg->listen_port);
 		return false;
 	}
-	listener_describe(app);
+	if (app->worker_index == 0)
+		listener_describe(app);
 	return true;
 }
 

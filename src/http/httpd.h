@@ -13,9 +13,9 @@
 
 #define SCRIP_RETRY_AFTER_S "5"
 
-/* Binds [server] listen and registers the routes. */
-bool scrip_httpd_start(scrip_app_t *app, scrip_err_t *err) SCRIP_MUST_CHECK;
-/* Closes the listening socket; requests in progress go on. */
+/* Registers the routes and accepts on a dup() of listen_fd (http/listen.h). */
+bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *err) SCRIP_MUST_CHECK;
+/* Closes this server's copy of the listening socket; requests in progress go on. */
 void scrip_httpd_stop_accepting(scrip_app_t *app);
 /* Frees the server with every connection and request it still owns. */
 void scrip_httpd_stop(scrip_app_t *app);

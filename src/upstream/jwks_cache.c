@@ -57,7 +57,6 @@ struct scrip_jwks_cache {
 	bool stopping;            /* scrip_jwks_cache_shutdown ran: nothing new starts */
 	fetch_state_t state;
 	struct waiter *waiters;
-	unsigned long fetches;
 	scrip_jwks_fetch_note note;
 	void *note_arg;
 	int64_t fetch_started_ms;
@@ -275,7 +274,7 @@ static void jwks_cb(const scrip_fetch_response_t *resp, const scrip_err_t *err, 
 static void fetch_jwks(scrip_jwks_cache_t *c)
 {
 	set_state(c, FETCH_JWKS);
-	c->fetches++;
+	scrip_obs_jwks_fetch(c->cfg->name);
 	c->fetch_started_ms = scrip_mono_ms();
 	scrip_fetch_get(c->fetcher, c->jwks_uri, (long)c->cfg->timeout * 1000, SCRIP_JWKS_MAX_BYTES, jwks_cb, c);
 }
@@ -337,7 +336,7 @@ static void fetch_start(scrip_jwks_cache_t *c)
 	memcpy(url, c->cfg->issuer, len);
 	strcpy(url + len, "/.well-known/openid-configuration");
 	set_state(c, FETCH_DISCOVERING);
-	c->fetches++;
+	scrip_obs_jwks_fetch(c->cfg->name);
 	c->fetch_started_ms = scrip_mono_ms();
 	scrip_fetch_get(c->fetcher, url, (long)c->cfg->timeout * 1000, DISCOVERY_MAX_BYTES, discovery_cb, c);
 	free(url);
@@ -609,7 +608,3 @@ void scrip_jwks_cache_lookup(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_
 		refresh_start(c);
 }
 
-unsigned long scrip_jwks_cache_fetches(const scrip_jwks_cache_t *c)
-{
-	return c->fetches;
-}

@@ -76,7 +76,4 @@ typedef void (*scrip_jwks_fetch_note)(void *arg, const char *upstream, bool disc
 				      const char *error, int64_t latency_ms);
 void scrip_jwks_cache_set_note(scrip_jwks_cache_t *cache, scrip_jwks_fetch_note note, void *arg);
 
-/* How many fetches (discovery + JWKS) this cache has started: for tests via /metrics. */
-unsigned long scrip_jwks_cache_fetches(const scrip_jwks_cache_t *cache);
-
 #endif

@@ -9,6 +9,7 @@
 #include "upstream/oauth.h"
 
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -46,7 +47,6 @@ typedef struct {
 	bool discovering;
 	struct call *waiting;         /* calls waiting for discovery */
 	char *authorization;          /* "Basic ..." from client_id/secret; wiped on free */
-	scrip_breaker_t breaker;
 	unsigned long counts[SCRIP_CALL_KINDS][SCRIP_OAUTH_OUTCOMES];
 } upstream_state_t;
 
@@ -59,6 +59,7 @@ struct scrip_oauth {
 	bool stopping;
 	struct call *calls;
 	upstream_state_t up[SCRIP_UPSTREAMS_MAX];
+	scrip_oauth_shared_t *shared; /* the breakers; borrowed */
 };
 
 const char *scrip_call_kind_name(scrip_call_kind_t kind)
@@ -75,8 +76,74 @@ const char *scrip_oauth_outcome_name(scrip_oauth_outcome_t outcome)
 
 /* ---- lifetime of the object -------------------------------------------------- */
 
+/* The breakers every worker loop of one configuration shares: an issuer
+ * that fails is failing for all of them. */
+struct scrip_oauth_shared {
+	pthread_mutex_t lock;
+	const scrip_config_t *cfg;
+	scrip_breaker_t breakers[SCRIP_UPSTREAMS_MAX];
+	bool reported_open[SCRIP_UPSTREAMS_MAX]; /* what scrip_upstream_circuit_open last heard */
+};
+
+scrip_oauth_shared_t *scrip_oauth_shared_new(const scrip_config_t *cfg)
+{
+	scrip_oauth_shared_t *sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		return NULL;
+	pthread_mutex_init(&sh->lock, NULL);
+	sh->cfg = cfg;
+	for (size_t i = 0; i < cfg->n_upstreams; i++)
+		scrip_breaker_init(&sh->breakers[i], cfg->upstreams[i].breaker_failures,
+				   cfg->upstreams[i].breaker_cooldown * 1000);
+	return sh;
+}
+
+void scrip_oauth_shared_free(scrip_oauth_shared_t *sh)
+{
+	if (!sh)
+		return;
+	for (size_t i = 0; i < sh->cfg->n_upstreams; i++)
+		if (sh->reported_open[i])
+			scrip_obs_circuit(sh->cfg->upstreams[i].name, -1);
+	pthread_mutex_destroy(&sh->lock);
+	free(sh);
+}
+
+static bool breaker_allow(scrip_oauth_t *o, size_t up, int64_t *retry_after)
+{
+	scrip_oauth_shared_t *sh = o->shared;
+	pthread_mutex_lock(&sh->lock);
+	bool ok = scrip_breaker_allow(&sh->breakers[up], scrip_mono_ms(), retry_after);
+	pthread_mutex_unlock(&sh->lock);
+	return ok;
+}
+
+static void breaker_release_trial(scrip_oauth_t *o, size_t up)
+{
+	scrip_oauth_shared_t *sh = o->shared;
+	pthread_mutex_lock(&sh->lock);
+	scrip_breaker_release_trial(&sh->breakers[up]);
+	pthread_mutex_unlock(&sh->lock);
+}
+
+/* Records an outcome in up's breaker and tells the gauge when the circuit
+ * opened or closed. */
+static void breaker_record(scrip_oauth_t *o, size_t up, bool ok)
+{
+	scrip_oauth_shared_t *sh = o->shared;
+	pthread_mutex_lock(&sh->lock);
+	int64_t now = scrip_mono_ms();
+	scrip_breaker_record(&sh->breakers[up], ok, now);
+	bool open = scrip_breaker_is_open(&sh->breakers[up], now);
+	bool changed = open != sh->reported_open[up];
+	sh->reported_open[up] = open;
+	pthread_mutex_unlock(&sh->lock);
+	if (changed)
+		scrip_obs_circuit(o->cfg->upstreams[up].name, open ? 1 : -1);
+}
+
 scrip_oauth_t *scrip_oauth_new(struct event_base *base, scrip_fetcher_t *fetcher, scrip_db_t *db,
-			       const scrip_config_t *cfg, const char *instance)
+			       const scrip_config_t *cfg, const char *instance, scrip_oauth_shared_t *shared)
 {
 	scrip_oauth_t *o = calloc(1, sizeof(*o));
 	if (!o || !(o->instance = strdup(instance))) {
@@ -87,10 +154,10 @@ scrip_oauth_t *scrip_oauth_new(struct event_base *base, scrip_fetcher_t *fetcher
 	o->fetcher = fetcher;
 	o->db = db;
 	o->cfg = cfg;
+	o->shared = shared;
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
 		const scrip_upstream_config_t *u = &cfg->upstreams[i];
 		upstream_state_t *s = &o->up[i];
-		scrip_breaker_init(&s->breaker, u->breaker_failures, u->breaker_cooldown * 1000);
 		s->token_endpoint = u->token_endpoint ? strdup(u->token_endpoint) : NULL;
 		s->introspection_endpoint = u->introspection_endpoint ? strdup(u->introspection_endpoint) : NULL;
 		if (u->client_id && !(s->authorization = scrip_formenc_basic(u->client_id, u->client_secret))) {
@@ -181,11 +248,6 @@ unsigned long scrip_oauth_count(const scrip_oauth_t *o, size_t up, scrip_call_ki
 	return up < SCRIP_UPSTREAMS_MAX ? o->up[up].counts[kind][outcome] : 0;
 }
 
-bool scrip_oauth_breaker_open(const scrip_oauth_t *o, size_t up)
-{
-	return scrip_breaker_is_open(&o->up[up].breaker, scrip_mono_ms());
-}
-
 static void record(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oauth_outcome_t outcome,
 		   long status, const char *error, const char *subject, int64_t started_ms)
 {
@@ -265,7 +327,6 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 	c->in_transfer = false;
 	scrip_oauth_t *o = c->o;
 	const scrip_upstream_config_t *u = &o->cfg->upstreams[c->up];
-	upstream_state_t *s = &o->up[c->up];
 	json_t *body = resp ? json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL) : NULL;
 	const char *error = json_string_value(json_object_get(body, "error"));
 	long status = resp ? resp->status : 0;
@@ -283,7 +344,7 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 	record(o, c->up, c->kind, outcome, status, outcome == SCRIP_OAUTH_OK ? NULL : (error ? error : why),
 	       c->subject, c->attempt_started_ms);
 	/* The issuer answered when it refused: only failures count against it. */
-	scrip_breaker_record(&s->breaker, outcome != SCRIP_OAUTH_ERROR || !retryable, scrip_mono_ms());
+	breaker_record(o, c->up, outcome != SCRIP_OAUTH_ERROR || !retryable);
 	if (outcome == SCRIP_OAUTH_OK) {
 		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_OK, .body = body };
 		call_finish(c, &r);
@@ -313,7 +374,7 @@ static void attempt(struct call *c)
 		call_fail(c, 1, "service_stopping", "the service is stopping");
 		return;
 	}
-	if (!scrip_breaker_allow(&s->breaker, scrip_mono_ms(), &retry_after)) {
+	if (!breaker_allow(o, c->up, &retry_after)) {
 		count(o, c->up, c->kind, SCRIP_OAUTH_ERROR);
 		call_fail(c, retry_after, "upstream_circuit_open",
 			  "the main issuer is failing; scrip is not calling it for a while");
@@ -321,7 +382,7 @@ static void attempt(struct call *c)
 	}
 	const char *url = c->kind == SCRIP_CALL_INTROSPECT ? s->introspection_endpoint : s->token_endpoint;
 	if (!url) {
-		scrip_breaker_release_trial(&s->breaker); /* the issuer was not asked: neither success nor failure */
+		breaker_release_trial(o, c->up); /* the issuer was not asked: neither success nor failure */
 		call_fail(c, o->cfg->upstreams[c->up].breaker_cooldown, "upstream_no_endpoint",
 			  c->kind == SCRIP_CALL_INTROSPECT ? "the main issuer has no introspection endpoint"
 							   : "the main issuer has no token endpoint");
@@ -381,7 +442,7 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 	json_decref(doc);
 	record(o, up, SCRIP_CALL_DISCOVERY, why ? SCRIP_OAUTH_ERROR : SCRIP_OAUTH_OK, resp ? resp->status : 0, why,
 	       NULL, c->attempt_started_ms);
-	scrip_breaker_record(&s->breaker, why == NULL, scrip_mono_ms());
+	breaker_record(o, up, why == NULL);
 	if (why)
 		scrip_log_warn("upstream %s: discovery failed: %s", u->name, why);
 	s->discovering = false;
@@ -402,7 +463,7 @@ static void discover(struct call *c)
 {
 	upstream_state_t *s = &c->o->up[c->up];
 	int64_t retry_after = 0;
-	if (!s->discovering && !scrip_breaker_allow(&s->breaker, scrip_mono_ms(), &retry_after)) {
+	if (!s->discovering && !breaker_allow(c->o, c->up, &retry_after)) {
 		count(c->o, c->up, SCRIP_CALL_DISCOVERY, SCRIP_OAUTH_ERROR);
 		call_fail(c, retry_after, "upstream_circuit_open",
 			  "the main issuer is failing; scrip is not calling it for a while");

@@ -50,10 +50,17 @@ typedef void (*scrip_oauth_cb)(const scrip_oauth_result_t *r, void *arg);
 
 typedef struct scrip_oauth scrip_oauth_t;
 
-/* cfg is borrowed and outlives the object; db may be NULL (calls are then
- * counted, not recorded). instance names this scripd in the records. */
+/* What the oauth objects of every worker loop of one configuration share:
+ * one circuit breaker per upstream. Thread-safe; cfg must outlive it. */
+typedef struct scrip_oauth_shared scrip_oauth_shared_t;
+scrip_oauth_shared_t *scrip_oauth_shared_new(const scrip_config_t *cfg);
+void scrip_oauth_shared_free(scrip_oauth_shared_t *sh); /* NULL: no-op */
+
+/* cfg and shared are borrowed and outlive the object; db may be NULL
+ * (calls are then counted, not recorded). instance names this scripd in
+ * the records. */
 scrip_oauth_t *scrip_oauth_new(struct event_base *base, scrip_fetcher_t *fetcher, scrip_db_t *db,
-			       const scrip_config_t *cfg, const char *instance);
+			       const scrip_config_t *cfg, const char *instance, scrip_oauth_shared_t *shared);
 /* Before the fetcher is freed: calls waiting for a retry are answered with
  * an error and no new attempt starts. */
 void scrip_oauth_shutdown(scrip_oauth_t *o);
@@ -78,7 +85,6 @@ void scrip_oauth_note_fetch(scrip_oauth_t *o, const char *upstream, scrip_call_k
 /* Counters since start, for /metrics. */
 unsigned long scrip_oauth_count(const scrip_oauth_t *o, size_t up, scrip_call_kind_t kind,
 				scrip_oauth_outcome_t outcome);
-bool scrip_oauth_breaker_open(const scrip_oauth_t *o, size_t up);
 
 const char *scrip_call_kind_name(scrip_call_kind_t kind);
 const char *scrip_oauth_outcome_name(scrip_oauth_outcome_t outcome);

@@ -24,6 +24,9 @@ static struct {
 	scrip_metric_t *up_calls;      /* scrip_upstream_calls_total{upstream,kind,outcome} */
 	scrip_metric_t *up_duration;   /* scrip_upstream_call_duration_seconds{upstream,kind} */
 	scrip_metric_t *cache;         /* scrip_cache_lookups_total{cache,result} */
+	scrip_metric_t *connections;   /* scrip_http_connections */
+	scrip_metric_t *jwks_fetches;  /* scrip_upstream_jwks_fetches_total{upstream} */
+	scrip_metric_t *circuit_open;  /* scrip_upstream_circuit_open{upstream} */
 } m;
 
 static const char *const endpoints[] = { "token", "introspect", "revoke", NULL };
@@ -132,10 +135,21 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		{ .name = "scrip_cache_lookups_total", .help = "Cache lookups, by cache and result (hit, miss).",
 		  .type = SCRIP_METRIC_COUNTER, .n_labels = 2, .labels = { "cache", "result" },
 		  .values = { caches, hit_miss }, .dense = true },
+		{ .name = "scrip_http_connections", .help = "Client connections open now, over all workers.",
+		  .type = SCRIP_METRIC_GAUGE, .dense = true },
+		{ .name = "scrip_upstream_jwks_fetches_total",
+		  .help = "Fetches of main issuers' discovery documents and key sets for verifying subject tokens.",
+		  .type = SCRIP_METRIC_COUNTER, .n_labels = 1, .labels = { "upstream" }, .values = { up },
+		  .dense = true },
+		{ .name = "scrip_upstream_circuit_open",
+		  .help = "Worker loops whose circuit to the upstream is open (calls fail fast), as of their last call.",
+		  .type = SCRIP_METRIC_GAUGE, .n_labels = 1, .labels = { "upstream" }, .values = { up },
+		  .dense = true },
 	};
 	scrip_metric_t **slots[] = { &m.requests,    &m.duration,  &m.issued,   &m.denials,
 				     &m.db_duration, &m.db_errors, &m.db_conns, &m.db_queue,
-				     &m.up_calls,    &m.up_duration, &m.cache };
+				     &m.up_calls,    &m.up_duration, &m.cache, &m.connections,
+				     &m.jwks_fetches, &m.circuit_open };
 	bool ok = true;
 	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
 		ok = ok && (*slots[i] = scrip_metrics_add(registry, &defs[i])) != NULL;
@@ -241,6 +255,21 @@ void scrip_obs_db_conns(int delta)
 void scrip_obs_db_queue(int delta)
 {
 	scrip_metric_add(m.db_queue, NULL, delta);
+}
+
+void scrip_obs_connections(int delta)
+{
+	scrip_metric_add(m.connections, NULL, delta);
+}
+
+void scrip_obs_jwks_fetch(const char *upstream)
+{
+	scrip_metric_add_by(m.jwks_fetches, (const char *[]){ upstream }, 1);
+}
+
+void scrip_obs_circuit(const char *upstream, int delta)
+{
+	scrip_metric_add_by(m.circuit_open, (const char *[]){ upstream }, delta);
 }
 
 void scrip_obs_upstream_call(const char *upstream, const char *kind, const char *outcome)

@@ -90,6 +90,11 @@ void scrip_obs_db_queue(int delta);
 /* Counts one call to a main issuer: upstream name, kind ("discovery",
  * "jwks", "exchange", "refresh", "introspect") and outcome ("ok",
  * "refused", "error"), including calls the open breaker stopped. */
+/* Process-wide gauges and counters that each worker loop moves by deltas. */
+void scrip_obs_connections(int delta);
+void scrip_obs_jwks_fetch(const char *upstream);
+void scrip_obs_circuit(const char *upstream, int delta); /* +1 when a loop's circuit opens, -1 when it closes */
+
 void scrip_obs_upstream_call(const char *upstream, const char *kind, const char *outcome);
 
 /* The duration of one HTTP call that went out. */

@@ -1,0 +1,209 @@
+/* app.c — one event loop's objects (app.h): starting them in dependency
+ * order, keeping the signing keys loaded and on schedule, draining, and
+ * stopping them in the order their callbacks allow. */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "app.h"
+#include "http/conn.h"
+#include "http/httpd.h"
+#include "store/key_store.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+static void keys_loaded_cb(scrip_keyring_t *ring, const scrip_err_t *err, void *arg)
+{
+	scrip_app_t *app = arg;
+	app->keys_loading = false;
+	if (!ring) {
+		scrip_log_error("signing keys not loaded: %s%s", err->text,
+				strcmp(err->reason, "42P01") == 0 ? " (run 'scripctl db migrate')" : "");
+		return;
+	}
+	const scrip_signing_key_t *current = scrip_keyring_current(ring);
+	const scrip_signing_key_t *before = app->keyring ? scrip_keyring_current(app->keyring) : NULL;
+	if (!before || strcmp(before->kid, current->kid) != 0)
+		scrip_log_info("signing with %s key %s (%zu keys published)", scrip_alg_name(current->alg), current->kid,
+			       scrip_keyring_size(ring));
+	scrip_keyring_free(app->keyring);
+	app->keyring = ring;
+}
+
+static void keys_load(scrip_app_t *app)
+{
+	if (app->keys_loading || !scrip_db_is_up(app->db))
+		return;
+	app->keys_loading = true;
+	scrip_store_keys_load(app->db, app->cfg->key_algorithm, app->cfg->encryption_key, keys_loaded_cb, app);
+}
+
+/* The schedule's steps are taken first, so that the reload that follows
+ * already holds what this instance changed. keys_loading covers both. */
+static void keys_scheduled_cb(size_t changes, const scrip_err_t *err, void *arg)
+{
+	scrip_app_t *app = arg;
+	if (err)
+		scrip_log_error("key schedule not applied: %s", err->text);
+	else if (changes > 0)
+		scrip_log_info("key schedule: %zu keys changed state", changes);
+	app->keys_loading = false;
+	keys_load(app);
+}
+
+static void keys_check(scrip_app_t *app)
+{
+	if (app->keys_loading || !scrip_db_is_up(app->db))
+		return;
+	if (!app->keyring) {
+		keys_load(app); /* the first load creates the first key */
+		return;
+	}
+	app->keys_loading = true;
+	scrip_key_policy_t policy = { .rotate_every = app->cfg->key_rotate_every,
+				      .publish_ahead = app->cfg->key_publish_ahead };
+	scrip_store_keys_schedule(app->db, &policy, app->cfg->key_algorithm, app->cfg->encryption_key,
+				  keys_scheduled_cb, app);
+}
+
+static void db_up_cb(void *arg)
+{
+	scrip_app_t *app = arg;
+	if (!app->keyring)
+		keys_load(app);
+}
+
+/* Every instance looks at the key schedule and re-reads the keys on this
+ * timer, so that its steps (whoever takes them) and a rotation made with
+ * scripctl are followed within one interval ([keys] publish_ahead / 8, at
+ * most 10 s: see config.c). */
+static void keys_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	keys_check(arg);
+}
+
+static void jwks_fetch_noted(void *arg, const char *upstream, bool discovery, bool ok, long status,
+			     const char *error, int64_t latency_ms)
+{
+	scrip_app_t *app = arg;
+	scrip_oauth_note_fetch(app->oauth, upstream, discovery ? SCRIP_CALL_DISCOVERY : SCRIP_CALL_JWKS, ok, status,
+			       error, latency_ms);
+}
+
+/* host/pid/random/wN: unique among the scripd (and their worker loops)
+ * sharing a database, where it names lease holders. */
+static void instance_name(char *out, size_t size, int worker)
+{
+	char host[64] = "host";
+	uint8_t r[4] = { 0 };
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "host");
+	host[sizeof(host) - 1] = '\0';
+	if (!scrip_random_bytes(r, sizeof(r)))
+		memset(r, 0, sizeof(r));
+	snprintf(out, size, "%s/%ld/%02x%02x%02x%02x/w%d", host, (long)getpid(), r[0], r[1], r[2], r[3], worker);
+}
+
+bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *err)
+{
+	SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "start", "out of memory");
+	app->ratelimit = app->shared->ratelimit;
+	app->tls = app->shared->tls;
+	app->base = event_base_new();
+	app->fetcher = app->base ? scrip_fetcher_new(app->base) : NULL;
+	if (!app->fetcher)
+		return false;
+	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
+		app->jwks[i] = scrip_jwks_cache_new(app->base, app->fetcher, &app->cfg->upstreams[i]);
+		if (!app->jwks[i])
+			return false;
+	}
+	app->db = scrip_db_new(app->base, app->cfg->conninfo, (int)app->cfg->pool_size,
+			       (int)app->cfg->query_timeout * 1000, app->cfg->synchronous_commit);
+	if (!app->db)
+		return false;
+	instance_name(app->instance, sizeof(app->instance), app->worker_index);
+	app->oauth = scrip_oauth_new(app->base, app->fetcher, app->db, app->cfg, app->instance, app->shared->oauth);
+	app->lazy = app->oauth ? scrip_lazy_new(app->base, app->db, app->oauth, app->cfg, app->cfg->encryption_key,
+						app->instance)
+			       : NULL;
+	if (!app->lazy)
+		return false;
+	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
+		scrip_jwks_cache_set_note(app->jwks[i], jwks_fetch_noted, app);
+		/* One fetch per key set between all the scripd sharing the database. */
+		if (!scrip_jwks_cache_set_shared(app->jwks[i], &scrip_jwks_shared_db, app->db, app->instance))
+			return false;
+	}
+	scrip_db_set_up_cb(app->db, db_up_cb, app);
+	app->keys_timer = event_new(app->base, -1, EV_PERSIST, keys_timer_cb, app);
+	struct timeval every = { (time_t)app->cfg->keys_check_interval, 0 };
+	if (!app->keys_timer || event_add(app->keys_timer, &every) != 0)
+		return false;
+	scrip_err_clear(err);
+	return scrip_httpd_start(app, listen_fd, err);
+}
+
+/* Order matters. No new request is accepted; work in flight (upstream
+ * transfers, then queries) is failed while every object its callbacks use
+ * still exists, and the loop runs until those failures have been answered;
+ * only then are the objects freed, the HTTP server (which owns the
+ * requests) last. */
+void scrip_app_stop(scrip_app_t *app)
+{
+	scrip_httpd_stop_accepting(app);
+	if (app->keys_timer)
+		event_del(app->keys_timer);
+	scrip_lazy_shutdown(app->lazy);
+	scrip_oauth_shutdown(app->oauth);
+	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
+		scrip_jwks_cache_shutdown(app->jwks[i]);
+	scrip_fetcher_free(app->fetcher);
+	app->fetcher = NULL;
+	scrip_db_shutdown(app->db);
+	/* Every pending step now fails within a few loop turns (a key load or
+	 * schedule step too, whose state would otherwise leak); the bound only
+	 * guards against a request that would never be answered. */
+	for (int turn = 0; app->base && (app->requests_in_flight > 0 || app->keys_loading) && turn < 1000; turn++)
+		event_base_loop(app->base, EVLOOP_NONBLOCK);
+	if (app->requests_in_flight > 0)
+		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);
+	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
+		scrip_jwks_cache_free(app->jwks[i]);
+	/* oauth first: the calls it still answers belong to lazy's jobs. */
+	scrip_oauth_free(app->oauth);
+	scrip_lazy_free(app->lazy);
+	scrip_db_free(app->db);
+	scrip_httpd_stop(app);
+	if (app->keys_timer)
+		event_free(app->keys_timer);
+	scrip_keyring_free(app->keyring);
+	if (app->base)
+		event_base_free(app->base);
+}
+
+
+/* A connection idle this long while draining is closed: its client is not
+ * about to send another request (and one that does meets a closed
+ * connection, as at any idle timeout). */
+#define DRAIN_IDLE_MS 1000
+
+void scrip_app_drain_begin(scrip_app_t *app)
+{
+	app->draining = true;
+	scrip_httpd_stop_accepting(app);
+	scrip_log_info("worker %d draining: %lu requests in flight, %zu connections open", app->worker_index,
+		       app->requests_in_flight, scrip_conns_count(app->conns));
+}
+
+bool scrip_app_drained(scrip_app_t *app)
+{
+	scrip_conns_close_idle(app->conns, DRAIN_IDLE_MS);
+	return app->requests_in_flight == 0 && scrip_conns_count(app->conns) == 0;
+}
