@@ -172,6 +172,13 @@ static generation_t *generation_start(daemon_t *d, scrip_config_t *cfg, scrip_er
 		generation_free(g);
 		return NULL;
 	}
+	/* Bound once, by the first generation, after its configuration proved
+	 * usable (a bad certificate is reported as such, not as a port in use). */
+	if (d->listen_fd < 0 &&
+	    (d->listen_fd = scrip_listen_open(g->cfg.listen_host, g->cfg.listen_port, err)) < 0) {
+		generation_free(g);
+		return NULL;
+	}
 	for (; g->n < want; g->n++) {
 		scrip_worker_spec_t spec = { .cfg = &g->cfg, .shared = &g->shared, .listen_fd = d->listen_fd,
 					     .index = (int)g->n, .ended = worker_ended_notify, .ended_arg = d };
@@ -288,7 +295,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 
 static int run(const char *path, scrip_config_t *cfg)
 {
-	daemon_t d = { .path = path, .listen_fd = -1 };
+	daemon_t d = { .path = path, .listen_fd = -1, .status = 1 }; /* 0 once serving */
 	struct event *signals[3] = { NULL, NULL, NULL };
 	scrip_err_t err;
 	scrip_err_clear(&err);
@@ -298,11 +305,8 @@ static int run(const char *path, scrip_config_t *cfg)
 		scrip_config_clear(cfg);
 		goto end;
 	}
-	d.listen_fd = scrip_listen_open(cfg->listen_host, cfg->listen_port, &err);
-	if (d.listen_fd < 0 || !(d.current = generation_start(&d, cfg, &err))) {
+	if (!(d.current = generation_start(&d, cfg, &err))) {
 		scrip_log_error("cannot start: %s", err.text);
-		if (d.listen_fd < 0)
-			scrip_config_clear(cfg);
 		goto end;
 	}
 	scrip_log_info("serving with %zu workers", d.current->n);
@@ -333,7 +337,7 @@ end:
 		evutil_closesocket(d.listen_fd);
 	if (d.base)
 		event_base_free(d.base);
-	return d.current || !d.base ? 1 : d.status;
+	return d.status;
 }
 
 int main(int argc, char **argv)

@@ -10,6 +10,7 @@ on a public address, a key that does not match, an http:// issuer with TLS."""
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -227,6 +228,63 @@ class TlsTest(ScripTestCase):
             self.assertNotIn(line, log, "scripd's log holds a line of the private key")
         self.assertIn("TLS certificate", log)
         self.assertLogClean()
+
+
+def served_certificate():
+    """The DER certificate scripd presents to a new connection."""
+    context = ssl.create_default_context(cafile=pki("ca.pem"))
+    with socket.create_connection(("127.0.0.1", ENV.scripd.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.getpeercert(binary_form=True)
+
+
+def pem_to_der(path):
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+class CertificateReloadTest(ScripTestCase):
+    """A renewed certificate is taken up on SIGHUP, by new connections; a broken one is refused and
+    the running one kept."""
+
+    def reload(self, expect):
+        mark = len(self.env.scripd.log_text())
+        self.env.scripd.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while expect not in self.env.scripd.log_text()[mark:]:
+            if time.monotonic() > deadline:
+                self.fail("no %r in scripd's log after SIGHUP:\n%s" % (expect, self.env.scripd.log_tail(20)))
+            time.sleep(0.1)
+
+    def test_sighup_takes_up_a_renewed_certificate(self):
+        saved = {name: open(pki(name), "rb").read() for name in ("server.pem", "server.key")}
+
+        def restore():
+            for name, data in saved.items():
+                with open(pki(name), "wb") as f:
+                    f.write(data)
+            self.reload("configuration reloaded")
+        self.addCleanup(restore)
+        before = served_certificate()
+        self.assertEqual(before, pem_to_der(pki("server.pem")))
+        # Renewed: a new key and certificate from the same CA, written over the configured files.
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "renewed.key", "-out", "renewed.csr", "-subj", "/CN=localhost")
+        openssl("x509", "-req", "-in", "renewed.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "renewed.pem", "-days", "2", "-extfile", "server.ext")
+        shutil.copyfile(pki("renewed.pem"), pki("server.pem"))
+        shutil.copyfile(pki("renewed.key"), pki("server.key"))
+        self.assertEqual(served_certificate(), before, "the certificate changed before any reload")
+        self.reload("configuration reloaded")
+        self.assertEqual(served_certificate(), pem_to_der(pki("renewed.pem")))
+        # A broken certificate file: refused, the renewed one stays.
+        with open(pki("server.pem"), "w") as f:
+            f.write("not a certificate\n")
+        self.reload("reload refused, the running configuration stays")
+        self.assertEqual(served_certificate(), pem_to_der(pki("renewed.pem")))
+        client = self.env.new_client(audiences=("https://storage.example.org",))
+        r = self.env.exchange(client, self.env.subject_token(), scope="storage.read:/demo")
+        self.assertEqual(r.status, 200, r)
 
 
 class RefusedConfigTest(ScripTestCase):
