@@ -16,6 +16,7 @@
 
 #include <ini.h>
 
+#include "core/client.h"
 #include "util/secret.h"
 
 #define UPSTREAM_NAME_MAX 64
@@ -183,6 +184,12 @@ static const opt_t opts[] = {
 	{ SECT_UPSTREAM, "issuer", T_ISSUER, UPS(issuer), NULL, 0, 0, OPT_REQUIRED | OPT_UNIQUE, NULL, NULL,
 	  "Exact `iss` of this issuer's tokens, compared byte for byte (INDIGO IAM issuers end in `/`). Two "
 	  "upstreams may not share an issuer." },
+	{ SECT_UPSTREAM, "vo", T_STRING, UPS(vo), SCRIP_CLIENT_DEFAULT_VO, 0, 0, 0, NULL, NULL,
+	  "The experiment (VO) this issuer serves: 1 to 64 of `A-Z a-z 0-9 . _ -`. Only clients of the same VO "
+	  "(`scripctl client create --vo`) may exchange its tokens; another VO's client is refused with "
+	  "`invalid_request` (reason `subject_token_foreign_vo`). Tokens, grants and audit rows carry the client's "
+	  "VO, and an operator role reads the rows of its VOs only (doc/audit.md). Not set: `default`, the VO of "
+	  "a deployment that serves one experiment." },
 	{ SECT_UPSTREAM, "jwks_uri", T_URL, UPS(jwks_uri), NULL, 0, 0, 0, NULL, "jwks_file",
 	  "Where to fetch the issuer's key set. Not set: the `jwks_uri` of "
 	  "`ISSUER/.well-known/openid-configuration`. Not together with `jwks_file`." },
@@ -1042,7 +1049,9 @@ static bool upstream_client_check(load_t *ld, scrip_upstream_config_t *u, scrip_
 								   : SCRIP_CONFIRM_NEVER;
 	u->introspect_opaque = strcmp(u->opaque_tokens, "introspect") == 0;
 	const char *why = NULL;
-	if (!u->client_id != !u->client_secret)
+	if (!scrip_client_vo_valid(u->vo))
+		why = "vo must be 1 to 64 of A-Z a-z 0-9 . _ -";
+	else if (!u->client_id != !u->client_secret)
 		why = "client_id and client_secret go together";
 	else if (!u->client_id && u->confirm_policy != SCRIP_CONFIRM_NEVER)
 		why = "confirm needs scrip's client_id and client_secret at this issuer";

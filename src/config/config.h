@@ -22,6 +22,7 @@ typedef enum {
 
 typedef struct {
 	char *name;         /* from "[upstream NAME]" */
+	char *vo;           /* the experiment (VO) whose clients may exchange its tokens; default "default" */
 	char *issuer;       /* exact iss of its tokens; https, or http on loopback */
 	char *jwks_uri;     /* NULL: discovered from issuer/.well-known/openid-configuration */
 	char *jwks_file;    /* static key set instead of fetching; absolute path after loading (relative

@@ -13,6 +13,24 @@ bool scrip_client_id_valid(const char *client_id)
 	return len >= 1 && len <= SCRIP_CLIENT_ID_MAX && client_id[len] == '\0';
 }
 
+bool scrip_client_vo_valid(const char *vo)
+{
+	if (!vo)
+		return false;
+	size_t len = strspn(vo, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+	return len >= 1 && len <= SCRIP_CLIENT_VO_MAX && vo[len] == '\0';
+}
+
+/* Experiments trust their own main issuer for their own users: a client of
+ * one VO presenting another VO's user token is not acting for that VO. */
+bool scrip_client_vo_matches(const scrip_client_t *client, const char *upstream_vo)
+{
+	if (!client)
+		return false;
+	const char *mine = client->vo ? client->vo : SCRIP_CLIENT_DEFAULT_VO;
+	return strcmp(mine, upstream_vo ? upstream_vo : SCRIP_CLIENT_DEFAULT_VO) == 0;
+}
+
 bool scrip_client_secret_matches(const scrip_client_t *client, const char *secret)
 {
 	/* Any fixed value serves as the dummy: nobody knows a SHA-256 preimage
@@ -63,5 +81,6 @@ void scrip_client_clear(scrip_client_t *client)
 	for (size_t i = 0; i < client->n_upstream_audiences; i++)
 		free(client->upstream_audiences[i]);
 	free(client->upstream_audiences);
+	free(client->vo);
 	explicit_bzero(client, sizeof(*client));
 }

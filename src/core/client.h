@@ -31,7 +31,11 @@ typedef struct {
 	char **upstream_audiences;  /* broker mode: audiences that only trust the main issuer, owned;
 	                             * each is also one of audiences */
 	size_t n_upstream_audiences;
+	char *vo;                   /* the experiment it works for, owned; NULL reads as SCRIP_CLIENT_DEFAULT_VO */
 } scrip_client_t;
+
+#define SCRIP_CLIENT_VO_MAX 64
+#define SCRIP_CLIENT_DEFAULT_VO "default" /* the VO of a single-experiment deployment */
 
 #define SCRIP_DEFAULT_RISKY_MAX_LIFETIME 21600    /* 6 h, WLCG profile */
 #define SCRIP_DEFAULT_MAX_GRANT_LIFETIME 2592000  /* 30 days, WLCG refresh-token default */
@@ -50,6 +54,15 @@ bool scrip_client_audience_allowed(const scrip_client_t *client, const char *aud
 /* True if aud is one of the client's broker-mode audiences: a redemption
  * for it returns the main issuer's access token, not one of scrip's. */
 bool scrip_client_audience_is_upstream(const scrip_client_t *client, const char *aud);
+
+/* True if vo is a VO name: 1 to SCRIP_CLIENT_VO_MAX of A-Z a-z 0-9 . _ -
+ * (the syntax of scrip.vos.vo). */
+bool scrip_client_vo_valid(const char *vo);
+
+/* True if client may exchange subject tokens of an upstream that serves
+ * upstream_vo (NULL: the default VO): the two VOs are the same, byte for
+ * byte. A NULL client is refused. */
+bool scrip_client_vo_matches(const scrip_client_t *client, const char *upstream_vo);
 
 /* Frees the members; the struct itself is the caller's. NULL is a no-op. */
 void scrip_client_clear(scrip_client_t *client);

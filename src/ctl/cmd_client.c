@@ -41,6 +41,7 @@ typedef struct {
 	bool has_default; /* --default-lifetime given */
 	bool has_max;     /* --max-lifetime given */
 	bool json;
+	const char *vo; /* --vo, borrowed from argv; NULL: the default VO */
 } create_args_t;
 
 static void create_args_clear(create_args_t *a)
@@ -164,6 +165,7 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 		{ "max-grant-lifetime", required_argument, NULL, 'g' },
 		{ "refresh-grace", required_argument, NULL, 'G' },
 		{ "permission", required_argument, NULL, 'p' },
+		{ "vo", required_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -202,6 +204,15 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 			break;
 		case 'p':
 			rc = add_permission(a, optarg);
+			break;
+		case 'v':
+			if (a->vo)
+				rc = scrip_ctl_usage_error("--vo given twice");
+			else if (!scrip_client_vo_valid(optarg))
+				rc = scrip_ctl_usage_error("invalid --vo '%.80s': use 1 to %d characters of A-Z a-z 0-9 . _ -",
+							   optarg, SCRIP_CLIENT_VO_MAX);
+			else
+				a->vo = optarg;
 			break;
 		case 'j':
 			a->json = true;
@@ -288,6 +299,7 @@ int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv)
 		.n_permissions = a.n_permissions,
 		.upstream_audiences = a.upstream_audiences,
 		.n_upstream_audiences = a.n_upstream_audiences,
+		.vo = a.vo,
 	};
 	if (!scrip_sync_client_create(db, &client, &err)) {
 		scrip_ctl_error_err(&err);

@@ -317,6 +317,21 @@ static void introspected_cb(const json_t *claims, const scrip_lazy_result_t *r, 
 	subject_verified(t);
 }
 
+/* A client works for one experiment (VO) and may only exchange the tokens
+ * of its VO's upstreams. Checked as soon as the upstream is known, before
+ * any key lookup or call to the main issuer is made on the client's
+ * behalf. False (and the request denied) otherwise. */
+static bool upstream_of_client_vo(scrip_token_req_t *t)
+{
+	if (scrip_client_vo_matches(t->client, t->upstream->vo))
+		return true;
+	char text[256];
+	snprintf(text, sizeof(text), "the subject token's issuer (upstream %s) serves VO %s, not the client's VO %s",
+		 t->upstream->name, t->upstream->vo, t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO);
+	scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "subject_token_foreign_vo", text);
+	return false;
+}
+
 /* The upstream that introspects opaque tokens (at most one), or -1. */
 static long opaque_upstream(const scrip_app_t *app)
 {
@@ -416,6 +431,12 @@ static void own_token_state_cb(const scrip_access_state_t *state, const scrip_er
 				      "the subject token was revoked, its job ended, or it expired");
 		return;
 	}
+	/* Re-delegation stays inside the VO the token was issued for. */
+	if (!scrip_client_vo_matches(t->client, state->vo)) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "subject_token_foreign_vo",
+				      "the subject token was issued to a client of another VO");
+		return;
+	}
 	if (!redelegation_audiences(t, &err) ||
 	    !scrip_scope_set_parse(t->subject.scope ? t->subject.scope : "", false, &t->subject_scopes, &err) ||
 	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, now, &t->grant, &err)) {
@@ -485,6 +506,8 @@ void scrip_token_exchange_start(scrip_token_req_t *t)
 		/* Not a JWT: only the one introspecting issuer can tell what it is. */
 		t->upstream_index = (size_t)opaque;
 		t->upstream = &t->app->cfg->upstreams[opaque];
+		if (!upstream_of_client_vo(t))
+			return;
 		scrip_token_set_step(t, STEP_UPSTREAM);
 		scrip_lazy_introspect(t->app->lazy, t->upstream_index, token, introspected_cb, t);
 		return;
@@ -505,6 +528,8 @@ void scrip_token_exchange_start(scrip_token_req_t *t)
 				      "the subject token's issuer is not a trusted upstream");
 		return;
 	}
+	if (!upstream_of_client_vo(t))
+		return;
 	scrip_jwt_policy_t policy = { .issuer = t->upstream->issuer, .algorithms = t->upstream->algorithms };
 	if (!scrip_jwt_alg_allowed(&t->jwt, &policy, &err)) {
 		scrip_token_deny(t, &err);

@@ -77,8 +77,13 @@ typedef void (*scrip_store_shared_done_fn)(const scrip_err_t *err, void *arg);
 void scrip_store_introspection_put(scrip_db_t *db, const scrip_introspection_put_t *rec,
 				   scrip_store_shared_done_fn cb, void *arg);
 
+/* Months ahead of the current one whose audit partitions are kept made. */
+#define SCRIP_AUDIT_MONTHS_AHEAD 3
+
 /* Runs scrip.upstream_shared_cleanup(): drops expired introspections, dead
- * leases and abandoned key sets. Failures are logged. */
+ * leases and abandoned key sets; and scrip.audit_partitions_ensure(), which
+ * creates the audit trail's partitions of this month and the next
+ * SCRIP_AUDIT_MONTHS_AHEAD. Failures are logged. */
 void scrip_store_shared_cleanup(scrip_db_t *db);
 
 #endif

@@ -25,7 +25,7 @@ static const char client_get_sql[] =
 	"SELECT client_id, enabled, encode(secret_hash, 'hex'), array_to_json(scopes)::text,"
 	"       array_to_json(audiences)::text, default_lifetime, max_lifetime, risky_max_lifetime,"
 	"       max_grant_lifetime, refresh_grace, 'introspect' = ANY(permissions),"
-	"       array_to_json(upstream_audiences)::text"
+	"       array_to_json(upstream_audiences)::text, vo"
 	"  FROM scrip.clients WHERE client_id = $1";
 
 static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
@@ -133,6 +133,9 @@ static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client
 	client->max_grant_lifetime = int_value(res, 0, 8);
 	client->refresh_grace = int_value(res, 0, 9);
 	client->may_introspect = bool_value(res, 0, 10);
+	if (!(client->vo = strdup(scrip_db_result_value(res, 0, 12) ? scrip_db_result_value(res, 0, 12)
+								      : SCRIP_CLIENT_DEFAULT_VO)))
+		goto end;
 	ok = true;
 end:
 	free(scopes);

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "core/client.h"
 #include "util/secret.h"
 
 struct scrip_sync {
@@ -418,26 +419,28 @@ static void bytea_hex(const uint8_t *bytes, size_t n, char *out)
  * parsing error messages. The description is built from the stored row,
  * never from the secret. */
 static const char client_create_sql[] =
-	"WITH c AS ("
+	"WITH v AS ("
+	" INSERT INTO scrip.vos (vo) VALUES ($12) ON CONFLICT DO NOTHING),"
+	" c AS ("
 	" INSERT INTO scrip.clients (client_id, secret_hash, scopes, audiences, default_lifetime, max_lifetime,"
 	"                            permissions, risky_max_lifetime, max_grant_lifetime, refresh_grace,"
-	"                            upstream_audiences)"
+	"                            upstream_audiences, vo)"
 	" VALUES ($1, $2::bytea, " SQL_TEXT_ARRAY("$3") ", " SQL_TEXT_ARRAY("$4") ", $5::integer, $6::integer,"
-	"         " SQL_TEXT_ARRAY("$7") ", $8::integer, $9::integer, $10::integer, " SQL_TEXT_ARRAY("$11") ")"
+	"         " SQL_TEXT_ARRAY("$7") ", $8::integer, $9::integer, $10::integer, " SQL_TEXT_ARRAY("$11") ", $12)"
 	" ON CONFLICT (client_id) DO NOTHING"
 	" RETURNING client_id, scopes, audiences, default_lifetime, max_lifetime, permissions, risky_max_lifetime,"
-	"           max_grant_lifetime, refresh_grace, upstream_audiences)"
-	" INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
+	"           max_grant_lifetime, refresh_grace, upstream_audiences, vo)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor, vo)"
 	" SELECT 'client_create', 'done', c.client_id,"
-	"  format('created client; scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s;"
-	" risky max lifetime %s s; max grant lifetime %s s; refresh grace %s s%s',"
+	"  format('created client of VO %s; scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s;"
+	" risky max lifetime %s s; max grant lifetime %s s; refresh grace %s s%s', c.vo,"
 	"   array_to_string(c.scopes, ' '), array_to_string(c.audiences, ' '), c.default_lifetime, c.max_lifetime,"
 	"   c.risky_max_lifetime, c.max_grant_lifetime, c.refresh_grace,"
 	"   CASE WHEN cardinality(c.permissions) > 0"
 	"        THEN format('; permissions [%s]', array_to_string(c.permissions, ' ')) ELSE '' END"
 	"   || CASE WHEN cardinality(c.upstream_audiences) > 0"
 	"        THEN format('; upstream audiences [%s]', array_to_string(c.upstream_audiences, ' ')) ELSE '' END),"
-	"  current_user"
+	"  current_user, c.vo"
 	" FROM c RETURNING id";
 
 bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *client, scrip_err_t *err)
@@ -461,8 +464,9 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
 	snprintf(grant, sizeof(grant), "%" PRId64, client->max_grant_lifetime);
 	snprintf(grace, sizeof(grace), "%" PRId64, client->refresh_grace);
 	const char *params[] = { client->client_id, hash, scopes, audiences, default_lifetime, max_lifetime,
-				 permissions, risky, grant, grace, upstream_audiences };
-	res = scrip_sync_query(db, client_create_sql, 11, params, err);
+				 permissions, risky, grant, grace, upstream_audiences,
+				 client->vo ? client->vo : SCRIP_CLIENT_DEFAULT_VO };
+	res = scrip_sync_query(db, client_create_sql, 12, params, err);
 	if (!res)
 		goto end;
 	if (scrip_sync_result_rows(res) != 1) {
@@ -504,7 +508,8 @@ end:
 
 static const char client_list_sql[] =
 	"SELECT coalesce(json_agg(json_build_object("
-	" 'client_id', client_id, 'enabled', enabled, 'scopes', to_json(scopes), 'audiences', to_json(audiences),"
+	" 'client_id', client_id, 'vo', vo, 'enabled', enabled, 'scopes', to_json(scopes),"
+	" 'audiences', to_json(audiences),"
 	" 'default_lifetime', default_lifetime, 'max_lifetime', max_lifetime,"
 	" 'risky_max_lifetime', risky_max_lifetime, 'max_grant_lifetime', max_grant_lifetime,"
 	" 'refresh_grace', refresh_grace,"

@@ -117,6 +117,7 @@ typedef struct {
 	size_t n_permissions;
 	const char *const *upstream_audiences; /* broker mode: those of audiences that only trust the main issuer */
 	size_t n_upstream_audiences;
+	const char *vo; /* the client's VO (scrip_client_vo_valid; added to scrip.vos if new); NULL: "default" */
 } scrip_sync_client_new_t;
 
 /* The permissions a client may hold (scrip.clients.permissions, text[]):
@@ -124,8 +125,8 @@ typedef struct {
 #define SCRIP_SYNC_PERMISSION_INTROSPECT "introspect"
 
 /* Inserts the client and its audit row (event 'client_create', outcome
- * 'done', actor current_user; the description names the policy and the
- * permissions, never the secret) in one transaction. A client_id that exists already is refused
+ * 'done', actor current_user; the description names the VO, the policy and
+ * the permissions, never the secret) in one transaction. A client_id that exists already is refused
  * with SCRIP_E_INVALID_REQUEST, reason "client_exists"; nothing changes. */
 bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *client,
 			      scrip_err_t *err) SCRIP_MUST_CHECK;

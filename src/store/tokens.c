@@ -59,7 +59,7 @@ static const char access_state_sql[] =
 	"            WHEN g.grant_id IS NOT NULL AND g.state <> 'active' THEN 'grant_revoked'"
 	"            WHEN e.job_id IS NOT NULL THEN 'job_ended'"
 	"            WHEN t.expires_at <= now() THEN 'expired'"
-	"            ELSE 'active' END"
+	"            ELSE 'active' END, t.vo"
 	"  FROM scrip.issued_tokens t"
 	"  JOIN scrip.clients c ON c.client_id = t.client_id"
 	"  LEFT JOIN scrip.grants g ON g.grant_id = t.grant_id"
@@ -81,6 +81,7 @@ static void access_state_cb(const scrip_db_result_t *res, const scrip_err_t *err
 	} else {
 		state.client_id = scrip_db_result_value(res, 0, 0);
 		state.why = scrip_db_result_value(res, 0, 1);
+		state.vo = scrip_db_result_value(res, 0, 2);
 		state.active = strcmp(state.why, SCRIP_TOKEN_WHY_ACTIVE) == 0;
 		op->cb(&state, NULL, op->arg);
 	}

@@ -39,6 +39,7 @@ typedef struct {
 	bool active;           /* the row exists and none of the reasons below holds */
 	const char *why;       /* SCRIP_TOKEN_WHY_*: "active" or why not */
 	const char *client_id; /* the row's client; NULL when there is no row */
+	const char *vo;        /* the VO it was issued for; NULL when there is no row */
 } scrip_access_state_t;
 
 /* state is NULL on failure (err set: SCRIP_E_TEMPORARILY_UNAVAILABLE when
