@@ -34,6 +34,9 @@ static const struct {
 	{ "job", "end", scrip_ctl_job_end },
 	{ "job", "show", scrip_ctl_job_show },
 	{ "token", "revoke", scrip_ctl_token_revoke },
+	{ "operator", "grant", scrip_ctl_operator_grant },
+	{ "operator", "revoke", scrip_ctl_operator_revoke },
+	{ "audit", "prune", scrip_ctl_audit_prune },
 };
 
 static const char usage_text[] =
@@ -53,7 +56,7 @@ static const char usage_text[] =
 	"                [--default-lifetime SECONDS] [--max-lifetime SECONDS]\n"
 	"                [--risky-max-lifetime SECONDS] [--max-grant-lifetime SECONDS]\n"
 	"                [--refresh-grace SECONDS] [--permission PERMISSION]...\n"
-	"                [--upstream-audience AUD]... [--json]\n"
+	"                [--upstream-audience AUD]... [--vo VO] [--json]\n"
 	"                             register client NAME ([A-Za-z0-9._-], 1-64 characters)\n"
 	"                             and print its secret, once; --json prints\n"
 	"                             {\"client_id\": ..., \"client_secret\": ...}\n"
@@ -72,6 +75,8 @@ static const char usage_text[] =
 	"      --upstream-audience AUD  an audience that trusts only the main issuer: redeeming\n"
 	"                             a grant for it returns the main issuer's access token\n"
 	"                             (broker mode; also allowed as --audience)\n"
+	"      --vo VO                the experiment it works for (default: default); it may\n"
+	"                             only exchange tokens of upstreams with the same vo\n"
 	"  client list [--json]       every client and its policy\n"
 	"  client show NAME [--json]  one client and its policy\n"
 	"  client disable NAME        stop NAME from authenticating\n"
@@ -95,6 +100,17 @@ static const char usage_text[] =
 	"                             revoke one access token (--jti), or every live access\n"
 	"                             token and grant of a subject, a client or a job;\n"
 	"                             prints what was revoked\n"
+	"\n"
+	"Experiments' operators and the audit trail (doc/audit.md):\n"
+	"  operator grant ROLE --vo VO [--login] [--json]\n"
+	"                             let PostgreSQL role ROLE (created NOLOGIN, or LOGIN\n"
+	"                             with --login, if missing) read the views of schema\n"
+	"                             audit, seeing the rows of VO only\n"
+	"  operator revoke ROLE --vo VO [--json]\n"
+	"                             stop ROLE reading VO's rows (the role is kept)\n"
+	"  audit prune --older-than DAYSd [--json]\n"
+	"                             drop the monthly audit partitions that end DAYS days\n"
+	"                             ago or earlier, whole (owner of the tables only)\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE          scripd's configuration file (required for subcommands)\n"

@@ -101,5 +101,8 @@ int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_job_end(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_job_show(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_token_revoke(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_operator_grant(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_operator_revoke(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_audit_prune(scrip_ctl_t *ctl, int argc, char **argv);
 
 #endif
