@@ -306,6 +306,17 @@ CREATE TABLE scrip.operator_vos (
 -- operator role, which has no privilege on scrip.* at all — sees the rows
 -- of its VOs. Writes are governed by privileges alone. The tables' owner
 -- bypasses the policies (no FORCE): scripd and scripctl run unchanged.
+-- The VOs whose rows a role reads: those mapped to any role it is a
+-- member of. SECURITY DEFINER so that the policies can consult
+-- scrip.operator_vos for roles that may not read it (operator roles, a
+-- service role); it only ever answers about the role it is given.
+CREATE FUNCTION scrip.operator_vos_of(who name) RETURNS text[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce(array_agg(DISTINCT o.vo), '{}')
+	  FROM scrip.operator_vos o JOIN pg_catalog.pg_roles r ON r.rolname = o.role
+	 WHERE pg_catalog.pg_has_role(who, r.oid, 'MEMBER')
+$$;
+
 DO $$
 DECLARE
 	t text;
@@ -314,8 +325,7 @@ BEGIN
 		EXECUTE format('ALTER TABLE scrip.%I ENABLE ROW LEVEL SECURITY', t);
 		EXECUTE format($p$CREATE POLICY vo_read ON scrip.%1$I FOR SELECT USING (
 			has_table_privilege(current_user, 'scrip.%1$I'::regclass, 'SELECT')
-			OR vo IN (SELECT o.vo FROM scrip.operator_vos o JOIN pg_catalog.pg_roles r ON r.rolname = o.role
-			           WHERE pg_has_role(current_user, r.oid, 'MEMBER')))$p$, t);
+			OR vo = ANY (scrip.operator_vos_of(current_user)))$p$, t);
 		EXECUTE format('CREATE POLICY writer_insert ON scrip.%I FOR INSERT WITH CHECK (true)', t);
 		EXECUTE format('CREATE POLICY writer_update ON scrip.%I FOR UPDATE USING (true) WITH CHECK (true)', t);
 		EXECUTE format('CREATE POLICY writer_delete ON scrip.%I FOR DELETE USING (true)', t);

@@ -164,7 +164,7 @@ BEGIN
 	EXECUTE format('GRANT USAGE ON SCHEMA scrip TO %I', owner_role);
 	EXECUTE format('GRANT USAGE, CREATE ON SCHEMA audit TO %I', owner_role);
 	EXECUTE format('GRANT SELECT ON scrip.clients, scrip.issued_tokens, scrip.grants, scrip.ended_jobs,'
-	               ' scrip.audit_events, scrip.upstream_calls, scrip.operator_vos TO %I', owner_role);
+	               ' scrip.audit_events, scrip.upstream_calls TO %I', owner_role);
 	FOR r IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'audit'::regnamespace AND c.relkind = 'v' LOOP
 		EXECUTE format('ALTER VIEW audit.%I OWNER TO %I', r.relname, owner_role);
 	END LOOP;

@@ -493,9 +493,9 @@ class Env:
     # --- clients ------------------------------------------------------
     def new_client(self, scopes=("storage.read:/demo", "storage.create:/demo/output"),
                    audiences=("https://storage.example.org", "https://other.example.org"),
-                   default_lifetime=1800, max_lifetime=3600, prefix="t", extra=()):
+                   default_lifetime=1800, max_lifetime=3600, prefix="t", extra=(), vo=None):
         name = "%s-%s" % (prefix, secrets.token_hex(5))
-        args = ["client", "create", name]
+        args = ["client", "create", name] + (["--vo", vo] if vo else [])
         for s in scopes:
             args += ["--scope", s]
         for a in audiences:
