@@ -126,6 +126,43 @@ static void test_client_clear(void)
 	scrip_client_clear(&c); /* twice is harmless */
 }
 
+/* The VO names of scrip.vos, and the one rule of cross-VO exchange:
+ * same VO byte for byte, a missing VO being the default one. */
+static void test_vo(void)
+{
+	static const struct {
+		const char *vo;
+		bool valid;
+	} names[] = {
+		{ "atlas", true }, { "CMS", true },     { "lhcb.test-1_x", true }, { "", false },
+		{ "at las", false }, { "atlas/", false }, { "atlas\n", false },   { "é", false },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		CU_ASSERT_EQUAL(scrip_client_vo_valid(names[i].vo), names[i].valid);
+	char longest[SCRIP_CLIENT_VO_MAX + 2];
+	memset(longest, 'a', sizeof(longest));
+	longest[SCRIP_CLIENT_VO_MAX] = '\0';
+	CU_ASSERT_TRUE(scrip_client_vo_valid(longest));
+	longest[SCRIP_CLIENT_VO_MAX] = 'a';
+	longest[SCRIP_CLIENT_VO_MAX + 1] = '\0';
+	CU_ASSERT_FALSE(scrip_client_vo_valid(longest));
+	CU_ASSERT_FALSE(scrip_client_vo_valid(NULL));
+
+	scrip_client_t c = { 0 };
+	CU_ASSERT_TRUE(scrip_client_vo_matches(&c, NULL)); /* both default */
+	CU_ASSERT_TRUE(scrip_client_vo_matches(&c, SCRIP_CLIENT_DEFAULT_VO));
+	CU_ASSERT_FALSE(scrip_client_vo_matches(&c, "atlas"));
+	c.vo = strdup("atlas");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c.vo);
+	CU_ASSERT_TRUE(scrip_client_vo_matches(&c, "atlas"));
+	CU_ASSERT_FALSE(scrip_client_vo_matches(&c, "ATLAS"));
+	CU_ASSERT_FALSE(scrip_client_vo_matches(&c, "cms"));
+	CU_ASSERT_FALSE(scrip_client_vo_matches(&c, NULL));
+	CU_ASSERT_FALSE(scrip_client_vo_matches(NULL, "atlas"));
+	scrip_client_clear(&c);
+	CU_ASSERT_PTR_NULL(c.vo);
+}
+
 bool scrip_test_client_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("client", NULL, NULL);
@@ -136,5 +173,6 @@ bool scrip_test_client_suite(void)
 	SCRIP_ADD_TEST(suite, test_secret_disabled_or_unknown);
 	SCRIP_ADD_TEST(suite, test_audience_allowed);
 	SCRIP_ADD_TEST(suite, test_client_clear);
+	SCRIP_ADD_TEST(suite, test_vo);
 	return true;
 }

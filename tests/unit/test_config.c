@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/client.h"
 #include "suites.h"
 #include "util/secret.h"
 
@@ -147,7 +148,37 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(u->jwks_min_refetch, 10);
 	CU_ASSERT_EQUAL(u->clock_skew, 60);
 	CU_ASSERT_EQUAL(u->timeout, 5);
+	CU_ASSERT_STRING_EQUAL(u->vo, SCRIP_CLIENT_DEFAULT_VO);
 	scrip_config_clear(&cfg);
+}
+
+/* [upstream] vo: any VO name, and nothing else. */
+static void test_upstream_vo(void)
+{
+	static const char base[] = "[server]\nlisten = localhost:8080\nissuer = https://sts.example.org\n"
+				   "plain_http = loopback\n"
+				   "[database]\nconninfo = dbname=scrip\n"
+				   "[keys]\nencryption_key = file:kek\n"
+				   "[upstream iam]\nissuer = https://iam.example.org/\n";
+	char text[1024];
+	scrip_config_t cfg;
+	scrip_err_t err = { 0 };
+	snprintf(text, sizeof(text), "%svo = atlas\n[upstream cms]\nissuer = https://cms.example.org/\nvo = cms\n",
+		 base);
+	bool ok = scrip_config_load(tmp_conf(text), &cfg, &err);
+	CU_ASSERT_TRUE_FATAL(ok);
+	if (!ok)
+		return;
+	CU_ASSERT_STRING_EQUAL(cfg.upstreams[0].vo, "atlas");
+	CU_ASSERT_STRING_EQUAL(cfg.upstreams[1].vo, "cms");
+	scrip_config_clear(&cfg);
+	static const char *const bad[] = { "vo = at las\n", "vo = atlas/x\n", "vo =\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", base, bad[i]);
+		scrip_err_clear(&err);
+		CU_ASSERT_FALSE(scrip_config_load(tmp_conf(text), &cfg, &err));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "vo"));
+	}
 }
 
 /* [limits]: the rate limits and the parameter cap, their defaults, 0 as
@@ -850,6 +881,7 @@ bool scrip_test_config_suite(void)
 		return false;
 	SCRIP_ADD_TEST(suite, test_good_file_values);
 	SCRIP_ADD_TEST(suite, test_defaults);
+	SCRIP_ADD_TEST(suite, test_upstream_vo);
 	SCRIP_ADD_TEST(suite, test_limits_rate_keys);
 	SCRIP_ADD_TEST(suite, test_contract_file_loads);
 	SCRIP_ADD_TEST(suite, test_example_file_loads);
