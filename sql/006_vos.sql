@@ -126,6 +126,10 @@ DECLARE
 	hi timestamptz := (date_trunc('month', month AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
 	name text := 'audit_events_' || to_char(month AT TIME ZONE 'UTC', 'YYYY_MM');
 BEGIN
+	-- Several scripd make the coming months' partitions: one at a time
+	-- (the lock is "scrp" 0x00000003, next to the key schedule's), and the
+	-- ones that waited find it made.
+	PERFORM pg_advisory_xact_lock(8314615162417971203);
 	IF to_regclass('scrip.' || quote_ident(name)) IS NOT NULL THEN
 		RETURN false;
 	END IF;

@@ -206,21 +206,32 @@ static void cleanup_cb(const scrip_db_result_t *res, const scrip_err_t *err, voi
 		return;
 	}
 	const char *n = scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 0) : NULL;
-	const char *parts = scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 1) : NULL;
 	if (n && strcmp(n, "0") != 0)
 		scrip_log_debug("shared upstream cleanup: %s expired rows dropped", n);
-	if (parts && strcmp(parts, "0") != 0)
-		scrip_log_info("audit trail: %s monthly partitions created ahead", parts);
+}
+
+static void partitions_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	if (!res) {
+		/* Not fatal: rows of a month without its partition go to the
+		 * default partition until one is made. */
+		scrip_log_warn("audit trail: the coming months' partitions could not be made: %s", err->text);
+		return;
+	}
+	const char *n = scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 0) : NULL;
+	if (n && strcmp(n, "0") != 0)
+		scrip_log_info("audit trail: %s monthly partitions made ahead", n);
 }
 
 /* The audit trail's partitions of the coming months are made here too, long
  * before their first row: an insert never waits for one (and the default
- * partition catches a row whose month has none). */
+ * partition catches a row whose month has none). Two statements, so that a
+ * failure of one does not cost the other. */
 void scrip_store_shared_cleanup(scrip_db_t *db)
 {
 	char ahead[16];
 	snprintf(ahead, sizeof(ahead), "%d", SCRIP_AUDIT_MONTHS_AHEAD);
 	const char *months[] = { ahead };
-	scrip_db_query(db, "SELECT scrip.upstream_shared_cleanup(), scrip.audit_partitions_ensure($1::integer)", 1,
-		       months, cleanup_cb, NULL);
+	scrip_db_query(db, "SELECT scrip.upstream_shared_cleanup()", 0, NULL, cleanup_cb, NULL);
+	scrip_db_query(db, "SELECT scrip.audit_partitions_ensure($1::integer)", 1, months, partitions_cb, NULL);
 }
