@@ -109,6 +109,19 @@ class TestVoRecording(VoCase):
                                 j=FIXTURE["cms"]["revoked"])
         self.assertEqual(row, [{"vo": "cms"}])
 
+    def test_upstream_calls_carry_their_upstream_vo(self):
+        # operator grant recorded the configuration's upstreams and their VOs.
+        rows = self.env.db.query("SELECT upstream, vo FROM scrip.upstreams ORDER BY upstream")
+        self.assertEqual(rows, [{"upstream": "atlas", "vo": "atlas"}, {"upstream": "cms", "vo": "cms"}])
+        for name in ("atlas", "cms", "unknown"):
+            self.env.db.execute("INSERT INTO scrip.upstream_calls (upstream, kind, outcome, latency_ms, instance)"
+                                " VALUES (:'u', 'jwks', 'ok', 1, 'test')", u=name)
+        rows = self.env.db.query("SELECT upstream, vo FROM scrip.upstream_calls WHERE instance = 'test'"
+                                 " ORDER BY upstream")
+        self.assertEqual([r["vo"] for r in rows], ["atlas", "cms", None])
+        seen = self.as_role("cms_ops", "SELECT upstream FROM audit.upstream_calls WHERE instance = 'test'")
+        self.assertEqual(seen, [{"upstream": "cms"}])
+
     def test_client_create_vo_is_validated(self):
         out = self.env.scripd.scripctl("client", "create", "bad-vo-" + secrets.token_hex(3), "--vo", "at las",
                                        "--scope", "storage.read:/demo")
