@@ -80,6 +80,7 @@ static void *worker_main(void *arg)
 	w->app.cfg = w->spec.cfg;
 	w->app.shared = w->spec.shared;
 	w->app.worker_index = w->spec.index;
+	w->app.accept_when_ready = w->spec.wait_ready;
 	bool ok = scrip_app_start(&w->app, w->spec.listen_fd, &w->start_err);
 	if (ok) {
 		w->drain_ev = event_new(w->app.base, -1, 0, drain_cb, w);
