@@ -28,12 +28,16 @@ static const struct {
 	{ "client", "create", scrip_ctl_client_create },
 	{ "client", "list", scrip_ctl_client_list },
 	{ "client", "show", scrip_ctl_client_show },
+	{ "client", "update", scrip_ctl_client_update },
 	{ "client", "disable", scrip_ctl_client_disable },
+	{ "client", "enable", scrip_ctl_client_enable },
+	{ "client", "rotate-secret", scrip_ctl_client_rotate_secret },
 	{ "key", "list", scrip_ctl_key_list },
 	{ "key", "rotate", scrip_ctl_key_rotate },
 	{ "job", "end", scrip_ctl_job_end },
 	{ "job", "show", scrip_ctl_job_show },
 	{ "token", "revoke", scrip_ctl_token_revoke },
+	{ "audit", "tail", scrip_ctl_audit_tail },
 };
 
 static const char usage_text[] =
