@@ -31,8 +31,8 @@ static void stop_cb(int sig)
 typedef struct {
 	int64_t n;
 	bool follow;
-	const char *client_id;                 /* borrowed from argv */
-	const char *outcomes[OUTCOMES_MAX];    /* borrowed, known, no duplicates */
+	const char *client_id;		    /* borrowed from argv */
+	const char *outcomes[OUTCOMES_MAX]; /* borrowed, known, no duplicates */
 	size_t n_outcomes;
 	bool json;
 } tail_args_t;
@@ -58,13 +58,13 @@ static int add_outcome(tail_args_t *a, const char *value)
 static int parse_tail(int argc, char **argv, tail_args_t *a)
 {
 	static const struct option opts[] = {
-		{ "lines", required_argument, NULL, 'n' },
-		{ "follow", no_argument, NULL, 'f' },
-		{ "client", required_argument, NULL, 'c' },
-		{ "outcome", required_argument, NULL, 'o' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"lines", required_argument, NULL, 'n'},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"client", required_argument, NULL, 'c'},
+	    {"outcome", required_argument, NULL, 'o'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool has_n = false;
 	int c;
@@ -79,24 +79,31 @@ static int parse_tail(int argc, char **argv, tail_args_t *a)
 			if (has_n)
 				rc = scrip_ctl_usage_error("-n given twice");
 			else if (optarg[0] < '0' || optarg[0] > '9' || *end || errno || v > TAIL_MAX)
-				rc = scrip_ctl_usage_error("invalid -n '%.40s': a number of events from 0 to %d", optarg,
-							   TAIL_MAX);
+				rc = scrip_ctl_usage_error("invalid -n '%.40s': a number of events from 0 to %d",
+							   optarg, TAIL_MAX);
 			has_n = true;
 			a->n = v;
 			break;
 		}
-		case 'f': a->follow = true; break;
+		case 'f':
+			a->follow = true;
+			break;
 		case 'c':
 			rc = a->client_id ? scrip_ctl_usage_error("--client given twice")
 					  : scrip_ctl_check_client("--client", optarg);
 			a->client_id = optarg;
 			break;
-		case 'o': rc = add_outcome(a, optarg); break;
-		case 'j': a->json = true; break;
+		case 'o':
+			rc = add_outcome(a, optarg);
+			break;
+		case 'j':
+			a->json = true;
+			break;
 		case 'h':
 			scrip_ctl_usage(stdout);
 			return SCRIP_CTL_OK;
-		default: return scrip_ctl_bad_option(argv, c);
+		default:
+			return scrip_ctl_bad_option(argv, c);
 		}
 	}
 	if (rc >= 0)
@@ -126,13 +133,13 @@ static char *detail(const json_t *e)
  * their values fit). */
 static bool print_events(const json_t *events, bool header, const size_t *min_widths)
 {
-	static const char *const headers[AUDIT_COLS] = { "ID",        "AT",      "EVENT", "OUTCOME",
-							 "CLIENT_ID", "SUBJECT", "ACTOR", "DETAIL" };
-	static const char *const members[AUDIT_COLS - 1] = { "id",        "at",      "event", "outcome",
-							     "client_id", "subject", "actor" };
+	static const char *const headers[AUDIT_COLS] = {"ID",	     "AT",	"EVENT", "OUTCOME",
+							"CLIENT_ID", "SUBJECT", "ACTOR", "DETAIL"};
+	static const char *const members[AUDIT_COLS - 1] = {"id",	 "at",	    "event", "outcome",
+							    "client_id", "subject", "actor"};
 	size_t n = json_array_size(events);
 	char **cells = calloc((n + 1) * AUDIT_COLS, sizeof(*cells));
-	size_t widths[AUDIT_COLS] = { 0 };
+	size_t widths[AUDIT_COLS] = {0};
 	bool ok = cells != NULL;
 	for (size_t c = 0; ok && c < AUDIT_COLS; c++)
 		ok = (cells[c] = strdup(headers[c])) != NULL;
@@ -184,10 +191,11 @@ end:
 /* Prints one batch; *last: the highest id printed so far. */
 static bool print_batch(const json_t *events, const tail_args_t *a, bool first, int64_t *last)
 {
-	static const size_t follow_widths[AUDIT_COLS] = { 6, 24, 20, 8, 16, 16, 8, 0 };
+	static const size_t follow_widths[AUDIT_COLS] = {6, 24, 20, 8, 16, 16, 8, 0};
 	size_t i;
 	const json_t *e;
-	json_array_foreach (events, i, e) {
+	json_array_foreach(events, i, e)
+	{
 		int64_t id = (int64_t)json_integer_value(json_object_get(e, "id"));
 		if (id > *last)
 			*last = id;
@@ -196,9 +204,7 @@ static bool print_batch(const json_t *events, const tail_args_t *a, bool first, 
 		return scrip_ctl_print_json(events);
 	if (a->json) {
 		/* Following: one object per line (JSON Lines), as they come. */
-		json_array_foreach (events, i, e)
-			if (!scrip_ctl_print_json(e))
-				return false;
+		json_array_foreach(events, i, e) if (!scrip_ctl_print_json(e)) return false;
 		return true;
 	}
 	if (!a->follow && json_array_size(events) == 0) {
@@ -218,8 +224,8 @@ static bool print_batch(const json_t *events, const tail_args_t *a, bool first, 
 /* The highest id in the table (following from now on with -n 0). */
 static bool last_id(scrip_sync_t *db, int64_t *out, scrip_err_t *err)
 {
-	scrip_sync_result_t *res = scrip_sync_query(db, "SELECT coalesce(max(id), 0) FROM scrip.audit_events", 0, NULL,
-						    err);
+	scrip_sync_result_t *res =
+	    scrip_sync_query(db, "SELECT coalesce(max(id), 0) FROM scrip.audit_events", 0, NULL, err);
 	const char *v = scrip_sync_result_value(res, 0, 0);
 	*out = v ? strtoll(v, NULL, 10) : 0;
 	scrip_sync_result_free(res);
@@ -228,15 +234,15 @@ static bool last_id(scrip_sync_t *db, int64_t *out, scrip_err_t *err)
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL); /* a signal ends it early: stop_following is then set */
 }
 
 int scrip_ctl_audit_tail(scrip_ctl_t *ctl, int argc, char **argv)
 {
-	tail_args_t a = { .n = TAIL_DEFAULT };
+	tail_args_t a = {.n = TAIL_DEFAULT};
 	scrip_sync_t *db = NULL;
-	scrip_err_t err = { 0 };
+	scrip_err_t err = {0};
 	json_t *events = NULL;
 	int64_t last = 0;
 	int rc = parse_tail(argc, argv, &a);
@@ -246,14 +252,14 @@ int scrip_ctl_audit_tail(scrip_ctl_t *ctl, int argc, char **argv)
 		goto end;
 	rc = SCRIP_CTL_FAIL;
 	scrip_sync_audit_query_t q = {
-		.client_id = a.client_id,
-		.outcomes = a.outcomes,
-		.n_outcomes = a.n_outcomes,
-		.limit = a.n,
+	    .client_id = a.client_id,
+	    .outcomes = a.outcomes,
+	    .n_outcomes = a.n_outcomes,
+	    .limit = a.n,
 	};
 	if (a.follow) {
 		/* Ends on SIGINT or SIGTERM with status 0, having freed all. */
-		struct sigaction sa = { .sa_handler = stop_cb };
+		struct sigaction sa = {.sa_handler = stop_cb};
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);

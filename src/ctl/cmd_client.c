@@ -414,9 +414,11 @@ static bool print_client(const json_t *client)
 		       "created_at:       %s\n"
 		       "updated_at:       %s\n"
 		       "permissions:      %s\n"
-		       "upstream_audiences: %s\n",
+		       "upstream_audiences: %s\n"
+		       "previous secret accepted until: %s\n",
 		       row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-		       json_string_value(json_object_get(client, "updated_at")) ?: "?", permissions, upstream);
+		       json_string_value(json_object_get(client, "updated_at")) ?: "?", permissions, upstream,
+		       json_string_value(json_object_get(client, "previous_secret_expires_at")) ?: "-");
 	else
 		scrip_ctl_error("out of memory");
 	for (size_t i = 0; i < LIST_COLS; i++)

@@ -511,7 +511,9 @@ static const char client_list_sql[] =
 	" 'risky_max_lifetime', risky_max_lifetime, 'max_grant_lifetime', max_grant_lifetime,"
 	" 'refresh_grace', refresh_grace,"
 	" 'permissions', to_json(permissions), 'upstream_audiences', to_json(upstream_audiences),"
-	" 'created_at', " SQL_TIME("created_at") ", 'updated_at', " SQL_TIME("updated_at") ")"
+	" 'created_at', " SQL_TIME("created_at") ", 'updated_at', " SQL_TIME("updated_at") ","
+	" 'previous_secret_expires_at', CASE WHEN previous_secret_expires_at > now()"
+	"  THEN " SQL_TIME("previous_secret_expires_at") " END)"
 	" ORDER BY client_id COLLATE \"C\"), '[]')::text"
 	" FROM scrip.clients WHERE $1::text IS NULL OR client_id = $1";
 

@@ -134,8 +134,9 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
  * client_id (bytewise), each element
  *   {"client_id": str, "enabled": bool, "scopes": [str], "audiences": [str],
  *    "default_lifetime": int, "max_lifetime": int, "permissions": [str],
- *    "created_at": "YYYY-MM-DDTHH:MM:SSZ", "updated_at": "YYYY-MM-DDTHH:MM:SSZ"}
- * — never the secret hash. client_id non-NULL: only that client (the
+ *    "created_at": "YYYY-MM-DDTHH:MM:SSZ", "updated_at": "YYYY-MM-DDTHH:MM:SSZ",
+ *    "previous_secret_expires_at": time|null (the end of a rotate-secret overlap still running)}
+ * — never a secret hash. client_id non-NULL: only that client (the
  * array is empty when there is none). NULL on failure. */
 json_t *scrip_sync_client_list(scrip_sync_t *db, const char *client_id, scrip_err_t *err);
 
