@@ -285,8 +285,7 @@ end:
 	return ok;
 }
 
-/* Whether migration version is recorded as applied. */
-static bool migration_applied(scrip_sync_t *db, int version, bool *applied, scrip_err_t *err)
+bool scrip_sync_migration_applied(scrip_sync_t *db, int version, bool *applied, scrip_err_t *err)
 {
 	char text[16];
 	char *found = NULL;
@@ -363,7 +362,7 @@ bool scrip_sync_migrate(scrip_sync_t *db, const scrip_migration_t *migrations, s
 	 * (a database migrated by a build that lacked it). */
 	for (size_t i = 0; i < n; i++) {
 		bool applied = false;
-		if (!migration_applied(db, migrations[i].version, &applied, err))
+		if (!scrip_sync_migration_applied(db, migrations[i].version, &applied, err))
 			goto end;
 		if (applied)
 			continue;

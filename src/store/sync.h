@@ -85,6 +85,12 @@ void scrip_sync_rollback(scrip_sync_t *db);
  * table does not exist or is empty. Creates nothing. */
 bool scrip_sync_schema_version(scrip_sync_t *db, int *version, scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* Whether migration version is recorded in scrip.schema_migrations (which
+ * must exist: check scrip_sync_schema_version first). A migration can be
+ * missing below the highest recorded one, when a build that lacked it
+ * migrated the database. */
+bool scrip_sync_migration_applied(scrip_sync_t *db, int version, bool *applied, scrip_err_t *err) SCRIP_MUST_CHECK;
+
 /* Brings the schema up to date: holding the session advisory lock
  * SCRIP_SYNC_LOCK_MIGRATE (waiting for any other migrator), creates schema
  * "scrip" and scrip.schema_migrations if missing, then applies each of

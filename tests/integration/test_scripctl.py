@@ -83,7 +83,12 @@ class MigrateTest(CtlCase):
                             " DROP SEQUENCE scrip.upstream_key_set_versions;"
                             " DROP INDEX scrip.upstream_leases_expires;"
                             " DELETE FROM scrip.schema_migrations WHERE version = 4")
-        self.assertOk(self.ctl("db", "migrate"))
+        status = self.ctl("db", "status", "--json")
+        self.assertEqual(status.returncode, 1, "db status calls a database missing migration 4 up to date")
+        self.assertEqual([m["version"] for m in json.loads(status.stdout)["pending"]], [4])
+        out = self.assertOk(self.ctl("db", "migrate"))
+        self.assertIn("applied 004_shared_upstream.sql", out.stdout)
+        self.assertOk(self.ctl("db", "status"))
         self.assertEqual(self.env.db.scalar("SELECT count(*) AS n FROM scrip.schema_migrations WHERE version = 4"), 1)
         self.assertTrue(self.env.db.scalar("SELECT to_regclass('scrip.upstream_key_sets') IS NOT NULL AS t"))
 
