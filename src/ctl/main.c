@@ -28,12 +28,16 @@ static const struct {
 	{ "client", "create", scrip_ctl_client_create },
 	{ "client", "list", scrip_ctl_client_list },
 	{ "client", "show", scrip_ctl_client_show },
+	{ "client", "update", scrip_ctl_client_update },
 	{ "client", "disable", scrip_ctl_client_disable },
+	{ "client", "enable", scrip_ctl_client_enable },
+	{ "client", "rotate-secret", scrip_ctl_client_rotate_secret },
 	{ "key", "list", scrip_ctl_key_list },
 	{ "key", "rotate", scrip_ctl_key_rotate },
 	{ "job", "end", scrip_ctl_job_end },
 	{ "job", "show", scrip_ctl_job_show },
 	{ "token", "revoke", scrip_ctl_token_revoke },
+	{ "audit", "tail", scrip_ctl_audit_tail },
 };
 
 static const char usage_text[] =
@@ -44,7 +48,7 @@ static const char usage_text[] =
 	"its [database] conninfo and its [keys] algorithm and encryption_key.\n"
 	"\n"
 	"Database:\n"
-	"  db migrate                 apply every pending schema migration (idempotent)\n"
+	"  db migrate [--json]        apply every pending schema migration (idempotent)\n"
 	"  db status [--json]         current and latest schema version, pending migrations;\n"
 	"                             exits 1 when migrations are pending\n"
 	"\n"
@@ -74,7 +78,19 @@ static const char usage_text[] =
 	"                             (broker mode; also allowed as --audience)\n"
 	"  client list [--json]       every client and its policy\n"
 	"  client show NAME [--json]  one client and its policy\n"
-	"  client disable NAME        stop NAME from authenticating\n"
+	"  client update NAME [--scope SCOPE]... [--no-scope] [--audience AUD]... [--no-audience]\n"
+	"                [--upstream-audience AUD]... [--no-upstream-audience]\n"
+	"                [--permission PERMISSION]... [--no-permission]\n"
+	"                [--default-lifetime S] [--max-lifetime S] [--risky-max-lifetime S]\n"
+	"                [--max-grant-lifetime S] [--refresh-grace S] [--json]\n"
+	"                             change what is given, checked as for create; a list\n"
+	"                             option replaces the list (--no-X empties it); prints\n"
+	"                             the client as show does\n"
+	"  client disable NAME [--json]  stop NAME from authenticating\n"
+	"  client enable NAME [--json]   let NAME authenticate again\n"
+	"  client rotate-secret NAME [--overlap SECONDS] [--json]\n"
+	"                             give NAME a new secret, printed once; the old one keeps\n"
+	"                             working for SECONDS (0-2592000, default 0: it stops now)\n"
 	"\n"
 	"Signing keys:\n"
 	"  key list [--json]          every signing key and its state (no private material)\n"
@@ -95,6 +111,14 @@ static const char usage_text[] =
 	"                             revoke one access token (--jti), or every live access\n"
 	"                             token and grant of a subject, a client or a job;\n"
 	"                             prints what was revoked\n"
+	"\n"
+	"Audit trail:\n"
+	"  audit tail [-n N] [--follow] [--client NAME] [--outcome OUTCOME]... [--json]\n"
+	"                             the last N events (default 20, at most 10000), oldest\n"
+	"                             first; --follow then prints new ones as they come (every\n"
+	"                             second) until interrupted; OUTCOME: granted, denied,\n"
+	"                             done, revoked, replay, suspended, restored. --json: an\n"
+	"                             array, or with --follow one object per line\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE          scripd's configuration file (required for subcommands)\n"

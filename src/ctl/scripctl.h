@@ -95,11 +95,15 @@ int scrip_ctl_db_status(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_client_list(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_client_show(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_client_update(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_client_disable(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_client_enable(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_client_rotate_secret(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_key_list(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_job_end(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_job_show(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_token_revoke(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_audit_tail(scrip_ctl_t *ctl, int argc, char **argv);
 
 #endif
