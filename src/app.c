@@ -18,6 +18,27 @@
 #include "util/log.h"
 #include "util/secret.h"
 
+/* A loop that waited for its keys starts accepting (or, after the ready
+ * timer, without them: it answers 503 like any loop whose database is away). */
+static void accept_now(scrip_app_t *app)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	app->accept_when_ready = false;
+	if (app->ready_timer)
+		event_del(app->ready_timer);
+	if (!app->draining && !scrip_httpd_accept(app, &err))
+		scrip_log_error("worker %d: %s", app->worker_index, err.text);
+}
+
+static void ready_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	scrip_app_t *app = arg;
+	scrip_log_warn("worker %d: no signing keys after %lld s: accepting anyway", app->worker_index,
+		       (long long)app->cfg->query_timeout);
+	accept_now(app);
+}
+
 static void keys_loaded_cb(scrip_keyring_t *ring, const scrip_err_t *err, void *arg)
 {
 	scrip_app_t *app = arg;
@@ -34,6 +55,8 @@ static void keys_loaded_cb(scrip_keyring_t *ring, const scrip_err_t *err, void *
 			       scrip_keyring_size(ring));
 	scrip_keyring_free(app->keyring);
 	app->keyring = ring;
+	if (app->accept_when_ready)
+		accept_now(app);
 }
 
 static void keys_load(scrip_app_t *app)
@@ -113,6 +136,7 @@ static void instance_name(char *out, size_t size, int worker)
 bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *err)
 {
 	SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "start", "out of memory");
+	app->pending_fd = -1;
 	app->ratelimit = app->shared->ratelimit;
 	app->tls = app->shared->tls;
 	app->base = event_base_new();
@@ -146,8 +170,14 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 	struct timeval every = { (time_t)app->cfg->keys_check_interval, 0 };
 	if (!app->keys_timer || event_add(app->keys_timer, &every) != 0)
 		return false;
+	if (app->accept_when_ready) {
+		struct timeval wait = { (time_t)app->cfg->query_timeout, 0 };
+		if (!(app->ready_timer = evtimer_new(app->base, ready_timer_cb, app)) ||
+		    evtimer_add(app->ready_timer, &wait) != 0)
+			return false;
+	}
 	scrip_err_clear(err);
-	return scrip_httpd_start(app, listen_fd, err);
+	return scrip_httpd_start(app, listen_fd, !app->accept_when_ready, err);
 }
 
 /* Order matters. No new request is accepted; work in flight (upstream
@@ -181,6 +211,8 @@ void scrip_app_stop(scrip_app_t *app)
 	scrip_lazy_free(app->lazy);
 	scrip_db_free(app->db);
 	scrip_httpd_stop(app);
+	if (app->ready_timer)
+		event_free(app->ready_timer);
 	if (app->keys_timer)
 		event_free(app->keys_timer);
 	scrip_keyring_free(app->keyring);

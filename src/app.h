@@ -48,6 +48,9 @@ typedef struct {
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
+	evutil_socket_t pending_fd;       /* listening socket taken but not yet accepted on; -1: none */
+	bool accept_when_ready;           /* accept only once the keys are loaded (a reload's new loops) */
+	struct event *ready_timer;        /* accepts anyway after query_timeout */
 	scrip_ratelimit_t *ratelimit;     /* shared->ratelimit */
 	struct scrip_tls *tls;       /* shared->tls */
 	struct scrip_conns *conns;   /* the client connections (http/conn.h) */
@@ -56,9 +59,12 @@ typedef struct {
 	bool draining;                    /* not accepting; every answer closes its connection */
 } scrip_app_t;
 
-/* Builds the loop and its objects (cfg, shared and worker_index set by the
- * caller) and accepts on a dup() of listen_fd. False with err set; then
- * scrip_app_stop frees what was made. */
+/* Builds the loop and its objects (cfg, shared, worker_index and
+ * accept_when_ready set by the caller) and accepts on a dup() of listen_fd:
+ * at once, or with accept_when_ready only when its signing keys are loaded
+ * from the database (at most [database] query_timeout later), so that a
+ * reload's new loops do not answer 503 while they connect. False with err
+ * set; then scrip_app_stop frees what was made. */
 bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* Stops accepting; requests keep being answered, each with Connection: close. */

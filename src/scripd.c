@@ -181,7 +181,9 @@ static generation_t *generation_start(daemon_t *d, scrip_config_t *cfg, scrip_er
 	}
 	for (; g->n < want; g->n++) {
 		scrip_worker_spec_t spec = { .cfg = &g->cfg, .shared = &g->shared, .listen_fd = d->listen_fd,
-					     .index = (int)g->n, .ended = worker_ended_notify, .ended_arg = d };
+					     .index = (int)g->n, .ended = worker_ended_notify, .ended_arg = d,
+					     /* a reload's loops accept once ready; new connections wait in the queue */
+					     .wait_ready = d->current != NULL };
 		if (!(g->workers[g->n] = scrip_worker_start(&spec, err))) {
 			generation_free(g);
 			return NULL;

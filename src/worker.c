@@ -46,11 +46,9 @@ static void drain_poll_cb(evutil_socket_t fd, short what, void *arg)
 	bool done = scrip_app_drained(&w->app);
 	if (!done && scrip_mono_ms() < w->drain_deadline_ms)
 		return;
-	if (!done) {
+	if (!done) /* still an orderly stop: what is left is answered 503 by scrip_app_stop */
 		scrip_log_warn("worker %d: drain deadline passed with %lu requests in flight", w->spec.index,
 			       w->app.requests_in_flight);
-		w->status = 1;
-	}
 	event_base_loopexit(w->app.base, NULL);
 }
 
@@ -82,6 +80,7 @@ static void *worker_main(void *arg)
 	w->app.cfg = w->spec.cfg;
 	w->app.shared = w->spec.shared;
 	w->app.worker_index = w->spec.index;
+	w->app.accept_when_ready = w->spec.wait_ready;
 	bool ok = scrip_app_start(&w->app, w->spec.listen_fd, &w->start_err);
 	if (ok) {
 		w->drain_ev = event_new(w->app.base, -1, 0, drain_cb, w);

@@ -21,6 +21,7 @@ typedef struct {
 	scrip_shared_t *shared;    /* process-wide */
 	evutil_socket_t listen_fd; /* shared; the worker accepts on a dup() of it */
 	int index;                 /* 0..threads-1, names the worker in logs and shared rows */
+	bool wait_ready;           /* accept only once its keys are loaded (app.h accept_when_ready) */
 	/* Called on the worker's thread as it ends, after its loop stopped: must
 	 * only wake the main thread (event_active). */
 	void (*ended)(void *arg);

@@ -82,8 +82,8 @@ static const opt_t opts[] = {
 	  "taken from the configuration file's directory. With `tls_key`, the listener speaks HTTPS only (TLS "
 	  "1.2 or 1.3) and `issuer` must be an https:// URL." },
 	{ SECT_SERVER, "tls_key", T_FILE, CFG(tls_key), NULL, 0, 0, 0, NULL, NULL,
-	  "PEM file with the unencrypted private key of `tls_certificate` (readable by scripd only: mode 0600 or "
-	  "0640). Its contents are never logged." },
+	  "PEM file with the unencrypted private key of `tls_certificate`, readable by scripd only (owner root, "
+	  "group scrip, mode 0640 with the systemd unit). Its contents are never logged." },
 	{ SECT_SERVER, "plain_http", T_CHOICE, CFG(plain_http), NULL, 0, 0, 0, "no loopback behind_proxy", NULL,
 	  "Whether the listener may speak plain HTTP, without `tls_certificate`: `no` (scripd refuses to start "
 	  "without a certificate), `loopback` (only when `listen` is a loopback address: tests and same-host "

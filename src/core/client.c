@@ -47,7 +47,13 @@ bool scrip_client_secret_matches(const scrip_client_t *client, const char *secre
 	 * so the time taken does not tell which client_ids exist; comparing
 	 * fixed-length digests with CRYPTO_memcmp leaks nothing of the secret. */
 	bool equal = scrip_ct_equal(digest, client ? client->secret_hash : dummy, sizeof(digest));
+	/* The previous secret (inside a rotation's overlap) is compared every
+	 * time too, against the dummy when there is none; the results are
+	 * combined without a branch on the first. */
+	bool has_previous = client && client->has_previous_secret;
+	bool previous = scrip_ct_equal(digest, has_previous ? client->previous_secret_hash : dummy, sizeof(digest));
 	explicit_bzero(digest, sizeof(digest));
+	equal = (bool)((unsigned)equal | ((unsigned)previous & (unsigned)has_previous));
 	return equal && client != NULL && client->enabled;
 }
 

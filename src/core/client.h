@@ -19,6 +19,10 @@ typedef struct {
 	char *client_id;                       /* [A-Za-z0-9._-]{1,64}, owned */
 	bool enabled;                          /* disabled clients cannot authenticate */
 	uint8_t secret_hash[SCRIP_SHA256_LEN]; /* SHA-256 of the secret; the secret is never stored */
+	uint8_t previous_secret_hash[SCRIP_SHA256_LEN]; /* SHA-256 of the secret before the last rotation,
+	                                                 * meaningful only when has_previous_secret */
+	bool has_previous_secret; /* the previous secret is still inside its overlap (store decides, by
+	                           * the database's clock, when it reads the client) */
 	scrip_scope_set_t scopes;              /* policy: what it may be granted (covering rule) */
 	char **audiences;                      /* allowed audiences, owned; [0] is the default */
 	size_t n_audiences;
@@ -44,8 +48,11 @@ typedef struct {
 bool scrip_client_id_valid(const char *client_id);
 
 /* Checks a presented secret against client (NULL client: compares against
- * a fixed dummy so an unknown client costs the same). Constant time in
- * the secret. False for NULL secret or a disabled client. */
+ * a fixed dummy so an unknown client costs the same). The current and the
+ * previous secret's hash (a dummy when there is none) are both compared,
+ * always, so the time taken tells neither which one matched nor whether a
+ * rotation is in its overlap. Constant time in the secret. False for NULL
+ * secret or a disabled client. */
 bool scrip_client_secret_matches(const scrip_client_t *client, const char *secret);
 
 /* True if aud is one of the client's allowed audiences (exact bytes). */

@@ -1,5 +1,6 @@
-/* cmd_client.c — `scripctl client create|list|show|disable`: registering
- * the services that exchange tokens, their policy, and their one-time secret. */
+/* cmd_client.c — `scripctl client create|list|show|update|disable|enable|
+ * rotate-secret`: registering the services that exchange tokens, their
+ * policy, and their secret (printed once, only its hash stored). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,15 +89,23 @@ static int add_scope(create_args_t *a, const char *text)
 /* Audiences are compared byte for byte with what clients send, and sent
  * in tokens' aud: printable ASCII without spaces keeps them unambiguous
  * in logs, forms and the space-separated audit description. */
-static int add_audience(create_args_t *a, const char *aud)
+static int check_audience(const char *option, const char *aud)
 {
 	size_t len = strlen(aud);
 	if (len == 0 || len > AUDIENCE_MAX_LEN)
-		return scrip_ctl_usage_error("invalid --audience: it must be 1 to %d bytes", AUDIENCE_MAX_LEN);
+		return scrip_ctl_usage_error("invalid %s: it must be 1 to %d bytes", option, AUDIENCE_MAX_LEN);
 	for (const char *p = aud; *p; p++)
 		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
-			return scrip_ctl_usage_error("invalid --audience '%.100s': only printable ASCII, no spaces",
+			return scrip_ctl_usage_error("invalid %s '%.100s': only printable ASCII, no spaces", option,
 						     aud);
+	return -1;
+}
+
+static int add_audience(create_args_t *a, const char *aud)
+{
+	int rc = check_audience("--audience", aud);
+	if (rc >= 0)
+		return rc;
 	for (size_t i = 0; i < a->n_audiences; i++)
 		if (strcmp(a->audiences[i], aud) == 0)
 			return -1;
@@ -417,9 +426,11 @@ static bool print_client(const json_t *client)
 		       "created_at:       %s\n"
 		       "updated_at:       %s\n"
 		       "permissions:      %s\n"
-		       "upstream_audiences: %s\n",
+		       "upstream_audiences: %s\n"
+		       "previous secret accepted until: %s\n",
 		       row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-		       json_string_value(json_object_get(client, "updated_at")) ?: "?", permissions, upstream);
+		       json_string_value(json_object_get(client, "updated_at")) ?: "?", permissions, upstream,
+		       json_string_value(json_object_get(client, "previous_secret_expires_at")) ?: "-");
 	else
 		scrip_ctl_error("out of memory");
 	for (size_t i = 0; i < LIST_COLS; i++)
@@ -462,13 +473,15 @@ end:
 	return rc;
 }
 
-int scrip_ctl_client_disable(scrip_ctl_t *ctl, int argc, char **argv)
+/* `client disable` and `client enable`. */
+static int set_enabled(scrip_ctl_t *ctl, int argc, char **argv, bool enabled)
 {
 	scrip_sync_t *db = NULL;
 	scrip_err_t err = { 0 };
 	char *name = NULL;
 	bool changed = false;
-	int rc = scrip_ctl_simple_args(argc, argv, NULL, 1, &name);
+	bool json = false;
+	int rc = scrip_ctl_simple_args(argc, argv, &json, 1, &name);
 	if (rc >= 0)
 		return rc;
 	if (!scrip_client_id_valid(name))
@@ -476,13 +489,310 @@ int scrip_ctl_client_disable(scrip_ctl_t *ctl, int argc, char **argv)
 	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
 		goto end;
 	rc = SCRIP_CTL_FAIL;
-	if (!scrip_sync_client_disable(db, name, &changed, &err)) {
+	if (!(enabled ? scrip_sync_client_enable : scrip_sync_client_disable)(db, name, &changed, &err)) {
 		scrip_ctl_error_err(&err);
 		goto end;
 	}
-	printf(changed ? "client '%s' disabled\n" : "client '%s' was already disabled\n", name);
+	const char *word = enabled ? "enabled" : "disabled";
+	if (json)
+		printf("{\"client_id\":\"%s\",\"enabled\":%s,\"changed\":%s}\n", name, enabled ? "true" : "false",
+		       changed ? "true" : "false");
+	else
+		printf(changed ? "client '%s' %s\n" : "client '%s' was already %s\n", name, word);
 	rc = SCRIP_CTL_OK;
 end:
+	scrip_sync_close(db);
+	return rc;
+}
+
+int scrip_ctl_client_disable(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	return set_enabled(ctl, argc, argv, false);
+}
+
+int scrip_ctl_client_enable(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	return set_enabled(ctl, argc, argv, true);
+}
+
+/* ---- client update ---- */
+
+/* The parsed command line of `client update`: the lists and numbers as
+ * create parses them, and which of them were given. */
+typedef struct {
+	create_args_t a;   /* numbers: has_* flags; lists: below */
+	bool scopes;       /* --scope or --no-scope given */
+	bool audiences;    /* --audience or --no-audience */
+	bool permissions;  /* --permission or --no-permission */
+	bool upstream;     /* --upstream-audience or --no-upstream-audience */
+	bool cleared[4];   /* the --no-* form was given, per list above */
+	char fields[256];  /* the options given, each once, for the audit row */
+} update_args_t;
+
+static void note_field(update_args_t *u, const char *option)
+{
+	char key[48];
+	snprintf(key, sizeof(key), " %s ", option);
+	char padded[sizeof(u->fields) + 2];
+	snprintf(padded, sizeof(padded), " %s ", u->fields);
+	if (strstr(padded, key))
+		return;
+	size_t len = strlen(u->fields);
+	snprintf(u->fields + len, sizeof(u->fields) - len, "%s%s", len ? " " : "", option);
+}
+
+/* A list option (index k of update_args_t's lists), given as values or as
+ * its --no- form: not both. */
+static int list_given(update_args_t *u, int k, bool clear, bool *flag, const char *option)
+{
+	if (*flag && u->cleared[k] != clear)
+		return scrip_ctl_usage_error("%s and its --no- form are given together", option);
+	*flag = true;
+	u->cleared[k] = clear;
+	note_field(u, option);
+	return -1;
+}
+
+/* An upstream audience for update: checked and deduplicated, but not added
+ * to the audiences here (the store adds it to the list in force). */
+static int add_update_upstream(create_args_t *a, const char *aud)
+{
+	int rc = check_audience("--upstream-audience", aud);
+	if (rc >= 0)
+		return rc;
+	for (size_t i = 0; i < a->n_upstream_audiences; i++)
+		if (strcmp(a->upstream_audiences[i], aud) == 0)
+			return scrip_ctl_usage_error("--upstream-audience '%.100s' is given twice", aud);
+	if (a->n_upstream_audiences == AUDIENCES_MAX)
+		return scrip_ctl_usage_error("at most %d --upstream-audience per client", AUDIENCES_MAX);
+	a->upstream_audiences[a->n_upstream_audiences++] = aud;
+	return -1;
+}
+
+static int parse_update(int argc, char **argv, update_args_t *u)
+{
+	static const struct option opts[] = {
+		{ "scope", required_argument, NULL, 's' },
+		{ "no-scope", no_argument, NULL, 'S' },
+		{ "audience", required_argument, NULL, 'a' },
+		{ "no-audience", no_argument, NULL, 'A' },
+		{ "upstream-audience", required_argument, NULL, 'u' },
+		{ "no-upstream-audience", no_argument, NULL, 'U' },
+		{ "permission", required_argument, NULL, 'p' },
+		{ "no-permission", no_argument, NULL, 'P' },
+		{ "default-lifetime", required_argument, NULL, 'd' },
+		{ "max-lifetime", required_argument, NULL, 'm' },
+		{ "risky-max-lifetime", required_argument, NULL, 'r' },
+		{ "max-grant-lifetime", required_argument, NULL, 'g' },
+		{ "refresh-grace", required_argument, NULL, 'G' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	create_args_t *a = &u->a;
+	int c;
+	int rc = -1;
+	optind = 0;
+	while (rc < 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if ((rc = list_given(u, 0, false, &u->scopes, "--scope")) < 0)
+				rc = add_scope(a, optarg);
+			break;
+		case 'S': rc = list_given(u, 0, true, &u->scopes, "--scope"); break;
+		case 'a':
+			if ((rc = list_given(u, 1, false, &u->audiences, "--audience")) < 0)
+				rc = add_audience(a, optarg);
+			break;
+		case 'A': rc = list_given(u, 1, true, &u->audiences, "--audience"); break;
+		case 'p':
+			if ((rc = list_given(u, 2, false, &u->permissions, "--permission")) < 0)
+				rc = add_permission(a, optarg);
+			break;
+		case 'P': rc = list_given(u, 2, true, &u->permissions, "--permission"); break;
+		case 'u':
+			if ((rc = list_given(u, 3, false, &u->upstream, "--upstream-audience")) < 0)
+				rc = add_update_upstream(a, optarg);
+			break;
+		case 'U': rc = list_given(u, 3, true, &u->upstream, "--upstream-audience"); break;
+		case 'd':
+			note_field(u, "--default-lifetime");
+			rc = parse_seconds("--default-lifetime", optarg, &a->has_default, &a->default_lifetime);
+			break;
+		case 'm':
+			note_field(u, "--max-lifetime");
+			rc = parse_seconds("--max-lifetime", optarg, &a->has_max, &a->max_lifetime);
+			break;
+		case 'r':
+			note_field(u, "--risky-max-lifetime");
+			rc = parse_seconds("--risky-max-lifetime", optarg, &a->has_risky, &a->risky_max_lifetime);
+			break;
+		case 'g':
+			note_field(u, "--max-grant-lifetime");
+			rc = parse_seconds("--max-grant-lifetime", optarg, &a->has_grant, &a->max_grant_lifetime);
+			break;
+		case 'G':
+			note_field(u, "--refresh-grace");
+			rc = strcmp(optarg, "0") == 0 && !a->has_grace
+				     ? (a->has_grace = true, a->refresh_grace = 0, -1)
+				     : parse_seconds("--refresh-grace", optarg, &a->has_grace, &a->refresh_grace);
+			break;
+		case 'j': a->json = true; break;
+		case 'h':
+			scrip_ctl_usage(stdout);
+			rc = SCRIP_CTL_OK;
+			break;
+		default: rc = scrip_ctl_bad_option(argv, c); break;
+		}
+	}
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return scrip_ctl_usage_error("'client update' takes one NAME");
+	a->client_id = argv[optind];
+	if (!scrip_client_id_valid(a->client_id))
+		return bad_name(a->client_id);
+	if (u->fields[0] == '\0')
+		return scrip_ctl_usage_error("'client update' needs at least one option to change");
+	if (a->has_default && a->has_max && a->max_lifetime < a->default_lifetime)
+		return scrip_ctl_usage_error("the max lifetime (%lld s) is below the default lifetime (%lld s)",
+					     (long long)a->max_lifetime, (long long)a->default_lifetime);
+	return -1;
+}
+
+int scrip_ctl_client_update(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	update_args_t u = { 0 };
+	scrip_sync_t *db = NULL;
+	scrip_err_t err = { 0 };
+	json_t *client = NULL;
+	int rc = parse_update(argc, argv, &u);
+	if (rc >= 0)
+		goto end;
+	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
+		goto end;
+	rc = SCRIP_CTL_FAIL;
+	const create_args_t *a = &u.a;
+	scrip_sync_client_update_t change = {
+		.client_id = a->client_id,
+		.has_scopes = u.scopes,
+		.scopes = (const char *const *)a->scopes,
+		.n_scopes = a->n_scopes,
+		.has_audiences = u.audiences,
+		.audiences = a->audiences,
+		.n_audiences = a->n_audiences,
+		.has_permissions = u.permissions,
+		.permissions = a->permissions,
+		.n_permissions = a->n_permissions,
+		.has_upstream_audiences = u.upstream,
+		.upstream_audiences = a->upstream_audiences,
+		.n_upstream_audiences = a->n_upstream_audiences,
+		.default_lifetime = a->has_default ? a->default_lifetime : -1,
+		.max_lifetime = a->has_max ? a->max_lifetime : -1,
+		.risky_max_lifetime = a->has_risky ? a->risky_max_lifetime : -1,
+		.max_grant_lifetime = a->has_grant ? a->max_grant_lifetime : -1,
+		.refresh_grace = a->has_grace ? a->refresh_grace : -1,
+		.fields = u.fields,
+	};
+	if (!(client = scrip_sync_client_update(db, &change, &err))) {
+		scrip_ctl_error_err(&err);
+		goto end;
+	}
+	if (a->json ? !scrip_ctl_print_json(client) : !print_client(client))
+		goto end;
+	rc = SCRIP_CTL_OK;
+end:
+	json_decref(client);
+	create_args_clear(&u.a);
+	scrip_sync_close(db);
+	return rc;
+}
+
+/* ---- client rotate-secret ---- */
+
+#define OVERLAP_MAX 2592000 /* 30 days: a rotation that takes longer is a second client */
+
+int scrip_ctl_client_rotate_secret(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "overlap", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	scrip_sync_t *db = NULL;
+	scrip_err_t err = { 0 };
+	char *secret = NULL;
+	char *until = NULL;
+	uint8_t hash[SCRIP_SHA256_LEN] = { 0 };
+	bool json = false;
+	bool has_overlap = false;
+	int64_t overlap = 0;
+	int c;
+	int rc = -1;
+	optind = 0;
+	while (rc < 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			/* 0 is valid: the old secret stops at once. */
+			rc = strcmp(optarg, "0") == 0 && !has_overlap
+				     ? (has_overlap = true, overlap = 0, -1)
+				     : parse_seconds("--overlap", optarg, &has_overlap, &overlap);
+			if (rc < 0 && overlap > OVERLAP_MAX)
+				rc = scrip_ctl_usage_error("invalid --overlap '%.40s': at most %d seconds (30 days)",
+							   optarg, OVERLAP_MAX);
+			break;
+		case 'j': json = true; break;
+		case 'h':
+			scrip_ctl_usage(stdout);
+			rc = SCRIP_CTL_OK;
+			break;
+		default: rc = scrip_ctl_bad_option(argv, c); break;
+		}
+	}
+	if (rc >= 0)
+		goto end;
+	if (argc - optind != 1) {
+		rc = scrip_ctl_usage_error("'client rotate-secret' takes one NAME");
+		goto end;
+	}
+	const char *name = argv[optind];
+	if (!scrip_client_id_valid(name)) {
+		rc = bad_name(name);
+		goto end;
+	}
+	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
+		goto end;
+	rc = SCRIP_CTL_FAIL;
+	if (!(secret = scrip_random_token(SECRET_BYTES))) {
+		scrip_ctl_error("cannot generate a secret");
+		goto end;
+	}
+	scrip_sha256(secret, strlen(secret), hash);
+	if (!scrip_sync_client_rotate_secret(db, name, hash, overlap, &until, &err)) {
+		scrip_ctl_error_err(&err);
+		goto end;
+	}
+	/* As for create: both alphabets, and the time's, need no JSON escaping. */
+	if (json)
+		printf("{\"client_id\":\"%s\",\"client_secret\":\"%s\",\"previous_secret_expires_at\":%s%s%s}\n", name,
+		       secret, until ? "\"" : "", until ? until : "null", until ? "\"" : "");
+	else
+		printf("client_id:     %s\n"
+		       "client_secret: %s\n"
+		       "previous secret: %s%s\n"
+		       "Store the secret now: scrip keeps only its hash and cannot show it again.\n",
+		       name, secret, until ? "accepted until " : "no longer accepted", until ? until : "");
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		scrip_ctl_error("the secret of '%s' was rotated but the new one could not be written: rotate it again",
+				name);
+		goto end;
+	}
+	rc = SCRIP_CTL_OK;
+end:
+	explicit_bzero(hash, sizeof(hash));
+	scrip_secret_free(secret);
+	free(until);
 	scrip_sync_close(db);
 	return rc;
 }

@@ -28,12 +28,16 @@ static const struct {
 	{ "client", "create", scrip_ctl_client_create },
 	{ "client", "list", scrip_ctl_client_list },
 	{ "client", "show", scrip_ctl_client_show },
+	{ "client", "update", scrip_ctl_client_update },
 	{ "client", "disable", scrip_ctl_client_disable },
+	{ "client", "enable", scrip_ctl_client_enable },
+	{ "client", "rotate-secret", scrip_ctl_client_rotate_secret },
 	{ "key", "list", scrip_ctl_key_list },
 	{ "key", "rotate", scrip_ctl_key_rotate },
 	{ "job", "end", scrip_ctl_job_end },
 	{ "job", "show", scrip_ctl_job_show },
 	{ "token", "revoke", scrip_ctl_token_revoke },
+	{ "audit", "tail", scrip_ctl_audit_tail },
 	{ "operator", "grant", scrip_ctl_operator_grant },
 	{ "operator", "revoke", scrip_ctl_operator_revoke },
 	{ "audit", "prune", scrip_ctl_audit_prune },
@@ -47,7 +51,7 @@ static const char usage_text[] =
 	"its [database] conninfo and its [keys] algorithm and encryption_key.\n"
 	"\n"
 	"Database:\n"
-	"  db migrate                 apply every pending schema migration (idempotent)\n"
+	"  db migrate [--json]        apply every pending schema migration (idempotent)\n"
 	"  db status [--json]         current and latest schema version, pending migrations;\n"
 	"                             exits 1 when migrations are pending\n"
 	"\n"
@@ -79,7 +83,19 @@ static const char usage_text[] =
 	"                             only exchange tokens of upstreams with the same vo\n"
 	"  client list [--json]       every client and its policy\n"
 	"  client show NAME [--json]  one client and its policy\n"
-	"  client disable NAME        stop NAME from authenticating\n"
+	"  client update NAME [--scope SCOPE]... [--no-scope] [--audience AUD]... [--no-audience]\n"
+	"                [--upstream-audience AUD]... [--no-upstream-audience]\n"
+	"                [--permission PERMISSION]... [--no-permission]\n"
+	"                [--default-lifetime S] [--max-lifetime S] [--risky-max-lifetime S]\n"
+	"                [--max-grant-lifetime S] [--refresh-grace S] [--json]\n"
+	"                             change what is given, checked as for create; a list\n"
+	"                             option replaces the list (--no-X empties it); prints\n"
+	"                             the client as show does\n"
+	"  client disable NAME [--json]  stop NAME from authenticating\n"
+	"  client enable NAME [--json]   let NAME authenticate again\n"
+	"  client rotate-secret NAME [--overlap SECONDS] [--json]\n"
+	"                             give NAME a new secret, printed once; the old one keeps\n"
+	"                             working for SECONDS (0-2592000, default 0: it stops now)\n"
 	"\n"
 	"Signing keys:\n"
 	"  key list [--json]          every signing key and its state (no private material)\n"
@@ -101,16 +117,24 @@ static const char usage_text[] =
 	"                             token and grant of a subject, a client or a job;\n"
 	"                             prints what was revoked\n"
 	"\n"
-	"Experiments' operators and the audit trail (doc/audit.md):\n"
+	"Audit trail:\n"
+	"  audit tail [-n N] [--follow] [--client NAME] [--outcome OUTCOME]... [--json]\n"
+	"                             the last N events (default 20, at most 10000), oldest\n"
+	"                             first; --follow then prints new ones as they come (every\n"
+	"                             second) until interrupted; OUTCOME: granted, denied,\n"
+	"                             done, revoked, replay, suspended, restored. --json: an\n"
+	"                             array, or with --follow one object per line\n"
+	"  audit prune --older-than DAYSd [--json]\n"
+	"                             drop the monthly audit partitions that end DAYS days\n"
+	"                             ago or earlier, whole (owner of the tables only)\n"
+	"\n"
+	"Experiments' operators (doc/audit.md):\n"
 	"  operator grant ROLE --vo VO [--login] [--json]\n"
 	"                             let PostgreSQL role ROLE (created NOLOGIN, or LOGIN\n"
 	"                             with --login, if missing) read the views of schema\n"
 	"                             audit, seeing the rows of VO only\n"
 	"  operator revoke ROLE --vo VO [--json]\n"
 	"                             stop ROLE reading VO's rows (the role is kept)\n"
-	"  audit prune --older-than DAYSd [--json]\n"
-	"                             drop the monthly audit partitions that end DAYS days\n"
-	"                             ago or earlier, whole (owner of the tables only)\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE          scripd's configuration file (required for subcommands)\n"

@@ -123,7 +123,7 @@ static void listener_describe(const scrip_app_t *app)
 			       (long long)cfg->max_connections, (unsigned long long)rl.rlim_cur);
 }
 
-bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *err)
+bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, bool accept_now, scrip_err_t *err)
 {
 	app->http = evhttp_new(app->base);
 	app->routes = calloc(N_ROUTES, sizeof(*app->routes));
@@ -164,16 +164,23 @@ bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t 
 			return false;
 		}
 	}
-	evutil_socket_t fd = scrip_listen_dup(listen_fd, err);
-	if (fd < 0)
+	app->pending_fd = scrip_listen_dup(listen_fd, err);
+	if (app->pending_fd < 0)
 		return false;
-	app->listener = evhttp_accept_socket_with_handle(app->http, fd);
+	return !accept_now || scrip_httpd_accept(app, err);
+}
+
+bool scrip_httpd_accept(scrip_app_t *app, scrip_err_t *err)
+{
+	if (app->listener || app->pending_fd < 0)
+		return true;
+	app->listener = evhttp_accept_socket_with_handle(app->http, app->pending_fd);
 	if (!app->listener) {
-		evutil_closesocket(fd);
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot accept on %s:%d", app->cfg->listen_host,
 			  app->cfg->listen_port);
 		return false;
 	}
+	app->pending_fd = -1; /* the server's now: closed when it stops accepting */
 	if (app->worker_index == 0)
 		listener_describe(app);
 	return true;
@@ -181,6 +188,10 @@ bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t 
 
 void scrip_httpd_stop_accepting(scrip_app_t *app)
 {
+	if (app->pending_fd >= 0) {
+		evutil_closesocket(app->pending_fd);
+		app->pending_fd = -1;
+	}
 	if (app->http && app->listener) {
 		evhttp_del_accept_socket(app->http, app->listener);
 		app->listener = NULL;

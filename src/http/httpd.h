@@ -13,8 +13,11 @@
 
 #define SCRIP_RETRY_AFTER_S "5"
 
-/* Registers the routes and accepts on a dup() of listen_fd (http/listen.h). */
-bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *err) SCRIP_MUST_CHECK;
+/* Registers the routes and takes a dup() of listen_fd (http/listen.h), on
+ * which it accepts at once when accept_now, else from scrip_httpd_accept. */
+bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, bool accept_now, scrip_err_t *err) SCRIP_MUST_CHECK;
+/* Starts accepting (once; later calls change nothing). */
+bool scrip_httpd_accept(scrip_app_t *app, scrip_err_t *err) SCRIP_MUST_CHECK;
 /* Closes this server's copy of the listening socket; requests in progress go on. */
 void scrip_httpd_stop_accepting(scrip_app_t *app);
 /* Frees the server with every connection and request it still owns. */

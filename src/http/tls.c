@@ -124,7 +124,7 @@ static void ctx_describe(SSL_CTX *ctx, const char *key_file)
 	scrip_log_info("TLS certificate %s, valid until %s", subject, not_after);
 	struct stat st;
 	if (stat(key_file, &st) == 0 && (st.st_mode & S_IROTH))
-		scrip_log_warn("[server] tls_key %s is readable by every user; make it mode 0600 or 0640", key_file);
+		scrip_log_warn("[server] tls_key %s is readable by every user; make it mode 0640 (group scrip)", key_file);
 	ERR_clear_error();
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/upstream_store.h"
 #include "util/log.h"
 
 static int64_t int_at(const scrip_db_result_t *res, int col)
@@ -165,36 +166,14 @@ static const char introspection_put_sql[] =
 	" l AS (DELETE FROM scrip.upstream_leases WHERE key = $7 AND holder = $8)"
 	" SELECT (SELECT count(*) FROM i)";
 
-struct done_op {
-	scrip_store_shared_done_fn cb;
-	void *arg;
-	const char *what;
-};
-
-static void done_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
-{
-	struct done_op *op = arg;
-	if (!res)
-		scrip_log_warn("%s: %s", op->what, err->text);
-	if (op->cb)
-		op->cb(res ? NULL : err, op->arg);
-	free(op);
-}
-
 void scrip_store_introspection_put(scrip_db_t *db, const scrip_introspection_put_t *rec,
 				   scrip_store_shared_done_fn cb, void *arg)
 {
-	struct done_op *op = calloc(1, sizeof(*op));
-	if (!op)
-		abort();
-	op->cb = cb;
-	op->arg = arg;
-	op->what = "introspection answer not stored";
 	char ttl[24];
 	snprintf(ttl, sizeof(ttl), "%" PRId64, rec->ttl_ms);
 	const char *params[] = { rec->upstream, rec->token_sha256, rec->active ? "true" : "false",
 				 rec->active ? rec->claims : NULL, ttl, rec->instance, rec->lease_key, rec->holder };
-	scrip_db_query(db, introspection_put_sql, 8, params, done_cb, op);
+	scrip_store_exec_done(db, introspection_put_sql, 8, params, "introspection answer not stored", cb, arg);
 }
 
 /* ---- cleanup ------------------------------------------------------------------------------ */

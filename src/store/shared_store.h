@@ -73,7 +73,7 @@ typedef struct {
 
 /* Stores the answer and releases the lease (nothing written if another
  * holder took the lease over). cb may be NULL. */
-typedef void (*scrip_store_shared_done_fn)(const scrip_err_t *err, void *arg);
+typedef void (*scrip_store_shared_done_fn)(const scrip_err_t *err, void *arg); /* = scrip_store_done_fn */
 void scrip_store_introspection_put(scrip_db_t *db, const scrip_introspection_put_t *rec,
 				   scrip_store_shared_done_fn cb, void *arg);
 

@@ -25,7 +25,12 @@ static const char client_get_sql[] =
 	"SELECT client_id, enabled, encode(secret_hash, 'hex'), array_to_json(scopes)::text,"
 	"       array_to_json(audiences)::text, default_lifetime, max_lifetime, risky_max_lifetime,"
 	"       max_grant_lifetime, refresh_grace, 'introspect' = ANY(permissions),"
-	"       array_to_json(upstream_audiences)::text, vo"
+	"       array_to_json(upstream_audiences)::text,"
+	/* The previous secret only while its overlap lasts, by the database's
+	 * clock (the one rotate-secret set the end with): after that it is as
+	 * if it were gone, whether or not a later rotation has cleared it. */
+	"       CASE WHEN previous_secret_expires_at > now() THEN encode(previous_secret_hash, 'hex') END,"
+	"       vo"
 	"  FROM scrip.clients WHERE client_id = $1";
 
 static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
@@ -119,6 +124,10 @@ static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client
 		goto end;
 	if (!hex_to_bytes(scrip_db_result_value(res, 0, 2), client->secret_hash, sizeof(client->secret_hash)))
 		goto end;
+	const char *previous = scrip_db_result_value(res, 0, 12);
+	if (previous && !hex_to_bytes(previous, client->previous_secret_hash, sizeof(client->previous_secret_hash)))
+		goto end;
+	client->has_previous_secret = previous != NULL;
 	if (!strings_from_json(scrip_db_result_value(res, 0, 4), &client->audiences, &client->n_audiences) ||
 	    !strings_from_json(scrip_db_result_value(res, 0, 11), &client->upstream_audiences,
 			       &client->n_upstream_audiences))
@@ -133,7 +142,7 @@ static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client
 	client->max_grant_lifetime = int_value(res, 0, 8);
 	client->refresh_grace = int_value(res, 0, 9);
 	client->may_introspect = bool_value(res, 0, 10);
-	if (!(client->vo = strdup(scrip_db_result_value(res, 0, 12) ? scrip_db_result_value(res, 0, 12)
+	if (!(client->vo = strdup(scrip_db_result_value(res, 0, 13) ? scrip_db_result_value(res, 0, 13)
 								      : SCRIP_CLIENT_DEFAULT_VO)))
 		goto end;
 	ok = true;

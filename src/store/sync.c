@@ -286,8 +286,7 @@ end:
 	return ok;
 }
 
-/* Whether migration version is recorded as applied. */
-static bool migration_applied(scrip_sync_t *db, int version, bool *applied, scrip_err_t *err)
+bool scrip_sync_migration_applied(scrip_sync_t *db, int version, bool *applied, scrip_err_t *err)
 {
 	char text[16];
 	char *found = NULL;
@@ -364,7 +363,7 @@ bool scrip_sync_migrate(scrip_sync_t *db, const scrip_migration_t *migrations, s
 	 * (a database migrated by a build that lacked it). */
 	for (size_t i = 0; i < n; i++) {
 		bool applied = false;
-		if (!migration_applied(db, migrations[i].version, &applied, err))
+		if (!scrip_sync_migration_applied(db, migrations[i].version, &applied, err))
 			goto end;
 		if (applied)
 			continue;
@@ -383,6 +382,8 @@ end:
 }
 
 /* ---- clients ---- */
+
+static bool client_exists(scrip_sync_t *db, const char *client_id, scrip_err_t *err);
 
 /* strings[0..n) as a JSON array text; malloc'd, NULL when out of memory. */
 static char *json_strings(const char *const *strings, size_t n)
@@ -514,7 +515,9 @@ static const char client_list_sql[] =
 	" 'risky_max_lifetime', risky_max_lifetime, 'max_grant_lifetime', max_grant_lifetime,"
 	" 'refresh_grace', refresh_grace,"
 	" 'permissions', to_json(permissions), 'upstream_audiences', to_json(upstream_audiences),"
-	" 'created_at', " SQL_TIME("created_at") ", 'updated_at', " SQL_TIME("updated_at") ")"
+	" 'created_at', " SQL_TIME("created_at") ", 'updated_at', " SQL_TIME("updated_at") ","
+	" 'previous_secret_expires_at', CASE WHEN previous_secret_expires_at > now()"
+	"  THEN " SQL_TIME("previous_secret_expires_at") " END)"
 	" ORDER BY client_id COLLATE \"C\"), '[]')::text"
 	" FROM scrip.clients WHERE $1::text IS NULL OR client_id = $1";
 
@@ -524,43 +527,272 @@ json_t *scrip_sync_client_list(scrip_sync_t *db, const char *client_id, scrip_er
 	return query_json_array(db, client_list_sql, 1, params, err);
 }
 
-bool scrip_sync_client_disable(scrip_sync_t *db, const char *client_id, bool *changed, scrip_err_t *err)
+/* Sets enabled and audits it, unless it is so already. */
+static bool client_set_enabled(scrip_sync_t *db, const char *client_id, bool enabled, bool *changed,
+			       scrip_err_t *err)
 {
 	bool ok = false;
 	scrip_sync_result_t *res = NULL;
-	const char *params[] = { client_id };
+	const char *params[] = { client_id, enabled ? "t" : "f" };
 	*changed = false;
 	if (!scrip_sync_begin(db, err))
 		goto end;
 	res = scrip_sync_query(db,
-			       "UPDATE scrip.clients SET enabled = false, updated_at = now()"
-			       " WHERE client_id = $1 AND enabled RETURNING client_id",
-			       1, params, err);
+			       "UPDATE scrip.clients SET enabled = $2::boolean, updated_at = now()"
+			       " WHERE client_id = $1 AND enabled <> $2::boolean RETURNING client_id",
+			       2, params, err);
 	if (!res)
 		goto end;
 	if (scrip_sync_result_rows(res) == 1) {
 		if (!scrip_sync_exec(db,
 				     "INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
-				     " VALUES ('client_disable', 'done', $1, 'disabled client', current_user)",
-				     1, params, err) ||
+				     " VALUES (CASE WHEN $2::boolean THEN 'client_enable' ELSE 'client_disable' END,"
+				     "  'done', $1,"
+				     "  CASE WHEN $2::boolean THEN 'enabled client' ELSE 'disabled client' END,"
+				     "  current_user)",
+				     2, params, err) ||
 		    !scrip_sync_commit(db, err))
 			goto end;
 		*changed = true;
 		ok = true;
 		goto end;
 	}
-	scrip_sync_result_free(res);
-	res = scrip_sync_query(db, "SELECT 1 FROM scrip.clients WHERE client_id = $1", 1, params, err);
-	if (!res)
+	if (!client_exists(db, client_id, err))
 		goto end;
-	if (scrip_sync_result_rows(res) == 0) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "client_unknown", "no client '%s'", client_id);
-		goto end;
-	}
-	ok = true; /* disabled already: nothing to write */
+	ok = true; /* so already: nothing to write */
 end:
 	scrip_sync_result_free(res);
 	scrip_sync_rollback(db);
+	return ok;
+}
+
+bool scrip_sync_client_disable(scrip_sync_t *db, const char *client_id, bool *changed, scrip_err_t *err)
+{
+	return client_set_enabled(db, client_id, false, changed, err);
+}
+
+bool scrip_sync_client_enable(scrip_sync_t *db, const char *client_id, bool *changed, scrip_err_t *err)
+{
+	return client_set_enabled(db, client_id, true, changed, err);
+}
+
+/* strings[0..n) as a new JSON array; NULL when out of memory. */
+static json_t *json_string_array(const char *const *strings, size_t n)
+{
+	json_t *array = json_array();
+	for (size_t i = 0; array && i < n; i++) {
+		if (json_array_append_new(array, json_string(strings[i])) != 0) {
+			json_decref(array);
+			array = NULL;
+		}
+	}
+	return array;
+}
+
+static bool json_array_has(const json_t *array, const char *text)
+{
+	size_t i;
+	const json_t *v;
+	json_array_foreach (array, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), text) == 0)
+			return true;
+	return false;
+}
+
+/* Each NULL parameter keeps the stored value; the lists arrive as JSON
+ * text (see SQL_TEXT_ARRAY). The audit description is built from the row
+ * as updated. */
+static const char client_update_sql[] =
+	"WITH c AS ("
+	" UPDATE scrip.clients SET"
+	"  scopes = CASE WHEN $2::text IS NULL THEN scopes ELSE " SQL_TEXT_ARRAY("$2") " END,"
+	"  audiences = " SQL_TEXT_ARRAY("$3") ","
+	"  permissions = CASE WHEN $4::text IS NULL THEN permissions ELSE " SQL_TEXT_ARRAY("$4") " END,"
+	"  upstream_audiences = " SQL_TEXT_ARRAY("$5") ","
+	"  default_lifetime = $6::integer, max_lifetime = $7::integer,"
+	"  risky_max_lifetime = coalesce($8::integer, risky_max_lifetime),"
+	"  max_grant_lifetime = coalesce($9::integer, max_grant_lifetime),"
+	"  refresh_grace = coalesce($10::integer, refresh_grace),"
+	"  updated_at = now()"
+	" WHERE client_id = $1"
+	" RETURNING client_id, scopes, audiences, default_lifetime, max_lifetime, permissions, risky_max_lifetime,"
+	"           max_grant_lifetime, refresh_grace, upstream_audiences)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
+	" SELECT 'client_update', 'done', c.client_id,"
+	"  format('updated client (%s); scopes [%s]; audiences [%s]; default lifetime %s s; max lifetime %s s;"
+	" risky max lifetime %s s; max grant lifetime %s s; refresh grace %s s; permissions [%s];"
+	" upstream audiences [%s]',"
+	"   $11::text, array_to_string(c.scopes, ' '), array_to_string(c.audiences, ' '), c.default_lifetime,"
+	"   c.max_lifetime, c.risky_max_lifetime, c.max_grant_lifetime, c.refresh_grace,"
+	"   array_to_string(c.permissions, ' '), array_to_string(c.upstream_audiences, ' ')),"
+	"  current_user"
+	" FROM c RETURNING id";
+
+/* A number parameter: its text in buf, or NULL when not given (< 0). */
+static const char *number_param(int64_t v, char *buf, size_t size)
+{
+	if (v < 0)
+		return NULL;
+	snprintf(buf, size, "%" PRId64, v);
+	return buf;
+}
+
+json_t *scrip_sync_client_update(scrip_sync_t *db, const scrip_sync_client_update_t *u, scrip_err_t *err)
+{
+	json_t *out = NULL;
+	json_t *audiences = NULL, *upstream = NULL;
+	char *scopes_text = NULL, *aud_text = NULL, *perm_text = NULL, *up_text = NULL;
+	scrip_sync_result_t *res = NULL;
+	char def[24], max[24], risky[24], grant[24], grace[24];
+	const char *params1[] = { u->client_id };
+	if (!scrip_sync_begin(db, err))
+		goto end;
+	/* The row is held until COMMIT: a concurrent update cannot slip in
+	 * between the checks below and the write. */
+	res = scrip_sync_query(db,
+			       "SELECT default_lifetime, max_lifetime, array_to_json(audiences)::text,"
+			       "       array_to_json(upstream_audiences)::text"
+			       "  FROM scrip.clients WHERE client_id = $1 FOR UPDATE",
+			       1, params1, err);
+	if (!res)
+		goto end;
+	if (scrip_sync_result_rows(res) != 1) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "client_unknown", "no client '%s'", u->client_id);
+		goto end;
+	}
+	int64_t d = u->default_lifetime >= 0 ? u->default_lifetime : strtoll(scrip_sync_result_value(res, 0, 0) ?: "0", NULL, 10);
+	int64_t m = u->max_lifetime >= 0 ? u->max_lifetime : strtoll(scrip_sync_result_value(res, 0, 1) ?: "0", NULL, 10);
+	if (m < d) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "lifetimes",
+			  "the max lifetime (%" PRId64 " s) would be below the default lifetime (%" PRId64 " s)", m, d);
+		goto end;
+	}
+	audiences = u->has_audiences ? json_string_array(u->audiences, u->n_audiences)
+				     : json_loads(scrip_sync_result_value(res, 0, 2) ?: "", 0, NULL);
+	upstream = u->has_upstream_audiences ? json_string_array(u->upstream_audiences, u->n_upstream_audiences)
+					     : json_loads(scrip_sync_result_value(res, 0, 3) ?: "", 0, NULL);
+	if (!json_is_array(audiences) || !json_is_array(upstream)) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	/* As create: a broker-mode audience is an allowed audience too. */
+	size_t i;
+	json_t *v;
+	json_array_foreach (upstream, i, v) {
+		const char *aud = json_string_value(v);
+		if (!aud || json_array_has(audiences, aud))
+			continue;
+		if (!u->has_upstream_audiences) {
+			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "upstream_audience",
+				  "the upstream audience '%.100s' would no longer be an audience: give it with --audience "
+				  "too, or change --upstream-audience",
+				  aud);
+			goto end;
+		}
+		if (json_array_append_new(audiences, json_string(aud)) != 0) {
+			SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+			goto end;
+		}
+	}
+	aud_text = json_dumps(audiences, JSON_COMPACT);
+	up_text = json_dumps(upstream, JSON_COMPACT);
+	scopes_text = u->has_scopes ? json_strings(u->scopes, u->n_scopes) : NULL;
+	perm_text = u->has_permissions ? json_strings(u->permissions, u->n_permissions) : NULL;
+	if (!aud_text || !up_text || (u->has_scopes && !scopes_text) || (u->has_permissions && !perm_text)) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	snprintf(def, sizeof(def), "%" PRId64, d);
+	snprintf(max, sizeof(max), "%" PRId64, m);
+	const char *params[] = { u->client_id,
+				 scopes_text,
+				 aud_text,
+				 perm_text,
+				 up_text,
+				 def,
+				 max,
+				 number_param(u->risky_max_lifetime, risky, sizeof(risky)),
+				 number_param(u->max_grant_lifetime, grant, sizeof(grant)),
+				 number_param(u->refresh_grace, grace, sizeof(grace)),
+				 u->fields ? u->fields : "" };
+	scrip_sync_result_free(res);
+	if (!(res = scrip_sync_query(db, client_update_sql, 11, params, err)))
+		goto end;
+	if (scrip_sync_result_rows(res) != 1) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: the update wrote no row");
+		goto end;
+	}
+	json_t *list = scrip_sync_client_list(db, u->client_id, err);
+	if (!list)
+		goto end;
+	out = json_incref(json_array_get(list, 0));
+	json_decref(list);
+	if (!out) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: the client is gone");
+		goto end;
+	}
+	if (!scrip_sync_commit(db, err)) {
+		json_decref(out);
+		out = NULL;
+	}
+end:
+	scrip_sync_result_free(res);
+	scrip_sync_rollback(db);
+	json_decref(audiences);
+	json_decref(upstream);
+	free(scopes_text);
+	free(aud_text);
+	free(perm_text);
+	free(up_text);
+	return out;
+}
+
+/* One statement: the new hash, the previous one kept or dropped, and the
+ * audit row (which names no secret and no hash). No row: no such client. */
+static const char client_rotate_secret_sql[] =
+	"WITH c AS ("
+	" UPDATE scrip.clients SET"
+	"  previous_secret_hash = CASE WHEN $3::integer > 0 THEN secret_hash END,"
+	"  previous_secret_expires_at = CASE WHEN $3::integer > 0 THEN now() + make_interval(secs => $3::integer) END,"
+	"  secret_hash = $2::bytea, updated_at = now()"
+	" WHERE client_id = $1"
+	" RETURNING client_id, previous_secret_expires_at),"
+	" a AS ("
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, description, actor)"
+	" SELECT 'client_rotate_secret', 'done', c.client_id,"
+	"  CASE WHEN c.previous_secret_expires_at IS NULL THEN 'rotated the secret; the previous one stopped working'"
+	"       ELSE format('rotated the secret; the previous one works until %s (overlap %s s)',"
+	"                   " SQL_TIME("c.previous_secret_expires_at") ", $3::integer) END,"
+	"  current_user"
+	" FROM c RETURNING 1)"
+	" SELECT " SQL_TIME("c.previous_secret_expires_at") ", (SELECT count(*) FROM a) FROM c";
+
+bool scrip_sync_client_rotate_secret(scrip_sync_t *db, const char *client_id, const uint8_t *new_hash,
+				     int64_t overlap, char **until, scrip_err_t *err)
+{
+	bool ok = false;
+	scrip_sync_result_t *res = NULL;
+	char hash[2 + 2 * SCRIP_SHA256_LEN + 1];
+	char seconds[24];
+	*until = NULL;
+	bytea_hex(new_hash, SCRIP_SHA256_LEN, hash);
+	snprintf(seconds, sizeof(seconds), "%" PRId64, overlap);
+	const char *params[] = { client_id, hash, seconds };
+	if (!(res = scrip_sync_query(db, client_rotate_secret_sql, 3, params, err)))
+		goto end;
+	if (scrip_sync_result_rows(res) != 1) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "client_unknown", "no client '%s'", client_id);
+		goto end;
+	}
+	const char *t = scrip_sync_result_value(res, 0, 0);
+	if (t && !(*until = strdup(t))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	ok = true;
+end:
+	scrip_sync_result_free(res);
+	explicit_bzero(hash, sizeof(hash));
 	return ok;
 }
 
@@ -951,4 +1183,49 @@ end:
 	scrip_sync_result_free(res);
 	scrip_sync_rollback(db);
 	return ok;
+}
+
+/* ---- audit ---- */
+
+const char *const scrip_sync_audit_outcomes[] = { "granted", "denied",    "done",     "revoked",
+						  "replay",  "suspended", "restored", NULL };
+
+#define SQL_TIME_MS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* $1 client_id or NULL, $2 outcomes as a JSON array or NULL, $3 after id
+ * (0 when not following), $4 limit; order the rows that are kept (by id, so that the
+ * primary key's index serves both). Returned oldest first. */
+#define AUDIT_TAIL_SQL(order)                                                                                      \
+	"SELECT coalesce(json_agg(json_build_object("                                                             \
+	" 'id', e.id, 'at', " SQL_TIME_MS("e.at") ", 'event', e.event, 'outcome', e.outcome, 'error', e.error,"   \
+	" 'reason', e.reason, 'description', e.description, 'client_id', e.client_id, 'subject', e.subject,"      \
+	" 'upstream_issuer', e.upstream_issuer, 'jti', e.jti, 'job_id', e.job_id, 'grant_id', e.grant_id,"       \
+	" 'remote_addr', e.remote_addr, 'requested_scope', e.requested_scope,"                                    \
+	" 'requested_audiences', to_json(e.requested_audiences), 'actor', e.actor) ORDER BY e.id), '[]')::text"  \
+	" FROM (SELECT * FROM scrip.audit_events"                                                                 \
+	"        WHERE ($1::text IS NULL OR client_id = $1)"                                                      \
+	"          AND ($2::text IS NULL OR outcome IN (SELECT jsonb_array_elements_text($2::jsonb)))"            \
+	"          AND id > $3::bigint"                                                                           \
+	"        ORDER BY id " order " LIMIT $4::bigint) e"
+
+/* The last ones (tail -n), and what came after a given one (following:
+ * the oldest first, so that none is skipped when more than limit arrived). */
+static const char audit_last_sql[] = AUDIT_TAIL_SQL("DESC");
+static const char audit_after_sql[] = AUDIT_TAIL_SQL("ASC");
+
+json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_err_t *err)
+{
+	char after[24], limit[24];
+	char *outcomes = NULL;
+	json_t *out = NULL;
+	if (q->n_outcomes > 0 && !(outcomes = json_strings(q->outcomes, q->n_outcomes))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return NULL;
+	}
+	snprintf(after, sizeof(after), "%" PRId64, q->following ? q->after_id : 0);
+	snprintf(limit, sizeof(limit), "%" PRId64, q->limit);
+	const char *params[] = { q->client_id, outcomes, after, limit };
+	out = query_json_array(db, q->following ? audit_after_sql : audit_last_sql, 4, params, err);
+	free(outcomes);
+	return out;
 }

@@ -85,6 +85,12 @@ void scrip_sync_rollback(scrip_sync_t *db);
  * table does not exist or is empty. Creates nothing. */
 bool scrip_sync_schema_version(scrip_sync_t *db, int *version, scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* Whether migration version is recorded in scrip.schema_migrations (which
+ * must exist: check scrip_sync_schema_version first). A migration can be
+ * missing below the highest recorded one, when a build that lacked it
+ * migrated the database. */
+bool scrip_sync_migration_applied(scrip_sync_t *db, int version, bool *applied, scrip_err_t *err) SCRIP_MUST_CHECK;
+
 /* Brings the schema up to date: holding the session advisory lock
  * SCRIP_SYNC_LOCK_MIGRATE (waiting for any other migrator), creates schema
  * "scrip" and scrip.schema_migrations if missing, then applies each of
@@ -135,8 +141,9 @@ bool scrip_sync_client_create(scrip_sync_t *db, const scrip_sync_client_new_t *c
  * client_id (bytewise), each element
  *   {"client_id": str, "enabled": bool, "scopes": [str], "audiences": [str],
  *    "default_lifetime": int, "max_lifetime": int, "permissions": [str],
- *    "created_at": "YYYY-MM-DDTHH:MM:SSZ", "updated_at": "YYYY-MM-DDTHH:MM:SSZ"}
- * — never the secret hash. client_id non-NULL: only that client (the
+ *    "created_at": "YYYY-MM-DDTHH:MM:SSZ", "updated_at": "YYYY-MM-DDTHH:MM:SSZ",
+ *    "previous_secret_expires_at": time|null (the end of a rotate-secret overlap still running)}
+ * — never a secret hash. client_id non-NULL: only that client (the
  * array is empty when there is none). NULL on failure. */
 json_t *scrip_sync_client_list(scrip_sync_t *db, const char *client_id, scrip_err_t *err);
 
@@ -146,6 +153,79 @@ json_t *scrip_sync_client_list(scrip_sync_t *db, const char *client_id, scrip_er
  * with SCRIP_E_INVALID_REQUEST, reason "client_unknown". */
 bool scrip_sync_client_disable(scrip_sync_t *db, const char *client_id, bool *changed,
 			       scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* Enables a client again, as scrip_sync_client_disable disables it (event
+ * 'client_enable'). [out] *changed: false when it was enabled already. */
+bool scrip_sync_client_enable(scrip_sync_t *db, const char *client_id, bool *changed,
+			      scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* A change of a client's policy: only what is given changes. A list is
+ * given when its has_ flag is set (it then replaces the stored one, and may
+ * be empty); a number when it is >= 0. Every member borrowed and checked
+ * as for scrip_sync_client_new_t. */
+typedef struct {
+	const char *client_id;
+	bool has_scopes, has_audiences, has_permissions, has_upstream_audiences;
+	const char *const *scopes;
+	size_t n_scopes;
+	const char *const *audiences;
+	size_t n_audiences;
+	const char *const *permissions;
+	size_t n_permissions;
+	const char *const *upstream_audiences; /* each added to the audiences when not among them */
+	size_t n_upstream_audiences;
+	int64_t default_lifetime, max_lifetime, risky_max_lifetime, max_grant_lifetime, refresh_grace;
+	const char *fields; /* the options given, for the audit row: e.g. "--scope --max-lifetime" */
+} scrip_sync_client_update_t;
+
+/* Updates the client in one transaction holding its row: merges the change
+ * into the stored policy, checks the result as create does, writes it
+ * (updated_at = now()) and its audit row (event 'client_update', outcome
+ * 'done', actor current_user; the description names the options given and
+ * the policy now in force). Refused with SCRIP_E_INVALID_REQUEST, nothing
+ * changed: unknown client ("client_unknown"); a max lifetime below the
+ * default one ("lifetimes"); an upstream audience no longer among the
+ * audiences ("upstream_audience"). Returns the client as
+ * scrip_sync_client_list shows it (a new object, caller json_decref's);
+ * NULL on failure. */
+json_t *scrip_sync_client_update(scrip_sync_t *db, const scrip_sync_client_update_t *u, scrip_err_t *err);
+
+/* Replaces the client's secret hash by new_hash in one transaction with its
+ * audit row (event 'client_rotate_secret'; never a secret or a hash in it).
+ * overlap > 0: the hash it had is kept as the previous one, accepted by
+ * scripd until now() + overlap seconds (database time); 0: it stops being
+ * accepted at once. A previous secret still in its overlap is dropped
+ * either way: at most two secrets work at any time. [out] *until: the end
+ * of the overlap as "YYYY-MM-DDTHH:MM:SSZ" (malloc'd, caller frees), NULL
+ * with overlap 0. Unknown client: SCRIP_E_INVALID_REQUEST "client_unknown". */
+bool scrip_sync_client_rotate_secret(scrip_sync_t *db, const char *client_id, const uint8_t *new_hash,
+				     int64_t overlap, char **until, scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* ---- audit ---- */
+
+/* What `audit tail` selects. */
+typedef struct {
+	const char *client_id;          /* NULL: every client (and operator events with none) */
+	const char *const *outcomes;    /* NULL or n_outcomes == 0: every outcome */
+	size_t n_outcomes;
+	bool following;                 /* the first `limit` events with an id above after_id */
+	int64_t after_id;               /* (following only) */
+	int64_t limit;                  /* 1..: else the last `limit` events */
+} scrip_sync_audit_query_t;
+
+/* The outcomes an audit event may have (the table's CHECK), NULL-terminated. */
+extern const char *const scrip_sync_audit_outcomes[];
+
+/* The selected audit events as a new JSON array (caller json_decref's),
+ * in ascending id order, each element
+ *   {"id": int, "at": time, "event": str, "outcome": str, "error": str|null,
+ *    "reason": str|null, "description": str|null, "client_id": str|null,
+ *    "subject": str|null, "upstream_issuer": str|null, "jti": str|null,
+ *    "job_id": str|null, "grant_id": str|null, "remote_addr": str|null,
+ *    "requested_scope": str|null, "requested_audiences": [str]|null, "actor": str|null}
+ * (times as in scrip_sync_client_list, with milliseconds: "...:SS.mmmZ").
+ * NULL on failure. */
+json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_err_t *err);
 
 /* ---- signing keys ---- */
 

@@ -172,8 +172,8 @@ static void done_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *
 	free(op);
 }
 
-static void query(scrip_db_t *db, const char *sql, int n, const char *const *params, const char *what,
-		  scrip_store_done_fn cb, void *arg)
+void scrip_store_exec_done(scrip_db_t *db, const char *sql, int n, const char *const *params, const char *what,
+			   scrip_store_done_fn cb, void *arg)
 {
 	struct done_op *op = calloc(1, sizeof(*op));
 	if (!op)
@@ -188,7 +188,7 @@ void scrip_store_lease_release(scrip_db_t *db, const char *key, const char *hold
 			       void *arg)
 {
 	const char *params[] = { key, holder };
-	query(db, lease_release_sql, 2, params, "upstream lease not released", cb, arg);
+	scrip_store_exec_done(db, lease_release_sql, 2, params, "upstream lease not released", cb, arg);
 }
 
 /* ---- the issuer's yes and no ----------------------------------------------------------- */
@@ -245,7 +245,7 @@ void scrip_store_session_confirmed(scrip_db_t *db, const scrip_session_confirm_t
 				 rec->upstream_issuer,
 				 rec->lease_key,
 				 rec->holder };
-	query(db, confirmed_sql, 11, params, "upstream confirmation not stored", cb, arg);
+	scrip_store_exec_done(db, confirmed_sql, 11, params, "upstream confirmation not stored", cb, arg);
 }
 
 static const char refused_sql[] =
@@ -277,5 +277,5 @@ void scrip_store_session_refused(scrip_db_t *db, const scrip_session_refuse_t *r
 	const char *params[] = { rec->upstream,        rec->subject,    rec->scopes,
 				 rec->reason,          rec->drop_refresh ? "true" : "false",
 				 rec->upstream_issuer, rec->lease_key,  rec->holder };
-	query(db, refused_sql, 8, params, "upstream refusal not stored", cb, arg);
+	scrip_store_exec_done(db, refused_sql, 8, params, "upstream refusal not stored", cb, arg);
 }

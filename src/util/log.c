@@ -24,8 +24,8 @@
 #define VALUE_MAX 200 /* longer field values are not identifiers: redacted */
 
 static _Atomic int current_level = SCRIP_LOG_INFO;
-static bool json_format;
-static bool to_syslog;
+static _Atomic bool json_format; /* set at start and on reload, read by every thread */
+static _Atomic bool to_syslog;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const int syslog_priorities[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };

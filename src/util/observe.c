@@ -142,7 +142,7 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		  .type = SCRIP_METRIC_COUNTER, .n_labels = 1, .labels = { "upstream" }, .values = { up },
 		  .dense = true },
 		{ .name = "scrip_upstream_circuit_open",
-		  .help = "Worker loops whose circuit to the upstream is open (calls fail fast), as of their last call.",
+		  .help = "1 while the circuit to the upstream is open (calls fail fast), as of the last call's outcome.",
 		  .type = SCRIP_METRIC_GAUGE, .n_labels = 1, .labels = { "upstream" }, .values = { up },
 		  .dense = true },
 	};

@@ -1,19 +1,26 @@
 """test_scripctl.py — the operator tool against a real database: migrations,
-clients (create, list, show, disable; JSON and table output) and signing keys
-(list, rotate, and the rotated key reaching a running scripd)."""
+clients (create, list, show, update, disable, enable, rotate-secret; JSON and
+table output; each change seen at /token), signing keys (list, rotate, and the
+rotated key reaching a running scripd), revocation by each selector, the audit
+trail (audit tail) and the exit codes."""
 
 import hashlib
 import json
 import re
 import secrets
+import signal
 import subprocess
 import time
 import unittest
+import urllib.parse
 
-from harness import SCRIPCTL, DemoIssuer, Env, ScripTestCase, jwt_parts
+from harness import SCRIPCTL, DemoIssuer, Env, ScripTestCase, basic_auth, jwt_parts
 
 ENV = None
 KEY_RELOAD_LIMIT = 45  # seconds for a running scripd to pick up `key rotate`
+OVERLAP = 3  # seconds an old secret keeps working after rotate-secret --overlap
+STORAGE = "https://storage.example.org"
+OTHER = "https://other.example.org"
 
 
 def setUpModule():
@@ -76,7 +83,12 @@ class MigrateTest(CtlCase):
                             " DROP SEQUENCE scrip.upstream_key_set_versions;"
                             " DROP INDEX scrip.upstream_leases_expires;"
                             " DELETE FROM scrip.schema_migrations WHERE version = 4")
-        self.assertOk(self.ctl("db", "migrate"))
+        status = self.ctl("db", "status", "--json")
+        self.assertEqual(status.returncode, 1, "db status calls a database missing migration 4 up to date")
+        self.assertEqual([m["version"] for m in json.loads(status.stdout)["pending"]], [4])
+        out = self.assertOk(self.ctl("db", "migrate"))
+        self.assertIn("applied 004_shared_upstream.sql", out.stdout)
+        self.assertOk(self.ctl("db", "status"))
         self.assertEqual(self.env.db.scalar("SELECT count(*) AS n FROM scrip.schema_migrations WHERE version = 4"), 1)
         self.assertTrue(self.env.db.scalar("SELECT to_regclass('scrip.upstream_key_sets') IS NOT NULL AS t"))
 
@@ -290,6 +302,406 @@ class KeyTest(CtlCase):
         r = self.env.exchange(client, token, scope="storage.read:/demo")
         header, _ = self.env.verify_issued(r.json["access_token"], audience="https://storage.example.org")
         self.assertEqual(header["kid"], new)
+
+
+def sha256_hex(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class PolicyCase(CtlCase):
+    def token(self, client, scope="storage.read:/demo", subject_scope="storage.read:/demo storage.modify:/demo"
+              " compute.create", **kw):
+        sub = "alice-" + secrets.token_hex(3)
+        tok = self.env.subject_token(claims={"sub": sub, "scope": subject_scope})
+        return self.env.exchange(client, tok, scope=scope, **kw)
+
+    def claims(self, r):
+        self.assertEqual(r.status, 200, "exchange refused: %r" % r)
+        return jwt_parts(r.json["access_token"])[1]
+
+    def update(self, name, *args):
+        out = self.assertOk(self.ctl("client", "update", name, "--json", *args))
+        return json.loads(out.stdout)
+
+    def introspect(self, caller, token):
+        body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+        return self.env.scripd.request("POST", "/introspect", body,
+                                       {"Content-Type": "application/x-www-form-urlencoded",
+                                        "Authorization": basic_auth(caller.id, caller.secret)})
+
+    def caller(self):
+        """A client allowed to introspect (a storage endpoint)."""
+        return self.env.new_client(scopes=(), audiences=(), prefix="se", extra=("--permission", "introspect"))
+
+    def audit_of(self, mark, event):
+        return [r for r in self.env.audit_since(mark) if r["event"] == event]
+
+
+class UpdateTest(PolicyCase):
+    def test_each_field_takes_effect_at_token(self):
+        c = self.env.new_client()
+        mark = self.env.audit_mark()
+        # scopes: the list is replaced
+        doc = self.update(c.id, "--scope", "storage.read:/demo/sub")
+        self.assertEqual(doc["scopes"], ["storage.read:/demo/sub"])
+        self.assertOAuthError(self.token(c, scope="storage.read:/demo"), 400, "invalid_scope")
+        self.assertEqual(self.claims(self.token(c, scope="storage.read:/demo/sub"))["scope"],
+                         "storage.read:/demo/sub")
+        # audiences: replaced; the first is the default
+        doc = self.update(c.id, "--audience", "https://third.example.org")
+        self.assertEqual(doc["audiences"], ["https://third.example.org"])
+        self.assertOAuthError(self.token(c, scope="storage.read:/demo/sub", audiences=[STORAGE]), 400,
+                              "invalid_target")
+        claims = self.claims(self.token(c, scope="storage.read:/demo/sub"))
+        self.assertEqual(claims["aud"], "https://third.example.org")
+        # lifetimes
+        self.update(c.id, "--default-lifetime", "600", "--max-lifetime", "900")
+        claims = self.claims(self.token(c, scope="storage.read:/demo/sub"))
+        self.assertEqual(claims["exp"] - claims["iat"], 600)
+        claims = self.claims(self.token(c, scope="storage.read:/demo/sub", expires_in=3000))
+        self.assertEqual(claims["exp"] - claims["iat"], 900)
+        # the risky cap: a compute scope is risky
+        self.update(c.id, "--scope", "compute.create", "--risky-max-lifetime", "300")
+        claims = self.claims(self.token(c, scope="compute.create", expires_in=900))
+        self.assertEqual(claims["exp"] - claims["iat"], 300)
+        # grant lifetime and refresh grace: stored and shown
+        doc = self.update(c.id, "--max-grant-lifetime", "7200", "--refresh-grace", "30")
+        self.assertEqual((doc["max_grant_lifetime"], doc["refresh_grace"]), (7200, 30))
+        self.assertEqual((doc["default_lifetime"], doc["max_lifetime"], doc["risky_max_lifetime"]),
+                         (600, 900, 300), "an update changed what it was not given")
+        rows = self.audit_of(mark, "client_update")
+        self.assertEqual(len(rows), 5)
+        self.assertTrue(all(r["outcome"] == "done" and r["actor"] and r["client_id"] == c.id for r in rows))
+        self.assertIn("--max-grant-lifetime --refresh-grace", rows[-1]["description"])
+        self.assertEqual(self.env.leaks(json.dumps(rows, default=str)), [])
+
+    def test_permission_introspect(self):
+        issuer = self.env.new_client()
+        token = self.token(issuer).json["access_token"]
+        se = self.env.new_client(prefix="se")
+        self.assertEqual(self.introspect(se, token).status, 403)
+        self.assertEqual(self.update(se.id, "--permission", "introspect")["permissions"], ["introspect"])
+        r = self.introspect(se, token)
+        self.assertEqual(r.status, 200)
+        self.assertIs(r.json.get("active"), True)
+        self.assertEqual(self.update(se.id, "--no-permission")["permissions"], [])
+        self.assertEqual(self.introspect(se, token).status, 403)
+
+    def test_upstream_audience_joins_the_audiences(self):
+        c = self.env.new_client()
+        doc = self.update(c.id, "--upstream-audience", "https://broker.example.org")
+        self.assertEqual(doc["upstream_audiences"], ["https://broker.example.org"])
+        self.assertEqual(doc["audiences"], [STORAGE, OTHER, "https://broker.example.org"])
+        # Replacing the audiences must not orphan it: refused, nothing changed.
+        out = self.assertFails(self.ctl("client", "update", c.id, "--audience", STORAGE))
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(self.client_row(c.id)["audiences"], [STORAGE, OTHER, "https://broker.example.org"])
+        doc = self.update(c.id, "--no-upstream-audience", "--audience", STORAGE)
+        self.assertEqual((doc["audiences"], doc["upstream_audiences"]), ([STORAGE], []))
+
+    def test_table_output(self):
+        c = self.env.new_client()
+        out = self.assertOk(self.ctl("client", "update", c.id, "--default-lifetime", "700"))
+        self.assertRegex(out.stdout, r"default_lifetime:\s+700")
+        self.assertIn(c.id, out.stdout)
+
+    def test_refused_updates_change_nothing(self):
+        c = self.env.new_client()  # default 1800, max 3600
+        before = self.client_row(c.id)
+        mark = self.env.audit_mark()
+        cases = [
+            (["--default-lifetime", "7200"], 1),                     # above the stored max
+            (["--max-lifetime", "60"], 1),                           # below the stored default
+            (["--default-lifetime", "900", "--max-lifetime", "600"], 2),
+            (["--default-lifetime", "0"], 2),
+            (["--max-lifetime", "soon"], 2),
+            (["--scope", "storage.write:/x"], 2),
+            (["--scope", "storage.read:/x", "--no-scope"], 2),
+            (["--audience", "has space"], 2),
+            (["--permission", "admin"], 2),
+            (["--refresh-grace", "-1"], 2),
+            ([], 2),                                                 # nothing to change
+        ]
+        for extra, code in cases:
+            with self.subTest(extra=extra):
+                out = self.assertFails(self.ctl("client", "update", c.id, *extra))
+                self.assertEqual(out.returncode, code, out.stderr)
+        self.assertEqual(self.assertFails(self.ctl("client", "update", "nobody-" + secrets.token_hex(3),
+                                                   "--default-lifetime", "60")).returncode, 1)
+        self.assertEqual(self.client_row(c.id), before)
+        self.assertEqual(self.audit_of(mark, "client_update"), [])
+
+
+class EnableTest(PolicyCase):
+    def test_disable_then_enable(self):
+        c = self.env.new_client()
+        self.assertEqual(self.token(c).status, 200)
+        out = json.loads(self.assertOk(self.ctl("client", "disable", c.id, "--json")).stdout)
+        self.assertEqual(out, {"client_id": c.id, "enabled": False, "changed": True})
+        self.assertOAuthError(self.token(c), 401, "invalid_client")
+        mark = self.env.audit_mark()
+        out = self.assertOk(self.ctl("client", "enable", c.id))
+        self.assertIn("enabled", out.stdout)
+        self.assertEqual(self.client_row(c.id)["enabled"], True)
+        self.assertEqual(self.token(c).status, 200)
+        out = json.loads(self.assertOk(self.ctl("client", "enable", c.id, "--json")).stdout)
+        self.assertEqual(out["changed"], False)
+        rows = self.audit_of(mark, "client_enable")
+        self.assertEqual(len(rows), 1, "enabling twice is audited once")
+        self.assertEqual(self.assertFails(self.ctl("client", "enable", "nobody-" + secrets.token_hex(3))).returncode,
+                         1)
+
+
+class RotateSecretTest(PolicyCase):
+    def rotate(self, client_id, *extra):
+        out = self.assertOk(self.ctl("client", "rotate-secret", client_id, "--json", *extra))
+        doc = json.loads(out.stdout)
+        self.assertEqual(doc["client_id"], client_id)
+        return self.env.remember(doc["client_secret"], "client secret"), doc, out
+
+    def stored(self, client_id):
+        return self.env.db.query(
+            "SELECT encode(secret_hash, 'hex') AS current, encode(previous_secret_hash, 'hex') AS previous,"
+            " extract(epoch FROM previous_secret_expires_at - now()) AS left, row_to_json(c)::text AS row"
+            " FROM scrip.clients c WHERE client_id = :'c'", c=client_id)[0]
+
+    def test_overlap(self):
+        old = self.env.new_client()
+        mark = self.env.audit_mark()
+        secret, doc, out = self.rotate(old.id, "--overlap", str(OVERLAP))
+        new = type(old)(old.id, secret)
+        self.assertNotEqual(secret, old.secret)
+        self.assertEqual(out.stdout.count(secret), 1, "the new secret is printed once")
+        self.assertIsNotNone(doc["previous_secret_expires_at"])
+        shown = json.loads(self.assertOk(self.ctl("client", "show", old.id, "--json")).stdout)
+        self.assertEqual(shown["previous_secret_expires_at"], doc["previous_secret_expires_at"])
+        row = self.stored(old.id)
+        self.assertEqual(row["current"], sha256_hex(secret))
+        self.assertEqual(row["previous"], sha256_hex(old.secret))
+        self.assertNotIn(secret, row["row"], "the new secret is stored in clear")
+        self.assertNotIn(old.secret, row["row"], "the old secret is stored in clear")
+        # Inside the overlap both work, by either authentication method.
+        self.assertEqual(self.token(new).status, 200)
+        self.assertEqual(self.token(old).status, 200)
+        self.assertEqual(self.token(old, auth="post").status, 200)
+        # After it, only the new one.
+        left = float(self.stored(old.id)["left"])
+        self.assertLessEqual(left, OVERLAP)
+        time.sleep(max(left, 0) + 0.3)
+        self.assertOAuthError(self.token(old), 401, "invalid_client")
+        self.assertOAuthError(self.token(old, auth="post"), 401, "invalid_client")
+        self.assertEqual(self.token(new).status, 200)
+        shown = json.loads(self.assertOk(self.ctl("client", "show", old.id, "--json")).stdout)
+        self.assertIsNone(shown["previous_secret_expires_at"])
+        rows = self.audit_of(mark, "client_rotate_secret")
+        self.assertEqual(len(rows), 1)
+        self.assertEqual((rows[0]["client_id"], rows[0]["outcome"]), (old.id, "done"))
+        self.assertTrue(rows[0]["actor"])
+        text = json.dumps(self.env.audit_since(mark), default=str)
+        self.assertEqual(self.env.leaks(text), [], "the audit trail holds a secret")
+        self.assertNotIn(sha256_hex(secret), text)
+
+    def test_no_overlap_and_table_output(self):
+        old = self.env.new_client()
+        out = self.assertOk(self.ctl("client", "rotate-secret", old.id))
+        m = re.search(r"client_secret:\s*(\S+)", out.stdout)
+        self.assertTrue(m, out.stdout)
+        new = type(old)(old.id, self.env.remember(m.group(1), "client secret"))
+        self.assertIn("no longer accepted", out.stdout)
+        self.assertOAuthError(self.token(old), 401, "invalid_client")
+        self.assertEqual(self.token(new).status, 200)
+        row = self.stored(old.id)
+        self.assertIsNone(row["previous"])
+        self.assertEqual(row["current"], sha256_hex(new.secret))
+
+    def test_second_rotation_drops_the_first_secret(self):
+        first = self.env.new_client()
+        s2, _, _ = self.rotate(first.id, "--overlap", "600")
+        s3, _, _ = self.rotate(first.id, "--overlap", "600")
+        second, third = type(first)(first.id, s2), type(first)(first.id, s3)
+        self.assertOAuthError(self.token(first), 401, "invalid_client")
+        self.assertEqual(self.token(second).status, 200)
+        self.assertEqual(self.token(third).status, 200)
+
+    def test_disabled_client_stays_disabled(self):
+        c = self.env.new_client()
+        self.assertOk(self.ctl("client", "disable", c.id))
+        secret, _, _ = self.rotate(c.id, "--overlap", "60")
+        self.assertOAuthError(self.token(type(c)(c.id, secret)), 401, "invalid_client")
+        self.assertOAuthError(self.token(c), 401, "invalid_client")
+
+    def test_refusals(self):
+        c = self.env.new_client()
+        before = self.stored(c.id)["row"]
+        for extra in (["--overlap", "-1"], ["--overlap", "2592001"], ["--overlap", "soon"], ["--overlap"],
+                      ["--overlap", "1", "--overlap", "2"], ["--bogus"]):
+            with self.subTest(extra=extra):
+                out = self.ctl("client", "rotate-secret", c.id, *extra)
+                self.assertEqual(out.returncode, 2, out.stderr)
+                self.assertEqual(out.stdout, "")
+        out = self.ctl("client", "rotate-secret", "nobody-" + secrets.token_hex(3), "--json")
+        self.assertEqual(out.returncode, 1)
+        self.assertNotIn("client_secret", out.stdout)
+        self.assertEqual(self.ctl("client", "rotate-secret").returncode, 2)
+        self.assertEqual(self.stored(c.id)["row"], before)
+
+
+class RevokeTest(PolicyCase):
+    def issue(self, client, sub=None, job=None):
+        tok = self.env.subject_token(claims={"sub": sub or "alice-" + secrets.token_hex(3)})
+        r = self.env.exchange(client, tok, scope="storage.read:/demo", job_id=job)
+        self.assertEqual(r.status, 200, "%r" % r)
+        return r.json["access_token"], jwt_parts(r.json["access_token"])[1]
+
+    def active(self, caller, token):
+        r = self.introspect(caller, token)
+        self.assertEqual(r.status, 200, "%r" % r)
+        return r.json.get("active") is True
+
+    def test_each_selector(self):
+        caller = self.caller()
+        c = self.env.new_client()
+        bystander = self.env.new_client()
+        sub = "bob-" + secrets.token_hex(3)
+        job = "job-" + secrets.token_hex(3)
+        kept, _ = self.issue(bystander)
+        by_jti, claims = self.issue(c)
+        by_sub, _ = self.issue(bystander, sub=sub)
+        by_job, _ = self.issue(bystander, job=job)
+        self.assertTrue(all(self.active(caller, t) for t in (kept, by_jti, by_sub, by_job)))
+        mark = self.env.audit_mark()
+        for selector, value, token in (("--jti", claims["jti"], by_jti), ("--subject", sub, by_sub),
+                                       ("--job", job, by_job)):
+            with self.subTest(selector):
+                doc = json.loads(self.assertOk(self.ctl("token", "revoke", selector, value, "--reason", "test "
+                                                        + selector, "--json")).stdout)
+                self.assertEqual(doc["access_tokens"], 1)
+                self.assertFalse(self.active(caller, token))
+        self.assertTrue(self.active(caller, kept), "a revocation reached a token it did not select")
+        more, _ = self.issue(c)
+        out = self.assertOk(self.ctl("token", "revoke", "--client", c.id))
+        self.assertIn("revoked 1 access tokens", out.stdout)
+        self.assertFalse(self.active(caller, more))
+        self.assertTrue(self.active(caller, kept))
+        rows = self.audit_of(mark, "revocation")
+        self.assertEqual(len(rows), 4)
+        self.assertTrue(all(r["actor"] for r in rows))
+        self.assertIn("reason: test --subject", rows[1]["description"])
+        self.assertEqual(self.assertFails(self.ctl("token", "revoke", "--jti", "no-such-jti")).returncode, 1)
+
+
+class AuditTailTest(PolicyCase):
+    def test_tail_table_json_and_filters(self):
+        c = self.env.new_client()
+        self.assertEqual(self.token(c).status, 200)
+        self.assertOAuthError(self.token(c, scope="storage.read:/elsewhere"), 400, "invalid_scope")
+        self.assertOk(self.ctl("client", "disable", c.id))
+
+        events = json.loads(self.assertOk(self.ctl("audit", "tail", "--client", c.id, "--json")).stdout)
+        self.assertEqual([e["event"] for e in events],
+                         ["client_create", "token_exchange", "token_exchange", "client_disable"])
+        self.assertEqual([e["outcome"] for e in events], ["done", "granted", "denied", "done"])
+        self.assertEqual(events, sorted(events, key=lambda e: e["id"]), "oldest first")
+        self.assertRegex(events[0]["at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertEqual(events[2]["error"], "invalid_scope")
+
+        last = json.loads(self.assertOk(self.ctl("audit", "tail", "-n", "2", "--client", c.id, "--json")).stdout)
+        self.assertEqual([e["id"] for e in last], [e["id"] for e in events[-2:]])
+        denied = json.loads(self.assertOk(self.ctl("audit", "tail", "--client", c.id, "--outcome", "denied",
+                                                   "--json")).stdout)
+        self.assertEqual([e["id"] for e in denied], [events[2]["id"]])
+        two = json.loads(self.assertOk(self.ctl("audit", "tail", "--client", c.id, "--outcome", "denied",
+                                                "--outcome", "granted", "--json")).stdout)
+        self.assertEqual([e["id"] for e in two], [events[1]["id"], events[2]["id"]])
+
+        table = self.assertOk(self.ctl("audit", "tail", "--client", c.id)).stdout.splitlines()
+        self.assertEqual(len(table), 5)
+        self.assertRegex(table[0], r"^ID\s+AT\s+EVENT\s+OUTCOME\s+CLIENT_ID\s+SUBJECT\s+ACTOR\s+DETAIL$")
+        starts = [table[0].index(h) for h in ("EVENT", "OUTCOME", "CLIENT_ID")]
+        for line in table[1:]:
+            self.assertTrue(all(line[i - 1] == " " and line[i] != " " for i in starts), "not aligned:\n%s"
+                            % "\n".join(table))
+        self.assertIn("invalid_scope", table[3])
+        self.assertEqual(self.env.leaks("\n".join(table)), [])
+        empty = self.assertOk(self.ctl("audit", "tail", "--client", "nobody-" + secrets.token_hex(3)))
+        self.assertIn("no audit events", empty.stdout)
+        self.assertEqual(json.loads(self.assertOk(self.ctl("audit", "tail", "--client", "nobody-x",
+                                                           "--json")).stdout), [])
+
+    def test_follow(self):
+        c = self.env.new_client()
+        proc = subprocess.Popen([SCRIPCTL, "-c", self.env.scripd.conf, "audit", "tail", "-n", "1", "--follow",
+                                 "--client", c.id, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, stdin=subprocess.DEVNULL)
+        try:
+            first = json.loads(proc.stdout.readline())
+            self.assertEqual(first["event"], "client_create")
+            self.assertOk(self.ctl("client", "disable", c.id))
+            self.assertOk(self.ctl("client", "enable", c.id))
+            seen = [json.loads(proc.stdout.readline())["event"] for _ in range(2)]
+            self.assertEqual(seen, ["client_disable", "client_enable"])
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                _, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertNotIn("ERROR: AddressSanitizer", err)
+        self.assertNotIn("runtime error", err)
+
+
+class ExitCodeTest(PolicyCase):
+    def test_codes(self):
+        c = self.env.new_client()
+        nobody = "nobody-" + secrets.token_hex(3)
+        cases = [
+            (["db", "status"], 0), (["db", "migrate"], 0), (["client", "list"], 0), (["client", "show", c.id], 0),
+            (["key", "list"], 0), (["audit", "tail", "-n", "1"], 0), (["client", "enable", c.id], 0),
+            (["client", "show", nobody], 1), (["client", "disable", nobody], 1), (["client", "enable", nobody], 1),
+            (["client", "update", nobody, "--scope", "storage.read:/x"], 1), (["job", "show", "no-such-job"], 1),
+            (["job", "end", "no-such-job"], 1), (["token", "revoke", "--client", nobody], 1),
+            (["nonsense"], 2), (["client"], 2), (["client", "frobnicate"], 2), (["client", "show"], 2),
+            (["client", "show", "bad name"], 2), (["client", "list", "extra"], 2), (["client", "update", c.id], 2),
+            (["client", "enable", c.id, "--bogus"], 2), (["audit", "tail", "-n", "many"], 2),
+            (["audit", "tail", "--outcome", "maybe"], 2), (["audit", "tail", "--client", "bad name"], 2),
+            (["audit", "tail", "extra"], 2), (["token", "revoke"], 2), (["db", "migrate", "--bogus"], 2),
+            (["key", "rotate", "now"], 2),
+        ]
+        for args, code in cases:
+            with self.subTest(args=args):
+                out = self.ctl(*args)
+                self.assertEqual(out.returncode, code, "scripctl %s: %s" % (" ".join(args), out.stderr[-300:]))
+                if code:
+                    self.assertTrue(out.stderr.strip(), "failed without saying why")
+        out = subprocess.run([SCRIPCTL, "client", "list"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        self.assertEqual(out.returncode, 2, "no -c FILE is a usage error")
+        out = subprocess.run([SCRIPCTL, "-c", "/nonexistent/scripd.conf", "client", "list"], capture_output=True,
+                             text=True, stdin=subprocess.DEVNULL)
+        self.assertEqual(out.returncode, 1, "an unreadable configuration is a failure")
+
+    def test_every_command_has_json(self):
+        c = self.env.new_client()
+        job = "job-" + secrets.token_hex(3)
+        tok = self.env.subject_token(claims={"sub": "carol"})
+        self.assertEqual(self.env.exchange(c, tok, scope="storage.read:/demo", job_id=job).status, 200)
+        name = "json-" + secrets.token_hex(3)
+        commands = [
+            ["db", "migrate"], ["db", "status"], ["client", "create", name, "--scope", "storage.read:/demo"],
+            ["client", "list"], ["client", "show", c.id], ["client", "update", c.id, "--refresh-grace", "5"],
+            ["client", "disable", name], ["client", "enable", name], ["client", "rotate-secret", name],
+            ["key", "list"], ["job", "show", job], ["token", "revoke", "--subject", "nobody"],
+            ["job", "end", job], ["audit", "tail", "-n", "3"],
+        ]
+        for args in commands:
+            with self.subTest(args=args):
+                out = self.assertOk(self.ctl(*(args + ["--json"])))
+                doc = json.loads(out.stdout)
+                if isinstance(doc, dict) and "client_secret" in doc:
+                    self.env.remember(doc["client_secret"], "client secret")
+                self.assertIsInstance(doc, (dict, list))
 
 
 class ZLogHygieneTest(ScripTestCase):

@@ -1,5 +1,6 @@
 /* test_client.c — unit tests of the client module: client_id syntax, the
- * secret check (right, wrong, unknown, disabled), audience allow-list, clear. */
+ * secret check (right, wrong, unknown, disabled, previous secret inside and
+ * outside its overlap), audience allow-list, clear. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,33 @@ static void test_secret_disabled_or_unknown(void)
 	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, secret));
 }
 
+static void test_secret_previous(void)
+{
+	const char *old_secret = "b2xkLXNlY3JldC1iZWZvcmUtdGhlLXJvdGF0aW9uISE";
+	const char *new_secret = "bmV3LXNlY3JldC1hZnRlci10aGUtcm90YXRpb24hISE";
+	scrip_client_t c;
+	client_with_secret(&c, new_secret);
+	scrip_sha256(old_secret, strlen(old_secret), c.previous_secret_hash);
+	/* Outside the overlap (store leaves has_previous_secret false): only the new one. */
+	CU_ASSERT_TRUE(scrip_client_secret_matches(&c, new_secret));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, old_secret));
+	/* Inside it: either. */
+	c.has_previous_secret = true;
+	CU_ASSERT_TRUE(scrip_client_secret_matches(&c, new_secret));
+	CU_ASSERT_TRUE(scrip_client_secret_matches(&c, old_secret));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, "b2xkLXNlY3JldC1iZWZvcmUtdGhlLXJvdGF0aW9uISQ"));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, ""));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, NULL));
+	/* A disabled client matches with neither. */
+	c.enabled = false;
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, new_secret));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, old_secret));
+	/* An all-zero previous hash never stands for "no secret". */
+	c.enabled = true;
+	memset(c.previous_secret_hash, 0, sizeof(c.previous_secret_hash));
+	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, ""));
+}
+
 static void test_audience_allowed(void)
 {
 	char *auds[] = {(char[]){"https://dcache.example.org:2880"}, (char[]){"https://wlcg.cern.ch/jwt/v1/any"}, NULL};
@@ -107,6 +135,8 @@ static void test_client_clear(void)
 	c.max_grant_lifetime = SCRIP_DEFAULT_MAX_GRANT_LIFETIME;
 	c.refresh_grace = 60;
 	c.may_introspect = true;
+	scrip_sha256("y", 1, c.previous_secret_hash);
+	c.has_previous_secret = true;
 	CU_ASSERT_TRUE(scrip_scope_set_parse("storage.read:/atlas", true, &c.scopes, &err));
 	scrip_client_clear(&c);
 	CU_ASSERT_PTR_NULL(c.client_id);
@@ -123,6 +153,8 @@ static void test_client_clear(void)
 	CU_ASSERT_FALSE(c.may_introspect);
 	static const uint8_t zero[SCRIP_SHA256_LEN] = {0};
 	CU_ASSERT_EQUAL(memcmp(c.secret_hash, zero, sizeof(zero)), 0);
+	CU_ASSERT_EQUAL(memcmp(c.previous_secret_hash, zero, sizeof(zero)), 0);
+	CU_ASSERT_FALSE(c.has_previous_secret);
 	scrip_client_clear(&c); /* twice is harmless */
 }
 
@@ -171,6 +203,7 @@ bool scrip_test_client_suite(void)
 	SCRIP_ADD_TEST(suite, test_client_id_valid);
 	SCRIP_ADD_TEST(suite, test_secret_matches);
 	SCRIP_ADD_TEST(suite, test_secret_disabled_or_unknown);
+	SCRIP_ADD_TEST(suite, test_secret_previous);
 	SCRIP_ADD_TEST(suite, test_audience_allowed);
 	SCRIP_ADD_TEST(suite, test_client_clear);
 	SCRIP_ADD_TEST(suite, test_vo);

@@ -1,0 +1,116 @@
+-- load.lua — the wrk script of bench/run. It replays a pool of prepared
+-- requests (a Lua data file written by bench/run) instead of one request over
+-- and over, so that scripd's caches see many subjects, clients and tokens.
+--
+--   wrk -s bench/load.lua URL -- DATAFILE NTHREADS
+--   BENCH_WRK_OUT=FILE: where done() writes its JSON summary
+--
+-- The data file returns {method=, path=, mode=, ok=, entries={{auth=, body=}...}}.
+-- mode "cycle": each thread takes every NTHREADS-th entry and cycles through them.
+-- mode "chain": the entries are grants ({auth=, rt=}); each redemption hands back
+-- the grant's next refresh token, which goes to the back of the thread's queue.
+-- A refresh token is never sent twice (scrip would revoke the grant as replayed).
+-- ok: a Lua pattern a successful answer's body must contain.
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+	counter = counter + 1
+	thread:set("tid", counter)
+	table.insert(threads, thread)
+end
+
+local reqs, n, i = {}, 0, 0
+local queue, qhead, qtail = {}, 1, 0
+local mode, ok_pattern, method, path, auth
+bad = 0   -- answers without the success marker (read back by done())
+lost = 0  -- chain mode: grants dropped after a failed redemption
+empty = 0 -- chain mode: requests sent with the queue empty
+
+local function urlencode(s)
+	return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+function init(args)
+	local data = dofile(args[1])
+	local nthreads = tonumber(args[2]) or 1
+	mode, ok_pattern, method, path = data.mode, data.ok, data.method, data.path
+	for k, e in ipairs(data.entries) do
+		if (k - 1) % nthreads == tid - 1 then
+			if mode == "chain" then
+				auth = e.auth -- one client holds every grant
+				qtail = qtail + 1
+				queue[qtail] = e.rt
+			else
+				local headers = {}
+				if e.auth then headers["Authorization"] = e.auth end
+				if e.body then headers["Content-Type"] = "application/x-www-form-urlencoded" end
+				n = n + 1
+				reqs[n] = wrk.format(method, path, headers, e.body)
+			end
+		end
+	end
+	-- Threads start at different places of their slices.
+	i = (tid * 7919) % math.max(n, 1)
+end
+
+function request()
+	if mode == "chain" then
+		local rt = "empty-queue"
+		if qhead <= qtail then
+			rt = queue[qhead]
+			queue[qhead] = nil
+			qhead = qhead + 1
+		else
+			empty = empty + 1
+		end
+		return wrk.format("POST", path, {["Authorization"] = auth,
+			["Content-Type"] = "application/x-www-form-urlencoded"},
+			"grant_type=refresh_token&refresh_token=" .. urlencode(rt))
+	end
+	i = i + 1
+	if i > n then i = 1 end
+	return reqs[i]
+end
+
+function response(status, headers, body)
+	if mode == "chain" then
+		local rt = status == 200 and body:match('"refresh_token"%s*:%s*"([^"]+)"')
+		if rt then
+			qtail = qtail + 1
+			queue[qtail] = rt
+		else
+			lost = lost + 1
+			bad = bad + 1
+		end
+		return
+	end
+	if status ~= 200 or not body:find(ok_pattern, 1, true) then
+		bad = bad + 1
+	end
+end
+
+function done(summary, latency, requests)
+	local out = os.getenv("BENCH_WRK_OUT")
+	if not out then return end
+	local b, l, e = 0, 0, 0
+	for _, t in ipairs(threads) do
+		b = b + (tonumber(t:get("bad")) or 0)
+		l = l + (tonumber(t:get("lost")) or 0)
+		e = e + (tonumber(t:get("empty")) or 0)
+	end
+	local f = assert(io.open(out, "w"))
+	local err = summary.errors
+	f:write(string.format(
+		'{"requests":%d,"duration_us":%d,"bytes":%d,' ..
+		'"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+		'"bad":%d,"lost":%d,"empty":%d,' ..
+		'"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p99.9":%d,"max":%d}}\n',
+		summary.requests, summary.duration, summary.bytes,
+		err.connect, err.read, err.write, err.status, err.timeout,
+		b, l, e,
+		latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+		latency:percentile(99.9), latency.max))
+	f:close()
+end
