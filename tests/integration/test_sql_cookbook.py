@@ -457,6 +457,14 @@ class TestCookbook(ScripTestCase):
                 for name in F["cms_only"]:
                     self.assertNotIn(name, text, "atlas_ops reads a cms row")
 
+    def test_blocks_run_as_written(self):
+        """Each block as an operator pastes it (psql -v NAME=VALUE -f block.sql), not wrapped: it runs,
+        and gives as many rows as the wrapped query."""
+        for qid, sql in cookbook_queries():
+            with self.subTest(qid):
+                out = self.env.db._psql('SET ROLE "atlas_ops";\n' + sql, params())
+                self.assertEqual(len(out.splitlines()) if out else 0, len(self.rows(sql, role="atlas_ops")))
+
     def test_cms_operator_sees_no_atlas_answer(self):
         """The atlas-specific questions (one atlas user, client, job, path) answer nothing to cms_ops."""
         for qid, sql in cookbook_queries():
