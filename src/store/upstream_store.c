@@ -17,8 +17,8 @@ static int64_t int_value(const scrip_db_result_t *res, int col)
 /* ---- call records ------------------------------------------------------------- */
 
 static const char call_record_sql[] =
-	"INSERT INTO scrip.upstream_calls (upstream, kind, outcome, http_status, error, subject, latency_ms, instance)"
-	" VALUES ($1, $2, $3, $4::integer, left($5, 200), $6, $7::integer, $8)";
+	"INSERT INTO scrip.upstream_calls (upstream, kind, outcome, http_status, error, subject, latency_ms, instance, vo)"
+	" VALUES ($1, $2, $3, $4::integer, left($5, 200), $6, $7::integer, $8, $9)";
 
 static void call_recorded_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
@@ -32,8 +32,8 @@ void scrip_store_upstream_call_record(scrip_db_t *db, const scrip_upstream_call_
 	snprintf(status, sizeof(status), "%ld", rec->http_status);
 	snprintf(latency, sizeof(latency), "%" PRId64, rec->latency_ms);
 	const char *params[] = { rec->upstream, rec->kind, rec->outcome, rec->http_status ? status : NULL,
-				 rec->error, rec->subject, latency, rec->instance };
-	scrip_db_query(db, call_record_sql, 8, params, call_recorded_cb, NULL);
+				 rec->error, rec->subject, latency, rec->instance, rec->vo };
+	scrip_db_query(db, call_record_sql, 9, params, call_recorded_cb, NULL);
 }
 
 /* ---- what is held ----------------------------------------------------------------- */

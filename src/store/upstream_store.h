@@ -23,6 +23,7 @@ typedef struct {
 	const char *subject; /* NULL when unknown */
 	int64_t latency_ms;
 	const char *instance;
+	const char *vo;         /* the upstream's experiment ([upstream] vo) */
 } scrip_upstream_call_record_t;
 
 /* Records the call; failures are logged, never reported (a lost record

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/breaker.h"
+#include "core/client.h"
 #include "store/upstream_store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -265,6 +266,7 @@ static void record(scrip_oauth_t *o, size_t up, scrip_call_kind_t kind, scrip_oa
 		.subject = subject,
 		.latency_ms = scrip_mono_ms() - started_ms,
 		.instance = o->instance,
+		.vo = o->cfg->upstreams[up].vo ? o->cfg->upstreams[up].vo : SCRIP_CLIENT_DEFAULT_VO,
 	};
 	scrip_store_upstream_call_record(o->db, &rec);
 }
