@@ -60,6 +60,7 @@ static bool log_settings(const scrip_config_t *cfg)
 /* The objects the workers of one configuration share (app.h). */
 static bool shared_make(scrip_shared_t *sh, const scrip_config_t *cfg, scrip_err_t *err)
 {
+	atomic_init(&sh->connections, 0);
 	scrip_ratelimit_config_t limits = {
 		.window_ms = cfg->rate_window * 1000,
 		.address_failures = cfg->auth_failures_per_address,
