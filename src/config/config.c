@@ -1258,35 +1258,47 @@ end:
 	return ok;
 }
 
+/* Whether o's value is stored as a malloc'd string (freed by clear). */
+static bool opt_is_string(const opt_t *o)
+{
+	switch (o->type) {
+	case T_LISTEN: /* listen_host */
+	case T_ISSUER:
+	case T_URL:
+	case T_CHOICE:
+	case T_STRING:
+	case T_FILE: return true;
+	default: return false;
+	}
+}
+
+/* Frees every string option of one section, read from the option table so
+ * that no new option can be forgotten here. */
+static void clear_strings(void *base, section_kind_t kind)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const opt_t *o = &opts[i];
+		if (o->section != kind || !opt_is_string(o))
+			continue;
+		char **field = (char **)((char *)base + o->offset);
+		if (o->flags & OPT_SECRET)
+			scrip_secret_free(*field);
+		else
+			free(*field);
+		*field = NULL;
+	}
+}
+
 void scrip_config_clear(scrip_config_t *cfg)
 {
 	if (!cfg)
 		return;
 	free(cfg->path);
-	free(cfg->listen_host);
-	free(cfg->issuer);
-	free(cfg->log_level);
-	free(cfg->synchronous_commit);
-	free(cfg->log_format);
-	free(cfg->log_target);
-	free(cfg->tls_certificate);
-	free(cfg->tls_key);
-	free(cfg->plain_http);
-	scrip_secret_free(cfg->conninfo);
+	for (section_kind_t k = SECT_SERVER; k < SECT_UPSTREAM; k++)
+		clear_strings(cfg, k);
 	for (size_t i = 0; i < cfg->n_upstreams && i < SCRIP_UPSTREAMS_MAX; i++) {
-		scrip_upstream_config_t *u = &cfg->upstreams[i];
-		free(u->name);
-		free(u->issuer);
-		free(u->jwks_uri);
-		free(u->jwks_file);
-		free(u->audience);
-		free(u->client_id);
-		scrip_secret_free(u->client_secret);
-		free(u->token_endpoint);
-		free(u->introspection_endpoint);
-		free(u->extra_scopes);
-		free(u->confirm);
-		free(u->opaque_tokens);
+		free(cfg->upstreams[i].name);
+		clear_strings(&cfg->upstreams[i], SECT_UPSTREAM);
 	}
 	explicit_bzero(cfg, sizeof(*cfg));
 }
