@@ -39,22 +39,37 @@ static void ready_timer_cb(evutil_socket_t fd, short what, void *arg)
 	accept_now(app);
 }
 
-static void keys_loaded_cb(scrip_keyring_t *ring, const scrip_err_t *err, void *arg)
+/* Says which key each VO signs with, when it changed (once: every loop
+ * loads the same keys). */
+static void keys_describe(const scrip_keyrings_t *before, const scrip_keyrings_t *now, int worker)
+{
+	if (worker != 0)
+		return;
+	for (size_t i = 0; i < scrip_keyrings_count(now); i++) {
+		const scrip_vo_keys_t *v = scrip_keyrings_at(now, i);
+		const scrip_vo_keys_t *old = scrip_keyrings_vo(before, v->vo);
+		const scrip_signing_key_t *current = scrip_keyring_current(v->ring);
+		const scrip_signing_key_t *was = old ? scrip_keyring_current(old->ring) : NULL;
+		if (!was || strcmp(was->kid, current->kid) != 0)
+			scrip_log_info("VO %s signs as %s with %s key %s (%zu keys published)", v->vo, v->issuer,
+				       scrip_alg_name(current->alg), current->kid, scrip_keyring_size(v->ring));
+	}
+}
+
+static void keys_loaded_cb(scrip_keyrings_t *keys, const scrip_err_t *err, void *arg)
 {
 	scrip_app_t *app = arg;
 	app->keys_loading = false;
-	if (!ring) {
+	if (!keys) {
 		scrip_log_error("signing keys not loaded: %s%s", err->text,
-				strcmp(err->reason, "42P01") == 0 ? " (run 'scripctl db migrate')" : "");
+				strcmp(err->reason, "42P01") == 0 || strcmp(err->reason, "42703") == 0
+					? " (run 'scripctl db migrate')"
+					: "");
 		return;
 	}
-	const scrip_signing_key_t *current = scrip_keyring_current(ring);
-	const scrip_signing_key_t *before = app->keyring ? scrip_keyring_current(app->keyring) : NULL;
-	if (!before || strcmp(before->kid, current->kid) != 0)
-		scrip_log_info("signing with %s key %s (%zu keys published)", scrip_alg_name(current->alg), current->kid,
-			       scrip_keyring_size(ring));
-	scrip_keyring_free(app->keyring);
-	app->keyring = ring;
+	keys_describe(app->keys, keys, app->worker_index);
+	scrip_keyrings_free(app->keys);
+	app->keys = keys;
 	if (app->accept_when_ready)
 		accept_now(app);
 }
@@ -64,7 +79,8 @@ static void keys_load(scrip_app_t *app)
 	if (app->keys_loading || !scrip_db_is_up(app->db))
 		return;
 	app->keys_loading = true;
-	scrip_store_keys_load(app->db, app->cfg->key_algorithm, app->cfg->encryption_key, keys_loaded_cb, app);
+	scrip_store_keys_load(app->db, app->cfg->issuer, app->vos, app->n_vos, app->cfg->key_algorithm,
+			      app->cfg->encryption_key, keys_loaded_cb, app);
 }
 
 /* The schedule's steps are taken first, so that the reload that follows
@@ -84,21 +100,21 @@ static void keys_check(scrip_app_t *app)
 {
 	if (app->keys_loading || !scrip_db_is_up(app->db))
 		return;
-	if (!app->keyring) {
-		keys_load(app); /* the first load creates the first key */
+	if (!app->keys) {
+		keys_load(app); /* the first load creates each VO's first key */
 		return;
 	}
 	app->keys_loading = true;
 	scrip_key_policy_t policy = { .rotate_every = app->cfg->key_rotate_every,
 				      .publish_ahead = app->cfg->key_publish_ahead };
-	scrip_store_keys_schedule(app->db, &policy, app->cfg->key_algorithm, app->cfg->encryption_key,
-				  keys_scheduled_cb, app);
+	scrip_store_keys_schedule(app->db, &policy, app->vos, app->n_vos, app->cfg->key_algorithm,
+				  app->cfg->encryption_key, keys_scheduled_cb, app);
 }
 
 static void db_up_cb(void *arg)
 {
 	scrip_app_t *app = arg;
-	if (!app->keyring)
+	if (!app->keys)
 		keys_load(app);
 }
 
@@ -137,6 +153,7 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 {
 	SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "start", "out of memory");
 	app->pending_fd = -1;
+	app->n_vos = scrip_config_vos(app->cfg, app->vos);
 	app->ratelimit = app->shared->ratelimit;
 	app->tls = app->shared->tls;
 	app->base = event_base_new();
@@ -215,7 +232,7 @@ void scrip_app_stop(scrip_app_t *app)
 		event_free(app->ready_timer);
 	if (app->keys_timer)
 		event_free(app->keys_timer);
-	scrip_keyring_free(app->keyring);
+	scrip_keyrings_free(app->keys);
 	if (app->base)
 		event_base_free(app->base);
 }

@@ -13,7 +13,7 @@
 
 #include "config/config.h"
 #include "core/ratelimit.h"
-#include "jose/keyring.h"
+#include "jose/keyrings.h"
 #include "store/db.h"
 #include "upstream/fetch.h"
 #include "upstream/jwks_cache.h"
@@ -43,7 +43,9 @@ typedef struct {
 	scrip_oauth_t *oauth;                           /* scrip as a client of the main issuers */
 	scrip_lazy_t *lazy;                             /* what scrip holds there, and when it asks */
 	char instance[96];                              /* host/pid/random: names this scripd in shared rows */
-	scrip_keyring_t *keyring;                       /* NULL until loaded from the database */
+	const char *vos[SCRIP_UPSTREAMS_MAX];           /* the VOs served (scrip_config_vos), borrowed from cfg */
+	size_t n_vos;
+	scrip_keyrings_t *keys;                         /* each VO's issuer and keys; NULL until loaded */
 	bool keys_loading;                              /* a load is in flight */
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
 	struct evhttp *http;
@@ -55,6 +57,7 @@ typedef struct {
 	struct scrip_tls *tls;       /* shared->tls */
 	struct scrip_conns *conns;   /* the client connections (http/conn.h) */
 	struct scrip_route *routes;  /* httpd.c's routing table, one entry per path */
+	size_t n_routes;
 	unsigned long requests_in_flight; /* /token, /introspect and /revoke requests not yet answered */
 	bool draining;                    /* not accepting; every answer closes its connection */
 } scrip_app_t;

@@ -75,8 +75,10 @@ static const opt_t opts[] = {
 	  "Address and port to listen on: an IPv4 address (`127.0.0.1:8080`), an IPv6 address in brackets "
 	  "(`[::1]:8080`) or a host name." },
 	{ SECT_SERVER, "issuer", T_ISSUER, CFG(issuer), NULL, 0, 0, OPT_REQUIRED, NULL, NULL,
-	  "scripd's own issuer URL, copied byte for byte into the `iss` of every token it mints and into its "
-	  "discovery documents." },
+	  "scripd's own issuer URL, copied byte for byte into the `iss` of every token of the VO `default` and "
+	  "into its discovery documents. Every other VO (`[upstream] vo`) signs as this URL + `/` + the VO name "
+	  "(`https://sts.example.org/atlas`). scripd serves the issuer's paths from its own root: an issuer with "
+	  "a path needs a proxy that maps that path to scripd's root." },
 	{ SECT_SERVER, "tls_certificate", T_FILE, CFG(tls_certificate), NULL, 0, 0, 0, NULL, NULL,
 	  "PEM file with the server certificate followed by its intermediate certificates; a relative path is "
 	  "taken from the configuration file's directory. With `tls_key`, the listener speaks HTTPS only (TLS "
@@ -188,8 +190,10 @@ static const opt_t opts[] = {
 	  "The experiment (VO) this issuer serves: 1 to 64 of `A-Z a-z 0-9 . _ -`. Only clients of the same VO "
 	  "(`scripctl client create --vo`) may exchange its tokens; another VO's client is refused with "
 	  "`invalid_request` (reason `subject_token_foreign_vo`). Tokens, grants and audit rows carry the client's "
-	  "VO, and an operator role reads the rows of its VOs only (doc/audit.md). Not set: `default`, the VO of "
-	  "a deployment that serves one experiment." },
+	  "VO, and an operator role reads the rows of its VOs only (doc/audit.md). Each VO signs as an issuer of "
+	  "its own: `default` as `[server] issuer`, any other as `issuer` + `/` + the VO name, with its own "
+	  "discovery document, `/jwks` and signing keys (doc/api.md). Not set: `default`, the VO of a deployment "
+	  "that serves one experiment." },
 	{ SECT_UPSTREAM, "jwks_uri", T_URL, UPS(jwks_uri), NULL, 0, 0, 0, NULL, "jwks_file",
 	  "Where to fetch the issuer's key set. Not set: the `jwks_uri` of "
 	  "`ISSUER/.well-known/openid-configuration`. Not together with `jwks_file`." },
@@ -577,6 +581,22 @@ static char *secret_from_env(const char *name, const char **why)
 	if (!out)
 		*why = "out of memory";
 	return out;
+}
+
+size_t scrip_config_vos(const scrip_config_t *cfg, const char *vos[SCRIP_UPSTREAMS_MAX])
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		const char *vo = cfg->upstreams[i].vo ? cfg->upstreams[i].vo : SCRIP_CLIENT_DEFAULT_VO;
+		size_t j = 0;
+		while (j < n && strcmp(vos[j], vo) != 0)
+			j++;
+		if (j == n)
+			vos[n++] = vo;
+	}
+	if (n == 0)
+		vos[n++] = SCRIP_CLIENT_DEFAULT_VO;
+	return n;
 }
 
 char *scrip_config_secret_resolve(const char *value, const char **why)
@@ -1050,7 +1070,7 @@ static bool upstream_client_check(load_t *ld, scrip_upstream_config_t *u, scrip_
 	u->introspect_opaque = strcmp(u->opaque_tokens, "introspect") == 0;
 	const char *why = NULL;
 	if (!scrip_client_vo_valid(u->vo))
-		why = "vo must be 1 to 64 of A-Z a-z 0-9 . _ -";
+		why = "vo must be 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' (it names the VO's issuer URL)";
 	else if (!u->client_id != !u->client_secret)
 		why = "client_id and client_secret go together";
 	else if (!u->client_id && u->confirm_policy != SCRIP_CONFIRM_NEVER)

@@ -112,6 +112,11 @@ bool scrip_config_load(const char *path, scrip_config_t *cfg, scrip_err_t *err) 
 
 void scrip_config_clear(scrip_config_t *cfg);
 
+/* The VOs scripd serves: the distinct `vo` of the upstreams, in the order
+ * of the file ("default" when none sets one). Each signs as an issuer of
+ * its own (jose/keyrings.h). [out] vos: borrowed from cfg. Returns how many. */
+size_t scrip_config_vos(const scrip_config_t *cfg, const char *vos[SCRIP_UPSTREAMS_MAX]);
+
 /* Resolves a secret value: "file:PATH" (contents, one trailing newline
  * stripped), "env:NAME" (the variable) or the value itself. Returns a
  * malloc'd string; free with scrip_secret_free. NULL on failure (missing,

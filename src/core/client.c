@@ -18,7 +18,7 @@ bool scrip_client_vo_valid(const char *vo)
 	if (!vo)
 		return false;
 	size_t len = strspn(vo, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
-	return len >= 1 && len <= SCRIP_CLIENT_VO_MAX && vo[len] == '\0';
+	return len >= 1 && len <= SCRIP_CLIENT_VO_MAX && vo[len] == '\0' && vo[0] != '.';
 }
 
 /* Experiments trust their own main issuer for their own users: a client of

@@ -63,7 +63,10 @@ bool scrip_client_audience_allowed(const scrip_client_t *client, const char *aud
 bool scrip_client_audience_is_upstream(const scrip_client_t *client, const char *aud);
 
 /* True if vo is a VO name: 1 to SCRIP_CLIENT_VO_MAX of A-Z a-z 0-9 . _ -
- * (the syntax of scrip.vos.vo). */
+ * (the syntax of scrip.vos.vo), not starting with '.': a VO's issuer URL is
+ * the base issuer + "/" + its name (jose/keyrings.h), which must be one
+ * plain path segment ("." and ".." would climb, ".well-known" would shadow
+ * discovery). */
 bool scrip_client_vo_valid(const char *vo);
 
 /* True if client may exchange subject tokens of an upstream that serves

@@ -3,17 +3,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <getopt.h>
+
+#include "core/client.h"
 #include "ctl/scripctl.h"
 #include "jose/keyring.h"
+#include "jose/keyrings.h"
 
-#define KEY_COLS 7
+#define KEY_COLS 8
 
 static void print_key_table(const json_t *keys)
 {
-	static const char *const headers[KEY_COLS] = { "KID",        "ALG",       "STATE", "CREATED_AT",
-						       "ACTIVATES_AT", "RETIRES_AT", "DROPS_AT" };
-	static const char *const members[KEY_COLS] = { "kid",        "alg",        "state",   "created_at",
-						       "activates_at", "retires_at", "drops_at" };
+	static const char *const headers[KEY_COLS] = { "VO",         "KID",          "ALG",        "STATE",
+						       "CREATED_AT", "ACTIVATES_AT", "RETIRES_AT", "DROPS_AT" };
+	static const char *const members[KEY_COLS] = { "vo",         "kid",          "alg",        "state",
+						       "created_at", "activates_at", "retires_at", "drops_at" };
 	size_t n = json_array_size(keys);
 	const char **cells = calloc((n + 1) * KEY_COLS, sizeof(*cells));
 	if (!cells) {
@@ -62,22 +66,62 @@ end:
 	return rc;
 }
 
-static bool print_rotated(const char *kid, scrip_alg_t alg, const char *retiring, bool json)
+static bool print_rotated(const char *vo, const char *kid, scrip_alg_t alg, const char *retiring, bool json)
 {
 	if (!json) {
-		printf("new current key: %s (%s)\n", kid, scrip_alg_name(alg));
+		printf("new current key: %s (%s) of VO %s\n", kid, scrip_alg_name(alg), vo);
 		if (retiring)
 			printf("retiring key:    %s (still published until retired)\n", retiring);
 		else
 			printf("there was no current key\n");
 		return true;
 	}
-	json_t *out = json_pack("{s:s, s:s, s:s?}", "kid", kid, "alg", scrip_alg_name(alg), "retiring", retiring);
+	json_t *out = json_pack("{s:s, s:s, s:s, s:s?}", "vo", vo, "kid", kid, "alg", scrip_alg_name(alg), "retiring",
+				retiring);
 	bool ok = out && scrip_ctl_print_json(out);
 	if (!out)
 		scrip_ctl_error("out of memory");
 	json_decref(out);
 	return ok;
+}
+
+/* key rotate [--vo VO] [--json]: -1 to go on, else the exit code. */
+static int rotate_args(int argc, char **argv, bool *json, const char **vo)
+{
+	static const struct option opts[] = {
+		{ "vo", required_argument, NULL, 'v' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool vo_given = false;
+	int c;
+	optind = 0; /* GNU: full re-initialisation for this argument vector */
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			scrip_ctl_usage(stdout);
+			return SCRIP_CTL_OK;
+		case 'j':
+			*json = true;
+			break;
+		case 'v':
+			if (vo_given)
+				return scrip_ctl_usage_error("--vo given twice");
+			if (!scrip_client_vo_valid(optarg))
+				return scrip_ctl_usage_error("invalid --vo '%.80s': use 1 to %d characters of A-Z a-z 0-9 . _ -,"
+							     " not starting with '.'",
+							     optarg, SCRIP_CLIENT_VO_MAX);
+			vo_given = true;
+			*vo = optarg;
+			break;
+		default:
+			return scrip_ctl_bad_option(argv, c);
+		}
+	}
+	if (argc != optind)
+		return scrip_ctl_usage_error("'%s' takes no argument '%s'", argv[0], argv[optind]);
+	return -1;
 }
 
 int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv)
@@ -87,7 +131,8 @@ int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv)
 	scrip_key_new_t made = { 0 };
 	char *retiring = NULL;
 	bool json = false;
-	int rc = scrip_ctl_simple_args(argc, argv, &json, 0, NULL);
+	const char *vo = SCRIP_VO_DEFAULT;
+	int rc = rotate_args(argc, argv, &json, &vo);
 	if (rc >= 0)
 		return rc;
 	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
@@ -107,12 +152,13 @@ int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv)
 		.public_jwk = made.public_jwk,
 		.sealed = made.sealed,
 		.sealed_len = made.sealed_len,
+		.vo = vo,
 	};
 	if (!scrip_sync_key_rotate(db, &key, &retiring, &err)) {
 		scrip_ctl_error_err(&err);
 		goto end;
 	}
-	if (!print_rotated(made.kid, ctl->key_alg, retiring, json))
+	if (!print_rotated(vo, made.kid, ctl->key_alg, retiring, json))
 		goto end;
 	rc = SCRIP_CTL_OK;
 end:

@@ -13,7 +13,7 @@ void scrip_handle_health(struct evhttp_request *req, void *arg)
 	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
 		return;
 	bool db_up = scrip_db_is_up(app->db);
-	bool keys = app->keyring && scrip_keyring_current(app->keyring);
+	bool keys = app->keys && !scrip_keyrings_missing_current(app->keys); /* every VO's */
 	bool ready = db_up && keys;
 	json_t *body = json_pack("{s:s, s:s, s:s}", "status", ready ? "ok" : "unavailable", "database",
 				 db_up ? "up" : "down", "signing_keys", keys ? "loaded" : "missing");

@@ -60,6 +60,8 @@ typedef struct {
 	scrip_client_t *client;  /* the caller, once its row is read */
 	scrip_jwt_t jwt;         /* the access token, parsed */
 	scrip_subject_t subject; /* its verified claims in short */
+	char *vo;                /* the VO whose issuer the access token names (copied: a reload replaces the keys) */
+	char *issuer;            /* that VO's issuer */
 	scrip_err_t err;         /* the refusal being recorded */
 	const char *error;       /* its OAuth error name */
 	int status;              /* its HTTP status */
@@ -88,6 +90,8 @@ static void introspect_free(introspect_req_t *t)
 	free(t->client);
 	scrip_jwt_clear(&t->jwt);
 	scrip_subject_clear(&t->subject);
+	free(t->vo);
+	free(t->issuer);
 	free(t);
 }
 
@@ -226,9 +230,16 @@ static void refresh_state_cb(const scrip_refresh_state_t *state, const scrip_err
 		finish_inactive(t, "refresh", state->why);
 		return;
 	}
+	if (!scrip_client_vo_matches(t->client, state->vo)) {
+		finish_inactive(t, "refresh", "foreign_vo");
+		return;
+	}
+	/* A refresh token is redeemed for tokens of its grant's VO's issuer. */
+	if (!(t->issuer = scrip_vo_issuer(t->app->cfg->issuer, state->vo)))
+		abort();
 	json_t *aud = audience_json(state->audiences, state->n_audiences);
 	json_t *body = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "active", 1, "token_type",
-				 "refresh_token", "iss", t->app->cfg->issuer, "client_id", state->client_id, "sub",
+				 "refresh_token", "iss", t->issuer, "client_id", state->client_id, "sub",
 				 state->subject, "scope", state->scope, "aud", aud, "exp",
 				 (json_int_t)state->expires_at, "iat", (json_int_t)state->created_at);
 	if (body && state->job_id)
@@ -307,8 +318,7 @@ static void check_access(introspect_req_t *t, const cjose_jwk_t *key, scrip_alg_
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!scrip_keyring_token_verify(&t->jwt, key, alg, t->app->cfg->issuer, (int64_t)time(NULL), &t->subject,
-					&err)) {
+	if (!scrip_keyring_token_verify(&t->jwt, key, alg, t->issuer, (int64_t)time(NULL), &t->subject, &err)) {
 		if (err.code == SCRIP_E_SERVER_ERROR)
 			deny(t, &err);
 		else
@@ -338,29 +348,39 @@ static void introspect_access(introspect_req_t *t, const char *token)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!t->app->keyring) {
+	if (!t->app->keys) {
 		deny_with(t, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
 		return;
 	}
-	if (!scrip_keyring_token_parse(token, strlen(token), t->app->cfg->issuer, &t->jwt, &err)) {
+	const scrip_vo_keys_t *vo = NULL;
+	if (!scrip_keyrings_token_parse(t->app->keys, token, strlen(token), &t->jwt, &vo, &err)) {
 		if (err.code == SCRIP_E_SERVER_ERROR)
 			deny(t, &err);
 		else
 			finish_inactive(t, "access", err.reason);
 		return;
 	}
-	/* The ring is replaced on every reload: its key is used at once,
+	/* A caller sees the tokens of its own VO only: to it, another VO's
+	 * token is as good as unknown (RFC 7662 §2.2). */
+	if (!scrip_client_vo_matches(t->client, vo->vo)) {
+		finish_inactive(t, "access", "foreign_vo");
+		return;
+	}
+	if (!(t->vo = strdup(vo->vo)) || !(t->issuer = strdup(vo->issuer)))
+		abort();
+	/* The keys are replaced on every reload: the key is used at once,
 	 * never kept across the asynchronous steps. */
-	const scrip_signing_key_t *key = scrip_keyring_find(t->app->keyring, t->jwt.kid);
+	const scrip_signing_key_t *key = scrip_keyring_find(vo->ring, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (key) {
 		check_access(t, key->jwk, key->alg);
 		return;
 	}
 	/* A kid this instance has not loaded may be a rotation made moments
-	 * ago elsewhere: ask the database rather than call the token inactive. */
+	 * ago elsewhere: ask the database (for this VO's keys only) rather
+	 * than call the token inactive. */
 	set_step(t, STEP_KEY);
-	scrip_tokens_public_key(t->app->db, t->jwt.kid, key_cb, t);
+	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->vo, key_cb, t);
 }
 
 /* ---- step 2: the caller, then the token ----------------------------------------- */

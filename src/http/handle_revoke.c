@@ -57,6 +57,8 @@ typedef struct {
 	const char *kind;       /* "access" or "refresh", for the log */
 	scrip_jwt_t jwt;        /* the access token, parsed */
 	char *jti;              /* its jti, once verified */
+	char *vo;               /* the VO whose issuer it names (copied: a reload replaces the keys) */
+	char *issuer;           /* that VO's issuer */
 	scrip_err_t err;        /* the refusal being recorded */
 } revoke_req_t;
 
@@ -83,6 +85,8 @@ static void revoke_free(revoke_req_t *t)
 	free(t->client);
 	scrip_jwt_clear(&t->jwt);
 	free(t->jti);
+	free(t->vo);
+	free(t->issuer);
 	free(t);
 }
 
@@ -225,8 +229,7 @@ static void check_access(revoke_req_t *t, const cjose_jwk_t *key, scrip_alg_t al
 	scrip_subject_t subject = { 0 };
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	bool ours = scrip_keyring_token_verify(&t->jwt, key, alg, t->app->cfg->issuer, (int64_t)time(NULL), &subject,
-					       &err);
+	bool ours = scrip_keyring_token_verify(&t->jwt, key, alg, t->issuer, (int64_t)time(NULL), &subject, &err);
 	if (ours && !(t->jti = strdup(subject.jti)))
 		abort();
 	scrip_subject_clear(&subject);
@@ -260,16 +263,20 @@ static void revoke_access(revoke_req_t *t, const char *token)
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	t->kind = "access";
-	if (!t->app->keyring) {
+	if (!t->app->keys) {
 		deny_with(t, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
 		return;
 	}
-	if (!scrip_keyring_token_parse(token, strlen(token), t->app->cfg->issuer, &t->jwt, &err)) {
+	const scrip_vo_keys_t *vo = NULL;
+	if (!scrip_keyrings_token_parse(t->app->keys, token, strlen(token), &t->jwt, &vo, &err)) {
 		not_ours(t, &err);
 		return;
 	}
-	/* The ring is replaced on every reload: its key is used at once. */
-	const scrip_signing_key_t *key = scrip_keyring_find(t->app->keyring, t->jwt.kid);
+	if (!(t->vo = strdup(vo->vo)) || !(t->issuer = strdup(vo->issuer)))
+		abort();
+	/* The keys are replaced on every reload: the key is used at once;
+	 * its VO's keys only. */
+	const scrip_signing_key_t *key = scrip_keyring_find(vo->ring, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (key) {
 		check_access(t, key->jwk, key->alg);
@@ -278,7 +285,7 @@ static void revoke_access(revoke_req_t *t, const char *token)
 	/* Perhaps signed by a key made moments ago elsewhere: answering 200
 	 * without revoking it would be a lie, so the database is asked. */
 	set_step(t, STEP_KEY);
-	scrip_tokens_public_key(t->app->db, t->jwt.kid, key_cb, t);
+	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->vo, key_cb, t);
 }
 
 static void revoke_refresh(revoke_req_t *t, const char *token)

@@ -164,16 +164,24 @@ void scrip_token_not_recorded(scrip_token_req_t *t, const scrip_err_t *db_err, c
 	scrip_token_reply_error(t, &err);
 }
 
-const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, scrip_err_t *err)
+const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, const char **issuer, scrip_err_t *err)
 {
-	const scrip_signing_key_t *key = t->app->keyring ? scrip_keyring_current(t->app->keyring) : NULL;
-	if (!key)
+	const char *vo = t->client->vo ? t->client->vo : SCRIP_VO_DEFAULT;
+	const scrip_vo_keys_t *keys = t->app->keys ? scrip_keyrings_vo(t->app->keys, vo) : NULL;
+	const scrip_signing_key_t *key = keys ? scrip_keyring_current(keys->ring) : NULL;
+	if (!t->app->keys)
 		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
+	else if (!keys)
+		SCRIP_ERR(err, SCRIP_E_UNAUTHORIZED_CLIENT, "vo_not_served",
+			  "the client's VO has no issuer here: no [upstream] of this scripd serves it");
+	else if (!key)
+		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
+	*issuer = keys ? keys->issuer : NULL;
 	return key;
 }
 
 bool scrip_token_mint(scrip_token_req_t *t, const char *sub, const char *job_id, const json_t *groups,
-		      const scrip_signing_key_t *key, scrip_err_t *err)
+		      const scrip_signing_key_t *key, const char *issuer, scrip_err_t *err)
 {
 	char *jti = scrip_random_token(16); /* 128 bits */
 	if (!jti) {
@@ -183,7 +191,7 @@ bool scrip_token_mint(scrip_token_req_t *t, const char *sub, const char *job_id,
 	snprintf(t->jti, sizeof(t->jti), "%s", jti);
 	free(jti);
 	scrip_claims_input_t in = {
-		.issuer = t->app->cfg->issuer,
+		.issuer = issuer,
 		.sub = sub,
 		.client_id = t->client->client_id,
 		.jti = t->jti,

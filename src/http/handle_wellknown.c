@@ -1,6 +1,8 @@
-/* handle_wellknown.c — what relying parties fetch to trust scrip: the
- * authorization server metadata (RFC 8414, also served as OpenID discovery
- * because scitokens-cpp and XRootD look there) and the key set (RFC 7517). */
+/* handle_wellknown.c — what relying parties fetch to trust scrip: for each
+ * served VO, its issuer's authorization server metadata (RFC 8414, also
+ * served as OpenID discovery because scitokens-cpp and XRootD look there)
+ * and its key set (RFC 7517). The token, introspection and revocation
+ * endpoints are shared by every VO: the client's VO decides the issuer. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,6 +13,7 @@
 #include "core/scope.h"
 #include "http/handlers.h"
 #include "http/httpd.h"
+#include "jose/keyrings.h"
 
 /* How long relying parties may cache /jwks and discovery: [keys]
  * jwks_max_age, which the configuration keeps below publish_ahead, so that
@@ -22,10 +25,10 @@ static void cache_control(struct evhttp_request *req, const scrip_app_t *app)
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", value);
 }
 
-static json_t *discovery_document(const scrip_app_t *app)
+static json_t *discovery_document(const scrip_app_t *app, const char *issuer)
 {
 	char *token = scrip_http_endpoint_url(app->cfg->issuer, "/token");
-	char *jwks = scrip_http_endpoint_url(app->cfg->issuer, "/jwks");
+	char *jwks = scrip_http_endpoint_url(issuer, "/jwks");
 	char *introspect = scrip_http_endpoint_url(app->cfg->issuer, "/introspect");
 	char *revoke = scrip_http_endpoint_url(app->cfg->issuer, "/revoke");
 	json_t *verbs = json_array();
@@ -33,7 +36,7 @@ static json_t *discovery_document(const scrip_app_t *app)
 		json_array_append_new(verbs, json_string(scrip_verb_name((scrip_verb_t)v)));
 	json_t *doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:[s,s], s:[s,s], s:[s,s], s:[s,s], s:o, s:[], s:[s,s],"
 				" s:[s]}",
-				"issuer", app->cfg->issuer,
+				"issuer", issuer,
 				"token_endpoint", token,
 				"jwks_uri", jwks,
 				"introspection_endpoint", introspect,
@@ -53,21 +56,24 @@ static json_t *discovery_document(const scrip_app_t *app)
 	return doc;
 }
 
-void scrip_handle_discovery(struct evhttp_request *req, void *arg)
+void scrip_handle_discovery(struct evhttp_request *req, const scrip_app_t *app, const char *vo)
 {
-	const scrip_app_t *app = arg;
 	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
 		return;
+	char *issuer = scrip_vo_issuer(app->cfg->issuer, vo);
+	if (!issuer)
+		abort();
 	cache_control(req, app);
-	scrip_http_reply_json(req, 200, discovery_document(app), false);
+	scrip_http_reply_json(req, 200, discovery_document(app, issuer), false);
+	free(issuer);
 }
 
-void scrip_handle_jwks(struct evhttp_request *req, void *arg)
+void scrip_handle_jwks(struct evhttp_request *req, const scrip_app_t *app, const char *vo)
 {
-	const scrip_app_t *app = arg;
 	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
 		return;
-	if (!app->keyring) {
+	const scrip_vo_keys_t *keys = scrip_keyrings_vo(app->keys, vo);
+	if (!keys) {
 		scrip_err_t err;
 		scrip_err_clear(&err);
 		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded",
@@ -76,5 +82,5 @@ void scrip_handle_jwks(struct evhttp_request *req, void *arg)
 		return;
 	}
 	cache_control(req, app);
-	scrip_http_reply_json(req, 200, scrip_keyring_jwks(app->keyring), false);
+	scrip_http_reply_json(req, 200, scrip_keyring_jwks(keys->ring), false);
 }

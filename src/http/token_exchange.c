@@ -65,8 +65,9 @@ static void issue_access_token(scrip_token_req_t *t)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	const scrip_signing_key_t *key = scrip_token_signing_key(t, &err);
-	if (!key || !scrip_token_mint(t, t->subject.sub, t->request.job_id, t->subject.groups, key, &err)) {
+	const char *issuer = NULL;
+	const scrip_signing_key_t *key = scrip_token_signing_key(t, &issuer, &err);
+	if (!key || !scrip_token_mint(t, t->subject.sub, t->request.job_id, t->subject.groups, key, issuer, &err)) {
 		scrip_token_deny(t, &err);
 		return;
 	}
@@ -451,21 +452,30 @@ static void own_token_state_cb(const scrip_access_state_t *state, const scrip_er
 	issue_access_token(t);
 }
 
-/* The subject token names scrip itself as issuer: verify it with scrip's
- * keys, then ask the database whether it is still active. */
-static void own_token_start(scrip_token_req_t *t)
+/* The subject token names one of scrip's own issuers (that of VO vo):
+ * re-delegation stays inside the client's VO, so another VO's token is
+ * refused before any key is looked at; then it is verified with its VO's
+ * keys only, and the database says whether it is still active. */
+static void own_token_start(scrip_token_req_t *t, const scrip_vo_keys_t *vo)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	const scrip_signing_key_t *key = t->app->keyring ? scrip_keyring_find(t->app->keyring, t->jwt.kid) : NULL;
+	if (!scrip_client_vo_matches(t->client, vo->vo)) {
+		char text[256];
+		snprintf(text, sizeof(text), "the subject token was issued by VO %s's issuer, not the client's VO %s",
+			 vo->vo, t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO);
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "subject_token_foreign_vo", text);
+		return;
+	}
+	const scrip_signing_key_t *key = scrip_keyring_find(vo->ring, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (!key) {
 		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "unknown_kid",
 				      "the subject token's kid is not one of scrip's published keys");
 		return;
 	}
-	if (!scrip_keyring_token_verify(&t->jwt, key->jwk, key->alg, t->app->cfg->issuer, (int64_t)time(NULL),
-					&t->subject, &err)) {
+	if (!scrip_keyring_token_verify(&t->jwt, key->jwk, key->alg, vo->issuer, (int64_t)time(NULL), &t->subject,
+					&err)) {
 		scrip_token_deny(t, &err);
 		return;
 	}
@@ -516,8 +526,14 @@ void scrip_token_exchange_start(scrip_token_req_t *t)
 		scrip_token_deny(t, &err);
 		return;
 	}
-	if (t->jwt.iss && strcmp(t->jwt.iss, t->app->cfg->issuer) == 0) {
-		own_token_start(t);
+	if (!t->app->keys) {
+		scrip_token_deny_with(t, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded",
+				      "signing keys are not loaded yet");
+		return;
+	}
+	const scrip_vo_keys_t *own = scrip_keyrings_by_issuer(t->app->keys, t->jwt.iss);
+	if (own) {
+		own_token_start(t, own);
 		return;
 	}
 	size_t index = 0;

@@ -107,16 +107,20 @@ void scrip_token_not_recorded(scrip_token_req_t *t, const scrip_err_t *db_err, c
 void scrip_token_reply_ok(scrip_token_req_t *t, json_t *body);
 
 /* Signs an access token for t->grant (claims from sub, job_id, groups and
- * the authenticated client) with the current key; sets t->jti,
- * t->scope_text, t->access_token. */
+ * the authenticated client) with key as issuer, both from
+ * scrip_token_signing_key and used at once; sets t->jti, t->scope_text,
+ * t->access_token. */
 bool scrip_token_mint(scrip_token_req_t *t, const char *sub, const char *job_id, const json_t *groups,
-		      const scrip_signing_key_t *key, scrip_err_t *err) SCRIP_MUST_CHECK;
+		      const scrip_signing_key_t *key, const char *issuer, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* A fresh opaque refresh token in t->refresh_token and its hash in t->new_hash. */
 bool scrip_token_new_refresh(scrip_token_req_t *t, scrip_err_t *err) SCRIP_MUST_CHECK;
 
-/* The signing key, or NULL with a 503 error when keys are not loaded. */
-const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, scrip_err_t *err);
+/* The current signing key of the client's VO, and (issuer) the issuer URL
+ * that VO signs as; both borrowed from the keys, which a reload replaces:
+ * used at once. NULL with a 503 error when keys are not loaded, or
+ * unauthorized_client when no upstream of this scripd serves the VO. */
+const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, const char **issuer, scrip_err_t *err);
 
 /* The upstream whose issuer is iss (byte for byte), or NULL; *index set. */
 const scrip_upstream_config_t *scrip_token_upstream_for_issuer(const scrip_app_t *app, const char *iss,

@@ -124,8 +124,9 @@ static void redeem(scrip_token_req_t *t, bool retry)
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	const scrip_grant_row_t *row = t->grant_row;
-	const scrip_signing_key_t *key = scrip_token_signing_key(t, &err);
-	if (!key || !scrip_token_mint(t, row->subject, row->job_id, t->grant_groups, key, &err) ||
+	const char *issuer = NULL;
+	const scrip_signing_key_t *key = scrip_token_signing_key(t, &issuer, &err);
+	if (!key || !scrip_token_mint(t, row->subject, row->job_id, t->grant_groups, key, issuer, &err) ||
 	    !scrip_token_new_refresh(t, &err)) {
 		scrip_token_deny(t, &err);
 		return;

@@ -1,6 +1,7 @@
-/* key_store.c — applies the signing key schedule to the database on
- * scripd's event loop: one read of the key rows, then each due step as
- * one guarded statement, one after the other. */
+/* key_store.c — scripd's signing keys in the database, on its event loop:
+ * loading the keys of the served VOs (a VO's first key made here), and the
+ * key schedule: one read of the key rows, then each due step as one
+ * guarded statement, one after the other. */
 #include "store/key_store.h"
 
 #include <inttypes.h>
@@ -11,6 +12,210 @@
 #include "jose/keyring.h"
 #include "util/log.h"
 
+static char *hex_encode(const uint8_t *data, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *s = malloc(2 * len + 1);
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		s[2 * i] = digits[data[i] >> 4];
+		s[2 * i + 1] = digits[data[i] & 15];
+	}
+	s[2 * len] = '\0';
+	return s;
+}
+
+/* The VOs as a text[] literal: {"atlas","cms"}. VO names are of
+ * A-Z a-z 0-9 . _ - (scrip_client_vo_valid), which need no escaping. */
+static char *vo_array(const char *const *vos, size_t n)
+{
+	size_t size = 3;
+	for (size_t i = 0; i < n; i++)
+		size += strlen(vos[i]) + 3;
+	char *text = malloc(size);
+	if (!text)
+		abort();
+	strcpy(text, "{");
+	for (size_t i = 0; i < n; i++) {
+		strcat(text, i ? ",\"" : "\"");
+		strcat(text, vos[i]);
+		strcat(text, "\"");
+	}
+	strcat(text, "}");
+	return text;
+}
+
+/* ---- loading the keys of the served VOs ----------------------------------- */
+
+struct keys_op {
+	scrip_db_t *db;
+	char *base_issuer;
+	char **vos;
+	size_t n_vos;
+	char *vo_array;    /* vos as a text[] literal */
+	scrip_alg_t alg;
+	uint8_t enc_key[32];
+	size_t created;    /* first keys inserted (or raced) so far: at most one per VO */
+	scrip_store_keys_cb cb;
+	void *arg;
+};
+
+static const char keys_select_sql[] =
+	"SELECT vo, kid, alg, state, private_sealed FROM scrip.signing_keys"
+	" WHERE state <> 'retired' AND vo = ANY($1::text[]) ORDER BY created_at";
+
+/* ON CONFLICT DO NOTHING also covers the one-current-key-per-VO index: when
+ * two instances start at once, one key wins and both load it. */
+static const char key_insert_sql[] =
+	"WITH v AS (INSERT INTO scrip.vos (vo) VALUES ($5) ON CONFLICT DO NOTHING),"
+	" k AS ("
+	"  INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, activates_at, activated_at, vo)"
+	"  VALUES ($1, $2, 'current', $3::jsonb, decode($4, 'hex'), now(), now(), $5) ON CONFLICT DO NOTHING"
+	"  RETURNING kid)"
+	" INSERT INTO scrip.audit_events (event, outcome, description, actor, vo)"
+	" SELECT 'key_create', 'done', 'first signing key of VO ' || $5 || ' created at start-up', 'scripd', $5 FROM k";
+
+static void keys_op_finish(struct keys_op *op, scrip_keyrings_t *rings, const scrip_err_t *err)
+{
+	op->cb(rings, err, op->arg);
+	explicit_bzero(op->enc_key, sizeof(op->enc_key));
+	for (size_t i = 0; i < op->n_vos; i++)
+		free(op->vos[i]);
+	free(op->vos);
+	free(op->vo_array);
+	free(op->base_issuer);
+	free(op);
+}
+
+static void keys_select(struct keys_op *op);
+
+static void key_insert_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct keys_op *op = arg;
+	if (!res) {
+		keys_op_finish(op, NULL, err);
+		return;
+	}
+	keys_select(op);
+}
+
+static void key_create(struct keys_op *op, const char *vo)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	scrip_key_new_t key;
+	char *sealed_hex = NULL;
+	if (scrip_key_new_generate(op->alg, op->enc_key, &key, &err))
+		sealed_hex = hex_encode(key.sealed, key.sealed_len);
+	if (!sealed_hex) {
+		if (err.code == SCRIP_E_NONE)
+			SCRIP_ERR(&err, SCRIP_E_SERVER_ERROR, "key_create_failed", "cannot create a signing key");
+		keys_op_finish(op, NULL, &err);
+	} else {
+		op->created++;
+		const char *params[] = { key.kid, scrip_alg_name(op->alg), key.public_jwk, sealed_hex, vo };
+		scrip_log_info("VO %s has no current signing key: creating %s key %s", vo, params[1], params[0]);
+		scrip_db_query(op->db, key_insert_sql, 5, params, key_insert_cb, op);
+	}
+	free(sealed_hex);
+	scrip_key_new_clear(&key);
+}
+
+/* Fills rings from the rows; false with err set when a row cannot be read. */
+static bool keys_fill(struct keys_op *op, const scrip_db_result_t *res, scrip_keyrings_t *rings, scrip_err_t *err)
+{
+	for (int row = 0; row < scrip_db_result_rows(res); row++) {
+		uint8_t *sealed = NULL;
+		size_t len = 0;
+		bool ok = scrip_db_result_bytea(res, row, 4, &sealed, &len) &&
+			  scrip_keyrings_add(rings, scrip_db_result_value(res, row, 0), scrip_db_result_value(res, row, 1),
+					     scrip_db_result_value(res, row, 2), scrip_db_result_value(res, row, 3), sealed,
+					     len, op->enc_key, err);
+		free(sealed);
+		if (!ok) {
+			if (err->code == SCRIP_E_NONE)
+				SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "key_unreadable", "signing key %s cannot be read",
+					  scrip_db_result_value(res, row, 1));
+			return false;
+		}
+	}
+	return true;
+}
+
+static void keys_select_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct keys_op *op = arg;
+	if (!res) {
+		keys_op_finish(op, NULL, err);
+		return;
+	}
+	scrip_err_t e;
+	scrip_err_clear(&e);
+	scrip_keyrings_t *rings = scrip_keyrings_new(op->base_issuer, (const char *const *)op->vos, op->n_vos);
+	if (!rings)
+		abort();
+	if (!keys_fill(op, res, rings, &e)) {
+		scrip_keyrings_free(rings);
+		keys_op_finish(op, NULL, &e);
+		return;
+	}
+	const scrip_vo_keys_t *missing = scrip_keyrings_missing_current(rings);
+	if (!missing) {
+		keys_op_finish(op, rings, NULL);
+		return;
+	}
+	if (op->created >= op->n_vos) {
+		SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "no_current_key", "VO %s has no current signing key after creating one",
+			  missing->vo);
+		scrip_keyrings_free(rings);
+		keys_op_finish(op, NULL, &e);
+		return;
+	}
+	char *vo = strdup(missing->vo);
+	if (!vo)
+		abort();
+	scrip_keyrings_free(rings);
+	key_create(op, vo);
+	free(vo);
+}
+
+static void keys_select(struct keys_op *op)
+{
+	const char *params[] = { op->vo_array };
+	scrip_db_query(op->db, keys_select_sql, 1, params, keys_select_cb, op);
+}
+
+static char **strings_copy(const char *const *strings, size_t n)
+{
+	char **copy = calloc(n ? n : 1, sizeof(*copy));
+	for (size_t i = 0; copy && i < n; i++)
+		if (!(copy[i] = strdup(strings[i])))
+			abort();
+	if (!copy)
+		abort();
+	return copy;
+}
+
+void scrip_store_keys_load(scrip_db_t *db, const char *base_issuer, const char *const *vos, size_t n, scrip_alg_t alg,
+			   const uint8_t enc_key[32], scrip_store_keys_cb cb, void *arg)
+{
+	struct keys_op *op = calloc(1, sizeof(*op));
+	if (!op || !(op->base_issuer = strdup(base_issuer)))
+		abort();
+	op->db = db;
+	op->vos = strings_copy(vos, n);
+	op->n_vos = n;
+	op->vo_array = vo_array(vos, n);
+	op->alg = alg;
+	memcpy(op->enc_key, enc_key, sizeof(op->enc_key));
+	op->cb = cb;
+	op->arg = arg;
+	keys_select(op);
+}
+
+/* ---- the key schedule ---------------------------------------------------------- */
+
 struct sched_op {
 	scrip_db_t *db;
 	scrip_key_policy_t policy;
@@ -19,6 +224,7 @@ struct sched_op {
 	scrip_store_schedule_cb cb;
 	void *arg;
 	char **kids;               /* owned; the rows' kids point here */
+	char **row_vos;            /* owned; the VO of each row (rows come ordered by VO) */
 	scrip_key_row_t *rows;     /* owned; n of them */
 	size_t n;
 	scrip_key_step_t *steps;   /* owned; n_steps of them, applied in order */
@@ -32,8 +238,9 @@ struct sched_op {
 static const char rows_sql[] =
 	"SELECT " EPOCH("now()") ", k.kid, k.state, " EPOCH("k.created_at") ", " EPOCH("k.activates_at") ", "
 	EPOCH("k.activated_at") ", " EPOCH("k.retires_at") ", " EPOCH("k.drops_at") ","
-	"       " EPOCH("(SELECT max(t.expires_at) FROM scrip.issued_tokens t WHERE t.kid = k.kid)")
-	"  FROM scrip.signing_keys k WHERE k.state <> 'retired' ORDER BY k.created_at, k.kid";
+	"       " EPOCH("(SELECT max(t.expires_at) FROM scrip.issued_tokens t WHERE t.kid = k.kid)") ", k.vo"
+	"  FROM scrip.signing_keys k WHERE k.state <> 'retired' AND k.vo = ANY($1::text[])"
+	" ORDER BY k.vo, k.created_at, k.kid";
 
 static const char add_next_sql[] =
 	"SELECT scrip.signing_key_add_next($1, $2, $3::jsonb, decode($4, 'hex'), $5, to_timestamp($6::bigint),"
@@ -49,27 +256,16 @@ static const char set_drops_sql[] =
 static void sched_finish(struct sched_op *op, const scrip_err_t *err)
 {
 	op->cb(op->changes, err, op->arg);
-	for (size_t i = 0; i < op->n; i++)
+	for (size_t i = 0; i < op->n; i++) {
 		free(op->kids[i]);
+		free(op->row_vos[i]);
+	}
 	free(op->kids);
+	free(op->row_vos);
 	free(op->rows);
 	free(op->steps);
 	explicit_bzero(op->enc_key, sizeof(op->enc_key));
 	free(op);
-}
-
-static char *hex_encode(const uint8_t *data, size_t len)
-{
-	static const char digits[] = "0123456789abcdef";
-	char *s = malloc(2 * len + 1);
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		s[2 * i] = digits[data[i] >> 4];
-		s[2 * i + 1] = digits[data[i] & 15];
-	}
-	s[2 * len] = '\0';
-	return s;
 }
 
 static void step_apply(struct sched_op *op);
@@ -174,6 +370,18 @@ static int64_t int_value(const scrip_db_result_t *res, int row, int col)
 	return v ? strtoll(v, NULL, 10) : 0;
 }
 
+/* Each VO follows its own schedule: one plan per run of rows of one VO. */
+static void plan_per_vo(struct sched_op *op, int64_t now)
+{
+	op->n_steps = 0;
+	for (size_t start = 0, end; start < op->n; start = end) {
+		for (end = start + 1; end < op->n && strcmp(op->row_vos[end], op->row_vos[start]) == 0; end++)
+			;
+		op->n_steps += scrip_key_schedule_plan(&op->rows[start], end - start, now, &op->policy,
+						       &op->steps[op->n_steps]);
+	}
+}
+
 static void rows_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct sched_op *op = arg;
@@ -185,16 +393,19 @@ static void rows_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *
 	op->n = 0;
 	op->kids = calloc((size_t)n + 1, sizeof(*op->kids));
 	op->rows = calloc((size_t)n + 1, sizeof(*op->rows));
-	op->steps = calloc(SCRIP_KEY_STEPS_MAX((size_t)n), sizeof(*op->steps));
-	if (!op->kids || !op->rows || !op->steps)
+	op->row_vos = calloc((size_t)n + 1, sizeof(*op->row_vos));
+	/* A plan per VO: at most SCRIP_KEY_STEPS_MAX(its rows) steps each. */
+	op->steps = calloc(2 * (size_t)n + 1, sizeof(*op->steps));
+	if (!op->kids || !op->rows || !op->row_vos || !op->steps)
 		abort();
 	int64_t now = 0;
 	for (int r = 0; r < n; r++) {
 		const char *kid = scrip_db_result_value(res, r, 1);
+		const char *vo = scrip_db_result_value(res, r, 9);
 		scrip_key_state_t state;
-		if (!kid || !scrip_key_state_parse(scrip_db_result_value(res, r, 2), &state))
+		if (!kid || !vo || !scrip_key_state_parse(scrip_db_result_value(res, r, 2), &state))
 			continue;
-		if (!(op->kids[op->n] = strdup(kid)))
+		if (!(op->kids[op->n] = strdup(kid)) || !(op->row_vos[op->n] = strdup(vo)))
 			abort();
 		now = int_value(res, r, 0);
 		op->rows[op->n] = (scrip_key_row_t){
@@ -209,12 +420,12 @@ static void rows_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *
 		};
 		op->n++;
 	}
-	op->n_steps = scrip_key_schedule_plan(op->rows, op->n, now, &op->policy, op->steps);
+	plan_per_vo(op, now);
 	step_apply(op);
 }
 
-void scrip_store_keys_schedule(scrip_db_t *db, const scrip_key_policy_t *policy, scrip_alg_t alg,
-			       const uint8_t enc_key[32], scrip_store_schedule_cb cb, void *arg)
+void scrip_store_keys_schedule(scrip_db_t *db, const scrip_key_policy_t *policy, const char *const *vos, size_t n,
+			       scrip_alg_t alg, const uint8_t enc_key[32], scrip_store_schedule_cb cb, void *arg)
 {
 	struct sched_op *op = calloc(1, sizeof(*op));
 	if (!op)
@@ -225,5 +436,8 @@ void scrip_store_keys_schedule(scrip_db_t *db, const scrip_key_policy_t *policy,
 	memcpy(op->enc_key, enc_key, sizeof(op->enc_key));
 	op->cb = cb;
 	op->arg = arg;
-	scrip_db_query(db, rows_sql, 0, NULL, rows_cb, op);
+	char *served = vo_array(vos, n);
+	const char *params[] = { served };
+	scrip_db_query(db, rows_sql, 1, params, rows_cb, op); /* params are copied */
+	free(served);
 }

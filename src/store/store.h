@@ -158,12 +158,4 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
 void scrip_store_grant_revoke_replay(scrip_db_t *db, const char *grant_id, const char *remote_addr,
 				     scrip_store_done_cb cb, void *arg);
 
-/* Loads every non-retired signing key into a new keyring (unsealing with
- * enc_key). When no key is current, first creates one of alg (racing
- * instances are settled by the one-current-key index). ring is owned by
- * the callback; NULL on failure with err set. */
-typedef void (*scrip_store_keys_cb)(scrip_keyring_t *ring, const scrip_err_t *err, void *arg);
-void scrip_store_keys_load(scrip_db_t *db, scrip_alg_t alg, const uint8_t enc_key[32], scrip_store_keys_cb cb,
-			   void *arg);
-
 #endif

@@ -800,11 +800,11 @@ end:
 
 static const char key_list_sql[] =
 	"SELECT coalesce(json_agg(json_build_object("
-	" 'kid', kid, 'alg', alg, 'state', state, 'created_at', " SQL_TIME("created_at") ","
+	" 'vo', vo, 'kid', kid, 'alg', alg, 'state', state, 'created_at', " SQL_TIME("created_at") ","
 	" 'activated_at', " SQL_TIME("activated_at") ", 'retired_at', " SQL_TIME("retired_at") ","
 	" 'activates_at', " SQL_TIME("coalesce(activated_at, activates_at)") ","
 	" 'retires_at', " SQL_TIME("retires_at") ", 'drops_at', " SQL_TIME("coalesce(retired_at, drops_at)") ")"
-	" ORDER BY created_at, kid COLLATE \"C\"), '[]')::text"
+	" ORDER BY vo COLLATE \"C\", created_at, kid COLLATE \"C\"), '[]')::text"
 	" FROM scrip.signing_keys";
 
 json_t *scrip_sync_key_list(scrip_sync_t *db, scrip_err_t *err)
@@ -816,23 +816,24 @@ json_t *scrip_sync_key_list(scrip_sync_t *db, scrip_err_t *err)
  * returns its kid. A next key waiting to sign is cancelled: it never
  * signed anything, so it leaves /jwks at once and its private part is
  * destroyed; the schedule then counts from the key made here. */
-static bool demote_current_key(scrip_sync_t *db, char **retiring_kid, scrip_err_t *err)
+static bool demote_current_key(scrip_sync_t *db, const char *vo, char **retiring_kid, scrip_err_t *err)
 {
 	bool ok = false;
 	scrip_sync_result_t *res = NULL;
 	char lock[24];
 	snprintf(lock, sizeof(lock), "%" PRId64, SCRIP_SYNC_LOCK_KEYS);
 	const char *lock_params[] = { lock };
+	const char *vo_params[] = { vo };
 	if (!scrip_sync_exec(db, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock_params, err))
 		goto end;
 	res = scrip_sync_query(db,
 			       "UPDATE scrip.signing_keys SET state = 'retiring', retires_at = now()"
-			       " WHERE state = 'current' RETURNING kid",
-			       0, NULL, err);
+			       " WHERE state = 'current' AND vo = $1 RETURNING kid",
+			       1, vo_params, err);
 	if (!res || !scrip_sync_exec(db,
 				     "UPDATE scrip.signing_keys SET state = 'retired', retired_at = now(),"
-				     " private_sealed = NULL WHERE state = 'next'",
-				     0, NULL, err))
+				     " private_sealed = NULL WHERE state = 'next' AND vo = $1",
+				     1, vo_params, err))
 		goto end;
 	/* The one-current-key index allows no more than one row here. */
 	const char *kid = scrip_sync_result_value(res, 0, 0);
@@ -844,6 +845,20 @@ static bool demote_current_key(scrip_sync_t *db, char **retiring_kid, scrip_err_
 end:
 	scrip_sync_result_free(res);
 	return ok;
+}
+
+/* A key is made for a VO the deployment knows (scrip.vos: added by the
+ * configuration's upstreams, by clients and by scripd's first key). */
+static bool vo_known(scrip_sync_t *db, const char *vo, scrip_err_t *err)
+{
+	const char *params[] = { vo };
+	scrip_sync_result_t *res = scrip_sync_query(db, "SELECT 1 FROM scrip.vos WHERE vo = $1", 1, params, err);
+	bool known = res && scrip_sync_result_rows(res) == 1;
+	if (res && !known)
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "unknown_vo",
+			  "no VO '%s' in this database (scrip.vos); 'scripctl client list' shows the VOs in use", vo);
+	scrip_sync_result_free(res);
+	return known;
 }
 
 bool scrip_sync_key_rotate(scrip_sync_t *db, const scrip_sync_key_new_t *key, char **retiring_kid, scrip_err_t *err)
@@ -858,23 +873,24 @@ bool scrip_sync_key_rotate(scrip_sync_t *db, const scrip_sync_key_new_t *key, ch
 		goto end;
 	}
 	bytea_hex(key->sealed, key->sealed_len, sealed);
-	if (!scrip_sync_begin(db, err) || !demote_current_key(db, retiring_kid, err))
+	if (!scrip_sync_begin(db, err) || !vo_known(db, key->vo, err) ||
+	    !demote_current_key(db, key->vo, retiring_kid, err))
 		goto end;
-	const char *insert[] = { key->kid, key->alg, key->public_jwk, sealed };
-	const char *audit[] = { key->kid, key->alg, *retiring_kid };
+	const char *insert[] = { key->kid, key->alg, key->public_jwk, sealed, key->vo };
+	const char *audit[] = { key->kid, key->alg, *retiring_kid, key->vo };
 	const char *notify[] = { SCRIP_SYNC_KEYS_CHANNEL, key->kid };
 	if (!scrip_sync_exec(db,
 			     "INSERT INTO scrip.signing_keys"
-			     " (kid, alg, state, public_jwk, private_sealed, activates_at, activated_at)"
-			     " VALUES ($1, $2, 'current', $3::jsonb, $4::bytea, now(), now())",
-			     4, insert, err) ||
+			     " (kid, alg, state, public_jwk, private_sealed, activates_at, activated_at, vo)"
+			     " VALUES ($1, $2, 'current', $3::jsonb, $4::bytea, now(), now(), $5)",
+			     5, insert, err) ||
 	    !scrip_sync_exec(db,
-			     "INSERT INTO scrip.audit_events (event, outcome, description, actor)"
+			     "INSERT INTO scrip.audit_events (event, outcome, description, actor, vo)"
 			     " VALUES ('key_rotate', 'done',"
-			     "  format('new current key %s (%s); %s', $1::text, $2::text,"
+			     "  format('new current key %s (%s) of VO %s; %s', $1::text, $2::text, $4::text,"
 			     "   coalesce('key ' || $3::text || ' now retiring', 'there was no current key')),"
-			     "  current_user)",
-			     3, audit, err) ||
+			     "  current_user, $4)",
+			     4, audit, err) ||
 	    !scrip_sync_exec(db, "SELECT pg_notify($1, $2)", 2, notify, err) || !scrip_sync_commit(db, err))
 		goto end;
 	ok = true;

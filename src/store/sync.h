@@ -231,7 +231,7 @@ json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *
 
 /* The signing keys as a new JSON array (caller json_decref's), ordered by
  * created_at then kid, each element
- *   {"kid": str, "alg": "ES256"|"RS256", "state": "next"|"current"|"retiring"|"retired",
+ *   {"vo": str, "kid": str, "alg": "ES256"|"RS256", "state": "next"|"current"|"retiring"|"retired",
  *    "created_at": time, "activated_at": time|null, "retired_at": time|null,
  *    "activates_at": time|null, "retires_at": time|null, "drops_at": time|null}
  * (times as in scrip_sync_client_list) — never the sealed private key.
@@ -248,10 +248,11 @@ typedef struct {
 	const char *public_jwk; /* JSON text of the public JWK (no private member) */
 	const uint8_t *sealed;  /* the private JWK sealed under the encryption key, kid as AD */
 	size_t sealed_len;
+	const char *vo;         /* the VO whose issuer it signs for (must be in scrip.vos) */
 } scrip_sync_key_new_t;
 
-/* Rotates: in one transaction holding SCRIP_SYNC_LOCK_KEYS, marks the
- * current key 'retiring' (retires_at = now(); retired_at stays NULL: it
+/* Rotates key->vo's keys (other VOs' are left alone): in one transaction
+ * holding SCRIP_SYNC_LOCK_KEYS, marks the current key 'retiring' (retires_at = now(); retired_at stays NULL: it
  * stays published), cancels a 'next' key if any (it becomes 'retired' and
  * its private part is destroyed: it never signed), inserts key as
  * 'current' with activated_at = now(), writes the audit row

@@ -114,7 +114,7 @@ static const char refresh_state_sql[] =
 	"            WHEN g.max_uses IS NOT NULL AND g.uses >= g.max_uses THEN 'used_up'"
 	"            ELSE 'active' END,"
 	"       g.grant_id, g.client_id, g.subject, array_to_string(g.scopes, ' '), array_to_json(g.audiences)::text,"
-	"       g.job_id, extract(epoch FROM g.expires_at)::bigint, extract(epoch FROM r.created_at)::bigint"
+	"       g.job_id, extract(epoch FROM g.expires_at)::bigint, extract(epoch FROM r.created_at)::bigint, g.vo"
 	"  FROM scrip.refresh_tokens r"
 	"  JOIN scrip.grants g ON g.grant_id = r.grant_id"
 	"  JOIN scrip.clients c ON c.client_id = g.client_id"
@@ -153,10 +153,11 @@ static bool refresh_state_from_row(const scrip_db_result_t *res, scrip_refresh_s
 	state->subject = scrip_db_result_value(res, 0, 3);
 	state->scope = scrip_db_result_value(res, 0, 4);
 	state->job_id = scrip_db_result_value(res, 0, 6);
+	state->vo = scrip_db_result_value(res, 0, 9);
 	*audiences = audiences_from_json(scrip_db_result_value(res, 0, 5), arr, &state->n_audiences);
 	state->audiences = *audiences;
 	if (!state->why || !state->grant_id || !state->client_id || !state->subject || !state->scope || !*audiences ||
-	    !exp || !created)
+	    !exp || !created || !state->vo)
 		return false;
 	state->expires_at = strtoll(exp, NULL, 10);
 	state->created_at = strtoll(created, NULL, 10);
@@ -344,7 +345,7 @@ struct key_op {
 /* The stored public JWK, wrapped as a one-key set for the strict parser. */
 static const char public_key_sql[] =
 	"SELECT json_build_object('keys', json_build_array(public_jwk))::text, alg FROM scrip.signing_keys"
-	" WHERE kid = $1 AND state IN ('next', 'current', 'retiring')";
+	" WHERE kid = $1 AND vo = $2 AND state IN ('next', 'current', 'retiring')";
 
 static void public_key_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
@@ -370,13 +371,13 @@ static void public_key_cb(const scrip_db_result_t *res, const scrip_err_t *err, 
 	free(op);
 }
 
-void scrip_tokens_public_key(scrip_db_t *db, const char *kid, scrip_tokens_key_cb cb, void *arg)
+void scrip_tokens_public_key(scrip_db_t *db, const char *kid, const char *vo, scrip_tokens_key_cb cb, void *arg)
 {
 	struct key_op *op = op_new(sizeof(*op));
 	op->cb = cb;
 	op->arg = arg;
-	const char *params[] = { kid };
-	scrip_db_query(db, public_key_sql, 1, params, public_key_cb, op);
+	const char *params[] = { kid, vo };
+	scrip_db_query(db, public_key_sql, 2, params, public_key_cb, op);
 }
 
 /* ---- refusals ------------------------------------------------------------- */

@@ -70,6 +70,7 @@ typedef struct {
 	const char *job_id;    /* NULL when the grant has none */
 	int64_t expires_at;    /* the grant's expiry (Unix seconds) */
 	int64_t created_at;    /* when this refresh token was created */
+	const char *vo;        /* the grant's VO; NULL when there is no row */
 } scrip_refresh_state_t;
 
 typedef void (*scrip_tokens_refresh_cb)(const scrip_refresh_state_t *state, const scrip_err_t *err, void *arg);
@@ -122,8 +123,9 @@ void scrip_tokens_revoke_refresh(scrip_db_t *db, const uint8_t hash[SCRIP_SHA256
 
 /* ---- scrip's own keys, for a kid this instance has not loaded ------------------ */
 
-/* The public key of scrip's signing key kid, when the database has it in
- * a published state (next, current, retiring): a token signed by a key
+/* The public key of scrip's signing key kid of VO vo, when the database
+ * has it in a published state (next, current, retiring) — never another
+ * VO's key, whatever the kid: a token signed by a key
  * that another instance or scripctl made moments ago, before this
  * instance's next reload. set holds that one key (find it with
  * scrip_keyset_find; the JWK row is parsed as strictly as an upstream's
@@ -131,7 +133,7 @@ void scrip_tokens_revoke_refresh(scrip_db_t *db, const uint8_t hash[SCRIP_SHA256
  * (err NULL) or on failure (err set). The callback owns set
  * (scrip_keyset_release). */
 typedef void (*scrip_tokens_key_cb)(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *err, void *arg);
-void scrip_tokens_public_key(scrip_db_t *db, const char *kid, scrip_tokens_key_cb cb, void *arg);
+void scrip_tokens_public_key(scrip_db_t *db, const char *kid, const char *vo, scrip_tokens_key_cb cb, void *arg);
 
 /* ---- refusals ------------------------------------------------------------- */
 

@@ -72,7 +72,7 @@ static const char *const reasons[] = {
 	"upstream_circuit_open", "upstream_keys_unavailable", "upstream_misconfigured", "upstream_no_client",
 	"upstream_no_endpoint", "upstream_not_configured", "upstream_refused", "upstream_refused_request",
 	"upstream_scope_narrowed", "upstream_unavailable", "upstream_unreachable", "upstream_url_refused",
-	"other", NULL,
+	"vo_not_served", "other", NULL,
 };
 
 /* Seconds: from a fast in-memory answer to the longest timeouts. */

@@ -168,6 +168,8 @@ static void test_vo(void)
 	} names[] = {
 		{ "atlas", true }, { "CMS", true },     { "lhcb.test-1_x", true }, { "", false },
 		{ "at las", false }, { "atlas/", false }, { "atlas\n", false },   { "é", false },
+		/* a VO name is a path segment of its issuer URL */
+		{ ".", false },      { "..", false },     { ".well-known", false }, { "a.b.", true },
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		CU_ASSERT_EQUAL(scrip_client_vo_valid(names[i].vo), names[i].valid);
