@@ -9,6 +9,7 @@
 #include "jose/jwk.h"
 #include "jose/jwt.h"
 #include "jose/keyring.h"
+#include "jose/keyrings.h"
 #include "jose/mint.h"
 #include "suites.h"
 
@@ -230,6 +231,103 @@ static void test_ring_without_current(void)
 	scrip_keyring_free(ring);
 }
 
+/* ---- one ring per VO (keyrings.h) ---------------------------------------- */
+
+static void test_vo_issuer_names(void)
+{
+	static const struct {
+		const char *base, *vo, *issuer;
+	} cases[] = {
+		{ "https://sts.example.org", "default", "https://sts.example.org" },
+		{ "https://sts.example.org/", "default", "https://sts.example.org/" }, /* byte for byte */
+		{ "https://sts.example.org", "atlas", "https://sts.example.org/atlas" },
+		{ "https://sts.example.org/", "atlas", "https://sts.example.org/atlas" },
+		{ "http://127.0.0.1:8443", "cms.test_1", "http://127.0.0.1:8443/cms.test_1" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *issuer = scrip_vo_issuer(cases[i].base, cases[i].vo);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(issuer);
+		CU_ASSERT_STRING_EQUAL(issuer, cases[i].issuer);
+		free(issuer);
+	}
+}
+
+static void test_keyrings_lookup(void)
+{
+	static const char *const vos[] = { "default", "atlas", "cms", "atlas" };
+	scrip_keyrings_t *rings = scrip_keyrings_new("https://sts.example.org", vos, 4);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rings);
+	CU_ASSERT_EQUAL(scrip_keyrings_count(rings), 3); /* atlas once */
+	CU_ASSERT_STRING_EQUAL(scrip_keyrings_at(rings, 1)->vo, "atlas");
+	CU_ASSERT_PTR_NULL(scrip_keyrings_at(rings, 3));
+	const scrip_vo_keys_t *atlas = scrip_keyrings_vo(rings, "atlas");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(atlas);
+	CU_ASSERT_STRING_EQUAL(atlas->issuer, "https://sts.example.org/atlas");
+	CU_ASSERT_PTR_EQUAL(scrip_keyrings_by_issuer(rings, "https://sts.example.org/atlas"), atlas);
+	CU_ASSERT_STRING_EQUAL(scrip_keyrings_by_issuer(rings, "https://sts.example.org")->vo, "default");
+	/* Exact bytes only. */
+	CU_ASSERT_PTR_NULL(scrip_keyrings_by_issuer(rings, "https://sts.example.org/atlas/"));
+	CU_ASSERT_PTR_NULL(scrip_keyrings_by_issuer(rings, "https://sts.example.org/ATLAS"));
+	CU_ASSERT_PTR_NULL(scrip_keyrings_by_issuer(rings, "https://sts.example.org/"));
+	CU_ASSERT_PTR_NULL(scrip_keyrings_by_issuer(rings, NULL));
+	CU_ASSERT_PTR_NULL(scrip_keyrings_vo(rings, "lhcb"));
+	CU_ASSERT_PTR_NULL(scrip_keyrings_vo(NULL, "atlas"));
+	/* Every VO needs its current key. */
+	CU_ASSERT_STRING_EQUAL(scrip_keyrings_missing_current(rings)->vo, "default");
+	scrip_keyrings_free(rings);
+	scrip_keyrings_free(NULL);
+}
+
+/* The point of a ring per VO: a token signed with atlas's key but naming
+ * cms's issuer finds no key (the kid is looked for in cms's ring only), and
+ * a token naming an issuer scrip does not serve is foreign. */
+static void test_keyrings_keep_vos_apart(void)
+{
+	static const char *const vos[] = { "atlas", "cms" };
+	scrip_err_t err = {0};
+	scrip_keyrings_t *rings = scrip_keyrings_new("https://sts.example.org", vos, 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rings);
+	CU_ASSERT_TRUE(scrip_keyrings_add(rings, "atlas", ec1.kid, "ES256", "current", ec1.sealed, ec1.sealed_len,
+					  enc_key, &err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(scrip_keyrings_missing_current(rings));
+	CU_ASSERT_TRUE(scrip_keyrings_add(rings, "cms", ec2.kid, "ES256", "current", ec2.sealed, ec2.sealed_len,
+					  enc_key, &err));
+	/* A row of a VO not served is skipped. */
+	CU_ASSERT_TRUE(scrip_keyrings_add(rings, "lhcb", ec3.kid, "ES256", "current", ec3.sealed, ec3.sealed_len,
+					  enc_key, &err));
+	CU_ASSERT_PTR_NULL(scrip_keyrings_missing_current(rings));
+	const scrip_vo_keys_t *atlas = scrip_keyrings_vo(rings, "atlas");
+	const scrip_vo_keys_t *cms = scrip_keyrings_vo(rings, "cms");
+	CU_ASSERT_PTR_NULL(scrip_keyring_find(atlas->ring, ec3.kid));
+	CU_ASSERT_PTR_NULL(scrip_keyring_find(cms->ring, ec3.kid));
+
+	const scrip_signing_key_t *atlas_key = scrip_keyring_current(atlas->ring);
+	const char *issuers[] = { cms->issuer, "https://sts.example.org", "https://sts.example.org/lhcb" };
+	const char *reasons[] = { NULL, "foreign_issuer", "foreign_issuer" };
+	for (size_t i = 0; i < 3; i++) {
+		json_t *claims = json_pack("{s:s, s:s, s:I}", "iss", issuers[i], "sub", "u", "exp", (json_int_t)2000000000);
+		char *token = scrip_jwt_mint(atlas_key->jwk, atlas_key->alg, atlas_key->kid, claims, &err);
+		json_decref(claims);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+		scrip_jwt_t jwt;
+		const scrip_vo_keys_t *vo = NULL;
+		scrip_err_t e = {0};
+		bool parsed = scrip_keyrings_token_parse(rings, token, strlen(token), &jwt, &vo, &e);
+		if (reasons[i]) {
+			CU_ASSERT_FALSE(parsed);
+			CU_ASSERT_PTR_NULL(vo);
+			CU_ASSERT_STRING_EQUAL(e.reason, reasons[i]);
+		} else {
+			CU_ASSERT_TRUE_FATAL(parsed);
+			CU_ASSERT_PTR_EQUAL(vo, cms);
+			CU_ASSERT_PTR_NULL(scrip_keyring_find(vo->ring, jwt.kid)); /* atlas's kid: not a cms key */
+		}
+		scrip_jwt_clear(&jwt);
+		free(token);
+	}
+	scrip_keyrings_free(rings);
+}
+
 bool scrip_test_keyring_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("keyring", suite_init, suite_clean);
@@ -240,5 +338,8 @@ bool scrip_test_keyring_suite(void)
 	SCRIP_ADD_TEST(suite, test_ring_publishes_and_signs);
 	SCRIP_ADD_TEST(suite, test_ring_refuses_rows);
 	SCRIP_ADD_TEST(suite, test_ring_without_current);
+	SCRIP_ADD_TEST(suite, test_vo_issuer_names);
+	SCRIP_ADD_TEST(suite, test_keyrings_lookup);
+	SCRIP_ADD_TEST(suite, test_keyrings_keep_vos_apart);
 	return true;
 }

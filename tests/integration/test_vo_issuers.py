@@ -1,0 +1,249 @@
+"""test_vo_issuers.py — every experiment (VO) signs as an issuer of its own,
+against a real PostgreSQL and real signatures: three upstreams (the VO
+'default', atlas and cms); the default VO keeps the base issuer, atlas and cms
+get BASE/atlas and BASE/cms, each with its discovery document in both RFC 8414
+forms, its own /jwks and its own keys; a token verifies only under its own
+VO's issuer (checked with PyJWT, not scrip's code); introspection shows a
+caller only its own VO's tokens; re-delegation stays inside the VO; scripctl
+rotates one VO's key without touching the others'."""
+
+import json
+import os
+import secrets
+import subprocess
+import time
+import urllib.parse
+
+import jwt
+
+from harness import SCRIPD, DemoIssuer, Env, ScripTestCase, basic_auth, jwt_parts
+
+ENV = None
+STORAGE = "https://storage.example.org"
+READ = "storage.read:/demo"
+VOS = ("default", "atlas", "cms")
+UPSTREAM_OF = {"default": "demo", "atlas": "atlas", "cms": "cms"}
+WELL_KNOWN = ("openid-configuration", "oauth-authorization-server")
+
+
+def setUpModule():
+    global ENV
+    ENV = Env("vo_issuers", [
+        ("demo", DemoIssuer(audience="scrip"), {"audience": "scrip"}),
+        ("atlas", DemoIssuer(audience="scrip"), {"audience": "scrip", "vo": "atlas"}),
+        ("cms", DemoIssuer(audience="scrip"), {"audience": "scrip", "vo": "cms"}),
+    ])
+    ScripTestCase.env = ENV
+    ENV.up()
+
+
+def tearDownModule():
+    problems = ENV.down()
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+def vo_issuer(vo):
+    base = ENV.scripd.issuer
+    return base if vo == "default" else base.rstrip("/") + "/" + vo
+
+
+def vo_path(vo, path):
+    """path under the VO's issuer, relative to scripd's root."""
+    return path if vo == "default" else "/" + vo + path
+
+
+class Case(ScripTestCase):
+    def client(self, vo, permissions=()):
+        extra = []
+        for p in permissions:
+            extra += ["--permission", p]
+        return self.env.new_client(prefix="c-" + vo, vo=None if vo == "default" else vo, extra=extra)
+
+    def issue(self, vo, client=None):
+        client = client or self.client(vo)
+        subject = self.env.subject_token(UPSTREAM_OF[vo], {"sub": "user-" + secrets.token_hex(3)})
+        r = self.env.exchange(client, subject, scope=READ, audiences=[STORAGE])
+        self.assertEqual(r.status, 200, "exchange refused: %r" % r)
+        return client, r.json["access_token"]
+
+    def jwks(self, vo):
+        r = self.env.scripd.get(vo_path(vo, "/jwks"))
+        self.assertEqual(r.status, 200, "%s: %r" % (vo_path(vo, "/jwks"), r))
+        return r.json["keys"]
+
+    def verify_under(self, token, vo):
+        """PyJWT's verdict on token under VO's issuer and key set: its claims, or the exception."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        keys = [k for k in self.jwks(vo) if k.get("kid") == kid]
+        if not keys:
+            return LookupError("no key %s in %s" % (kid, vo_path(vo, "/jwks")))
+        try:
+            return jwt.decode(token, jwt.PyJWK(keys[0]).key, algorithms=["ES256"], issuer=vo_issuer(vo),
+                              options={"verify_aud": False})
+        except jwt.PyJWTError as e:
+            return e
+
+    def introspect(self, caller, token):
+        body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+        return self.env.scripd.request("POST", "/introspect", body, {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": basic_auth(caller.id, caller.secret)})
+
+
+class DiscoveryTest(Case):
+    def test_each_vo_has_its_discovery_in_both_forms(self):
+        """RFC 8414 §3.1: the well-known name inserted before the issuer's path, and (OpenID discovery, and
+        what many clients do) appended after it; both give the VO's own document."""
+        base = self.env.scripd.issuer.rstrip("/")
+        for vo in VOS:
+            paths = ["/.well-known/" + name for name in WELL_KNOWN] if vo == "default" else \
+                ["/.well-known/%s/%s" % (name, vo) for name in WELL_KNOWN] + \
+                ["/%s/.well-known/%s" % (vo, name) for name in WELL_KNOWN]
+            for path in paths:
+                with self.subTest(path=path):
+                    r = self.env.scripd.get(path)
+                    self.assertEqual(r.status, 200, "%s: %r" % (path, r))
+                    doc = r.json
+                    self.assertEqual(doc["issuer"], vo_issuer(vo))
+                    self.assertEqual(doc["jwks_uri"], vo_issuer(vo).rstrip("/") + "/jwks")
+                    # The token, introspection and revocation endpoints are shared: the client's VO decides.
+                    self.assertEqual(doc["token_endpoint"], base + "/token")
+                    self.assertEqual(doc["introspection_endpoint"], base + "/introspect")
+                    self.assertEqual(doc["revocation_endpoint"], base + "/revoke")
+                    self.assertIn("max-age", r.header("cache-control") or "")
+
+    def test_no_document_for_a_vo_not_served(self):
+        for path in ("/.well-known/openid-configuration/lhcb", "/lhcb/.well-known/openid-configuration",
+                     "/lhcb/jwks", "/.well-known/oauth-authorization-server/atlas/x"):
+            with self.subTest(path=path):
+                self.assertEqual(self.env.scripd.get(path).status, 404)
+
+    def test_each_vo_has_its_own_keys(self):
+        kids = {vo: {k["kid"] for k in self.jwks(vo)} for vo in VOS}
+        for vo in VOS:
+            self.assertGreaterEqual(len(kids[vo]), 1, "%s publishes no key" % vo)
+        self.assertFalse(kids["default"] & kids["atlas"] or kids["default"] & kids["cms"] or
+                         kids["atlas"] & kids["cms"], "VOs share a key: %r" % kids)
+        rows = self.env.db.query("SELECT vo, count(*) AS n FROM scrip.signing_keys WHERE state = 'current'"
+                                 " GROUP BY vo ORDER BY vo")
+        self.assertEqual([(r["vo"], r["n"]) for r in rows], [("atlas", 1), ("cms", 1), ("default", 1)])
+        # Each VO's first key was created at start and audited under that VO.
+        created = self.env.db.query("SELECT vo FROM scrip.audit_events WHERE event = 'key_create' ORDER BY vo")
+        self.assertEqual([r["vo"] for r in created], ["atlas", "cms", "default"])
+
+
+class TokensTest(Case):
+    def test_a_token_verifies_under_its_own_vo_only(self):
+        for vo in VOS:
+            with self.subTest(vo=vo):
+                _, token = self.issue(vo)
+                claims = jwt_parts(token)[1]
+                self.assertEqual(claims["iss"], vo_issuer(vo))
+                verdict = self.verify_under(token, vo)
+                self.assertIsInstance(verdict, dict, "not valid under its own issuer: %r" % verdict)
+                for other in VOS:
+                    if other != vo:
+                        self.assertNotIsInstance(self.verify_under(token, other), dict,
+                                                 "%s's token verified under %s's issuer" % (vo, other))
+                row = self.env.db.query("SELECT t.vo, k.vo AS key_vo FROM scrip.issued_tokens t"
+                                        " JOIN scrip.signing_keys k ON k.kid = t.kid WHERE t.jti = :'j'",
+                                        j=claims["jti"])[0]
+                self.assertEqual((row["vo"], row["key_vo"]), (vo, vo))
+
+    def test_introspection_shows_a_caller_its_own_vo_only(self):
+        _, token = self.issue("atlas")
+        atlas_se = self.client("atlas", ["introspect"])
+        r = self.introspect(atlas_se, token)
+        self.assertEqual(r.status, 200, r)
+        self.assertIs(r.json.get("active"), True, r)
+        self.assertEqual(r.json["iss"], vo_issuer("atlas"))
+        for vo in ("cms", "default"):
+            with self.subTest(caller=vo):
+                r = self.introspect(self.client(vo, ["introspect"]), token)
+                self.assertEqual((r.status, r.json), (200, {"active": False}))
+
+    def test_a_token_altered_to_name_another_vo_is_refused(self):
+        """The payload's iss changed to cms's issuer (the signature no longer matches); and the kid of an
+        atlas key under cms's issuer is looked for in cms's keys only."""
+        _, token = self.issue("atlas")
+        header, payload, signature = token.split(".")
+        claims = dict(jwt_parts(token)[1])
+        claims["iss"] = vo_issuer("cms")
+        forged = ".".join([header, jwt.utils.base64url_encode(json.dumps(claims).encode()).decode(), signature])
+        cms_se = self.client("cms", ["introspect"])
+        r = self.introspect(cms_se, forged)
+        self.assertEqual((r.status, r.json), (200, {"active": False}))
+        self.assertNotIsInstance(self.verify_under(forged, "cms"), dict)
+
+    def test_refresh_token_introspection_names_its_vo_issuer(self):
+        client = self.client("atlas")
+        subject = self.env.subject_token("atlas", {"sub": "user-" + secrets.token_hex(3)})
+        r = self.env.exchange(client, subject, scope=READ, audiences=[STORAGE],
+                              extra=[("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")])
+        self.assertEqual(r.status, 200, r)
+        refresh = r.json["access_token"]  # RFC 8693: the issued token, here a refresh token
+        r = self.introspect(self.client("atlas", ["introspect"]), refresh)
+        self.assertIs(r.json.get("active"), True, r)
+        self.assertEqual(r.json["iss"], vo_issuer("atlas"))
+        r = self.introspect(self.client("cms", ["introspect"]), refresh)
+        self.assertEqual((r.status, r.json), (200, {"active": False}))
+
+    def test_redelegation_stays_inside_the_vo(self):
+        atlas, token = self.issue("atlas")
+        r = self.env.exchange(atlas, token, scope=READ, audiences=[STORAGE])
+        self.assertEqual(r.status, 200, "re-delegation inside atlas refused: %r" % r)
+        self.assertEqual(jwt_parts(r.json["access_token"])[1]["iss"], vo_issuer("atlas"))
+        cms = self.client("cms")
+        mark = self.env.audit_mark()
+        r = self.env.exchange(cms, token, scope=READ, audiences=[STORAGE])
+        self.assertOAuthError(r, 400, "invalid_request", client=cms, subject_token=token)
+        self.assertDenied(mark, "invalid_request", client_id=cms.id, reason="subject_token_foreign_vo")
+        self.assertEqual(self.env.issued_since(mark), 0)
+
+
+class KeyRotationTest(Case):
+    def test_rotating_one_vo_leaves_the_others(self):
+        before = {vo: {k["kid"] for k in self.jwks(vo)} for vo in VOS}
+        out = self.env.scripd.scripctl("key", "rotate", "--vo", "atlas", "--json", check=True)
+        rotated = json.loads(out.stdout)
+        self.assertEqual(rotated["vo"], "atlas")
+        self.assertIn(rotated["retiring"], before["atlas"])
+        listed = json.loads(self.env.scripd.scripctl("key", "list", "--json", check=True).stdout)
+        current = {k["vo"]: k["kid"] for k in listed if k["state"] == "current"}
+        self.assertEqual(current["atlas"], rotated["kid"])
+        for vo in ("cms", "default"):
+            self.assertIn(current[vo], before[vo], "rotating atlas changed %s's key" % vo)
+        # scripd follows within its key check interval; then atlas signs with the new key.
+        deadline = time.monotonic() + 20
+        while rotated["kid"] not in {k["kid"] for k in self.jwks("atlas")} and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.assertIn(rotated["kid"], {k["kid"] for k in self.jwks("atlas")})
+        _, token = self.issue("atlas")
+        self.assertEqual(jwt.get_unverified_header(token)["kid"], rotated["kid"])
+        for vo in ("cms", "default"):
+            self.assertNotIn(rotated["kid"], {k["kid"] for k in self.jwks(vo)})
+
+    def test_rotate_refuses_an_unknown_or_bad_vo(self):
+        r = self.env.scripd.scripctl("key", "rotate", "--vo", "lhcb")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("lhcb", r.stderr)
+        self.assertEqual(self.env.scripd.scripctl("key", "rotate", "--vo", "..").returncode, 2)
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.signing_keys WHERE vo = 'lhcb'"), 0)
+
+
+class NamesTest(Case):
+    def test_a_vo_name_that_is_not_a_path_segment_is_refused(self):
+        """A VO's name is a path segment of its issuer URL: scripd refuses '.well-known' or '..'."""
+        with open(self.env.scripd.conf) as f:
+            text = f.read()
+        self.assertIn("vo = cms", text)
+        for name in (".well-known", ".."):
+            with self.subTest(vo=name):
+                bad = os.path.join(self.env.workdir, "bad-vo.conf")
+                with open(bad, "w") as f:
+                    f.write(text.replace("vo = cms", "vo = " + name, 1))
+                r = subprocess.run([SCRIPD, "-c", bad, "--check-config"], capture_output=True, text=True,
+                                   timeout=30)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn("not starting with '.'", r.stderr)
