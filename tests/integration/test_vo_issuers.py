@@ -247,3 +247,44 @@ class NamesTest(Case):
                                    timeout=30)
                 self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
                 self.assertIn("not starting with '.'", r.stderr)
+
+
+class ZScheduleTest(Case):
+    """Last in the module: the harness's scripd gives way to one with a compressed key schedule (seconds
+    instead of days), which every VO follows on its own."""
+
+    ROTATE_EVERY = 8
+    PUBLISH_AHEAD = 3
+
+    def test_each_vo_follows_its_own_schedule(self):
+        from test_key_rotation import ScheduledScripd, kek_of
+        first = self.env.scripd
+        kek = kek_of(first)
+        before = {r["kid"] for r in self.env.db.query("SELECT kid FROM scrip.signing_keys")}
+        first.stop()
+        workdir = os.path.join(self.env.workdir, "scheduled")
+        os.makedirs(workdir)
+        s = ScheduledScripd(workdir, self.env.db.dsn, first.upstreams, self.env.algorithm,
+                            {"rotate_every": self.ROTATE_EVERY, "publish_ahead": self.PUBLISH_AHEAD,
+                             "jwks_max_age": 1}, first.issuer, kek)
+        s.redact = self.env.redact
+        self.env.scripd = s.start()  # the harness stops it at the end
+        # Within one period plus the publication lead, every VO has published a next key of its own and
+        # then promoted it; no VO ever has two current or two next keys (the per-VO indexes).
+        deadline = time.monotonic() + 3 * self.ROTATE_EVERY
+        promoted = set()
+        while time.monotonic() < deadline and promoted != set(VOS):
+            rows = self.env.db.query("SELECT vo, kid, state FROM scrip.signing_keys WHERE state <> 'retired'")
+            promoted = {r["vo"] for r in rows if r["state"] == "current" and r["kid"] not in before}
+            time.sleep(0.5)
+        self.assertEqual(promoted, set(VOS), "VOs whose scheduled key was never promoted")
+        steps = self.env.db.query("SELECT vo, event FROM scrip.audit_events WHERE event IN ('key_create',"
+                                  " 'key_rotate') AND actor = 'scripd' AND description LIKE '%scheduled%'")
+        self.assertEqual({r["vo"] for r in steps}, set(VOS))
+        # Each VO's new key signs for that VO only, under its issuer.
+        for vo in VOS:
+            kids = {k["kid"] for k in self.jwks(vo)}
+            others = set().union(*({k["kid"] for k in self.jwks(o)} for o in VOS if o != vo))
+            self.assertFalse(kids & others, "%s publishes another VO's key" % vo)
+            _, token = self.issue(vo)
+            self.assertIsInstance(self.verify_under(token, vo), dict)
