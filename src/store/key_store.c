@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "jose/keyring.h"
+#include "store/migrations.h"
 #include "util/log.h"
 
 static char *hex_encode(const uint8_t *data, size_t len)
@@ -89,6 +90,38 @@ static void keys_op_finish(struct keys_op *op, scrip_keyrings_t *rings, const sc
 }
 
 static void keys_select(struct keys_op *op);
+
+/* The schema this scripd was built for: its newest migration. */
+static int schema_needed(void)
+{
+	return scrip_n_migrations ? scrip_migrations[scrip_n_migrations - 1].version : 0;
+}
+
+/* An older database lacks what the queries of this scripd read: keys are
+ * not loaded (so /healthz says not ready and /token answers 503) until
+ * `scripctl db migrate` has run, with a log line that says so. */
+static void schema_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct keys_op *op = arg;
+	const char *v = res && scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 0) : NULL;
+	if (!res) {
+		keys_op_finish(op, NULL, err);
+		return;
+	}
+	int version = v ? atoi(v) : 0;
+	if (version < schema_needed()) {
+		scrip_err_t e;
+		scrip_err_clear(&e);
+		SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "schema_older",
+			  "the database schema is version %d; this scripd needs %d: run 'scripctl db migrate'", version,
+			  schema_needed());
+		keys_op_finish(op, NULL, &e);
+		return;
+	}
+	keys_select(op);
+}
+
+static const char schema_sql[] = "SELECT coalesce(max(version), 0) FROM scrip.schema_migrations";
 
 static void key_insert_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
@@ -211,7 +244,7 @@ void scrip_store_keys_load(scrip_db_t *db, const char *base_issuer, const char *
 	memcpy(op->enc_key, enc_key, sizeof(op->enc_key));
 	op->cb = cb;
 	op->arg = arg;
-	keys_select(op);
+	scrip_db_query(db, schema_sql, 0, NULL, schema_cb, op);
 }
 
 /* ---- the key schedule ---------------------------------------------------------- */

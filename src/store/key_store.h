@@ -21,7 +21,9 @@
  * with err set. */
 typedef void (*scrip_store_keys_cb)(scrip_keyrings_t *rings, const scrip_err_t *err, void *arg);
 
-/* Loads the non-retired signing keys of the n VOs vos (issuers under
+/* Checks first that the database schema is at least the one this scripd
+ * was built for (else err "schema_older": run scripctl db migrate); then
+ * loads the non-retired signing keys of the n VOs vos (issuers under
  * base_issuer) into new keyrings, unsealing each private key with enc_key
  * (copied, wiped when done). A VO without a current key first gets one of
  * alg (the VO is added to scrip.vos if new; racing instances are settled by

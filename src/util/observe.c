@@ -61,7 +61,7 @@ static const char *const reasons[] = {
 	"no_jti", "no_kid", "no_upstream_session", "not_committed", "not_found", "not_private", "out_of_memory",
 	"query_parameters", "random_failed", "rate_limited_address", "rate_limited_client_failures",
 	"rate_limited_client_requests", "refresh_token_replay", "refresh_token_revoked", "repeated_header",
-	"schema_newer", "scope_not_allowed", "scope_not_held", "scope_not_in_grant", "seal_failed",
+	"schema_newer", "schema_older", "scope_not_allowed", "scope_not_held", "scope_not_in_grant", "seal_failed",
 	"service_stopping", "shutting_down", "subject_token_expired", "subject_token_foreign_vo", "subject_token_inactive",
 	"subject_token_not_yet_valid", "subject_token_too_long", "subject_token_wrong_audience",
 	"token_of_another_client", "token_unknown", "too_deep", "too_many_audiences", "too_many_scopes",

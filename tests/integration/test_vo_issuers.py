@@ -249,6 +249,44 @@ class NamesTest(Case):
                 self.assertIn("not starting with '.'", r.stderr)
 
 
+class YSchemaTest(Case):
+    def test_a_database_older_than_scripd_is_named_and_not_served(self):
+        """A scripd whose newest migration the database has not applied loads no keys (its queries would
+        read columns that are not there): /healthz is not ready and the log says to run db migrate; once
+        the database is at its version, it serves."""
+        from harness import Scripd
+        latest = self.env.db.query("SELECT version, name FROM scrip.schema_migrations ORDER BY version DESC"
+                                   " LIMIT 1")[0]
+        self.env.db.execute("DELETE FROM scrip.schema_migrations WHERE version = :'v'", v=latest["version"])
+        workdir = os.path.join(self.env.workdir, "older-schema")
+        os.makedirs(workdir)
+        first = self.env.scripd
+        with open(first.key_path) as f:
+            kek = f.read().strip()
+        s = Scripd(workdir, self.env.db.dsn, first.upstreams, self.env.algorithm, kek)
+        s.redact = self.env.redact
+        log = open(s.log_path, "ab")
+        s.proc = subprocess.Popen([SCRIPD, "-c", s.conf], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        try:
+            deadline = time.monotonic() + 20
+            while "scripctl db migrate" not in s.log_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertIn("this scripd needs %d: run 'scripctl db migrate'" % latest["version"], s.log_text())
+            r = s.get("/healthz")
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(r.json["signing_keys"], "missing")
+            self.assertEqual(s.get("/jwks").status, 503)
+        finally:
+            self.env.db.execute("INSERT INTO scrip.schema_migrations (version, name) VALUES (:'v', :'n')",
+                                v=latest["version"], n=latest["name"])
+        try:
+            self.assertTrue(s.wait_ready(timeout=30), "scripd did not serve once the schema was current")
+        finally:
+            problem = s.stop()
+        self.assertIsNone(problem)
+
+
 class ZScheduleTest(Case):
     """Last in the module: the harness's scripd gives way to one with a compressed key schedule (seconds
     instead of days), which every VO follows on its own."""
