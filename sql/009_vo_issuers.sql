@@ -11,11 +11,37 @@
 -- and scripctl always name the VO.
 ALTER TABLE scrip.signing_keys ADD COLUMN vo text NOT NULL DEFAULT 'default' REFERENCES scrip.vos;
 
+-- A VO's name is a path segment of its issuer URL: it may not start with
+-- '.' ('.', '..', '.well-known'). Rows made before are left as they are.
+ALTER TABLE scrip.vos ADD CONSTRAINT vos_path_segment CHECK (vo !~ '^[.]') NOT VALID;
+
 -- At most one signing key and one waiting key per VO.
 DROP INDEX scrip.signing_keys_one_current;
 DROP INDEX scrip.signing_keys_one_next;
 CREATE UNIQUE INDEX signing_keys_one_current ON scrip.signing_keys (vo) WHERE state = 'current';
 CREATE UNIQUE INDEX signing_keys_one_next ON scrip.signing_keys (vo) WHERE state = 'next';
+
+-- A VO's first key, made by the first scripd that serves it: the VO is
+-- added if new, and the key becomes current only while the VO has none,
+-- under the key lock that every other change of keys takes (so that it
+-- cannot slip between the steps of a `scripctl key rotate`).
+CREATE FUNCTION scrip.signing_key_add_first(new_kid text, new_alg text, new_public_jwk jsonb, new_private bytea,
+                                            key_vo text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(8314615162417971202);
+	INSERT INTO scrip.vos (vo) VALUES (key_vo) ON CONFLICT DO NOTHING;
+	IF EXISTS (SELECT 1 FROM scrip.signing_keys WHERE vo = key_vo AND state = 'current') THEN
+		RETURN false;
+	END IF;
+	INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, activates_at, activated_at, vo)
+	VALUES (new_kid, new_alg, 'current', new_public_jwk, new_private, now(), now(), key_vo);
+	INSERT INTO scrip.audit_events (event, outcome, description, actor, vo)
+	VALUES ('key_create', 'done', format('first signing key %s (%s) of VO %s created at start-up', new_kid, new_alg,
+	                                     key_vo), 'scripd', key_vo);
+	PERFORM pg_notify('scrip_keys', new_kid);
+	RETURN true;
+END $$;
 
 -- The guarded steps of 005, now within the VO of the key they act on (a
 -- kid belongs to one VO: the VO of expected_current, of next_kid).

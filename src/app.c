@@ -50,7 +50,7 @@ static void keys_describe(const scrip_keyrings_t *before, const scrip_keyrings_t
 		const scrip_vo_keys_t *old = scrip_keyrings_vo(before, v->vo);
 		const scrip_signing_key_t *current = scrip_keyring_current(v->ring);
 		const scrip_signing_key_t *was = old ? scrip_keyring_current(old->ring) : NULL;
-		if (!was || strcmp(was->kid, current->kid) != 0)
+		if (current && (!was || strcmp(was->kid, current->kid) != 0))
 			scrip_log_info("VO %s signs as %s with %s key %s (%zu keys published)", v->vo, v->issuer,
 				       scrip_alg_name(current->alg), current->kid, scrip_keyring_size(v->ring));
 	}
@@ -107,8 +107,8 @@ static void keys_check(scrip_app_t *app)
 	app->keys_loading = true;
 	scrip_key_policy_t policy = { .rotate_every = app->cfg->key_rotate_every,
 				      .publish_ahead = app->cfg->key_publish_ahead };
-	scrip_store_keys_schedule(app->db, &policy, app->vos, app->n_vos, app->cfg->key_algorithm,
-				  app->cfg->encryption_key, keys_scheduled_cb, app);
+	scrip_store_keys_schedule(app->db, &policy, app->cfg->key_algorithm, app->cfg->encryption_key,
+				  keys_scheduled_cb, app);
 }
 
 static void db_up_cb(void *arg)

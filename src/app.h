@@ -57,7 +57,6 @@ typedef struct {
 	struct scrip_tls *tls;       /* shared->tls */
 	struct scrip_conns *conns;   /* the client connections (http/conn.h) */
 	struct scrip_route *routes;  /* httpd.c's routing table, one entry per path */
-	size_t n_routes;
 	unsigned long requests_in_flight; /* /token, /introspect and /revoke requests not yet answered */
 	bool draining;                    /* not accepting; every answer closes its connection */
 } scrip_app_t;

@@ -171,11 +171,10 @@ const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, c
 	const scrip_signing_key_t *key = keys ? scrip_keyring_current(keys->ring) : NULL;
 	if (!t->app->keys)
 		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
-	else if (!keys)
-		SCRIP_ERR(err, SCRIP_E_UNAUTHORIZED_CLIENT, "vo_not_served",
-			  "the client's VO has no issuer here: no [upstream] of this scripd serves it");
 	else if (!key)
-		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
+		/* Its first key is made by a scripd whose [upstream] names the VO. */
+		SCRIP_ERR(err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "vo_not_served",
+			  "VO %s has no signing key: no scripd serving it (an [upstream] with vo = %s) has started", vo, vo);
 	*issuer = keys ? keys->issuer : NULL;
 	return key;
 }

@@ -26,11 +26,8 @@
  * request a handler still holds. */
 struct scrip_route {
 	scrip_app_t *app;
-	char *path; /* owned; NULL: every other path (evhttp's generic callback) */
+	const char *path; /* NULL: every other path (evhttp's generic callback) */
 	void (*handle)(struct evhttp_request *req, void *arg);
-	/* or, for a VO's issuer: */
-	void (*handle_vo)(struct evhttp_request *req, const scrip_app_t *app, const char *vo);
-	const char *vo; /* borrowed from the configuration */
 };
 
 static void not_found_cb(struct evhttp_request *req, void *arg)
@@ -42,7 +39,35 @@ static void not_found_cb(struct evhttp_request *req, void *arg)
 	scrip_http_reply_json(req, HTTP_NOTFOUND, body, false);
 }
 
-/* The endpoints every VO shares: the client's VO decides the issuer. */
+/* Every other path: a VO's key set or discovery document, when that VO
+ * has keys (keyrings.h: the VOs are known only once the keys are loaded,
+ * and may change with them), else 404. */
+static void vo_issuer_cb(struct evhttp_request *req, void *arg)
+{
+	const scrip_app_t *app = arg;
+	char vo[SCRIP_VO_NAME_SIZE];
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	scrip_vo_path_t what = scrip_vo_path_parse(path, vo, sizeof(vo));
+	if (what == SCRIP_VO_PATH_NONE || (app->keys && !scrip_keyrings_vo(app->keys, vo))) {
+		not_found_cb(req, arg);
+		return;
+	}
+	if (!app->keys && strcmp(vo, SCRIP_VO_DEFAULT) != 0) { /* which VOs exist is not known yet */
+		scrip_err_t err;
+		scrip_err_clear(&err);
+		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded",
+			  "signing keys are not loaded yet (database unreachable?)");
+		scrip_http_reply_error(req, &err);
+		return;
+	}
+	if (what == SCRIP_VO_PATH_JWKS)
+		scrip_handle_jwks(req, app, vo); /* 503 while the keys are not loaded */
+	else
+		scrip_handle_discovery(req, app, vo);
+}
+
+/* The endpoints every VO shares (the client's VO decides the issuer), then
+ * the VOs' issuers. */
 static const struct {
 	const char *path;
 	void (*handle)(struct evhttp_request *req, void *arg);
@@ -52,36 +77,10 @@ static const struct {
 	{ "/metrics", scrip_handle_metrics },
 	{ "/introspect", scrip_handle_introspect },
 	{ "/revoke", scrip_handle_revoke },
+	{ NULL, vo_issuer_cb },
 };
 
-#define N_PATHS (sizeof(paths) / sizeof(paths[0]))
-
-/* What each VO's issuer serves, relative to the issuer (ISSUER + path),
- * where OpenID discovery and RFC 8414 §3.1's appended form look; the VO
- * "default" is the base issuer itself. */
-static const struct {
-	const char *path;
-	void (*handle)(struct evhttp_request *req, const scrip_app_t *app, const char *vo);
-} vo_paths[] = {
-	{ "/jwks", scrip_handle_jwks },
-	{ "/.well-known/openid-configuration", scrip_handle_discovery },
-	{ "/.well-known/oauth-authorization-server", scrip_handle_discovery },
-};
-
-/* And RFC 8414 §3.1's inserted form: the well-known name, then the
- * issuer's path (/.well-known/oauth-authorization-server/atlas). */
-static const char *const inserted_names[] = {
-	"/.well-known/openid-configuration",
-	"/.well-known/oauth-authorization-server",
-};
-
-#define N_VO_PATHS (sizeof(vo_paths) / sizeof(vo_paths[0]) + sizeof(inserted_names) / sizeof(inserted_names[0]))
-
-/* Every route: the shared paths, each VO's, and the rest (not found). */
-static size_t routes_count(const scrip_app_t *app)
-{
-	return N_PATHS + app->n_vos * N_VO_PATHS + 1;
-}
+#define N_ROUTES (sizeof(paths) / sizeof(paths[0]))
 
 /* The request line and headers as evhttp parsed them, in bytes: an
  * estimate of what came on the wire (which may have had more spaces). */
@@ -129,10 +128,7 @@ static void route_cb(struct evhttp_request *req, void *arg)
 	 * it after sending when the reply says so). */
 	if (app->draining)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-	if (route->handle_vo)
-		route->handle_vo(req, app, route->vo);
-	else
-		route->handle(req, app);
+	route->handle(req, app);
 }
 
 /* Says how the listener is protected, and what an operator should know. */
@@ -154,75 +150,10 @@ static void listener_describe(const scrip_app_t *app)
 			       (long long)cfg->max_connections, (unsigned long long)rl.rlim_cur);
 }
 
-static char *path_join(const char *a, const char *b)
-{
-	char *path = malloc(strlen(a) + strlen(b) + 1);
-	if (path) {
-		strcpy(path, a);
-		strcat(path, b);
-	}
-	return path;
-}
-
-static struct scrip_route vo_route(scrip_app_t *app, char *path, const char *vo,
-				   void (*handle)(struct evhttp_request *, const scrip_app_t *, const char *))
-{
-	return (struct scrip_route){ .app = app, .path = path, .handle_vo = handle, .vo = vo };
-}
-
-/* The routes of one VO's issuer, from *n on; false when out of memory. */
-static bool routes_of_vo(scrip_app_t *app, const char *vo, size_t *n)
-{
-	bool base = strcmp(vo, SCRIP_VO_DEFAULT) == 0;
-	char *prefix = base ? strdup("") : path_join("/", vo);
-	if (!prefix)
-		return false;
-	for (size_t i = 0; i < sizeof(vo_paths) / sizeof(vo_paths[0]); i++)
-		app->routes[(*n)++] = vo_route(app, path_join(prefix, vo_paths[i].path), vo, vo_paths[i].handle);
-	/* The base issuer has no path: its inserted and appended forms coincide. */
-	for (size_t i = 0; !base && i < sizeof(inserted_names) / sizeof(inserted_names[0]); i++)
-		app->routes[(*n)++] = vo_route(app, path_join(inserted_names[i], prefix), vo, scrip_handle_discovery);
-	free(prefix);
-	return true;
-}
-
-/* Fills app->routes (paths owned by the routes); false when out of memory. */
-static bool routes_make(scrip_app_t *app)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < N_PATHS; i++)
-		app->routes[n++] = (struct scrip_route){ .app = app, .path = strdup(paths[i].path),
-							 .handle = paths[i].handle };
-	for (size_t v = 0; v < app->n_vos; v++)
-		if (!routes_of_vo(app, app->vos[v], &n))
-			return false;
-	for (size_t i = 0; i < n; i++)
-		if (!app->routes[i].path)
-			return false;
-	app->routes[n++] = (struct scrip_route){ .app = app, .path = NULL, .handle = not_found_cb };
-	app->n_routes = n;
-	return true;
-}
-
-static bool routes_set(scrip_app_t *app, scrip_err_t *err)
-{
-	for (size_t i = 0; i < app->n_routes; i++) {
-		struct scrip_route *r = &app->routes[i];
-		if (!r->path)
-			evhttp_set_gencb(app->http, route_cb, r);
-		else if (evhttp_set_cb(app->http, r->path, route_cb, r) != 0) {
-			SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot route %s", r->path);
-			return false;
-		}
-	}
-	return true;
-}
-
 bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, bool accept_now, scrip_err_t *err)
 {
 	app->http = evhttp_new(app->base);
-	app->n_routes = routes_count(app);
-	app->routes = calloc(app->n_routes, sizeof(*app->routes));
+	app->routes = calloc(N_ROUTES, sizeof(*app->routes));
 	if (!app->http || !app->routes) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot create the HTTP server");
 		return false;
@@ -251,10 +182,14 @@ bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, bool accept_
 	evhttp_set_allowed_methods(app->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 						      EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	if (!routes_make(app) || !routes_set(app, err)) {
-		if (err->code == SCRIP_E_NONE)
-			SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "out of memory");
-		return false;
+	for (size_t i = 0; i < N_ROUTES; i++) {
+		app->routes[i] = (struct scrip_route){ app, paths[i].path, paths[i].handle };
+		if (!paths[i].path)
+			evhttp_set_gencb(app->http, route_cb, &app->routes[i]);
+		else if (evhttp_set_cb(app->http, paths[i].path, route_cb, &app->routes[i]) != 0) {
+			SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot route %s", paths[i].path);
+			return false;
+		}
 	}
 	app->pending_fd = scrip_listen_dup(listen_fd, err);
 	if (app->pending_fd < 0)
@@ -299,8 +234,6 @@ void scrip_httpd_stop(scrip_app_t *app)
 	/* After evhttp_free, which has closed (and so told it of) every connection. */
 	scrip_conns_free(app->conns);
 	app->conns = NULL;
-	for (size_t i = 0; app->routes && i < app->n_routes; i++)
-		free(app->routes[i].path);
 	free(app->routes);
 	app->routes = NULL;
 }

@@ -118,8 +118,8 @@ bool scrip_token_new_refresh(scrip_token_req_t *t, scrip_err_t *err) SCRIP_MUST_
 
 /* The current signing key of the client's VO, and (issuer) the issuer URL
  * that VO signs as; both borrowed from the keys, which a reload replaces:
- * used at once. NULL with a 503 error when keys are not loaded, or
- * unauthorized_client when no upstream of this scripd serves the VO. */
+ * used at once. NULL with a 503 error when keys are not loaded or the VO
+ * has no current key ("vo_not_served"). */
 const scrip_signing_key_t *scrip_token_signing_key(const scrip_token_req_t *t, const char **issuer, scrip_err_t *err);
 
 /* The upstream whose issuer is iss (byte for byte), or NULL; *index set. */

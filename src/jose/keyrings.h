@@ -24,12 +24,15 @@
 
 /* The VO whose tokens carry the base issuer. */
 #define SCRIP_VO_DEFAULT "default"
+/* Room for a VO name and its NUL (names have at most 64 characters). */
+#define SCRIP_VO_NAME_SIZE 65
 
-/* One served VO: its name, its issuer URL and its keys. */
+/* One VO: its name, its issuer URL and its keys. */
 typedef struct {
 	char *vo;
 	char *issuer;
 	scrip_keyring_t *ring;
+	bool configured; /* named by the configuration (an [upstream] vo); else a VO that only has keys */
 } scrip_vo_keys_t;
 
 typedef struct scrip_keyrings scrip_keyrings_t;
@@ -38,33 +41,51 @@ typedef struct scrip_keyrings scrip_keyrings_t;
  * for a trailing '/'). NULL when out of memory. */
 char *scrip_vo_issuer(const char *base, const char *vo);
 
-/* One empty ring for each of the n VOs (duplicates once), each with its
- * issuer under base. NULL when out of memory. */
+/* What a relying party fetches from a VO's issuer. */
+typedef enum {
+	SCRIP_VO_PATH_NONE,      /* not a path of any VO's issuer */
+	SCRIP_VO_PATH_JWKS,      /* ISSUER/jwks */
+	SCRIP_VO_PATH_DISCOVERY, /* the discovery document, in any of its forms */
+} scrip_vo_path_t;
+
+/* Which VO's issuer path is (an HTTP request path, no query), relative to
+ * scripd's root: for the VO "default" (the base issuer) /jwks and
+ * /.well-known/{openid-configuration,oauth-authorization-server}; for VO X,
+ * /X/jwks, the appended forms /X/.well-known/NAME and RFC 8414 §3.1's
+ * inserted form /.well-known/NAME/X. [out] vo: the VO's name (a candidate:
+ * the caller checks that it exists); room for size bytes. */
+scrip_vo_path_t scrip_vo_path_parse(const char *path, char *vo, size_t size);
+
+/* One empty ring for each of the n VOs the configuration serves
+ * (duplicates once; configured), each with its issuer under base. NULL when
+ * out of memory. */
 scrip_keyrings_t *scrip_keyrings_new(const char *base, const char *const *vos, size_t n);
 void scrip_keyrings_free(scrip_keyrings_t *rings); /* NULL is a no-op */
 
 size_t scrip_keyrings_count(const scrip_keyrings_t *rings);
-/* The i-th VO, in the order given to scrip_keyrings_new. Borrowed. */
+/* The i-th VO: the configured ones in the order given to
+ * scrip_keyrings_new, then the others in the order of their first key. Borrowed. */
 const scrip_vo_keys_t *scrip_keyrings_at(const scrip_keyrings_t *rings, size_t i);
 
-/* The served VO named vo, or NULL (not served, or rings/vo NULL). Borrowed. */
+/* The VO named vo, or NULL (none, or rings/vo NULL). Borrowed. */
 const scrip_vo_keys_t *scrip_keyrings_vo(const scrip_keyrings_t *rings, const char *vo);
 
-/* The served VO whose issuer is exactly iss, byte for byte, or NULL. */
+/* The VO whose issuer is exactly iss, byte for byte, or NULL. */
 const scrip_vo_keys_t *scrip_keyrings_by_issuer(const scrip_keyrings_t *rings, const char *iss);
 
-/* Adds a key row to its VO's ring (scrip_keyring_add). A row of a VO not
- * served is skipped (true). */
+/* Adds a key row to its VO's ring (scrip_keyring_add), adding the VO (not
+ * configured) when it has none yet: a VO keeps its issuer as long as it has
+ * published keys, configured or not, so that its tokens keep verifying. */
 bool scrip_keyrings_add(scrip_keyrings_t *rings, const char *vo, const char *kid, const char *alg,
 			const char *state, const uint8_t *sealed, size_t sealed_len, const uint8_t enc_key[32],
 			scrip_err_t *err) SCRIP_MUST_CHECK;
 
-/* The first served VO without a current (signing) key, or NULL when every
- * one has one. */
+/* The first configured VO without a current (signing) key, or NULL when
+ * every one has one. */
 const scrip_vo_keys_t *scrip_keyrings_missing_current(const scrip_keyrings_t *rings);
 
-/* scrip_keyring_token_parse for any served VO: the token's iss must be one
- * of their issuers ("foreign_issuer" otherwise). [out] vo: that VO
+/* scrip_keyring_token_parse for any VO of rings: the token's iss must be
+ * one of their issuers ("foreign_issuer" otherwise). [out] vo: that VO
  * (borrowed from rings). [out] jwt as there. */
 bool scrip_keyrings_token_parse(const scrip_keyrings_t *rings, const char *token, size_t token_len, scrip_jwt_t *jwt,
 				const scrip_vo_keys_t **vo, scrip_err_t *err) SCRIP_MUST_CHECK;

@@ -2,6 +2,9 @@
  * functions of the key rows, the database's clock and the configuration. */
 #include "store/key_schedule.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 static const char *const step_names[] = {
 	[SCRIP_KEY_STEP_CREATE_NEXT] = "create_next", [SCRIP_KEY_STEP_PROMOTE] = "promote",
 	[SCRIP_KEY_STEP_SET_RETIRES] = "set_retires", [SCRIP_KEY_STEP_SET_DROPS] = "set_drops",
@@ -74,5 +77,33 @@ size_t scrip_key_schedule_plan(const scrip_key_row_t *rows, size_t n, int64_t no
 	if (!next && ends != 0 && now >= ends - policy->publish_ahead)
 		steps[count++] = step(SCRIP_KEY_STEP_CREATE_NEXT, current->kid, NULL,
 				      max64(ends, now + policy->publish_ahead));
+	return count;
+}
+
+static bool same_vo(const scrip_key_row_t *a, const scrip_key_row_t *b)
+{
+	return strcmp(a->vo ? a->vo : "", b->vo ? b->vo : "") == 0;
+}
+
+size_t scrip_key_schedule_plan_vos(const scrip_key_row_t *rows, size_t n, int64_t now,
+				   const scrip_key_policy_t *policy, scrip_key_step_t *steps)
+{
+	scrip_key_row_t *group = calloc(n ? n : 1, sizeof(*group));
+	if (!group)
+		abort();
+	size_t count = 0;
+	for (size_t first = 0; first < n; first++) {
+		bool seen = false;
+		for (size_t j = 0; j < first && !seen; j++)
+			seen = same_vo(&rows[j], &rows[first]);
+		if (seen)
+			continue; /* that VO was planned with its first row */
+		size_t m = 0;
+		for (size_t j = first; j < n; j++)
+			if (same_vo(&rows[j], &rows[first]))
+				group[m++] = rows[j];
+		count += scrip_key_schedule_plan(group, m, now, policy, &steps[count]);
+	}
+	free(group);
 	return count;
 }

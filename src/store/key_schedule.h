@@ -22,6 +22,7 @@ typedef struct {
 /* One key row as read (times in Unix seconds; 0 where the column is NULL). */
 typedef struct {
 	const char *kid;           /* borrowed */
+	const char *vo;            /* borrowed; the VO whose keys the row is among (scrip_key_schedule_plan_vos) */
 	scrip_key_state_t state;
 	int64_t created_at;
 	int64_t activates_at;      /* next: planned start of signing */
@@ -68,6 +69,18 @@ int64_t scrip_key_schedule_drop_time(const scrip_key_row_t *row, const scrip_key
  *    then that time is recorded when it differs from the row's. */
 size_t scrip_key_schedule_plan(const scrip_key_row_t *rows, size_t n, int64_t now, const scrip_key_policy_t *policy,
 			       scrip_key_step_t *steps);
+
+/* The most steps scrip_key_schedule_plan_vos makes of n rows: one VO's
+ * plan holds at most one step per row plus one, so over any split of the
+ * rows into VOs, no more than two per row. */
+#define SCRIP_KEY_STEPS_MAX_VOS(n_rows) (2 * (n_rows) + 1)
+
+/* Every VO follows its own schedule: the rows (of any VOs, in any order;
+ * rows[i].vo set) are split by VO and scrip_key_schedule_plan decides each
+ * VO's steps, appended VO after VO in the order of their first row.
+ * [out] steps: room for SCRIP_KEY_STEPS_MAX_VOS(n). Returns how many. */
+size_t scrip_key_schedule_plan_vos(const scrip_key_row_t *rows, size_t n, int64_t now,
+				   const scrip_key_policy_t *policy, scrip_key_step_t *steps);
 
 const char *scrip_key_step_name(scrip_key_step_kind_t kind);
 

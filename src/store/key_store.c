@@ -27,34 +27,13 @@ static char *hex_encode(const uint8_t *data, size_t len)
 	return s;
 }
 
-/* The VOs as a text[] literal: {"atlas","cms"}. VO names are of
- * A-Z a-z 0-9 . _ - (scrip_client_vo_valid), which need no escaping. */
-static char *vo_array(const char *const *vos, size_t n)
-{
-	size_t size = 3;
-	for (size_t i = 0; i < n; i++)
-		size += strlen(vos[i]) + 3;
-	char *text = malloc(size);
-	if (!text)
-		abort();
-	strcpy(text, "{");
-	for (size_t i = 0; i < n; i++) {
-		strcat(text, i ? ",\"" : "\"");
-		strcat(text, vos[i]);
-		strcat(text, "\"");
-	}
-	strcat(text, "}");
-	return text;
-}
-
 /* ---- loading the keys of the served VOs ----------------------------------- */
 
 struct keys_op {
 	scrip_db_t *db;
 	char *base_issuer;
-	char **vos;
+	char **vos;        /* the VOs the configuration serves: each gets a first key if it has none */
 	size_t n_vos;
-	char *vo_array;    /* vos as a text[] literal */
 	scrip_alg_t alg;
 	uint8_t enc_key[32];
 	size_t created;    /* first keys inserted (or raced) so far: at most one per VO */
@@ -62,20 +41,17 @@ struct keys_op {
 	void *arg;
 };
 
+/* Every VO with published keys, not only the configured ones: a VO that
+ * a configuration stopped naming keeps its issuer, so that its tokens still
+ * verify, introspect and revoke, and its grants still redeem. */
 static const char keys_select_sql[] =
 	"SELECT vo, kid, alg, state, private_sealed FROM scrip.signing_keys"
-	" WHERE state <> 'retired' AND vo = ANY($1::text[]) ORDER BY created_at";
+	" WHERE state <> 'retired' ORDER BY created_at";
 
-/* ON CONFLICT DO NOTHING also covers the one-current-key-per-VO index: when
- * two instances start at once, one key wins and both load it. */
+/* sql/009: under the key lock, only while the VO has no current key (two
+ * instances starting at once: one key wins and both load it). */
 static const char key_insert_sql[] =
-	"WITH v AS (INSERT INTO scrip.vos (vo) VALUES ($5) ON CONFLICT DO NOTHING),"
-	" k AS ("
-	"  INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, activates_at, activated_at, vo)"
-	"  VALUES ($1, $2, 'current', $3::jsonb, decode($4, 'hex'), now(), now(), $5) ON CONFLICT DO NOTHING"
-	"  RETURNING kid)"
-	" INSERT INTO scrip.audit_events (event, outcome, description, actor, vo)"
-	" SELECT 'key_create', 'done', 'first signing key of VO ' || $5 || ' created at start-up', 'scripd', $5 FROM k";
+	"SELECT scrip.signing_key_add_first($1, $2, $3::jsonb, decode($4, 'hex'), $5)";
 
 static void keys_op_finish(struct keys_op *op, scrip_keyrings_t *rings, const scrip_err_t *err)
 {
@@ -84,7 +60,6 @@ static void keys_op_finish(struct keys_op *op, scrip_keyrings_t *rings, const sc
 	for (size_t i = 0; i < op->n_vos; i++)
 		free(op->vos[i]);
 	free(op->vos);
-	free(op->vo_array);
 	free(op->base_issuer);
 	free(op);
 }
@@ -193,7 +168,7 @@ static void keys_select_cb(const scrip_db_result_t *res, const scrip_err_t *err,
 		keys_op_finish(op, NULL, &e);
 		return;
 	}
-	const scrip_vo_keys_t *missing = scrip_keyrings_missing_current(rings);
+	const scrip_vo_keys_t *missing = scrip_keyrings_missing_current(rings); /* a configured VO's first key */
 	if (!missing) {
 		keys_op_finish(op, rings, NULL);
 		return;
@@ -215,8 +190,7 @@ static void keys_select_cb(const scrip_db_result_t *res, const scrip_err_t *err,
 
 static void keys_select(struct keys_op *op)
 {
-	const char *params[] = { op->vo_array };
-	scrip_db_query(op->db, keys_select_sql, 1, params, keys_select_cb, op);
+	scrip_db_query(op->db, keys_select_sql, 0, NULL, keys_select_cb, op);
 }
 
 static char **strings_copy(const char *const *strings, size_t n)
@@ -239,7 +213,6 @@ void scrip_store_keys_load(scrip_db_t *db, const char *base_issuer, const char *
 	op->db = db;
 	op->vos = strings_copy(vos, n);
 	op->n_vos = n;
-	op->vo_array = vo_array(vos, n);
 	op->alg = alg;
 	memcpy(op->enc_key, enc_key, sizeof(op->enc_key));
 	op->cb = cb;
@@ -257,7 +230,7 @@ struct sched_op {
 	scrip_store_schedule_cb cb;
 	void *arg;
 	char **kids;               /* owned; the rows' kids point here */
-	char **row_vos;            /* owned; the VO of each row (rows come ordered by VO) */
+	char **row_vos;            /* owned; the rows' VOs point here */
 	scrip_key_row_t *rows;     /* owned; n of them */
 	size_t n;
 	scrip_key_step_t *steps;   /* owned; n_steps of them, applied in order */
@@ -272,8 +245,7 @@ static const char rows_sql[] =
 	"SELECT " EPOCH("now()") ", k.kid, k.state, " EPOCH("k.created_at") ", " EPOCH("k.activates_at") ", "
 	EPOCH("k.activated_at") ", " EPOCH("k.retires_at") ", " EPOCH("k.drops_at") ","
 	"       " EPOCH("(SELECT max(t.expires_at) FROM scrip.issued_tokens t WHERE t.kid = k.kid)") ", k.vo"
-	"  FROM scrip.signing_keys k WHERE k.state <> 'retired' AND k.vo = ANY($1::text[])"
-	" ORDER BY k.vo, k.created_at, k.kid";
+	"  FROM scrip.signing_keys k WHERE k.state <> 'retired' ORDER BY k.created_at, k.kid";
 
 static const char add_next_sql[] =
 	"SELECT scrip.signing_key_add_next($1, $2, $3::jsonb, decode($4, 'hex'), $5, to_timestamp($6::bigint),"
@@ -403,18 +375,6 @@ static int64_t int_value(const scrip_db_result_t *res, int row, int col)
 	return v ? strtoll(v, NULL, 10) : 0;
 }
 
-/* Each VO follows its own schedule: one plan per run of rows of one VO. */
-static void plan_per_vo(struct sched_op *op, int64_t now)
-{
-	op->n_steps = 0;
-	for (size_t start = 0, end; start < op->n; start = end) {
-		for (end = start + 1; end < op->n && strcmp(op->row_vos[end], op->row_vos[start]) == 0; end++)
-			;
-		op->n_steps += scrip_key_schedule_plan(&op->rows[start], end - start, now, &op->policy,
-						       &op->steps[op->n_steps]);
-	}
-}
-
 static void rows_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct sched_op *op = arg;
@@ -427,8 +387,7 @@ static void rows_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *
 	op->kids = calloc((size_t)n + 1, sizeof(*op->kids));
 	op->rows = calloc((size_t)n + 1, sizeof(*op->rows));
 	op->row_vos = calloc((size_t)n + 1, sizeof(*op->row_vos));
-	/* A plan per VO: at most SCRIP_KEY_STEPS_MAX(its rows) steps each. */
-	op->steps = calloc(2 * (size_t)n + 1, sizeof(*op->steps));
+	op->steps = calloc(SCRIP_KEY_STEPS_MAX_VOS((size_t)n), sizeof(*op->steps));
 	if (!op->kids || !op->rows || !op->row_vos || !op->steps)
 		abort();
 	int64_t now = 0;
@@ -443,6 +402,7 @@ static void rows_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *
 		now = int_value(res, r, 0);
 		op->rows[op->n] = (scrip_key_row_t){
 			.kid = op->kids[op->n],
+			.vo = op->row_vos[op->n],
 			.state = state,
 			.created_at = int_value(res, r, 3),
 			.activates_at = int_value(res, r, 4),
@@ -453,12 +413,12 @@ static void rows_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *
 		};
 		op->n++;
 	}
-	plan_per_vo(op, now);
+	op->n_steps = scrip_key_schedule_plan_vos(op->rows, op->n, now, &op->policy, op->steps);
 	step_apply(op);
 }
 
-void scrip_store_keys_schedule(scrip_db_t *db, const scrip_key_policy_t *policy, const char *const *vos, size_t n,
-			       scrip_alg_t alg, const uint8_t enc_key[32], scrip_store_schedule_cb cb, void *arg)
+void scrip_store_keys_schedule(scrip_db_t *db, const scrip_key_policy_t *policy, scrip_alg_t alg,
+			       const uint8_t enc_key[32], scrip_store_schedule_cb cb, void *arg)
 {
 	struct sched_op *op = calloc(1, sizeof(*op));
 	if (!op)
@@ -469,8 +429,5 @@ void scrip_store_keys_schedule(scrip_db_t *db, const scrip_key_policy_t *policy,
 	memcpy(op->enc_key, enc_key, sizeof(op->enc_key));
 	op->cb = cb;
 	op->arg = arg;
-	char *served = vo_array(vos, n);
-	const char *params[] = { served };
-	scrip_db_query(db, rows_sql, 1, params, rows_cb, op); /* params are copied */
-	free(served);
+	scrip_db_query(db, rows_sql, 0, NULL, rows_cb, op);
 }

@@ -23,11 +23,12 @@ typedef void (*scrip_store_keys_cb)(scrip_keyrings_t *rings, const scrip_err_t *
 
 /* Checks first that the database schema is at least the one this scripd
  * was built for (else err "schema_older": run scripctl db migrate); then
- * loads the non-retired signing keys of the n VOs vos (issuers under
- * base_issuer) into new keyrings, unsealing each private key with enc_key
- * (copied, wiped when done). A VO without a current key first gets one of
- * alg (the VO is added to scrip.vos if new; racing instances are settled by
- * the one-current-key-per-VO index). vos are copied. */
+ * loads the non-retired signing keys of every VO that has some, and of the
+ * n VOs vos the configuration serves, into new keyrings (issuers under
+ * base_issuer), unsealing each private key with enc_key (copied, wiped when
+ * done). A VO of vos without a current key first gets one of alg (the VO is
+ * added to scrip.vos if new; racing instances are settled under the key
+ * lock). vos are copied. */
 void scrip_store_keys_load(scrip_db_t *db, const char *base_issuer, const char *const *vos, size_t n, scrip_alg_t alg,
 			   const uint8_t enc_key[32], scrip_store_keys_cb cb, void *arg);
 
@@ -37,10 +38,9 @@ void scrip_store_keys_load(scrip_db_t *db, const char *base_issuer, const char *
 typedef void (*scrip_store_schedule_cb)(size_t changes, const scrip_err_t *err, void *arg);
 
 /* Takes the steps of the schedule due now (by the database's clock), for
- * each of the n VOs vos separately (keys of other VOs are left alone). A
- * next key is generated with alg and sealed under enc_key (copied, wiped
- * when done). policy and vos are copied. */
-void scrip_store_keys_schedule(scrip_db_t *db, const scrip_key_policy_t *policy, const char *const *vos, size_t n,
-			       scrip_alg_t alg, const uint8_t enc_key[32], scrip_store_schedule_cb cb, void *arg);
+ * each VO that has keys, separately. A next key is generated with alg and
+ * sealed under enc_key (copied, wiped when done). policy is copied. */
+void scrip_store_keys_schedule(scrip_db_t *db, const scrip_key_policy_t *policy, scrip_alg_t alg,
+			       const uint8_t enc_key[32], scrip_store_schedule_cb cb, void *arg);
 
 #endif

@@ -27,6 +27,46 @@ static size_t plan(const scrip_key_row_t *rows, size_t n, int64_t now, const scr
 	return count;
 }
 
+/* Each VO follows its own schedule, whatever the order of the rows: a VO
+ * at the end of its period gets a next key, another mid-period nothing, a
+ * third its next key promoted, each step naming that VO's keys only. */
+static void test_per_vo_plans(void)
+{
+	scrip_key_row_t rows[] = {
+		current_row("atlas-1", T0),
+		current_row("cms-1", T0 + 20 * DAY),
+		{ .kid = "lhcb-2", .vo = "lhcb", .state = SCRIP_KEY_NEXT, .created_at = T0, .activates_at = T0 + 29 * DAY },
+		{ .kid = "atlas-0", .vo = "atlas", .state = SCRIP_KEY_RETIRING, .retires_at = T0,
+		  .drops_at = T0 + 3 * DAY, .last_expiry = T0 + DAY },
+		current_row("lhcb-1", T0 - DAY),
+	};
+	rows[0].vo = "atlas";
+	rows[1].vo = "cms";
+	rows[4].vo = "lhcb";
+	size_t n = sizeof(rows) / sizeof(rows[0]);
+	scrip_key_step_t steps[SCRIP_KEY_STEPS_MAX_VOS(5)];
+	memset(steps, 0xa5, sizeof(steps));
+	size_t count = scrip_key_schedule_plan_vos(rows, n, T0 + 29 * DAY, &policy, steps);
+	CU_ASSERT_FATAL(count <= SCRIP_KEY_STEPS_MAX_VOS(n));
+	/* atlas: its retiring key leaves (past its drop time), then its next
+	 * key is published; cms: nothing; lhcb: its next key is promoted over
+	 * lhcb-1 (never over another VO's current key). */
+	CU_ASSERT_EQUAL_FATAL(count, 3);
+	CU_ASSERT_EQUAL(steps[0].kind, SCRIP_KEY_STEP_DROP);
+	CU_ASSERT_STRING_EQUAL(steps[0].kid, "atlas-0");
+	CU_ASSERT_EQUAL(steps[1].kind, SCRIP_KEY_STEP_CREATE_NEXT);
+	CU_ASSERT_STRING_EQUAL(steps[1].kid, "atlas-1");
+	CU_ASSERT_EQUAL(steps[2].kind, SCRIP_KEY_STEP_PROMOTE);
+	CU_ASSERT_STRING_EQUAL(steps[2].kid, "lhcb-2");
+	CU_ASSERT_STRING_EQUAL(steps[2].other, "lhcb-1");
+	/* Planned as one VO, the same rows would promote lhcb-2 over atlas-1. */
+	scrip_key_step_t one[SCRIP_KEY_STEPS_MAX(5)];
+	size_t mixed = scrip_key_schedule_plan(rows, n, T0 + 29 * DAY, &policy, one);
+	CU_ASSERT_TRUE(mixed >= 1 && one[mixed - 1].kind == SCRIP_KEY_STEP_PROMOTE &&
+		       strcmp(one[mixed - 1].other, "atlas-1") == 0);
+	CU_ASSERT_EQUAL(scrip_key_schedule_plan_vos(NULL, 0, T0, &policy, steps), 0);
+}
+
 static void test_step_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(scrip_key_step_name(SCRIP_KEY_STEP_CREATE_NEXT), "create_next");
@@ -186,5 +226,6 @@ bool scrip_test_key_schedule_suite(void)
 	SCRIP_ADD_TEST(suite, test_drop_waits_for_tokens);
 	SCRIP_ADD_TEST(suite, test_full_period);
 	SCRIP_ADD_TEST(suite, test_compressed_clock);
+	SCRIP_ADD_TEST(suite, test_per_vo_plans);
 	return true;
 }

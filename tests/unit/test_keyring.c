@@ -292,19 +292,31 @@ static void test_keyrings_keep_vos_apart(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(scrip_keyrings_missing_current(rings));
 	CU_ASSERT_TRUE(scrip_keyrings_add(rings, "cms", ec2.kid, "ES256", "current", ec2.sealed, ec2.sealed_len,
 					  enc_key, &err));
-	/* A row of a VO not served is skipped. */
-	CU_ASSERT_TRUE(scrip_keyrings_add(rings, "lhcb", ec3.kid, "ES256", "current", ec3.sealed, ec3.sealed_len,
-					  enc_key, &err));
 	CU_ASSERT_PTR_NULL(scrip_keyrings_missing_current(rings));
+	/* A VO not configured that has keys keeps its issuer (its tokens must
+	 * still verify), without being one whose first key scripd makes. */
+	CU_ASSERT_TRUE(scrip_keyrings_add(rings, "lhcb", ec3.kid, "ES256", "retiring", ec3.sealed, ec3.sealed_len,
+					  enc_key, &err));
+	CU_ASSERT_EQUAL(scrip_keyrings_count(rings), 3);
+	const scrip_vo_keys_t *lhcb = scrip_keyrings_vo(rings, "lhcb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(lhcb);
+	CU_ASSERT_FALSE(lhcb->configured);
+	CU_ASSERT_STRING_EQUAL(lhcb->issuer, "https://sts.example.org/lhcb");
+	CU_ASSERT_PTR_NULL(scrip_keyrings_missing_current(rings)); /* lhcb has no current key: not configured */
 	const scrip_vo_keys_t *atlas = scrip_keyrings_vo(rings, "atlas");
 	const scrip_vo_keys_t *cms = scrip_keyrings_vo(rings, "cms");
+	CU_ASSERT_TRUE(atlas->configured && cms->configured);
 	CU_ASSERT_PTR_NULL(scrip_keyring_find(atlas->ring, ec3.kid));
 	CU_ASSERT_PTR_NULL(scrip_keyring_find(cms->ring, ec3.kid));
+	CU_ASSERT_PTR_NOT_NULL(scrip_keyring_find(lhcb->ring, ec3.kid));
 
+	/* Signed with atlas's key, naming each other issuer: either no VO has
+	 * that issuer, or the VO that has it does not hold atlas's kid. */
 	const scrip_signing_key_t *atlas_key = scrip_keyring_current(atlas->ring);
-	const char *issuers[] = { cms->issuer, "https://sts.example.org", "https://sts.example.org/lhcb" };
-	const char *reasons[] = { NULL, "foreign_issuer", "foreign_issuer" };
-	for (size_t i = 0; i < 3; i++) {
+	const char *issuers[] = { cms->issuer, lhcb->issuer, "https://sts.example.org",
+				  "https://sts.example.org/alice", "https://sts.example.org/atlas/" };
+	const scrip_vo_keys_t *expect[] = { cms, lhcb, NULL, NULL, NULL };
+	for (size_t i = 0; i < sizeof(issuers) / sizeof(issuers[0]); i++) {
 		json_t *claims = json_pack("{s:s, s:s, s:I}", "iss", issuers[i], "sub", "u", "exp", (json_int_t)2000000000);
 		char *token = scrip_jwt_mint(atlas_key->jwk, atlas_key->alg, atlas_key->kid, claims, &err);
 		json_decref(claims);
@@ -313,19 +325,67 @@ static void test_keyrings_keep_vos_apart(void)
 		const scrip_vo_keys_t *vo = NULL;
 		scrip_err_t e = {0};
 		bool parsed = scrip_keyrings_token_parse(rings, token, strlen(token), &jwt, &vo, &e);
-		if (reasons[i]) {
+		if (!expect[i]) {
 			CU_ASSERT_FALSE(parsed);
 			CU_ASSERT_PTR_NULL(vo);
-			CU_ASSERT_STRING_EQUAL(e.reason, reasons[i]);
+			CU_ASSERT_STRING_EQUAL(e.reason, "foreign_issuer");
 		} else {
 			CU_ASSERT_TRUE_FATAL(parsed);
-			CU_ASSERT_PTR_EQUAL(vo, cms);
-			CU_ASSERT_PTR_NULL(scrip_keyring_find(vo->ring, jwt.kid)); /* atlas's kid: not a cms key */
+			CU_ASSERT_PTR_EQUAL(vo, expect[i]);
+			CU_ASSERT_PTR_NULL(scrip_keyring_find(vo->ring, jwt.kid)); /* atlas's kid is not that VO's */
 		}
 		scrip_jwt_clear(&jwt);
 		free(token);
 	}
 	scrip_keyrings_free(rings);
+}
+
+static void test_vo_paths(void)
+{
+	static const struct {
+		const char *path;
+		scrip_vo_path_t what;
+		const char *vo;
+	} cases[] = {
+		{ "/jwks", SCRIP_VO_PATH_JWKS, "default" },
+		{ "/.well-known/openid-configuration", SCRIP_VO_PATH_DISCOVERY, "default" },
+		{ "/.well-known/oauth-authorization-server", SCRIP_VO_PATH_DISCOVERY, "default" },
+		{ "/atlas/jwks", SCRIP_VO_PATH_JWKS, "atlas" },
+		{ "/atlas/.well-known/openid-configuration", SCRIP_VO_PATH_DISCOVERY, "atlas" },
+		{ "/atlas/.well-known/oauth-authorization-server", SCRIP_VO_PATH_DISCOVERY, "atlas" },
+		{ "/.well-known/oauth-authorization-server/atlas", SCRIP_VO_PATH_DISCOVERY, "atlas" },
+		{ "/.well-known/openid-configuration/cms.test_1", SCRIP_VO_PATH_DISCOVERY, "cms.test_1" },
+		/* not a VO's issuer path */
+		{ "/default/jwks", SCRIP_VO_PATH_NONE, NULL },
+		{ "/.well-known/openid-configuration/default", SCRIP_VO_PATH_NONE, NULL },
+		{ "/../jwks", SCRIP_VO_PATH_NONE, NULL },
+		{ "/.x/jwks", SCRIP_VO_PATH_NONE, NULL },
+		{ "//jwks", SCRIP_VO_PATH_NONE, NULL },
+		{ "/atlas/jwks/", SCRIP_VO_PATH_NONE, NULL },
+		{ "/atlas/x/jwks", SCRIP_VO_PATH_NONE, NULL },
+		{ "/atlas", SCRIP_VO_PATH_NONE, NULL },
+		{ "/atlas/.well-known/other", SCRIP_VO_PATH_NONE, NULL },
+		{ "/.well-known/openid-configuration/atlas/jwks", SCRIP_VO_PATH_NONE, NULL },
+		{ "/.well-known/openid-configuration/", SCRIP_VO_PATH_NONE, NULL },
+		{ "/.well-known/openid-configurationX/atlas", SCRIP_VO_PATH_NONE, NULL },
+		{ "/at%61s/jwks", SCRIP_VO_PATH_NONE, NULL },
+		{ "/token", SCRIP_VO_PATH_NONE, NULL },
+		{ "jwks", SCRIP_VO_PATH_NONE, NULL },
+		{ "", SCRIP_VO_PATH_NONE, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char vo[SCRIP_VO_NAME_SIZE] = "";
+		scrip_vo_path_t what = scrip_vo_path_parse(cases[i].path, vo, sizeof(vo));
+		if (what != cases[i].what)
+			fprintf(stderr, "\n    %s: got %d, want %d", cases[i].path, (int)what, (int)cases[i].what);
+		CU_ASSERT_EQUAL(what, cases[i].what);
+		if (cases[i].vo)
+			CU_ASSERT_STRING_EQUAL(vo, cases[i].vo);
+	}
+	char longest[SCRIP_VO_NAME_SIZE + 8], vo[SCRIP_VO_NAME_SIZE];
+	snprintf(longest, sizeof(longest), "/%s/jwks", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"); /* 65 */
+	CU_ASSERT_EQUAL(scrip_vo_path_parse(longest, vo, sizeof(vo)), SCRIP_VO_PATH_NONE);
+	CU_ASSERT_EQUAL(scrip_vo_path_parse(NULL, vo, sizeof(vo)), SCRIP_VO_PATH_NONE);
 }
 
 bool scrip_test_keyring_suite(void)
@@ -341,5 +401,6 @@ bool scrip_test_keyring_suite(void)
 	SCRIP_ADD_TEST(suite, test_vo_issuer_names);
 	SCRIP_ADD_TEST(suite, test_keyrings_lookup);
 	SCRIP_ADD_TEST(suite, test_keyrings_keep_vos_apart);
+	SCRIP_ADD_TEST(suite, test_vo_paths);
 	return true;
 }
