@@ -1,0 +1,153 @@
+"""test_prepared_statements.py — scripd's database connections prepare each
+statement once per session and then only execute it: PostgreSQL's own log
+(log_statement = all) names every execution, "execute scrip_N" for a prepared
+statement, "execute <unnamed>" for one sent as text. After PostgreSQL restarts,
+the new sessions prepare again; after a migration changes the type of a column
+a prepared statement returns, scripd prepares it again and the request
+succeeds instead of failing."""
+
+import os
+import re
+import time
+import unittest
+
+from harness import DemoIssuer, Env, ScripTestCase
+
+ENV = None
+CLIENT_LOOKUP = "FROM scrip.clients WHERE client_id = $1"
+
+
+def setUpModule():
+    global ENV
+    ENV = Env("prepared", [("demo", DemoIssuer(audience="scrip"), {"audience": "scrip"})])
+    ScripTestCase.env = ENV
+    ENV.up()
+
+
+def tearDownModule():
+    problems = ENV.down()
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+def server_log_path(db):
+    """The throwaway cluster's log: DIR/cluster/postgres.log, or where DIR/cluster-path points."""
+    pointer = os.path.join(db.dir, "cluster-path")
+    root = open(pointer).read().strip() if os.path.exists(pointer) else os.path.join(db.dir, "cluster")
+    return os.path.join(root, "postgres.log")
+
+
+class PreparedStatementsTest(ScripTestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not cls.env.db.owned:
+            raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose log this test cannot read")
+        cls.log = server_log_path(cls.env.db)
+        # Reloaded into every session, scripd's included: each execution is logged with its backend.
+        cls.env.db.execute("ALTER SYSTEM SET log_statement = 'all'")
+        cls.env.db.execute("ALTER SYSTEM SET log_line_prefix = 'pid=%p '")
+        cls.env.db.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        cls.client = cls.env.new_client()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.env.db.owned:
+            cls.env.db.execute("ALTER SYSTEM RESET log_statement")
+            cls.env.db.execute("ALTER SYSTEM RESET log_line_prefix")
+            cls.env.db.execute("SELECT pg_reload_conf()")
+
+    def log_mark(self):
+        return os.path.getsize(self.log)
+
+    def log_since(self, mark):
+        with open(self.log, "rb") as f:
+            f.seek(mark)
+            return f.read().decode("utf-8", "replace")
+
+    def client_lookups(self, text):
+        """(pid, statement name) of every execution of the client lookup in text."""
+        found = []
+        for m in re.finditer(r"pid=(\d+) LOG:  execute (\S+): (.*?)(?=\npid=|\Z)", text, re.S):
+            if CLIENT_LOOKUP in m.group(3):
+                found.append((m.group(1), m.group(2)))
+        return found
+
+    def exchange_ok(self):
+        token = self.env.subject_token(claims={"sub": "alice"})
+        r = self.env.exchange(self.client, token, scope="storage.read:/demo")
+        self.assertEqual(r.status, 200, "exchange failed: %r" % r)
+        return r
+
+    def test_each_session_prepares_once_then_executes(self):
+        mark = self.log_mark()
+        n = 12
+        for _ in range(n):
+            self.exchange_ok()
+        time.sleep(0.3)
+        text = self.log_since(mark)
+        lookups = self.client_lookups(text)
+        self.assertEqual(len(lookups), n, "expected one client lookup per exchange")
+        names = {name for _, name in lookups}
+        self.assertNotIn("<unnamed>", names, "the client lookup was sent unprepared")
+        for name in names:
+            self.assertRegex(name, r"^scrip_\d+$")
+        # One statement name per backend, however many times the backend ran it.
+        per_pid = {}
+        for pid, name in lookups:
+            per_pid.setdefault(pid, set()).add(name)
+        self.assertTrue(all(len(v) == 1 for v in per_pid.values()), per_pid)
+        self.assertLess(len(per_pid), n, "no backend ran the lookup twice: nothing shows reuse")
+        # The issued rows are what they were before: one per token, each with its audit row.
+        rows = self.env.issued_rows(client_id=self.client.id)
+        granted = self.env.db.scalar("SELECT count(*) FROM scrip.audit_events WHERE client_id = :'c'"
+                                     " AND outcome = 'granted'", c=self.client.id)
+        self.assertEqual(len(rows), granted)
+
+    def test_restart_prepares_again_in_new_sessions(self):
+        self.exchange_ok()
+        self.env.db.crash()
+        self.env.db.resume()
+        mark = self.log_mark()
+        deadline = time.monotonic() + 30
+        while True:
+            token = self.env.subject_token(claims={"sub": "alice"})
+            r = self.env.exchange(self.client, token, scope="storage.read:/demo")
+            if r.status == 200:
+                break
+            self.assertOAuthError(r, 503, "temporarily_unavailable")
+            self.assertLess(time.monotonic(), deadline, "no token within 30 s of the restart")
+            time.sleep(0.25)
+        for _ in range(8):
+            self.exchange_ok()
+        text = self.log_since(mark)
+        self.assertNotIn("does not exist", text, "a statement prepared before the restart was executed")
+        lookups = self.client_lookups(text)
+        self.assertGreaterEqual(len(lookups), 9)
+        self.assertNotIn("<unnamed>", {name for _, name in lookups})
+        self.assertTrue(self.env.scripd.alive())
+
+    def test_result_type_change_prepares_again(self):
+        # Warm every connection of the pool, so the lookup is prepared on each.
+        for _ in range(12):
+            self.exchange_ok()
+        mark = self.log_mark()
+        view = self.env.db.scalar("SELECT pg_get_viewdef('audit.clients'::regclass)")
+        # A migration changes the type of a column the client lookup returns.
+        self.env.db.execute(
+            "BEGIN; DROP VIEW audit.clients;"
+            " ALTER TABLE scrip.clients ALTER COLUMN refresh_grace TYPE bigint;"
+            " CREATE VIEW audit.clients WITH (security_barrier = true) AS %s; COMMIT" % view.rstrip().rstrip(";"))
+        for _ in range(12):
+            self.exchange_ok()
+        text = self.log_since(mark)
+        self.assertIn("cached plan must not change result type", text,
+                      "the migration did not invalidate a prepared statement: nothing was tested")
+        self.assertIn("preparing it again", self.env.scripd.log_text())
+        # A second exchange on the same connection uses the new statement: no stream of errors.
+        refused = text.count("cached plan must not change result type")
+        self.assertLessEqual(refused, 8, "more refusals than connections: %d" % refused)
+
+
+if __name__ == "__main__":
+    unittest.main()
