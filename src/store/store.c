@@ -22,16 +22,7 @@ struct client_get {
 };
 
 static const char client_get_sql[] =
-	"SELECT client_id, enabled, encode(secret_hash, 'hex'), array_to_json(scopes)::text,"
-	"       array_to_json(audiences)::text, default_lifetime, max_lifetime, risky_max_lifetime,"
-	"       max_grant_lifetime, refresh_grace, 'introspect' = ANY(permissions),"
-	"       array_to_json(upstream_audiences)::text,"
-	/* The previous secret only while its overlap lasts, by the database's
-	 * clock (the one rotate-secret set the end with): after that it is as
-	 * if it were gone, whether or not a later rotation has cleared it. */
-	"       CASE WHEN previous_secret_expires_at > now() THEN encode(previous_secret_hash, 'hex') END,"
-	"       vo"
-	"  FROM scrip.clients WHERE client_id = $1";
+	"SELECT " SCRIP_STORE_CLIENT_COLUMNS " FROM scrip.clients c WHERE c.client_id = $1";
 
 static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 {
@@ -153,26 +144,31 @@ end:
 	return ok;
 }
 
+scrip_client_t *scrip_store_client_read(const scrip_db_result_t *res, scrip_err_t *err)
+{
+	scrip_client_t *client = calloc(1, sizeof(*client));
+	if (client && client_from_row(res, client))
+		return client;
+	free(client);
+	scrip_err_clear(err);
+	SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "client_row_invalid", "the client's stored policy is invalid");
+	scrip_log_error("client row for %s cannot be read", scrip_db_result_value(res, 0, 0));
+	return NULL;
+}
+
 static void client_get_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct client_get *op = arg;
-	if (!res) {
+	scrip_client_t *client = NULL;
+	scrip_err_t e;
+	if (!res)
 		op->cb(NULL, err, op->arg);
-	} else if (scrip_db_result_rows(res) == 0) {
+	else if (scrip_db_result_rows(res) == 0)
 		op->cb(NULL, NULL, op->arg);
-	} else {
-		scrip_client_t *client = calloc(1, sizeof(*client));
-		if (client && client_from_row(res, client)) {
-			op->cb(client, NULL, op->arg);
-		} else {
-			free(client);
-			scrip_err_t e;
-			scrip_err_clear(&e);
-			SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "client_row_invalid", "the client's stored policy is invalid");
-			scrip_log_error("client row for %s cannot be read", scrip_db_result_value(res, 0, 0));
-			op->cb(NULL, &e, op->arg);
-		}
-	}
+	else if ((client = scrip_store_client_read(res, &e)))
+		op->cb(client, NULL, op->arg);
+	else
+		op->cb(NULL, &e, op->arg);
 	free(op);
 }
 

@@ -1,20 +1,25 @@
-"""test_prepared_statements.py — scripd's database connections prepare each
-statement once per session and then only execute it: PostgreSQL's own log
-(log_statement = all) names every execution, "execute scrip_N" for a prepared
-statement, "execute <unnamed>" for one sent as text. After PostgreSQL restarts,
-the new sessions prepare again; after a migration changes the type of a column
-a prepared statement returns, scripd prepares it again and the request
-succeeds instead of failing."""
+"""test_prepared_statements.py — what scripd sends to PostgreSQL per request.
+Its connections prepare each statement once per session and then only
+execute it: PostgreSQL's own log (log_statement = all) names every execution,
+"execute scrip_N" for a prepared statement, "execute <unnamed>" for one sent
+as text. After PostgreSQL restarts, the new sessions prepare again; after a
+migration changes the type of a column a prepared statement returns, scripd
+prepares it again and the request succeeds instead of failing. Introspecting
+one of scrip's access tokens is one statement, and still sees a revocation
+at once."""
 
+import json
 import os
 import re
+import secrets
 import time
 import unittest
+import urllib.parse
 
-from harness import DemoIssuer, Env, ScripTestCase
+from harness import Client, DemoIssuer, Env, ScripTestCase, basic_auth
 
 ENV = None
-CLIENT_LOOKUP = "FROM scrip.clients WHERE client_id = $1"
+CLIENT_LOOKUP = "FROM scrip.clients c WHERE c.client_id = $1"
 
 
 def setUpModule():
@@ -65,13 +70,13 @@ class PreparedStatementsTest(ScripTestCase):
             f.seek(mark)
             return f.read().decode("utf-8", "replace")
 
+    def executions(self, text):
+        """(pid, statement name, SQL) of every statement executed in text."""
+        return [m.groups() for m in re.finditer(r"pid=(\d+) LOG:  execute (\S+): (.*?)(?=\npid=|\Z)", text, re.S)]
+
     def client_lookups(self, text):
         """(pid, statement name) of every execution of the client lookup in text."""
-        found = []
-        for m in re.finditer(r"pid=(\d+) LOG:  execute (\S+): (.*?)(?=\npid=|\Z)", text, re.S):
-            if CLIENT_LOOKUP in m.group(3):
-                found.append((m.group(1), m.group(2)))
-        return found
+        return [(pid, name) for pid, name, sql in self.executions(text) if CLIENT_LOOKUP in sql]
 
     def exchange_ok(self):
         token = self.env.subject_token(claims={"sub": "alice"})
@@ -147,6 +152,44 @@ class PreparedStatementsTest(ScripTestCase):
         # A second exchange on the same connection uses the new statement: no stream of errors.
         refused = text.count("cached plan must not change result type")
         self.assertLessEqual(refused, 8, "more refusals than connections: %d" % refused)
+
+    def introspecting_caller(self):
+        name = "se-" + secrets.token_hex(5)
+        out = self.env.scripd.scripctl("client", "create", name, "--permission", "introspect", "--json", check=True)
+        return Client(name, self.env.remember(json.loads(out.stdout)["client_secret"], "client secret"))
+
+    def introspect(self, caller, token):
+        body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+        return self.env.scripd.request("POST", "/introspect", body, {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": basic_auth(caller.id, caller.secret)})
+
+    def test_introspection_is_one_statement_and_sees_revocation(self):
+        caller = self.introspecting_caller()
+        token = self.exchange_ok().json["access_token"]
+        jti = self.env.issued_rows(client_id=self.client.id)[-1]["jti"]
+        mark = self.log_mark()
+        n = 6
+        for _ in range(n):
+            r = self.introspect(caller, token)
+            self.assertEqual(r.status, 200)
+            self.assertIs(r.json.get("active"), True, r.json)
+        time.sleep(0.3)
+        executed = self.executions(self.log_since(mark))
+        self.assertEqual(len(executed), n, "expected one statement per introspection: %r"
+                         % [sql[:80] for _, _, sql in executed])
+        self.assertTrue(all("scrip.clients c" in sql and "scrip.issued_tokens t" in sql for _, _, sql in executed))
+        # Nothing is cached: a revocation committed elsewhere is seen by the very next introspection.
+        self.env.db.execute("UPDATE scrip.issued_tokens SET revoked_at = now(), revoked_by = 'test',"
+                            " revoked_reason = 'test' WHERE jti = :'j'", j=jti)
+        r = self.introspect(caller, token)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json, {"active": False})
+        # A caller that fails authentication learns nothing, whatever the token.
+        wrong = Client(caller.id, "not-the-secret")
+        r = self.introspect(wrong, token)
+        self.assertEqual(r.status, 401)
+        self.assertNotIn("active", r.json)
 
 
 if __name__ == "__main__":
