@@ -477,16 +477,28 @@ void scrip_store_grant_create(scrip_db_t *db, const scrip_grant_record_t *rec, s
 	free(auds);
 }
 
-static const char grant_lookup_sql[] =
-	"SELECT g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, array_to_string(g.scopes, ' '),"
-	"       array_to_json(g.audiences)::text, g.groups::text, extract(epoch FROM g.expires_at)::bigint,"
-	"       coalesce(g.max_uses, 0), g.uses, g.state = 'active',"
-	"       EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id),"
-	"       r.state, coalesce(extract(epoch FROM r.rotated_at)::bigint, 0), coalesce(s.state = 'active', false),"
-	"       g.suspended_at IS NOT NULL"
-	"  FROM scrip.refresh_tokens r JOIN scrip.grants g USING (grant_id)"
-	"  LEFT JOIN scrip.refresh_tokens s ON s.token_hash = r.successor_hash"
-	" WHERE r.token_hash = decode($1, 'hex')";
+/* The refresh token and its grant (grant_row_read); the parameter holding
+ * the token's hex hash follows. */
+#define GRANT_LOOKUP_SELECT                                                                                         \
+	"SELECT g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, array_to_string(g.scopes, ' '),"   \
+	"       array_to_json(g.audiences)::text, g.groups::text, extract(epoch FROM g.expires_at)::bigint,"        \
+	"       coalesce(g.max_uses, 0), g.uses, g.state = 'active',"                                               \
+	"       EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)," \
+	"       r.state, coalesce(extract(epoch FROM r.rotated_at)::bigint, 0), coalesce(s.state = 'active', false),"\
+	"       g.suspended_at IS NOT NULL"                                                                         \
+	"  FROM scrip.refresh_tokens r JOIN scrip.grants g USING (grant_id)"                                        \
+	"  LEFT JOIN scrip.refresh_tokens s ON s.token_hash = r.successor_hash"                                     \
+	" WHERE r.token_hash = decode"
+
+static const char grant_lookup_sql[] = GRANT_LOOKUP_SELECT "($1, 'hex')";
+
+/* The client's row, and beside it the grant's (NULLs when the token is
+ * unknown). No row at all when the client is unknown. */
+static const char client_and_grant_sql[] =
+	"SELECT " SCRIP_STORE_CLIENT_COLUMNS ", gr.*"
+	"  FROM scrip.clients c"
+	"  LEFT JOIN LATERAL (" GRANT_LOOKUP_SELECT "($2, 'hex')) gr ON true"
+	" WHERE c.client_id = $1";
 
 struct grant_lookup {
 	scrip_store_grant_cb cb;
@@ -519,29 +531,30 @@ static char *dup_value(const scrip_db_result_t *res, int col)
 	return copy;
 }
 
-static scrip_grant_row_t *grant_row_read(const scrip_db_result_t *res)
+/* The grant row selected by GRANT_LOOKUP_SELECT from column c of row 0. */
+static scrip_grant_row_t *grant_row_read(const scrip_db_result_t *res, int c)
 {
 	scrip_grant_row_t *row = calloc(1, sizeof(*row));
 	scrip_client_t auds = { 0 };
 	if (!row)
 		abort();
-	row->grant_id = dup_value(res, 0);
-	row->client_id = dup_value(res, 1);
-	row->subject = dup_value(res, 2);
-	row->upstream_issuer = dup_value(res, 3);
-	row->job_id = dup_value(res, 4);
-	row->scopes = dup_value(res, 5);
-	row->groups_json = dup_value(res, 7);
-	row->expires_at = int_value(res, 0, 8);
-	row->max_uses = int_value(res, 0, 9);
-	row->uses = int_value(res, 0, 10);
-	row->grant_active = bool_value(res, 0, 11);
-	row->job_ended = bool_value(res, 0, 12);
-	snprintf(row->token_state, sizeof(row->token_state), "%s", scrip_db_result_value(res, 0, 13));
-	row->rotated_at = int_value(res, 0, 14);
-	row->successor_unused = bool_value(res, 0, 15);
-	row->suspended = bool_value(res, 0, 16);
-	if (!strings_from_json(scrip_db_result_value(res, 0, 6), &auds.audiences, &auds.n_audiences)) {
+	row->grant_id = dup_value(res, c);
+	row->client_id = dup_value(res, c + 1);
+	row->subject = dup_value(res, c + 2);
+	row->upstream_issuer = dup_value(res, c + 3);
+	row->job_id = dup_value(res, c + 4);
+	row->scopes = dup_value(res, c + 5);
+	row->groups_json = dup_value(res, c + 7);
+	row->expires_at = int_value(res, 0, c + 8);
+	row->max_uses = int_value(res, 0, c + 9);
+	row->uses = int_value(res, 0, c + 10);
+	row->grant_active = bool_value(res, 0, c + 11);
+	row->job_ended = bool_value(res, 0, c + 12);
+	snprintf(row->token_state, sizeof(row->token_state), "%s", scrip_db_result_value(res, 0, c + 13));
+	row->rotated_at = int_value(res, 0, c + 14);
+	row->successor_unused = bool_value(res, 0, c + 15);
+	row->suspended = bool_value(res, 0, c + 16);
+	if (!strings_from_json(scrip_db_result_value(res, 0, c + 6), &auds.audiences, &auds.n_audiences)) {
 		scrip_grant_row_free(row);
 		return NULL;
 	}
@@ -558,7 +571,7 @@ static void grant_lookup_cb(const scrip_db_result_t *res, const scrip_err_t *err
 	} else if (scrip_db_result_rows(res) == 0) {
 		op->cb(NULL, NULL, op->arg);
 	} else {
-		scrip_grant_row_t *row = grant_row_read(res);
+		scrip_grant_row_t *row = grant_row_read(res, 0);
 		scrip_err_t e;
 		scrip_err_clear(&e);
 		if (!row)
@@ -566,6 +579,48 @@ static void grant_lookup_cb(const scrip_db_result_t *res, const scrip_err_t *err
 		op->cb(row, row ? NULL : &e, op->arg);
 	}
 	free(op);
+}
+
+struct client_and_grant {
+	scrip_store_client_grant_cb cb;
+	void *arg;
+};
+
+static void client_and_grant_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct client_and_grant *op = arg;
+	const int c = SCRIP_STORE_CLIENT_COLUMNS_N;
+	scrip_client_t *client = NULL;
+	scrip_grant_row_t *row = NULL;
+	scrip_err_t e;
+	scrip_err_clear(&e);
+	if (!res) {
+		op->cb(NULL, NULL, err, op->arg);
+	} else if (scrip_db_result_rows(res) == 0) {
+		op->cb(NULL, NULL, NULL, op->arg);
+	} else if (!(client = scrip_store_client_read(res, &e))) {
+		op->cb(NULL, NULL, &e, op->arg);
+	} else if (scrip_db_result_value(res, 0, c) && !(row = grant_row_read(res, c))) {
+		scrip_client_clear(client);
+		free(client);
+		SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "grant_row_invalid", "the grant's stored record is invalid");
+		op->cb(NULL, NULL, &e, op->arg);
+	} else {
+		op->cb(client, row, NULL, op->arg);
+	}
+	free(op);
+}
+
+void scrip_store_client_and_grant_lookup(scrip_db_t *db, const char *client_id, const char *token_hash_hex,
+					 scrip_store_client_grant_cb cb, void *arg)
+{
+	struct client_and_grant *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { client_id, token_hash_hex };
+	scrip_db_query(db, client_and_grant_sql, 2, params, client_and_grant_cb, op);
 }
 
 void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_store_grant_cb cb, void *arg)

@@ -136,6 +136,18 @@ void scrip_grant_row_free(scrip_grant_row_t *row); /* NULL is a no-op */
 typedef void (*scrip_store_grant_cb)(scrip_grant_row_t *row, const scrip_err_t *err, void *arg);
 void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_store_grant_cb cb, void *arg);
 
+/* A redemption's two reads in ONE statement (one round trip where
+ * scrip_store_client_get then scrip_store_grant_lookup take two): client is
+ * client_id's row (NULL when there is no such client), row the refresh
+ * token's as scrip_store_grant_lookup reads it (NULL when there is no such
+ * token, or no such client); both owned by the callback. On failure both
+ * are NULL and err is set. The caller authenticates the client before it
+ * looks at row. */
+typedef void (*scrip_store_client_grant_cb)(scrip_client_t *client, scrip_grant_row_t *row, const scrip_err_t *err,
+					    void *arg);
+void scrip_store_client_and_grant_lookup(scrip_db_t *db, const char *client_id, const char *token_hash_hex,
+					 scrip_store_client_grant_cb cb, void *arg);
+
 /* A redemption: rotate the presented refresh token to a successor and
  * record the access token issued from the grant. */
 typedef struct {

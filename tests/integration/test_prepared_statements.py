@@ -6,7 +6,8 @@ as text. After PostgreSQL restarts, the new sessions prepare again; after a
 migration changes the type of a column a prepared statement returns, scripd
 prepares it again and the request succeeds instead of failing. Introspecting
 one of scrip's access tokens is one statement, and still sees a revocation
-at once."""
+at once; redeeming a grant is two (the client with the grant, then the
+rotation with its records), and a wrong secret still learns nothing."""
 
 import json
 import os
@@ -190,6 +191,39 @@ class PreparedStatementsTest(ScripTestCase):
         r = self.introspect(wrong, token)
         self.assertEqual(r.status, 401)
         self.assertNotIn("active", r.json)
+
+    def test_redemption_is_two_statements(self):
+        subject = self.env.subject_token(claims={"sub": "bob"})
+        r = self.env.exchange(self.client, subject, scope="storage.read:/demo",
+                              extra=[("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")])
+        self.assertEqual(r.status, 200, r)
+        refresh = r.json["access_token"]
+        self.env.remember(refresh, "refresh token")
+        mark = self.log_mark()
+        n = 4
+        for _ in range(n):
+            r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", refresh)], self.client)
+            self.assertEqual(r.status, 200, r)
+            refresh = r.json["refresh_token"]
+            self.env.remember(refresh, "refresh token")
+            self.assertTrue(r.json["access_token"])
+        time.sleep(0.3)
+        executed = self.executions(self.log_since(mark))
+        self.assertEqual(len(executed), 2 * n, "expected two statements per redemption: %r"
+                         % [sql[:80] for _, _, sql in executed])
+        lookups = [sql for _, _, sql in executed if "scrip.clients c" in sql and "scrip.refresh_tokens r" in sql]
+        self.assertEqual(len(lookups), n)
+        # Each redemption recorded its access token and its audit row, as before.
+        rows = self.env.db.scalar("SELECT count(*) FROM scrip.issued_tokens t JOIN scrip.audit_events a"
+                                  " USING (jti) WHERE t.client_id = :'c' AND t.grant_id IS NOT NULL"
+                                  " AND a.event = 'token_refresh' AND a.outcome = 'granted'", c=self.client.id)
+        self.assertEqual(rows, n)
+        # The grant's row is only used once the client is authenticated.
+        r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", refresh)],
+                                   Client(self.client.id, "not-the-secret"))
+        self.assertOAuthError(r, 401, "invalid_client")
+        r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", refresh)], self.client)
+        self.assertEqual(r.status, 200, "the refused attempt must not have touched the grant: %r" % r)
 
 
 if __name__ == "__main__":
