@@ -128,8 +128,8 @@ typedef void (*scrip_token_upstream_then)(scrip_token_req_t *t, const scrip_lazy
 void scrip_token_ask_upstream(scrip_token_req_t *t, const scrip_lazy_ask_t *ask, scrip_token_upstream_then then);
 
 /* The client's row is in (client NULL: unknown; owned by t from here):
- * true when it is authenticated; false when the request has been answered
- * (and t freed). */
+ * true when it is authenticated; false when the request is being answered
+ * (a refusal, audited), after which the caller must not touch t. */
 bool scrip_token_client_admitted(scrip_token_req_t *t, scrip_client_t *client, const scrip_err_t *lookup_err);
 
 /* The grant-type flows, started once the client is authenticated. */
