@@ -6,6 +6,10 @@
  *     a JWT: [its key from the DB if not loaded] ─▶ verify (pure) ─▶ its row (DB) ─▶ 200
  *     else:  SHA-256 ─▶ the refresh token and its grant (DB) ─▶ 200
  *
+ * The common case, a JWT signed by a key of the ring, takes one round trip:
+ * the caller's row and the token's are read in one statement, then used in
+ * the order above (start_caller_and_access).
+ *
  * Every answer about a token is read from the database at the time of the
  * request: nothing is cached, so a revocation committed anywhere is seen
  * by the next introspection. Anything but an active token of scrip's is
@@ -313,8 +317,9 @@ static void access_state_cb(const scrip_access_state_t *state, const scrip_err_t
 	finish_json(t, 200, body);
 }
 
-/* The token's signature and claims, with its key (borrowed). */
-static void check_access(introspect_req_t *t, const cjose_jwk_t *key, scrip_alg_t alg)
+/* The token's signature and claims, with its key (borrowed). False: the
+ * request has been answered. */
+static bool access_verified(introspect_req_t *t, const cjose_jwk_t *key, scrip_alg_t alg)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
@@ -323,8 +328,15 @@ static void check_access(introspect_req_t *t, const cjose_jwk_t *key, scrip_alg_
 			deny(t, &err);
 		else
 			finish_inactive(t, "access", err.reason);
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void check_access(introspect_req_t *t, const cjose_jwk_t *key, scrip_alg_t alg)
+{
+	if (!access_verified(t, key, alg))
+		return;
 	set_step(t, STEP_LOOKUP);
 	scrip_tokens_access_state(t->app->db, t->subject.jti, access_state_cb, t);
 }
@@ -402,24 +414,26 @@ static void introspect_token(introspect_req_t *t)
 		introspect_refresh(t, token);
 }
 
-static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, void *arg)
+/* The caller's row is in (client NULL: unknown; owned by t from here):
+ * true when it is authenticated and may introspect; false when the request
+ * has been answered. */
+static bool caller_admitted(introspect_req_t *t, scrip_client_t *client, const scrip_err_t *lookup_err)
 {
-	introspect_req_t *t = arg;
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	t->client = client;
 	if (caller_gone(t)) {
 		finish_error(t, lookup_err ? lookup_err : &t->err); /* only frees the request */
-		return;
+		return false;
 	}
 	if (lookup_err) {
 		deny(t, lookup_err);
-		return;
+		return false;
 	}
 	if (!scrip_client_auth_check(client, t->client_secret, &err)) {
 		scrip_client_auth_outcome(t->app, t->remote_addr, t->client_id, &err);
 		deny(t, &err);
-		return;
+		return false;
 	}
 	scrip_client_auth_outcome(t->app, t->remote_addr, t->client_id, NULL);
 	/* RFC 7662 §4: only callers that need it may probe tokens. An
@@ -429,9 +443,75 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 		SCRIP_ERR(&err, SCRIP_E_UNAUTHORIZED_CLIENT, "no_introspect_permission",
 			  "this client does not hold the introspect permission");
 		deny_as(t, &err, 403, "access_denied");
+		return false;
+	}
+	return true;
+}
+
+static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, void *arg)
+{
+	introspect_req_t *t = arg;
+	if (caller_admitted(t, client, lookup_err))
+		introspect_token(t);
+}
+
+/* ---- the common case in one round trip ----------------------------------------- */
+
+/* The caller's row and the token's row came together. They are used in
+ * the same order as on the two-step path: the caller first, then the
+ * token's signature with a key of the ring, and only then its row. */
+static void caller_access_cb(scrip_client_t *client, const scrip_access_state_t *state, const scrip_err_t *db_err,
+			     void *arg)
+{
+	introspect_req_t *t = arg;
+	if (!caller_admitted(t, client, db_err))
+		return;
+	/* The ring is replaced on every reload: its key is looked up now. */
+	const scrip_signing_key_t *key = t->app->keyring ? scrip_keyring_find(t->app->keyring, t->jwt.kid) : NULL;
+	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
+	if (!key) {
+		/* Not in the ring (any more): the two-step path, which asks the
+		 * database for the key and then for the row. */
+		set_step(t, STEP_KEY);
+		scrip_tokens_public_key(t->app->db, t->jwt.kid, key_cb, t);
 		return;
 	}
-	introspect_token(t);
+	if (!access_verified(t, key->jwk, key->alg))
+		return;
+	const char *asked = json_string_value(json_object_get(t->jwt.claims, "jti"));
+	if (!asked || strcmp(asked, t->subject.jti) != 0) {
+		/* Cannot happen (the same claims), but the row read must be the
+		 * verified token's: read it again by the verified jti. */
+		set_step(t, STEP_LOOKUP);
+		scrip_tokens_access_state(t->app->db, t->subject.jti, access_state_cb, t);
+		return;
+	}
+	access_state_cb(state, NULL, t);
+}
+
+/* When the token is one of scrip's JWTs (the common case), reads its row
+ * with the caller's in one statement and returns true. The token is only
+ * parsed here, not verified: neither it nor its row is used before the
+ * caller is authenticated and the signature checked (caller_access_cb).
+ * Anything else (a refresh token, a token that does not parse, no keys
+ * loaded yet) returns false for the two-step path, which answers it. */
+static bool start_caller_and_access(introspect_req_t *t)
+{
+	const char *token = scrip_form_get(&t->form, "token");
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!token || !strchr(token, '.') || !t->app->keyring)
+		return false;
+	const char *jti = NULL;
+	if (scrip_keyring_token_parse(token, strlen(token), t->app->cfg->issuer, &t->jwt, &err))
+		jti = json_string_value(json_object_get(t->jwt.claims, "jti"));
+	if (!jti) {
+		scrip_jwt_clear(&t->jwt); /* parsed again, and answered, after authentication */
+		return false;
+	}
+	set_step(t, STEP_CLIENT);
+	scrip_tokens_caller_and_access_state(t->app->db, t->client_id, jti, caller_access_cb, t);
+	return true;
 }
 
 /* ---- step 1: the HTTP request ------------------------------------------------ */
@@ -478,6 +558,8 @@ void scrip_handle_introspect(struct evhttp_request *req, void *arg)
 		finish_limited(t, limited);
 		return;
 	}
+	if (start_caller_and_access(t))
+		return;
 	set_step(t, STEP_CLIENT);
 	scrip_store_client_get(app->db, t->client_id, client_cb, t);
 }

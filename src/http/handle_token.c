@@ -246,26 +246,33 @@ static void collect_params(scrip_token_req_t *t)
 	};
 }
 
-static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, void *arg)
+bool scrip_token_client_admitted(scrip_token_req_t *t, scrip_client_t *client, const scrip_err_t *lookup_err)
 {
-	scrip_token_req_t *t = arg;
 	t->client = client;
 	if (scrip_token_client_gone(t)) {
 		scrip_token_reply_error(t, lookup_err ? lookup_err : &t->err); /* only frees the request */
-		return;
+		return false;
 	}
 	if (lookup_err) {
 		scrip_token_deny(t, lookup_err);
-		return;
+		return false;
 	}
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	if (!scrip_client_auth_check(client, t->client_secret, &err)) {
 		scrip_client_auth_outcome(t->app, t->remote_addr, t->client_id, &err);
 		scrip_token_deny(t, &err);
-		return;
+		return false;
 	}
 	scrip_client_auth_outcome(t->app, t->remote_addr, t->client_id, NULL);
+	return true;
+}
+
+static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	if (!scrip_token_client_admitted(t, client, lookup_err))
+		return;
 	const char *grant_type = scrip_form_get(&t->form, "grant_type");
 	if (!grant_type)
 		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "missing_grant_type", "grant_type is required");
@@ -336,6 +343,8 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 		token_limited(t, limited);
 		return;
 	}
+	if (scrip_token_refresh_begin(t))
+		return;
 	scrip_token_set_step(t, STEP_CLIENT);
 	scrip_store_client_get(app->db, t->client_id, client_cb, t);
 }

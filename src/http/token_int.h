@@ -131,8 +131,19 @@ const scrip_upstream_config_t *scrip_token_upstream_for_issuer(const scrip_app_t
 typedef void (*scrip_token_upstream_then)(scrip_token_req_t *t, const scrip_lazy_result_t *r);
 void scrip_token_ask_upstream(scrip_token_req_t *t, const scrip_lazy_ask_t *ask, scrip_token_upstream_then then);
 
+/* The client's row is in (client NULL: unknown; owned by t from here):
+ * true when it is authenticated; false when the request is being answered
+ * (a refusal, audited), after which the caller must not touch t. */
+bool scrip_token_client_admitted(scrip_token_req_t *t, scrip_client_t *client, const scrip_err_t *lookup_err);
+
 /* The grant-type flows, started once the client is authenticated. */
 void scrip_token_exchange_start(scrip_token_req_t *t);
 void scrip_token_refresh_start(scrip_token_req_t *t);
+
+/* Before the client is authenticated: when the request is a redemption
+ * with a refresh token, reads the client's row and the grant's in one
+ * statement, continues the flow from there (authentication first) and
+ * returns true. False: nothing was started; the caller reads the client. */
+bool scrip_token_refresh_begin(scrip_token_req_t *t);
 
 #endif

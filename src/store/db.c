@@ -2,7 +2,8 @@
  * a small state machine (connect_state below) advanced only by set_state();
  * queries wait in one FIFO for an idle connection, with a deadline. Nothing
  * here ever blocks: connecting is PQconnectStartParams + PQconnectPoll,
- * querying is PQsendQueryParams + PQflush + PQconsumeInput/PQisBusy. */
+ * querying is PQsendPrepare (the first time a connection meets a statement)
+ * then PQsendQueryPrepared + PQflush + PQconsumeInput/PQisBusy. */
 #include "store/db.h"
 
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "store/stmt_cache.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/observe.h"
@@ -23,6 +25,7 @@ typedef enum {
 	CONN_DOWN,       /* no connection; the retry timer will start one */
 	CONN_CONNECTING, /* PQconnectPoll in progress */
 	CONN_IDLE,       /* connected, watching the socket for a server-side close */
+	CONN_PREPARING,  /* the query's statement is being prepared; the query is sent next */
 	CONN_BUSY,       /* a query was sent; collecting its results */
 } conn_state_t;
 
@@ -35,6 +38,8 @@ struct query {
 	void *arg;
 	int64_t deadline_ms; /* monotonic; past it the caller gets 503 */
 	int64_t queued_us;   /* scrip_obs_now_us() when queued: the latency metric */
+	bool prepare;        /* run as a prepared statement (scrip_db_query), not unprepared */
+	bool retried;        /* re-prepared once already after the server dropped its statement */
 };
 
 struct conn {
@@ -49,6 +54,8 @@ struct conn {
 	struct query *query; /* the query in flight while BUSY */
 	PGresult *result;    /* the result kept for the callback */
 	bool flushing;       /* PQflush still has output queued */
+	scrip_stmt_cache_t *stmts; /* statements prepared in this session; emptied on reset */
+	const char *stmt;    /* name of the prepared statement in flight (in stmts); NULL if unprepared */
 };
 
 struct scrip_db {
@@ -70,18 +77,23 @@ struct scrip_db_result {
 	PGresult *pg;
 };
 
-static const char *const state_names[] = { "down", "connecting", "idle", "busy" };
+static const char *const state_names[] = { "down", "connecting", "idle", "preparing", "busy" };
 
 static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_retry_cb(evutil_socket_t fd, short what, void *arg);
 static void dispatch(scrip_db_t *db);
+
+static bool state_is_up(conn_state_t state)
+{
+	return state == CONN_IDLE || state == CONN_PREPARING || state == CONN_BUSY;
+}
 
 /* The only place a connection's state changes. */
 static void set_state(struct conn *c, conn_state_t state)
 {
 	if (c->state != state)
 		scrip_log_debug("db conn %d: %s -> %s", c->index, state_names[c->state], state_names[state]);
-	bool was_up = c->state == CONN_IDLE || c->state == CONN_BUSY, up = state == CONN_IDLE || state == CONN_BUSY;
+	bool was_up = state_is_up(c->state), up = state_is_up(state);
 	if (was_up != up)
 		scrip_obs_db_conns(up ? 1 : -1);
 	c->state = state;
@@ -158,7 +170,7 @@ static void watch(struct conn *c, short what)
  * exponential backoff and jitter. */
 static void conn_reset(struct conn *c, const char *why)
 {
-	if (c->state == CONN_IDLE || c->state == CONN_BUSY)
+	if (state_is_up(c->state))
 		scrip_log_warn("db conn %d lost: %s", c->index, why);
 	else
 		scrip_log_debug("db conn %d failed to connect: %s", c->index, why);
@@ -177,6 +189,9 @@ static void conn_reset(struct conn *c, const char *why)
 	struct query *q = c->query;
 	c->query = NULL;
 	c->flushing = false;
+	/* A new session has nothing prepared. */
+	scrip_stmt_cache_clear(c->stmts);
+	c->stmt = NULL;
 	set_state(c, CONN_DOWN);
 	if (q)
 		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
@@ -263,34 +278,97 @@ static bool sqlstate_is_unavailable(const char *state)
 	return state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0 || strcmp(state, "25006") == 0);
 }
 
+static void conn_send(struct conn *c, struct query *q);
+
+/* SQLSTATEs of a prepared statement the server no longer runs as prepared:
+ * 26000, it does not exist (the session was reset behind us); 0A000,
+ * "cached plan must not change result type" (a migration changed a table
+ * the statement returns). Either way, preparing it again under a new name
+ * is what helps. (After 0A000 the old name stays prepared on the server
+ * until the session ends: once per statement and migration, not a leak
+ * that grows with traffic.) */
+static bool sqlstate_is_stale_statement(const char *state)
+{
+	return state && (strcmp(state, "26000") == 0 || strcmp(state, "0A000") == 0);
+}
+
+/* The query's statement is gone on the server: forget it and run the query
+ * once more, preparing it anew. Only once per query, so that a server that
+ * keeps refusing cannot make us loop; the failed execution changed nothing
+ * (a statement that fails is rolled back). */
+static bool conn_retry_stale(struct conn *c, struct query *q, const char *sqlstate)
+{
+	if (!c->stmt || q->retried || !sqlstate_is_stale_statement(sqlstate))
+		return false;
+	scrip_log_info("db conn %d: prepared statement %s refused (SQLSTATE %s); preparing it again", c->index,
+		       c->stmt, sqlstate);
+	scrip_stmt_cache_forget(c->stmts, q->sql);
+	c->stmt = NULL;
+	q->retried = true;
+	conn_send(c, q);
+	return true;
+}
+
+static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool broken)
+{
+	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg);
+	scrip_log_warn("db query failed (SQLSTATE %s): %s", sqlstate ? sqlstate : "none", msg);
+	if (broken || sqlstate_is_unavailable(sqlstate))
+		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+			   "the database is unavailable");
+	else
+		query_fail(c->db, q, SCRIP_E_SERVER_ERROR, sqlstate ? sqlstate : "database_error",
+			   "the database refused the operation");
+}
+
+/* The answer to PQsendPrepare is in: when the statement is prepared, sends
+ * the query itself on the same connection and returns true. Otherwise the
+ * statement is forgotten and false is returned: the query is answered with
+ * the preparation's error, as if it had failed itself. */
+static bool conn_prepared(struct conn *c)
+{
+	if (c->result && PQresultStatus(c->result) == PGRES_COMMAND_OK && PQstatus(c->pg) != CONNECTION_BAD) {
+		struct query *q = c->query;
+		PQclear(c->result);
+		c->result = NULL;
+		c->query = NULL;
+		conn_send(c, q);
+		return true;
+	}
+	scrip_stmt_cache_forget(c->stmts, c->query->sql);
+	c->stmt = NULL;
+	return false;
+}
+
 static void conn_deliver(struct conn *c)
 {
+	if (c->state == CONN_PREPARING && conn_prepared(c))
+		return;
 	struct query *q = c->query;
 	PGresult *res = c->result;
 	c->query = NULL;
 	c->result = NULL;
 	/* A broken connection is never marked idle, so nothing is sent on it. */
 	bool broken = PQstatus(c->pg) == CONNECTION_BAD;
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok && !broken && conn_retry_stale(c, q, res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL)) {
+		PQclear(res);
+		return;
+	}
+	c->stmt = NULL;
 	if (!broken) {
 		set_state(c, CONN_IDLE);
 		watch(c, EV_READ | EV_PERSIST);
 	}
-	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+	if (ok) {
 		struct scrip_db_result r = { .pg = res };
 		scrip_obs_db_query((double)(scrip_obs_now_us() - q->queued_us) / 1e6, NULL);
 		q->cb(&r, NULL, q->arg);
 		query_free(q);
 	} else {
-		const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg);
-		scrip_log_warn("db query failed (SQLSTATE %s): %s", sqlstate ? sqlstate : "none", msg);
-		if (broken || sqlstate_is_unavailable(sqlstate))
-			query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
-				   "the database is unavailable");
-		else
-			query_fail(c->db, q, SCRIP_E_SERVER_ERROR, sqlstate ? sqlstate : "database_error",
-				   "the database refused the operation");
+		conn_fail_query(c, q, res, broken);
 	}
 	if (res)
 		PQclear(res);
@@ -336,6 +414,7 @@ static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
 		while ((n = PQnotifies(c->pg)) != NULL)
 			PQfreemem(n);
 		return;
+	case CONN_PREPARING:
 	case CONN_BUSY:
 		if (c->flushing) {
 			int r = PQflush(c->pg);
@@ -361,11 +440,34 @@ static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Sends what the query needs next on c: its statement's preparation, the
+ * first time this session meets it; else the prepared statement; else,
+ * for an unprepared query or when the cache is full, the text itself. */
+static bool conn_send_next(struct conn *c, struct query *q)
+{
+	const char *const *values = (const char *const *)q->values;
+	const char *name = q->prepare ? scrip_stmt_cache_find(c->stmts, q->sql) : NULL;
+	if (name) {
+		c->stmt = name;
+		set_state(c, CONN_BUSY);
+		return PQsendQueryPrepared(c->pg, name, q->n_params, values, NULL, NULL, 0);
+	}
+	name = q->prepare ? scrip_stmt_cache_add(c->stmts, q->sql) : NULL;
+	if (name) {
+		c->stmt = name;
+		set_state(c, CONN_PREPARING);
+		/* Parameter types are left to the server, as for an unprepared query. */
+		return PQsendPrepare(c->pg, name, q->sql, q->n_params, NULL);
+	}
+	c->stmt = NULL;
+	set_state(c, CONN_BUSY);
+	return PQsendQueryParams(c->pg, q->sql, q->n_params, NULL, values, NULL, NULL, 0);
+}
+
 static void conn_send(struct conn *c, struct query *q)
 {
 	c->query = q;
-	set_state(c, CONN_BUSY);
-	if (!PQsendQueryParams(c->pg, q->sql, q->n_params, NULL, (const char *const *)q->values, NULL, NULL, 0)) {
+	if (!conn_send_next(c, q)) {
 		conn_reset(c, PQerrorMessage(c->pg));
 		return;
 	}
@@ -424,7 +526,8 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	for (int i = 0; i < db->n_conns; i++) {
 		struct conn *c = &db->conns[i];
-		if (c->state == CONN_BUSY && c->query && c->query->deadline_ms + 1000 <= now)
+		if ((c->state == CONN_BUSY || c->state == CONN_PREPARING) && c->query &&
+		    c->query->deadline_ms + 1000 <= now)
 			conn_reset(c, "query deadline passed");
 		else if (c->state == CONN_CONNECTING && c->connect_deadline_ms <= now)
 			conn_reset(c, "connect timeout");
@@ -462,7 +565,8 @@ scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool
 		c->state = CONN_DOWN;
 		c->backoff_ms = BACKOFF_MIN_MS;
 		c->retry = evtimer_new(base, conn_retry_cb, c);
-		if (c->retry)
+		c->stmts = scrip_stmt_cache_new(SCRIP_DB_STATEMENTS_MAX);
+		if (c->retry && c->stmts)
 			conn_start(c);
 	}
 	return db;
@@ -490,9 +594,11 @@ void scrip_db_free(scrip_db_t *db)
 	if (!db)
 		return;
 	scrip_db_shutdown(db);
-	for (int i = 0; db->conns && i < db->n_conns; i++)
+	for (int i = 0; db->conns && i < db->n_conns; i++) {
 		if (db->conns[i].retry)
 			event_free(db->conns[i].retry);
+		scrip_stmt_cache_free(db->conns[i].stmts);
+	}
 	if (db->janitor)
 		event_free(db->janitor);
 	free(db->conns);
@@ -500,12 +606,13 @@ void scrip_db_free(scrip_db_t *db)
 	free(db);
 }
 
-void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
-		    void *arg)
+static void query_queue(scrip_db_t *db, bool prepare, const char *sql, int n_params, const char *const *values,
+			scrip_db_cb cb, void *arg)
 {
 	struct query *q = calloc(1, sizeof(*q));
 	if (!q)
 		goto oom;
+	q->prepare = prepare;
 	q->cb = cb;
 	q->arg = arg;
 	q->sql = strdup(sql);
@@ -547,10 +654,22 @@ oom:
 	abort();
 }
 
+void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
+		    void *arg)
+{
+	query_queue(db, true, sql, n_params, values, cb, arg);
+}
+
+void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, const char *const *values,
+			       scrip_db_cb cb, void *arg)
+{
+	query_queue(db, false, sql, n_params, values, cb, arg);
+}
+
 bool scrip_db_is_up(const scrip_db_t *db)
 {
 	for (int i = 0; i < db->n_conns; i++)
-		if (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY)
+		if (state_is_up(db->conns[i].state))
 			return true;
 	return false;
 }

@@ -43,10 +43,36 @@ void scrip_db_shutdown(scrip_db_t *db);
 /* Shuts down (if not yet) and frees. NULL is a no-op. */
 void scrip_db_free(scrip_db_t *db);
 
+/* Prepared statements kept per connection; beyond this many distinct
+ * statements, a connection runs further ones unprepared. */
+#define SCRIP_DB_STATEMENTS_MAX 128
+
 /* Queues one parameterised statement (text parameters; NULL value = SQL
- * NULL). sql and values are copied. */
+ * NULL). sql and values are copied.
+ *
+ * The statement is prepared: each connection prepares it (PQsendPrepare)
+ * the first time it runs it, and from then on only executes it, so the
+ * server parses and plans it once per session rather than on every call.
+ * Connections key their statements by the full SQL text, so sql must be
+ * the same text every time: a constant. SQL built per call belongs in
+ * scrip_db_query_unprepared (here it would still work, but would fill the
+ * connection's cache until further statements run unprepared). sql must be
+ * ONE statement, as for any parameterised query in PostgreSQL's extended
+ * protocol (both functions refuse several; there is no way to send them).
+ *
+ * A reconnected connection starts with nothing prepared. When the server
+ * refuses a statement it prepared earlier (SQLSTATE 26000: it no longer
+ * exists; 0A000: a migration changed the type of a result it returns), the
+ * connection prepares it again under a new name and runs the query once
+ * more; a second refusal reaches cb as an error. Errors reach cb as for an
+ * unprepared query, including those of the preparation. */
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 		    void *arg);
+
+/* As scrip_db_query, but sent unprepared (PQsendQueryParams): parsed and
+ * planned on every call. For SQL text built per call. */
+void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, const char *const *values,
+			       scrip_db_cb cb, void *arg);
 
 /* True when at least one connection is established. */
 bool scrip_db_is_up(const scrip_db_t *db);

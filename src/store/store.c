@@ -22,16 +22,7 @@ struct client_get {
 };
 
 static const char client_get_sql[] =
-	"SELECT client_id, enabled, encode(secret_hash, 'hex'), array_to_json(scopes)::text,"
-	"       array_to_json(audiences)::text, default_lifetime, max_lifetime, risky_max_lifetime,"
-	"       max_grant_lifetime, refresh_grace, 'introspect' = ANY(permissions),"
-	"       array_to_json(upstream_audiences)::text,"
-	/* The previous secret only while its overlap lasts, by the database's
-	 * clock (the one rotate-secret set the end with): after that it is as
-	 * if it were gone, whether or not a later rotation has cleared it. */
-	"       CASE WHEN previous_secret_expires_at > now() THEN encode(previous_secret_hash, 'hex') END,"
-	"       vo"
-	"  FROM scrip.clients WHERE client_id = $1";
+	"SELECT " SCRIP_STORE_CLIENT_COLUMNS " FROM scrip.clients c WHERE c.client_id = $1";
 
 static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 {
@@ -153,26 +144,31 @@ end:
 	return ok;
 }
 
+scrip_client_t *scrip_store_client_read(const scrip_db_result_t *res, scrip_err_t *err)
+{
+	scrip_client_t *client = calloc(1, sizeof(*client));
+	if (client && client_from_row(res, client))
+		return client;
+	free(client);
+	scrip_err_clear(err);
+	SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "client_row_invalid", "the client's stored policy is invalid");
+	scrip_log_error("client row for %s cannot be read", scrip_db_result_value(res, 0, 0));
+	return NULL;
+}
+
 static void client_get_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct client_get *op = arg;
-	if (!res) {
+	scrip_client_t *client = NULL;
+	scrip_err_t e;
+	if (!res)
 		op->cb(NULL, err, op->arg);
-	} else if (scrip_db_result_rows(res) == 0) {
+	else if (scrip_db_result_rows(res) == 0)
 		op->cb(NULL, NULL, op->arg);
-	} else {
-		scrip_client_t *client = calloc(1, sizeof(*client));
-		if (client && client_from_row(res, client)) {
-			op->cb(client, NULL, op->arg);
-		} else {
-			free(client);
-			scrip_err_t e;
-			scrip_err_clear(&e);
-			SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "client_row_invalid", "the client's stored policy is invalid");
-			scrip_log_error("client row for %s cannot be read", scrip_db_result_value(res, 0, 0));
-			op->cb(NULL, &e, op->arg);
-		}
-	}
+	else if ((client = scrip_store_client_read(res, &e)))
+		op->cb(client, NULL, op->arg);
+	else
+		op->cb(NULL, &e, op->arg);
 	free(op);
 }
 
@@ -347,16 +343,28 @@ void scrip_store_grant_create(scrip_db_t *db, const scrip_grant_record_t *rec, s
 	free(auds);
 }
 
-static const char grant_lookup_sql[] =
-	"SELECT g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, array_to_string(g.scopes, ' '),"
-	"       array_to_json(g.audiences)::text, g.groups::text, extract(epoch FROM g.expires_at)::bigint,"
-	"       coalesce(g.max_uses, 0), g.uses, g.state = 'active',"
-	"       EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id),"
-	"       r.state, coalesce(extract(epoch FROM r.rotated_at)::bigint, 0), coalesce(s.state = 'active', false),"
-	"       g.suspended_at IS NOT NULL"
-	"  FROM scrip.refresh_tokens r JOIN scrip.grants g USING (grant_id)"
-	"  LEFT JOIN scrip.refresh_tokens s ON s.token_hash = r.successor_hash"
-	" WHERE r.token_hash = decode($1, 'hex')";
+/* The refresh token and its grant (grant_row_read); the parameter holding
+ * the token's hex hash follows. */
+#define GRANT_LOOKUP_SELECT                                                                                         \
+	"SELECT g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, array_to_string(g.scopes, ' '),"   \
+	"       array_to_json(g.audiences)::text, g.groups::text, extract(epoch FROM g.expires_at)::bigint,"        \
+	"       coalesce(g.max_uses, 0), g.uses, g.state = 'active',"                                               \
+	"       EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)," \
+	"       r.state, coalesce(extract(epoch FROM r.rotated_at)::bigint, 0), coalesce(s.state = 'active', false),"\
+	"       g.suspended_at IS NOT NULL"                                                                         \
+	"  FROM scrip.refresh_tokens r JOIN scrip.grants g USING (grant_id)"                                        \
+	"  LEFT JOIN scrip.refresh_tokens s ON s.token_hash = r.successor_hash"                                     \
+	" WHERE r.token_hash = decode"
+
+static const char grant_lookup_sql[] = GRANT_LOOKUP_SELECT "($1, 'hex')";
+
+/* The client's row, and beside it the grant's (NULLs when the token is
+ * unknown). No row at all when the client is unknown. */
+static const char client_and_grant_sql[] =
+	"SELECT " SCRIP_STORE_CLIENT_COLUMNS ", gr.*"
+	"  FROM scrip.clients c"
+	"  LEFT JOIN LATERAL (" GRANT_LOOKUP_SELECT "($2, 'hex')) gr ON true"
+	" WHERE c.client_id = $1";
 
 struct grant_lookup {
 	scrip_store_grant_cb cb;
@@ -389,29 +397,30 @@ static char *dup_value(const scrip_db_result_t *res, int col)
 	return copy;
 }
 
-static scrip_grant_row_t *grant_row_read(const scrip_db_result_t *res)
+/* The grant row selected by GRANT_LOOKUP_SELECT from column c of row 0. */
+static scrip_grant_row_t *grant_row_read(const scrip_db_result_t *res, int c)
 {
 	scrip_grant_row_t *row = calloc(1, sizeof(*row));
 	scrip_client_t auds = { 0 };
 	if (!row)
 		abort();
-	row->grant_id = dup_value(res, 0);
-	row->client_id = dup_value(res, 1);
-	row->subject = dup_value(res, 2);
-	row->upstream_issuer = dup_value(res, 3);
-	row->job_id = dup_value(res, 4);
-	row->scopes = dup_value(res, 5);
-	row->groups_json = dup_value(res, 7);
-	row->expires_at = int_value(res, 0, 8);
-	row->max_uses = int_value(res, 0, 9);
-	row->uses = int_value(res, 0, 10);
-	row->grant_active = bool_value(res, 0, 11);
-	row->job_ended = bool_value(res, 0, 12);
-	snprintf(row->token_state, sizeof(row->token_state), "%s", scrip_db_result_value(res, 0, 13));
-	row->rotated_at = int_value(res, 0, 14);
-	row->successor_unused = bool_value(res, 0, 15);
-	row->suspended = bool_value(res, 0, 16);
-	if (!strings_from_json(scrip_db_result_value(res, 0, 6), &auds.audiences, &auds.n_audiences)) {
+	row->grant_id = dup_value(res, c);
+	row->client_id = dup_value(res, c + 1);
+	row->subject = dup_value(res, c + 2);
+	row->upstream_issuer = dup_value(res, c + 3);
+	row->job_id = dup_value(res, c + 4);
+	row->scopes = dup_value(res, c + 5);
+	row->groups_json = dup_value(res, c + 7);
+	row->expires_at = int_value(res, 0, c + 8);
+	row->max_uses = int_value(res, 0, c + 9);
+	row->uses = int_value(res, 0, c + 10);
+	row->grant_active = bool_value(res, 0, c + 11);
+	row->job_ended = bool_value(res, 0, c + 12);
+	snprintf(row->token_state, sizeof(row->token_state), "%s", scrip_db_result_value(res, 0, c + 13));
+	row->rotated_at = int_value(res, 0, c + 14);
+	row->successor_unused = bool_value(res, 0, c + 15);
+	row->suspended = bool_value(res, 0, c + 16);
+	if (!strings_from_json(scrip_db_result_value(res, 0, c + 6), &auds.audiences, &auds.n_audiences)) {
 		scrip_grant_row_free(row);
 		return NULL;
 	}
@@ -428,7 +437,7 @@ static void grant_lookup_cb(const scrip_db_result_t *res, const scrip_err_t *err
 	} else if (scrip_db_result_rows(res) == 0) {
 		op->cb(NULL, NULL, op->arg);
 	} else {
-		scrip_grant_row_t *row = grant_row_read(res);
+		scrip_grant_row_t *row = grant_row_read(res, 0);
 		scrip_err_t e;
 		scrip_err_clear(&e);
 		if (!row)
@@ -436,6 +445,48 @@ static void grant_lookup_cb(const scrip_db_result_t *res, const scrip_err_t *err
 		op->cb(row, row ? NULL : &e, op->arg);
 	}
 	free(op);
+}
+
+struct client_and_grant {
+	scrip_store_client_grant_cb cb;
+	void *arg;
+};
+
+static void client_and_grant_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct client_and_grant *op = arg;
+	const int c = SCRIP_STORE_CLIENT_COLUMNS_N;
+	scrip_client_t *client = NULL;
+	scrip_grant_row_t *row = NULL;
+	scrip_err_t e;
+	scrip_err_clear(&e);
+	if (!res) {
+		op->cb(NULL, NULL, err, op->arg);
+	} else if (scrip_db_result_rows(res) == 0) {
+		op->cb(NULL, NULL, NULL, op->arg);
+	} else if (!(client = scrip_store_client_read(res, &e))) {
+		op->cb(NULL, NULL, &e, op->arg);
+	} else if (scrip_db_result_value(res, 0, c) && !(row = grant_row_read(res, c))) {
+		scrip_client_clear(client);
+		free(client);
+		SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "grant_row_invalid", "the grant's stored record is invalid");
+		op->cb(NULL, NULL, &e, op->arg);
+	} else {
+		op->cb(client, row, NULL, op->arg);
+	}
+	free(op);
+}
+
+void scrip_store_client_and_grant_lookup(scrip_db_t *db, const char *client_id, const char *token_hash_hex,
+					 scrip_store_client_grant_cb cb, void *arg)
+{
+	struct client_and_grant *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { client_id, token_hash_hex };
+	scrip_db_query(db, client_and_grant_sql, 2, params, client_and_grant_cb, op);
 }
 
 void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_store_grant_cb cb, void *arg)

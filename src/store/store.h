@@ -17,6 +17,26 @@
 typedef void (*scrip_store_client_cb)(scrip_client_t *client, const scrip_err_t *err, void *arg);
 void scrip_store_client_get(scrip_db_t *db, const char *client_id, scrip_store_client_cb cb, void *arg);
 
+/* A client's row as scrip_store_client_get reads it, for statements that
+ * read it together with something else in one round trip: the select list
+ * over scrip.clients aliased c (its first SCRIP_STORE_CLIENT_COLUMNS_N
+ * columns of the result). The previous secret is there only while its
+ * overlap lasts, by the database's clock (the one rotate-secret set the end
+ * with): after that it is as if it were gone, whether or not a later
+ * rotation has cleared it. */
+#define SCRIP_STORE_CLIENT_COLUMNS                                                                                  \
+	"c.client_id, c.enabled, encode(c.secret_hash, 'hex'), array_to_json(c.scopes)::text,"                      \
+	" array_to_json(c.audiences)::text, c.default_lifetime, c.max_lifetime, c.risky_max_lifetime,"              \
+	" c.max_grant_lifetime, c.refresh_grace, 'introspect' = ANY(c.permissions),"                                \
+	" array_to_json(c.upstream_audiences)::text,"                                                               \
+	" CASE WHEN c.previous_secret_expires_at > now() THEN encode(c.previous_secret_hash, 'hex') END, c.vo"
+#define SCRIP_STORE_CLIENT_COLUMNS_N 14
+
+/* Reads the client in row 0 of res, selected with SCRIP_STORE_CLIENT_COLUMNS
+ * first. NULL when the stored row is invalid (err: SCRIP_E_SERVER_ERROR
+ * "client_row_invalid", logged). [out] free with scrip_client_clear, then free. */
+scrip_client_t *scrip_store_client_read(const scrip_db_result_t *res, scrip_err_t *err) SCRIP_MUST_CHECK;
+
 /* An issued token and the audit event that goes with it. */
 typedef struct {
 	const char *jti;
@@ -115,6 +135,18 @@ void scrip_grant_row_free(scrip_grant_row_t *row); /* NULL is a no-op */
  * (and err NULL) when there is no such token; owned by the callback. */
 typedef void (*scrip_store_grant_cb)(scrip_grant_row_t *row, const scrip_err_t *err, void *arg);
 void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_store_grant_cb cb, void *arg);
+
+/* A redemption's two reads in ONE statement (one round trip where
+ * scrip_store_client_get then scrip_store_grant_lookup take two): client is
+ * client_id's row (NULL when there is no such client), row the refresh
+ * token's as scrip_store_grant_lookup reads it (NULL when there is no such
+ * token, or no such client); both owned by the callback. On failure both
+ * are NULL and err is set. The caller authenticates the client before it
+ * looks at row. */
+typedef void (*scrip_store_client_grant_cb)(scrip_client_t *client, scrip_grant_row_t *row, const scrip_err_t *err,
+					    void *arg);
+void scrip_store_client_and_grant_lookup(scrip_db_t *db, const char *client_id, const char *token_hash_hex,
+					 scrip_store_client_grant_cb cb, void *arg);
 
 /* A redemption: rotate the presented refresh token to a successor and
  * record the access token issued from the grant. */

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "store/store.h"
 #include "util/log.h"
 
 /* Every revocation statement ends with this outcome column. */
@@ -51,38 +52,51 @@ struct access_op {
 
 /* The order of the CASE is the order of the debug reasons; any one of them
  * makes the token inactive. expires_at is checked by the database's clock,
- * which every instance shares, on top of the caller's check of exp. */
-static const char access_state_sql[] =
-	"SELECT t.client_id,"
-	"       CASE WHEN NOT c.enabled THEN 'client_disabled'"
-	"            WHEN t.revoked_at IS NOT NULL THEN 'revoked'"
-	"            WHEN g.grant_id IS NOT NULL AND g.state <> 'active' THEN 'grant_revoked'"
-	"            WHEN e.job_id IS NOT NULL THEN 'job_ended'"
-	"            WHEN t.expires_at <= now() THEN 'expired'"
-	"            ELSE 'active' END, t.vo"
-	"  FROM scrip.issued_tokens t"
-	"  JOIN scrip.clients c ON c.client_id = t.client_id"
-	"  LEFT JOIN scrip.grants g ON g.grant_id = t.grant_id"
-	"  LEFT JOIN scrip.ended_jobs e ON e.client_id = t.client_id AND e.job_id = t.job_id"
-	" WHERE t.jti = $1";
+ * which every instance shares, on top of the caller's check of exp. Three
+ * columns: the row's client, why, the row's VO; the jti parameter follows. */
+#define ACCESS_STATE_SELECT                                                                                     \
+	"SELECT t.client_id,"                                                                                   \
+	"       CASE WHEN NOT tc.enabled THEN 'client_disabled'"                                                \
+	"            WHEN t.revoked_at IS NOT NULL THEN 'revoked'"                                              \
+	"            WHEN g.grant_id IS NOT NULL AND g.state <> 'active' THEN 'grant_revoked'"                  \
+	"            WHEN e.job_id IS NOT NULL THEN 'job_ended'"                                                \
+	"            WHEN t.expires_at <= now() THEN 'expired'"                                                 \
+	"            ELSE 'active' END, t.vo"                                                                   \
+	"  FROM scrip.issued_tokens t"                                                                          \
+	"  JOIN scrip.clients tc ON tc.client_id = t.client_id"                                                 \
+	"  LEFT JOIN scrip.grants g ON g.grant_id = t.grant_id"                                                 \
+	"  LEFT JOIN scrip.ended_jobs e ON e.client_id = t.client_id AND e.job_id = t.job_id"                   \
+	" WHERE t.jti = "
+
+static const char access_state_sql[] = ACCESS_STATE_SELECT "$1";
+
+/* The access token's state from column col of row 0, when there is a row
+ * (state->client_id NULL: no such token). False when the row is malformed. */
+static bool access_state_read(const scrip_db_result_t *res, int col, scrip_access_state_t *state)
+{
+	*state = (scrip_access_state_t){ .active = false, .why = SCRIP_TOKEN_WHY_UNKNOWN };
+	if (scrip_db_result_rows(res) == 0 || !scrip_db_result_value(res, 0, col))
+		return true;
+	state->client_id = scrip_db_result_value(res, 0, col);
+	state->why = scrip_db_result_value(res, 0, col + 1);
+	state->vo = scrip_db_result_value(res, 0, col + 2);
+	if (!state->why)
+		return false;
+	state->active = strcmp(state->why, SCRIP_TOKEN_WHY_ACTIVE) == 0;
+	return true;
+}
 
 static void access_state_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct access_op *op = arg;
-	scrip_access_state_t state = { .active = false, .why = SCRIP_TOKEN_WHY_UNKNOWN };
+	scrip_access_state_t state;
 	scrip_err_t e;
 	if (!res) {
 		op->cb(NULL, err, op->arg);
-	} else if (scrip_db_result_rows(res) == 0) {
-		op->cb(&state, NULL, op->arg);
-	} else if (!scrip_db_result_value(res, 0, 0) || !scrip_db_result_value(res, 0, 1)) {
+	} else if (!access_state_read(res, 0, &state)) {
 		unexpected(&e, "the access-token lookup");
 		op->cb(NULL, &e, op->arg);
 	} else {
-		state.client_id = scrip_db_result_value(res, 0, 0);
-		state.why = scrip_db_result_value(res, 0, 1);
-		state.vo = scrip_db_result_value(res, 0, 2);
-		state.active = strcmp(state.why, SCRIP_TOKEN_WHY_ACTIVE) == 0;
 		op->cb(&state, NULL, op->arg);
 	}
 	free(op);
@@ -95,6 +109,55 @@ void scrip_tokens_access_state(scrip_db_t *db, const char *jti, scrip_tokens_acc
 	op->arg = arg;
 	const char *params[] = { jti };
 	scrip_db_query(db, access_state_sql, 1, params, access_state_cb, op);
+}
+
+/* ---- the caller and the access token, in one round trip -------------------- */
+
+struct caller_access_op {
+	scrip_tokens_caller_access_cb cb;
+	void *arg;
+};
+
+/* The caller's row, and beside it the token's (NULLs when it has none).
+ * No row at all when the caller is unknown. */
+static const char caller_access_sql[] =
+	"SELECT " SCRIP_STORE_CLIENT_COLUMNS ", a.*"
+	"  FROM scrip.clients c"
+	"  LEFT JOIN LATERAL (" ACCESS_STATE_SELECT "$2) a ON true"
+	" WHERE c.client_id = $1";
+
+static void caller_access_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct caller_access_op *op = arg;
+	scrip_access_state_t state;
+	scrip_client_t *client = NULL;
+	scrip_err_t e;
+	if (!res) {
+		op->cb(NULL, NULL, err, op->arg);
+	} else if (scrip_db_result_rows(res) == 0) {
+		access_state_read(res, 0, &state);
+		op->cb(NULL, &state, NULL, op->arg);
+	} else if (!(client = scrip_store_client_read(res, &e))) {
+		op->cb(NULL, NULL, &e, op->arg);
+	} else if (!access_state_read(res, SCRIP_STORE_CLIENT_COLUMNS_N, &state)) {
+		scrip_client_clear(client);
+		free(client);
+		unexpected(&e, "the access-token lookup");
+		op->cb(NULL, NULL, &e, op->arg);
+	} else {
+		op->cb(client, &state, NULL, op->arg);
+	}
+	free(op);
+}
+
+void scrip_tokens_caller_and_access_state(scrip_db_t *db, const char *client_id, const char *jti,
+					  scrip_tokens_caller_access_cb cb, void *arg)
+{
+	struct caller_access_op *op = op_new(sizeof(*op));
+	op->cb = cb;
+	op->arg = arg;
+	const char *params[] = { client_id, jti };
+	scrip_db_query(db, caller_access_sql, 2, params, caller_access_cb, op);
 }
 
 /* ---- refresh tokens ------------------------------------------------------ */

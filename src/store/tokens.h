@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/client.h"
 #include "jose/alg.h"
 #include "jose/jwk.h"
 #include "store/db.h"
@@ -53,6 +54,23 @@ typedef void (*scrip_tokens_access_cb)(const scrip_access_state_t *state, const 
  * and exp with scrip's own keys before asking: the row is what revocation
  * changes, the signed claims are what the token says. */
 void scrip_tokens_access_state(scrip_db_t *db, const char *jti, scrip_tokens_access_cb cb, void *arg);
+
+/* The caller of POST /introspect and the access token jti, read in ONE
+ * statement: one round trip where scrip_store_client_get then
+ * scrip_tokens_access_state take two. client is client_id's row as
+ * scrip_store_client_get reads it (NULL when there is no such client;
+ * owned by the callback); state is jti's as scrip_tokens_access_state reads
+ * it (borrowed for the callback). On failure both are NULL and err is set.
+ *
+ * jti comes from a token whose signature is not verified yet: the caller
+ * may use state only after it has authenticated the client and verified
+ * that token, and found its verified jti to be the one asked for. The
+ * state is read as fresh as scrip_tokens_access_state's, at the time of
+ * the request: nothing is cached. */
+typedef void (*scrip_tokens_caller_access_cb)(scrip_client_t *client, const scrip_access_state_t *state,
+					      const scrip_err_t *err, void *arg);
+void scrip_tokens_caller_and_access_state(scrip_db_t *db, const char *client_id, const char *jti,
+					  scrip_tokens_caller_access_cb cb, void *arg);
 
 /* The database's view of one refresh token and its grant. Borrowed for the
  * callback. When the token is unknown, active is false, why "unknown" and

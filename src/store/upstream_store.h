@@ -60,7 +60,8 @@ void scrip_store_lease_try(scrip_db_t *db, const char *key, const char *holder, 
 /* Drops the lease if holder still holds it; cb may be NULL. */
 typedef void (*scrip_store_done_fn)(const scrip_err_t *err, void *arg);
 
-/* Runs a statement whose rows do not matter; cb (may be NULL) hears NULL
+/* Runs a statement whose rows do not matter (prepared per connection, as
+ * scrip_db_query: sql is a constant); cb (may be NULL) hears NULL
  * or the error, which is also logged as a warning prefixed by what. */
 void scrip_store_exec_done(scrip_db_t *db, const char *sql, int n, const char *const *params, const char *what,
 			   scrip_store_done_fn cb, void *arg);
