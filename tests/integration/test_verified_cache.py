@@ -105,9 +105,7 @@ class VerifiedCacheTest(ScripTestCase):
     def test_key_replaced_under_the_same_kid_is_not_honoured(self):
         issuer = self.env.issuers["demo"]
         kid = "vc-swap-" + secrets.token_hex(4)
-        old = SigningKey("ES256", kid=kid)
-        with issuer._lock:
-            issuer._keys.append(old)
+        old = issuer.publish(SigningKey("ES256", kid=kid))
         c = self.env.new_client()
         token = self.env.subject_token(key=old)
         before = self.lookups()
@@ -116,9 +114,7 @@ class VerifiedCacheTest(ScripTestCase):
         self.assertLookups(before, 1, 1)
         # The upstream replaces the key, keeping its kid; a token with an unknown kid makes scripd
         # fetch the key set again (jwks_min_refetch = 0), before its own refusal is answered.
-        new = SigningKey("ES256", kid=kid)
-        with issuer._lock:
-            issuer._keys = [k for k in issuer._keys if k is not old] + [new]
+        new = issuer.publish(SigningKey("ES256", kid=kid), replacing=old)
         self.exchange_refused(c, self.env.subject_token(key=SigningKey("ES256")), "unknown_kid")
         before = self.lookups()
         self.exchange_refused(c, token, "bad_signature")
