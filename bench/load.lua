@@ -6,7 +6,8 @@
 --   BENCH_WRK_OUT=FILE: where done() writes its JSON summary
 --
 -- The data file returns {method=, path=, mode=, ok=, entries={{auth=, body=}...}}.
--- mode "cycle": each thread takes every NTHREADS-th entry and cycles through them.
+-- mode "cycle": each thread takes every NTHREADS-th entry and cycles through them
+-- (all of them when there are fewer entries than threads).
 -- mode "chain": the entries are grants ({auth=, rt=}); each redemption hands back
 -- the grant's next refresh token, which goes to the back of the thread's queue.
 -- A refresh token is never sent twice (scrip would revoke the grant as replayed).
@@ -36,8 +37,14 @@ function init(args)
 	local data = dofile(args[1])
 	local nthreads = tonumber(args[2]) or 1
 	mode, ok_pattern, method, path = data.mode, data.ok, data.method, data.path
+	-- A cycle pool smaller than the threads (/jwks has one request) is
+	-- shared whole: a thread left with nothing to send would hold its
+	-- connections silent until scripd's header_timeout closed them, which
+	-- wrk counts as read errors. Chains are never shared (a refresh token
+	-- is presented once).
+	local share = mode ~= "chain" and #data.entries < nthreads
 	for k, e in ipairs(data.entries) do
-		if (k - 1) % nthreads == tid - 1 then
+		if share or (k - 1) % nthreads == tid - 1 then
 			if mode == "chain" then
 				auth = e.auth -- one client holds every grant
 				qtail = qtail + 1
@@ -51,6 +58,7 @@ function init(args)
 			end
 		end
 	end
+	assert(mode == "chain" or n > 0, "load.lua: no request for thread " .. tid)
 	-- Threads start at different places of their slices.
 	i = (tid * 7919) % math.max(n, 1)
 end

@@ -211,6 +211,13 @@ class DemoIssuer:
             self._keys.append(new)
         return new
 
+    def publish(self, key, replacing=None):
+        """Publishes key (a SigningKey) in the key set, dropping replacing (a SigningKey) first: with the
+        same kid, a key replaced under its kid."""
+        with self._lock:
+            self._keys = [k for k in self._keys if k is not replacing] + [key]
+        return key
+
     # --- tokens -------------------------------------------------------
     def claims(self, overrides=None, lifetime=DEFAULT_LIFETIME):
         now = int(time.time())

@@ -27,6 +27,8 @@
 #include "core/grant.h"
 #include "http/token_int.h"
 #include "store/tokens.h"
+#include "upstream/verified_cache.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/secret.h"
 
@@ -342,6 +344,24 @@ static long opaque_upstream(const scrip_app_t *app)
 	return -1;
 }
 
+/* The subject token's signature and claims. A token this loop has already
+ * verified with this very key set (upstream/verified_cache.h) skips the
+ * signature; its claims, exp first, are checked on every use. */
+static bool subject_token_valid(scrip_token_req_t *t, scrip_keyset_t *set, const cjose_jwk_t *key,
+				const scrip_jwt_policy_t *policy, scrip_err_t *err)
+{
+	scrip_verified_cache_t *seen = scrip_jwks_cache_verified(t->app->jwks[t->upstream_index]);
+	int64_t now = (int64_t)time(NULL), now_ms = scrip_mono_ms();
+	bool known = scrip_verified_cache_find(seen, t->jwt.digest, set, now, now_ms);
+	scrip_obs_cache(SCRIP_CACHE_VERIFIED_SUBJECT, known);
+	if (!(known || scrip_jwt_verify_signature(&t->jwt, key, err)) ||
+	    !scrip_jwt_validate_claims(&t->jwt, policy, now, &t->subject, err))
+		return false;
+	if (!known) /* from exp + skew on, validate_claims refuses it as expired */
+		scrip_verified_cache_put(seen, t->jwt.digest, set, t->subject.exp + policy->clock_skew, now, now_ms);
+	return true;
+}
+
 static void subject_key_cb(scrip_keyset_t *set, const cjose_jwk_t *key, const scrip_err_t *lookup_err, void *arg)
 {
 	scrip_token_req_t *t = arg;
@@ -362,8 +382,7 @@ static void subject_key_cb(scrip_keyset_t *set, const cjose_jwk_t *key, const sc
 		.algorithms = t->upstream->algorithms,
 		.clock_skew = t->upstream->clock_skew,
 	};
-	bool verified = scrip_jwt_verify_signature(&t->jwt, key, &err) &&
-			scrip_jwt_validate_claims(&t->jwt, &policy, (int64_t)time(NULL), &t->subject, &err);
+	bool verified = subject_token_valid(t, set, key, &policy, &err);
 	scrip_keyset_release(set);
 	if (!verified) {
 		scrip_token_deny(t, &err);

@@ -199,6 +199,29 @@ static bool decode_segment(const char *seg, size_t len, const char *what, uint8_
 	return true;
 }
 
+/* Adds one decoded segment to the digest: its length, then its bytes. */
+static bool digest_segment(EVP_MD_CTX *ctx, const uint8_t *bytes, size_t len)
+{
+	uint8_t prefix[8];
+	for (int i = 0; i < 8; i++)
+		prefix[i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+	return EVP_DigestUpdate(ctx, prefix, sizeof(prefix)) == 1 && EVP_DigestUpdate(ctx, bytes, len) == 1;
+}
+
+/* jwt->digest (jwt.h) from the three decoded segments. */
+static bool digest_token(scrip_jwt_t *jwt, const uint8_t *header, size_t header_len, const uint8_t *payload,
+			 size_t payload_len)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+		  digest_segment(ctx, header, header_len) && digest_segment(ctx, payload, payload_len) &&
+		  digest_segment(ctx, jwt->signature, jwt->signature_len) &&
+		  EVP_DigestFinal_ex(ctx, jwt->digest, &n) == 1 && n == SCRIP_JWT_DIGEST_LEN;
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
 /* Structure, header and signature of a compact JWS. [out] *payload is the
  * decoded payload (malloc'd), for the caller to read or drop. */
 static bool parse_jws(const char *token, size_t token_len, scrip_jwt_t *jwt, uint8_t **payload,
@@ -256,6 +279,10 @@ static bool parse_jws(const char *token, size_t token_len, scrip_jwt_t *jwt, uin
 	jwt->signing_input = strndup(token, jwt->signing_input_len);
 	if (!jwt->signing_input) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		goto end;
+	}
+	if (!digest_token(jwt, header, header_len, *payload, *payload_len)) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "crypto_error", "the JWT could not be hashed");
 		goto end;
 	}
 	ok = true;

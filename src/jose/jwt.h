@@ -44,6 +44,7 @@
 #define SCRIP_JWT_KID_MAX 256
 #define SCRIP_JWT_MAX_HEADER 2048 /* decoded header bytes */
 #define SCRIP_JWT_SUB_MAX 255
+#define SCRIP_JWT_DIGEST_LEN 32 /* SHA-256 */
 
 typedef struct {
 	scrip_alg_t alg;     /* from the header, already known to be supported */
@@ -55,6 +56,12 @@ typedef struct {
 	size_t signing_input_len;
 	uint8_t *signature; /* owned, decoded */
 	size_t signature_len;
+	/* The token's identity as bytes: SHA-256 over the decoded header,
+	 * payload and signature, each preceded by its length (8 bytes, big
+	 * endian). Two texts never decode alike (the decoder is canonical);
+	 * hashing the bytes rather than the text keeps that true for whatever
+	 * relies on it (upstream/verified_cache.h) should the decoder change. */
+	uint8_t digest[SCRIP_JWT_DIGEST_LEN];
 } scrip_jwt_t;
 
 /* Step 1. [out] jwt: free with scrip_jwt_clear (also on failure; a refused

@@ -75,6 +75,7 @@ struct scrip_jwks_cache {
 	int64_t stale_version;
 	char *fetched;            /* the body just fetched, kept for storing */
 	size_t fetched_len;
+	scrip_verified_cache_t *verified; /* tokens verified with keys of this upstream */
 };
 
 void scrip_jwks_cache_set_note(scrip_jwks_cache_t *c, scrip_jwks_fetch_note note, void *arg)
@@ -501,6 +502,7 @@ scrip_jwks_cache_t *scrip_jwks_cache_new(struct event_base *base, scrip_fetcher_
 	c->base = base;
 	c->fetcher = fetcher;
 	c->cfg = cfg;
+	c->verified = scrip_verified_cache_new(SCRIP_VERIFIED_CACHE_MAX, SCRIP_VERIFIED_CACHE_MAX_AGE_MS);
 	if (cfg->jwks_file) {
 		if (!load_file(c)) {
 			scrip_jwks_cache_free(c);
@@ -563,7 +565,13 @@ void scrip_jwks_cache_free(scrip_jwks_cache_t *c)
 	free(c->instance);
 	free(c->lease_key);
 	free(c->jwks_uri);
+	scrip_verified_cache_free(c->verified);
 	free(c);
+}
+
+scrip_verified_cache_t *scrip_jwks_cache_verified(scrip_jwks_cache_t *c)
+{
+	return c ? c->verified : NULL;
 }
 
 void scrip_jwks_cache_lookup(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_key_cb cb, void *arg)

@@ -26,6 +26,7 @@
 #include "store/shared_store.h"
 #include "store/upstream_store.h"
 #include "upstream/fetch.h"
+#include "upstream/verified_cache.h"
 #include "util/err.h"
 
 typedef struct scrip_jwks_cache scrip_jwks_cache_t;
@@ -69,6 +70,13 @@ bool scrip_jwks_cache_set_shared(scrip_jwks_cache_t *cache, const scrip_jwks_sha
  * The callback may run before scrip_jwks_cache_lookup returns. */
 typedef void (*scrip_jwks_key_cb)(scrip_keyset_t *set, const cjose_jwk_t *key, const scrip_err_t *err, void *arg);
 void scrip_jwks_cache_lookup(scrip_jwks_cache_t *cache, const char *kid, scrip_jwks_key_cb cb, void *arg);
+
+/* The subject tokens this loop verified with this upstream's keys
+ * (upstream/verified_cache.h): made with the cache, freed with it. Its
+ * entries answer only for the key set they verified with, so they end when
+ * this cache replaces its set. NULL when the cache could not make it (or
+ * cache is NULL): then nothing is remembered. */
+scrip_verified_cache_t *scrip_jwks_cache_verified(scrip_jwks_cache_t *cache);
 
 /* Called after every discovery or key-set fetch (for metrics and the call
  * record); discovery tells which. error is NULL when it succeeded. */

@@ -14,6 +14,7 @@ static bool (*const suites[])(void) = {
 	scrip_test_config_suite, scrip_test_grant_suite,
 	scrip_test_breaker_suite,  scrip_test_custody_suite,  scrip_test_flight_suite,   scrip_test_formenc_suite,
 	scrip_test_keyset_policy_suite, scrip_test_introcache_suite, scrip_test_stmt_cache_suite,
+	scrip_test_verified_cache_suite,
 	scrip_test_metrics_suite,  scrip_test_log_suite,
 	scrip_test_ratelimit_suite,
 	scrip_test_tls_suite,

@@ -29,6 +29,7 @@ bool scrip_test_formenc_suite(void);
 bool scrip_test_keyset_policy_suite(void);
 bool scrip_test_introcache_suite(void);
 bool scrip_test_stmt_cache_suite(void);
+bool scrip_test_verified_cache_suite(void);
 bool scrip_test_metrics_suite(void);
 bool scrip_test_log_suite(void);
 bool scrip_test_ratelimit_suite(void);

@@ -395,6 +395,52 @@ static void test_parse_fields(void)
 	scrip_subject_clear(NULL);
 }
 
+/* SHA-256 of the segments of token, decoded, each after its length as 8
+ * bytes big endian: jwt.h's digest, computed here independently. */
+static void expected_digest(const char *token, uint8_t out[SCRIP_JWT_DIGEST_LEN])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	CU_ASSERT_FATAL(ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1);
+	const char *seg = token;
+	for (int i = 0; i < 3; i++) {
+		const char *end = i < 2 ? strchr(seg, '.') : seg + strlen(seg);
+		uint8_t *raw = NULL, len[8];
+		size_t n = 0;
+		CU_ASSERT_FATAL(end && scrip_b64url_decode(seg, (size_t)(end - seg), &raw, &n));
+		for (int b = 0; b < 8; b++)
+			len[b] = (uint8_t)((uint64_t)n >> (56 - 8 * b));
+		CU_ASSERT(EVP_DigestUpdate(ctx, len, 8) == 1 && EVP_DigestUpdate(ctx, raw, n) == 1);
+		free(raw);
+		seg = end + 1;
+	}
+	unsigned int n = 0;
+	CU_ASSERT(EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == SCRIP_JWT_DIGEST_LEN);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* The digest the verified-subject cache is keyed on: over the decoded
+ * bytes, the same for the same token, different when any byte differs
+ * (here the signature: ES256 signs with a fresh nonce each time). */
+static void test_digest(void)
+{
+	scrip_jwt_t a, b, c;
+	scrip_err_t err = {0};
+	uint8_t want[SCRIP_JWT_DIGEST_LEN];
+	const char *token = sign_token(ec_key, ES_HDR, good_payload());
+	const char *again = sign_token(ec_key, ES_HDR, good_payload());
+	CU_ASSERT_STRING_NOT_EQUAL(token, again);
+	CU_ASSERT_TRUE_FATAL(scrip_jwt_parse(token, strlen(token), &a, &err));
+	CU_ASSERT_TRUE_FATAL(scrip_jwt_parse(token, strlen(token), &b, &err));
+	CU_ASSERT_TRUE_FATAL(scrip_jwt_parse(again, strlen(again), &c, &err));
+	expected_digest(token, want);
+	CU_ASSERT_EQUAL(memcmp(a.digest, want, sizeof(want)), 0);
+	CU_ASSERT_EQUAL(memcmp(a.digest, b.digest, sizeof(want)), 0);
+	CU_ASSERT_NOT_EQUAL(memcmp(a.digest, c.digest, sizeof(want)), 0);
+	scrip_jwt_clear(&a);
+	scrip_jwt_clear(&b);
+	scrip_jwt_clear(&c);
+}
+
 /* ---- tests: structure and base64url (SECURITY-CATALOGUE §3.1) ---- */
 
 static void test_structure_refused(void)
@@ -1101,6 +1147,7 @@ bool scrip_test_jwt_suite(void)
 	SCRIP_ADD_TEST(suite, test_good_es256);
 	SCRIP_ADD_TEST(suite, test_good_rs256);
 	SCRIP_ADD_TEST(suite, test_parse_fields);
+	SCRIP_ADD_TEST(suite, test_digest);
 	SCRIP_ADD_TEST(suite, test_structure_refused);
 	SCRIP_ADD_TEST(suite, test_base64url_refused);
 	SCRIP_ADD_TEST(suite, test_size_limits);
