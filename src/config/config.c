@@ -17,6 +17,7 @@
 #include <ini.h>
 
 #include "core/client.h"
+#include "core/vo.h"
 #include "util/secret.h"
 
 #define UPSTREAM_NAME_MAX 64
@@ -587,7 +588,7 @@ size_t scrip_config_vos(const scrip_config_t *cfg, const char *vos[SCRIP_UPSTREA
 {
 	size_t n = 0;
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
-		const char *vo = cfg->upstreams[i].vo ? cfg->upstreams[i].vo : SCRIP_CLIENT_DEFAULT_VO;
+		const char *vo = cfg->upstreams[i].vo ? cfg->upstreams[i].vo : SCRIP_VO_DEFAULT;
 		size_t j = 0;
 		while (j < n && strcmp(vos[j], vo) != 0)
 			j++;
@@ -595,7 +596,7 @@ size_t scrip_config_vos(const scrip_config_t *cfg, const char *vos[SCRIP_UPSTREA
 			vos[n++] = vo;
 	}
 	if (n == 0)
-		vos[n++] = SCRIP_CLIENT_DEFAULT_VO;
+		vos[n++] = SCRIP_VO_DEFAULT;
 	return n;
 }
 
@@ -1184,11 +1185,13 @@ static bool load_finish(load_t *ld, scrip_err_t *err)
 		if (!required_check(ld, SECT_UPSTREAM, &ld->up[i], err))
 			return false;
 		/* Trusting our own tokens as upstream tokens would let any token
-		 * scrip issued be exchanged as if a main issuer had vouched for it. */
-		if (strcmp(ld->cfg->upstreams[i].issuer, ld->cfg->issuer) == 0) {
+		 * scrip issued be exchanged as if a main issuer had vouched for it:
+		 * no upstream may be scripd's issuer, nor what a VO's would be. */
+		char vo[SCRIP_VO_NAME_SIZE];
+		if (scrip_vo_of_issuer(ld->cfg->issuer, ld->cfg->upstreams[i].issuer, vo, sizeof(vo))) {
 			SCRIP_ERR(err, SCRIP_E_CONFIG, "config_invalid",
-				  "%s: [upstream %s] issuer is scripd's own [server] issuer", ld->path,
-				  ld->cfg->upstreams[i].name);
+				  "%s: [upstream %s] issuer is scripd's own issuer (that of VO %s)", ld->path,
+				  ld->cfg->upstreams[i].name, vo);
 			return false;
 		}
 		if (!upstream_client_check(ld, &ld->cfg->upstreams[i], err))

@@ -28,7 +28,9 @@
 #include "http/client_auth.h"
 #include "http/handlers.h"
 #include "http/httpd.h"
+#include "core/vo.h"
 #include "jose/jwt.h"
+#include "jose/keyrings.h"
 #include "store/store.h"
 #include "store/tokens.h"
 #include "util/log.h"
@@ -64,7 +66,7 @@ typedef struct {
 	scrip_client_t *client;  /* the caller, once its row is read */
 	scrip_jwt_t jwt;         /* the access token, parsed */
 	scrip_subject_t subject; /* its verified claims in short */
-	char *vo;                /* the VO whose issuer the access token names (copied: a reload replaces the keys) */
+	char vo[SCRIP_VO_NAME_SIZE]; /* the VO whose issuer the access token names (its keys are looked in) */
 	char *issuer;            /* that VO's issuer */
 	scrip_err_t err;         /* the refusal being recorded */
 	const char *error;       /* its OAuth error name */
@@ -94,7 +96,6 @@ static void introspect_free(introspect_req_t *t)
 	free(t->client);
 	scrip_jwt_clear(&t->jwt);
 	scrip_subject_clear(&t->subject);
-	free(t->vo);
 	free(t->issuer);
 	free(t);
 }
@@ -299,6 +300,14 @@ static void access_state_cb(const scrip_access_state_t *state, const scrip_err_t
 		finish_inactive(t, "access", state->why);
 		return;
 	}
+	/* A caller sees the tokens of its own VO only — the VO the token was
+	 * issued for, as its row says (a token minted before its VO had an
+	 * issuer of its own names the base issuer): to the caller, another
+	 * VO's token is as good as unknown (RFC 7662 §2.2). */
+	if (!scrip_client_vo_matches(t->client, state->vo)) {
+		finish_inactive(t, "access", "foreign_vo");
+		return;
+	}
 	/* The row and the signed claims come from the same issuance; a
 	 * difference means the database was edited: trust neither. */
 	const char *claimed = json_string_value(json_object_get(t->jwt.claims, "client_id"));
@@ -356,6 +365,28 @@ static void key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *db_e
 	scrip_keyset_release(set);
 }
 
+/* Parses an access token and finds its VO from its iss (any VO's issuer
+ * under scripd's base, loaded or not); keeps that VO's issuer for the
+ * checks. The token is not verified yet. */
+static bool parse_access(introspect_req_t *t, const char *token, scrip_err_t *err)
+{
+	if (!scrip_keyrings_token_parse(t->app->keys, token, strlen(token), &t->jwt, t->vo, err))
+		return false;
+	free(t->issuer);
+	if (!(t->issuer = scrip_vo_issuer(t->app->cfg->issuer, t->vo)))
+		abort();
+	return true;
+}
+
+/* The key of the token's VO is not in memory: perhaps a rotation (or a
+ * VO's first key) made moments ago elsewhere. The database is asked, among
+ * that VO's keys only, rather than calling the token inactive. */
+static void key_from_database(introspect_req_t *t)
+{
+	set_step(t, STEP_KEY);
+	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->vo, key_cb, t);
+}
+
 static void introspect_access(introspect_req_t *t, const char *token)
 {
 	scrip_err_t err;
@@ -364,35 +395,21 @@ static void introspect_access(introspect_req_t *t, const char *token)
 		deny_with(t, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
 		return;
 	}
-	const scrip_vo_keys_t *vo = NULL;
-	if (!scrip_keyrings_token_parse(t->app->keys, token, strlen(token), &t->jwt, &vo, &err)) {
+	if (!parse_access(t, token, &err)) {
 		if (err.code == SCRIP_E_SERVER_ERROR)
 			deny(t, &err);
 		else
 			finish_inactive(t, "access", err.reason);
 		return;
 	}
-	/* A caller sees the tokens of its own VO only: to it, another VO's
-	 * token is as good as unknown (RFC 7662 §2.2). */
-	if (!scrip_client_vo_matches(t->client, vo->vo)) {
-		finish_inactive(t, "access", "foreign_vo");
-		return;
-	}
-	if (!(t->vo = strdup(vo->vo)) || !(t->issuer = strdup(vo->issuer)))
-		abort();
 	/* The keys are replaced on every reload: the key is used at once,
 	 * never kept across the asynchronous steps. */
-	const scrip_signing_key_t *key = scrip_keyring_find(vo->ring, t->jwt.kid);
+	const scrip_signing_key_t *key = scrip_keyrings_find(t->app->keys, t->vo, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
-	if (key) {
+	if (key)
 		check_access(t, key->jwk, key->alg);
-		return;
-	}
-	/* A kid this instance has not loaded may be a rotation made moments
-	 * ago elsewhere: ask the database (for this VO's keys only) rather
-	 * than call the token inactive. */
-	set_step(t, STEP_KEY);
-	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->vo, key_cb, t);
+	else
+		key_from_database(t);
 }
 
 /* ---- step 2: the caller, then the token ----------------------------------------- */
@@ -466,14 +483,13 @@ static void caller_access_cb(scrip_client_t *client, const scrip_access_state_t 
 	introspect_req_t *t = arg;
 	if (!caller_admitted(t, client, db_err))
 		return;
-	/* The ring is replaced on every reload: its key is looked up now. */
-	const scrip_signing_key_t *key = t->app->keyring ? scrip_keyring_find(t->app->keyring, t->jwt.kid) : NULL;
+	/* The keys are replaced on every reload: the key is looked up now. */
+	const scrip_signing_key_t *key = t->app->keys ? scrip_keyrings_find(t->app->keys, t->vo, t->jwt.kid) : NULL;
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (!key) {
-		/* Not in the ring (any more): the two-step path, which asks the
+		/* Not in memory (any more): the two-step path, which asks the
 		 * database for the key and then for the row. */
-		set_step(t, STEP_KEY);
-		scrip_tokens_public_key(t->app->db, t->jwt.kid, key_cb, t);
+		key_from_database(t);
 		return;
 	}
 	if (!access_verified(t, key->jwk, key->alg))
@@ -500,10 +516,10 @@ static bool start_caller_and_access(introspect_req_t *t)
 	const char *token = scrip_form_get(&t->form, "token");
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!token || !strchr(token, '.') || !t->app->keyring)
+	if (!token || !strchr(token, '.') || !t->app->keys)
 		return false;
 	const char *jti = NULL;
-	if (scrip_keyring_token_parse(token, strlen(token), t->app->cfg->issuer, &t->jwt, &err))
+	if (parse_access(t, token, &err))
 		jti = json_string_value(json_object_get(t->jwt.claims, "jti"));
 	if (!jti) {
 		scrip_jwt_clear(&t->jwt); /* parsed again, and answered, after authentication */

@@ -20,7 +20,9 @@
 #include "http/client_auth.h"
 #include "http/handlers.h"
 #include "http/httpd.h"
+#include "core/vo.h"
 #include "jose/jwt.h"
+#include "jose/keyrings.h"
 #include "store/store.h"
 #include "store/tokens.h"
 #include "util/log.h"
@@ -57,7 +59,7 @@ typedef struct {
 	const char *kind;       /* "access" or "refresh", for the log */
 	scrip_jwt_t jwt;        /* the access token, parsed */
 	char *jti;              /* its jti, once verified */
-	char *vo;               /* the VO whose issuer it names (copied: a reload replaces the keys) */
+	char vo[SCRIP_VO_NAME_SIZE]; /* the VO whose issuer it names (its keys are looked in) */
 	char *issuer;           /* that VO's issuer */
 	scrip_err_t err;        /* the refusal being recorded */
 } revoke_req_t;
@@ -85,7 +87,6 @@ static void revoke_free(revoke_req_t *t)
 	free(t->client);
 	scrip_jwt_clear(&t->jwt);
 	free(t->jti);
-	free(t->vo);
 	free(t->issuer);
 	free(t);
 }
@@ -267,16 +268,17 @@ static void revoke_access(revoke_req_t *t, const char *token)
 		deny_with(t, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded", "signing keys are not loaded yet");
 		return;
 	}
-	const scrip_vo_keys_t *vo = NULL;
-	if (!scrip_keyrings_token_parse(t->app->keys, token, strlen(token), &t->jwt, &vo, &err)) {
+	/* Any VO's issuer under scripd's base, loaded here or not: a token of
+	 * scrip's is never answered 200 without being revoked. */
+	if (!scrip_keyrings_token_parse(t->app->keys, token, strlen(token), &t->jwt, t->vo, &err)) {
 		not_ours(t, &err);
 		return;
 	}
-	if (!(t->vo = strdup(vo->vo)) || !(t->issuer = strdup(vo->issuer)))
+	if (!(t->issuer = scrip_vo_issuer(t->app->cfg->issuer, t->vo)))
 		abort();
 	/* The keys are replaced on every reload: the key is used at once;
-	 * its VO's keys only. */
-	const scrip_signing_key_t *key = scrip_keyring_find(vo->ring, t->jwt.kid);
+	 * the token's VO's keys only. */
+	const scrip_signing_key_t *key = scrip_keyrings_find(t->app->keys, t->vo, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (key) {
 		check_access(t, key->jwk, key->alg);

@@ -25,6 +25,7 @@
 
 #include "core/claims.h"
 #include "core/grant.h"
+#include "core/vo.h"
 #include "http/token_int.h"
 #include "store/tokens.h"
 #include "upstream/verified_cache.h"
@@ -471,30 +472,29 @@ static void own_token_state_cb(const scrip_access_state_t *state, const scrip_er
 	issue_access_token(t);
 }
 
-/* The subject token names one of scrip's own issuers (that of VO vo):
- * re-delegation stays inside the client's VO, so another VO's token is
- * refused before any key is looked at; then it is verified with its VO's
- * keys only, and the database says whether it is still active. */
-static void own_token_start(scrip_token_req_t *t, const scrip_vo_keys_t *vo)
+/* The subject token names one of scrip's own issuers, that of VO vo:
+ * verify it with that VO's keys only, then ask the database whether it is
+ * still active and issued for the client's VO (own_token_state_cb: the
+ * row, not the iss, says which VO a token is for — a token minted before
+ * its VO had an issuer of its own names the base issuer). */
+static void own_token_start(scrip_token_req_t *t, const char *vo)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!scrip_client_vo_matches(t->client, vo->vo)) {
-		char text[256];
-		snprintf(text, sizeof(text), "the subject token was issued by VO %s's issuer, not the client's VO %s",
-			 vo->vo, t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO);
-		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "subject_token_foreign_vo", text);
-		return;
-	}
-	const scrip_signing_key_t *key = scrip_keyring_find(vo->ring, t->jwt.kid);
+	const scrip_signing_key_t *key = scrip_keyrings_find(t->app->keys, vo, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (!key) {
 		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "unknown_kid",
 				      "the subject token's kid is not one of scrip's published keys");
 		return;
 	}
-	if (!scrip_keyring_token_verify(&t->jwt, key->jwk, key->alg, vo->issuer, (int64_t)time(NULL), &t->subject,
-					&err)) {
+	char *issuer = scrip_vo_issuer(t->app->cfg->issuer, vo);
+	if (!issuer)
+		abort();
+	bool verified = scrip_keyring_token_verify(&t->jwt, key->jwk, key->alg, issuer, (int64_t)time(NULL),
+						   &t->subject, &err);
+	free(issuer);
+	if (!verified) {
 		scrip_token_deny(t, &err);
 		return;
 	}
@@ -550,9 +550,9 @@ void scrip_token_exchange_start(scrip_token_req_t *t)
 				      "signing keys are not loaded yet");
 		return;
 	}
-	const scrip_vo_keys_t *own = scrip_keyrings_by_issuer(t->app->keys, t->jwt.iss);
-	if (own) {
-		own_token_start(t, own);
+	char own_vo[SCRIP_VO_NAME_SIZE];
+	if (scrip_vo_of_issuer(t->app->cfg->issuer, t->jwt.iss, own_vo, sizeof(own_vo))) {
+		own_token_start(t, own_vo);
 		return;
 	}
 	size_t index = 0;

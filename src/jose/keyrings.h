@@ -19,13 +19,9 @@
 #include <stdint.h>
 
 #include "jose/jwt.h"
+#include "core/vo.h"
 #include "jose/keyring.h"
 #include "util/err.h"
-
-/* The VO whose tokens carry the base issuer. */
-#define SCRIP_VO_DEFAULT "default"
-/* Room for a VO name and its NUL (names have at most 64 characters). */
-#define SCRIP_VO_NAME_SIZE 65
 
 /* One VO: its name, its issuer URL and its keys. */
 typedef struct {
@@ -36,25 +32,6 @@ typedef struct {
 } scrip_vo_keys_t;
 
 typedef struct scrip_keyrings scrip_keyrings_t;
-
-/* The issuer URL VO signs as under base (scrip_http_endpoint_url's rule
- * for a trailing '/'). NULL when out of memory. */
-char *scrip_vo_issuer(const char *base, const char *vo);
-
-/* What a relying party fetches from a VO's issuer. */
-typedef enum {
-	SCRIP_VO_PATH_NONE,      /* not a path of any VO's issuer */
-	SCRIP_VO_PATH_JWKS,      /* ISSUER/jwks */
-	SCRIP_VO_PATH_DISCOVERY, /* the discovery document, in any of its forms */
-} scrip_vo_path_t;
-
-/* Which VO's issuer path is (an HTTP request path, no query), relative to
- * scripd's root: for the VO "default" (the base issuer) /jwks and
- * /.well-known/{openid-configuration,oauth-authorization-server}; for VO X,
- * /X/jwks, the appended forms /X/.well-known/NAME and RFC 8414 §3.1's
- * inserted form /.well-known/NAME/X. [out] vo: the VO's name (a candidate:
- * the caller checks that it exists); room for size bytes. */
-scrip_vo_path_t scrip_vo_path_parse(const char *path, char *vo, size_t size);
 
 /* One empty ring for each of the n VOs the configuration serves
  * (duplicates once; configured), each with its issuer under base. NULL when
@@ -70,9 +47,6 @@ const scrip_vo_keys_t *scrip_keyrings_at(const scrip_keyrings_t *rings, size_t i
 /* The VO named vo, or NULL (none, or rings/vo NULL). Borrowed. */
 const scrip_vo_keys_t *scrip_keyrings_vo(const scrip_keyrings_t *rings, const char *vo);
 
-/* The VO whose issuer is exactly iss, byte for byte, or NULL. */
-const scrip_vo_keys_t *scrip_keyrings_by_issuer(const scrip_keyrings_t *rings, const char *iss);
-
 /* Adds a key row to its VO's ring (scrip_keyring_add), adding the VO (not
  * configured) when it has none yet: a VO keeps its issuer as long as it has
  * published keys, configured or not, so that its tokens keep verifying. */
@@ -84,10 +58,18 @@ bool scrip_keyrings_add(scrip_keyrings_t *rings, const char *vo, const char *kid
  * every one has one. */
 const scrip_vo_keys_t *scrip_keyrings_missing_current(const scrip_keyrings_t *rings);
 
-/* scrip_keyring_token_parse for any VO of rings: the token's iss must be
- * one of their issuers ("foreign_issuer" otherwise). [out] vo: that VO
- * (borrowed from rings). [out] jwt as there. */
+/* scrip_keyring_token_parse for any VO's issuer: parses token and finds
+ * the VO whose issuer its iss is under the rings' base issuer
+ * (scrip_vo_of_issuer), whether rings hold that VO or not — a VO whose
+ * first key another instance made moments ago is still scrip's, and its
+ * keys are then looked for in the database, among that VO's only.
+ * "foreign_issuer" when iss is no VO's issuer. [out] vo: the VO's name.
+ * [out] jwt as there. */
 bool scrip_keyrings_token_parse(const scrip_keyrings_t *rings, const char *token, size_t token_len, scrip_jwt_t *jwt,
-				const scrip_vo_keys_t **vo, scrip_err_t *err) SCRIP_MUST_CHECK;
+				char vo[SCRIP_VO_NAME_SIZE], scrip_err_t *err) SCRIP_MUST_CHECK;
+
+/* The key kid of VO vo, when rings hold it (borrowed: used at once, the
+ * keys are replaced on every reload); NULL otherwise. */
+const scrip_signing_key_t *scrip_keyrings_find(const scrip_keyrings_t *rings, const char *vo, const char *kid);
 
 #endif

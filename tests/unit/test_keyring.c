@@ -11,6 +11,7 @@
 #include "jose/jwk.h"
 #include "jose/jwt.h"
 #include "jose/keyring.h"
+#include "core/vo.h"
 #include "jose/keyrings.h"
 #include "jose/mint.h"
 #include "suites.h"
@@ -310,13 +311,21 @@ static void test_keyrings_lookup(void)
 	const scrip_vo_keys_t *atlas = scrip_keyrings_vo(rings, "atlas");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(atlas);
 	CU_ASSERT_STRING_EQUAL(atlas->issuer, "https://sts.example.org/atlas");
-	CU_ASSERT_PTR_EQUAL(scrip_keyrings_by_issuer(rings, "https://sts.example.org/atlas"), atlas);
-	CU_ASSERT_STRING_EQUAL(scrip_keyrings_by_issuer(rings, "https://sts.example.org")->vo, "default");
-	/* Exact bytes only. */
-	CU_ASSERT_PTR_NULL(scrip_keyrings_by_issuer(rings, "https://sts.example.org/atlas/"));
-	CU_ASSERT_PTR_NULL(scrip_keyrings_by_issuer(rings, "https://sts.example.org/ATLAS"));
-	CU_ASSERT_PTR_NULL(scrip_keyrings_by_issuer(rings, "https://sts.example.org/"));
-	CU_ASSERT_PTR_NULL(scrip_keyrings_by_issuer(rings, NULL));
+	/* Which VO an issuer is: exact bytes only. */
+	char vo[SCRIP_VO_NAME_SIZE];
+	CU_ASSERT_TRUE(scrip_vo_of_issuer("https://sts.example.org", "https://sts.example.org/atlas", vo, sizeof(vo)));
+	CU_ASSERT_STRING_EQUAL(vo, "atlas");
+	CU_ASSERT_TRUE(scrip_vo_of_issuer("https://sts.example.org/", "https://sts.example.org/atlas", vo, sizeof(vo)));
+	CU_ASSERT_TRUE(scrip_vo_of_issuer("https://sts.example.org/", "https://sts.example.org/", vo, sizeof(vo)));
+	CU_ASSERT_STRING_EQUAL(vo, "default");
+	CU_ASSERT_FALSE(scrip_vo_of_issuer("https://sts.example.org/", "https://sts.example.org", vo, sizeof(vo)));
+	CU_ASSERT_FALSE(scrip_vo_of_issuer("https://sts.example.org", "https://sts.example.org/", vo, sizeof(vo)));
+	CU_ASSERT_FALSE(scrip_vo_of_issuer("https://sts.example.org", "https://sts.example.org/atlas/", vo, sizeof(vo)));
+	CU_ASSERT_FALSE(scrip_vo_of_issuer("https://sts.example.org", "https://sts.example.org/a/b", vo, sizeof(vo)));
+	CU_ASSERT_FALSE(scrip_vo_of_issuer("https://sts.example.org", "https://sts.example.orgatlas", vo, sizeof(vo)));
+	CU_ASSERT_FALSE(scrip_vo_of_issuer("https://sts.example.org", "https://sts.example.org/..", vo, sizeof(vo)));
+	CU_ASSERT_FALSE(scrip_vo_of_issuer("https://sts.example.org", NULL, vo, sizeof(vo)));
+	CU_ASSERT_FALSE(scrip_vo_of_issuer("https://sts.example.org", "https://sts.example.org/atlas", vo, 5));
 	CU_ASSERT_PTR_NULL(scrip_keyrings_vo(rings, "lhcb"));
 	CU_ASSERT_PTR_NULL(scrip_keyrings_vo(NULL, "atlas"));
 	/* Every VO needs its current key. */
@@ -357,29 +366,37 @@ static void test_keyrings_keep_vos_apart(void)
 	CU_ASSERT_PTR_NULL(scrip_keyring_find(cms->ring, ec3.kid));
 	CU_ASSERT_PTR_NOT_NULL(scrip_keyring_find(lhcb->ring, ec3.kid));
 
-	/* Signed with atlas's key, naming each other issuer: either no VO has
-	 * that issuer, or the VO that has it does not hold atlas's kid. */
+	/* Signed with atlas's key, naming each issuer: the VO is read from the
+	 * iss (any VO's issuer under the base, loaded or not), and atlas's kid
+	 * is found only among atlas's keys. */
 	const scrip_signing_key_t *atlas_key = scrip_keyring_current(atlas->ring);
-	const char *issuers[] = { cms->issuer, lhcb->issuer, "https://sts.example.org",
-				  "https://sts.example.org/alice", "https://sts.example.org/atlas/" };
-	const scrip_vo_keys_t *expect[] = { cms, lhcb, NULL, NULL, NULL };
-	for (size_t i = 0; i < sizeof(issuers) / sizeof(issuers[0]); i++) {
-		json_t *claims = json_pack("{s:s, s:s, s:I}", "iss", issuers[i], "sub", "u", "exp", (json_int_t)2000000000);
+	static const struct {
+		const char *iss, *vo; /* vo NULL: not scrip's issuer */
+	} cases[] = {
+		{ "https://sts.example.org/atlas", "atlas" },  { "https://sts.example.org/cms", "cms" },
+		{ "https://sts.example.org/lhcb", "lhcb" },    { "https://sts.example.org", "default" },
+		{ "https://sts.example.org/alice", "alice" },  { "https://sts.example.org/atlas/", NULL },
+		{ "https://sts.example.org/default", NULL },   { "https://sts.example.org/.x", NULL },
+		{ "https://other.example.org/atlas", NULL },   { "https://sts.example.org.evil/atlas", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *claims = json_pack("{s:s, s:s, s:I}", "iss", cases[i].iss, "sub", "u", "exp", (json_int_t)2000000000);
 		char *token = scrip_jwt_mint(atlas_key->jwk, atlas_key->alg, atlas_key->kid, claims, &err);
 		json_decref(claims);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(token);
 		scrip_jwt_t jwt;
-		const scrip_vo_keys_t *vo = NULL;
+		char vo[SCRIP_VO_NAME_SIZE];
 		scrip_err_t e = {0};
-		bool parsed = scrip_keyrings_token_parse(rings, token, strlen(token), &jwt, &vo, &e);
-		if (!expect[i]) {
+		bool parsed = scrip_keyrings_token_parse(rings, token, strlen(token), &jwt, vo, &e);
+		if (!cases[i].vo) {
 			CU_ASSERT_FALSE(parsed);
-			CU_ASSERT_PTR_NULL(vo);
+			CU_ASSERT_STRING_EQUAL(vo, "");
 			CU_ASSERT_STRING_EQUAL(e.reason, "foreign_issuer");
 		} else {
 			CU_ASSERT_TRUE_FATAL(parsed);
-			CU_ASSERT_PTR_EQUAL(vo, expect[i]);
-			CU_ASSERT_PTR_NULL(scrip_keyring_find(vo->ring, jwt.kid)); /* atlas's kid is not that VO's */
+			CU_ASSERT_STRING_EQUAL(vo, cases[i].vo);
+			bool own = strcmp(cases[i].vo, "atlas") == 0;
+			CU_ASSERT_EQUAL(scrip_keyrings_find(rings, vo, jwt.kid) != NULL, own);
 		}
 		scrip_jwt_clear(&jwt);
 		free(token);
