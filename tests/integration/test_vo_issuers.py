@@ -9,12 +9,14 @@ rotates one VO's key without touching the others'."""
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import time
 import urllib.parse
 
 import jwt
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from harness import SCRIPD, DemoIssuer, Env, ScripTestCase, basic_auth, jwt_parts
 
@@ -89,6 +91,26 @@ class Case(ScripTestCase):
         return self.env.scripd.request("POST", "/introspect", body, {
             "Content-Type": "application/x-www-form-urlencoded",
             "Authorization": basic_auth(caller.id, caller.secret)})
+
+
+def kek():
+    with open(ENV.scripd.key_path) as f:
+        return bytes.fromhex(f.read().strip())
+
+
+def unseal_current_key(vo):
+    """VO's current private key as the test's own signer: what an attacker holding one VO's key could
+    sign (AES-256-GCM, nonce || ciphertext || tag, the kid as associated data)."""
+    row = ENV.db.query("SELECT kid, encode(private_sealed, 'hex') AS sealed FROM scrip.signing_keys"
+                       " WHERE vo = :'v' AND state = 'current'", v=vo)[0]
+    sealed = bytes.fromhex(row["sealed"])
+    jwk = json.loads(AESGCM(kek()).decrypt(sealed[:12], sealed[12:], row["kid"].encode()))
+    return row["kid"], jwt.PyJWK(jwk).key
+
+
+def sign(key, kid, claims):
+    return ENV.remember(jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid, "typ": "at+jwt"}),
+                        "forged token")
 
 
 class DiscoveryTest(Case):
@@ -176,6 +198,101 @@ class TokensTest(Case):
         self.assertEqual((r.status, r.json), (200, {"active": False}))
         self.assertNotIsInstance(self.verify_under(forged, "cms"), dict)
 
+    def revoke(self, client, token):
+        body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+        return self.env.scripd.request("POST", "/revoke", body, {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": basic_auth(client.id, client.secret)})
+
+    def test_a_validly_signed_token_naming_another_vo_is_refused(self):
+        """Signed with atlas's real key (unsealed by the test) but naming cms's issuer: nothing of scrip
+        takes it — cms's keys do not hold atlas's kid, in memory or in the database. The same token
+        naming atlas's issuer is active: the forgery is a correct signature, only the VO is wrong."""
+        atlas, token = self.issue("atlas")
+        claims = dict(jwt_parts(token)[1])
+        kid, key = unseal_current_key("atlas")
+        atlas_se, cms_se = self.client("atlas", ["introspect"]), self.client("cms", ["introspect"])
+        control = sign(key, kid, dict(claims))
+        r = self.introspect(atlas_se, control)
+        self.assertIs(r.json.get("active"), True, "the test's signer is wrong: %r" % r)
+        forged = sign(key, kid, dict(claims, iss=vo_issuer("cms")))
+        for caller in (cms_se, atlas_se):
+            r = self.introspect(caller, forged)
+            self.assertEqual((r.status, r.json), (200, {"active": False}))
+        cms = self.client("cms")
+        mark = self.env.audit_mark()
+        r = self.env.exchange(cms, forged, scope=READ, audiences=[STORAGE])
+        self.assertOAuthError(r, 400, "invalid_request", client=cms, subject_token=forged)
+        self.assertEqual(self.env.issued_since(mark), 0)
+        r = self.revoke(atlas, forged)
+        self.assertEqual(r.status, 200)
+        self.assertIsNone(self.env.db.scalar("SELECT revoked_at FROM scrip.issued_tokens WHERE jti = :'j'",
+                                             j=claims["jti"]), "a forged token revoked a real one")
+
+    def test_a_key_not_loaded_yet_is_looked_for_in_its_vo_only(self):
+        """A key published in the database moments ago (another instance made it; this one has not reloaded
+        yet): a token it signed counts for the key's VO only."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+        atlas, token = self.issue("atlas")
+        claims = dict(jwt_parts(token)[1])
+        private = ec.generate_private_key(ec.SECP256R1())
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private))
+        kid = "test-" + secrets.token_hex(8)
+        public = {k: jwk[k] for k in ("kty", "crv", "x", "y")}
+        public.update(kid=kid, use="sig", alg="ES256")
+        nonce = secrets.token_bytes(12)
+        sealed = nonce + AESGCM(kek()).encrypt(nonce, json.dumps(dict(jwk, kid=kid)).encode(), kid.encode())
+        self.env.db.execute(
+            "INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, activates_at, vo)"
+            " VALUES (:'k', 'ES256', 'next', :'j'::jsonb, decode(:'s', 'hex'), now() + interval '1 year', 'atlas')",
+            k=kid, j=json.dumps(public), s=sealed.hex())
+        try:
+            atlas_se, cms_se = self.client("atlas", ["introspect"]), self.client("cms", ["introspect"])
+            r = self.introspect(atlas_se, sign(private, kid, dict(claims)))
+            self.assertIs(r.json.get("active"), True, r)
+            r = self.introspect(cms_se, sign(private, kid, dict(claims, iss=vo_issuer("cms"))))
+            self.assertEqual((r.status, r.json), (200, {"active": False}))
+            r = self.introspect(atlas_se, sign(private, kid, dict(claims, iss=vo_issuer("cms"))))
+            self.assertEqual((r.status, r.json), (200, {"active": False}))
+        finally:
+            self.env.db.execute("UPDATE scrip.signing_keys SET state = 'retired', retired_at = now(),"
+                                " private_sealed = NULL WHERE kid = :'k'", k=kid)
+
+    def test_revocation_and_redemption_keep_the_vo(self):
+        atlas = self.client("atlas")
+        _, token = self.issue("atlas", atlas)
+        r = self.revoke(atlas, token)
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNotNone(self.env.db.scalar("SELECT revoked_at FROM scrip.issued_tokens WHERE jti = :'j'",
+                                                j=jwt_parts(token)[1]["jti"]))
+        subject = self.env.subject_token("atlas", {"sub": "user-" + secrets.token_hex(3)})
+        r = self.env.exchange(atlas, subject, scope=READ, audiences=[STORAGE],
+                              extra=[("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")])
+        self.assertEqual(r.status, 200, r)
+        r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", r.json["access_token"])],
+                                   atlas)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(jwt_parts(r.json["access_token"])[1]["iss"], vo_issuer("atlas"))
+        self.assertIsInstance(self.verify_under(r.json["access_token"], "atlas"), dict)
+
+    def test_a_vo_without_keys_cannot_be_signed_for(self):
+        """A client of a VO no scripd has served (no key yet) holding a grant: 503, nothing issued."""
+        lhcb = self.client("lhcb")
+        refresh = self.env.remember(secrets.token_urlsafe(32), "refresh token")
+        grant_id = "g-" + secrets.token_hex(8)
+        self.env.db.execute(
+            "INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, scopes, audiences, expires_at)"
+            " VALUES (:'g', :'c', 'u', 'https://upstream.example', ARRAY[:'s'], ARRAY[:'a'], now() + interval '1 day')",
+            g=grant_id, c=lhcb.id, s=READ, a=STORAGE)
+        self.env.db.execute("INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
+                            " VALUES (sha256(convert_to(:'r', 'UTF8')), :'g', 1)", r=refresh, g=grant_id)
+        mark = self.env.audit_mark()
+        r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", refresh)], lhcb)
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json["error"], "temporarily_unavailable")
+        self.assertIn("VO lhcb has no signing key", r.json["error_description"])
+        self.assertEqual(self.env.issued_since(mark), 0)
+
     def test_refresh_token_introspection_names_its_vo_issuer(self):
         client = self.client("atlas")
         subject = self.env.subject_token("atlas", {"sub": "user-" + secrets.token_hex(3)})
@@ -249,6 +366,63 @@ class NamesTest(Case):
                 self.assertIn("not starting with '.'", r.stderr)
 
 
+class XConfigurationTest(Case):
+    def restart_with(self, upstreams):
+        s = self.env.scripd
+        self.assertIsNone(s.stop())
+        s.upstreams = upstreams
+        s.write_config(s.port)
+        s.start()
+
+    def test_a_vo_the_configuration_drops_keeps_its_issuer(self):
+        """cms's upstream leaves the configuration: its tokens still verify (/cms/jwks, discovery), introspect
+        and revoke, and its grants still redeem; no new cms token can be exchanged."""
+        cms = self.client("cms")
+        _, kept = self.issue("cms", cms)
+        _, revoked = self.issue("cms", cms)
+        subject = self.env.subject_token("cms", {"sub": "user-" + secrets.token_hex(3)})
+        r = self.env.exchange(cms, subject, scope=READ, audiences=[STORAGE],
+                              extra=[("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")])
+        self.assertEqual(r.status, 200, r)
+        grant = r.json["access_token"]
+        cms_se = self.client("cms", ["introspect"])
+        everything = list(self.env.scripd.upstreams)
+        self.restart_with([u for u in everything if u[0] != "cms"])
+        try:
+            self.assertEqual(self.env.scripd.get("/cms/jwks").status, 200)
+            self.assertEqual(self.env.scripd.get_json("/.well-known/openid-configuration/cms")["issuer"],
+                             vo_issuer("cms"))
+            self.assertIsInstance(self.verify_under(kept, "cms"), dict)
+            self.assertIs(self.introspect(cms_se, kept).json.get("active"), True)
+            self.assertEqual(self.revoke_as(cms, revoked).status, 200)
+            self.assertIsNotNone(self.env.db.scalar("SELECT revoked_at FROM scrip.issued_tokens WHERE jti = :'j'",
+                                                    j=jwt_parts(revoked)[1]["jti"]))
+            r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", grant)], cms)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(jwt_parts(r.json["access_token"])[1]["iss"], vo_issuer("cms"))
+            r = self.env.exchange(cms, self.env.subject_token("cms", {"sub": "u"}), scope=READ, audiences=[STORAGE])
+            self.assertOAuthError(r, 400, "invalid_request", client=cms)
+        finally:
+            self.restart_with(everything)
+
+    def revoke_as(self, client, token):
+        body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+        return self.env.scripd.request("POST", "/revoke", body, {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": basic_auth(client.id, client.secret)})
+
+    def test_no_upstream_may_be_a_vo_issuer(self):
+        with open(self.env.scripd.conf) as f:
+            text = f.read()
+        bad = os.path.join(self.env.workdir, "upstream-is-vo.conf")
+        upstream = re.search(r"\[upstream atlas\]\nissuer = (\S+)", text).group(1)
+        with open(bad, "w") as f:
+            f.write(text.replace("issuer = " + upstream, "issuer = " + vo_issuer("lhcb"), 1))
+        r = subprocess.run([SCRIPD, "-c", bad, "--check-config"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("scripd's own issuer (that of VO lhcb)", r.stderr)
+
+
 class YSchemaTest(Case):
     def test_a_database_older_than_scripd_is_named_and_not_served(self):
         """A scripd whose newest migration the database has not applied loads no keys (its queries would
@@ -313,12 +487,19 @@ class ZScheduleTest(Case):
         promoted = set()
         while time.monotonic() < deadline and promoted != set(VOS):
             rows = self.env.db.query("SELECT vo, kid, state FROM scrip.signing_keys WHERE state <> 'retired'")
+            for vo in VOS:
+                for state in ("current", "next"):
+                    n = sum(1 for r in rows if r["vo"] == vo and r["state"] == state)
+                    self.assertLessEqual(n, 1, "%s has %d %s keys" % (vo, n, state))
             promoted = {r["vo"] for r in rows if r["state"] == "current" and r["kid"] not in before}
             time.sleep(0.5)
         self.assertEqual(promoted, set(VOS), "VOs whose scheduled key was never promoted")
-        steps = self.env.db.query("SELECT vo, event FROM scrip.audit_events WHERE event IN ('key_create',"
-                                  " 'key_rotate') AND actor = 'scripd' AND description LIKE '%scheduled%'")
-        self.assertEqual({r["vo"] for r in steps}, set(VOS))
+        published = self.env.db.query("SELECT DISTINCT vo FROM scrip.audit_events WHERE event = 'key_create'"
+                                      " AND actor = 'scripd' AND description LIKE 'next key %'")
+        self.assertEqual({r["vo"] for r in published}, set(VOS))
+        rotated = self.env.db.query("SELECT DISTINCT vo FROM scrip.audit_events WHERE event = 'key_rotate'"
+                                    " AND actor = 'scripd' AND description LIKE '%(scheduled)%'")
+        self.assertEqual({r["vo"] for r in rotated}, set(VOS))
         # Each VO's new key signs for that VO only, under its issuer.
         for vo in VOS:
             kids = {k["kid"] for k in self.jwks(vo)}
