@@ -61,3 +61,52 @@ COMMENT ON VIEW audit.issued_tokens IS 'every access token scrip issued, with it
 COMMENT ON VIEW audit.active_tokens IS
 	'access tokens introspection answers active: not revoked or expired, their grant, job and client alive';
 COMMENT ON VIEW audit.active_grants IS 'grants that can still be redeemed (their client enabled)';
+
+-- ---- TRUNCATE of one month ---------------------------------------------------
+
+-- 006 made the trail append-only with triggers on scrip.audit_events. Its
+-- row triggers are cloned onto every partition, but its TRUNCATE trigger,
+-- a statement trigger, is not: `TRUNCATE scrip.audit_events_2026_01` went
+-- through, for the owner. Each partition gets a TRUNCATE trigger of its
+-- own, the existing ones here and each new one as it is made. (DROP of a
+-- whole old month stays possible: scrip.audit_prune.)
+
+-- Adds the TRUNCATE trigger to every partition of the trail lacking it;
+-- returns how many it added.
+CREATE FUNCTION scrip.audit_partitions_guard() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p record;
+	added integer := 0;
+BEGIN
+	FOR p IN
+		SELECT c.relname
+		  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		 WHERE i.inhparent = 'scrip.audit_events'::regclass
+		   AND NOT EXISTS (SELECT 1 FROM pg_trigger t
+		                    WHERE t.tgrelid = c.oid AND t.tgname = 'audit_events_no_truncate')
+	LOOP
+		EXECUTE format('CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON scrip.%I'
+		               ' FOR EACH STATEMENT EXECUTE FUNCTION scrip.audit_events_refuse_change()', p.relname);
+		added := added + 1;
+	END LOOP;
+	RETURN added;
+END $$;
+REVOKE EXECUTE ON FUNCTION scrip.audit_partitions_guard() FROM PUBLIC;
+
+-- scrip.audit_partition_create keeps its name and answer (audit_partitions_ensure,
+-- which scripd runs, and operators call it); 006's body becomes
+-- scrip.audit_partition_make, and the partition it made is guarded in the
+-- same transaction, under the same lock.
+ALTER FUNCTION scrip.audit_partition_create(timestamptz) RENAME TO audit_partition_make;
+CREATE FUNCTION scrip.audit_partition_create(month timestamptz) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	made boolean := scrip.audit_partition_make(month);
+BEGIN
+	PERFORM scrip.audit_partitions_guard();
+	RETURN made;
+END $$;
+REVOKE EXECUTE ON FUNCTION scrip.audit_partition_create(timestamptz) FROM PUBLIC;
+
+SELECT scrip.audit_partitions_guard();

@@ -290,7 +290,9 @@ class TestAppendOnly(VoCase):
                     "DELETE FROM scrip.audit_events",
                     "TRUNCATE scrip.audit_events",
                     "DELETE FROM %s" % partition,
-                    "UPDATE %s SET outcome = 'done'" % partition):
+                    "UPDATE %s SET outcome = 'done'" % partition,
+                    "TRUNCATE %s" % partition,
+                    "TRUNCATE scrip.audit_events_default"):
             self.assertIn("append-only", self.owner_fails(sql))
         self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.audit_events"), n)
 
@@ -318,6 +320,8 @@ class TestPartitions(VoCase):
         where = self.env.db.scalar("SELECT regexp_replace(tableoid::regclass::text, '^scrip[.]', '') FROM scrip.audit_events"
                                    " WHERE event = 'future_test'")
         self.assertRegex(where, r"^audit_events_\d{4}_\d{2}$")
+        # A month made later is as append-only as the others.
+        self.assertIn("append-only", self.owner_fails("TRUNCATE scrip.%s" % where))
         self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.audit_events WHERE event = 'future_test'"),
                          1)
 
