@@ -14,9 +14,9 @@ tables' owner. That timer first fires about five minutes after start
 (CLEANUP_EVERY_S in src/upstream/lazy.c) and nothing configures it, so
 that test waits that long."""
 
+import glob
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -206,6 +206,47 @@ class TestServiceRole(ScripTestCase):
         self.assertRefused("INSERT INTO scrip.operator_vos (role, vo) VALUES ('scrip_service', 'default')")
         self.assertRefused("SELECT scrip.operator_grant('scrip_service', 'default', false)")
         self.assertRefused("UPDATE scrip.clients SET scopes = '{storage.modify:/}'")
+
+    def test_010_replaces_views_already_handed_to_the_operators(self):
+        """A database at version 8 whose views `operator grant` gave to <database>_audit_views: the owner
+        (not a superuser) migrates it, and the views keep their owner and their readers, with 010's states."""
+        name = "scrip_upgrade"
+        self.env.superuser.execute("CREATE DATABASE %s OWNER %s" % (name, OWNER))
+        owner = Database(self.env.workdir)
+        owner.dsn = dsn_as(self.env.superuser.dsn, OWNER, name)
+        script = ["CREATE SCHEMA scrip;",
+                  "CREATE TABLE scrip.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                  " applied_at timestamptz NOT NULL DEFAULT now());"]
+        for path in sorted(glob.glob(os.path.join(SRCDIR, "sql", "00[1-8]_*.sql"))):
+            with open(path) as f:
+                script.append(f.read())
+            script.append("INSERT INTO scrip.schema_migrations VALUES (%d, '%s');"
+                          % (int(os.path.basename(path)[:3]), os.path.basename(path)))
+        owner.execute("\n".join(script))
+        conf = os.path.join(self.env.workdir, "upgrade.conf")
+        with open(self.env.scripd.ctl_conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(re.sub(r"(?m)^conninfo = .*$", "conninfo = " + owner.dsn, text))
+        ctl = lambda *args: subprocess.run([harness.SCRIPCTL, "-c", conf] + list(args), capture_output=True,
+                                           text=True, timeout=120)
+        out = ctl("operator", "grant", "upgrade_ops", "--vo", "default")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        owner.execute("INSERT INTO scrip.clients (client_id, secret_hash, enabled, default_lifetime, max_lifetime)"
+                      " VALUES ('gone', sha256('x'), false, 60, 60);"
+                      "INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref,"
+                      " scopes, audiences, kid, issued_at, expires_at)"
+                      " VALUES ('j1', 'gone', 's', 'i', 'jti:x', '{}', '{}', 'k', now(), now() + interval '1 hour')")
+        views_owner = "SELECT DISTINCT viewowner FROM pg_views WHERE schemaname = 'audit'"
+        self.assertEqual(owner.scalar(views_owner), name + "_audit_views")
+        out = ctl("db", "migrate")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("010_audit_fixes.sql", out.stdout)
+        self.assertEqual(owner.scalar(views_owner), name + "_audit_views")
+        su = Database(self.env.workdir)
+        su.dsn = dsn_as(self.env.superuser.dsn, urllib.parse.urlsplit(self.env.superuser.dsn).username, name)
+        read = 'SET ROLE upgrade_ops;\nSELECT state FROM audit.issued_tokens WHERE jti = \'j1\';\n'
+        self.assertEqual(su._psql(read, {}), "client_disabled")
 
     def test_scripd_makes_next_months_partition(self):
         name = next_month_partition()
