@@ -14,7 +14,6 @@ tables' owner. That timer first fires about five minutes after start
 (CLEANUP_EVERY_S in src/upstream/lazy.c) and nothing configures it, so
 that test waits that long."""
 
-import glob
 import os
 import re
 import subprocess
@@ -23,7 +22,8 @@ import time
 import urllib.parse
 
 import harness
-from harness import SRCDIR, Database, DemoIssuer, Env, Scripd, ScripTestCase, basic_auth, jwt_parts
+from harness import (SRCDIR, Database, DemoIssuer, Env, Scripd, ScripTestCase, basic_auth, jwt_parts,
+                     schema_script)
 
 ENV = None
 AUDIT_DOC = os.path.join(SRCDIR, "doc", "audit.md")
@@ -214,15 +214,7 @@ class TestServiceRole(ScripTestCase):
         self.env.superuser.execute("CREATE DATABASE %s OWNER %s" % (name, OWNER))
         owner = Database(self.env.workdir)
         owner.dsn = dsn_as(self.env.superuser.dsn, OWNER, name)
-        script = ["CREATE SCHEMA scrip;",
-                  "CREATE TABLE scrip.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                  " applied_at timestamptz NOT NULL DEFAULT now());"]
-        for path in sorted(glob.glob(os.path.join(SRCDIR, "sql", "00[1-8]_*.sql"))):
-            with open(path) as f:
-                script.append(f.read())
-            script.append("INSERT INTO scrip.schema_migrations VALUES (%d, '%s');"
-                          % (int(os.path.basename(path)[:3]), os.path.basename(path)))
-        owner.execute("\n".join(script))
+        owner.execute(schema_script(8))
         conf = os.path.join(self.env.workdir, "upgrade.conf")
         with open(self.env.scripd.ctl_conf) as f:
             text = f.read()

@@ -509,7 +509,8 @@ class TestCookbook(ScripTestCase):
         and leave audit.active_grants, its live token leaves audit.active_tokens; enabled, they are back."""
         fts = F["atlas_fts"].id
         probe = ("SELECT json_build_object("
-                 "'grants', (SELECT json_agg(state ORDER BY grant_id) FROM audit.grants WHERE grant_id IN (:'g7', :'g8')),"
+                 "'grants', (SELECT json_agg(state ORDER BY grant_id) FROM audit.grants"
+                 "            WHERE grant_id IN (:'g7', :'g8')),"
                  "'active_grants', (SELECT count(*) FROM audit.active_grants WHERE client_id = :'c'),"
                  "'token', (SELECT state FROM audit.issued_tokens WHERE jti = :'t'),"
                  "'active_tokens', (SELECT count(*) FROM audit.active_tokens WHERE client_id = :'c'));\n")
