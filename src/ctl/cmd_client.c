@@ -19,6 +19,7 @@
 /* The permissions there are (a closed list: a typo must not pass for a
  * permission that does nothing). */
 static const char *const known_permissions[] = { SCRIP_SYNC_PERMISSION_INTROSPECT };
+#define PERMISSIONS_MAX (sizeof(known_permissions) / sizeof(known_permissions[0]))
 
 /* The parsed command line of `client create`. */
 typedef struct {
@@ -29,7 +30,7 @@ typedef struct {
 	size_t n_audiences;
 	const char *upstream_audiences[AUDIENCES_MAX]; /* broker mode; each also in audiences */
 	size_t n_upstream_audiences;
-	const char *permissions[sizeof(known_permissions) / sizeof(known_permissions[0])]; /* no duplicates */
+	const char *permissions[PERMISSIONS_MAX]; /* no duplicates */
 	size_t n_permissions;
 	int64_t default_lifetime;
 	int64_t max_lifetime;
@@ -58,6 +59,34 @@ static int bad_name(const char *name)
 				     SCRIP_CLIENT_ID_MAX);
 }
 
+/* What list_add did. */
+typedef enum {
+	LIST_ADDED,   /* value is the list's last entry now */
+	LIST_PRESENT, /* an equal string was there already: the list is unchanged */
+	LIST_FULL,    /* not there, but the list holds max entries: unchanged */
+} list_add_t;
+
+/* Whether value (compared byte for byte) is among list[0..n). */
+static bool listed(const char *const *list, size_t n, const char *value)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], value) == 0)
+			return true;
+	return false;
+}
+
+/* Appends value (its pointer, not a copy) to list[0..*n) unless an equal
+ * string is there already or the list holds max entries. */
+static list_add_t list_add(const char **list, size_t *n, size_t max, const char *value)
+{
+	if (listed(list, *n, value))
+		return LIST_PRESENT;
+	if (*n >= max)
+		return LIST_FULL;
+	list[(*n)++] = value;
+	return LIST_ADDED;
+}
+
 /* Returns -1 to go on, else an exit code. */
 static int add_scope(create_args_t *a, const char *text)
 {
@@ -71,19 +100,12 @@ static int add_scope(create_args_t *a, const char *text)
 		scrip_ctl_error("out of memory");
 		return SCRIP_CTL_FAIL;
 	}
-	for (size_t i = 0; i < a->n_scopes; i++) {
-		if (strcmp(a->scopes[i], canonical) == 0) {
-			free(canonical);
-			return -1;
-		}
-	}
 	/* scripd parses a policy into a scope set, which holds at most this many. */
-	if (a->n_scopes == SCRIP_SCOPE_SET_MAX) {
-		free(canonical);
-		return scrip_ctl_usage_error("at most %d --scope per client", SCRIP_SCOPE_SET_MAX);
-	}
-	a->scopes[a->n_scopes++] = canonical;
-	return -1;
+	list_add_t added = list_add((const char **)a->scopes, &a->n_scopes, SCRIP_SCOPE_SET_MAX, canonical);
+	if (added == LIST_ADDED)
+		return -1;
+	free(canonical);
+	return added == LIST_FULL ? scrip_ctl_usage_error("at most %d --scope per client", SCRIP_SCOPE_SET_MAX) : -1;
 }
 
 /* Audiences are compared byte for byte with what clients send, and sent
@@ -106,24 +128,18 @@ static int add_audience(create_args_t *a, const char *aud)
 	int rc = check_audience("--audience", aud);
 	if (rc >= 0)
 		return rc;
-	for (size_t i = 0; i < a->n_audiences; i++)
-		if (strcmp(a->audiences[i], aud) == 0)
-			return -1;
-	if (a->n_audiences == AUDIENCES_MAX)
+	if (list_add(a->audiences, &a->n_audiences, AUDIENCES_MAX, aud) == LIST_FULL)
 		return scrip_ctl_usage_error("at most %d --audience per client", AUDIENCES_MAX);
-	a->audiences[a->n_audiences++] = aud;
 	return -1;
 }
 
 static int add_permission(create_args_t *a, const char *name)
 {
-	for (size_t k = 0; k < sizeof(known_permissions) / sizeof(known_permissions[0]); k++) {
+	for (size_t k = 0; k < PERMISSIONS_MAX; k++) {
 		if (strcmp(name, known_permissions[k]) != 0)
 			continue;
-		for (size_t i = 0; i < a->n_permissions; i++)
-			if (strcmp(a->permissions[i], known_permissions[k]) == 0)
-				return -1;
-		a->permissions[a->n_permissions++] = known_permissions[k];
+		/* Never full: the list has room for every known permission once. */
+		(void)list_add(a->permissions, &a->n_permissions, PERMISSIONS_MAX, known_permissions[k]);
 		return -1;
 	}
 	return scrip_ctl_usage_error("invalid --permission '%.40s': the only permission is '%s'", name,
@@ -146,19 +162,46 @@ static int parse_seconds(const char *option, const char *text, bool *given, int6
 	return -1;
 }
 
+/* The options in seconds that create and update share, by getopt letter:
+ * 'd', 'm', 'r', 'g' and 'G'. [out] *option: the option's name. Returns -1
+ * to go on, else an exit code. */
+static int add_seconds(create_args_t *a, int c, const char *text, const char **option)
+{
+	switch (c) {
+	case 'd':
+		*option = "--default-lifetime";
+		return parse_seconds(*option, text, &a->has_default, &a->default_lifetime);
+	case 'm':
+		*option = "--max-lifetime";
+		return parse_seconds(*option, text, &a->has_max, &a->max_lifetime);
+	case 'r':
+		*option = "--risky-max-lifetime";
+		return parse_seconds(*option, text, &a->has_risky, &a->risky_max_lifetime);
+	case 'g':
+		*option = "--max-grant-lifetime";
+		return parse_seconds(*option, text, &a->has_grant, &a->max_grant_lifetime);
+	default:
+		*option = "--refresh-grace";
+		/* 0 is a valid grace: none, the strict RFC 9700 rotation. */
+		if (strcmp(text, "0") == 0 && !a->has_grace) {
+			a->has_grace = true;
+			a->refresh_grace = 0;
+			return -1;
+		}
+		return parse_seconds(*option, text, &a->has_grace, &a->refresh_grace);
+	}
+}
+
 /* A broker-mode audience: also an allowed audience, so grants may name it. */
 static int add_upstream_audience(create_args_t *a, const char *aud)
 {
-	bool listed = false;
-	for (size_t i = 0; i < a->n_audiences; i++)
-		listed = listed || strcmp(a->audiences[i], aud) == 0;
-	for (size_t i = 0; i < a->n_upstream_audiences; i++)
-		if (strcmp(a->upstream_audiences[i], aud) == 0)
-			return scrip_ctl_usage_error("--upstream-audience '%.100s' is given twice", aud);
-	int rc = listed ? -1 : add_audience(a, aud);
+	if (listed(a->upstream_audiences, a->n_upstream_audiences, aud))
+		return scrip_ctl_usage_error("--upstream-audience '%.100s' is given twice", aud);
+	int rc = listed(a->audiences, a->n_audiences, aud) ? -1 : add_audience(a, aud);
 	if (rc >= 0)
 		return rc;
-	a->upstream_audiences[a->n_upstream_audiences++] = aud;
+	/* Never full: each is in the audiences too, which hold as many. */
+	(void)list_add(a->upstream_audiences, &a->n_upstream_audiences, AUDIENCES_MAX, aud);
 	return -1;
 }
 
@@ -179,6 +222,7 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *option = NULL;
 	int c;
 	int rc = -1;
 	optind = 0;
@@ -194,22 +238,11 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 			rc = add_upstream_audience(a, optarg);
 			break;
 		case 'd':
-			rc = parse_seconds("--default-lifetime", optarg, &a->has_default, &a->default_lifetime);
-			break;
 		case 'm':
-			rc = parse_seconds("--max-lifetime", optarg, &a->has_max, &a->max_lifetime);
-			break;
 		case 'r':
-			rc = parse_seconds("--risky-max-lifetime", optarg, &a->has_risky, &a->risky_max_lifetime);
-			break;
 		case 'g':
-			rc = parse_seconds("--max-grant-lifetime", optarg, &a->has_grant, &a->max_grant_lifetime);
-			break;
 		case 'G':
-			/* 0 is a valid grace: none, the strict RFC 9700 rotation. */
-			rc = strcmp(optarg, "0") == 0 && !a->has_grace
-				     ? (a->has_grace = true, a->refresh_grace = 0, -1)
-				     : parse_seconds("--refresh-grace", optarg, &a->has_grace, &a->refresh_grace);
+			rc = add_seconds(a, c, optarg, &option);
 			break;
 		case 'p':
 			rc = add_permission(a, optarg);
@@ -560,12 +593,14 @@ static int add_update_upstream(create_args_t *a, const char *aud)
 	int rc = check_audience("--upstream-audience", aud);
 	if (rc >= 0)
 		return rc;
-	for (size_t i = 0; i < a->n_upstream_audiences; i++)
-		if (strcmp(a->upstream_audiences[i], aud) == 0)
-			return scrip_ctl_usage_error("--upstream-audience '%.100s' is given twice", aud);
-	if (a->n_upstream_audiences == AUDIENCES_MAX)
+	switch (list_add(a->upstream_audiences, &a->n_upstream_audiences, AUDIENCES_MAX, aud)) {
+	case LIST_PRESENT:
+		return scrip_ctl_usage_error("--upstream-audience '%.100s' is given twice", aud);
+	case LIST_FULL:
 		return scrip_ctl_usage_error("at most %d --upstream-audience per client", AUDIENCES_MAX);
-	a->upstream_audiences[a->n_upstream_audiences++] = aud;
+	case LIST_ADDED:
+		break;
+	}
 	return -1;
 }
 
@@ -590,6 +625,7 @@ static int parse_update(int argc, char **argv, update_args_t *u)
 		{ NULL, 0, NULL, 0 },
 	};
 	create_args_t *a = &u->a;
+	const char *option = NULL;
 	int c;
 	int rc = -1;
 	optind = 0;
@@ -616,26 +652,12 @@ static int parse_update(int argc, char **argv, update_args_t *u)
 			break;
 		case 'U': rc = list_given(u, 3, true, &u->upstream, "--upstream-audience"); break;
 		case 'd':
-			note_field(u, "--default-lifetime");
-			rc = parse_seconds("--default-lifetime", optarg, &a->has_default, &a->default_lifetime);
-			break;
 		case 'm':
-			note_field(u, "--max-lifetime");
-			rc = parse_seconds("--max-lifetime", optarg, &a->has_max, &a->max_lifetime);
-			break;
 		case 'r':
-			note_field(u, "--risky-max-lifetime");
-			rc = parse_seconds("--risky-max-lifetime", optarg, &a->has_risky, &a->risky_max_lifetime);
-			break;
 		case 'g':
-			note_field(u, "--max-grant-lifetime");
-			rc = parse_seconds("--max-grant-lifetime", optarg, &a->has_grant, &a->max_grant_lifetime);
-			break;
 		case 'G':
-			note_field(u, "--refresh-grace");
-			rc = strcmp(optarg, "0") == 0 && !a->has_grace
-				     ? (a->has_grace = true, a->refresh_grace = 0, -1)
-				     : parse_seconds("--refresh-grace", optarg, &a->has_grace, &a->refresh_grace);
+			rc = add_seconds(a, c, optarg, &option);
+			note_field(u, option);
 			break;
 		case 'j': a->json = true; break;
 		case 'h':

@@ -157,24 +157,38 @@ static bool print_done(const operator_args_t *a, const char *verb, const char *w
 	return ok;
 }
 
-int scrip_ctl_operator_grant(scrip_ctl_t *ctl, int argc, char **argv)
+/* What tells `operator grant` and `operator revoke` apart. */
+typedef struct {
+	bool grant;      /* grant: takes --login; revoke: a NULL answer is an error */
+	const char *sql; /* the scrip.operator_* call: $1 role, $2 VO[, $3 login] */
+	int n_params;
+} operator_cmd_t;
+
+static const operator_cmd_t operator_grant_cmd = { true, "SELECT scrip.operator_grant($1, $2, $3::boolean)", 3 };
+static const operator_cmd_t operator_revoke_cmd = { false, "SELECT scrip.operator_revoke($1, $2)", 2 };
+
+static int operator_run(scrip_ctl_t *ctl, int argc, char **argv, const operator_cmd_t *cmd)
 {
 	operator_args_t a = { 0 };
 	scrip_sync_t *db = NULL;
 	scrip_err_t err = { 0 };
 	char *what = NULL;
-	int rc = parse_operator(argc, argv, true, &a);
+	int rc = parse_operator(argc, argv, cmd->grant, &a);
 	if (rc >= 0)
 		return rc;
 	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
 		goto end;
 	rc = SCRIP_CTL_FAIL;
 	const char *params[] = { a.role, a.vo, a.login ? "true" : "false" };
-	if (!operator_call(ctl, db, "SELECT scrip.operator_grant($1, $2, $3::boolean)", 3, params, &what, &err)) {
+	if (!operator_call(ctl, db, cmd->sql, cmd->n_params, params, &what, &err)) {
 		scrip_ctl_error_err(&err);
 		goto end;
 	}
-	if (!print_done(&a, "grant", what ? what : "done"))
+	if (!what && !cmd->grant) {
+		scrip_ctl_error("role '%s' does not read VO '%s': nothing to revoke", a.role, a.vo);
+		goto end;
+	}
+	if (!print_done(&a, cmd->grant ? "grant" : "revoke", what ? what : "done"))
 		goto end;
 	rc = SCRIP_CTL_OK;
 end:
@@ -183,34 +197,14 @@ end:
 	return rc;
 }
 
+int scrip_ctl_operator_grant(scrip_ctl_t *ctl, int argc, char **argv)
+{
+	return operator_run(ctl, argc, argv, &operator_grant_cmd);
+}
+
 int scrip_ctl_operator_revoke(scrip_ctl_t *ctl, int argc, char **argv)
 {
-	operator_args_t a = { 0 };
-	scrip_sync_t *db = NULL;
-	scrip_err_t err = { 0 };
-	char *what = NULL;
-	int rc = parse_operator(argc, argv, false, &a);
-	if (rc >= 0)
-		return rc;
-	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
-		goto end;
-	rc = SCRIP_CTL_FAIL;
-	const char *params[] = { a.role, a.vo };
-	if (!operator_call(ctl, db, "SELECT scrip.operator_revoke($1, $2)", 2, params, &what, &err)) {
-		scrip_ctl_error_err(&err);
-		goto end;
-	}
-	if (!what) {
-		scrip_ctl_error("role '%s' does not read VO '%s': nothing to revoke", a.role, a.vo);
-		goto end;
-	}
-	if (!print_done(&a, "revoke", what))
-		goto end;
-	rc = SCRIP_CTL_OK;
-end:
-	free(what);
-	scrip_sync_close(db);
-	return rc;
+	return operator_run(ctl, argc, argv, &operator_revoke_cmd);
 }
 
 /* ---- audit prune ------------------------------------------------------------- */

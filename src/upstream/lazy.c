@@ -266,6 +266,35 @@ static char *unseal(const job_t *j, const char *kind, const uint8_t *sealed, siz
 	return ok ? (char *)plain : NULL;
 }
 
+/* ---- leases ---------------------------------------------------------------------------- */
+
+/* How long a lease on a call to u is taken for: discovery, every attempt,
+ * the backoffs and the store, with room to spare. */
+static int64_t lease_ttl_ms(const scrip_upstream_config_t *u)
+{
+	return u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 5000;
+}
+
+/* When a waiter for someone else's lease on u gives up: a second past its
+ * longest lease. */
+static int64_t lease_deadline_ms(const scrip_upstream_config_t *u)
+{
+	return scrip_mono_ms() + lease_ttl_ms(u) + 1000;
+}
+
+/* Calls cb(arg) after the next wait for someone else's lease: POLL_FIRST_MS
+ * first, then doubling up to POLL_MAX_MS. *timer is made on first use
+ * (the caller frees it); *poll_ms holds the last wait. */
+static void poll_later(struct event_base *base, struct event **timer, int64_t *poll_ms, event_callback_fn cb,
+		       void *arg)
+{
+	if (!*timer && !(*timer = evtimer_new(base, cb, arg)))
+		abort();
+	*poll_ms = *poll_ms ? (*poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : *poll_ms * 2) : POLL_FIRST_MS;
+	struct timeval tv = { *poll_ms / 1000, (*poll_ms % 1000) * 1000 };
+	evtimer_add(*timer, &tv);
+}
+
 /* ---- the steps ---------------------------------------------------------------------- */
 
 static void job_read(job_t *j);
@@ -326,11 +355,7 @@ static void lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 		return;
 	}
 	set_step(j, JOB_WAITING);
-	if (!j->timer && !(j->timer = evtimer_new(j->l->base, poll_timer_cb, j)))
-		abort();
-	j->poll_ms = j->poll_ms ? (j->poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : j->poll_ms * 2) : POLL_FIRST_MS;
-	struct timeval tv = { j->poll_ms / 1000, (j->poll_ms % 1000) * 1000 };
-	evtimer_add(j->timer, &tv);
+	poll_later(j->l->base, &j->timer, &j->poll_ms, poll_timer_cb, j);
 }
 
 /* What the session row holds, as custody sees it; unseals the access token
@@ -409,9 +434,7 @@ static void session_cb(scrip_session_row_t *row, const scrip_err_t *err, void *a
 	}
 	if (!j->leased) {
 		set_step(j, JOB_LEASING);
-		/* Discovery, every attempt, the backoffs and the store, with room to spare. */
-		int64_t ttl = u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 5000;
-		scrip_store_lease_try(j->l->db, j->lease_key, j->holder, ttl, lease_cb, j);
+		scrip_store_lease_try(j->l->db, j->lease_key, j->holder, lease_ttl_ms(u), lease_cb, j);
 		return;
 	}
 	job_call(j);
@@ -668,7 +691,7 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 	j->need_confirmation = ask->need_confirmation;
 	j->subject_token_exp = ask->subject_token_exp;
 	const scrip_upstream_config_t *u = &l->cfg->upstreams[j->up];
-	j->deadline_ms = scrip_mono_ms() + u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 6000;
+	j->deadline_ms = lease_deadline_ms(u);
 	if (!j->issuer || !j->subject || !j->scopes || (ask->subject_token && !j->subject_token) ||
 	    (ask->audience && !j->audience))
 		abort();
@@ -894,11 +917,7 @@ static void in_lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 		return;
 	}
 	in_set_step(in, IN_WAITING);
-	if (!in->timer && !(in->timer = evtimer_new(in->l->base, in_poll_cb, in)))
-		abort();
-	in->poll_ms = in->poll_ms ? (in->poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : in->poll_ms * 2) : POLL_FIRST_MS;
-	struct timeval tv = { in->poll_ms / 1000, (in->poll_ms % 1000) * 1000 };
-	evtimer_add(in->timer, &tv);
+	poll_later(in->l->base, &in->timer, &in->poll_ms, in_poll_cb, in);
 }
 
 /* A stored answer: text from the database, parsed as untrusted input. */
@@ -948,9 +967,8 @@ static void in_row_cb(const scrip_introspection_row_t *row, const scrip_err_t *e
 		return;
 	}
 	in_set_step(in, IN_LEASING);
-	const scrip_upstream_config_t *u = &l->cfg->upstreams[in->up];
-	int64_t ttl = u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 5000;
-	scrip_store_lease_try(l->db, in->lease_key, in->holder, ttl, in_lease_cb, in);
+	scrip_store_lease_try(l->db, in->lease_key, in->holder, lease_ttl_ms(&l->cfg->upstreams[in->up]), in_lease_cb,
+			      in);
 }
 
 static void in_read(introspection_t *in)
@@ -991,8 +1009,7 @@ void scrip_lazy_introspect(scrip_lazy_t *l, size_t up, const char *token, scrip_
 	in->key = key;
 	memcpy(in->hash, hash, sizeof(hash));
 	snprintf(in->holder, sizeof(in->holder), "%s/i%lu", l->instance, ++l->next_job);
-	const scrip_upstream_config_t *u = &l->cfg->upstreams[up];
-	in->deadline_ms = scrip_mono_ms() + u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 6000;
+	in->deadline_ms = lease_deadline_ms(&l->cfg->upstreams[up]);
 	in->next = l->introspections;
 	if (in->next)
 		in->next->prev = in;

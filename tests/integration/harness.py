@@ -93,6 +93,24 @@ def postgres_available():
     return None
 
 
+def schema_script(last):
+    """SQL that brings an empty database to schema version `last` as `scripctl db migrate` of a build
+    that stopped there would: schema scrip, its version table, and the files of sql/ up to `last`,
+    each recorded."""
+    script = ["CREATE SCHEMA scrip;",
+              "CREATE TABLE scrip.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+              " applied_at timestamptz NOT NULL DEFAULT now());"]
+    for path in sorted(glob.glob(os.path.join(SRCDIR, "sql", "[0-9][0-9][0-9]_*.sql"))):
+        name = os.path.basename(path)
+        version = int(name[:3])
+        if version > last:
+            break
+        with open(path) as f:
+            script.append(f.read())
+        script.append("INSERT INTO scrip.schema_migrations VALUES (%d, '%s');" % (version, name))
+    return "\n".join(script)
+
+
 # --------------------------------------------------------------------------
 # HTTP
 

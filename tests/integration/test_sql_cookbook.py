@@ -15,8 +15,9 @@ import re
 import secrets
 import time
 import unittest
+import urllib.parse
 
-from harness import SRCDIR, Client, DemoIssuer, Env, ScripTestCase, jwt_parts
+from harness import SRCDIR, Client, DemoIssuer, Env, ScripTestCase, basic_auth, jwt_parts
 
 ENV = None
 COOKBOOK = os.path.join(SRCDIR, "doc", "sql-cookbook.md")
@@ -66,6 +67,8 @@ def seed(env):
     for vo in ("atlas", "cms"):
         env.scripd.scripctl("operator", "grant", vo + "_ops", "--vo", vo, check=True)
     F["owner"] = db.scalar("SELECT current_user")
+    # A storage endpoint that introspects, made before `since` so that no query counts it.
+    F["introspector"] = env.new_client(prefix="se-introspect", extra=("--permission", "introspect"))
     # Tokens are stamped in whole seconds (their iat): seeding begins on a second of its own.
     time.sleep(1.1)
     F["since"] = db.scalar("SELECT date_trunc('second', now())")
@@ -82,7 +85,10 @@ def seed(env):
         return r.json
 
     def jti(answer):
-        return jwt_parts(answer["access_token"])[1]["jti"]
+        # The exchanged access tokens, kept to ask /introspect about them.
+        value = jwt_parts(answer["access_token"])[1]["jti"]
+        F.setdefault("tokens", {})[value] = answer["access_token"]
+        return value
 
     def grant_id_of_job(c, job):
         return db.scalar("SELECT grant_id FROM scrip.grants WHERE client_id = :'c' AND job_id = :'j'", c=c.id, j=job)
@@ -240,7 +246,7 @@ def expectations():
         t.assertEqual(pick(rows, "client_id", "state", "tokens", "subjects"), sorted([
             (pilot, "active", 1, 1), (pilot, "revoked", 1, 1),
             (fts, "active", 1, 1), (fts, "revoked", 1, 1),
-            (old, "active", 1, 1),
+            (old, "client_disabled", 1, 1),
         ]))
     E["tokens-for-audience"] = Expect(["client_id", "state", "tokens", "subjects", "last_issued"], for_audience)
 
@@ -357,9 +363,9 @@ def expectations():
             tot = totals.setdefault(r["client_id"], [0, 0, 0, 0])
             for i, c in enumerate(("tokens", "exchanged", "redeemed", "still_active")):
                 tot[i] += r[c]
-        expected = {pilot: [3, 3, 0, 1], fts: [2, 0, 2, 1], old: [1, 1, 0, 1]}
+        expected = {pilot: [3, 3, 0, 1], fts: [2, 0, 2, 1], old: [1, 1, 0, 0]}
         if "cms" in vos:
-            expected.update({crab: [1, 1, 0, 0], cms_old: [1, 1, 0, 1]})
+            expected.update({crab: [1, 1, 0, 0], cms_old: [1, 1, 0, 0]})
         t.assertEqual(totals, expected)
     E["tokens-per-client-day"] = Expect(["client_id", "day", "tokens", "exchanged", "redeemed", "still_active"],
                                         per_day, lambda t, rows: per_day(t, rows, ("atlas",)))
@@ -476,6 +482,46 @@ class TestCookbook(ScripTestCase):
             elif qid == "upstream-calls":
                 with self.subTest(qid):
                     self.assertEqual({r["upstream"] for r in self.rows(sql, role="cms_ops")}, {"cms"})
+
+    def test_token_states_agree_with_introspection(self):
+        """What audit.issued_tokens calls active is what /introspect answers active, token by token:
+        active, revoked, and a disabled client's (client_disabled, not in active_tokens)."""
+        caller = F["introspector"]
+        states = {r["jti"]: r["state"] for r in self.env.db.query(
+            "SELECT jti, state FROM audit.issued_tokens WHERE issued_at >= :'since'", since=F["since"])}
+        active = {r["jti"] for r in self.env.db.query("SELECT jti FROM audit.active_tokens")}
+        self.assertEqual(states[F["old_token"]], "client_disabled")
+        # Revoked by an operator, by `job end` and by a replay; still good.
+        self.assertEqual({states[F[k]] for k in ("alice_read", "carol_write", "bob_create", "redeemed9")},
+                         {"revoked"})
+        self.assertEqual({states[F[k]] for k in ("alice_write", "redeemed7")}, {"active"})
+        for jti, token in F["tokens"].items():
+            with self.subTest(jti=jti, state=states[jti]):
+                r = self.env.scripd.request("POST", "/introspect", urllib.parse.urlencode({"token": token}).encode(),
+                                            {"Content-Type": "application/x-www-form-urlencoded",
+                                             "Authorization": basic_auth(caller.id, caller.secret)})
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json["active"], states[jti] == "active")
+                self.assertEqual(jti in active, states[jti] == "active")
+
+    def test_disabling_a_client_ends_its_grants_in_the_views(self):
+        """Inside a transaction rolled back: the transfer client disabled, its grants are client_disabled
+        and leave audit.active_grants, its live token leaves audit.active_tokens; enabled, they are back."""
+        fts = F["atlas_fts"].id
+        probe = ("SELECT json_build_object("
+                 "'grants', (SELECT json_agg(state ORDER BY grant_id) FROM audit.grants"
+                 "            WHERE grant_id IN (:'g7', :'g8')),"
+                 "'active_grants', (SELECT count(*) FROM audit.active_grants WHERE client_id = :'c'),"
+                 "'token', (SELECT state FROM audit.issued_tokens WHERE jti = :'t'),"
+                 "'active_tokens', (SELECT count(*) FROM audit.active_tokens WHERE client_id = :'c'));\n")
+        script = ("BEGIN;\n" + probe + "UPDATE scrip.clients SET enabled = false WHERE client_id = :'c';\n"
+                  + probe + "ROLLBACK;\n")
+        before, disabled = [json.loads(line) for line in self.env.db._psql(
+            script, {"c": fts, "g7": F["grant7"], "g8": F["grant8"], "t": F["redeemed7"]}).splitlines()]
+        self.assertEqual(before, {"grants": ["active", "active"], "active_grants": 2, "token": "active",
+                                  "active_tokens": 1})
+        self.assertEqual(disabled, {"grants": ["client_disabled", "client_disabled"], "active_grants": 0,
+                                    "token": "client_disabled", "active_tokens": 0})
 
     def check(self, qid, expect, rows, check):
         if rows:

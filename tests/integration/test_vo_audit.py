@@ -6,7 +6,6 @@ tables and can write nothing; the audit trail is append-only, partitioned by
 month, and pruned only by whole partitions; an unpartitioned audit trail of
 an older schema keeps its rows through the migration."""
 
-import glob
 import json
 import os
 import re
@@ -14,7 +13,7 @@ import secrets
 import subprocess
 import urllib.parse
 
-from harness import SCRIPCTL, SRCDIR, DemoIssuer, Env, ScripTestCase
+from harness import SCRIPCTL, DemoIssuer, Env, ScripTestCase, schema_script
 
 ENV = None
 STORAGE = "https://storage.example.org"
@@ -290,7 +289,9 @@ class TestAppendOnly(VoCase):
                     "DELETE FROM scrip.audit_events",
                     "TRUNCATE scrip.audit_events",
                     "DELETE FROM %s" % partition,
-                    "UPDATE %s SET outcome = 'done'" % partition):
+                    "UPDATE %s SET outcome = 'done'" % partition,
+                    "TRUNCATE %s" % partition,
+                    "TRUNCATE scrip.audit_events_default"):
             self.assertIn("append-only", self.owner_fails(sql))
         self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.audit_events"), n)
 
@@ -318,6 +319,8 @@ class TestPartitions(VoCase):
         where = self.env.db.scalar("SELECT regexp_replace(tableoid::regclass::text, '^scrip[.]', '') FROM scrip.audit_events"
                                    " WHERE event = 'future_test'")
         self.assertRegex(where, r"^audit_events_\d{4}_\d{2}$")
+        # A month made later is as append-only as the others.
+        self.assertIn("append-only", self.owner_fails("TRUNCATE scrip.%s" % where))
         self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.audit_events WHERE event = 'future_test'"),
                          1)
 
@@ -378,14 +381,7 @@ class TestMigration(VoCase):
         self.env.db.execute("CREATE DATABASE %s" % name)
         url = urllib.parse.urlsplit(self.env.db.dsn)
         dsn = urllib.parse.urlunsplit(url._replace(path="/" + name))
-        script = ["CREATE SCHEMA scrip;",
-                  "CREATE TABLE scrip.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                  " applied_at timestamptz NOT NULL DEFAULT now());"]
-        for path in sorted(glob.glob(os.path.join(SRCDIR, "sql", "00[1-5]_*.sql"))):
-            with open(path) as f:
-                script.append(f.read())
-            version = int(re.match(r"(\d+)_", os.path.basename(path)).group(1))
-            script.append("INSERT INTO scrip.schema_migrations VALUES (%d, '%s');" % (version, os.path.basename(path)))
+        script = [schema_script(5)]
         script.append("INSERT INTO scrip.clients (client_id, secret_hash, default_lifetime, max_lifetime)"
                       " VALUES ('old', sha256('x'), 60, 60);")
         script.append("INSERT INTO scrip.audit_events (at, event, outcome, client_id)"
