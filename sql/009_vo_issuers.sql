@@ -24,10 +24,11 @@ CREATE UNIQUE INDEX signing_keys_one_next ON scrip.signing_keys (vo) WHERE state
 -- A VO's first key, made by the first scripd that serves it: the VO is
 -- added if new, and the key becomes current only while the VO has none,
 -- under the key lock that every other change of keys takes (so that it
--- cannot slip between the steps of a `scripctl key rotate`).
+-- cannot slip between the steps of a `scripctl key rotate`). With the
+-- owner's rights: a service role adds a VO only this way, with its key.
 CREATE FUNCTION scrip.signing_key_add_first(new_kid text, new_alg text, new_public_jwk jsonb, new_private bytea,
                                             key_vo text)
-RETURNS boolean LANGUAGE plpgsql AS $$
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM pg_advisory_xact_lock(8314615162417971202);
 	INSERT INTO scrip.vos (vo) VALUES (key_vo) ON CONFLICT DO NOTHING;

@@ -34,6 +34,7 @@
 #define INTROSPECTION_CACHE_MAX 20000 /* answers held in this process */
 #define NEGATIVE_CACHE_MAX_S 30       /* an inactive answer is held at most this long */
 #define CLEANUP_EVERY_S 300           /* expired shared rows are dropped this often */
+#define CLEANUP_FIRST_S 3             /* the first upkeep, soon after start (and retried while the database is away) */
 
 #define TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
 #define TOKEN_TYPE_REFRESH "urn:ietf:params:oauth:token-type:refresh_token"
@@ -89,11 +90,19 @@ struct scrip_lazy {
 
 /* ---- the object ---------------------------------------------------------------- */
 
+/* The upkeep (expired shared rows, the audit trail's months ahead) runs
+ * soon after start, so that a deployment never waits CLEANUP_EVERY_S for
+ * its first partitions, then every CLEANUP_EVERY_S. */
 static void cleanup_cb(evutil_socket_t fd, short what, void *arg)
 {
 	scrip_lazy_t *l = arg;
-	if (!l->stopping && scrip_db_is_up(l->db))
+	if (l->stopping)
+		return;
+	bool up = scrip_db_is_up(l->db);
+	if (up)
 		scrip_store_shared_cleanup(l->db);
+	struct timeval next = { up ? CLEANUP_EVERY_S : CLEANUP_FIRST_S, 0 };
+	event_add(l->cleanup_timer, &next);
 }
 
 static void introspection_shutdown(scrip_lazy_t *l, bool all);
@@ -112,10 +121,10 @@ scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, scrip_oaut
 	l->instance = strdup(instance);
 	l->flights = scrip_flights_new();
 	l->introspected = scrip_introcache_new(INTROSPECTION_CACHE_MAX);
-	l->cleanup_timer = event_new(base, -1, EV_PERSIST, cleanup_cb, l);
-	struct timeval every = { CLEANUP_EVERY_S, 0 };
+	l->cleanup_timer = evtimer_new(base, cleanup_cb, l);
+	struct timeval first = { CLEANUP_FIRST_S, 0 };
 	if (!l->instance || !l->flights || !l->introspected || !l->cleanup_timer ||
-	    event_add(l->cleanup_timer, &every) != 0) {
+	    event_add(l->cleanup_timer, &first) != 0) {
 		scrip_lazy_free(l);
 		return NULL;
 	}
