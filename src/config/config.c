@@ -188,12 +188,12 @@ static const opt_t opts[] = {
 	  "Exact `iss` of this issuer's tokens, compared byte for byte (INDIGO IAM issuers end in `/`). Two "
 	  "upstreams may not share an issuer." },
 	{ SECT_UPSTREAM, "vo", T_STRING, UPS(vo), SCRIP_CLIENT_DEFAULT_VO, 0, 0, 0, NULL, NULL,
-	  "The experiment (VO) this issuer serves: 1 to 64 of `A-Z a-z 0-9 . _ -`. Only clients of the same VO "
+	  "The experiment (VO) this issuer serves: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.`. Only clients of the same VO "
 	  "(`scripctl client create --vo`) may exchange its tokens; another VO's client is refused with "
 	  "`invalid_request` (reason `subject_token_foreign_vo`). Tokens, grants and audit rows carry the client's "
 	  "VO, and an operator role reads the rows of its VOs only (doc/audit.md). Each VO signs as an issuer of "
 	  "its own: `default` as `[server] issuer`, any other as `issuer` + `/` + the VO name, with its own "
-	  "discovery document, `/jwks` and signing keys (doc/api.md). Not set: `default`, the VO of a deployment "
+	  "discovery document, `/jwks` and signing keys (doc/exchange.md, one issuer per experiment). Not set: `default`, the VO of a deployment "
 	  "that serves one experiment." },
 	{ SECT_UPSTREAM, "jwks_uri", T_URL, UPS(jwks_uri), NULL, 0, 0, 0, NULL, "jwks_file",
 	  "Where to fetch the issuer's key set. Not set: the `jwks_uri` of "

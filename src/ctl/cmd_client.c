@@ -248,13 +248,7 @@ static int parse_create(int argc, char **argv, create_args_t *a)
 			rc = add_permission(a, optarg);
 			break;
 		case 'v':
-			if (a->vo)
-				rc = scrip_ctl_usage_error("--vo given twice");
-			else if (!scrip_client_vo_valid(optarg))
-				rc = scrip_ctl_usage_error("invalid --vo '%.80s': use 1 to %d characters of A-Z a-z 0-9 . _ -",
-							   optarg, SCRIP_CLIENT_VO_MAX);
-			else
-				a->vo = optarg;
+			rc = scrip_ctl_vo_option(optarg, &a->vo);
 			break;
 		case 'j':
 			a->json = true;

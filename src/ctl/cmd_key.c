@@ -94,8 +94,8 @@ static int rotate_args(int argc, char **argv, bool *json, const char **vo)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool vo_given = false;
-	int c;
+	const char *given = NULL;
+	int c, rc;
 	optind = 0; /* GNU: full re-initialisation for this argument vector */
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
@@ -106,14 +106,9 @@ static int rotate_args(int argc, char **argv, bool *json, const char **vo)
 			*json = true;
 			break;
 		case 'v':
-			if (vo_given)
-				return scrip_ctl_usage_error("--vo given twice");
-			if (!scrip_client_vo_valid(optarg))
-				return scrip_ctl_usage_error("invalid --vo '%.80s': use 1 to %d characters of A-Z a-z 0-9 . _ -,"
-							     " not starting with '.'",
-							     optarg, SCRIP_CLIENT_VO_MAX);
-			vo_given = true;
-			*vo = optarg;
+			if ((rc = scrip_ctl_vo_option(optarg, &given)) >= 0)
+				return rc;
+			*vo = given;
 			break;
 		default:
 			return scrip_ctl_bad_option(argv, c);

@@ -54,18 +54,13 @@ static int parse_operator(int argc, char **argv, bool grant, operator_args_t *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, rc;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":h", grant ? grant_opts : revoke_opts, NULL)) != -1) {
 		switch (c) {
 		case 'v':
-			if (a->vo)
-				return scrip_ctl_usage_error("--vo given twice");
-			if (!scrip_client_vo_valid(optarg))
-				return scrip_ctl_usage_error("invalid --vo '%.80s': use 1 to %d characters of "
-							     "A-Z a-z 0-9 . _ -",
-							     optarg, SCRIP_CLIENT_VO_MAX);
-			a->vo = optarg;
+			if ((rc = scrip_ctl_vo_option(optarg, &a->vo)) >= 0)
+				return rc;
 			break;
 		case 'l':
 			a->login = true;

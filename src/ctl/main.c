@@ -199,6 +199,18 @@ int scrip_ctl_bad_option(char **argv, int c)
 	return scrip_ctl_usage_error("unknown option '-%c'", optopt);
 }
 
+int scrip_ctl_vo_option(const char *value, const char **vo)
+{
+	if (*vo)
+		return scrip_ctl_usage_error("--vo given twice");
+	if (!scrip_client_vo_valid(value))
+		return scrip_ctl_usage_error("invalid --vo '%.80s': use 1 to %d characters of A-Z a-z 0-9 . _ -, not "
+					     "starting with '.'",
+					     value, SCRIP_CLIENT_VO_MAX);
+	*vo = value;
+	return -1;
+}
+
 int scrip_ctl_simple_args(int argc, char **argv, bool *json, int n_pos, char **pos)
 {
 	static const struct option opts[] = {

@@ -52,6 +52,10 @@ void scrip_ctl_error_err(const scrip_err_t *err);
 /* "scripctl: <message>" and a pointer to --help on stderr; returns SCRIP_CTL_USAGE. */
 int scrip_ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Takes value as the --vo option into *vo: -1 when it was fine, else the
+ * exit code of a usage error (given twice, or not a VO name) already said. */
+int scrip_ctl_vo_option(const char *value, const char **vo);
+
 /* The full usage text (every subcommand and option). */
 void scrip_ctl_usage(FILE *out);
 

@@ -230,7 +230,7 @@ json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *
 /* ---- signing keys ---- */
 
 /* The signing keys as a new JSON array (caller json_decref's), ordered by
- * created_at then kid, each element
+ * VO, then created_at, then kid, each element
  *   {"vo": str, "kid": str, "alg": "ES256"|"RS256", "state": "next"|"current"|"retiring"|"retired",
  *    "created_at": time, "activated_at": time|null, "retired_at": time|null,
  *    "activates_at": time|null, "retires_at": time|null, "drops_at": time|null}
