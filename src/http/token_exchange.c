@@ -93,6 +93,7 @@ static void issue_access_token(scrip_token_req_t *t)
 		.requested_scope = t->params.scope,
 		.requested_audiences = t->params.audiences,
 		.n_requested_audiences = t->params.n_audiences,
+		.vo = t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO,
 	};
 	scrip_token_set_step(t, STEP_RECORDING);
 	scrip_store_token_record(t->app->db, &rec, access_recorded_cb, t);
@@ -157,6 +158,7 @@ static void issue_grant(scrip_token_req_t *t)
 		.requested_scope = t->params.scope,
 		.requested_audiences = t->params.audiences,
 		.n_requested_audiences = t->params.n_audiences,
+		.vo = t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO,
 	};
 	scrip_token_set_step(t, STEP_RECORDING);
 	scrip_store_grant_create(t->app->db, &rec, grant_recorded_cb, t);

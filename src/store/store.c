@@ -238,15 +238,15 @@ static char *json_strings(const char *const *values, size_t n)
 static const char token_record_sql[] =
 	"WITH t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
-	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr)"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo)"
 	"  SELECT $1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
-	"         $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12"
+	"         $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12, $15"
 	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = $2 AND e.job_id = $8)"
-	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr)"
+	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr, vo)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
-	"                                 remote_addr, requested_scope, requested_audiences)"
+	"                                 remote_addr, requested_scope, requested_audiences, vo)"
 	" SELECT 'token_exchange', 'granted', client_id, subject, upstream_issuer, jti, job_id, remote_addr, $13,"
-	"        ARRAY(SELECT jsonb_array_elements_text($14::jsonb))"
+	"        ARRAY(SELECT jsonb_array_elements_text($14::jsonb)), vo"
 	"   FROM t";
 
 void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, scrip_store_done_cb cb, void *arg)
@@ -260,8 +260,8 @@ void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, s
 		abort();
 	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
 				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
-				 rec->requested_scope, requested };
-	query_done_or(db, token_record_sql, 14, params, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended", cb,
+				 rec->requested_scope, requested, rec->vo };
+	query_done_or(db, token_record_sql, 15, params, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended", cb,
 		      arg);
 	free(requested);
 	free(auds);
@@ -311,18 +311,18 @@ void scrip_store_denial_record(scrip_db_t *db, const scrip_denial_record_t *rec,
 static const char grant_create_sql[] =
 	"WITH g AS ("
 	"  INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, job_id, scopes, audiences, groups,"
-	"                            expires_at, max_uses)"
+	"                            expires_at, max_uses, vo)"
 	"  SELECT $1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
-	"         $8::jsonb, to_timestamp($9::bigint), NULLIF($10::integer, 0)"
+	"         $8::jsonb, to_timestamp($9::bigint), NULLIF($10::integer, 0), $16"
 	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = $2 AND e.job_id = $5)"
-	"  RETURNING grant_id, client_id, subject, upstream_issuer, job_id),"
+	"  RETURNING grant_id, client_id, subject, upstream_issuer, job_id, vo),"
 	" r AS ("
 	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
 	"  SELECT decode($11, 'hex'), grant_id, 1 FROM g RETURNING grant_id)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
-	"                                 remote_addr, requested_scope, requested_audiences, description)"
+	"                                 remote_addr, requested_scope, requested_audiences, description, vo)"
 	" SELECT 'grant_create', 'granted', g.client_id, g.subject, g.upstream_issuer, g.job_id, g.grant_id, $12, $13,"
-	"        ARRAY(SELECT jsonb_array_elements_text($14::jsonb)), 'subject token ' || $15"
+	"        ARRAY(SELECT jsonb_array_elements_text($14::jsonb)), 'subject token ' || $15, g.vo"
 	"   FROM g JOIN r USING (grant_id)";
 
 void scrip_store_grant_create(scrip_db_t *db, const scrip_grant_record_t *rec, scrip_store_done_cb cb, void *arg)
@@ -336,8 +336,8 @@ void scrip_store_grant_create(scrip_db_t *db, const scrip_grant_record_t *rec, s
 		abort();
 	const char *params[] = { rec->grant_id, rec->client_id, rec->subject, rec->upstream_issuer, rec->job_id,
 				 rec->scopes, auds, rec->groups_json, exp, uses, rec->token_hash_hex, rec->remote_addr,
-				 rec->requested_scope, requested, rec->subject_token_ref };
-	query_done_or(db, grant_create_sql, 15, params, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended", cb,
+				 rec->requested_scope, requested, rec->subject_token_ref, rec->vo };
+	query_done_or(db, grant_create_sql, 16, params, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended", cb,
 		      arg);
 	free(requested);
 	free(auds);
@@ -530,7 +530,7 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4 AND g.client_id = $5 AND g.state = 'active'" \
 	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses) AND g.suspended_at IS NULL" \
 	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)" \
-	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation)," \
+	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation, g.vo)," \
 	" n AS (" \
 	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)" \
 	"  SELECT decode($2, 'hex'), grant_id, generation + 1 FROM g RETURNING grant_id),"
@@ -539,17 +539,17 @@ static const char redeem_sql[] =
 	REDEEM_CLAIM_SQL
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
-	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id)"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id, vo)"
 	"  SELECT $6, g.client_id, g.subject, g.upstream_issuer, 'grant:' || g.grant_id, string_to_array($7, ' '),"
 	"         ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), g.job_id, $9, to_timestamp($10::bigint),"
-	"         to_timestamp($11::bigint), $12, g.grant_id"
+	"         to_timestamp($11::bigint), $12, g.grant_id, g.vo"
 	"    FROM g JOIN n USING (grant_id)"
 	"  RETURNING jti, grant_id)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id, grant_id,"
-	"                                 remote_addr, requested_scope, requested_audiences, description)"
+	"                                 remote_addr, requested_scope, requested_audiences, description, vo)"
 	" SELECT 'token_refresh', 'granted', g.client_id, g.subject, g.upstream_issuer, t.jti, g.job_id, g.grant_id,"
 	"        $12, $13, ARRAY(SELECT jsonb_array_elements_text($14::jsonb)),"
-	"        CASE WHEN $3 THEN 'retry inside the grace period' ELSE 'generation ' || (g.generation + 1) END"
+	"        CASE WHEN $3 THEN 'retry inside the grace period' ELSE 'generation ' || (g.generation + 1) END, g.vo"
 	"   FROM g JOIN t USING (grant_id)";
 
 /* Broker mode: the same claim, then an audit row naming the main issuer's
@@ -558,11 +558,11 @@ static const char redeem_brokered_sql[] =
 	REDEEM_CLAIM_SQL
 	" x AS (SELECT $6::text AS ref, $7::text AS remote, $8::text AS scope, $9::jsonb AS auds, $10::text AS aud)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
-	"                                 remote_addr, requested_scope, requested_audiences, description)"
+	"                                 remote_addr, requested_scope, requested_audiences, description, vo)"
 	" SELECT 'token_refresh', 'granted', g.client_id, g.subject, g.upstream_issuer, g.job_id, g.grant_id,"
 	"        x.remote, x.scope, ARRAY(SELECT jsonb_array_elements_text(x.auds)),"
 	"        format('brokered: the main issuer''s access token %s for %s (generation %s)', x.ref, x.aud,"
-	"               g.generation + 1)"
+	"               g.generation + 1), g.vo"
 	"   FROM g JOIN n USING (grant_id), x";
 
 void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *rec, const char *upstream_ref,

@@ -55,6 +55,7 @@ typedef struct {
 	const char *requested_scope; /* as asked, NULL when none */
 	const char *const *requested_audiences; /* as asked (audience, then resource values) */
 	size_t n_requested_audiences;
+	const char *vo;              /* the client's VO (written as is: no trigger has to look it up) */
 } scrip_token_record_t;
 
 /* Commits the issued_tokens row and its 'granted' audit row in one
@@ -100,6 +101,7 @@ typedef struct {
 	const char *requested_scope;
 	const char *const *requested_audiences;
 	size_t n_requested_audiences;
+	const char *vo; /* the client's VO (written as is: no trigger has to look it up) */
 } scrip_grant_record_t;
 
 /* Commits grant, refresh token and 'granted' audit row (event

@@ -68,7 +68,10 @@ def seed(env):
         env.scripd.scripctl("operator", "grant", vo + "_ops", "--vo", vo, check=True)
     F["owner"] = db.scalar("SELECT current_user")
     # A storage endpoint that introspects, made before `since` so that no query counts it.
-    F["introspector"] = env.new_client(prefix="se-introspect", extra=("--permission", "introspect"))
+    # An introspecting client sees its own VO's tokens only: one per VO.
+    F["introspector"] = {vo: env.new_client(prefix="se-introspect", extra=("--permission", "introspect"),
+                                            vo=None if vo == "default" else vo)
+                         for vo in ("default", "atlas", "cms")}
     # Tokens are stamped in whole seconds (their iat): seeding begins on a second of its own.
     time.sleep(1.1)
     F["since"] = db.scalar("SELECT date_trunc('second', now())")
@@ -486,9 +489,10 @@ class TestCookbook(ScripTestCase):
     def test_token_states_agree_with_introspection(self):
         """What audit.issued_tokens calls active is what /introspect answers active, token by token:
         active, revoked, and a disabled client's (client_disabled, not in active_tokens)."""
-        caller = F["introspector"]
-        states = {r["jti"]: r["state"] for r in self.env.db.query(
-            "SELECT jti, state FROM audit.issued_tokens WHERE issued_at >= :'since'", since=F["since"])}
+        rows = self.env.db.query("SELECT jti, state, vo FROM audit.issued_tokens WHERE issued_at >= :'since'",
+                                 since=F["since"])
+        states = {r["jti"]: r["state"] for r in rows}
+        vos = {r["jti"]: r["vo"] for r in rows}
         active = {r["jti"] for r in self.env.db.query("SELECT jti FROM audit.active_tokens")}
         self.assertEqual(states[F["old_token"]], "client_disabled")
         # Revoked by an operator, by `job end` and by a replay; still good.
@@ -497,6 +501,7 @@ class TestCookbook(ScripTestCase):
         self.assertEqual({states[F[k]] for k in ("alice_write", "redeemed7")}, {"active"})
         for jti, token in F["tokens"].items():
             with self.subTest(jti=jti, state=states[jti]):
+                caller = F["introspector"][vos[jti]]
                 r = self.env.scripd.request("POST", "/introspect", urllib.parse.urlencode({"token": token}).encode(),
                                             {"Content-Type": "application/x-www-form-urlencoded",
                                              "Authorization": basic_auth(caller.id, caller.secret)})
