@@ -74,11 +74,7 @@ void scrip_handle_jwks(struct evhttp_request *req, const scrip_app_t *app, const
 		return;
 	const scrip_vo_keys_t *keys = scrip_keyrings_vo(app->keys, vo);
 	if (!keys) {
-		scrip_err_t err;
-		scrip_err_clear(&err);
-		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded",
-			  "signing keys are not loaded yet (database unreachable?)");
-		scrip_http_reply_error(req, &err);
+		scrip_http_reply_keys_not_loaded(req);
 		return;
 	}
 	cache_control(req, app);

@@ -53,11 +53,7 @@ static void vo_issuer_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (!app->keys && strcmp(vo, SCRIP_VO_DEFAULT) != 0) { /* which VOs exist is not known yet */
-		scrip_err_t err;
-		scrip_err_clear(&err);
-		SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded",
-			  "signing keys are not loaded yet (database unreachable?)");
-		scrip_http_reply_error(req, &err);
+		scrip_http_reply_keys_not_loaded(req);
 		return;
 	}
 	if (what == SCRIP_VO_PATH_JWKS)
@@ -276,6 +272,15 @@ void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err)
 	json_t *body = json_pack("{s:s, s:s}", "error", scrip_errcode_name(err->code), "error_description",
 				 err->text[0] ? err->text : scrip_errcode_name(err->code));
 	scrip_http_reply_json(req, status, body, true);
+}
+
+void scrip_http_reply_keys_not_loaded(struct evhttp_request *req)
+{
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "keys_not_loaded",
+		  "signing keys are not loaded yet (database unreachable?)");
+	scrip_http_reply_error(req, &err);
 }
 
 bool scrip_http_method_is(struct evhttp_request *req, enum evhttp_cmd_type allowed, const char *allow_header)

@@ -31,6 +31,10 @@ void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body,
  * WWW-Authenticate for invalid_client (401) and Retry-After for 503. */
 void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err);
 
+/* 503 keys_not_loaded: scripd's signing keys are not loaded yet (the
+ * database has not answered since the start), with Retry-After. */
+void scrip_http_reply_keys_not_loaded(struct evhttp_request *req);
+
 /* Refuses a method other than allowed ("GET", "POST") with 405 and Allow;
  * returns false when it did (the request is answered). */
 bool scrip_http_method_is(struct evhttp_request *req, enum evhttp_cmd_type allowed, const char *allow_header);
