@@ -328,11 +328,11 @@ static void access_state_cb(const scrip_access_state_t *state, const scrip_err_t
 
 /* The token's signature and claims, with its key (borrowed). False: the
  * request has been answered. */
-static bool access_verified(introspect_req_t *t, const cjose_jwk_t *key, scrip_alg_t alg)
+static bool access_verified(introspect_req_t *t, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!scrip_keyring_token_verify(&t->jwt, key, alg, t->issuer, (int64_t)time(NULL), &t->subject, &err)) {
+	if (!scrip_keyring_token_verify(&t->jwt, key, pkey, alg, t->issuer, (int64_t)time(NULL), &t->subject, &err)) {
 		if (err.code == SCRIP_E_SERVER_ERROR)
 			deny(t, &err);
 		else
@@ -342,9 +342,9 @@ static bool access_verified(introspect_req_t *t, const cjose_jwk_t *key, scrip_a
 	return true;
 }
 
-static void check_access(introspect_req_t *t, const cjose_jwk_t *key, scrip_alg_t alg)
+static void check_access(introspect_req_t *t, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg)
 {
-	if (!access_verified(t, key, alg))
+	if (!access_verified(t, key, pkey, alg))
 		return;
 	set_step(t, STEP_LOOKUP);
 	scrip_tokens_access_state(t->app->db, t->subject.jti, access_state_cb, t);
@@ -361,7 +361,7 @@ static void key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *db_e
 	else if (!key)
 		finish_inactive(t, "access", "unknown_kid");
 	else
-		check_access(t, key, alg);
+		check_access(t, key, NULL, alg);
 	scrip_keyset_release(set);
 }
 
@@ -407,7 +407,7 @@ static void introspect_access(introspect_req_t *t, const char *token)
 	const scrip_signing_key_t *key = scrip_keyrings_find(t->app->keys, t->vo, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (key)
-		check_access(t, key->jwk, key->alg);
+		check_access(t, key->jwk, key->pkey, key->alg);
 	else
 		key_from_database(t);
 }
@@ -492,7 +492,7 @@ static void caller_access_cb(scrip_client_t *client, const scrip_access_state_t 
 		key_from_database(t);
 		return;
 	}
-	if (!access_verified(t, key->jwk, key->alg))
+	if (!access_verified(t, key->jwk, key->pkey, key->alg))
 		return;
 	const char *asked = json_string_value(json_object_get(t->jwt.claims, "jti"));
 	if (!asked || strcmp(asked, t->subject.jti) != 0) {

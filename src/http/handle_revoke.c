@@ -225,12 +225,12 @@ static void not_ours(revoke_req_t *t, const scrip_err_t *err)
  * out with key (borrowed). Only a token scrip signed names a row to
  * change: anything else is an invalid token, answered 200 with nothing
  * changed. An expired token is invalid too: it can no longer be used. */
-static void check_access(revoke_req_t *t, const cjose_jwk_t *key, scrip_alg_t alg)
+static void check_access(revoke_req_t *t, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg)
 {
 	scrip_subject_t subject = { 0 };
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	bool ours = scrip_keyring_token_verify(&t->jwt, key, alg, t->issuer, (int64_t)time(NULL), &subject, &err);
+	bool ours = scrip_keyring_token_verify(&t->jwt, key, pkey, alg, t->issuer, (int64_t)time(NULL), &subject, &err);
 	if (ours && !(t->jti = strdup(subject.jti)))
 		abort();
 	scrip_subject_clear(&subject);
@@ -255,7 +255,7 @@ static void key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *db_e
 	else if (!key)
 		not_ours(t, &err);
 	else
-		check_access(t, key, alg);
+		check_access(t, key, NULL, alg);
 	scrip_keyset_release(set);
 }
 
@@ -281,7 +281,7 @@ static void revoke_access(revoke_req_t *t, const char *token)
 	const scrip_signing_key_t *key = scrip_keyrings_find(t->app->keys, t->vo, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
 	if (key) {
-		check_access(t, key->jwk, key->alg);
+		check_access(t, key->jwk, key->pkey, key->alg);
 		return;
 	}
 	/* Perhaps signed by a key made moments ago elsewhere: answering 200

@@ -493,7 +493,7 @@ static void own_token_start(scrip_token_req_t *t, const char *vo)
 	char *issuer = scrip_vo_issuer(t->app->cfg->issuer, vo);
 	if (!issuer)
 		abort();
-	bool verified = scrip_keyring_token_verify(&t->jwt, key->jwk, key->alg, issuer, (int64_t)time(NULL),
+	bool verified = scrip_keyring_token_verify(&t->jwt, key->jwk, key->pkey, key->alg, issuer, (int64_t)time(NULL),
 						   &t->subject, &err);
 	free(issuer);
 	if (!verified) {

@@ -370,6 +370,12 @@ end:
  * signature in half and never checks its length or the curve). */
 bool scrip_jwt_verify_signature(const scrip_jwt_t *jwt, const cjose_jwk_t *key, scrip_err_t *err)
 {
+	return scrip_jwt_verify_signature_pkey(jwt, key, NULL, err);
+}
+
+bool scrip_jwt_verify_signature_pkey(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *given,
+				     scrip_err_t *err)
+{
 	bool ok = false;
 	EVP_PKEY *pkey = NULL;
 	EVP_MD_CTX *ctx = NULL;
@@ -393,7 +399,7 @@ bool scrip_jwt_verify_signature(const scrip_jwt_t *jwt, const cjose_jwk_t *key, 
 		       scrip_alg_name(jwt->alg));
 		goto end;
 	}
-	pkey = scrip_jwk_public_pkey(key);
+	pkey = given ? given : scrip_jwk_public_pkey(key);
 	if (!pkey) {
 		REFUSE(err, "key_alg_mismatch", "the issuer's key for this kid cannot be used");
 		goto end;
@@ -431,7 +437,8 @@ end:
 	ERR_clear_error();
 	OPENSSL_free(der);
 	EVP_MD_CTX_free(ctx);
-	EVP_PKEY_free(pkey);
+	if (pkey != given)
+		EVP_PKEY_free(pkey);
 	return ok;
 }
 

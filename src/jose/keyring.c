@@ -52,6 +52,7 @@ void scrip_keyring_free(scrip_keyring_t *ring)
 	for (size_t i = 0; i < ring->count; i++) {
 		free(ring->keys[i].kid);
 		cjose_jwk_release(ring->keys[i].jwk); /* cjose wipes the private key */
+		EVP_PKEY_free(ring->keys[i].pkey);
 	}
 	free(ring->keys);
 	free(ring);
@@ -123,9 +124,13 @@ bool scrip_keyring_add(scrip_keyring_t *ring, const char *kid, const char *alg, 
 		ring->cap = cap;
 	}
 	kid_copy = strdup(kid);
-	if (!kid_copy)
+	/* Checking scrip's own tokens (introspection, revocation) would
+	 * otherwise make it again for every token. */
+	EVP_PKEY *pkey = kid_copy ? scrip_jwk_public_pkey(jwk) : NULL;
+	if (!pkey)
 		goto oom;
-	ring->keys[ring->count++] = (scrip_signing_key_t){.kid = kid_copy, .alg = a, .state = st, .jwk = jwk};
+	ring->keys[ring->count++] =
+		(scrip_signing_key_t){ .kid = kid_copy, .alg = a, .state = st, .jwk = jwk, .pkey = pkey };
 	kid_copy = NULL;
 	jwk = NULL;
 	ok = true;
@@ -167,8 +172,8 @@ bool scrip_keyring_token_parse(const char *token, size_t token_len, const char *
 	return true;
 }
 
-bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, scrip_alg_t alg, const char *issuer,
-				int64_t now, scrip_subject_t *subject, scrip_err_t *err)
+bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,
+				const char *issuer, int64_t now, scrip_subject_t *subject, scrip_err_t *err)
 {
 	memset(subject, 0, sizeof(*subject));
 	json_t *typ = json_object_get(jwt->header, "typ");
@@ -179,7 +184,7 @@ bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, 
 	/* The key's own algorithm only: a token naming another is refused
 	 * before any cryptography. */
 	scrip_jwt_policy_t policy = { .issuer = issuer, .algorithms = (unsigned)alg, .clock_skew = 0 };
-	if (!scrip_jwt_alg_allowed(jwt, &policy, err) || !scrip_jwt_verify_signature(jwt, key, err) ||
+	if (!scrip_jwt_alg_allowed(jwt, &policy, err) || !scrip_jwt_verify_signature_pkey(jwt, key, pkey, err) ||
 	    !scrip_jwt_validate_claims(jwt, &policy, now, subject, err))
 		return false;
 	if (!subject->jti) {

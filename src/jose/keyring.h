@@ -11,6 +11,7 @@
 
 #include <cjose/jwk.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "jose/alg.h"
 #include "jose/jwt.h"
@@ -31,6 +32,7 @@ typedef struct {
 	scrip_alg_t alg;
 	scrip_key_state_t state;
 	cjose_jwk_t *jwk; /* with private part */
+	EVP_PKEY *pkey;   /* its public key for OpenSSL, made once (scrip_jwk_public_pkey) */
 } scrip_signing_key_t;
 
 typedef struct scrip_keyring scrip_keyring_t;
@@ -70,15 +72,16 @@ bool scrip_keyring_token_parse(const char *token, size_t token_len, const char *
 			       scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* Step 2, with key (borrowed), scrip's public or private key for jwt->kid,
- * of algorithm alg: header typ "at+jwt" (RFC 8725 §3.11: scrip signs
+ * of algorithm alg, and pkey its public key made already (a ring key's
+ * pkey; NULL: made here): header typ "at+jwt" (RFC 8725 §3.11: scrip signs
  * nothing else); jwt's alg exactly alg; the signature; then
  * scrip_jwt_validate_claims with no clock skew (exp is scrip's own promise:
  * now < exp; nbf and iat not after now) and a jti present. Refused with
  * SCRIP_E_INVALID_REQUEST ("bad_typ", "no_jti", or the reasons of jwt.h);
  * SCRIP_E_SERVER_ERROR only when the check itself could not run.
  * [out] subject: free with scrip_subject_clear (also on failure). */
-bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, scrip_alg_t alg, const char *issuer,
-				int64_t now, scrip_subject_t *subject, scrip_err_t *err) SCRIP_MUST_CHECK;
+bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,
+				const char *issuer, int64_t now, scrip_subject_t *subject, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* {"keys": [...]} with the public JWK of every published key. New reference. */
 json_t *scrip_keyring_jwks(const scrip_keyring_t *ring);

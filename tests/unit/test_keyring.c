@@ -168,6 +168,16 @@ static void test_ring_publishes_and_signs(void)
 	scrip_jwt_t jwt;
 	CU_ASSERT_TRUE(scrip_jwt_parse(token, strlen(token), &jwt, &err));
 	CU_ASSERT_TRUE(scrip_jwt_verify_signature(&jwt, scrip_keyset_find(set, jwt.kid), &err));
+	/* Each ring key keeps its public key made once; verifying with it
+	 * agrees with making it anew, and it is the key's own: another key's
+	 * refuses the signature. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cur->pkey);
+	CU_ASSERT_TRUE(scrip_jwt_verify_signature_pkey(&jwt, cur->jwk, cur->pkey, &err));
+	const scrip_signing_key_t *other = scrip_keyring_find(ring, ec2.kid);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	scrip_err_t e = {0};
+	CU_ASSERT_FALSE(scrip_jwt_verify_signature_pkey(&jwt, other->jwk, other->pkey, &e));
+	CU_ASSERT_STRING_EQUAL(e.reason, "bad_signature");
 	scrip_jwt_clear(&jwt);
 	free(token);
 	scrip_keyset_release(set);
