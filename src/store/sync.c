@@ -1046,10 +1046,16 @@ end:
 	return out;
 }
 
-/* What introspection would answer, as one word. */
+/* Whether the client of a row is enabled (a disabled client's grants and
+ * tokens are not active, as /introspect says, until it is enabled again). */
+#define SQL_CLIENT_ENABLED(row) "(SELECT c.enabled FROM scrip.clients c WHERE c.client_id = " row ".client_id)"
+
+/* What introspection would answer, as one word: the lasting reasons first
+ * (as the audit views order them). */
 #define SQL_GRANT_STATE(g)                                                                                         \
 	"CASE WHEN " g ".state <> 'active' THEN 'revoked' WHEN " g ".expires_at <= now() THEN 'expired'"            \
-	" WHEN " g ".max_uses IS NOT NULL AND " g ".uses >= " g ".max_uses THEN 'used_up' ELSE 'active' END"
+	" WHEN " g ".max_uses IS NOT NULL AND " g ".uses >= " g ".max_uses THEN 'used_up'"                           \
+	" WHEN NOT " SQL_CLIENT_ENABLED(g) " THEN 'client_disabled' ELSE 'active' END"
 
 static const char job_show_sql[] =
 	"SELECT json_build_object("
@@ -1069,7 +1075,8 @@ static const char job_show_sql[] =
 	" 'access_tokens', (SELECT coalesce(json_agg(json_build_object("
 	"    'jti', t.jti, 'client_id', t.client_id, 'subject', t.subject,"
 	"    'state', CASE WHEN t.revoked_at IS NOT NULL OR g.state = 'revoked' OR e.job_id IS NOT NULL THEN 'revoked'"
-	"                  WHEN t.expires_at <= now() THEN 'expired' ELSE 'active' END,"
+	"                  WHEN t.expires_at <= now() THEN 'expired'"
+	"                  WHEN NOT " SQL_CLIENT_ENABLED("t") " THEN 'client_disabled' ELSE 'active' END,"
 	"    'scopes', to_json(t.scopes), 'audiences', to_json(t.audiences), 'grant_id', t.grant_id,"
 	"    'issued_at', " SQL_TIME("t.issued_at") ", 'expires_at', " SQL_TIME("t.expires_at") ","
 	"    'revoked_at', " SQL_TIME("t.revoked_at") ", 'revoked_by', t.revoked_by,"

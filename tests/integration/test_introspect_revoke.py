@@ -807,6 +807,16 @@ class CtlJobTest(Case):
             self.assertNotIn(hashlib.sha256(refresh.encode()).hexdigest(), output)
             self.assertNoSecretIn(output)
 
+        # A disabled client's grant and token are not active (as /introspect says), until it is enabled.
+        self.ctl_ok("client", "disable", client.id)
+        doc = json.loads(self.ctl_ok("job", "show", job, "--json").stdout)
+        self.assertEqual([g["state"] for g in doc["grants"]], ["client_disabled"])
+        self.assertEqual([t["state"] for t in doc["access_tokens"]], ["client_disabled"])
+        self.assertInactive(self.introspect(self.caller(), token))
+        self.ctl_ok("client", "enable", client.id)
+        doc = json.loads(self.ctl_ok("job", "show", job, "--json").stdout)
+        self.assertEqual([t["state"] for t in doc["access_tokens"]], ["active"])
+
         self.ctl_ok("job", "end", job, "--reason", "done")
         doc = json.loads(self.ctl_ok("job", "show", job, "--client", client.id, "--json").stdout)
         self.assertEqual([(e["client_id"], e["reason"]) for e in doc["ended"]], [(client.id, "done")])
