@@ -474,27 +474,21 @@ static void own_token_state_cb(const scrip_access_state_t *state, const scrip_er
 	issue_access_token(t);
 }
 
-/* The subject token names one of scrip's own issuers, that of VO vo:
- * verify it with that VO's keys only, then ask the database whether it is
- * still active and issued for the client's VO (own_token_state_cb: the
- * row, not the iss, says which VO a token is for — a token minted before
- * its VO had an issuer of its own names the base issuer). */
-static void own_token_start(scrip_token_req_t *t, const char *vo)
+/* scrip's own subject token (of VO t->own_vo) checked with key (pkey: its
+ * OpenSSL public key, NULL to make it); then the rules of re-delegation,
+ * and the database is asked whether it is still active and issued for the
+ * client's VO (own_token_state_cb: the row, not the iss, says which VO a
+ * token is for — a token minted before its VO had an issuer of its own
+ * names the base issuer). */
+static void own_token_check(scrip_token_req_t *t, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	const scrip_signing_key_t *key = scrip_keyrings_find(t->app->keys, vo, t->jwt.kid);
-	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
-	if (!key) {
-		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "unknown_kid",
-				      "the subject token's kid is not one of scrip's published keys");
-		return;
-	}
-	char *issuer = scrip_vo_issuer(t->app->cfg->issuer, vo);
+	char *issuer = scrip_vo_issuer(t->app->cfg->issuer, t->own_vo);
 	if (!issuer)
 		abort();
-	bool verified = scrip_keyring_token_verify(&t->jwt, key->jwk, key->pkey, key->alg, issuer, (int64_t)time(NULL),
-						   &t->subject, &err);
+	bool verified = scrip_keyring_token_verify(&t->jwt, key, pkey, alg, issuer, (int64_t)time(NULL), &t->subject,
+						   &err);
 	free(issuer);
 	if (!verified) {
 		scrip_token_deny(t, &err);
@@ -521,6 +515,36 @@ static void own_token_start(scrip_token_req_t *t, const char *vo)
 	t->request.job_id = job;
 	scrip_token_set_step(t, STEP_SUBJECT);
 	scrip_tokens_access_state(t->app->db, t->subject.jti, own_token_state_cb, t);
+}
+
+static void own_key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	const cjose_jwk_t *key = set ? scrip_keyset_find(set, t->jwt.kid) : NULL;
+	if (db_err)
+		scrip_token_deny(t, db_err);
+	else if (!key)
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "unknown_kid",
+				      "the subject token's kid is not one of scrip's published keys");
+	else
+		own_token_check(t, key, NULL, alg);
+	scrip_keyset_release(set);
+}
+
+/* The subject token names one of scrip's own issuers, that of VO vo: it
+ * is checked with that VO's keys only — in memory, or (a key made moments
+ * ago by another instance, not loaded here yet) in the database. */
+static void own_token_start(scrip_token_req_t *t, const char *vo)
+{
+	snprintf(t->own_vo, sizeof(t->own_vo), "%s", vo);
+	const scrip_signing_key_t *key = scrip_keyrings_find(t->app->keys, vo, t->jwt.kid);
+	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
+	if (key) {
+		own_token_check(t, key->jwk, key->pkey, key->alg);
+		return;
+	}
+	scrip_token_set_step(t, STEP_SUBJECT);
+	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->own_vo, own_key_cb, t);
 }
 
 void scrip_token_exchange_start(scrip_token_req_t *t)

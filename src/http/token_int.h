@@ -16,6 +16,7 @@
 #include "core/exchange.h"
 #include "http/form.h"
 #include "jose/jwt.h"
+#include "core/vo.h"
 #include "jose/keyring.h"
 #include "store/store.h"
 #include "util/observe.h"
@@ -55,6 +56,7 @@ typedef struct {
 	scrip_subject_t subject;
 	scrip_scope_set_t subject_scopes;
 	const json_t *act_parent; /* re-delegation: the subject token's act (borrowed from jwt) */
+	char own_vo[SCRIP_VO_NAME_SIZE]; /* re-delegation: the VO whose issuer the subject token names */
 	const char *parent_audiences[SCRIP_AUDIENCE_MAX]; /* re-delegation: its aud (borrowed from jwt) */
 	size_t n_parent_audiences;
 

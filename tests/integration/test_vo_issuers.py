@@ -254,6 +254,12 @@ class TokensTest(Case):
             self.assertEqual((r.status, r.json), (200, {"active": False}))
             r = self.introspect(atlas_se, sign(private, kid, dict(claims, iss=vo_issuer("cms"))))
             self.assertEqual((r.status, r.json), (200, {"active": False}))
+            # Re-delegation asks the database too, among the token's VO's keys only.
+            r = self.env.exchange(atlas, sign(private, kid, dict(claims)), scope=READ, audiences=[STORAGE])
+            self.assertEqual(r.status, 200, "re-delegation with a key not loaded yet: %r" % r)
+            forged = sign(private, kid, dict(claims, iss=vo_issuer("cms")))
+            r = self.env.exchange(self.client("cms"), forged, scope=READ, audiences=[STORAGE])
+            self.assertEqual((r.status, r.json["error"]), (400, "invalid_request"), r)
         finally:
             self.env.db.execute("UPDATE scrip.signing_keys SET state = 'retired', retired_at = now(),"
                                 " private_sealed = NULL WHERE kid = :'k'", k=kid)
