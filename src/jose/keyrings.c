@@ -2,7 +2,6 @@
  * A handful of VOs at most: looked up by a linear scan. */
 #include "jose/keyrings.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
