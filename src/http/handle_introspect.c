@@ -361,7 +361,7 @@ static void key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *db_e
 	else if (!key)
 		finish_inactive(t, "access", "unknown_kid");
 	else
-		check_access(t, key, NULL, alg);
+		check_access(t, key, scrip_keyset_pkey(set, t->jwt.kid), alg);
 	scrip_keyset_release(set);
 }
 

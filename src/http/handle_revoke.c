@@ -255,7 +255,7 @@ static void key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *db_e
 	else if (!key)
 		not_ours(t, &err);
 	else
-		check_access(t, key, NULL, alg);
+		check_access(t, key, scrip_keyset_pkey(set, t->jwt.kid), alg);
 	scrip_keyset_release(set);
 }
 

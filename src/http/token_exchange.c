@@ -357,7 +357,7 @@ static bool subject_token_valid(scrip_token_req_t *t, scrip_keyset_t *set, const
 	int64_t now = (int64_t)time(NULL), now_ms = scrip_mono_ms();
 	bool known = scrip_verified_cache_find(seen, t->jwt.digest, set, now, now_ms);
 	scrip_obs_cache(SCRIP_CACHE_VERIFIED_SUBJECT, known);
-	if (!(known || scrip_jwt_verify_signature(&t->jwt, key, err)) ||
+	if (!(known || scrip_jwt_verify_signature_pkey(&t->jwt, key, scrip_keyset_pkey(set, t->jwt.kid), err)) ||
 	    !scrip_jwt_validate_claims(&t->jwt, policy, now, &t->subject, err))
 		return false;
 	if (!known) /* from exp + skew on, validate_claims refuses it as expired */
@@ -527,7 +527,7 @@ static void own_key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *
 		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "unknown_kid",
 				      "the subject token's kid is not one of scrip's published keys");
 	else
-		own_token_check(t, key, NULL, alg);
+		own_token_check(t, key, scrip_keyset_pkey(set, t->jwt.kid), alg);
 	scrip_keyset_release(set);
 }
 

@@ -437,6 +437,7 @@ end:
 struct keyset_entry {
 	char *kid;        /* owned */
 	cjose_jwk_t *jwk; /* owned (one cjose reference) */
+	EVP_PKEY *pkey;   /* owned: its public key for OpenSSL, made once; NULL if it cannot be made */
 };
 
 struct scrip_keyset {
@@ -602,6 +603,9 @@ scrip_keyset_t *scrip_keyset_parse(const char *json, size_t len, size_t *skipped
 		}
 		set->keys[set->count].kid = kid;
 		set->keys[set->count].jwk = jwk;
+		/* Read only from here on, by every thread that verifies with the
+		 * set (OpenSSL allows concurrent use of a key that no one changes). */
+		set->keys[set->count].pkey = scrip_jwk_public_pkey(jwk);
 		set->count++;
 	}
 	if (skipped)
@@ -609,6 +613,14 @@ scrip_keyset_t *scrip_keyset_parse(const char *json, size_t len, size_t *skipped
 end:
 	json_decref(doc);
 	return set;
+}
+
+EVP_PKEY *scrip_keyset_pkey(const scrip_keyset_t *set, const char *kid)
+{
+	for (size_t i = 0; set && kid && i < set->count; i++)
+		if (strcmp(set->keys[i].kid, kid) == 0)
+			return set->keys[i].pkey;
+	return NULL;
 }
 
 const cjose_jwk_t *scrip_keyset_find(const scrip_keyset_t *set, const char *kid)
@@ -641,6 +653,7 @@ void scrip_keyset_release(scrip_keyset_t *set)
 	for (size_t i = 0; i < set->count; i++) {
 		free(set->keys[i].kid);
 		cjose_jwk_release(set->keys[i].jwk);
+		EVP_PKEY_free(set->keys[i].pkey);
 	}
 	free(set);
 }

@@ -84,6 +84,11 @@ scrip_keyset_t *scrip_keyset_parse(const char *json, size_t len, size_t *skipped
 /* The key for kid or NULL; borrowed for as long as the caller holds a reference to set. */
 const cjose_jwk_t *scrip_keyset_find(const scrip_keyset_t *set, const char *kid);
 
+/* That key's public key for OpenSSL, made once when the set was parsed
+ * (scrip_jwk_public_pkey), for scrip_jwt_verify_signature_pkey; NULL when
+ * there is no such kid or it could not be made. Borrowed like the key. */
+EVP_PKEY *scrip_keyset_pkey(const scrip_keyset_t *set, const char *kid);
+
 size_t scrip_keyset_size(const scrip_keyset_t *set);
 scrip_keyset_t *scrip_keyset_retain(scrip_keyset_t *set);
 void scrip_keyset_release(scrip_keyset_t *set); /* NULL is a no-op */

@@ -932,7 +932,19 @@ static void mint_round_trip(const cjose_jwk_t *key, scrip_alg_t alg, size_t sig_
 		CU_ASSERT_EQUAL(slen, sig_len);
 		CU_ASSERT_STRING_EQUAL(check(token, scrip_keyset_find(set, kid)), "");
 		CU_ASSERT_STRING_EQUAL(last_subject.scope, "storage.read:/atlas");
+		/* The set's OpenSSL key, made once, gives the same verdicts. */
+		scrip_jwt_t jwt;
+		CU_ASSERT_TRUE_FATAL(scrip_jwt_parse(token, strlen(token), &jwt, &err));
+		EVP_PKEY *pkey = scrip_keyset_pkey(set, kid);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(pkey);
+		CU_ASSERT_TRUE(scrip_jwt_verify_signature_pkey(&jwt, scrip_keyset_find(set, kid), pkey, &err));
+		jwt.signature[0] ^= 1;
+		scrip_err_t bad = {0};
+		CU_ASSERT_FALSE(scrip_jwt_verify_signature_pkey(&jwt, scrip_keyset_find(set, kid), pkey, &bad));
+		CU_ASSERT_STRING_EQUAL(bad.reason, "bad_signature");
+		scrip_jwt_clear(&jwt);
 	}
+	CU_ASSERT_PTR_NULL(scrip_keyset_pkey(set, "no-such-kid"));
 	json_decref(claims);
 	scrip_keyset_release(set);
 }
