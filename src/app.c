@@ -137,6 +137,14 @@ static void jwks_fetch_noted(void *arg, const char *upstream, bool discovery, bo
 
 /* host/pid/random/wN: unique among the scripd (and their worker loops)
  * sharing a database, where it names lease holders. */
+/* Issued tokens may take half the pool's connections (rounded up) before
+ * they start to wait and go by batches: the other half stays for the reads
+ * that come first in every request. */
+static int records_in_flight(const scrip_config_t *cfg)
+{
+	return (int)((cfg->pool_size + 1) / 2);
+}
+
 static void instance_name(char *out, size_t size, int worker)
 {
 	char host[64] = "host";
@@ -169,6 +177,7 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 			       (int)app->cfg->query_timeout * 1000, app->cfg->synchronous_commit);
 	if (!app->db)
 		return false;
+	app->records = scrip_batcher_new(app->db, records_in_flight(app->cfg));
 	instance_name(app->instance, sizeof(app->instance), app->worker_index);
 	app->oauth = scrip_oauth_new(app->base, app->fetcher, app->db, app->cfg, app->instance, app->shared->oauth);
 	app->lazy = app->oauth ? scrip_lazy_new(app->base, app->db, app->oauth, app->cfg, app->cfg->encryption_key,
@@ -227,6 +236,7 @@ void scrip_app_stop(scrip_app_t *app)
 	scrip_oauth_free(app->oauth);
 	scrip_lazy_free(app->lazy);
 	scrip_db_free(app->db);
+	scrip_batcher_free(app->records);
 	scrip_httpd_stop(app);
 	if (app->ready_timer)
 		event_free(app->ready_timer);

@@ -96,7 +96,7 @@ static void issue_access_token(scrip_token_req_t *t)
 		.vo = t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO,
 	};
 	scrip_token_set_step(t, STEP_RECORDING);
-	scrip_store_token_record(t->app->db, &rec, access_recorded_cb, t);
+	scrip_store_token_record(t->app->records, &rec, access_recorded_cb, t);
 }
 
 /* ---- a grant (RFC 8693 with requested_token_type refresh_token) ------------ */

@@ -249,20 +249,81 @@ static const char token_record_sql[] =
 	"        ARRAY(SELECT jsonb_array_elements_text($14::jsonb)), vo"
 	"   FROM t";
 
-void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, scrip_store_done_cb cb, void *arg)
+/* The same for many tokens (batch.h): each element of $1 is one token's
+ * values, named as token_record_fields; the tokens of an ended job are
+ * skipped, and the jti of each token written is returned. */
+static const char token_record_batch_sql[] =
+	"WITH r AS ("
+	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(jti text, client_id text, subject text,"
+	"    upstream_issuer text, subject_token_ref text, scopes text, audiences text, job_id text, kid text,"
+	"    issued_at bigint, expires_at bigint, remote_addr text, requested_scope text,"
+	"    requested_audiences text, vo text)),"
+	" t AS ("
+	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo)"
+	"  SELECT r.jti, r.client_id, r.subject, r.upstream_issuer, r.subject_token_ref,"
+	"         string_to_array(r.scopes, ' '), ARRAY(SELECT jsonb_array_elements_text(r.audiences::jsonb)),"
+	"         r.job_id, r.kid, to_timestamp(r.issued_at), to_timestamp(r.expires_at), r.remote_addr, r.vo"
+	"    FROM r"
+	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = r.client_id AND e.job_id = r.job_id)"
+	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr, vo)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
+	"                                 remote_addr, requested_scope, requested_audiences, vo)"
+	" SELECT 'token_exchange', 'granted', t.client_id, t.subject, t.upstream_issuer, t.jti, t.job_id,"
+	"        t.remote_addr, r.requested_scope, ARRAY(SELECT jsonb_array_elements_text(r.requested_audiences::jsonb)),"
+	"        t.vo"
+	"   FROM t JOIN r USING (jti)"
+	" RETURNING jti";
+
+static const char *const token_record_fields[] = { "jti",          "client_id",       "subject",
+						   "upstream_issuer", "subject_token_ref", "scopes",
+						   "audiences",    "job_id",          "kid",
+						   "issued_at",    "expires_at",      "remote_addr",
+						   "requested_scope", "requested_audiences", "vo" };
+
+static const scrip_batch_kind_t token_record_kind = {
+	.name = "issued token",
+	.single_sql = token_record_sql,
+	.batch_sql = token_record_batch_sql,
+	.fields = token_record_fields,
+	.n = 15,
+	.key = 0,
+};
+
+struct batched_done {
+	scrip_store_done_cb cb;
+	void *arg;
+};
+
+/* Not written with no error: the ended-job guard wrote nothing. */
+static void token_recorded_cb(bool written, const scrip_err_t *err, void *arg)
+{
+	struct batched_done op = *(struct batched_done *)arg;
+	free(arg);
+	scrip_err_t ended;
+	if (!err && !written) {
+		SCRIP_ERR(&ended, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended");
+		err = &ended;
+	}
+	op.cb(err, op.arg);
+}
+
+void scrip_store_token_record(scrip_batcher_t *batcher, const scrip_token_record_t *rec, scrip_store_done_cb cb,
+			      void *arg)
 {
 	char iat[24], exp[24];
 	snprintf(iat, sizeof(iat), "%" PRId64, rec->issued_at);
 	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
 	char *auds = json_strings(rec->audiences, rec->n_audiences);
 	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
-	if (!auds || !requested)
+	struct batched_done *op = malloc(sizeof(*op));
+	if (!auds || !requested || !op)
 		abort();
+	*op = (struct batched_done){ .cb = cb, .arg = arg };
 	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
 				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
 				 rec->requested_scope, requested, rec->vo };
-	query_done_or(db, token_record_sql, 15, params, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended", cb,
-		      arg);
+	scrip_batcher_add(batcher, &token_record_kind, params, token_recorded_cb, op);
 	free(requested);
 	free(auds);
 }

@@ -9,6 +9,7 @@
 #include "core/client.h"
 #include "jose/alg.h"
 #include "jose/keyring.h"
+#include "store/batch.h"
 #include "store/db.h"
 #include "util/err.h"
 
@@ -59,10 +60,14 @@ typedef struct {
 } scrip_token_record_t;
 
 /* Commits the issued_tokens row and its 'granted' audit row in one
- * statement: both or neither. err is NULL on success; SCRIP_E_INVALID_REQUEST
- * "job_ended" when the token's (client, job_id) has ended. */
+ * statement: both or neither. Through batcher: when the database is busy,
+ * with other tokens in the same statement (batch.h); cb runs once this
+ * token's rows are committed. err is NULL on success;
+ * SCRIP_E_INVALID_REQUEST "job_ended" when the token's (client, job_id) has
+ * ended. */
 typedef void (*scrip_store_done_cb)(const scrip_err_t *err, void *arg);
-void scrip_store_token_record(scrip_db_t *db, const scrip_token_record_t *rec, scrip_store_done_cb cb, void *arg);
+void scrip_store_token_record(scrip_batcher_t *batcher, const scrip_token_record_t *rec, scrip_store_done_cb cb,
+			      void *arg);
 
 /* A refusal, for the audit trail. */
 typedef struct {

@@ -21,6 +21,7 @@ static struct {
 	scrip_metric_t *db_errors;     /* scrip_db_errors_total{reason} */
 	scrip_metric_t *db_conns;      /* scrip_db_connections_up */
 	scrip_metric_t *db_queue;      /* scrip_db_queue_length */
+	scrip_metric_t *db_batch;      /* scrip_db_records_per_statement */
 	scrip_metric_t *up_calls;      /* scrip_upstream_calls_total{upstream,kind,outcome} */
 	scrip_metric_t *up_duration;   /* scrip_upstream_call_duration_seconds{upstream,kind} */
 	scrip_metric_t *cache;         /* scrip_cache_lookups_total{cache,result} */
@@ -81,6 +82,10 @@ static const double latency_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 					  0.25,  0.5,    1,     2.5,  5,     10,   30 };
 #define N_LATENCY_BUCKETS (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
 
+/* Records per statement of a grouped commit: 1 up to SCRIP_BATCH_MAX (64). */
+static const double batch_buckets[] = { 1, 2, 4, 8, 16, 32, 64 };
+#define N_BATCH_BUCKETS (sizeof(batch_buckets) / sizeof(batch_buckets[0]))
+
 static const char *upstream_none[] = { "none", NULL };
 
 bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
@@ -124,6 +129,11 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		  .type = SCRIP_METRIC_GAUGE, .dense = true },
 		{ .name = "scrip_db_queue_length", .help = "Queries waiting for a database connection.",
 		  .type = SCRIP_METRIC_GAUGE, .dense = true },
+		{ .name = "scrip_db_records_per_statement",
+		  .help = "Issued tokens written per statement: 1 when the database keeps up, more when they are "
+			  "grouped into one commit.",
+		  .type = SCRIP_METRIC_HISTOGRAM, .buckets = batch_buckets, .n_buckets = N_BATCH_BUCKETS,
+		  .dense = true },
 		{ .name = "scrip_upstream_calls_total",
 		  .help = "HTTP calls to main issuers, by upstream, kind and outcome (ok, refused, error).",
 		  .type = SCRIP_METRIC_COUNTER, .n_labels = 3, .labels = { "upstream", "kind", "outcome" },
@@ -148,7 +158,7 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		  .dense = true },
 	};
 	scrip_metric_t **slots[] = { &m.requests,    &m.duration,  &m.issued,   &m.denials,
-				     &m.db_duration, &m.db_errors, &m.db_conns, &m.db_queue,
+				     &m.db_duration, &m.db_errors, &m.db_conns, &m.db_queue, &m.db_batch,
 				     &m.up_calls,    &m.up_duration, &m.cache, &m.connections,
 				     &m.jwks_fetches, &m.circuit_open };
 	bool ok = true;
@@ -256,6 +266,11 @@ void scrip_obs_db_conns(int delta)
 void scrip_obs_db_queue(int delta)
 {
 	scrip_metric_add(m.db_queue, NULL, delta);
+}
+
+void scrip_obs_db_batch(size_t records)
+{
+	scrip_metric_observe(m.db_batch, NULL, (double)records);
 }
 
 void scrip_obs_connections(int delta)

@@ -1,0 +1,288 @@
+/* batch.c — grouped commits (batch.h): per kind of record a queue of
+ * records waiting, and a count of this batcher's statements in flight.
+ * A record is sent as soon as fewer than max_in_flight statements run;
+ * otherwise it waits, and the statement that ends sends everything that
+ * waited as one. Records travel to PostgreSQL as one JSON array. */
+#include "store/batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "util/log.h"
+#include "util/observe.h"
+
+#define KINDS_MAX 4
+
+struct record {
+	json_t *values; /* object: one member per field; JSON null for SQL NULL */
+	scrip_batch_cb cb;
+	void *arg;
+};
+
+struct queue {
+	const scrip_batch_kind_t *kind;
+	struct record *records; /* SCRIP_BATCH_MAX of them */
+	size_t n;
+};
+
+struct scrip_batcher {
+	scrip_db_t *db;
+	int max_in_flight;
+	int in_flight;
+	struct queue queues[KINDS_MAX];
+	size_t n_queues;
+};
+
+/* One statement on its way: the records it writes, owned until answered. */
+struct sent {
+	scrip_batcher_t *b;
+	const scrip_batch_kind_t *kind;
+	struct record *records;
+	size_t n;
+};
+
+scrip_batcher_t *scrip_batcher_new(scrip_db_t *db, int max_in_flight)
+{
+	scrip_batcher_t *b = calloc(1, sizeof(*b));
+	if (!b)
+		abort();
+	b->db = db;
+	b->max_in_flight = max_in_flight > 0 ? max_in_flight : 1;
+	return b;
+}
+
+void scrip_batcher_free(scrip_batcher_t *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n_queues; i++) {
+		for (size_t j = 0; j < b->queues[i].n; j++)
+			json_decref(b->queues[i].records[j].values);
+		free(b->queues[i].records);
+	}
+	free(b);
+}
+
+size_t scrip_batcher_waiting(const scrip_batcher_t *b)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->n_queues; i++)
+		n += b->queues[i].n;
+	return n;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static void pump(scrip_batcher_t *b);
+
+static void sent_free(struct sent *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		json_decref(s->records[i].values);
+	free(s->records);
+	free(s);
+}
+
+static void single_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct sent *s = arg;
+	scrip_batcher_t *b = s->b;
+	b->in_flight--;
+	s->records[0].cb(res && scrip_db_result_affected(res) == 1, res ? NULL : err, s->records[0].arg);
+	sent_free(s);
+	pump(b);
+}
+
+/* The record's values as single_sql's parameters, borrowed from it. */
+static void record_params(const scrip_batch_kind_t *kind, const struct record *r, const char **params)
+{
+	for (int i = 0; i < kind->n; i++)
+		params[i] = json_string_value(json_object_get(r->values, kind->fields[i]));
+}
+
+static void send_single(scrip_batcher_t *b, const scrip_batch_kind_t *kind, struct record r)
+{
+	struct sent *s = calloc(1, sizeof(*s));
+	const char **params = calloc((size_t)kind->n, sizeof(*params));
+	if (!s || !params)
+		abort();
+	*s = (struct sent){ .b = b, .kind = kind, .records = malloc(sizeof(r)), .n = 1 };
+	if (!s->records)
+		abort();
+	s->records[0] = r;
+	record_params(kind, &r, params);
+	b->in_flight++;
+	scrip_obs_db_batch(1);
+	scrip_db_query(b->db, kind->single_sql, kind->n, params, single_cb, s);
+	free(params);
+}
+
+static bool result_has_key(const scrip_db_result_t *res, const char *key)
+{
+	int rows = scrip_db_result_rows(res);
+	for (int i = 0; i < rows; i++) {
+		const char *v = scrip_db_result_value(res, i, 0);
+		if (v && key && strcmp(v, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A data exception (SQLSTATE class 22) or a constraint violation (23):
+ * what some record's values may have caused. Any other failure (the
+ * database unavailable, a timeout, a lock not granted) would be every
+ * record's alike, and writing them one by one would only repeat it. */
+static bool refused_a_value(const scrip_err_t *err)
+{
+	return err->code == SCRIP_E_SERVER_ERROR && strlen(err->reason) == 5 &&
+	       (strncmp(err->reason, "22", 2) == 0 || strncmp(err->reason, "23", 2) == 0);
+}
+
+static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct sent *s = arg;
+	scrip_batcher_t *b = s->b;
+	const scrip_batch_kind_t *kind = s->kind;
+	b->in_flight--;
+	if (res) {
+		for (size_t i = 0; i < s->n; i++) {
+			const char *key = json_string_value(json_object_get(s->records[i].values, kind->fields[kind->key]));
+			s->records[i].cb(result_has_key(res, key), NULL, s->records[i].arg);
+		}
+	} else if (refused_a_value(err)) {
+		/* One record may be what the statement refused: each alone now,
+		 * so that the others are written and the culprit gets its error. */
+		scrip_log_warn("db: a batch of %zu %s records failed (%s); writing each alone", s->n, kind->name,
+			       err->reason);
+		for (size_t i = 0; i < s->n; i++) {
+			send_single(b, kind, s->records[i]);
+			s->records[i].values = NULL; /* now the single statement's */
+		}
+	} else {
+		for (size_t i = 0; i < s->n; i++)
+			s->records[i].cb(false, err, s->records[i].arg);
+	}
+	sent_free(s);
+	pump(b);
+}
+
+/* Sends what q holds: alone by single_sql, or all together by batch_sql. */
+static void send_queue(scrip_batcher_t *b, struct queue *q)
+{
+	if (q->n == 1) {
+		q->n = 0;
+		send_single(b, q->kind, q->records[0]);
+		return;
+	}
+	json_t *array = json_array();
+	struct sent *s = calloc(1, sizeof(*s));
+	struct record *taken = malloc(SCRIP_BATCH_MAX * sizeof(*taken));
+	if (!array || !s || !taken)
+		abort();
+	for (size_t i = 0; i < q->n; i++)
+		if (json_array_append(array, q->records[i].values) != 0)
+			abort();
+	char *text = json_dumps(array, JSON_COMPACT);
+	if (!text)
+		abort();
+	json_decref(array);
+	*s = (struct sent){ .b = b, .kind = q->kind, .records = q->records, .n = q->n };
+	q->records = taken;
+	q->n = 0;
+	b->in_flight++;
+	scrip_obs_db_batch(s->n);
+	const char *params[] = { text };
+	scrip_db_query(b->db, s->kind->batch_sql, 1, params, batch_cb, s);
+	free(text);
+}
+
+/* Sends waiting records while fewer than max_in_flight statements run. */
+static void pump(scrip_batcher_t *b)
+{
+	bool sent = true;
+	while (sent && b->in_flight < b->max_in_flight) {
+		sent = false;
+		for (size_t i = 0; i < b->n_queues && b->in_flight < b->max_in_flight; i++) {
+			if (b->queues[i].n > 0) {
+				send_queue(b, &b->queues[i]);
+				sent = true;
+			}
+		}
+	}
+}
+
+/* ---- adding --------------------------------------------------------------- */
+
+static struct queue *queue_of(scrip_batcher_t *b, const scrip_batch_kind_t *kind)
+{
+	for (size_t i = 0; i < b->n_queues; i++)
+		if (b->queues[i].kind == kind)
+			return &b->queues[i];
+	if (b->n_queues == KINDS_MAX)
+		abort(); /* a programming error: more kinds than KINDS_MAX */
+	struct queue *q = &b->queues[b->n_queues++];
+	q->kind = kind;
+	q->records = malloc(SCRIP_BATCH_MAX * sizeof(*q->records));
+	if (!q->records)
+		abort();
+	return q;
+}
+
+/* The record as a JSON object; NULL when a value is not valid UTF-8 (JSON
+ * cannot carry it: such a record is written alone, as it came). */
+static json_t *record_values(const scrip_batch_kind_t *kind, const char *const *values)
+{
+	json_t *obj = json_object();
+	if (!obj)
+		abort();
+	for (int i = 0; i < kind->n; i++) {
+		json_t *v = values[i] ? json_string(values[i]) : json_null();
+		if (!v || json_object_set_new(obj, kind->fields[i], v) != 0) {
+			json_decref(obj);
+			return NULL;
+		}
+	}
+	return obj;
+}
+
+/* A record JSON cannot carry: its single statement, outside the batcher's
+ * count (PostgreSQL will most likely refuse it, and it gets that answer). */
+struct lone {
+	scrip_batch_cb cb;
+	void *arg;
+};
+
+static void lone_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct lone *l = arg;
+	l->cb(res && scrip_db_result_affected(res) == 1, res ? NULL : err, l->arg);
+	free(l);
+}
+
+static void send_lone(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const char *const *values,
+		      scrip_batch_cb cb, void *arg)
+{
+	struct lone *l = malloc(sizeof(*l));
+	if (!l)
+		abort();
+	*l = (struct lone){ .cb = cb, .arg = arg };
+	scrip_db_query(b->db, kind->single_sql, kind->n, values, lone_cb, l);
+}
+
+void scrip_batcher_add(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const char *const *values,
+		       scrip_batch_cb cb, void *arg)
+{
+	json_t *obj = record_values(kind, values);
+	if (!obj) {
+		send_lone(b, kind, values, cb, arg);
+		return;
+	}
+	struct queue *q = queue_of(b, kind);
+	q->records[q->n++] = (struct record){ .values = obj, .cb = cb, .arg = arg };
+	if (q->n == SCRIP_BATCH_MAX)
+		send_queue(b, q); /* full: goes now, to wait in the database's queue */
+	else
+		pump(b);
+}

@@ -1,0 +1,150 @@
+/* record_driver.c — drives grouped commits (store/batch.h) against a real
+ * PostgreSQL for test_grouped_commits.py: records N issued tokens through
+ * one batcher in one turn of the loop, and prints what each got.
+ *
+ *   record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--foreign I] [--timeout MS]
+ *
+ * Token i (0..N-1) has jti PREFIX-i (PREFIX random, printed first), job
+ * "job-i", subject "sub-i". --ended I gives token I the job "ended-job"
+ * (the test ends that job first); --foreign I gives token I a client that
+ * does not exist (PostgreSQL refuses its row). Prints:
+ *
+ *   prefix PREFIX
+ *   waiting W          records that waited for an earlier statement
+ *   I JTI written|job_ended|error:REASON
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "store/batch.h"
+#include "store/db.h"
+#include "store/store.h"
+#include "util/secret.h"
+
+struct outcome {
+	int index;
+	char jti[64];
+	char text[96];
+	int *left;
+	struct event_base *base;
+};
+
+static void recorded_cb(const scrip_err_t *err, void *arg)
+{
+	struct outcome *o = arg;
+	if (!err)
+		snprintf(o->text, sizeof(o->text), "written");
+	else if (strcmp(err->reason, "job_ended") == 0)
+		snprintf(o->text, sizeof(o->text), "job_ended");
+	else
+		snprintf(o->text, sizeof(o->text), "error:%s", err->reason);
+	if (--*o->left == 0)
+		event_base_loopbreak(o->base);
+}
+
+struct run {
+	scrip_batcher_t *batcher;
+	struct outcome *out;
+	int n, *left, ended, foreign;
+	struct event_base *base;
+	const char *client_id, *prefix;
+	bool started;
+};
+
+/* Adds every record in this one turn of the loop. */
+static void start_cb(void *arg)
+{
+	struct run *r = arg;
+	if (r->started)
+		return;
+	r->started = true;
+	const char *audiences[] = { "https://storage.example.org" };
+	const char *requested[] = { "https://storage.example.org", "https://other.example.org" };
+	for (int i = 0; i < r->n; i++) {
+		struct outcome *o = &r->out[i];
+		char job[32], sub[32];
+		snprintf(job, sizeof(job), i == r->ended ? "ended-job" : "job-%d", i);
+		snprintf(sub, sizeof(sub), "sub-%d", i);
+		*o = (struct outcome){ .index = i, .left = r->left, .base = r->base };
+		snprintf(o->jti, sizeof(o->jti), "%s-%d", r->prefix, i);
+		scrip_token_record_t rec = {
+			.jti = o->jti,
+			.client_id = i == r->foreign ? "no-such-client" : r->client_id,
+			.subject = sub,
+			.upstream_issuer = "https://issuer.example.org",
+			.subject_token_ref = "ref",
+			.scopes = "storage.read:/demo storage.create:/demo/output",
+			.audiences = audiences,
+			.n_audiences = 1,
+			.job_id = job,
+			.kid = "kid-1",
+			.issued_at = 1800000000,
+			.expires_at = 1800003600,
+			.remote_addr = "192.0.2.7",
+			.requested_scope = i % 2 ? NULL : "storage.read:/demo",
+			.requested_audiences = requested,
+			.n_requested_audiences = (size_t)(i % 3),
+			.vo = "default",
+		};
+		scrip_store_token_record(r->batcher, &rec, recorded_cb, o);
+	}
+	printf("waiting %zu\n", scrip_batcher_waiting(r->batcher));
+	fflush(stdout);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--foreign I] [--timeout MS]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4)
+		return usage();
+	const char *dsn = argv[1], *client_id = argv[2];
+	int n = atoi(argv[3]), in_flight = 1, ended = -1, foreign = -1, timeout_ms = 10000;
+	for (int i = 4; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--in-flight") == 0)
+			in_flight = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--ended") == 0)
+			ended = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--foreign") == 0)
+			foreign = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--timeout") == 0)
+			timeout_ms = atoi(argv[i + 1]);
+		else
+			return usage();
+	}
+	if (n <= 0 || n > 1000)
+		return usage();
+	char *prefix = scrip_random_token(9);
+	struct event_base *base = event_base_new();
+	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, timeout_ms, "on") : NULL;
+	scrip_batcher_t *batcher = db ? scrip_batcher_new(db, in_flight) : NULL;
+	struct outcome *out = calloc((size_t)n, sizeof(*out));
+	if (!prefix || !batcher || !out) {
+		fprintf(stderr, "record-driver: cannot start\n");
+		return 1;
+	}
+	printf("prefix %s\n", prefix);
+	int left = n;
+	struct run run = { .batcher = batcher, .out = out, .n = n, .left = &left, .base = base, .client_id = client_id,
+			   .prefix = prefix, .ended = ended, .foreign = foreign };
+	/* Queries made before a connection is up fail at once: start once one is. */
+	scrip_db_set_up_cb(db, start_cb, &run);
+	event_base_dispatch(base);
+	for (int i = 0; i < n; i++)
+		printf("%d %s %s\n", i, out[i].jti, out[i].text);
+	scrip_db_free(db);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	scrip_batcher_free(batcher);
+	event_base_free(base);
+	free(out);
+	free(prefix);
+	return left == 0 ? 0 : 1;
+}
