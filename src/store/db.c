@@ -40,6 +40,15 @@ struct query {
 	int64_t queued_us;   /* scrip_obs_now_us() when queued: the latency metric */
 	bool prepare;        /* run as a prepared statement (scrip_db_query), not unprepared */
 	bool retried;        /* re-prepared once already after the server dropped its statement */
+	bool shared;         /* scrip_db_query_shared: identical shared reads queued later join it */
+	struct waiter *waiters, **waiters_end; /* those that joined, answered after cb, in order */
+};
+
+/* A caller answered by another caller's identical read. */
+struct waiter {
+	struct waiter *next;
+	scrip_db_cb cb;
+	void *arg;
 };
 
 struct conn {
@@ -47,7 +56,9 @@ struct conn {
 	int index;
 	conn_state_t state;
 	PGconn *pg;
-	struct event *io;    /* socket readiness; re-created when the socket changes */
+	struct event *io;    /* socket readiness; re-created when the socket or the events watched change */
+	int io_sock;         /* the socket and events io watches */
+	short io_what;
 	struct event *retry; /* one-shot reconnect timer while DOWN */
 	int backoff_ms;
 	int64_t connect_deadline_ms;
@@ -103,6 +114,11 @@ static void query_free(struct query *q)
 {
 	if (!q)
 		return;
+	while (q->waiters) {
+		struct waiter *w = q->waiters;
+		q->waiters = w->next;
+		free(w);
+	}
 	for (int i = 0; i < q->n_params; i++)
 		free(q->values[i]);
 	free(q->values);
@@ -116,11 +132,19 @@ struct failure {
 	scrip_err_t err;
 };
 
+/* The query's answer to its caller and to every caller that joined it. */
+static void query_answer(struct query *q, const scrip_db_result_t *res, const scrip_err_t *err)
+{
+	q->cb(res, err, q->arg);
+	for (struct waiter *w = q->waiters; w; w = w->next)
+		w->cb(res, err, w->arg);
+}
+
 static void failure_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct failure *f = arg;
 	scrip_obs_db_query((double)(scrip_obs_now_us() - f->q->queued_us) / 1e6, f->err.reason);
-	f->q->cb(NULL, &f->err, f->q->arg);
+	query_answer(f->q, NULL, &f->err);
 	query_free(f->q);
 	free(f);
 }
@@ -154,16 +178,23 @@ static void queue_fail_all(scrip_db_t *db, const char *reason, const char *text)
 
 static void watch(struct conn *c, short what)
 {
+	int sock = c->pg ? PQsocket(c->pg) : -1;
+	/* The same persistent watch of the same socket stays as it is: between
+	 * queries a connection goes from reading a result back to reading, and
+	 * re-creating the event would cost two epoll_ctl calls per query. */
+	if (c->io && (what & EV_PERSIST) && what == c->io_what && sock == c->io_sock)
+		return;
 	if (c->io) {
 		event_free(c->io);
 		c->io = NULL;
 	}
-	int sock = c->pg ? PQsocket(c->pg) : -1;
 	if (sock < 0)
 		return;
 	c->io = event_new(c->db->base, sock, what, conn_io_cb, c);
 	if (c->io)
 		event_add(c->io, NULL);
+	c->io_sock = sock;
+	c->io_what = what;
 }
 
 /* Drops the connection, fails its query, and schedules a reconnect with
@@ -365,7 +396,7 @@ static void conn_deliver(struct conn *c)
 	if (ok) {
 		struct scrip_db_result r = { .pg = res };
 		scrip_obs_db_query((double)(scrip_obs_now_us() - q->queued_us) / 1e6, NULL);
-		q->cb(&r, NULL, q->arg);
+		query_answer(q, &r, NULL);
 		query_free(q);
 	} else {
 		conn_fail_query(c, q, res, broken);
@@ -606,13 +637,57 @@ void scrip_db_free(scrip_db_t *db)
 	free(db);
 }
 
-static void query_queue(scrip_db_t *db, bool prepare, const char *sql, int n_params, const char *const *values,
-			scrip_db_cb cb, void *arg)
+static bool same_values(const struct query *q, int n_params, const char *const *values)
 {
+	if (q->n_params != n_params)
+		return false;
+	for (int i = 0; i < n_params; i++) {
+		if ((q->values[i] == NULL) != (values[i] == NULL))
+			return false;
+		if (values[i] && strcmp(q->values[i], values[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* A shared read still queued with this very SQL and these parameters. */
+static struct query *queued_twin(const scrip_db_t *db, const char *sql, int n_params, const char *const *values)
+{
+	for (struct query *q = db->head; q; q = q->next)
+		if (q->shared && strcmp(q->sql, sql) == 0 && same_values(q, n_params, values))
+			return q;
+	return NULL;
+}
+
+/* Joins cb to twin: answered with twin's result (or failure), after it. */
+static void query_join(struct query *twin, scrip_db_cb cb, void *arg)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w)
+		abort();
+	w->cb = cb;
+	w->arg = arg;
+	if (!twin->waiters_end)
+		twin->waiters_end = &twin->waiters;
+	*twin->waiters_end = w;
+	twin->waiters_end = &w->next;
+}
+
+static void query_queue(scrip_db_t *db, bool prepare, bool shared, const char *sql, int n_params,
+			const char *const *values, scrip_db_cb cb, void *arg)
+{
+	if (shared && !db->closing) {
+		struct query *twin = queued_twin(db, sql, n_params, values);
+		if (twin) {
+			query_join(twin, cb, arg);
+			return;
+		}
+	}
 	struct query *q = calloc(1, sizeof(*q));
 	if (!q)
 		goto oom;
 	q->prepare = prepare;
+	q->shared = shared;
 	q->cb = cb;
 	q->arg = arg;
 	q->sql = strdup(sql);
@@ -657,13 +732,19 @@ oom:
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 		    void *arg)
 {
-	query_queue(db, true, sql, n_params, values, cb, arg);
+	query_queue(db, true, false, sql, n_params, values, cb, arg);
+}
+
+void scrip_db_query_shared(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
+			   void *arg)
+{
+	query_queue(db, true, true, sql, n_params, values, cb, arg);
 }
 
 void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, const char *const *values,
 			       scrip_db_cb cb, void *arg)
 {
-	query_queue(db, false, sql, n_params, values, cb, arg);
+	query_queue(db, false, false, sql, n_params, values, cb, arg);
 }
 
 bool scrip_db_is_up(const scrip_db_t *db)

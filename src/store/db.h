@@ -69,6 +69,16 @@ void scrip_db_free(scrip_db_t *db);
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 		    void *arg);
 
+/* As scrip_db_query, for a read (a SELECT that changes nothing) that
+ * callers may share: while a shared query with the same SQL and the same
+ * parameters is still queued (not yet sent), this one joins it instead of
+ * queueing a second, and cb is called with that query's result (or
+ * failure) right after its own caller's. Every caller so answered asked
+ * before the statement ran, so what it reads is as fresh as a query of
+ * its own would be. */
+void scrip_db_query_shared(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
+			   void *arg);
+
 /* As scrip_db_query, but sent unprepared (PQsendQueryParams): parsed and
  * planned on every call. For SQL text built per call. */
 void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, const char *const *values,

@@ -24,15 +24,28 @@ struct client_get {
 static const char client_get_sql[] =
 	"SELECT " SCRIP_STORE_CLIENT_COLUMNS " FROM scrip.clients c WHERE c.client_id = $1";
 
+/* Value of one hex digit (either case); -1 for anything else. */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Exactly 2n hex digits into n bytes. */
 static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 {
 	if (!hex || strlen(hex) != 2 * n)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
 			return false;
-		out[i] = (uint8_t)v;
+		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return true;
 }
@@ -180,7 +193,8 @@ void scrip_store_client_get(scrip_db_t *db, const char *client_id, scrip_store_c
 	op->cb = cb;
 	op->arg = arg;
 	const char *params[] = { client_id };
-	scrip_db_query(db, client_get_sql, 1, params, client_get_cb, op);
+	/* Requests of one client arriving together share the read. */
+	scrip_db_query_shared(db, client_get_sql, 1, params, client_get_cb, op);
 }
 
 /* ---- issued tokens and audit ------------------------------------------ */

@@ -209,6 +209,12 @@ class Database:
     def resume(self):
         subprocess.run([PG_THROWAWAY, "resume", self.dir], check=True, capture_output=True, timeout=120)
 
+    def server_log_path(self):
+        """The throwaway cluster's log: DIR/cluster/postgres.log, or where DIR/cluster-path points."""
+        pointer = os.path.join(self.dir, "cluster-path")
+        root = open(pointer).read().strip() if os.path.exists(pointer) else os.path.join(self.dir, "cluster")
+        return os.path.join(root, "postgres.log")
+
     def stop(self):
         if self.owned:
             subprocess.run([PG_THROWAWAY, "stop", self.dir], capture_output=True, timeout=120)

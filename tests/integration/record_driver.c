@@ -25,6 +25,71 @@
 #include "store/store.h"
 #include "util/secret.h"
 
+/* ---- --reads ---- */
+
+struct read {
+	char text[96];
+	int *left;
+	struct event_base *base;
+};
+
+static void client_cb(scrip_client_t *client, const scrip_err_t *err, void *arg)
+{
+	struct read *r = arg;
+	if (client)
+		snprintf(r->text, sizeof(r->text), "client %s", client->client_id);
+	else
+		snprintf(r->text, sizeof(r->text), err ? "error:%s" : "none", err ? err->reason : "");
+	scrip_client_clear(client);
+	free(client);
+	if (--*r->left == 0)
+		event_base_loopbreak(r->base);
+}
+
+struct reads {
+	scrip_db_t *db;
+	const char *client_id;
+	struct read *out;
+	int n;
+	bool started;
+};
+
+static void reads_start_cb(void *arg)
+{
+	struct reads *r = arg;
+	if (r->started)
+		return;
+	r->started = true;
+	for (int i = 0; i < r->n; i++)
+		scrip_store_client_get(r->db, r->client_id, client_cb, &r->out[i]);
+}
+
+static int run_reads(const char *dsn, const char *client_id, int n)
+{
+	struct event_base *base = event_base_new();
+	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, 10000, "on") : NULL;
+	struct read *out = calloc((size_t)n, sizeof(*out));
+	if (!db || !out) {
+		fprintf(stderr, "record-driver: cannot start\n");
+		return 1;
+	}
+	int left = n;
+	for (int i = 0; i < n; i++)
+		out[i] = (struct read){ .left = &left, .base = base };
+	struct reads r = { .db = db, .client_id = client_id, .out = out, .n = n };
+	scrip_db_set_up_cb(db, reads_start_cb, &r);
+	event_base_dispatch(base);
+	for (int i = 0; i < n; i++)
+		printf("%d %s\n", i, out[i].text);
+	scrip_db_free(db);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+	free(out);
+	return left == 0 ? 0 : 1;
+}
+
+/* ---- recording ---- */
+
 struct outcome {
 	int index;
 	char jti[64];
@@ -98,7 +163,8 @@ static void start_cb(void *arg)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--foreign I] [--timeout MS]\n");
+	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--foreign I] [--timeout MS]\n"
+			"       record-driver DSN CLIENT_ID N --reads\n");
 	return 2;
 }
 
@@ -108,6 +174,8 @@ int main(int argc, char **argv)
 		return usage();
 	const char *dsn = argv[1], *client_id = argv[2];
 	int n = atoi(argv[3]), in_flight = 1, ended = -1, foreign = -1, timeout_ms = 10000;
+	if (argc == 5 && strcmp(argv[4], "--reads") == 0 && n > 0 && n <= 1000)
+		return run_reads(dsn, client_id, n);
 	for (int i = 4; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--in-flight") == 0)
 			in_flight = atoi(argv[i + 1]);

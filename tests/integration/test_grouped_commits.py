@@ -10,13 +10,19 @@ recorded, column by column; a token of an ended job in a batch is refused
 alone; a token PostgreSQL refuses does not sink the others; a batch that
 times out writes nothing and fails every token. Then scripd itself, under
 concurrent exchanges: every token answered is recorded with its audit row,
-and scrip_db_records_per_statement counts each exactly once."""
+and scrip_db_records_per_statement counts each exactly once.
+
+Shared reads (db.h): record-driver --reads asks for one client's row many
+times in one turn; PostgreSQL's own log shows the reads that waited for a
+connection were one execution, and every caller got the row."""
 
 import os
 import re
 import subprocess
 import threading
 import time
+import unittest
+import urllib.parse
 
 from harness import BUILDDIR, DemoIssuer, Env, ScripTestCase, jwt_parts
 
@@ -171,6 +177,43 @@ class DriverTest(ScripTestCase):
         self.assertNotIn("writing each alone", stderr)
         issued, audit = self.rows(prefix)
         self.assertEqual((issued, audit), ({}, {}))
+
+
+class SharedReadsTest(ScripTestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not cls.env.db.owned:
+            raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose log this test cannot read")
+        cls.client = cls.env.new_client()
+        cls.env.db.execute("ALTER SYSTEM SET log_statement = 'all'")
+        cls.env.db.execute("ALTER SYSTEM SET log_line_prefix = 'app=%a '")
+        cls.env.db.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.env.db.owned:
+            cls.env.db.execute("ALTER SYSTEM RESET log_statement")
+            cls.env.db.execute("ALTER SYSTEM RESET log_line_prefix")
+            cls.env.db.execute("SELECT pg_reload_conf()")
+
+    def test_reads_waiting_together_are_one_execution(self):
+        app = "reads-" + str(os.getpid()) + "-" + str(int(time.time() * 1000))
+        dsn = self.env.db.dsn + ("&" if "?" in self.env.db.dsn else "?") + urllib.parse.urlencode(
+            {"application_name": app})
+        out = subprocess.run([DRIVER, dsn, self.client.id, "40", "--reads"], capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        self.assertEqual(out.stdout.splitlines(), ["%d client %s" % (i, self.client.id) for i in range(40)])
+        time.sleep(0.5)  # the server's log is written by another process
+        with open(self.env.db.server_log_path(), encoding="utf-8", errors="replace") as f:
+            log = f.read()
+        lookups = re.findall(r"^app=%s LOG:  execute [^\n]*FROM scrip\.clients c WHERE c\.client_id = \$1" % app, log,
+                             re.M)
+        # Two connections: the first read or two go at once, and every read queued behind them
+        # joins the first one queued.
+        self.assertGreaterEqual(len(lookups), 2)
+        self.assertLessEqual(len(lookups), 3, "40 reads of one client must not be 40 executions")
 
 
 class ScripdTest(ScripTestCase):

@@ -38,19 +38,12 @@ def tearDownModule():
         raise AssertionError("; ".join(problems))
 
 
-def server_log_path(db):
-    """The throwaway cluster's log: DIR/cluster/postgres.log, or where DIR/cluster-path points."""
-    pointer = os.path.join(db.dir, "cluster-path")
-    root = open(pointer).read().strip() if os.path.exists(pointer) else os.path.join(db.dir, "cluster")
-    return os.path.join(root, "postgres.log")
-
-
 class PreparedStatementsTest(ScripTestCase):
     @classmethod
     def setUpClass(cls):
         if not cls.env.db.owned:
             raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose log this test cannot read")
-        cls.log = server_log_path(cls.env.db)
+        cls.log = cls.env.db.server_log_path()
         # Reloaded into every session, scripd's included: each execution is logged with its backend.
         cls.env.db.execute("ALTER SYSTEM SET log_statement = 'all'")
         cls.env.db.execute("ALTER SYSTEM SET log_line_prefix = 'pid=%p '")
