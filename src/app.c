@@ -178,6 +178,9 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 	if (!app->db)
 		return false;
 	app->records = scrip_batcher_new(app->db, records_in_flight(app->cfg));
+	app->own_verified = scrip_verified_cache_new(SCRIP_VERIFIED_CACHE_MAX, SCRIP_VERIFIED_CACHE_MAX_AGE_MS);
+	if (!app->own_verified)
+		return false;
 	instance_name(app->instance, sizeof(app->instance), app->worker_index);
 	app->oauth = scrip_oauth_new(app->base, app->fetcher, app->db, app->cfg, app->instance, app->shared->oauth);
 	app->lazy = app->oauth ? scrip_lazy_new(app->base, app->db, app->oauth, app->cfg, app->cfg->encryption_key,
@@ -237,6 +240,7 @@ void scrip_app_stop(scrip_app_t *app)
 	scrip_lazy_free(app->lazy);
 	scrip_db_free(app->db);
 	scrip_batcher_free(app->records);
+	scrip_verified_cache_free(app->own_verified);
 	scrip_httpd_stop(app);
 	if (app->ready_timer)
 		event_free(app->ready_timer);

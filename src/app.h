@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "core/ratelimit.h"
 #include "jose/keyrings.h"
+#include "jose/verified_cache.h"
 #include "store/batch.h"
 #include "store/db.h"
 #include "upstream/fetch.h"
@@ -48,6 +49,7 @@ typedef struct {
 	const char *vos[SCRIP_UPSTREAMS_MAX];           /* the VOs served (scrip_config_vos), borrowed from cfg */
 	size_t n_vos;
 	scrip_keyrings_t *keys;                         /* each VO's issuer and keys; NULL until loaded */
+	scrip_verified_cache_t *own_verified;           /* scrip's tokens this loop verified (introspection) */
 	bool keys_loading;                              /* a load is in flight */
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
 	struct evhttp *http;

@@ -31,8 +31,10 @@
 #include "core/vo.h"
 #include "jose/jwt.h"
 #include "jose/keyrings.h"
+#include "jose/verified_cache.h"
 #include "store/store.h"
 #include "store/tokens.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/observe.h"
 #include "util/secret.h"
@@ -326,6 +328,15 @@ static void access_state_cb(const scrip_access_state_t *state, const scrip_err_t
 	finish_json(t, 200, body);
 }
 
+/* The token failed a check: inactive, unless the check could not run. */
+static void access_refused(introspect_req_t *t, const scrip_err_t *err)
+{
+	if (err->code == SCRIP_E_SERVER_ERROR)
+		deny(t, err);
+	else
+		finish_inactive(t, "access", err->reason);
+}
+
 /* The token's signature and claims, with its key (borrowed). False: the
  * request has been answered. */
 static bool access_verified(introspect_req_t *t, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg)
@@ -333,21 +344,49 @@ static bool access_verified(introspect_req_t *t, const cjose_jwk_t *key, EVP_PKE
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	if (!scrip_keyring_token_verify(&t->jwt, key, pkey, alg, t->issuer, (int64_t)time(NULL), &t->subject, &err)) {
-		if (err.code == SCRIP_E_SERVER_ERROR)
-			deny(t, &err);
-		else
-			finish_inactive(t, "access", err.reason);
+		access_refused(t, &err);
 		return false;
 	}
 	return true;
 }
 
-static void check_access(introspect_req_t *t, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg)
+/* Step 2: the token's row. */
+static void look_up_access(introspect_req_t *t)
 {
-	if (!access_verified(t, key, pkey, alg))
-		return;
 	set_step(t, STEP_LOOKUP);
 	scrip_tokens_access_state(t->app->db, t->subject.jti, access_state_cb, t);
+}
+
+static void check_access(introspect_req_t *t, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg)
+{
+	if (access_verified(t, key, pkey, alg))
+		look_up_access(t);
+}
+
+/* The token's signature and claims with key, one of the keys in memory
+ * (app->keys). A token this loop has verified with these very keys
+ * (jose/verified_cache.h: the same bytes, the keys as loaded then) skips
+ * the signature; its header and claims, exp first, are checked on every
+ * use, and its row is read as for any token. False: answered. */
+static bool access_verified_in_memory(introspect_req_t *t, const scrip_signing_key_t *key)
+{
+	scrip_verified_cache_t *seen = t->app->own_verified;
+	uint64_t keys = scrip_keyrings_serial(t->app->keys);
+	int64_t now = (int64_t)time(NULL), now_ms = scrip_mono_ms();
+	bool known = scrip_verified_cache_find(seen, t->jwt.digest, keys, now, now_ms);
+	scrip_obs_cache(SCRIP_CACHE_VERIFIED_OWN, known);
+	if (!known) {
+		if (!access_verified(t, key->jwk, key->pkey, key->alg))
+			return false;
+		scrip_verified_cache_put(seen, t->jwt.digest, keys, t->subject.exp, now, now_ms);
+		return true;
+	}
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (scrip_keyring_token_check_verified(&t->jwt, key->alg, t->issuer, now, &t->subject, &err))
+		return true;
+	access_refused(t, &err);
+	return false;
 }
 
 static void key_cb(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *db_err, void *arg)
@@ -406,10 +445,10 @@ static void introspect_access(introspect_req_t *t, const char *token)
 	 * never kept across the asynchronous steps. */
 	const scrip_signing_key_t *key = scrip_keyrings_find(t->app->keys, t->vo, t->jwt.kid);
 	scrip_obs_cache(SCRIP_CACHE_KEYRING, key != NULL);
-	if (key)
-		check_access(t, key->jwk, key->pkey, key->alg);
-	else
+	if (!key)
 		key_from_database(t);
+	else if (access_verified_in_memory(t, key))
+		look_up_access(t);
 }
 
 /* ---- step 2: the caller, then the token ----------------------------------------- */
@@ -492,7 +531,7 @@ static void caller_access_cb(scrip_client_t *client, const scrip_access_state_t 
 		key_from_database(t);
 		return;
 	}
-	if (!access_verified(t, key->jwk, key->pkey, key->alg))
+	if (!access_verified_in_memory(t, key))
 		return;
 	const char *asked = json_string_value(json_object_get(t->jwt.claims, "jti"));
 	if (!asked || strcmp(asked, t->subject.jti) != 0) {

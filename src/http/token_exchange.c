@@ -28,7 +28,7 @@
 #include "core/vo.h"
 #include "http/token_int.h"
 #include "store/tokens.h"
-#include "upstream/verified_cache.h"
+#include "jose/verified_cache.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/secret.h"
@@ -348,20 +348,21 @@ static long opaque_upstream(const scrip_app_t *app)
 }
 
 /* The subject token's signature and claims. A token this loop has already
- * verified with this very key set (upstream/verified_cache.h) skips the
+ * verified with this very key set (jose/verified_cache.h) skips the
  * signature; its claims, exp first, are checked on every use. */
 static bool subject_token_valid(scrip_token_req_t *t, scrip_keyset_t *set, const cjose_jwk_t *key,
 				const scrip_jwt_policy_t *policy, scrip_err_t *err)
 {
 	scrip_verified_cache_t *seen = scrip_jwks_cache_verified(t->app->jwks[t->upstream_index]);
 	int64_t now = (int64_t)time(NULL), now_ms = scrip_mono_ms();
-	bool known = scrip_verified_cache_find(seen, t->jwt.digest, set, now, now_ms);
+	bool known = scrip_verified_cache_find(seen, t->jwt.digest, scrip_keyset_serial(set), now, now_ms);
 	scrip_obs_cache(SCRIP_CACHE_VERIFIED_SUBJECT, known);
 	if (!(known || scrip_jwt_verify_signature_pkey(&t->jwt, key, scrip_keyset_pkey(set, t->jwt.kid), err)) ||
 	    !scrip_jwt_validate_claims(&t->jwt, policy, now, &t->subject, err))
 		return false;
 	if (!known) /* from exp + skew on, validate_claims refuses it as expired */
-		scrip_verified_cache_put(seen, t->jwt.digest, set, t->subject.exp + policy->clock_skew, now, now_ms);
+		scrip_verified_cache_put(seen, t->jwt.digest, scrip_keyset_serial(set), t->subject.exp + policy->clock_skew,
+					 now, now_ms);
 	return true;
 }
 

@@ -19,6 +19,7 @@
 #include "util/b64.h"
 #include "util/log.h"
 #include "util/secret.h"
+#include "util/serial.h"
 
 #define P256_COORD_LEN 32
 #define P256_POINT_LEN (1 + 2 * P256_COORD_LEN) /* uncompressed: 0x04 || x || y */
@@ -442,6 +443,7 @@ struct keyset_entry {
 
 struct scrip_keyset {
 	atomic_uint refs; /* shared between worker threads */
+	uint64_t serial;  /* names this set (verified_cache.h) */
 	size_t count;
 	struct keyset_entry keys[SCRIP_JWKS_MAX_KEYS];
 };
@@ -579,6 +581,7 @@ scrip_keyset_t *scrip_keyset_parse(const char *json, size_t len, size_t *skipped
 		goto end;
 	}
 	atomic_init(&set->refs, 1);
+	set->serial = scrip_serial_next();
 	json_t *keys = json_object_get(doc, "keys");
 	json_array_foreach(keys, i, entry) {
 		scrip_alg_t alg = SCRIP_ALG_NONE;
@@ -637,6 +640,11 @@ const cjose_jwk_t *scrip_keyset_find(const scrip_keyset_t *set, const char *kid)
 size_t scrip_keyset_size(const scrip_keyset_t *set)
 {
 	return set ? set->count : 0;
+}
+
+uint64_t scrip_keyset_serial(const scrip_keyset_t *set)
+{
+	return set ? set->serial : 0;
 }
 
 scrip_keyset_t *scrip_keyset_retain(scrip_keyset_t *set)

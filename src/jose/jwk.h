@@ -90,6 +90,9 @@ const cjose_jwk_t *scrip_keyset_find(const scrip_keyset_t *set, const char *kid)
 EVP_PKEY *scrip_keyset_pkey(const scrip_keyset_t *set, const char *kid);
 
 size_t scrip_keyset_size(const scrip_keyset_t *set);
+/* The set's serial (util/serial.h): another set, even one parsed from the
+ * same document, has another. 0 for NULL. */
+uint64_t scrip_keyset_serial(const scrip_keyset_t *set);
 scrip_keyset_t *scrip_keyset_retain(scrip_keyset_t *set);
 void scrip_keyset_release(scrip_keyset_t *set); /* NULL is a no-op */
 

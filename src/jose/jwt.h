@@ -61,7 +61,7 @@ typedef struct {
 	 * payload and signature, each preceded by its length (8 bytes, big
 	 * endian). Two texts never decode alike (the decoder is canonical);
 	 * hashing the bytes rather than the text keeps that true for whatever
-	 * relies on it (upstream/verified_cache.h) should the decoder change. */
+	 * relies on it (jose/verified_cache.h) should the decoder change. */
 	uint8_t digest[SCRIP_JWT_DIGEST_LEN];
 } scrip_jwt_t;
 

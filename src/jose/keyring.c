@@ -172,20 +172,22 @@ bool scrip_keyring_token_parse(const char *token, size_t token_len, const char *
 	return true;
 }
 
-bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,
-				const char *issuer, int64_t now, scrip_subject_t *subject, scrip_err_t *err)
+/* The header: typ "at+jwt", and the key's own algorithm only (a token
+ * naming another is refused before any cryptography). */
+static bool token_header_valid(const scrip_jwt_t *jwt, const scrip_jwt_policy_t *policy, scrip_err_t *err)
 {
-	memset(subject, 0, sizeof(*subject));
 	json_t *typ = json_object_get(jwt->header, "typ");
 	if (!json_is_string(typ) || strcmp(json_string_value(typ), "at+jwt") != 0) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_typ", "the token is not typed at+jwt");
 		return false;
 	}
-	/* The key's own algorithm only: a token naming another is refused
-	 * before any cryptography. */
-	scrip_jwt_policy_t policy = { .issuer = issuer, .algorithms = (unsigned)alg, .clock_skew = 0 };
-	if (!scrip_jwt_alg_allowed(jwt, &policy, err) || !scrip_jwt_verify_signature_pkey(jwt, key, pkey, err) ||
-	    !scrip_jwt_validate_claims(jwt, &policy, now, subject, err))
+	return scrip_jwt_alg_allowed(jwt, policy, err);
+}
+
+static bool token_claims_valid(const scrip_jwt_t *jwt, const scrip_jwt_policy_t *policy, int64_t now,
+			       scrip_subject_t *subject, scrip_err_t *err)
+{
+	if (!scrip_jwt_validate_claims(jwt, policy, now, subject, err))
 		return false;
 	if (!subject->jti) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "no_jti", "the token has no jti");
@@ -193,6 +195,23 @@ bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, 
 		return false;
 	}
 	return true;
+}
+
+bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,
+				const char *issuer, int64_t now, scrip_subject_t *subject, scrip_err_t *err)
+{
+	memset(subject, 0, sizeof(*subject));
+	scrip_jwt_policy_t policy = { .issuer = issuer, .algorithms = (unsigned)alg, .clock_skew = 0 };
+	return token_header_valid(jwt, &policy, err) && scrip_jwt_verify_signature_pkey(jwt, key, pkey, err) &&
+	       token_claims_valid(jwt, &policy, now, subject, err);
+}
+
+bool scrip_keyring_token_check_verified(const scrip_jwt_t *jwt, scrip_alg_t alg, const char *issuer, int64_t now,
+					scrip_subject_t *subject, scrip_err_t *err)
+{
+	memset(subject, 0, sizeof(*subject));
+	scrip_jwt_policy_t policy = { .issuer = issuer, .algorithms = (unsigned)alg, .clock_skew = 0 };
+	return token_header_valid(jwt, &policy, err) && token_claims_valid(jwt, &policy, now, subject, err);
 }
 
 json_t *scrip_keyring_jwks(const scrip_keyring_t *ring)

@@ -83,6 +83,13 @@ bool scrip_keyring_token_parse(const char *token, size_t token_len, const char *
 bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,
 				const char *issuer, int64_t now, scrip_subject_t *subject, scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* Step 2 for a token whose signature this loop has verified already with
+ * the same key (jose/verified_cache.h): every check of
+ * scrip_keyring_token_verify but the signature, so the header and the
+ * claims, exp first, are judged again against now. */
+bool scrip_keyring_token_check_verified(const scrip_jwt_t *jwt, scrip_alg_t alg, const char *issuer, int64_t now,
+					scrip_subject_t *subject, scrip_err_t *err) SCRIP_MUST_CHECK;
+
 /* {"keys": [...]} with the public JWK of every published key. New reference. */
 json_t *scrip_keyring_jwks(const scrip_keyring_t *ring);
 

@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/serial.h"
+
 struct scrip_keyrings {
 	char *base;          /* the base issuer */
+	uint64_t serial;     /* names these keys as loaded (verified_cache.h) */
 	scrip_vo_keys_t *vos;
 	size_t n, size;
 };
@@ -48,6 +51,7 @@ scrip_keyrings_t *scrip_keyrings_new(const char *base, const char *const *vos, s
 	scrip_keyrings_t *rings = calloc(1, sizeof(*rings));
 	if (!rings)
 		return NULL;
+	rings->serial = scrip_serial_next();
 	if (!(rings->base = strdup(base))) {
 		scrip_keyrings_free(rings);
 		return NULL;
@@ -115,6 +119,11 @@ bool scrip_keyrings_token_parse(const scrip_keyrings_t *rings, const char *token
 		return false;
 	}
 	return true;
+}
+
+uint64_t scrip_keyrings_serial(const scrip_keyrings_t *rings)
+{
+	return rings ? rings->serial : 0;
 }
 
 const scrip_signing_key_t *scrip_keyrings_find(const scrip_keyrings_t *rings, const char *vo, const char *kid)

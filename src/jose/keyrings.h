@@ -68,6 +68,10 @@ const scrip_vo_keys_t *scrip_keyrings_missing_current(const scrip_keyrings_t *ri
 bool scrip_keyrings_token_parse(const scrip_keyrings_t *rings, const char *token, size_t token_len, scrip_jwt_t *jwt,
 				char vo[SCRIP_VO_NAME_SIZE], scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* The serial (util/serial.h) of these keys: keys loaded again are another
+ * object with another serial. 0 for NULL. */
+uint64_t scrip_keyrings_serial(const scrip_keyrings_t *rings);
+
 /* The key kid of VO vo, when rings hold it (borrowed: used at once, the
  * keys are replaced on every reload); NULL otherwise. */
 const scrip_signing_key_t *scrip_keyrings_find(const scrip_keyrings_t *rings, const char *vo, const char *kid);

@@ -26,7 +26,7 @@
 #include "store/shared_store.h"
 #include "store/upstream_store.h"
 #include "upstream/fetch.h"
-#include "upstream/verified_cache.h"
+#include "jose/verified_cache.h"
 #include "util/err.h"
 
 typedef struct scrip_jwks_cache scrip_jwks_cache_t;
@@ -72,7 +72,7 @@ typedef void (*scrip_jwks_key_cb)(scrip_keyset_t *set, const cjose_jwk_t *key, c
 void scrip_jwks_cache_lookup(scrip_jwks_cache_t *cache, const char *kid, scrip_jwks_key_cb cb, void *arg);
 
 /* The subject tokens this loop verified with this upstream's keys
- * (upstream/verified_cache.h): made with the cache, freed with it. Its
+ * (jose/verified_cache.h): made with the cache, freed with it. Its
  * entries answer only for the key set they verified with, so they end when
  * this cache replaces its set. NULL when the cache could not make it (or
  * cache is NULL): then nothing is remembered. */

@@ -35,7 +35,7 @@ static const char *const grant_types[] = { "token-exchange", "refresh_token", "n
 static const char *const outcomes[] = { "ok", "client_error", "server_error", "unavailable", NULL };
 static const char *const issued_kinds[] = { "access", "refresh", "brokered", NULL };
 static const char *const caches[] = { "upstream_keys", "upstream_introspection", "keyring", "verified_subject",
-				      NULL };
+				      "verified_own", NULL };
 static const char *const hit_miss[] = { "hit", "miss", NULL };
 static const char *const db_failures[] = { "database_unavailable", "database_timeout", "database_overloaded",
 					   "shutting_down", "query_error", NULL };

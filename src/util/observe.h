@@ -34,6 +34,7 @@ typedef enum {
 	SCRIP_CACHE_UPSTREAM_INTROSPECTION, /* main issuers' introspection answers (lazy.c) */
 	SCRIP_CACHE_KEYRING,                /* scrip's own public keys, by kid, before asking the database */
 	SCRIP_CACHE_VERIFIED_SUBJECT,       /* subject tokens whose signature this loop verified (verified_cache.c) */
+	SCRIP_CACHE_VERIFIED_OWN,           /* scrip's own access tokens this loop verified, introspected again */
 	SCRIP_CACHE_COUNT,
 } scrip_cache_kind_t;
 

@@ -1,21 +1,26 @@
-"""test_verified_cache.py — the cache of subject tokens already verified
-(src/upstream/verified_cache.c), through POST /token against a real scripd:
+"""test_verified_cache.py — the caches of tokens already verified
+(src/jose/verified_cache.c), against a real scripd. Through POST /token:
 the same subject token exchanged again is served from it (counted in
 scrip_cache_lookups_total{cache="verified_subject"}), and it never lets
 through what the uncached path would refuse: a token that expired while
 cached, a token whose key the upstream replaced under the same kid, a token
-that failed (never remembered).
+that failed (never remembered). Through POST /introspect: one of scrip's
+tokens introspected again skips its signature (cache="verified_own"), and
+is still inactive once revoked or expired, while a token with another
+signature never matches it.
 
 One worker thread, so that every request meets the same cache; clock_skew
 0, so that a token is expired exactly at its exp."""
 
 import base64
+import json
 import re
 import secrets
 import time
 import unittest
+import urllib.parse
 
-from harness import DemoIssuer, Env, ScripTestCase, SigningKey, jwt_parts
+from harness import Client, DemoIssuer, Env, ScripTestCase, SigningKey, basic_auth, jwt_parts
 
 STORAGE = "https://storage.example.org"
 READ = "storage.read:/demo"
@@ -45,22 +50,27 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-class VerifiedCacheTest(ScripTestCase):
+class CacheCounts:
+    cache = "verified_subject"
+
     def lookups(self):
-        """(hits, misses) of the verified-subject cache so far."""
+        """(hits, misses) of the cache so far."""
         text = self.env.scripd.get("/metrics").body.decode("utf-8")
         counts = {}
         for result in ("hit", "miss"):
-            m = re.search(r'^scrip_cache_lookups_total\{cache="verified_subject",result="%s"\} (\d+)$' % result,
+            m = re.search(r'^scrip_cache_lookups_total\{cache="%s",result="%s"\} (\d+)$' % (self.cache, result),
                           text, re.M)
-            self.assertIsNotNone(m, "no verified_subject %s series in /metrics" % result)
+            self.assertIsNotNone(m, "no %s %s series in /metrics" % (self.cache, result))
             counts[result] = int(m.group(1))
         return counts["hit"], counts["miss"]
 
     def assertLookups(self, before, hits, misses):
         after = self.lookups()
         self.assertEqual((after[0] - before[0], after[1] - before[1]), (hits, misses),
-                         "verified_subject (hits, misses) moved by %r" % ((after[0] - before[0], after[1] - before[1]),))
+                         "%s (hits, misses) moved by %r" % (self.cache, (after[0] - before[0], after[1] - before[1])))
+
+
+class VerifiedCacheTest(CacheCounts, ScripTestCase):
 
     def exchange_ok(self, client, token):
         r = self.env.exchange(client, token, scope=READ, audiences=[STORAGE])
@@ -137,6 +147,70 @@ class VerifiedCacheTest(ScripTestCase):
         self.assertLookups(before, 0, 4)
         # The untampered token still verifies (the refusals were for their own reasons).
         self.exchange_ok(c, token)
+
+
+class IntrospectionCacheTest(CacheCounts, ScripTestCase):
+    cache = "verified_own"
+
+    @classmethod
+    def setUpClass(cls):
+        out = cls.env.scripd.scripctl("client", "create", "vc-reader-" + secrets.token_hex(4), "--permission",
+                                      "introspect", "--json", check=True)
+        created = json.loads(out.stdout)
+        cls.reader = Client(created["client_id"], cls.env.remember(created["client_secret"], "client secret"))
+
+    def introspect(self, token):
+        r = self.env.scripd.request("POST", "/introspect", urllib.parse.urlencode([("token", token)]).encode(),
+                                    {"Content-Type": "application/x-www-form-urlencoded",
+                                     "Authorization": basic_auth(self.reader.id, self.reader.secret)})
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def issued(self, client):
+        subject = self.env.subject_token(claims={"sub": "vo-" + secrets.token_hex(4)})
+        r = self.env.exchange(client, subject, scope=READ, audiences=[STORAGE])
+        self.assertEqual(r.status, 200, r)
+        return r.json["access_token"]
+
+    def test_introspected_again_skips_the_signature_not_the_row(self):
+        c = self.env.new_client()
+        token = self.issued(c)
+        before = self.lookups()
+        first = self.introspect(token)
+        self.assertTrue(first["active"])
+        self.assertLookups(before, 0, 1)
+        before = self.lookups()
+        again = [self.introspect(token) for _ in range(3)]
+        self.assertLookups(before, 3, 0)
+        self.assertEqual(again, [first] * 3, "a cached check answers exactly as the first")
+        # Revoked: the row says so, cached signature or not.
+        r = self.env.scripd.request("POST", "/revoke", urllib.parse.urlencode([("token", token)]).encode(),
+                                    {"Content-Type": "application/x-www-form-urlencoded",
+                                     "Authorization": basic_auth(c.id, c.secret)})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.introspect(token), {"active": False})
+
+    def test_other_signature_never_matches(self):
+        c = self.env.new_client()
+        token = self.issued(c)
+        self.assertTrue(self.introspect(token)["active"])
+        head, payload, signature = token.split(".")
+        raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+        raw[5] ^= 0x01
+        forged = "%s.%s.%s" % (head, payload, b64url(bytes(raw)))
+        before = self.lookups()
+        self.assertEqual(self.introspect(forged), {"active": False})
+        self.assertLookups(before, 0, 1)
+        self.assertTrue(self.introspect(token)["active"])
+
+    def test_expired_while_cached_is_inactive(self):
+        c = self.env.new_client(default_lifetime=2, max_lifetime=2)
+        token = self.issued(c)
+        exp = jwt_parts(token)[1]["exp"]
+        self.assertTrue(self.introspect(token)["active"])
+        self.assertTrue(self.introspect(token)["active"])
+        time.sleep(max(0.0, exp - time.time()) + 0.2)
+        self.assertEqual(self.introspect(token), {"active": False})
 
 
 class ZLogHygieneTest(ScripTestCase):

@@ -184,6 +184,61 @@ static void test_ring_publishes_and_signs(void)
 	scrip_keyring_free(ring);
 }
 
+/* A token of cur's with these claims, parsed. */
+static void own_token(const scrip_signing_key_t *cur, json_t *claims, scrip_jwt_t *jwt)
+{
+	scrip_err_t err = {0};
+	char *token = scrip_jwt_mint(cur->jwk, cur->alg, cur->kid, claims, &err);
+	json_decref(claims);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	CU_ASSERT_TRUE_FATAL(scrip_jwt_parse(token, strlen(token), jwt, &err));
+	free(token);
+}
+
+/* For a token whose signature was verified before, every other check
+ * still runs: the key's algorithm, the issuer, exp against now, a jti. */
+static void test_checks_of_a_verified_token(void)
+{
+	scrip_err_t err = {0};
+	scrip_keyring_t *ring = scrip_keyring_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_TRUE(add(ring, &ec1, NULL, "ES256", "current", enc_key, &err));
+	const scrip_signing_key_t *cur = scrip_keyring_current(ring);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
+	const char *iss = "https://scrip.example";
+	const int64_t now = 1800000000;
+	scrip_jwt_t jwt;
+	scrip_subject_t subject;
+	own_token(cur, json_pack("{s:s, s:s, s:I, s:I, s:s}", "iss", iss, "sub", "u", "iat", (json_int_t)now, "exp",
+				 (json_int_t)(now + 600), "jti", "j-1"),
+		  &jwt);
+	CU_ASSERT_TRUE(scrip_keyring_token_verify(&jwt, cur->jwk, cur->pkey, cur->alg, iss, now, &subject, &err));
+	scrip_subject_clear(&subject);
+	CU_ASSERT_TRUE(scrip_keyring_token_check_verified(&jwt, cur->alg, iss, now + 599, &subject, &err));
+	CU_ASSERT_STRING_EQUAL(subject.jti, "j-1");
+	scrip_subject_clear(&subject);
+	scrip_err_t e1 = {0}, e2 = {0}, e3 = {0};
+	CU_ASSERT_FALSE(scrip_keyring_token_check_verified(&jwt, cur->alg, iss, now + 600, &subject, &e1));
+	CU_ASSERT_STRING_EQUAL(e1.reason, "expired");
+	scrip_subject_clear(&subject);
+	CU_ASSERT_FALSE(scrip_keyring_token_check_verified(&jwt, SCRIP_ALG_RS256, iss, now, &subject, &e2));
+	CU_ASSERT_EQUAL(e2.code, SCRIP_E_INVALID_REQUEST);
+	scrip_subject_clear(&subject);
+	CU_ASSERT_FALSE(scrip_keyring_token_check_verified(&jwt, cur->alg, "https://other.example", now, &subject, &e3));
+	CU_ASSERT_EQUAL(e3.code, SCRIP_E_INVALID_REQUEST);
+	scrip_subject_clear(&subject);
+	scrip_jwt_clear(&jwt);
+	own_token(cur, json_pack("{s:s, s:s, s:I, s:I}", "iss", iss, "sub", "u", "iat", (json_int_t)now, "exp",
+				 (json_int_t)(now + 600)),
+		  &jwt);
+	scrip_err_t e4 = {0};
+	CU_ASSERT_FALSE(scrip_keyring_token_check_verified(&jwt, cur->alg, iss, now, &subject, &e4));
+	CU_ASSERT_STRING_EQUAL(e4.reason, "no_jti");
+	scrip_subject_clear(&subject);
+	scrip_jwt_clear(&jwt);
+	scrip_keyring_free(ring);
+}
+
 /* The private members of key's JWK, as a new JSON object (or NULL). */
 static json_t *private_json(const cjose_jwk_t *key)
 {
@@ -470,6 +525,7 @@ bool scrip_test_keyring_suite(void)
 	SCRIP_ADD_TEST(suite, test_state_names);
 	SCRIP_ADD_TEST(suite, test_empty_ring);
 	SCRIP_ADD_TEST(suite, test_ring_publishes_and_signs);
+	SCRIP_ADD_TEST(suite, test_checks_of_a_verified_token);
 	SCRIP_ADD_TEST(suite, test_ring_rsa_key_signs_fast);
 	SCRIP_ADD_TEST(suite, test_ring_refuses_rows);
 	SCRIP_ADD_TEST(suite, test_ring_without_current);

@@ -1,6 +1,6 @@
-/* verified_cache.c — bounded hash map of subject tokens already verified,
- * by digest (see verified_cache.h for when an entry answers). */
-#include "upstream/verified_cache.h"
+/* verified_cache.c — bounded hash map of tokens already verified, by
+ * digest (see verified_cache.h for when an entry answers). */
+#include "jose/verified_cache.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@ typedef struct entry {
 	struct entry *chain;         /* next in the bucket */
 	struct entry *older, *newer; /* insertion order, for eviction */
 	uint8_t digest[SCRIP_JWT_DIGEST_LEN];
-	scrip_keyset_t *set; /* one reference: the set the signature verified with */
+	uint64_t keys;       /* serial of the keys the signature verified with */
 	int64_t until;       /* wall-clock second from which the token is expired */
 	int64_t made_ms;     /* monotonic time of the verification */
 } entry_t;
@@ -75,7 +75,6 @@ static void unlink_entry(scrip_verified_cache_t *vc, entry_t *e)
 		e->newer->older = e->older;
 	else
 		vc->newest = e->older;
-	scrip_keyset_release(e->set);
 	free(e);
 	vc->size--;
 }
@@ -98,19 +97,19 @@ static entry_t *lookup(const scrip_verified_cache_t *vc, const uint8_t *digest)
 	return NULL;
 }
 
-/* Whether e may still answer at all, whatever set is asked about. */
+/* Whether e may still answer at all, whatever keys are asked about. */
 static bool alive(const scrip_verified_cache_t *vc, const entry_t *e, int64_t now, int64_t now_ms)
 {
 	return now < e->until && now_ms >= e->made_ms && now_ms - e->made_ms < vc->max_age_ms;
 }
 
 bool scrip_verified_cache_find(scrip_verified_cache_t *vc, const uint8_t digest[SCRIP_JWT_DIGEST_LEN],
-			       const scrip_keyset_t *set, int64_t now, int64_t now_ms)
+			       uint64_t keys, int64_t now, int64_t now_ms)
 {
-	entry_t *e = vc && set ? lookup(vc, digest) : NULL;
+	entry_t *e = vc && keys ? lookup(vc, digest) : NULL;
 	if (!e)
 		return false;
-	if (e->set != set || !alive(vc, e, now, now_ms)) {
+	if (e->keys != keys || !alive(vc, e, now, now_ms)) {
 		unlink_entry(vc, e);
 		return false;
 	}
@@ -118,9 +117,9 @@ bool scrip_verified_cache_find(scrip_verified_cache_t *vc, const uint8_t digest[
 }
 
 void scrip_verified_cache_put(scrip_verified_cache_t *vc, const uint8_t digest[SCRIP_JWT_DIGEST_LEN],
-			      scrip_keyset_t *set, int64_t until, int64_t now, int64_t now_ms)
+			      uint64_t keys, int64_t until, int64_t now, int64_t now_ms)
 {
-	if (!vc || !set || until <= now)
+	if (!vc || !keys || until <= now)
 		return;
 	entry_t *old = lookup(vc, digest);
 	if (old)
@@ -134,7 +133,7 @@ void scrip_verified_cache_put(scrip_verified_cache_t *vc, const uint8_t digest[S
 	if (!e)
 		return; /* not remembered: the next use verifies again */
 	memcpy(e->digest, digest, SCRIP_JWT_DIGEST_LEN);
-	e->set = scrip_keyset_retain(set);
+	e->keys = keys;
 	e->until = until;
 	e->made_ms = now_ms;
 	size_t b = bucket_of(vc, digest);
