@@ -135,8 +135,6 @@ static void jwks_fetch_noted(void *arg, const char *upstream, bool discovery, bo
 			       error, latency_ms);
 }
 
-/* host/pid/random/wN: unique among the scripd (and their worker loops)
- * sharing a database, where it names lease holders. */
 /* Issued tokens may take half the pool's connections (rounded up) before
  * they start to wait and go by batches: the other half stays for the reads
  * that come first in every request. */
@@ -145,6 +143,8 @@ static int records_in_flight(const scrip_config_t *cfg)
 	return (int)((cfg->pool_size + 1) / 2);
 }
 
+/* host/pid/random/wN: unique among the scripd (and their worker loops)
+ * sharing a database, where it names lease holders. */
 static void instance_name(char *out, size_t size, int worker)
 {
 	char host[64] = "host";

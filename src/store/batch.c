@@ -19,6 +19,7 @@ struct record {
 	json_t *values; /* object: one member per field; JSON null for SQL NULL */
 	scrip_batch_cb cb;
 	void *arg;
+	int64_t deadline_ms; /* query_timeout from when it was added (scrip_db_deadline) */
 };
 
 struct queue {
@@ -90,6 +91,8 @@ static void single_cb(const scrip_db_result_t *res, const scrip_err_t *err, void
 	struct sent *s = arg;
 	scrip_batcher_t *b = s->b;
 	b->in_flight--;
+	if (res)
+		scrip_obs_db_batch(1);
 	s->records[0].cb(res && scrip_db_result_affected(res) == 1, res ? NULL : err, s->records[0].arg);
 	sent_free(s);
 	pump(b);
@@ -114,8 +117,7 @@ static void send_single(scrip_batcher_t *b, const scrip_batch_kind_t *kind, stru
 	s->records[0] = r;
 	record_params(kind, &r, params);
 	b->in_flight++;
-	scrip_obs_db_batch(1);
-	scrip_db_query(b->db, kind->single_sql, kind->n, params, single_cb, s);
+	scrip_db_query_until(b->db, r.deadline_ms, kind->single_sql, kind->n, params, single_cb, s);
 	free(params);
 }
 
@@ -147,6 +149,7 @@ static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void 
 	const scrip_batch_kind_t *kind = s->kind;
 	b->in_flight--;
 	if (res) {
+		scrip_obs_db_batch(s->n);
 		for (size_t i = 0; i < s->n; i++) {
 			const char *key = json_string_value(json_object_get(s->records[i].values, kind->fields[kind->key]));
 			s->records[i].cb(result_has_key(res, key), NULL, s->records[i].arg);
@@ -156,6 +159,8 @@ static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void 
 		 * so that the others are written and the culprit gets its error. */
 		scrip_log_warn("db: a batch of %zu %s records failed (%s); writing each alone", s->n, kind->name,
 			       err->reason);
+		/* Sent at once, past max_in_flight: this is rare, and each still
+		 * has its own deadline in the database's bounded queue. */
 		for (size_t i = 0; i < s->n; i++) {
 			send_single(b, kind, s->records[i]);
 			s->records[i].values = NULL; /* now the single statement's */
@@ -181,9 +186,13 @@ static void send_queue(scrip_batcher_t *b, struct queue *q)
 	struct record *taken = malloc(SCRIP_BATCH_MAX * sizeof(*taken));
 	if (!array || !s || !taken)
 		abort();
-	for (size_t i = 0; i < q->n; i++)
+	int64_t deadline_ms = q->records[0].deadline_ms; /* the first added: the soonest */
+	for (size_t i = 0; i < q->n; i++) {
 		if (json_array_append(array, q->records[i].values) != 0)
 			abort();
+		if (q->records[i].deadline_ms < deadline_ms)
+			deadline_ms = q->records[i].deadline_ms;
+	}
 	char *text = json_dumps(array, JSON_COMPACT);
 	if (!text)
 		abort();
@@ -192,9 +201,8 @@ static void send_queue(scrip_batcher_t *b, struct queue *q)
 	q->records = taken;
 	q->n = 0;
 	b->in_flight++;
-	scrip_obs_db_batch(s->n);
 	const char *params[] = { text };
-	scrip_db_query(b->db, s->kind->batch_sql, 1, params, batch_cb, s);
+	scrip_db_query_until(b->db, deadline_ms, s->kind->batch_sql, 1, params, batch_cb, s);
 	free(text);
 }
 
@@ -257,6 +265,8 @@ struct lone {
 static void lone_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct lone *l = arg;
+	if (res)
+		scrip_obs_db_batch(1);
 	l->cb(res && scrip_db_result_affected(res) == 1, res ? NULL : err, l->arg);
 	free(l);
 }
@@ -280,7 +290,8 @@ void scrip_batcher_add(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const
 		return;
 	}
 	struct queue *q = queue_of(b, kind);
-	q->records[q->n++] = (struct record){ .values = obj, .cb = cb, .arg = arg };
+	q->records[q->n++] = (struct record){ .values = obj, .cb = cb, .arg = arg,
+					      .deadline_ms = scrip_db_deadline(b->db) };
 	if (q->n == SCRIP_BATCH_MAX)
 		send_queue(b, q); /* full: goes now, to wait in the database's queue */
 	else

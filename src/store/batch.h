@@ -36,7 +36,10 @@ typedef struct {
 	int key; /* the field that tells the records of one batch apart (a jti) */
 } scrip_batch_kind_t;
 
-/* Called once per record, from the loop. written: its row is committed;
+/* A record waits at most query_timeout in all, counted from when it was
+ * added: its statement, sent later, gets what is left of it.
+ *
+ * Called once per record, from the loop. written: its row is committed;
  * false with err NULL: its statement's guard wrote nothing; err: the
  * statement failed (as scrip_db_cb says). */
 typedef void (*scrip_batch_cb)(bool written, const scrip_err_t *err, void *arg);

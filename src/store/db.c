@@ -673,12 +673,16 @@ static void query_join(struct query *twin, scrip_db_cb cb, void *arg)
 	twin->waiters_end = &w->next;
 }
 
-static void query_queue(scrip_db_t *db, bool prepare, bool shared, const char *sql, int n_params,
-			const char *const *values, scrip_db_cb cb, void *arg)
+/* deadline_ms: monotonic; 0 for query_timeout from now. */
+static void query_queue(scrip_db_t *db, bool prepare, bool shared, int64_t deadline_ms, const char *sql,
+			int n_params, const char *const *values, scrip_db_cb cb, void *arg)
 {
+	int64_t now_ms = scrip_mono_ms();
 	if (shared && !db->closing) {
+		/* Only a twin with at least half its time left: a caller that
+		 * joins must not time out much sooner than on its own. */
 		struct query *twin = queued_twin(db, sql, n_params, values);
-		if (twin) {
+		if (twin && twin->deadline_ms - now_ms >= db->timeout_ms / 2) {
 			query_join(twin, cb, arg);
 			return;
 		}
@@ -699,7 +703,7 @@ static void query_queue(scrip_db_t *db, bool prepare, bool shared, const char *s
 		if (values[i] && !(q->values[i] = strdup(values[i])))
 			goto oom;
 	}
-	q->deadline_ms = scrip_mono_ms() + db->timeout_ms;
+	q->deadline_ms = deadline_ms ? deadline_ms : now_ms + db->timeout_ms;
 	q->queued_us = scrip_obs_now_us();
 	if (db->closing) {
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down", "the service is shutting down");
@@ -707,6 +711,10 @@ static void query_queue(scrip_db_t *db, bool prepare, bool shared, const char *s
 	}
 	if (!scrip_db_is_up(db)) {
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
+		return;
+	}
+	if (q->deadline_ms <= now_ms) {
+		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_timeout", "the database did not answer in time");
 		return;
 	}
 	if (db->queued >= SCRIP_DB_QUEUE_MAX) {
@@ -732,19 +740,30 @@ oom:
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 		    void *arg)
 {
-	query_queue(db, true, false, sql, n_params, values, cb, arg);
+	query_queue(db, true, false, 0, sql, n_params, values, cb, arg);
+}
+
+int64_t scrip_db_deadline(const scrip_db_t *db)
+{
+	return scrip_mono_ms() + db->timeout_ms;
+}
+
+void scrip_db_query_until(scrip_db_t *db, int64_t deadline_ms, const char *sql, int n_params,
+			  const char *const *values, scrip_db_cb cb, void *arg)
+{
+	query_queue(db, true, false, deadline_ms, sql, n_params, values, cb, arg);
 }
 
 void scrip_db_query_shared(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 			   void *arg)
 {
-	query_queue(db, true, true, sql, n_params, values, cb, arg);
+	query_queue(db, true, true, 0, sql, n_params, values, cb, arg);
 }
 
 void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, const char *const *values,
 			       scrip_db_cb cb, void *arg)
 {
-	query_queue(db, false, false, sql, n_params, values, cb, arg);
+	query_queue(db, false, false, 0, sql, n_params, values, cb, arg);
 }
 
 bool scrip_db_is_up(const scrip_db_t *db)

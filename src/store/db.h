@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -71,13 +72,24 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 
 /* As scrip_db_query, for a read (a SELECT that changes nothing) that
  * callers may share: while a shared query with the same SQL and the same
- * parameters is still queued (not yet sent), this one joins it instead of
- * queueing a second, and cb is called with that query's result (or
- * failure) right after its own caller's. Every caller so answered asked
- * before the statement ran, so what it reads is as fresh as a query of
- * its own would be. */
+ * parameters is still queued (not yet sent) with at least half of
+ * query_timeout left, this one joins it instead of queueing a second, and
+ * cb is called with that query's result (or failure) right after its own
+ * caller's. Every caller so answered asked before the statement ran, so
+ * what it reads is as fresh as a query of its own would be. */
 void scrip_db_query_shared(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 			   void *arg);
+
+/* When a query queued now would time out (monotonic milliseconds, as
+ * util/clock.h's scrip_mono_ms): for a caller that holds work back before
+ * queueing it and must not wait longer in all than query_timeout. */
+int64_t scrip_db_deadline(const scrip_db_t *db);
+
+/* As scrip_db_query, with the deadline given (from scrip_db_deadline when
+ * the work was first held back) instead of query_timeout from now: one
+ * past already fails at once with "database_timeout". */
+void scrip_db_query_until(scrip_db_t *db, int64_t deadline_ms, const char *sql, int n_params,
+			  const char *const *values, scrip_db_cb cb, void *arg);
 
 /* As scrip_db_query, but sent unprepared (PQsendQueryParams): parsed and
  * planned on every call. For SQL text built per call. */

@@ -88,7 +88,7 @@ void scrip_obs_db_query(double seconds, const char *failure);
  * (deltas, so that several pools add up). */
 void scrip_obs_db_conns(int delta);
 void scrip_obs_db_queue(int delta);
-/* One statement of a batcher (store/batch.h) sent, writing this many records. */
+/* One statement of a batcher (store/batch.h) answered without error, for this many records. */
 void scrip_obs_db_batch(size_t records);
 
 /* Counts one call to a main issuer: upstream name, kind ("discovery",
