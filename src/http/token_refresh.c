@@ -137,7 +137,7 @@ static void redeem(scrip_token_req_t *t, bool retry)
 	}
 	scrip_redeem_record_t rec = redeem_record(t, retry, key->kid);
 	scrip_token_set_step(t, STEP_RECORDING);
-	scrip_store_redeem(t->app->db, &rec, redeemed_cb, t);
+	scrip_store_redeem(t->app->records, &rec, redeemed_cb, t);
 }
 
 /* ---- replay ------------------------------------------------------------------ */

@@ -133,13 +133,16 @@ static bool result_has_key(const scrip_db_result_t *res, const char *key)
 }
 
 /* A data exception (SQLSTATE class 22) or a constraint violation (23):
- * what some record's values may have caused. Any other failure (the
- * database unavailable, a timeout, a lock not granted) would be every
- * record's alike, and writing them one by one would only repeat it. */
-static bool refused_a_value(const scrip_err_t *err)
+ * what some record's values may have caused; or a deadlock (40P01) with
+ * another group that holds rows of the same grants in another order,
+ * which records alone cannot meet. Any other failure (the database
+ * unavailable, a timeout, a lock not granted) would be every record's
+ * alike, and writing them one by one would only repeat it. */
+static bool worth_writing_alone(const scrip_err_t *err)
 {
 	return err->code == SCRIP_E_SERVER_ERROR && strlen(err->reason) == 5 &&
-	       (strncmp(err->reason, "22", 2) == 0 || strncmp(err->reason, "23", 2) == 0);
+	       (strncmp(err->reason, "22", 2) == 0 || strncmp(err->reason, "23", 2) == 0 ||
+		strcmp(err->reason, "40P01") == 0);
 }
 
 static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
@@ -154,7 +157,7 @@ static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void 
 			const char *key = json_string_value(json_object_get(s->records[i].values, kind->fields[kind->key]));
 			s->records[i].cb(result_has_key(res, key), NULL, s->records[i].arg);
 		}
-	} else if (refused_a_value(err)) {
+	} else if (worth_writing_alone(err)) {
 		/* One record may be what the statement refused: each alone now,
 		 * so that the others are written and the culprit gets its error. */
 		scrip_log_warn("db: a batch of %zu %s records failed (%s); writing each alone", s->n, kind->name,
@@ -173,33 +176,56 @@ static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void 
 	pump(b);
 }
 
-/* Sends what q holds: alone by single_sql, or all together by batch_sql. */
+/* Whether r may share a statement with the n records taken: none of them
+ * has the same value of kind->apart. */
+static bool may_join(const scrip_batch_kind_t *kind, const struct record *taken, size_t n, const struct record *r)
+{
+	if (!kind->apart)
+		return true;
+	json_t *v = json_object_get(r->values, kind->apart);
+	for (size_t i = 0; i < n; i++)
+		if (json_equal(json_object_get(taken[i].values, kind->apart), v))
+			return false;
+	return true;
+}
+
+/* Sends what q holds, or as much of it as may share one statement
+ * (kind->apart): alone by single_sql, or together by batch_sql. Records
+ * that may not share it stay queued, in order, for the next statement. */
 static void send_queue(scrip_batcher_t *b, struct queue *q)
 {
-	if (q->n == 1) {
-		q->n = 0;
-		send_single(b, q->kind, q->records[0]);
+	struct record *taken = malloc(SCRIP_BATCH_MAX * sizeof(*taken));
+	if (!taken)
+		abort();
+	size_t n = 0, kept = 0;
+	for (size_t i = 0; i < q->n; i++) {
+		if (may_join(q->kind, taken, n, &q->records[i]))
+			taken[n++] = q->records[i];
+		else
+			q->records[kept++] = q->records[i];
+	}
+	q->n = kept;
+	if (n == 1) {
+		send_single(b, q->kind, taken[0]);
+		free(taken);
 		return;
 	}
 	json_t *array = json_array();
 	struct sent *s = calloc(1, sizeof(*s));
-	struct record *taken = malloc(SCRIP_BATCH_MAX * sizeof(*taken));
-	if (!array || !s || !taken)
+	if (!array || !s)
 		abort();
-	int64_t deadline_ms = q->records[0].deadline_ms; /* the first added: the soonest */
-	for (size_t i = 0; i < q->n; i++) {
-		if (json_array_append(array, q->records[i].values) != 0)
+	int64_t deadline_ms = taken[0].deadline_ms;
+	for (size_t i = 0; i < n; i++) {
+		if (json_array_append(array, taken[i].values) != 0)
 			abort();
-		if (q->records[i].deadline_ms < deadline_ms)
-			deadline_ms = q->records[i].deadline_ms;
+		if (taken[i].deadline_ms < deadline_ms)
+			deadline_ms = taken[i].deadline_ms;
 	}
 	char *text = json_dumps(array, JSON_COMPACT);
 	if (!text)
 		abort();
 	json_decref(array);
-	*s = (struct sent){ .b = b, .kind = q->kind, .records = q->records, .n = q->n };
-	q->records = taken;
-	q->n = 0;
+	*s = (struct sent){ .b = b, .kind = q->kind, .records = taken, .n = n };
 	b->in_flight++;
 	const char *params[] = { text };
 	scrip_db_query_until(b->db, deadline_ms, s->kind->batch_sql, 1, params, batch_cb, s);

@@ -34,6 +34,10 @@ typedef struct {
 	const char *const *fields; /* the n field names, in the order of single_sql's $1..$n */
 	int n;
 	int key; /* the field that tells the records of one batch apart (a jti) */
+	/* A field (or NULL): records with the same value of it never share a
+	 * statement, when batch_sql could not tell their rows apart (two
+	 * redemptions of one grant would update its row once for both). */
+	const char *apart;
 } scrip_batch_kind_t;
 
 /* A record waits at most query_timeout in all, counted from when it was
@@ -56,10 +60,10 @@ void scrip_batcher_free(scrip_batcher_t *b);
 
 /* Writes one record of kind (values: kind->n strings, NULL for SQL NULL;
  * copied). A batch that PostgreSQL refuses for a value (SQLSTATE class 22
- * or 23: one record's bad value, say) is not the other records' failure:
- * each of its records is then written again alone, and gets its own
- * answer. A batch that fails otherwise (the database unavailable, a
- * timeout) fails all its records with that error. */
+ * or 23: one record's bad value, say), or as a deadlock victim (40P01),
+ * is not the other records' failure: each of its records is then written
+ * again alone, and gets its own answer. A batch that fails otherwise (the
+ * database unavailable, a timeout) fails all its records with that error. */
 void scrip_batcher_add(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const char *const *values,
 		       scrip_batch_cb cb, void *arg);
 

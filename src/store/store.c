@@ -654,20 +654,106 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
 	free(requested);
 }
 
-void scrip_store_redeem(scrip_db_t *db, const scrip_redeem_record_t *rec, scrip_store_done_cb cb, void *arg)
+/* The same for many redemptions, of different grants (batch.h: apart
+ * grant_id): each element of $1 is one redemption's values, named as
+ * redeem_fields. Each step is redeem_sql's over the set, every row joined
+ * back to its own redemption (by jti); since no two redemptions share a
+ * grant, none shares a row of refresh_tokens or grants with another, and
+ * each claims, counts and records exactly as it would alone. Returns the
+ * jti of each access token recorded. */
+static const char redeem_batch_sql[] =
+	"WITH r AS ("
+	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(old_hash text, new_hash text, retry boolean,"
+	"    grant_id text, client_id text, jti text, scopes text, audiences text, kid text, issued_at bigint,"
+	"    expires_at bigint, remote_addr text, requested_scope text, requested_audiences text)),"
+	" superseded AS ("
+	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'"
+	"    FROM scrip.refresh_tokens o, r"
+	"   WHERE r.retry AND o.token_hash = decode(r.old_hash, 'hex') AND o.state = 'rotated'"
+	"     AND s.token_hash = o.successor_hash AND s.state = 'active'"
+	"  RETURNING o.token_hash),"
+	" claimed AS ("
+	"  UPDATE scrip.refresh_tokens t SET state = 'rotated', rotated_at = coalesce(t.rotated_at, now()),"
+	"                                   successor_hash = decode(r.new_hash, 'hex')"
+	"    FROM r"
+	"   WHERE t.token_hash = ANY (ARRAY(SELECT decode(old_hash, 'hex') FROM r))" /* by the key, whatever the estimates */
+	"     AND t.token_hash = decode(r.old_hash, 'hex')"
+	"     AND ((NOT r.retry AND t.state = 'active') OR (r.retry AND t.token_hash IN (SELECT token_hash FROM superseded)))"
+	"     AND EXISTS (SELECT 1 FROM scrip.grants q WHERE q.grant_id = t.grant_id AND q.suspended_at IS NULL)"
+	"  RETURNING t.grant_id, t.generation, r.jti),"
+	" g AS ("
+	"  UPDATE scrip.grants g SET uses = g.uses + 1"
+	"    FROM claimed c JOIN r USING (jti)"
+	"   WHERE g.grant_id = c.grant_id AND g.grant_id = r.grant_id AND g.client_id = r.client_id"
+	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)"
+	"     AND g.suspended_at IS NULL"
+	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)"
+	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation, g.vo, c.jti),"
+	" n AS ("
+	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
+	"  SELECT decode(r.new_hash, 'hex'), g.grant_id, g.generation + 1 FROM g JOIN r USING (jti)"
+	"  RETURNING grant_id),"
+	" t AS ("
+	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id, vo)"
+	"  SELECT r.jti, g.client_id, g.subject, g.upstream_issuer, 'grant:' || g.grant_id, string_to_array(r.scopes, ' '),"
+	"         ARRAY(SELECT jsonb_array_elements_text(r.audiences::jsonb)), g.job_id, r.kid,"
+	"         to_timestamp(r.issued_at), to_timestamp(r.expires_at), r.remote_addr, g.grant_id, g.vo"
+	"    FROM g JOIN r USING (jti) JOIN n ON n.grant_id = g.grant_id"
+	"  RETURNING jti, grant_id)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id, grant_id,"
+	"                                 remote_addr, requested_scope, requested_audiences, description, vo)"
+	" SELECT 'token_refresh', 'granted', g.client_id, g.subject, g.upstream_issuer, t.jti, g.job_id, g.grant_id,"
+	"        r.remote_addr, r.requested_scope, ARRAY(SELECT jsonb_array_elements_text(r.requested_audiences::jsonb)),"
+	"        CASE WHEN r.retry THEN 'retry inside the grace period' ELSE 'generation ' || (g.generation + 1) END,"
+	"        g.vo"
+	"   FROM g JOIN t USING (grant_id) JOIN r ON r.jti = t.jti"
+	" RETURNING jti";
+
+static const char *const redeem_fields[] = { "old_hash", "new_hash", "retry", "grant_id", "client_id",
+					     "jti", "scopes", "audiences", "kid", "issued_at",
+					     "expires_at", "remote_addr", "requested_scope", "requested_audiences" };
+
+static const scrip_batch_kind_t redeem_kind = {
+	.name = "redemption",
+	.single_sql = redeem_sql,
+	.batch_sql = redeem_batch_sql,
+	.fields = redeem_fields,
+	.n = 14,
+	.key = 5,
+	.apart = "grant_id",
+};
+
+/* Not written with no error: the claim found nothing to claim. */
+static void redeemed_cb(bool written, const scrip_err_t *err, void *arg)
+{
+	struct batched_done op = *(struct batched_done *)arg;
+	free(arg);
+	scrip_err_t lost;
+	if (!err && !written) {
+		SCRIP_ERR(&lost, SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
+			  "the refresh token was redeemed by another request at the same time");
+		err = &lost;
+	}
+	op.cb(err, op.arg);
+}
+
+void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *rec, scrip_store_done_cb cb,
+			void *arg)
 {
 	char iat[24], exp[24];
 	snprintf(iat, sizeof(iat), "%" PRId64, rec->issued_at);
 	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
 	char *auds = json_strings(rec->audiences, rec->n_audiences);
 	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
-	if (!auds || !requested)
+	struct batched_done *op = malloc(sizeof(*op));
+	if (!auds || !requested || !op)
 		abort();
+	*op = (struct batched_done){ .cb = cb, .arg = arg };
 	const char *params[] = { rec->old_hash_hex, rec->new_hash_hex, rec->retry ? "true" : "false", rec->grant_id,
 				 rec->client_id, rec->jti, rec->scopes, auds, rec->kid, iat, exp, rec->remote_addr,
 				 rec->requested_scope, requested };
-	query_done_or(db, redeem_sql, 14, params, SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
-		      "the refresh token was redeemed by another request at the same time", cb, arg);
+	scrip_batcher_add(batcher, &redeem_kind, params, redeemed_cb, op);
 	free(requested);
 	free(auds);
 }

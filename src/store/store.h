@@ -182,8 +182,11 @@ typedef struct {
  * unexpired, uses left, job not ended), counts the use, stores the
  * successor, records the access token and its 'granted' audit row
  * (event 'token_refresh'). SCRIP_E_INVALID_GRANT "redeemed_concurrently"
- * when the claim found nothing to claim. */
-void scrip_store_redeem(scrip_db_t *db, const scrip_redeem_record_t *rec, scrip_store_done_cb cb, void *arg);
+ * when the claim found nothing to claim. Through batcher: when the
+ * database is busy, in one statement with redemptions of other grants
+ * (batch.h), never with another of the same grant. */
+void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *rec, scrip_store_done_cb cb,
+			void *arg);
 
 /* Broker mode: the same claim and checks as scrip_store_redeem, but what
  * is handed out is the main issuer's access token (upstream_ref names it,

@@ -12,6 +12,17 @@
  *   prefix PREFIX
  *   waiting W          records that waited for an earlier statement
  *   I JTI written|job_ended|error:REASON
+ *
+ *   record-driver DSN CLIENT_ID N --reads
+ *
+ * instead reads client CLIENT_ID N times in one turn of the loop (shared
+ * reads, db.h) and prints "I client ID", "I none" or "I error:REASON".
+ *
+ *   record-driver DSN CLIENT_ID N --redeem
+ *
+ * instead redeems N refresh tokens in one turn, one per line of stdin:
+ * "OLD_HASH_HEX NEW_HASH_HEX RETRY(0|1) GRANT_ID JTI", and prints
+ * "waiting W", then "I JTI written|redeemed_concurrently|error:REASON".
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +35,15 @@
 #include "store/db.h"
 #include "store/store.h"
 #include "util/secret.h"
+
+/* What one record or redemption got. */
+struct outcome {
+	int index;
+	char jti[64];
+	char text[96];
+	int *left;
+	struct event_base *base;
+};
 
 /* ---- --reads ---- */
 
@@ -88,15 +108,103 @@ static int run_reads(const char *dsn, const char *client_id, int n)
 	return left == 0 ? 0 : 1;
 }
 
-/* ---- recording ---- */
+/* ---- --redeem ---- */
 
-struct outcome {
-	int index;
-	char jti[64];
-	char text[96];
-	int *left;
-	struct event_base *base;
+struct redemption {
+	char old_hash[65], new_hash[65], grant_id[64], jti[64];
+	int retry;
+	struct outcome out;
 };
+
+struct redeems {
+	scrip_batcher_t *batcher;
+	const char *client_id;
+	struct redemption *r;
+	int n;
+	bool started;
+};
+
+static void redeemed_cb(const scrip_err_t *err, void *arg)
+{
+	struct outcome *o = arg;
+	if (!err)
+		snprintf(o->text, sizeof(o->text), "written");
+	else if (strcmp(err->reason, "redeemed_concurrently") == 0)
+		snprintf(o->text, sizeof(o->text), "redeemed_concurrently");
+	else
+		snprintf(o->text, sizeof(o->text), "error:%s", err->reason);
+	if (--*o->left == 0)
+		event_base_loopbreak(o->base);
+}
+
+static void redeems_start_cb(void *arg)
+{
+	struct redeems *rs = arg;
+	if (rs->started)
+		return;
+	rs->started = true;
+	const char *audiences[] = { "https://storage.example.org" };
+	for (int i = 0; i < rs->n; i++) {
+		struct redemption *r = &rs->r[i];
+		scrip_redeem_record_t rec = {
+			.old_hash_hex = r->old_hash,
+			.new_hash_hex = r->new_hash,
+			.retry = r->retry != 0,
+			.grant_id = r->grant_id,
+			.client_id = rs->client_id,
+			.jti = r->jti,
+			.scopes = "storage.read:/demo",
+			.audiences = audiences,
+			.n_audiences = 1,
+			.kid = "kid-1",
+			.issued_at = 1800000000,
+			.expires_at = 1800003600,
+			.remote_addr = "192.0.2.8",
+			.requested_scope = i % 2 ? NULL : "storage.read:/demo",
+			.requested_audiences = audiences,
+			.n_requested_audiences = (size_t)(i % 2),
+		};
+		scrip_store_redeem(rs->batcher, &rec, redeemed_cb, &r->out);
+	}
+	printf("waiting %zu\n", scrip_batcher_waiting(rs->batcher));
+	fflush(stdout);
+}
+
+static int run_redeems(const char *dsn, const char *client_id, int n)
+{
+	struct redemption *r = calloc((size_t)n, sizeof(*r));
+	for (int i = 0; r && i < n; i++) {
+		if (scanf("%64s %64s %d %63s %63s", r[i].old_hash, r[i].new_hash, &r[i].retry, r[i].grant_id,
+			  r[i].jti) != 5) {
+			fprintf(stderr, "record-driver: line %d of stdin is not a redemption\n", i + 1);
+			free(r);
+			return 2;
+		}
+	}
+	struct event_base *base = event_base_new();
+	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, 10000, "on") : NULL;
+	scrip_batcher_t *batcher = db ? scrip_batcher_new(db, 1) : NULL;
+	if (!r || !batcher) {
+		fprintf(stderr, "record-driver: cannot start\n");
+		return 1;
+	}
+	int left = n;
+	for (int i = 0; i < n; i++)
+		r[i].out = (struct outcome){ .index = i, .left = &left, .base = base };
+	struct redeems rs = { .batcher = batcher, .client_id = client_id, .r = r, .n = n };
+	scrip_db_set_up_cb(db, redeems_start_cb, &rs);
+	event_base_dispatch(base);
+	for (int i = 0; i < n; i++)
+		printf("%d %s %s\n", i, r[i].jti, r[i].out.text);
+	scrip_db_free(db);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	scrip_batcher_free(batcher);
+	event_base_free(base);
+	free(r);
+	return left == 0 ? 0 : 1;
+}
+
+/* ---- recording ---- */
 
 static void recorded_cb(const scrip_err_t *err, void *arg)
 {
@@ -164,7 +272,8 @@ static void start_cb(void *arg)
 static int usage(void)
 {
 	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--foreign I] [--timeout MS]\n"
-			"       record-driver DSN CLIENT_ID N --reads\n");
+			"       record-driver DSN CLIENT_ID N --reads\n"
+			"       record-driver DSN CLIENT_ID N --redeem < REDEMPTIONS\n");
 	return 2;
 }
 
@@ -176,6 +285,8 @@ int main(int argc, char **argv)
 	int n = atoi(argv[3]), in_flight = 1, ended = -1, foreign = -1, timeout_ms = 10000;
 	if (argc == 5 && strcmp(argv[4], "--reads") == 0 && n > 0 && n <= 1000)
 		return run_reads(dsn, client_id, n);
+	if (argc == 5 && strcmp(argv[4], "--redeem") == 0 && n > 0 && n <= 1000)
+		return run_redeems(dsn, client_id, n);
 	for (int i = 4; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--in-flight") == 0)
 			in_flight = atoi(argv[i + 1]);

@@ -12,19 +12,25 @@ times out writes nothing and fails every token. Then scripd itself, under
 concurrent exchanges: every token answered is recorded with its audit row,
 and scrip_db_records_per_statement counts each exactly once.
 
+Redemptions are grouped too, but never two of one grant in a statement:
+record-driver --redeem shows a group of redemptions claiming, counting and
+recording each as alone, two redemptions of one token (exactly one wins), a
+retry inside the grace period, and a used-up grant inside a group.
+
 Shared reads (db.h): record-driver --reads asks for one client's row many
 times in one turn; PostgreSQL's own log shows the reads that waited for a
 connection were one execution, and every caller got the row."""
 
 import os
 import re
+import secrets
 import subprocess
 import threading
 import time
 import unittest
 import urllib.parse
 
-from harness import BUILDDIR, DemoIssuer, Env, ScripTestCase, jwt_parts
+from harness import BUILDDIR, TT_REFRESH_TOKEN, DemoIssuer, Env, ScripTestCase, jwt_parts
 
 ENV = None
 DRIVER = os.path.join(BUILDDIR, "tests", "integration", "record-driver")
@@ -181,6 +187,125 @@ class DriverTest(ScripTestCase):
         self.assertEqual((issued, audit), ({}, {}))
 
 
+class RedeemDriverTest(ScripTestCase):
+    """Grouped redemptions, through record-driver --redeem."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.client = cls.env.new_client()
+
+    def grant(self, max_uses="", uses=0):
+        """A grant of the client with one active refresh token: (grant_id, token hash)."""
+        gid, h = "g-" + secrets.token_hex(6), secrets.token_hex(32)
+        self.env.db.execute(
+            "INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, scopes, audiences, expires_at,"
+            " max_uses, uses, vo) VALUES (:'g', :'c', 'sub-r', 'https://issuer.example.org', ARRAY['storage.read:/demo'],"
+            " ARRAY['https://storage.example.org'], now() + interval '1 day', NULLIF(:'m', '')::integer, :'u', 'default');"
+            " INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation) VALUES (decode(:'h', 'hex'), :'g', 1)",
+            g=gid, c=self.client.id, m=max_uses, u=uses, h=h)
+        return gid, h
+
+    def redeem(self, redemptions):
+        """redemptions: (old hash, new hash, retry, grant_id); returns (waiting, [outcome], [jti])."""
+        jtis = ["r-" + secrets.token_hex(6) for _ in redemptions]
+        lines = "".join("%s %s %d %s %s\n" % (old, new, retry, gid, jti)
+                        for (old, new, retry, gid), jti in zip(redemptions, jtis))
+        out = subprocess.run([DRIVER, self.env.db.dsn, self.client.id, str(len(redemptions)), "--redeem"],
+                             input=lines, capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        self.assertNotIn("writing each alone", out.stderr)
+        lines = out.stdout.splitlines()
+        waiting = int(re.fullmatch(r"waiting (\d+)", lines[0]).group(1))
+        outcomes = []
+        for i, line in enumerate(lines[1:]):
+            index, jti, outcome = line.split(" ")
+            self.assertEqual((int(index), jti), (i, jtis[i]))
+            outcomes.append(outcome)
+        return waiting, outcomes, jtis
+
+    def token(self, h):
+        rows = self.env.db.query("SELECT grant_id, generation, state, encode(successor_hash, 'hex') AS successor"
+                                 " FROM scrip.refresh_tokens WHERE token_hash = decode(:'h', 'hex')", h=h)
+        return rows[0] if rows else None
+
+    def uses(self, gid):
+        return self.env.db.scalar("SELECT uses FROM scrip.grants WHERE grant_id = :'g'", g=gid)
+
+    def assert_recorded(self, jti, gid, description):
+        issued = self.env.db.query("SELECT grant_id, client_id, subject, scopes, audiences, kid, remote_addr,"
+                                   " subject_token_ref FROM scrip.issued_tokens WHERE jti = :'j'", j=jti)
+        self.assertEqual(issued, [{"grant_id": gid, "client_id": self.client.id, "subject": "sub-r",
+                                   "scopes": ["storage.read:/demo"], "audiences": ["https://storage.example.org"],
+                                   "kid": "kid-1", "remote_addr": "192.0.2.8", "subject_token_ref": "grant:" + gid}])
+        audit = self.env.db.query("SELECT event, outcome, grant_id, description FROM scrip.audit_events"
+                                  " WHERE jti = :'j'", j=jti)
+        self.assertEqual(audit, [{"event": "token_refresh", "outcome": "granted", "grant_id": gid,
+                                  "description": description}])
+
+    def assert_not_recorded(self, jti):
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.issued_tokens WHERE jti = :'j'", j=jti), 0)
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.audit_events WHERE jti = :'j'", j=jti), 0)
+
+    def test_group_of_grants_rotates_each_as_alone(self):
+        grants = [self.grant() for _ in range(6)]
+        news = [secrets.token_hex(32) for _ in grants]
+        waiting, outcomes, jtis = self.redeem([(h, new, 0, gid) for (gid, h), new in zip(grants, news)])
+        self.assertEqual(waiting, 5)
+        self.assertEqual(outcomes, ["written"] * 6)
+        for (gid, h), new, jti in zip(grants, news, jtis):
+            self.assertEqual(self.token(h), {"grant_id": gid, "generation": 1, "state": "rotated", "successor": new})
+            self.assertEqual(self.token(new), {"grant_id": gid, "generation": 2, "state": "active", "successor": None})
+            self.assertEqual(self.uses(gid), 1)
+            self.assert_recorded(jti, gid, "generation 2")
+
+    def test_one_token_twice_in_a_burst_wins_once(self):
+        (g1, h1), (g0, h0), (g2, h2), (g3, h3) = [self.grant() for _ in range(4)]
+        a, b = secrets.token_hex(32), secrets.token_hex(32)
+        waiting, outcomes, jtis = self.redeem([(h1, secrets.token_hex(32), 0, g1), (h0, a, 0, g0),
+                                               (h2, secrets.token_hex(32), 0, g2), (h0, b, 0, g0),
+                                               (h3, secrets.token_hex(32), 0, g3)])
+        self.assertEqual(waiting, 4)
+        # The two of grant g0 never share a statement: the first is claimed in the group, the
+        # second, alone after it, finds the token rotated.
+        self.assertEqual(outcomes, ["written", "written", "written", "redeemed_concurrently", "written"])
+        self.assertEqual(self.token(h0)["successor"], a)
+        self.assertIsNotNone(self.token(a))
+        self.assertIsNone(self.token(b))
+        self.assertEqual(self.uses(g0), 1)
+        self.assert_recorded(jtis[1], g0, "generation 2")
+        self.assert_not_recorded(jtis[3])
+
+    def test_retry_inside_the_grace_period_in_a_group(self):
+        (g1, h1), (gr, old), (g2, h2) = [self.grant() for _ in range(3)]
+        unused = secrets.token_hex(32)
+        # old was redeemed once (uses 1) and its successor never used: a retry may claim it again.
+        self.env.db.execute(
+            "UPDATE scrip.refresh_tokens SET state = 'rotated', rotated_at = now(), successor_hash = decode(:'s', 'hex')"
+            " WHERE token_hash = decode(:'o', 'hex');"
+            " INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation) VALUES (decode(:'s', 'hex'), :'g', 2);"
+            " UPDATE scrip.grants SET uses = 1 WHERE grant_id = :'g'", o=old, s=unused, g=gr)
+        again = secrets.token_hex(32)
+        waiting, outcomes, jtis = self.redeem([(h1, secrets.token_hex(32), 0, g1), (old, again, 1, gr),
+                                               (h2, secrets.token_hex(32), 0, g2)])
+        self.assertEqual(waiting, 2)
+        self.assertEqual(outcomes, ["written"] * 3)
+        self.assertEqual(self.token(unused)["state"], "revoked")
+        self.assertEqual(self.token(old)["successor"], again)
+        self.assertEqual(self.token(again), {"grant_id": gr, "generation": 2, "state": "active", "successor": None})
+        self.assertEqual(self.uses(gr), 2)
+        self.assert_recorded(jtis[1], gr, "retry inside the grace period")
+
+    def test_used_up_grant_in_a_group_is_refused_alone(self):
+        (g1, h1), (gu, hu), (g2, h2) = self.grant(), self.grant(max_uses="1", uses=1), self.grant()
+        waiting, outcomes, jtis = self.redeem([(h1, secrets.token_hex(32), 0, g1), (hu, secrets.token_hex(32), 0, gu),
+                                               (h2, secrets.token_hex(32), 0, g2)])
+        self.assertEqual(waiting, 2)
+        self.assertEqual(outcomes, ["written", "redeemed_concurrently", "written"])
+        self.assertEqual(self.uses(gu), 1)
+        self.assert_not_recorded(jtis[1])
+        self.assert_recorded(jtis[2], g2, "generation 2")
+
+
 class SharedReadsTest(ScripTestCase):
     @classmethod
     def setUpClass(cls):
@@ -219,7 +344,7 @@ class SharedReadsTest(ScripTestCase):
 
 
 class ScripdTest(ScripTestCase):
-    """scripd under concurrent exchanges."""
+    """scripd under concurrent exchanges and redemptions."""
 
     def records_metric(self):
         text = self.env.scripd.get("/metrics").body.decode()
@@ -258,3 +383,42 @@ class ScripdTest(ScripTestCase):
         after = self.records_metric()
         self.assertEqual(after[1] - before[1], 160, "each token counted once in scrip_db_records_per_statement")
         self.assertLessEqual(after[0] - before[0], 160)
+
+    def test_every_redemption_answered_is_recorded_once(self):
+        client = self.env.new_client()
+        refresh = []
+        for k in range(48):
+            subject = self.env.subject_token(claims={"sub": "rd-%d-%s" % (k, secrets.token_hex(3))})
+            r = self.env.exchange(client, subject, audiences=["https://storage.example.org"],
+                                  extra=[("requested_token_type", TT_REFRESH_TOKEN)])
+            self.assertEqual(r.status, 200, r)
+            refresh.append(self.env.remember(r.json["access_token"], "refresh token"))
+        before = self.records_metric()
+        results, lock = {}, threading.Lock()
+
+        def worker(tokens):
+            for token in tokens:
+                r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", token)], client)
+                if r.status == 200:
+                    self.env.remember(r.json["refresh_token"], "refresh token")
+                with lock:
+                    results[token] = r
+
+        threads = [threading.Thread(target=worker, args=(refresh[k::12],)) for k in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(r.status for r in results.values()), [200] * 48)
+        jtis = [jwt_parts(r.json["access_token"])[1]["jti"] for r in results.values()]
+        rows = self.env.db.query(
+            "SELECT g.uses, count(DISTINCT t.jti) AS issued, count(a.id) AS audit FROM scrip.grants g"
+            " LEFT JOIN scrip.issued_tokens t ON t.grant_id = g.grant_id"
+            " LEFT JOIN scrip.audit_events a ON a.jti = t.jti AND a.event = 'token_refresh'"
+            " WHERE g.client_id = :'c' GROUP BY g.grant_id, g.uses", c=client.id)
+        self.assertEqual(len(rows), 48)
+        self.assertEqual({(r["uses"], r["issued"], r["audit"]) for r in rows}, {(1, 1, 1)})
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.issued_tokens WHERE jti = ANY(:'j'::text[])",
+                                            j="{%s}" % ",".join(jtis)), 48)
+        after = self.records_metric()
+        self.assertEqual(after[1] - before[1], 48)
