@@ -2,12 +2,12 @@
  * PostgreSQL for test_grouped_commits.py: records N issued tokens through
  * one batcher in one turn of the loop, and prints what each got.
  *
- *   record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--foreign I] [--timeout MS]
+ *   record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--refused I] [--timeout MS]
  *
  * Token i (0..N-1) has jti PREFIX-i (PREFIX random, printed first), job
  * "job-i", subject "sub-i". --ended I gives token I the job "ended-job"
- * (the test ends that job first); --foreign I gives token I a client that
- * does not exist (PostgreSQL refuses its row). Prints:
+ * (the test ends that job first); --refused I gives token I no subject
+ * (PostgreSQL refuses its row: NOT NULL). Prints:
  *
  *   prefix PREFIX
  *   waiting W          records that waited for an earlier statement
@@ -222,7 +222,7 @@ static void recorded_cb(const scrip_err_t *err, void *arg)
 struct run {
 	scrip_batcher_t *batcher;
 	struct outcome *out;
-	int n, *left, ended, foreign;
+	int n, *left, ended, refused;
 	struct event_base *base;
 	const char *client_id, *prefix;
 	bool started;
@@ -246,8 +246,8 @@ static void start_cb(void *arg)
 		snprintf(o->jti, sizeof(o->jti), "%s-%d", r->prefix, i);
 		scrip_token_record_t rec = {
 			.jti = o->jti,
-			.client_id = i == r->foreign ? "no-such-client" : r->client_id,
-			.subject = sub,
+			.client_id = r->client_id,
+			.subject = i == r->refused ? NULL : sub,
 			.upstream_issuer = "https://issuer.example.org",
 			.subject_token_ref = "ref",
 			.scopes = "storage.read:/demo storage.create:/demo/output",
@@ -271,7 +271,7 @@ static void start_cb(void *arg)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--foreign I] [--timeout MS]\n"
+	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--refused I] [--timeout MS]\n"
 			"       record-driver DSN CLIENT_ID N --reads\n"
 			"       record-driver DSN CLIENT_ID N --redeem < REDEMPTIONS\n");
 	return 2;
@@ -282,7 +282,7 @@ int main(int argc, char **argv)
 	if (argc < 4)
 		return usage();
 	const char *dsn = argv[1], *client_id = argv[2];
-	int n = atoi(argv[3]), in_flight = 1, ended = -1, foreign = -1, timeout_ms = 10000;
+	int n = atoi(argv[3]), in_flight = 1, ended = -1, refused = -1, timeout_ms = 10000;
 	if (argc == 5 && strcmp(argv[4], "--reads") == 0 && n > 0 && n <= 1000)
 		return run_reads(dsn, client_id, n);
 	if (argc == 5 && strcmp(argv[4], "--redeem") == 0 && n > 0 && n <= 1000)
@@ -292,8 +292,8 @@ int main(int argc, char **argv)
 			in_flight = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--ended") == 0)
 			ended = atoi(argv[i + 1]);
-		else if (strcmp(argv[i], "--foreign") == 0)
-			foreign = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--refused") == 0)
+			refused = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--timeout") == 0)
 			timeout_ms = atoi(argv[i + 1]);
 		else
@@ -313,7 +313,7 @@ int main(int argc, char **argv)
 	printf("prefix %s\n", prefix);
 	int left = n;
 	struct run run = { .batcher = batcher, .out = out, .n = n, .left = &left, .base = base, .client_id = client_id,
-			   .prefix = prefix, .ended = ended, .foreign = foreign };
+			   .prefix = prefix, .ended = ended, .refused = refused };
 	/* Queries made before a connection is up fail at once: start once one is. */
 	scrip_db_set_up_cb(db, start_cb, &run);
 	event_base_dispatch(base);

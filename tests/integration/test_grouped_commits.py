@@ -143,13 +143,13 @@ class DriverTest(ScripTestCase):
             self.assert_recorded(prefix, i, issued, audit)
 
     def test_refused_token_does_not_sink_the_batch(self):
-        # Token 4 names a client that does not exist: its batch fails (foreign key, 23503) and
-        # every token of it is written again alone.
-        prefix, waiting, outcomes, stderr = self.drive(8, "--foreign", 4)
+        # Token 4 has no subject: its batch fails (not null, 23502) and every token of it is
+        # written again alone.
+        prefix, waiting, outcomes, stderr = self.drive(8, "--refused", 4)
         self.assertEqual(waiting, 7)
-        self.assertEqual(outcomes[4], "error:23503")
+        self.assertEqual(outcomes[4], "error:23502")
         self.assertEqual({o for i, o in outcomes.items() if i != 4}, {"written"})
-        self.assertIn("a batch of 7 issued token records failed (23503); writing each alone", stderr)
+        self.assertIn("a batch of 7 issued token records failed (23502); writing each alone", stderr)
         issued, audit = self.rows(prefix)
         self.assertEqual((len(issued), len(audit)), (7, 7))
         for i in (1, 2, 3, 5, 6, 7):

@@ -209,6 +209,24 @@ class ClientTest(CtlCase):
         r = self.env.exchange(c, token, scope="storage.read:/demo")
         self.assertOAuthError(r, 401, "invalid_client")
 
+    def test_client_is_never_deleted_nor_renamed(self):
+        """Its tokens name it (without a foreign key since 012): the database refuses to lose it."""
+        c = self.env.new_client()
+        token = self.env.subject_token(claims={"sub": "alice"})
+        self.assertEqual(self.env.exchange(c, token, scope="storage.read:/demo").status, 200)
+        for sql in ("DELETE FROM scrip.clients WHERE client_id = :'c'",
+                    "UPDATE scrip.clients SET client_id = client_id || '-x' WHERE client_id = :'c'"):
+            with self.assertRaises(RuntimeError) as refused:
+                self.env.db.execute(sql, c=c.id)
+            self.assertIn("cannot be deleted or renamed", str(refused.exception))
+            self.assertIn("scripctl client disable " + c.id, str(refused.exception))
+        self.assertEqual(self.client_row(c.id)["client_id"], c.id)
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.issued_tokens WHERE client_id = :'c'",
+                                            c=c.id), 1)
+        # Other changes of the row go through, as scripctl makes them.
+        self.assertOk(self.ctl("client", "disable", c.id))
+        self.assertEqual(self.client_row(c.id)["enabled"], False)
+
     def test_disable_unknown(self):
         self.assertFails(self.ctl("client", "disable", "nobody-" + secrets.token_hex(4)))
 
