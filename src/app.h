@@ -40,7 +40,7 @@ typedef struct {
 	int worker_index; /* 0..threads-1 */
 	struct event_base *base;
 	scrip_db_t *db;
-	scrip_batcher_t *records;   /* issued tokens and redemptions written to db, grouped when it is busy */
+	scrip_batcher_t *records;   /* issued tokens, grants and redemptions written to db, grouped when busy */
 	scrip_fetcher_t *fetcher;
 	scrip_jwks_cache_t *jwks[SCRIP_UPSTREAMS_MAX]; /* one per cfg->upstreams[i] */
 	scrip_oauth_t *oauth;                           /* scrip as a client of the main issuers */

@@ -161,7 +161,7 @@ static void issue_grant(scrip_token_req_t *t)
 		.vo = t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO,
 	};
 	scrip_token_set_step(t, STEP_RECORDING);
-	scrip_store_grant_create(t->app->db, &rec, grant_recorded_cb, t);
+	scrip_store_grant_create(t->app->records, &rec, grant_recorded_cb, t);
 	free(groups);
 }
 

@@ -310,7 +310,7 @@ struct batched_done {
 };
 
 /* Not written with no error: the ended-job guard wrote nothing. */
-static void token_recorded_cb(bool written, const scrip_err_t *err, void *arg)
+static void guarded_by_ended_job_cb(bool written, const scrip_err_t *err, void *arg)
 {
 	struct batched_done op = *(struct batched_done *)arg;
 	free(arg);
@@ -337,7 +337,7 @@ void scrip_store_token_record(scrip_batcher_t *batcher, const scrip_token_record
 	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
 				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
 				 rec->requested_scope, requested, rec->vo };
-	scrip_batcher_add(batcher, &token_record_kind, params, token_recorded_cb, op);
+	scrip_batcher_add(batcher, &token_record_kind, params, guarded_by_ended_job_cb, op);
 	free(requested);
 	free(auds);
 }
@@ -400,20 +400,65 @@ static const char grant_create_sql[] =
 	"        ARRAY(SELECT jsonb_array_elements_text($14::jsonb)), 'subject token ' || $15, g.vo"
 	"   FROM g JOIN r USING (grant_id)";
 
-void scrip_store_grant_create(scrip_db_t *db, const scrip_grant_record_t *rec, scrip_store_done_cb cb, void *arg)
+/* The same for many grants (batch.h): each element of $1 is one grant's
+ * values, named as grant_create_fields; the grants of an ended job are
+ * skipped, and the id of each grant written is returned. */
+static const char grant_create_batch_sql[] =
+	"WITH r AS ("
+	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(grant_id text, client_id text, subject text,"
+	"    upstream_issuer text, job_id text, scopes text, audiences text, groups text, expires_at bigint,"
+	"    max_uses integer, token_hash text, remote_addr text, requested_scope text, requested_audiences text,"
+	"    subject_token_ref text, vo text)),"
+	" g AS ("
+	"  INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, job_id, scopes, audiences, groups,"
+	"                            expires_at, max_uses, vo)"
+	"  SELECT r.grant_id, r.client_id, r.subject, r.upstream_issuer, r.job_id, string_to_array(r.scopes, ' '),"
+	"         ARRAY(SELECT jsonb_array_elements_text(r.audiences::jsonb)), r.groups::jsonb,"
+	"         to_timestamp(r.expires_at), NULLIF(r.max_uses, 0), r.vo"
+	"    FROM r"
+	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = r.client_id AND e.job_id = r.job_id)"
+	"  RETURNING grant_id, client_id, subject, upstream_issuer, job_id, vo),"
+	" t AS ("
+	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
+	"  SELECT decode(r.token_hash, 'hex'), g.grant_id, 1 FROM g JOIN r USING (grant_id) RETURNING grant_id)"
+	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
+	"                                 remote_addr, requested_scope, requested_audiences, description, vo)"
+	" SELECT 'grant_create', 'granted', g.client_id, g.subject, g.upstream_issuer, g.job_id, g.grant_id,"
+	"        r.remote_addr, r.requested_scope, ARRAY(SELECT jsonb_array_elements_text(r.requested_audiences::jsonb)),"
+	"        'subject token ' || r.subject_token_ref, g.vo"
+	"   FROM g JOIN t USING (grant_id) JOIN r USING (grant_id)"
+	" RETURNING grant_id";
+
+static const char *const grant_create_fields[] = { "grant_id", "client_id", "subject", "upstream_issuer",
+						   "job_id", "scopes", "audiences", "groups",
+						   "expires_at", "max_uses", "token_hash", "remote_addr",
+						   "requested_scope", "requested_audiences", "subject_token_ref", "vo" };
+
+static const scrip_batch_kind_t grant_create_kind = {
+	.name = "grant",
+	.single_sql = grant_create_sql,
+	.batch_sql = grant_create_batch_sql,
+	.fields = grant_create_fields,
+	.n = 16,
+	.key = 0,
+};
+
+void scrip_store_grant_create(scrip_batcher_t *batcher, const scrip_grant_record_t *rec, scrip_store_done_cb cb,
+			      void *arg)
 {
 	char exp[24], uses[24];
 	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
 	snprintf(uses, sizeof(uses), "%" PRId64, rec->max_uses);
 	char *auds = json_strings(rec->audiences, rec->n_audiences);
 	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
-	if (!auds || !requested)
+	struct batched_done *op = malloc(sizeof(*op));
+	if (!auds || !requested || !op)
 		abort();
+	*op = (struct batched_done){ .cb = cb, .arg = arg };
 	const char *params[] = { rec->grant_id, rec->client_id, rec->subject, rec->upstream_issuer, rec->job_id,
 				 rec->scopes, auds, rec->groups_json, exp, uses, rec->token_hash_hex, rec->remote_addr,
 				 rec->requested_scope, requested, rec->subject_token_ref, rec->vo };
-	query_done_or(db, grant_create_sql, 16, params, SCRIP_E_INVALID_REQUEST, "job_ended", "this job has ended", cb,
-		      arg);
+	scrip_batcher_add(batcher, &grant_create_kind, params, guarded_by_ended_job_cb, op);
 	free(requested);
 	free(auds);
 }

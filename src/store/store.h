@@ -110,9 +110,11 @@ typedef struct {
 } scrip_grant_record_t;
 
 /* Commits grant, refresh token and 'granted' audit row (event
- * 'grant_create') in one statement. SCRIP_E_INVALID_REQUEST "job_ended"
- * when the job has ended. */
-void scrip_store_grant_create(scrip_db_t *db, const scrip_grant_record_t *rec, scrip_store_done_cb cb, void *arg);
+ * 'grant_create') in one statement; through batcher, grouped with other
+ * grants when the database is busy (batch.h). SCRIP_E_INVALID_REQUEST
+ * "job_ended" when the job has ended. */
+void scrip_store_grant_create(scrip_batcher_t *batcher, const scrip_grant_record_t *rec, scrip_store_done_cb cb,
+			      void *arg);
 
 /* A refresh token and its grant, as stored now. All owned. */
 typedef struct {

@@ -2,12 +2,15 @@
  * PostgreSQL for test_grouped_commits.py: records N issued tokens through
  * one batcher in one turn of the loop, and prints what each got.
  *
- *   record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--refused I] [--timeout MS]
+ *   record-driver DSN CLIENT_ID N [--grants] [--in-flight K] [--ended I] [--refused I] [--timeout MS]
  *
  * Token i (0..N-1) has jti PREFIX-i (PREFIX random, printed first), job
  * "job-i", subject "sub-i". --ended I gives token I the job "ended-job"
  * (the test ends that job first); --refused I gives token I no subject
- * (PostgreSQL refuses its row: NOT NULL). Prints:
+ * (PostgreSQL refuses its row: NOT NULL). --grants creates grants instead
+ * of recording access tokens: grant i has id PREFIX-i, refresh token hash
+ * SHA-256("PREFIX-i"), wlcg.groups ["/demo"] when i is even, max_uses i % 3
+ * (0: unlimited). Prints:
  *
  *   prefix PREFIX
  *   waiting W          records that waited for an earlier statement
@@ -223,10 +226,40 @@ struct run {
 	scrip_batcher_t *batcher;
 	struct outcome *out;
 	int n, *left, ended, refused;
+	bool grants;
 	struct event_base *base;
 	const char *client_id, *prefix;
 	bool started;
 };
+
+/* The grant that goes with token record rec: the same values where they
+ * mean the same. */
+static void add_grant(struct run *r, int i, const scrip_token_record_t *rec)
+{
+	char hash[2 * SCRIP_SHA256_LEN + 1];
+	scrip_sha256_hex(rec->jti, strlen(rec->jti), hash);
+	scrip_grant_record_t g = {
+		.grant_id = rec->jti,
+		.token_hash_hex = hash,
+		.client_id = rec->client_id,
+		.subject = rec->subject,
+		.upstream_issuer = rec->upstream_issuer,
+		.subject_token_ref = rec->subject_token_ref,
+		.job_id = rec->job_id,
+		.scopes = rec->scopes,
+		.audiences = rec->audiences,
+		.n_audiences = rec->n_audiences,
+		.groups_json = i % 2 ? NULL : "[\"/demo\"]",
+		.expires_at = rec->expires_at,
+		.max_uses = i % 3,
+		.remote_addr = rec->remote_addr,
+		.requested_scope = rec->requested_scope,
+		.requested_audiences = rec->requested_audiences,
+		.n_requested_audiences = rec->n_requested_audiences,
+		.vo = rec->vo,
+	};
+	scrip_store_grant_create(r->batcher, &g, recorded_cb, &r->out[i]);
+}
 
 /* Adds every record in this one turn of the loop. */
 static void start_cb(void *arg)
@@ -263,7 +296,10 @@ static void start_cb(void *arg)
 			.n_requested_audiences = (size_t)(i % 3),
 			.vo = "default",
 		};
-		scrip_store_token_record(r->batcher, &rec, recorded_cb, o);
+		if (r->grants)
+			add_grant(r, i, &rec);
+		else
+			scrip_store_token_record(r->batcher, &rec, recorded_cb, o);
 	}
 	printf("waiting %zu\n", scrip_batcher_waiting(r->batcher));
 	fflush(stdout);
@@ -271,7 +307,7 @@ static void start_cb(void *arg)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--ended I] [--refused I] [--timeout MS]\n"
+	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--grants] [--ended I] [--refused I] [--timeout MS]\n"
 			"       record-driver DSN CLIENT_ID N --reads\n"
 			"       record-driver DSN CLIENT_ID N --redeem < REDEMPTIONS\n");
 	return 2;
@@ -287,8 +323,14 @@ int main(int argc, char **argv)
 		return run_reads(dsn, client_id, n);
 	if (argc == 5 && strcmp(argv[4], "--redeem") == 0 && n > 0 && n <= 1000)
 		return run_redeems(dsn, client_id, n);
-	for (int i = 4; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--in-flight") == 0)
+	bool grants = false;
+	for (int i = 4; i < argc; i += 2) {
+		if (strcmp(argv[i], "--grants") == 0) {
+			grants = true;
+			i--; /* takes no value */
+		} else if (i + 1 >= argc)
+			return usage();
+		else if (strcmp(argv[i], "--in-flight") == 0)
 			in_flight = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--ended") == 0)
 			ended = atoi(argv[i + 1]);
@@ -313,7 +355,7 @@ int main(int argc, char **argv)
 	printf("prefix %s\n", prefix);
 	int left = n;
 	struct run run = { .batcher = batcher, .out = out, .n = n, .left = &left, .base = base, .client_id = client_id,
-			   .prefix = prefix, .ended = ended, .refused = refused };
+			   .prefix = prefix, .ended = ended, .refused = refused, .grants = grants };
 	/* Queries made before a connection is up fail at once: start once one is. */
 	scrip_db_set_up_cb(db, start_cb, &run);
 	event_base_dispatch(base);

@@ -6,7 +6,7 @@ record-driver (tests/integration/record_driver.c) records N tokens through
 one batcher allowed one statement in flight, all in one turn of the loop: the
 first goes alone (the one-token statement), the others wait and go together
 (the batch statement). The rows each writes are checked against what was
-recorded, column by column; a token of an ended job in a batch is refused
+recorded, column by column (and the same for grants created); a token of an ended job in a batch is refused
 alone; a token PostgreSQL refuses does not sink the others; a batch that
 times out writes nothing and fails every token. Then scripd itself, under
 concurrent exchanges: every token answered is recorded with its audit row,
@@ -21,6 +21,7 @@ Shared reads (db.h): record-driver --reads asks for one client's row many
 times in one turn; PostgreSQL's own log shows the reads that waited for a
 connection were one execution, and every caller got the row."""
 
+import hashlib
 import os
 import re
 import secrets
@@ -121,6 +122,39 @@ class DriverTest(ScripTestCase):
             self.assert_recorded(prefix, i, issued, audit)
         # The 11 waiting tokens were one transaction: one commit time.
         self.assertEqual(len({audit["%s-%d" % (prefix, i)]["at"] for i in range(1, 12)}), 1)
+
+    def test_batch_creates_grants_as_each_alone_would(self):
+        prefix, waiting, outcomes, stderr = self.drive(9, "--grants", "--ended", 4)
+        self.assertEqual(waiting, 8)
+        self.assertEqual(outcomes[4], "job_ended")
+        self.assertEqual({o for i, o in outcomes.items() if i != 4}, {"written"})
+        self.assertNotIn("writing each alone", stderr)
+        grants = {r["grant_id"]: r for r in self.env.db.query(
+            "SELECT g.*, extract(epoch FROM g.expires_at)::bigint AS exp, encode(t.token_hash, 'hex') AS hash,"
+            " t.generation, t.state AS token_state FROM scrip.grants g JOIN scrip.refresh_tokens t USING (grant_id)"
+            " WHERE starts_with(g.grant_id, :'p')", p=prefix + "-")}
+        audit = {r["grant_id"]: r for r in self.env.db.query(
+            "SELECT * FROM scrip.audit_events WHERE starts_with(grant_id, :'p')", p=prefix + "-")}
+        self.assertEqual(sorted(grants), sorted("%s-%d" % (prefix, i) for i in range(9) if i != 4))
+        self.assertEqual(sorted(audit), sorted(grants))
+        for i in (0, 1, 2, 3, 5, 6, 7, 8):
+            gid = "%s-%d" % (prefix, i)
+            g, a = grants[gid], audit[gid]
+            self.assertEqual((g["client_id"], g["subject"], g["upstream_issuer"], g["job_id"]),
+                             (self.client.id, "sub-%d" % i, "https://issuer.example.org", "job-%d" % i))
+            self.assertEqual(g["scopes"], ["storage.read:/demo", "storage.create:/demo/output"])
+            self.assertEqual(g["audiences"], ["https://storage.example.org"])
+            self.assertEqual(g["groups"], None if i % 2 else ["/demo"])
+            self.assertEqual(g["max_uses"], (i % 3) or None)
+            self.assertEqual((g["exp"], g["uses"], g["state"], g["vo"]), (1800003600, 0, "active", "default"))
+            self.assertEqual(g["hash"], hashlib.sha256(gid.encode()).hexdigest())
+            self.assertEqual((g["generation"], g["token_state"]), (1, "active"))
+            self.assertEqual((a["event"], a["outcome"], a["client_id"], a["job_id"]),
+                             ("grant_create", "granted", self.client.id, "job-%d" % i))
+            self.assertEqual(a["description"], "subject token ref")
+            self.assertEqual(a["remote_addr"], "192.0.2.7")
+            self.assertEqual(a["requested_scope"], None if i % 2 else "storage.read:/demo")
+            self.assertEqual(a["requested_audiences"], REQUESTED_AUDIENCES[:i % 3])
 
     def test_nothing_waits_while_a_statement_is_free(self):
         prefix, waiting, outcomes, _ = self.drive(4, "--in-flight", 4)
