@@ -130,8 +130,8 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		{ .name = "scrip_db_queue_length", .help = "Queries waiting for a database connection.",
 		  .type = SCRIP_METRIC_GAUGE, .dense = true },
 		{ .name = "scrip_db_records_per_statement",
-		  .help = "Issued tokens, grants and redemptions written per statement: 1 when the database keeps up, more when "
-			  "they are grouped into one commit.",
+		  .help = "Issued tokens, grants and redemptions written per statement: 1 when the database keeps up, "
+			  "more when they are grouped into one commit.",
 		  .type = SCRIP_METRIC_HISTOGRAM, .buckets = batch_buckets, .n_buckets = N_BATCH_BUCKETS,
 		  .dense = true },
 		{ .name = "scrip_upstream_calls_total",

@@ -307,7 +307,8 @@ static void start_cb(void *arg)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--grants] [--ended I] [--refused I] [--timeout MS]\n"
+	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--grants] [--ended I] [--refused I]\n"
+			"                     [--timeout MS]\n"
 			"       record-driver DSN CLIENT_ID N --reads\n"
 			"       record-driver DSN CLIENT_ID N --redeem < REDEMPTIONS\n");
 	return 2;
