@@ -24,18 +24,6 @@ struct client_get {
 static const char client_get_sql[] =
 	"SELECT " SCRIP_STORE_CLIENT_COLUMNS " FROM scrip.clients c WHERE c.client_id = $1";
 
-static const char *const client_id_field[] = { "client_id" };
-
-/* Clients of requests queued together are read by one statement (db.h). */
-static const scrip_db_group_t client_get_group = {
-	.single_sql = client_get_sql,
-	.group_sql = "SELECT req.i, " SCRIP_STORE_CLIENT_COLUMNS
-		     "  FROM jsonb_to_recordset($1::jsonb) AS req(i integer, client_id text)"
-		     "  JOIN scrip.clients c ON c.client_id = req.client_id",
-	.fields = client_id_field,
-	.n = 1,
-};
-
 /* Value of one hex digit (either case); -1 for anything else. */
 static int hex_digit(char c)
 {
@@ -205,9 +193,8 @@ void scrip_store_client_get(scrip_db_t *db, const char *client_id, scrip_store_c
 	op->cb = cb;
 	op->arg = arg;
 	const char *params[] = { client_id };
-	/* Requests arriving together share the read: one statement, and one
-	 * row for all the requests of one client. */
-	scrip_db_query_grouped(db, &client_get_group, params, client_get_cb, op);
+	/* Requests of one client arriving together share the read. */
+	scrip_db_query_shared(db, client_get_sql, 1, params, client_get_cb, op);
 }
 
 /* ---- issued tokens and audit ------------------------------------------ */
@@ -499,19 +486,6 @@ static const char client_and_grant_sql[] =
 	"  LEFT JOIN LATERAL (" GRANT_LOOKUP_SELECT "($2, 'hex')) gr ON true"
 	" WHERE c.client_id = $1";
 
-static const char *const client_and_grant_fields[] = { "client_id", "token_hash" };
-
-/* The two reads of redemptions queued together, by one statement (db.h). */
-static const scrip_db_group_t client_and_grant_group = {
-	.single_sql = client_and_grant_sql,
-	.group_sql = "SELECT req.i, " SCRIP_STORE_CLIENT_COLUMNS ", gr.*"
-		     "  FROM jsonb_to_recordset($1::jsonb) AS req(i integer, client_id text, token_hash text)"
-		     "  JOIN scrip.clients c ON c.client_id = req.client_id"
-		     "  LEFT JOIN LATERAL (" GRANT_LOOKUP_SELECT "(req.token_hash, 'hex')) gr ON true",
-	.fields = client_and_grant_fields,
-	.n = 2,
-};
-
 struct grant_lookup {
 	scrip_store_grant_cb cb;
 	void *arg;
@@ -632,7 +606,7 @@ void scrip_store_client_and_grant_lookup(scrip_db_t *db, const char *client_id, 
 	op->cb = cb;
 	op->arg = arg;
 	const char *params[] = { client_id, token_hash_hex };
-	scrip_db_query_grouped(db, &client_and_grant_group, params, client_and_grant_cb, op);
+	scrip_db_query(db, client_and_grant_sql, 2, params, client_and_grant_cb, op);
 }
 
 void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_store_grant_cb cb, void *arg)
