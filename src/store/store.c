@@ -13,6 +13,7 @@
 
 #include "jose/jwk.h"
 #include "util/log.h"
+#include "util/secret.h"
 
 /* ---- clients ---------------------------------------------------------- */
 
@@ -23,32 +24,6 @@ struct client_get {
 
 static const char client_get_sql[] =
 	"SELECT " SCRIP_STORE_CLIENT_COLUMNS " FROM scrip.clients c WHERE c.client_id = $1";
-
-/* Value of one hex digit (either case); -1 for anything else. */
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Exactly 2n hex digits into n bytes. */
-static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
-{
-	if (!hex || strlen(hex) != 2 * n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
 
 /* Joins a JSON array of strings with single spaces; NULL if not such an array. */
 static char *json_array_join(const char *text)
@@ -126,10 +101,11 @@ static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client
 	client->enabled = enabled && strcmp(enabled, "t") == 0;
 	if (!client->client_id || !scopes || !def || !max)
 		goto end;
-	if (!hex_to_bytes(scrip_db_result_value(res, 0, 2), client->secret_hash, sizeof(client->secret_hash)))
+	const char *hash = scrip_db_result_value(res, 0, 2);
+	if (!hash || !scrip_hex32_parse(hash, client->secret_hash))
 		goto end;
 	const char *previous = scrip_db_result_value(res, 0, 12);
-	if (previous && !hex_to_bytes(previous, client->previous_secret_hash, sizeof(client->previous_secret_hash)))
+	if (previous && !scrip_hex32_parse(previous, client->previous_secret_hash))
 		goto end;
 	client->has_previous_secret = previous != NULL;
 	if (!strings_from_json(scrip_db_result_value(res, 0, 4), &client->audiences, &client->n_audiences) ||
@@ -309,6 +285,17 @@ struct batched_done {
 	void *arg;
 };
 
+/* Adds a record of kind; done tells cb what its outcome means. */
+static void batched_add(scrip_batcher_t *batcher, const scrip_batch_kind_t *kind, const char *const *params,
+			scrip_batch_cb done, scrip_store_done_cb cb, void *arg)
+{
+	struct batched_done *op = malloc(sizeof(*op));
+	if (!op)
+		abort();
+	*op = (struct batched_done){ .cb = cb, .arg = arg };
+	scrip_batcher_add(batcher, kind, params, done, op);
+}
+
 /* Not written with no error: the ended-job guard wrote nothing. */
 static void guarded_by_ended_job_cb(bool written, const scrip_err_t *err, void *arg)
 {
@@ -330,14 +317,12 @@ void scrip_store_token_record(scrip_batcher_t *batcher, const scrip_token_record
 	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
 	char *auds = json_strings(rec->audiences, rec->n_audiences);
 	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
-	struct batched_done *op = malloc(sizeof(*op));
-	if (!auds || !requested || !op)
+	if (!auds || !requested)
 		abort();
-	*op = (struct batched_done){ .cb = cb, .arg = arg };
 	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
 				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
 				 rec->requested_scope, requested, rec->vo };
-	scrip_batcher_add(batcher, &token_record_kind, params, guarded_by_ended_job_cb, op);
+	batched_add(batcher, &token_record_kind, params, guarded_by_ended_job_cb, cb, arg);
 	free(requested);
 	free(auds);
 }
@@ -451,14 +436,12 @@ void scrip_store_grant_create(scrip_batcher_t *batcher, const scrip_grant_record
 	snprintf(uses, sizeof(uses), "%" PRId64, rec->max_uses);
 	char *auds = json_strings(rec->audiences, rec->n_audiences);
 	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
-	struct batched_done *op = malloc(sizeof(*op));
-	if (!auds || !requested || !op)
+	if (!auds || !requested)
 		abort();
-	*op = (struct batched_done){ .cb = cb, .arg = arg };
 	const char *params[] = { rec->grant_id, rec->client_id, rec->subject, rec->upstream_issuer, rec->job_id,
 				 rec->scopes, auds, rec->groups_json, exp, uses, rec->token_hash_hex, rec->remote_addr,
 				 rec->requested_scope, requested, rec->subject_token_ref, rec->vo };
-	scrip_batcher_add(batcher, &grant_create_kind, params, guarded_by_ended_job_cb, op);
+	batched_add(batcher, &grant_create_kind, params, guarded_by_ended_job_cb, cb, arg);
 	free(requested);
 	free(auds);
 }
@@ -796,14 +779,12 @@ void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *r
 	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
 	char *auds = json_strings(rec->audiences, rec->n_audiences);
 	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
-	struct batched_done *op = malloc(sizeof(*op));
-	if (!auds || !requested || !op)
+	if (!auds || !requested)
 		abort();
-	*op = (struct batched_done){ .cb = cb, .arg = arg };
 	const char *params[] = { rec->old_hash_hex, rec->new_hash_hex, rec->retry ? "true" : "false", rec->grant_id,
 				 rec->client_id, rec->jti, rec->scopes, auds, rec->kid, iat, exp, rec->remote_addr,
 				 rec->requested_scope, requested };
-	scrip_batcher_add(batcher, &redeem_kind, params, redeemed_cb, op);
+	batched_add(batcher, &redeem_kind, params, redeemed_cb, cb, arg);
 	free(requested);
 	free(auds);
 }
