@@ -215,6 +215,20 @@ class Database:
         root = open(pointer).read().strip() if os.path.exists(pointer) else os.path.join(self.dir, "cluster")
         return os.path.join(root, "postgres.log")
 
+    def log_statements(self, line_prefix):
+        """Makes the server log every statement of every session (scripd's included, reloaded into
+        them), each line starting with line_prefix (log_line_prefix escapes: %p the backend, %a the
+        application name). Only for a cluster of our own, whose log server_log_path() reads."""
+        self.execute("ALTER SYSTEM SET log_statement = 'all'")
+        self.execute("ALTER SYSTEM SET log_line_prefix = :'prefix'", prefix=line_prefix)
+        self.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+
+    def log_statements_off(self):
+        self.execute("ALTER SYSTEM RESET log_statement")
+        self.execute("ALTER SYSTEM RESET log_line_prefix")
+        self.execute("SELECT pg_reload_conf()")
+
     def stop(self):
         if self.owned:
             subprocess.run([PG_THROWAWAY, "stop", self.dir], capture_output=True, timeout=120)

@@ -346,17 +346,12 @@ class SharedReadsTest(ScripTestCase):
         if not cls.env.db.owned:
             raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose log this test cannot read")
         cls.client = cls.env.new_client()
-        cls.env.db.execute("ALTER SYSTEM SET log_statement = 'all'")
-        cls.env.db.execute("ALTER SYSTEM SET log_line_prefix = 'app=%a '")
-        cls.env.db.execute("SELECT pg_reload_conf()")
-        time.sleep(0.5)
+        cls.env.db.log_statements("app=%a ")
 
     @classmethod
     def tearDownClass(cls):
         if cls.env.db.owned:
-            cls.env.db.execute("ALTER SYSTEM RESET log_statement")
-            cls.env.db.execute("ALTER SYSTEM RESET log_line_prefix")
-            cls.env.db.execute("SELECT pg_reload_conf()")
+            cls.env.db.log_statements_off()
 
     def test_reads_waiting_together_are_one_execution(self):
         app = "reads-" + str(os.getpid()) + "-" + str(int(time.time() * 1000))

@@ -44,19 +44,14 @@ class PreparedStatementsTest(ScripTestCase):
         if not cls.env.db.owned:
             raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose log this test cannot read")
         cls.log = cls.env.db.server_log_path()
-        # Reloaded into every session, scripd's included: each execution is logged with its backend.
-        cls.env.db.execute("ALTER SYSTEM SET log_statement = 'all'")
-        cls.env.db.execute("ALTER SYSTEM SET log_line_prefix = 'pid=%p '")
-        cls.env.db.execute("SELECT pg_reload_conf()")
-        time.sleep(0.5)
+        # Each execution is logged with its backend.
+        cls.env.db.log_statements("pid=%p ")
         cls.client = cls.env.new_client()
 
     @classmethod
     def tearDownClass(cls):
         if cls.env.db.owned:
-            cls.env.db.execute("ALTER SYSTEM RESET log_statement")
-            cls.env.db.execute("ALTER SYSTEM RESET log_line_prefix")
-            cls.env.db.execute("SELECT pg_reload_conf()")
+            cls.env.db.log_statements_off()
 
     def log_mark(self):
         return os.path.getsize(self.log)
