@@ -612,7 +612,14 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
  * concurrent redemptions of one token the first wins and the others find
  * nothing left to claim; every later step only reads what the claim
  * returned. A retry (inside the grace period) claims by superseding the
- * successor it never saw, and only while that successor is unused. */
+ * successor it never saw, and only while that successor is unused.
+ *
+ * The grant is found by its key only. Its client is compared with IS NOT
+ * DISTINCT FROM (the same as = for these NOT NULL columns) because that
+ * cannot be an index condition: with "=", a planner without statistics
+ * yet (a grants table filled moments ago) may look the grant up through
+ * grants_client_job instead, reading every grant of the client for each
+ * redemption. */
 #define REDEEM_CLAIM_SQL \
 	"WITH superseded AS (" \
 	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'" \
@@ -630,7 +637,8 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 	" g AS (" \
 	"  UPDATE scrip.grants g SET uses = g.uses + 1" \
 	"    FROM claimed c" \
-	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4 AND g.client_id = $5 AND g.state = 'active'" \
+	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4 AND g.client_id IS NOT DISTINCT FROM $5" \
+	"     AND g.state = 'active'" \
 	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses) AND g.suspended_at IS NULL" \
 	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)" \
 	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation, g.vo)," \
@@ -691,7 +699,7 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
  * jti of each access token recorded. The rows updated are also named by
  * key (= ANY of the set's keys): the planner guesses the JSON set at 100
  * rows, and joined to that guess it would rather scan a table than probe
- * its key 100 times. */
+ * its key 100 times. The client is compared as in REDEEM_CLAIM_SQL. */
 static const char redeem_batch_sql[] =
 	"WITH r AS ("
 	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(old_hash text, new_hash text, retry boolean,"
@@ -717,7 +725,7 @@ static const char redeem_batch_sql[] =
 	"  UPDATE scrip.grants g SET uses = g.uses + 1"
 	"    FROM claimed c JOIN r USING (jti)"
 	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM claimed))"
-	"     AND g.grant_id = c.grant_id AND g.grant_id = r.grant_id AND g.client_id = r.client_id"
+	"     AND g.grant_id = c.grant_id AND g.grant_id = r.grant_id AND g.client_id IS NOT DISTINCT FROM r.client_id"
 	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)"
 	"     AND g.suspended_at IS NULL"
 	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)"

@@ -15,7 +15,8 @@ and scrip_db_records_per_statement counts each exactly once.
 Redemptions are grouped too, but never two of one grant in a statement:
 record-driver --redeem shows a group of redemptions claiming, counting and
 recording each as alone, two redemptions of one token (exactly one wins), a
-retry inside the grace period, and a used-up grant inside a group.
+retry inside the grace period, and a used-up grant inside a group; and a
+grant found by its key even before the table has statistics.
 
 Shared reads (db.h): record-driver --reads asks for one client's row many
 times in one turn; PostgreSQL's own log shows the reads that waited for a
@@ -338,6 +339,38 @@ class RedeemDriverTest(ScripTestCase):
         self.assertEqual(self.uses(gu), 1)
         self.assert_not_recorded(jtis[1])
         self.assert_recorded(jtis[2], g2, "generation 2")
+
+    def index_scans(self):
+        rows = self.env.db.query("SELECT indexrelname AS name, idx_scan FROM pg_stat_user_indexes"
+                                 " WHERE relid = 'scrip.grants'::regclass")
+        return {r["name"]: int(r["idx_scan"]) for r in rows}
+
+    def test_grant_found_by_its_key_before_any_statistics(self):
+        """A grants table filled moments ago has no statistics yet; a planner without them once took the
+        client's index (grants_client_job) to find a grant, reading every grant of the client per redemption."""
+        if not self.env.db.owned:
+            raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose statistics this test cannot clear")
+        self.env.db.execute(
+            "INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, scopes, audiences, expires_at, vo)"
+            " SELECT 'many-' || i || '-' || :'c', :'c', 'sub-r', 'https://issuer.example.org', ARRAY['storage.read:/'],"
+            "        ARRAY['https://storage.example.org'], now() + interval '1 day', 'default'"
+            "   FROM generate_series(1, 1500) AS i", c=self.client.id)
+        grants = [self.grant() for _ in range(5)]
+        self.env.db.execute("ALTER TABLE scrip.grants SET (autovacuum_enabled = false);"
+                            " DELETE FROM pg_statistic WHERE starelid = 'scrip.grants'::regclass")
+        try:
+            before = self.index_scans()
+            waiting, outcomes, _ = self.redeem([(h, secrets.token_hex(32), 0, gid) for gid, h in grants])
+            self.assertEqual((waiting, outcomes), (4, ["written"] * 5))
+            # The driver's counters reach pg_stat when its session ends, all at once: wait for the key's.
+            deadline = time.monotonic() + 10
+            while self.index_scans()["grants_pkey"] < before["grants_pkey"] + 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            after = self.index_scans()
+            self.assertGreaterEqual(after["grants_pkey"], before["grants_pkey"] + 5)
+            self.assertEqual(after["grants_client_job"], before["grants_client_job"])
+        finally:
+            self.env.db.execute("ALTER TABLE scrip.grants RESET (autovacuum_enabled); ANALYZE scrip.grants")
 
 
 class SharedReadsTest(ScripTestCase):
