@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "store/stmt_cache.h"
@@ -41,6 +42,7 @@ struct query {
 	bool prepare;        /* run as a prepared statement (scrip_db_query), not unprepared */
 	bool retried;        /* re-prepared once already after the server dropped its statement */
 	bool shared;         /* scrip_db_query_shared: identical shared reads queued later join it */
+	const scrip_db_group_t *group; /* scrip_db_query_grouped: sent with the others of its group queued */
 	struct waiter *waiters, **waiters_end; /* those that joined, answered after cb, in order */
 };
 
@@ -84,8 +86,13 @@ struct scrip_db {
 	void *up_arg;
 };
 
+/* A result, or one member's view of a group's result (grouped reads):
+ * rows[] of pg, columns from col0 on. */
 struct scrip_db_result {
 	PGresult *pg;
+	const int *rows; /* NULL: every row */
+	int n_rows;
+	int col0;
 };
 
 static const char *const state_names[] = { "down", "connecting", "idle", "preparing", "busy" };
@@ -511,6 +518,124 @@ static void conn_send(struct conn *c, struct query *q)
 	watch(c, c->flushing ? (EV_READ | EV_WRITE | EV_PERSIST) : (EV_READ | EV_PERSIST));
 }
 
+/* ---- grouped reads ----------------------------------------------------------- */
+
+/* The queries one group statement answers, in order: member k's rows are
+ * those whose first column is k. */
+struct group_run {
+	struct query *members; /* linked by next */
+	int n;                 /* how many */
+};
+
+static void group_answer_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct group_run *g = arg;
+	int total = res ? PQntuples(res->pg) : 0;
+	/* The rows of member k are rows[first[k]] .. rows[first[k + 1] - 1]:
+	 * counted, then placed, in one pass each. */
+	int *first = calloc((size_t)g->n + 1, sizeof(int)), *rows = calloc((size_t)total + 1, sizeof(int));
+	int *member_of = calloc((size_t)total + 1, sizeof(int)), *placed = calloc((size_t)g->n + 1, sizeof(int));
+	if (!first || !rows || !member_of || !placed)
+		abort();
+	for (int r = 0; r < total; r++) {
+		int k = PQgetisnull(res->pg, r, 0) ? -1 : atoi(PQgetvalue(res->pg, r, 0));
+		member_of[r] = k >= 0 && k < g->n ? k : -1;
+		if (member_of[r] >= 0)
+			first[member_of[r] + 1]++;
+	}
+	for (int k = 0; k < g->n; k++)
+		first[k + 1] += first[k];
+	for (int r = 0; r < total; r++)
+		if (member_of[r] >= 0)
+			rows[first[member_of[r]] + placed[member_of[r]]++] = r;
+	int k = 0;
+	for (struct query *m = g->members, *next; m; m = next, k++) {
+		next = m->next;
+		struct scrip_db_result view = { .pg = res ? res->pg : NULL, .rows = rows + first[k],
+						.n_rows = first[k + 1] - first[k], .col0 = 1 };
+		query_answer(m, res ? &view : NULL, res ? NULL : err);
+		query_free(m);
+	}
+	free(first);
+	free(rows);
+	free(member_of);
+	free(placed);
+	free(g);
+}
+
+/* Query q's values as one element of a group's JSON array: {"i": k, field: value...}.
+ * NULL when a value is not valid UTF-8 (such a query goes alone). */
+static json_t *group_element(const struct query *q, int k)
+{
+	json_t *e = json_object();
+	if (!e || json_object_set_new(e, "i", json_integer(k)) != 0)
+		abort();
+	for (int i = 0; i < q->n_params; i++) {
+		json_t *v = q->values[i] ? json_string(q->values[i]) : json_null();
+		if (!v || json_object_set_new(e, q->group->fields[i], v) != 0) {
+			json_decref(e);
+			return NULL;
+		}
+	}
+	return e;
+}
+
+/* The statement that answers q, just taken from the queue: q itself, or,
+ * when others of its group are still queued, one statement of group_sql
+ * for q and them (up to SCRIP_DB_GROUP_MAX), taken out of the queue. */
+static struct query *group_of(scrip_db_t *db, struct query *q)
+{
+	json_t *array = json_array(), *first = array ? group_element(q, 0) : NULL;
+	if (!array)
+		abort();
+	if (!first || json_array_append_new(array, first) != 0) {
+		json_decref(array);
+		return q;
+	}
+	struct group_run *g = calloc(1, sizeof(*g));
+	struct query *carrier = calloc(1, sizeof(*carrier));
+	if (!g || !carrier)
+		abort();
+	struct query **members_end = &q->next;
+	g->members = q;
+	*carrier = (struct query){ .sql = strdup(q->group->group_sql), .n_params = 1, .cb = group_answer_cb, .arg = g,
+				   .deadline_ms = q->deadline_ms, .queued_us = q->queued_us, .prepare = true };
+	for (struct query **pp = &db->head; *pp && json_array_size(array) < SCRIP_DB_GROUP_MAX;) {
+		struct query *o = *pp;
+		json_t *e = o->group == q->group ? group_element(o, (int)json_array_size(array)) : NULL;
+		if (!e) {
+			pp = &o->next;
+			continue;
+		}
+		if (json_array_append_new(array, e) != 0)
+			abort();
+		*pp = o->next;
+		o->next = NULL;
+		*members_end = o;
+		members_end = &o->next;
+		db->queued--;
+		scrip_obs_db_queue(-1);
+		if (o->deadline_ms < carrier->deadline_ms)
+			carrier->deadline_ms = o->deadline_ms;
+	}
+	db->tail = NULL;
+	for (struct query *t = db->head; t; t = t->next)
+		db->tail = t;
+	if (json_array_size(array) == 1) {
+		json_decref(array);
+		free(carrier->sql);
+		free(carrier);
+		free(g);
+		return q;
+	}
+	g->n = (int)json_array_size(array);
+	carrier->values = calloc(1, sizeof(char *));
+	if (!carrier->sql || !carrier->values || !(carrier->values[0] = json_dumps(array, JSON_COMPACT)))
+		abort();
+	json_decref(array);
+	return carrier;
+}
+
 static void dispatch(scrip_db_t *db)
 {
 	for (int i = 0; i < db->n_conns && db->head; i++) {
@@ -524,7 +649,7 @@ static void dispatch(scrip_db_t *db)
 		db->queued--;
 		scrip_obs_db_queue(-1);
 		q->next = NULL;
-		conn_send(c, q);
+		conn_send(c, q->group && db->head ? group_of(db, q) : q);
 	}
 }
 
@@ -673,12 +798,20 @@ static void query_join(struct query *twin, scrip_db_cb cb, void *arg)
 	twin->waiters_end = &w->next;
 }
 
-/* deadline_ms: monotonic; 0 for query_timeout from now. */
-static void query_queue(scrip_db_t *db, bool prepare, bool shared, int64_t deadline_ms, const char *sql,
-			int n_params, const char *const *values, scrip_db_cb cb, void *arg)
+/* How a query is queued. */
+struct query_how {
+	bool prepare;                  /* scrip_db_query (not _unprepared) */
+	bool shared;                   /* may join a queued twin (scrip_db_query_shared, _grouped) */
+	const scrip_db_group_t *group; /* scrip_db_query_grouped */
+	int64_t deadline_ms;           /* monotonic; 0 for query_timeout from now */
+};
+
+static void query_queue(scrip_db_t *db, struct query_how how, const char *sql, int n_params,
+			const char *const *values, scrip_db_cb cb, void *arg)
 {
 	int64_t now_ms = scrip_mono_ms();
-	if (shared && !db->closing) {
+	int64_t deadline_ms = how.deadline_ms;
+	if (how.shared && !db->closing) {
 		/* Only a twin with at least half its time left: a caller that
 		 * joins must not time out much sooner than on its own. */
 		struct query *twin = queued_twin(db, sql, n_params, values);
@@ -690,8 +823,9 @@ static void query_queue(scrip_db_t *db, bool prepare, bool shared, int64_t deadl
 	struct query *q = calloc(1, sizeof(*q));
 	if (!q)
 		goto oom;
-	q->prepare = prepare;
-	q->shared = shared;
+	q->prepare = how.prepare;
+	q->shared = how.shared;
+	q->group = how.group;
 	q->cb = cb;
 	q->arg = arg;
 	q->sql = strdup(sql);
@@ -740,7 +874,7 @@ oom:
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 		    void *arg)
 {
-	query_queue(db, true, false, 0, sql, n_params, values, cb, arg);
+	query_queue(db, (struct query_how){ .prepare = true }, sql, n_params, values, cb, arg);
 }
 
 int64_t scrip_db_deadline(const scrip_db_t *db)
@@ -751,19 +885,27 @@ int64_t scrip_db_deadline(const scrip_db_t *db)
 void scrip_db_query_until(scrip_db_t *db, int64_t deadline_ms, const char *sql, int n_params,
 			  const char *const *values, scrip_db_cb cb, void *arg)
 {
-	query_queue(db, true, false, deadline_ms, sql, n_params, values, cb, arg);
+	query_queue(db, (struct query_how){ .prepare = true, .deadline_ms = deadline_ms }, sql, n_params, values, cb,
+		    arg);
 }
 
 void scrip_db_query_shared(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 			   void *arg)
 {
-	query_queue(db, true, true, 0, sql, n_params, values, cb, arg);
+	query_queue(db, (struct query_how){ .prepare = true, .shared = true }, sql, n_params, values, cb, arg);
+}
+
+void scrip_db_query_grouped(scrip_db_t *db, const scrip_db_group_t *group, const char *const *values,
+			    scrip_db_cb cb, void *arg)
+{
+	query_queue(db, (struct query_how){ .prepare = true, .shared = true, .group = group }, group->single_sql,
+		    group->n, values, cb, arg);
 }
 
 void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, const char *const *values,
 			       scrip_db_cb cb, void *arg)
 {
-	query_queue(db, false, false, 0, sql, n_params, values, cb, arg);
+	query_queue(db, (struct query_how){ .prepare = false }, sql, n_params, values, cb, arg);
 }
 
 bool scrip_db_is_up(const scrip_db_t *db)
@@ -782,19 +924,22 @@ void scrip_db_set_up_cb(scrip_db_t *db, void (*cb)(void *arg), void *arg)
 
 int scrip_db_result_rows(const scrip_db_result_t *res)
 {
-	return PQntuples(res->pg);
+	return res->rows ? res->n_rows : PQntuples(res->pg);
 }
 
 long scrip_db_result_affected(const scrip_db_result_t *res)
 {
-	return strtol(PQcmdTuples(res->pg), NULL, 10);
+	return res->rows ? res->n_rows : strtol(PQcmdTuples(res->pg), NULL, 10);
 }
 
 const char *scrip_db_result_value(const scrip_db_result_t *res, int row, int col)
 {
-	if (row >= PQntuples(res->pg) || col >= PQnfields(res->pg) || PQgetisnull(res->pg, row, col))
+	if (row < 0 || row >= scrip_db_result_rows(res) || col < 0)
 		return NULL;
-	return PQgetvalue(res->pg, row, col);
+	int r = res->rows ? res->rows[row] : row, c = col + res->col0;
+	if (c >= PQnfields(res->pg) || PQgetisnull(res->pg, r, c))
+		return NULL;
+	return PQgetvalue(res->pg, r, c);
 }
 
 bool scrip_db_result_bytea(const scrip_db_result_t *res, int row, int col, unsigned char **out, size_t *len)

@@ -80,6 +80,37 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 void scrip_db_query_shared(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 			   void *arg);
 
+/* Reads of one kind that may be answered by one statement: each alone by
+ * single_sql ($1..$n: its values), several by group_sql, whose $1 is a
+ * JSON array of objects, the k-th {"i": k, fields[0]: value, ...} (a
+ * string, or null for SQL NULL), and whose every row starts with the i of
+ * the read it answers, then the columns single_sql returns for that read,
+ * in its order. Constant, like the SQL of scrip_db_query. group_sql looks
+ * each read's rows up in a LATERAL subquery ended by OFFSET 0 (store.h:
+ * SCRIP_STORE_GROUP_CLIENT says why): joined to the set as a whole, a
+ * table would be scanned instead. */
+typedef struct {
+	const char *single_sql;
+	const char *group_sql;
+	const char *const *fields;
+	int n;
+} scrip_db_group_t;
+
+/* At most this many reads in one group statement. */
+#define SCRIP_DB_GROUP_MAX 64
+
+/* A read (it must change nothing) of group's kind: queued like
+ * scrip_db_query_shared (an identical read still queued is joined), and
+ * when a connection takes it while other reads of the same kind wait in
+ * the queue, it and they (up to SCRIP_DB_GROUP_MAX) go as one statement of
+ * group_sql. cb then sees its own rows only, without the leading i, as
+ * single_sql would have returned them (scrip_db_result_affected: their
+ * number). Every read so answered was queued before the statement was
+ * sent: what it reads is as fresh as a statement of its own. A read whose
+ * values are not valid UTF-8 goes alone. */
+void scrip_db_query_grouped(scrip_db_t *db, const scrip_db_group_t *group, const char *const *values,
+			    scrip_db_cb cb, void *arg);
+
 /* When a query queued now would time out (monotonic milliseconds, as
  * util/clock.h's scrip_mono_ms): for a caller that holds work back before
  * queueing it and must not wait longer in all than query_timeout. */

@@ -25,6 +25,18 @@ struct client_get {
 static const char client_get_sql[] =
 	"SELECT " SCRIP_STORE_CLIENT_COLUMNS " FROM scrip.clients c WHERE c.client_id = $1";
 
+static const char *const client_id_field[] = { "client_id" };
+
+/* Clients of requests queued together are read by one statement (db.h). */
+static const scrip_db_group_t client_get_group = {
+	.single_sql = client_get_sql,
+	.group_sql = "SELECT req.i, " SCRIP_STORE_CLIENT_COLUMNS
+		     "  FROM jsonb_to_recordset($1::jsonb) AS req(i integer, client_id text)"
+		     SCRIP_STORE_GROUP_CLIENT("req.client_id"),
+	.fields = client_id_field,
+	.n = 1,
+};
+
 /* Joins a JSON array of strings with single spaces; NULL if not such an array. */
 static char *json_array_join(const char *text)
 {
@@ -169,8 +181,9 @@ void scrip_store_client_get(scrip_db_t *db, const char *client_id, scrip_store_c
 	op->cb = cb;
 	op->arg = arg;
 	const char *params[] = { client_id };
-	/* Requests of one client arriving together share the read. */
-	scrip_db_query_shared(db, client_get_sql, 1, params, client_get_cb, op);
+	/* Requests arriving together share the read: one statement, and one
+	 * row for all the requests of one client. */
+	scrip_db_query_grouped(db, &client_get_group, params, client_get_cb, op);
 }
 
 /* ---- issued tokens and audit ------------------------------------------ */
@@ -469,6 +482,19 @@ static const char client_and_grant_sql[] =
 	"  LEFT JOIN LATERAL (" GRANT_LOOKUP_SELECT "($2, 'hex')) gr ON true"
 	" WHERE c.client_id = $1";
 
+static const char *const client_and_grant_fields[] = { "client_id", "token_hash" };
+
+/* The two reads of redemptions queued together, by one statement (db.h). */
+static const scrip_db_group_t client_and_grant_group = {
+	.single_sql = client_and_grant_sql,
+	.group_sql = "SELECT req.i, " SCRIP_STORE_CLIENT_COLUMNS ", gr.*"
+		     "  FROM jsonb_to_recordset($1::jsonb) AS req(i integer, client_id text, token_hash text)"
+		     SCRIP_STORE_GROUP_CLIENT("req.client_id")
+		     "  LEFT JOIN LATERAL (" GRANT_LOOKUP_SELECT "(req.token_hash, 'hex') OFFSET 0) gr ON true",
+	.fields = client_and_grant_fields,
+	.n = 2,
+};
+
 struct grant_lookup {
 	scrip_store_grant_cb cb;
 	void *arg;
@@ -589,7 +615,7 @@ void scrip_store_client_and_grant_lookup(scrip_db_t *db, const char *client_id, 
 	op->cb = cb;
 	op->arg = arg;
 	const char *params[] = { client_id, token_hash_hex };
-	scrip_db_query(db, client_and_grant_sql, 2, params, client_and_grant_cb, op);
+	scrip_db_query_grouped(db, &client_and_grant_group, params, client_and_grant_cb, op);
 }
 
 void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_store_grant_cb cb, void *arg)

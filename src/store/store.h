@@ -33,6 +33,16 @@ void scrip_store_client_get(scrip_db_t *db, const char *client_id, scrip_store_c
 	" CASE WHEN c.previous_secret_expires_at > now() THEN encode(c.previous_secret_hash, 'hex') END, c.vo"
 #define SCRIP_STORE_CLIENT_COLUMNS_N 14
 
+/* For a group statement (db.h: scrip_db_query_grouped) over a JSON set of
+ * reads: each read's lookup is a LATERAL subquery ended by OFFSET 0, which
+ * keeps the planner from joining it to the set as a whole. The planner
+ * guesses any such set at 100 rows, and against that guess it would rather
+ * hash every row of the table than look 100 keys up: a group of reads
+ * would scan all the issued tokens. Fenced, each read is one index probe.
+ * This one is the client of each read, aliased c as the columns above want. */
+#define SCRIP_STORE_GROUP_CLIENT(key) \
+	" JOIN LATERAL (SELECT * FROM scrip.clients WHERE client_id = " key " OFFSET 0) c ON true"
+
 /* Reads the client in row 0 of res, selected with SCRIP_STORE_CLIENT_COLUMNS
  * first. NULL when the stored row is invalid (err: SCRIP_E_SERVER_ERROR
  * "client_row_invalid", logged). [out] free with scrip_client_clear, then free. */

@@ -126,6 +126,19 @@ static const char caller_access_sql[] =
 	"  LEFT JOIN LATERAL (" ACCESS_STATE_SELECT "$2) a ON true"
 	" WHERE c.client_id = $1";
 
+static const char *const caller_access_fields[] = { "client_id", "jti" };
+
+/* Introspections queued together, by one statement (db.h). */
+static const scrip_db_group_t caller_access_group = {
+	.single_sql = caller_access_sql,
+	.group_sql = "SELECT req.i, " SCRIP_STORE_CLIENT_COLUMNS ", a.*"
+		     "  FROM jsonb_to_recordset($1::jsonb) AS req(i integer, client_id text, jti text)"
+		     SCRIP_STORE_GROUP_CLIENT("req.client_id")
+		     "  LEFT JOIN LATERAL (" ACCESS_STATE_SELECT "req.jti OFFSET 0) a ON true",
+	.fields = caller_access_fields,
+	.n = 2,
+};
+
 static void caller_access_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct caller_access_op *op = arg;
@@ -157,7 +170,7 @@ void scrip_tokens_caller_and_access_state(scrip_db_t *db, const char *client_id,
 	op->cb = cb;
 	op->arg = arg;
 	const char *params[] = { client_id, jti };
-	scrip_db_query(db, caller_access_sql, 2, params, caller_access_cb, op);
+	scrip_db_query_grouped(db, &caller_access_group, params, caller_access_cb, op);
 }
 
 /* ---- refresh tokens ------------------------------------------------------ */

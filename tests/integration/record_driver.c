@@ -21,6 +21,12 @@
  * instead reads client CLIENT_ID N times in one turn of the loop (shared
  * reads, db.h) and prints "I client ID", "I none" or "I error:REASON".
  *
+ *   record-driver DSN CLIENT_ID N --introspect
+ *
+ * instead looks up N (caller, access token) pairs in one turn of the loop
+ * (grouped reads, db.h), one per line of stdin: "CALLER JTI", and prints
+ * "I caller=ID|none state=WHY token_client=ID|-".
+ *
  *   record-driver DSN CLIENT_ID N --redeem
  *
  * instead redeems N refresh tokens in one turn, one per line of stdin:
@@ -37,6 +43,7 @@
 #include "store/batch.h"
 #include "store/db.h"
 #include "store/store.h"
+#include "store/tokens.h"
 #include "util/secret.h"
 
 /* What one record or redemption got. */
@@ -108,6 +115,78 @@ static int run_reads(const char *dsn, const char *client_id, int n)
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	free(out);
+	return left == 0 ? 0 : 1;
+}
+
+/* ---- --introspect ---- */
+
+struct lookup {
+	char caller[80], jti[80];
+	struct read out;
+};
+
+struct lookups {
+	scrip_db_t *db;
+	struct lookup *l;
+	int n;
+	bool started;
+};
+
+static void caller_access_cb(scrip_client_t *client, const scrip_access_state_t *state, const scrip_err_t *err,
+			     void *arg)
+{
+	struct read *r = arg;
+	if (err)
+		snprintf(r->text, sizeof(r->text), "error:%s", err->reason);
+	else
+		snprintf(r->text, sizeof(r->text), "caller=%s state=%s token_client=%s",
+			 client ? client->client_id : "none", state ? state->why : "-",
+			 state && state->client_id ? state->client_id : "-");
+	scrip_client_clear(client);
+	free(client);
+	if (--*r->left == 0)
+		event_base_loopbreak(r->base);
+}
+
+static void lookups_start_cb(void *arg)
+{
+	struct lookups *ls = arg;
+	if (ls->started)
+		return;
+	ls->started = true;
+	for (int i = 0; i < ls->n; i++)
+		scrip_tokens_caller_and_access_state(ls->db, ls->l[i].caller, ls->l[i].jti, caller_access_cb,
+						     &ls->l[i].out);
+}
+
+static int run_lookups(const char *dsn, int n)
+{
+	struct lookup *l = calloc((size_t)n, sizeof(*l));
+	for (int i = 0; l && i < n; i++) {
+		if (scanf("%79s %79s", l[i].caller, l[i].jti) != 2) {
+			fprintf(stderr, "record-driver: line %d of stdin is not CALLER JTI\n", i + 1);
+			free(l);
+			return 2;
+		}
+	}
+	struct event_base *base = event_base_new();
+	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, 10000, "on") : NULL;
+	if (!l || !db) {
+		fprintf(stderr, "record-driver: cannot start\n");
+		return 1;
+	}
+	int left = n;
+	for (int i = 0; i < n; i++)
+		l[i].out = (struct read){ .left = &left, .base = base };
+	struct lookups ls = { .db = db, .l = l, .n = n };
+	scrip_db_set_up_cb(db, lookups_start_cb, &ls);
+	event_base_dispatch(base);
+	for (int i = 0; i < n; i++)
+		printf("%d %s\n", i, l[i].out.text);
+	scrip_db_free(db);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+	free(l);
 	return left == 0 ? 0 : 1;
 }
 
@@ -310,6 +389,7 @@ static int usage(void)
 	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--grants] [--ended I] [--refused I]\n"
 			"                     [--timeout MS]\n"
 			"       record-driver DSN CLIENT_ID N --reads\n"
+			"       record-driver DSN CLIENT_ID N --introspect < CALLER_JTI_LINES\n"
 			"       record-driver DSN CLIENT_ID N --redeem < REDEMPTIONS\n");
 	return 2;
 }
@@ -324,6 +404,8 @@ int main(int argc, char **argv)
 		return run_reads(dsn, client_id, n);
 	if (argc == 5 && strcmp(argv[4], "--redeem") == 0 && n > 0 && n <= 1000)
 		return run_redeems(dsn, client_id, n);
+	if (argc == 5 && strcmp(argv[4], "--introspect") == 0 && n > 0 && n <= 1000)
+		return run_lookups(dsn, n);
 	bool grants = false;
 	for (int i = 4; i < argc; i += 2) {
 		if (strcmp(argv[i], "--grants") == 0) {

@@ -18,9 +18,10 @@ recording each as alone, two redemptions of one token (exactly one wins), a
 retry inside the grace period, and a used-up grant inside a group; and a
 grant found by its key even before the table has statistics.
 
-Shared reads (db.h): record-driver --reads asks for one client's row many
-times in one turn; PostgreSQL's own log shows the reads that waited for a
-connection were one execution, and every caller got the row."""
+Shared and grouped reads (db.h): record-driver --reads asks for one
+client's row many times in one turn, --introspect for many (caller, token)
+pairs; PostgreSQL's own log shows the reads that waited for a connection
+were one execution, and every caller got its own answer."""
 
 import hashlib
 import os
@@ -373,7 +374,7 @@ class RedeemDriverTest(ScripTestCase):
             self.env.db.execute("ALTER TABLE scrip.grants RESET (autovacuum_enabled); ANALYZE scrip.grants")
 
 
-class SharedReadsTest(ScripTestCase):
+class ReadsTest(ScripTestCase):
     @classmethod
     def setUpClass(cls):
         if not cls.env.db.owned:
@@ -386,23 +387,88 @@ class SharedReadsTest(ScripTestCase):
         if cls.env.db.owned:
             cls.env.db.log_statements_off()
 
-    def test_reads_waiting_together_are_one_execution(self):
-        app = "reads-" + str(os.getpid()) + "-" + str(int(time.time() * 1000))
+    def run_driver(self, *args, stdin=None):
+        """record-driver's lines, and the statements its sessions executed (PostgreSQL's log)."""
+        app = "reads-" + secrets.token_hex(6)
         dsn = self.env.db.dsn + ("&" if "?" in self.env.db.dsn else "?") + urllib.parse.urlencode(
             {"application_name": app})
-        out = subprocess.run([DRIVER, dsn, self.client.id, "40", "--reads"], capture_output=True, text=True,
-                             timeout=60)
+        out = subprocess.run([DRIVER, dsn, self.client.id] + list(args), input=stdin, capture_output=True,
+                             text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr[-2000:])
-        self.assertEqual(out.stdout.splitlines(), ["%d client %s" % (i, self.client.id) for i in range(40)])
         time.sleep(0.5)  # the server's log is written by another process
         with open(self.env.db.server_log_path(), encoding="utf-8", errors="replace") as f:
-            log = f.read()
-        lookups = re.findall(r"^app=%s LOG:  execute [^\n]*FROM scrip\.clients c WHERE c\.client_id = \$1" % app, log,
-                             re.M)
+            executed = re.findall(r"^app=%s LOG:  execute [^:]*: (.*)$" % app, f.read(), re.M)
+        return out.stdout.splitlines(), executed
+
+    def test_reads_waiting_together_are_one_execution(self):
+        lines, executed = self.run_driver("40", "--reads")
+        self.assertEqual(lines, ["%d client %s" % (i, self.client.id) for i in range(40)])
+        lookups = [e for e in executed if "FROM scrip.clients" in e]
         # Two connections: the first read or two go at once, and every read queued behind them
         # joins the first one queued.
         self.assertGreaterEqual(len(lookups), 2)
         self.assertLessEqual(len(lookups), 3, "40 reads of one client must not be 40 executions")
+
+    def test_introspections_waiting_together_are_one_statement(self):
+        other = self.env.new_client()
+        issued = subprocess.run([DRIVER, self.env.db.dsn, self.client.id, "3", "--in-flight", "3"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(issued.returncode, 0, issued.stderr[-2000:])
+        prefix = issued.stdout.splitlines()[0].split(" ")[1]
+        me, stranger = self.client.id, "nobody-" + secrets.token_hex(3)
+        asks = [(me, prefix + "-0"), (me, prefix + "-1"), (other.id, prefix + "-2"), (me, "no-such-jti"),
+                (stranger, prefix + "-0"), (me, prefix + "-1"), (other.id, prefix + "-0")] * 4
+        lines, executed = self.run_driver(str(len(asks)), "--introspect",
+                                          stdin="".join("%s %s\n" % a for a in asks))
+        expected = {
+            (me, prefix + "-0"): "caller=%s state=active token_client=%s" % (me, me),
+            (me, prefix + "-1"): "caller=%s state=active token_client=%s" % (me, me),
+            (other.id, prefix + "-2"): "caller=%s state=active token_client=%s" % (other.id, me),
+            (me, "no-such-jti"): "caller=%s state=unknown token_client=-" % me,
+            (stranger, prefix + "-0"): "caller=none state=unknown token_client=-",
+            (other.id, prefix + "-0"): "caller=%s state=active token_client=%s" % (other.id, me),
+        }
+        self.assertEqual(lines, ["%d %s" % (i, expected[a]) for i, a in enumerate(asks)])
+        # Two connections: the first one or two go alone, all that queued behind them in one
+        # statement of the group SQL.
+        lookups = [e for e in executed if "FROM scrip.clients" in e]
+        self.assertGreaterEqual(len(lookups), 2)
+        self.assertLessEqual(len(lookups), 3, "%d introspections must not be %d statements" % (len(asks), len(lookups)))
+        self.assertTrue(any("jsonb_to_recordset" in e for e in lookups), "no group statement was executed")
+
+    def scans(self):
+        row = self.env.db.query("SELECT seq_scan, idx_scan FROM pg_stat_user_tables"
+                                " WHERE relid = 'scrip.issued_tokens'::regclass")[0]
+        return int(row["seq_scan"]), int(row["idx_scan"] or 0)
+
+    def test_group_of_introspections_probes_each_key(self):
+        """The planner guesses a JSON set at 100 rows; unfenced, it joined a group of reads to every issued
+        token at once (a scan of the table per group) instead of looking each jti up."""
+        self.env.db.execute(
+            "INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
+            "  audiences, kid, issued_at, expires_at, vo)"
+            " SELECT 'filler-' || i || '-' || :'c', :'c', 'sub', 'https://issuer.example.org', 'ref', '{}', '{}',"
+            "        'kid-1', now(), now() + interval '1 hour', 'default'"
+            "   FROM generate_series(1, 3000) AS i", c=self.client.id)
+        self.env.db.execute("ALTER TABLE scrip.issued_tokens SET (autovacuum_enabled = false);"
+                            " DELETE FROM pg_statistic WHERE starelid = 'scrip.issued_tokens'::regclass")
+        try:
+            asks = [(self.client.id, "filler-%d-%s" % (i, self.client.id)) for i in range(1, 31)]
+            before = self.scans()
+            lines, executed = self.run_driver(str(len(asks)), "--introspect",
+                                              stdin="".join("%s %s\n" % a for a in asks))
+            self.assertEqual(lines, ["%d caller=%s state=active token_client=%s" % (i, a[0], a[0])
+                                     for i, a in enumerate(asks)])
+            self.assertTrue(any("jsonb_to_recordset" in e for e in executed), "no group statement was executed")
+            deadline = time.monotonic() + 10
+            while self.scans()[1] < before[1] + len(asks) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            after = self.scans()
+            self.assertGreaterEqual(after[1], before[1] + len(asks))
+            self.assertEqual(after[0], before[0], "a group of introspections scanned issued_tokens")
+        finally:
+            self.env.db.execute("ALTER TABLE scrip.issued_tokens RESET (autovacuum_enabled);"
+                                " ANALYZE scrip.issued_tokens")
 
 
 class ScripdTest(ScripTestCase):
