@@ -110,8 +110,9 @@ static const opt_t opts[] = {
 	{ SECT_DATABASE, "conninfo", T_STRING, CFG(conninfo), NULL, 0, 0, OPT_REQUIRED | OPT_SECRET, NULL, NULL,
 	  "libpq connection string or URI (`host=db dbname=scrip user=scrip` or `postgresql://scrip@db/scrip`). "
 	  "It may hold a password, so it may be given as `file:PATH` or `env:NAME`." },
-	{ SECT_DATABASE, "pool_size", T_COUNT, CFG(pool_size), "4", 1, 64, 0, NULL, NULL,
-	  "PostgreSQL connections per event loop." },
+	{ SECT_DATABASE, "pool_size", T_COUNT, CFG(pool_size), "2", 1, 64, 0, NULL, NULL,
+	  "PostgreSQL connections per event loop. Reads and writes that wait for one are grouped into one "
+	  "statement, so two carry a busy loop; more help only a database with cores to spare." },
 	{ SECT_DATABASE, "query_timeout", T_SECONDS, CFG(query_timeout), "5", 1, 300, 0, NULL, NULL,
 	  "Seconds a request waits for the database before it is answered 503 with Retry-After." },
 

@@ -25,7 +25,7 @@ CLIENT_LOOKUP = "FROM scrip.clients c WHERE c.client_id = $1"
 
 def setUpModule():
     global ENV
-    # Two threads of 4 connections (pool_size's default), whatever the machine's cores: the
+    # Two threads of 2 connections (pool_size's default), whatever the machine's cores: the
     # counts below rely on fewer connections than requests.
     ENV = Env("prepared", [("demo", DemoIssuer(audience="scrip"), {"audience": "scrip"})], server={"threads": 2})
     ScripTestCase.env = ENV

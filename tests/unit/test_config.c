@@ -133,7 +133,7 @@ static void test_defaults(void)
 	CU_ASSERT_STRING_EQUAL(cfg.listen_host, "localhost");
 	CU_ASSERT_EQUAL(cfg.listen_port, 8080);
 	CU_ASSERT_STRING_EQUAL(cfg.log_level, "info");
-	CU_ASSERT_EQUAL(cfg.pool_size, 4);
+	CU_ASSERT_EQUAL(cfg.pool_size, 2);
 	CU_ASSERT_EQUAL(cfg.query_timeout, 5);
 	CU_ASSERT_EQUAL(cfg.key_algorithm, SCRIP_ALG_ES256);
 	CU_ASSERT_EQUAL(cfg.encryption_key[0], 0x00);
@@ -778,7 +778,7 @@ static void test_reference_lists_every_key(void)
 		"| key | type | default | description |",
 		"| `listen` | HOST:PORT | *required* |",
 		"| `log_level` | one of: `error` `warn` `info` `debug` | `info` |",
-		"| `pool_size` | integer, 1..64 | `4` |",
+		"| `pool_size` | integer, 1..64 | `2` |",
 		"| `query_timeout` | seconds, 1..300 | `5` |",
 		"| `algorithm` | ES256 or RS256 | `ES256` |",
 		"| `encryption_key` |",
