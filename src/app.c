@@ -67,6 +67,16 @@ static void keys_loaded_cb(scrip_keyrings_t *keys, const scrip_err_t *err, void 
 					: "");
 		return;
 	}
+	if (scrip_keyrings_same(app->keys, keys)) {
+		/* Nothing changed: the keys in memory stay, and with them their
+		 * serial, so the signatures verified with them stay verified
+		 * (access_verified_in_memory) instead of all being verified
+		 * again after every check. */
+		scrip_log_debug("signing keys read again: unchanged");
+		scrip_keyrings_free(keys);
+		return;
+	}
+	scrip_log_debug("signing keys read again: %s", app->keys ? "changed" : "first load");
 	keys_describe(app->keys, keys, app->worker_index);
 	scrip_keyrings_free(app->keys);
 	app->keys = keys;

@@ -247,6 +247,21 @@ size_t scrip_keyring_size(const scrip_keyring_t *ring)
 	return ring ? ring->count : 0;
 }
 
+bool scrip_keyring_same(const scrip_keyring_t *a, const scrip_keyring_t *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (a->count != b->count)
+		return false;
+	for (size_t i = 0; i < a->count; i++) {
+		const scrip_signing_key_t *x = &a->keys[i], *y = find_kid(b, x->kid);
+		if (!y || y->alg != x->alg || y->state != x->state || !x->pkey || !y->pkey ||
+		    EVP_PKEY_eq(x->pkey, y->pkey) != 1)
+			return false;
+	}
+	return true;
+}
+
 bool scrip_key_new_generate(scrip_alg_t alg, const uint8_t enc_key[32], scrip_key_new_t *key, scrip_err_t *err)
 {
 	cjose_jwk_t *jwk = NULL;

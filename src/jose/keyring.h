@@ -95,6 +95,10 @@ json_t *scrip_keyring_jwks(const scrip_keyring_t *ring);
 
 size_t scrip_keyring_size(const scrip_keyring_t *ring);
 
+/* True when a and b hold the same keys: the same kids, each with the same
+ * algorithm, state and public key. Two NULLs are the same. */
+bool scrip_keyring_same(const scrip_keyring_t *a, const scrip_keyring_t *b);
+
 /* A freshly generated signing key, ready to be stored: what scripctl's
  * `key rotate` and scripd's schedule both insert. Every member owned. */
 typedef struct {

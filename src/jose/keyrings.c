@@ -126,6 +126,19 @@ uint64_t scrip_keyrings_serial(const scrip_keyrings_t *rings)
 	return rings ? rings->serial : 0;
 }
 
+bool scrip_keyrings_same(const scrip_keyrings_t *a, const scrip_keyrings_t *b)
+{
+	if (!a || !b || a->n != b->n || strcmp(a->base, b->base) != 0)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const scrip_vo_keys_t *x = &a->vos[i], *y = scrip_keyrings_vo(b, x->vo);
+		if (!y || y->configured != x->configured || strcmp(y->issuer, x->issuer) != 0 ||
+		    !scrip_keyring_same(x->ring, y->ring))
+			return false;
+	}
+	return true;
+}
+
 const scrip_signing_key_t *scrip_keyrings_find(const scrip_keyrings_t *rings, const char *vo, const char *kid)
 {
 	const scrip_vo_keys_t *v = scrip_keyrings_vo(rings, vo);

@@ -72,6 +72,11 @@ bool scrip_keyrings_token_parse(const scrip_keyrings_t *rings, const char *token
  * object with another serial. 0 for NULL. */
 uint64_t scrip_keyrings_serial(const scrip_keyrings_t *rings);
 
+/* True when a and b hold the same VOs (name, issuer, configured or not),
+ * each with the same keys (scrip_keyring_same): keys loaded again that
+ * changed nothing. False when either is NULL. */
+bool scrip_keyrings_same(const scrip_keyrings_t *a, const scrip_keyrings_t *b);
+
 /* The key kid of VO vo, when rings hold it (borrowed: used at once, the
  * keys are replaced on every reload); NULL otherwise. */
 const scrip_signing_key_t *scrip_keyrings_find(const scrip_keyrings_t *rings, const char *vo, const char *kid);

@@ -266,13 +266,14 @@ class Scripd:
     """One scripd process with its configuration file and captured stderr."""
 
     def __init__(self, workdir, dsn, upstreams, algorithm="ES256", kek=None, limits=None, server=None,
-                 tls_ca=None):
+                 tls_ca=None, keys=None):
         self.workdir = workdir
         self.dsn = dsn
         self.upstreams = upstreams  # list of (name, {option: value})
         self.limits = dict(limits or {})  # [limits] options
         self.algorithm = algorithm
         self.server_options = dict(server or {})  # more [server] options (tls_certificate, tls_key...)
+        self.keys_options = dict(keys or {})  # more [keys] options (publish_ahead...)
         # With TLS, the client context that trusts the test CA (tls_ca: its PEM file).
         self.tls = None
         if "tls_certificate" in self.server_options:
@@ -313,6 +314,7 @@ class Scripd:
             "algorithm = %s" % self.algorithm,
             "encryption_key = file:%s" % self.key_path,
         ]
+        lines += ["%s = %s" % kv for kv in self.keys_options.items()]
         if self.limits:
             lines += ["", "[limits]"] + ["%s = %s" % (k, v) for k, v in self.limits.items()]
         for name, options in self.upstreams:
@@ -434,13 +436,14 @@ class Env:
     does not start its server. The issuer option defaults to the issuer's URL.
     limits: {option: value} written as scripd's [limits] section."""
 
-    def __init__(self, name, upstreams, algorithm="ES256", limits=None, server=None, tls_ca=None):
+    def __init__(self, name, upstreams, algorithm="ES256", limits=None, server=None, tls_ca=None, keys=None):
         self.name = name
         self.upstream_specs = upstreams
         self.algorithm = algorithm
         self.limits = limits
         self.server_options = server    # more [server] options, for Scripd
         self.tls_ca = tls_ca            # the CA file clients trust when server sets tls_certificate
+        self.keys_options = keys        # more [keys] options, for Scripd
         self.workdir = None
         self.db = None
         self.scripd = None
@@ -472,7 +475,7 @@ class Env:
         # that made them: derive that key from the database's URI so every run can unseal them.
         kek = None if self.db.owned else hashlib.sha256(b"scrip-test-kek:" + self.db.dsn.encode()).hexdigest()
         self.scripd = Scripd(self.workdir, self.db.dsn, upstreams, self.algorithm, kek, self.limits,
-                             self.server_options, self.tls_ca)
+                             self.server_options, self.tls_ca, self.keys_options)
         self.scripd.redact = self.redact
         self.scripd.scripctl("db", "migrate", check=True)
         self.scripd.start()

@@ -26,6 +26,8 @@ STORAGE = "https://storage.example.org"
 READ = "storage.read:/demo"
 
 ENV = None
+# publish_ahead / 8: the keys are read again every 2 s (jwks_max_age plus that must fit in publish_ahead).
+KEY_CHECKS = {"publish_ahead": 16, "jwks_max_age": 4}
 
 
 def setUpModule():
@@ -35,7 +37,7 @@ def setUpModule():
         "algorithms": "ES256 RS256",
         "clock_skew": 0,
         "jwks_min_refetch": 0,
-    })], server={"threads": 1})
+    })], server={"threads": 1}, keys=KEY_CHECKS)
     ScripTestCase.env = ENV
     ENV.up()
 
@@ -189,6 +191,33 @@ class IntrospectionCacheTest(CacheCounts, ScripTestCase):
                                      "Authorization": basic_auth(c.id, c.secret)})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.introspect(token), {"active": False})
+
+    def wait_for_key_reads(self, what, after):
+        """Waits until scripd has read its keys again (what: "unchanged" or "changed") after log offset after."""
+        deadline = time.monotonic() + 15
+        line = "signing keys read again: " + what
+        while line not in self.env.scripd.log_text()[after:]:
+            self.assertLess(time.monotonic(), deadline, "scripd did not log %r" % line)
+            time.sleep(0.1)
+
+    def test_keys_read_again_unchanged_keep_what_was_verified(self):
+        """scripd reads its keys every few seconds. When nothing changed, the signatures verified with them stay
+        verified; when the keys changed (a rotation), every signature is verified again."""
+        c = self.env.new_client()
+        token = self.issued(c)
+        before = self.lookups()
+        self.assertTrue(self.introspect(token)["active"])
+        self.assertLookups(before, 0, 1)
+        self.wait_for_key_reads("unchanged", len(self.env.scripd.log_text()))
+        before = self.lookups()
+        self.assertTrue(self.introspect(token)["active"])
+        self.assertLookups(before, 1, 0)
+        mark = len(self.env.scripd.log_text())
+        self.env.scripd.scripctl("key", "rotate", check=True)
+        self.wait_for_key_reads("changed", mark)
+        before = self.lookups()
+        self.assertTrue(self.introspect(token)["active"])
+        self.assertLookups(before, 0, 1)
 
     def test_other_signature_never_matches(self):
         c = self.env.new_client()

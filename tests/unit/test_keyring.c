@@ -517,6 +517,55 @@ static void test_vo_paths(void)
 	CU_ASSERT_EQUAL(scrip_vo_path_parse(NULL, vo, sizeof(vo)), SCRIP_VO_PATH_NONE);
 }
 
+/* Keys as scripd loads them every few seconds: atlas (ec1 current, ec2
+ * next) and cms (ec3 current), then with one change (0: none). */
+static scrip_keyrings_t *loaded(int change)
+{
+	static const char *const vos[] = { "atlas", "cms" };
+	scrip_err_t err = {0};
+	scrip_keyrings_t *rings = scrip_keyrings_new(change == 4 ? "https://other.example.org" : "https://sts.example.org",
+						     vos, change == 5 ? 1 : 2);
+	bool ok = rings && scrip_keyrings_add(rings, "atlas", ec1.kid, "ES256", change == 1 ? "retiring" : "current",
+					      ec1.sealed, ec1.sealed_len, enc_key, &err);
+	ok = ok && scrip_keyrings_add(rings, "atlas", ec2.kid, "ES256", "next", ec2.sealed, ec2.sealed_len, enc_key, &err);
+	if (change != 2)
+		ok = ok && scrip_keyrings_add(rings, "cms", ec3.kid, "ES256", "current", ec3.sealed, ec3.sealed_len, enc_key,
+					      &err);
+	if (change == 3)
+		ok = ok && scrip_keyrings_add(rings, "cms", rsa1.kid, "RS256", "next", rsa1.sealed, rsa1.sealed_len, enc_key,
+					      &err);
+	CU_ASSERT_TRUE(ok);
+	return rings;
+}
+
+static void test_keyrings_same(void)
+{
+	scrip_keyrings_t *now = loaded(0), *again = loaded(0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(now);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+	CU_ASSERT_NOT_EQUAL(scrip_keyrings_serial(now), scrip_keyrings_serial(again));
+	CU_ASSERT_TRUE(scrip_keyrings_same(now, again));
+	CU_ASSERT_TRUE(scrip_keyrings_same(again, now));
+	/* 1: a key changed state; 2: one key fewer; 3: one more; 4: another
+	 * base issuer; 5: cms no longer configured (its keys still there). */
+	for (int change = 1; change <= 5; change++) {
+		scrip_keyrings_t *changed = loaded(change);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(changed);
+		if (scrip_keyrings_same(now, changed) || scrip_keyrings_same(changed, now))
+			fprintf(stderr, "\n    change %d was taken for the same keys", change);
+		CU_ASSERT_FALSE(scrip_keyrings_same(now, changed));
+		CU_ASSERT_FALSE(scrip_keyrings_same(changed, now));
+		scrip_keyrings_free(changed);
+	}
+	CU_ASSERT_FALSE(scrip_keyrings_same(now, NULL));
+	CU_ASSERT_FALSE(scrip_keyrings_same(NULL, NULL));
+	CU_ASSERT_TRUE(scrip_keyring_same(NULL, NULL));
+	CU_ASSERT_FALSE(scrip_keyring_same(scrip_keyrings_vo(now, "atlas")->ring, NULL));
+	CU_ASSERT_FALSE(scrip_keyring_same(scrip_keyrings_vo(now, "atlas")->ring, scrip_keyrings_vo(now, "cms")->ring));
+	scrip_keyrings_free(now);
+	scrip_keyrings_free(again);
+}
+
 bool scrip_test_keyring_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("keyring", suite_init, suite_clean);
@@ -532,6 +581,7 @@ bool scrip_test_keyring_suite(void)
 	SCRIP_ADD_TEST(suite, test_vo_issuer_names);
 	SCRIP_ADD_TEST(suite, test_keyrings_lookup);
 	SCRIP_ADD_TEST(suite, test_keyrings_keep_vos_apart);
+	SCRIP_ADD_TEST(suite, test_keyrings_same);
 	SCRIP_ADD_TEST(suite, test_vo_paths);
 	return true;
 }
