@@ -237,9 +237,13 @@ void scrip_app_stop(scrip_app_t *app)
 	app->fetcher = NULL;
 	scrip_db_shutdown(app->db);
 	/* Every pending step now fails within a few loop turns (a key load or
-	 * schedule step too, whose state would otherwise leak); the bound only
+	 * schedule step too, whose state would otherwise leak, and the
+	 * background upkeep's queries, counted by no request); the bound only
 	 * guards against a request that would never be answered. */
-	for (int turn = 0; app->base && (app->requests_in_flight > 0 || app->keys_loading) && turn < 1000; turn++)
+	for (int turn = 0; app->base &&
+			   (app->requests_in_flight > 0 || app->keys_loading || scrip_db_failures_pending(app->db)) &&
+			   turn < 1000;
+	     turn++)
 		event_base_loop(app->base, EVLOOP_NONBLOCK);
 	if (app->requests_in_flight > 0)
 		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);

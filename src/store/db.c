@@ -82,6 +82,7 @@ struct scrip_db {
 	size_t queued;             /* length of the FIFO, capped at SCRIP_DB_QUEUE_MAX */
 	struct event *janitor;
 	bool closing;              /* scrip_db_shutdown ran: every query fails */
+	size_t failures_pending;   /* query_fail'ed, not yet answered (failure_cb) */
 	void (*up_cb)(void *arg);
 	void *up_arg;
 };
@@ -135,6 +136,7 @@ static void query_free(struct query *q)
 
 /* A failure on its way to its caller. */
 struct failure {
+	scrip_db_t *db;
 	struct query *q;
 	scrip_err_t err;
 };
@@ -150,6 +152,7 @@ static void query_answer(struct query *q, const scrip_db_result_t *res, const sc
 static void failure_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct failure *f = arg;
+	f->db->failures_pending--;
 	scrip_obs_db_query((double)(scrip_obs_now_us() - f->q->queued_us) / 1e6, f->err.reason);
 	query_answer(f->q, NULL, &f->err);
 	query_free(f->q);
@@ -165,7 +168,9 @@ static void query_fail(scrip_db_t *db, struct query *q, scrip_errcode_t code, co
 	struct timeval zero = { 0, 0 };
 	if (!f)
 		abort();
+	f->db = db;
 	f->q = q;
+	db->failures_pending++;
 	SCRIP_ERR(&f->err, code, reason, "%s", text);
 	if (event_base_once(db->base, -1, EV_TIMEOUT, failure_cb, f, &zero) != 0)
 		abort();
@@ -743,6 +748,11 @@ void scrip_db_shutdown(scrip_db_t *db)
 	queue_fail_all(db, "shutting_down", "the service is shutting down");
 	if (db->janitor)
 		event_del(db->janitor);
+}
+
+bool scrip_db_failures_pending(const scrip_db_t *db)
+{
+	return db && db->failures_pending > 0;
 }
 
 void scrip_db_free(scrip_db_t *db)

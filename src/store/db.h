@@ -41,6 +41,12 @@ scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool
  * so run the loop between the two to deliver those failures. */
 void scrip_db_shutdown(scrip_db_t *db);
 
+/* True while failed queries still wait for the loop to answer them (those
+ * of scrip_db_shutdown among them): a caller stopping runs the loop until
+ * this is false, so that no callback is left undelivered (and nothing it
+ * owns leaked), whoever queued the query. False for NULL. */
+bool scrip_db_failures_pending(const scrip_db_t *db);
+
 /* Shuts down (if not yet) and frees. NULL is a no-op. */
 void scrip_db_free(scrip_db_t *db);
 

@@ -21,6 +21,13 @@
  * instead reads client CLIENT_ID N times in one turn of the loop (shared
  * reads, db.h) and prints "I client ID", "I none" or "I error:REASON".
  *
+ *   record-driver DSN CLIENT_ID N --shutdown
+ *
+ * asks for the same N reads, then shuts the pool down in the same turn
+ * (scrip_db_shutdown) and prints "pending yes|no" (scrip_db_failures_pending),
+ * runs the loop until nothing is pending, and prints each read's outcome
+ * as --reads does, then "pending no" and "answered A" (A of N).
+ *
  *   record-driver DSN CLIENT_ID N --introspect
  *
  * instead looks up N (caller, access token) pairs in one turn of the loop
@@ -92,6 +99,43 @@ static void reads_start_cb(void *arg)
 	r->started = true;
 	for (int i = 0; i < r->n; i++)
 		scrip_store_client_get(r->db, r->client_id, client_cb, &r->out[i]);
+}
+
+static void shutdown_start_cb(void *arg)
+{
+	struct reads *r = arg;
+	if (r->started)
+		return;
+	reads_start_cb(arg);
+	scrip_db_shutdown(r->db);
+	printf("pending %s\n", scrip_db_failures_pending(r->db) ? "yes" : "no");
+	event_base_loopbreak(r->out[0].base);
+}
+
+static int run_shutdown(const char *dsn, const char *client_id, int n)
+{
+	struct event_base *base = event_base_new();
+	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, 10000, "on") : NULL;
+	struct read *out = calloc((size_t)n, sizeof(*out));
+	if (!db || !out) {
+		fprintf(stderr, "record-driver: cannot start\n");
+		return 1;
+	}
+	int left = n;
+	for (int i = 0; i < n; i++)
+		out[i] = (struct read){ .left = &left, .base = base };
+	struct reads r = { .db = db, .client_id = client_id, .out = out, .n = n };
+	scrip_db_set_up_cb(db, shutdown_start_cb, &r);
+	event_base_dispatch(base); /* until the reads are asked for and the pool shut down */
+	for (int turn = 0; scrip_db_failures_pending(db) && turn < 1000; turn++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	for (int i = 0; i < n; i++)
+		printf("%d %s\n", i, out[i].text);
+	printf("pending %s\nanswered %d\n", scrip_db_failures_pending(db) ? "yes" : "no", n - left);
+	scrip_db_free(db);
+	event_base_free(base);
+	free(out);
+	return 0;
 }
 
 static int run_reads(const char *dsn, const char *client_id, int n)
@@ -389,6 +433,7 @@ static int usage(void)
 	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--grants] [--ended I] [--refused I]\n"
 			"                     [--timeout MS]\n"
 			"       record-driver DSN CLIENT_ID N --reads\n"
+			"       record-driver DSN CLIENT_ID N --shutdown\n"
 			"       record-driver DSN CLIENT_ID N --introspect < CALLER_JTI_LINES\n"
 			"       record-driver DSN CLIENT_ID N --redeem < REDEMPTIONS\n");
 	return 2;
@@ -402,6 +447,8 @@ int main(int argc, char **argv)
 	int n = atoi(argv[3]), in_flight = 1, ended = -1, refused = -1, timeout_ms = 10000;
 	if (argc == 5 && strcmp(argv[4], "--reads") == 0 && n > 0 && n <= 1000)
 		return run_reads(dsn, client_id, n);
+	if (argc == 5 && strcmp(argv[4], "--shutdown") == 0 && n > 0 && n <= 1000)
+		return run_shutdown(dsn, client_id, n);
 	if (argc == 5 && strcmp(argv[4], "--redeem") == 0 && n > 0 && n <= 1000)
 		return run_redeems(dsn, client_id, n);
 	if (argc == 5 && strcmp(argv[4], "--introspect") == 0 && n > 0 && n <= 1000)

@@ -409,6 +409,16 @@ class ReadsTest(ScripTestCase):
         self.assertGreaterEqual(len(lookups), 2)
         self.assertLessEqual(len(lookups), 3, "40 reads of one client must not be 40 executions")
 
+    def test_shutdown_leaves_no_read_unanswered(self):
+        """Stopping, scripd runs its loop until the pool has answered every query it failed (scripd's background
+        upkeep once left its queries undelivered, and leaked, when no request was in flight)."""
+        lines, _ = self.run_driver("6", "--shutdown")
+        self.assertEqual(lines[0], "pending yes")
+        # Two went to the two connections and fail with them; the others fail in the queue.
+        outcomes = [line.split(" ", 1)[1] for line in lines[1:7]]
+        self.assertEqual(sorted(set(outcomes)), ["error:database_unavailable", "error:shutting_down"])
+        self.assertEqual(lines[7:], ["pending no", "answered 6"])
+
     def test_introspections_waiting_together_are_one_statement(self):
         other = self.env.new_client()
         issued = subprocess.run([DRIVER, self.env.db.dsn, self.client.id, "3", "--in-flight", "3"],
