@@ -112,7 +112,8 @@ static void shutdown_start_cb(void *arg)
 	event_base_loopbreak(r->out[0].base);
 }
 
-static int run_shutdown(const char *dsn, const char *client_id, int n)
+/* --reads, or with shut --shutdown. */
+static int run_reads(const char *dsn, const char *client_id, int n, bool shut)
 {
 	struct event_base *base = event_base_new();
 	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, 10000, "on") : NULL;
@@ -125,41 +126,19 @@ static int run_shutdown(const char *dsn, const char *client_id, int n)
 	for (int i = 0; i < n; i++)
 		out[i] = (struct read){ .left = &left, .base = base };
 	struct reads r = { .db = db, .client_id = client_id, .out = out, .n = n };
-	scrip_db_set_up_cb(db, shutdown_start_cb, &r);
-	event_base_dispatch(base); /* until the reads are asked for and the pool shut down */
-	for (int turn = 0; scrip_db_failures_pending(db) && turn < 1000; turn++)
+	scrip_db_set_up_cb(db, shut ? shutdown_start_cb : reads_start_cb, &r);
+	event_base_dispatch(base); /* until answered, or with shut until asked for and the pool shut down */
+	for (int turn = 0; shut && scrip_db_failures_pending(db) && turn < 1000; turn++)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	for (int i = 0; i < n; i++)
 		printf("%d %s\n", i, out[i].text);
-	printf("pending %s\nanswered %d\n", scrip_db_failures_pending(db) ? "yes" : "no", n - left);
-	scrip_db_free(db);
-	event_base_free(base);
-	free(out);
-	return 0;
-}
-
-static int run_reads(const char *dsn, const char *client_id, int n)
-{
-	struct event_base *base = event_base_new();
-	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, 10000, "on") : NULL;
-	struct read *out = calloc((size_t)n, sizeof(*out));
-	if (!db || !out) {
-		fprintf(stderr, "record-driver: cannot start\n");
-		return 1;
-	}
-	int left = n;
-	for (int i = 0; i < n; i++)
-		out[i] = (struct read){ .left = &left, .base = base };
-	struct reads r = { .db = db, .client_id = client_id, .out = out, .n = n };
-	scrip_db_set_up_cb(db, reads_start_cb, &r);
-	event_base_dispatch(base);
-	for (int i = 0; i < n; i++)
-		printf("%d %s\n", i, out[i].text);
+	if (shut)
+		printf("pending %s\nanswered %d\n", scrip_db_failures_pending(db) ? "yes" : "no", n - left);
 	scrip_db_free(db);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	free(out);
-	return left == 0 ? 0 : 1;
+	return shut || left == 0 ? 0 : 1;
 }
 
 /* ---- --introspect ---- */
@@ -446,9 +425,9 @@ int main(int argc, char **argv)
 	const char *dsn = argv[1], *client_id = argv[2];
 	int n = atoi(argv[3]), in_flight = 1, ended = -1, refused = -1, timeout_ms = 10000;
 	if (argc == 5 && strcmp(argv[4], "--reads") == 0 && n > 0 && n <= 1000)
-		return run_reads(dsn, client_id, n);
+		return run_reads(dsn, client_id, n, false);
 	if (argc == 5 && strcmp(argv[4], "--shutdown") == 0 && n > 0 && n <= 1000)
-		return run_shutdown(dsn, client_id, n);
+		return run_reads(dsn, client_id, n, true);
 	if (argc == 5 && strcmp(argv[4], "--redeem") == 0 && n > 0 && n <= 1000)
 		return run_redeems(dsn, client_id, n);
 	if (argc == 5 && strcmp(argv[4], "--introspect") == 0 && n > 0 && n <= 1000)
