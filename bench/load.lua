@@ -4,6 +4,8 @@
 --
 --   wrk -s bench/load.lua URL -- DATAFILE NTHREADS
 --   BENCH_WRK_OUT=FILE: where done() writes its JSON summary
+--   BENCH_WRK_RATE=N: send N requests/s in all, on a fixed schedule, instead of
+--     each connection's next request as soon as its answer came (see delay())
 --
 -- The data file returns {method=, path=, mode=, ok=, entries={{auth=, body=}...}}.
 -- mode "cycle": each thread takes every NTHREADS-th entry and cycles through them
@@ -28,6 +30,8 @@ local mode, ok_pattern, method, path, auth
 bad = 0   -- answers without the success marker (read back by done())
 lost = 0  -- chain mode: grants dropped after a failed redemption
 empty = 0 -- chain mode: requests sent with the queue empty
+late = 0  -- paced: requests sent more than 1 ms after their time (no connection was free)
+late_ms = 0 -- paced: the sum of those delays
 
 local function urlencode(s)
 	return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
@@ -36,6 +40,7 @@ end
 function init(args)
 	local data = dofile(args[1])
 	local nthreads = tonumber(args[2]) or 1
+	thread_count = nthreads
 	mode, ok_pattern, method, path = data.mode, data.ok, data.method, data.path
 	-- A cycle pool smaller than the threads (/jwks has one request) is
 	-- shared whole: a thread left with nothing to send would hold its
@@ -82,6 +87,43 @@ function request()
 	return reqs[i]
 end
 
+-- Paced (BENCH_WRK_RATE): each thread sends its share of the rate on a
+-- fixed schedule, one request every 1/share seconds, whatever the answers
+-- take; wrk calls delay() before each request and holds it for the
+-- milliseconds returned. A request whose time has passed goes at once and
+-- counts as late: wrk measures latency from the send, so a run with many
+-- late requests understates it (every connection was busy: saturation).
+local rate = tonumber(os.getenv("BENCH_WRK_RATE") or "")
+if rate and rate > 0 then
+	local ffi = require("ffi")
+	ffi.cdef[[
+		typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+		int clock_gettime(int clk, bench_timespec *ts);
+	]]
+	local ts = ffi.new("bench_timespec")
+	local function now_us()
+		ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+		return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
+	end
+	local interval_us, next_us
+	function delay()
+		local now = now_us()
+		if not next_us then
+			-- threads start a fraction of an interval apart
+			interval_us = 1e6 * thread_count / rate
+			next_us = now + interval_us * (tid - 1) / thread_count
+		end
+		local at = next_us
+		next_us = next_us + interval_us
+		if now > at + 1000 then
+			late = late + 1
+			late_ms = late_ms + (now - at) / 1000
+			return 0
+		end
+		return math.max(0, math.floor((at - now) / 1000))
+	end
+end
+
 function response(status, headers, body)
 	if mode == "chain" then
 		local rt = status == 200 and body:match('"refresh_token"%s*:%s*"([^"]+)"')
@@ -102,22 +144,24 @@ end
 function done(summary, latency, requests)
 	local out = os.getenv("BENCH_WRK_OUT")
 	if not out then return end
-	local b, l, e = 0, 0, 0
+	local b, l, e, lt, ltms = 0, 0, 0, 0, 0
 	for _, t in ipairs(threads) do
 		b = b + (tonumber(t:get("bad")) or 0)
 		l = l + (tonumber(t:get("lost")) or 0)
 		e = e + (tonumber(t:get("empty")) or 0)
+		lt = lt + (tonumber(t:get("late")) or 0)
+		ltms = ltms + (tonumber(t:get("late_ms")) or 0)
 	end
 	local f = assert(io.open(out, "w"))
 	local err = summary.errors
 	f:write(string.format(
 		'{"requests":%d,"duration_us":%d,"bytes":%d,' ..
 		'"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-		'"bad":%d,"lost":%d,"empty":%d,' ..
+		'"bad":%d,"lost":%d,"empty":%d,"late":%d,"late_ms":%.1f,' ..
 		'"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p99.9":%d,"max":%d}}\n',
 		summary.requests, summary.duration, summary.bytes,
 		err.connect, err.read, err.write, err.status, err.timeout,
-		b, l, e,
+		b, l, e, lt, ltms,
 		latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
 		latency:percentile(99.9), latency.max))
 	f:close()
