@@ -34,11 +34,14 @@
  * (grouped reads, db.h), one per line of stdin: "CALLER JTI", and prints
  * "I caller=ID|none state=WHY token_client=ID|-".
  *
- *   record-driver DSN CLIENT_ID N --redeem
+ *   record-driver DSN CLIENT_ID N --redeem [--then M]
  *
  * instead redeems N refresh tokens in one turn, one per line of stdin:
  * "OLD_HASH_HEX NEW_HASH_HEX RETRY(0|1) GRANT_ID JTI", and prints
  * "waiting W", then "I JTI written|redeemed_concurrently|error:REASON".
+ * --then M: over one database connection; once the N are answered, prints
+ * "next", reads M more lines and redeems them the same way, in the same
+ * session (whatever it has prepared and planned is reused).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -275,7 +278,8 @@ static void redeems_start_cb(void *arg)
 	fflush(stdout);
 }
 
-static int run_redeems(const char *dsn, const char *client_id, int n)
+/* n redemptions from stdin; NULL (said on stderr) when a line is not one. */
+static struct redemption *redemptions_read(int n)
 {
 	struct redemption *r = calloc((size_t)n, sizeof(*r));
 	for (int i = 0; r && i < n; i++) {
@@ -283,30 +287,59 @@ static int run_redeems(const char *dsn, const char *client_id, int n)
 			  r[i].jti) != 5) {
 			fprintf(stderr, "record-driver: line %d of stdin is not a redemption\n", i + 1);
 			free(r);
-			return 2;
+			return NULL;
 		}
 	}
+	return r;
+}
+
+/* Redeems rs's redemptions (at once if up, else once a connection is) and
+ * prints what each got; false when some got no answer. */
+static bool redeem_round(struct event_base *base, scrip_db_t *db, struct redeems *rs, bool up)
+{
+	int left = rs->n;
+	for (int i = 0; i < rs->n; i++)
+		rs->r[i].out = (struct outcome){ .index = i, .left = &left, .base = base };
+	if (up)
+		redeems_start_cb(rs);
+	else
+		scrip_db_set_up_cb(db, redeems_start_cb, rs);
+	event_base_dispatch(base);
+	for (int i = 0; i < rs->n; i++)
+		printf("%d %s %s\n", i, rs->r[i].jti, rs->r[i].out.text);
+	fflush(stdout);
+	return left == 0;
+}
+
+static int run_redeems(const char *dsn, const char *client_id, int n, int then)
+{
+	struct redemption *r = redemptions_read(n);
+	if (!r)
+		return 2;
 	struct event_base *base = event_base_new();
-	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, 10000, "on") : NULL;
+	scrip_db_t *db = base ? scrip_db_new(base, dsn, then ? 1 : 2, 10000, "on") : NULL;
 	scrip_batcher_t *batcher = db ? scrip_batcher_new(db, 1) : NULL;
-	if (!r || !batcher) {
+	if (!batcher) {
 		fprintf(stderr, "record-driver: cannot start\n");
 		return 1;
 	}
-	int left = n;
-	for (int i = 0; i < n; i++)
-		r[i].out = (struct outcome){ .index = i, .left = &left, .base = base };
 	struct redeems rs = { .batcher = batcher, .client_id = client_id, .r = r, .n = n };
-	scrip_db_set_up_cb(db, redeems_start_cb, &rs);
-	event_base_dispatch(base);
-	for (int i = 0; i < n; i++)
-		printf("%d %s %s\n", i, r[i].jti, r[i].out.text);
+	bool answered = redeem_round(base, db, &rs, false);
+	if (answered && then) {
+		printf("next\n");
+		fflush(stdout);
+		struct redemption *more = redemptions_read(then);
+		struct redeems again = { .batcher = batcher, .client_id = client_id, .r = more, .n = then,
+					 .started = false };
+		answered = more && redeem_round(base, db, &again, true);
+		free(more);
+	}
 	scrip_db_free(db);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	scrip_batcher_free(batcher);
 	event_base_free(base);
 	free(r);
-	return left == 0 ? 0 : 1;
+	return answered ? 0 : 1;
 }
 
 /* ---- recording ---- */
@@ -414,7 +447,7 @@ static int usage(void)
 			"       record-driver DSN CLIENT_ID N --reads\n"
 			"       record-driver DSN CLIENT_ID N --shutdown\n"
 			"       record-driver DSN CLIENT_ID N --introspect < CALLER_JTI_LINES\n"
-			"       record-driver DSN CLIENT_ID N --redeem < REDEMPTIONS\n");
+			"       record-driver DSN CLIENT_ID N --redeem [--then M] < REDEMPTIONS\n");
 	return 2;
 }
 
@@ -429,7 +462,10 @@ int main(int argc, char **argv)
 	if (argc == 5 && strcmp(argv[4], "--shutdown") == 0 && n > 0 && n <= 1000)
 		return run_reads(dsn, client_id, n, true);
 	if (argc == 5 && strcmp(argv[4], "--redeem") == 0 && n > 0 && n <= 1000)
-		return run_redeems(dsn, client_id, n);
+		return run_redeems(dsn, client_id, n, 0);
+	if (argc == 7 && strcmp(argv[4], "--redeem") == 0 && strcmp(argv[5], "--then") == 0 && n > 0 && n <= 1000 &&
+	    atoi(argv[6]) > 0 && atoi(argv[6]) <= 1000)
+		return run_redeems(dsn, client_id, n, atoi(argv[6]));
 	if (argc == 5 && strcmp(argv[4], "--introspect") == 0 && n > 0 && n <= 1000)
 		return run_lookups(dsn, n);
 	bool grants = false;

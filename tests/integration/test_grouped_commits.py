@@ -374,6 +374,80 @@ class RedeemDriverTest(ScripTestCase):
             self.env.db.execute("ALTER TABLE scrip.grants RESET (autovacuum_enabled); ANALYZE scrip.grants")
 
 
+    def table_counters(self, table):
+        row = self.env.db.query("SELECT seq_scan, seq_tup_read, n_tup_upd, n_tup_ins FROM pg_stat_user_tables"
+                                " WHERE relid = ('scrip.' || :'t')::regclass", t=table)[0]
+        return {k: int(v) for k, v in row.items()}
+
+    def test_group_plan_made_on_a_small_table_still_probes_keys(self):
+        """A session keeps the plan of a prepared statement while its tables grow: no ANALYZE has run since a
+        burst filled them. A grouped redemption planned when refresh_tokens was small once found the tokens it
+        claims by scanning refresh_tokens; grown, that read every token of the table for each group."""
+        if not self.env.db.owned:
+            raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose autovacuum this test cannot pause")
+        first, second = [self.grant() for _ in range(3)], [self.grant() for _ in range(3)]
+        bulk = "bulk-" + secrets.token_hex(6)
+        grown = 20000
+        self.env.db.execute("ALTER TABLE scrip.refresh_tokens SET (autovacuum_enabled = false);"
+                            " ALTER TABLE scrip.grants SET (autovacuum_enabled = false)")
+        # The plan is made on the first execution (generic, as a session makes after five), on the table as
+        # it is now; the driver keeps its one connection, so the second group runs under that plan. A role's
+        # setting reaches the sessions that start after it (set in the DSN, it would replace scripd's options).
+        self.env.db.execute("ALTER ROLE CURRENT_USER SET plan_cache_mode = force_generic_plan")
+        proc = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, "3", "--redeem", "--then", "3"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        watchdog = threading.Timer(60, proc.kill)  # a driver that never answers fails the test, not the run
+        watchdog.start()
+        try:
+            before = {t: self.table_counters(t) for t in ("refresh_tokens", "grants")}
+            proc.stdin.write("".join("%s %s 0 %s r-%s\n" % (h, secrets.token_hex(32), gid, secrets.token_hex(6))
+                                     for gid, h in first))
+            proc.stdin.flush()
+            head = [proc.stdout.readline().strip()]
+            self.env.db.execute("ALTER ROLE CURRENT_USER RESET plan_cache_mode")  # the driver is connected
+            head += [proc.stdout.readline().strip() for _ in range(4)]
+            self.assertEqual(head[0], "waiting 2")
+            self.assertEqual([line.split(" ")[2] for line in head[1:4]], ["written"] * 3)
+            self.assertEqual(head[4], "next")
+            self.env.db.execute(
+                "INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, scopes, audiences,"
+                "                          expires_at, vo)"
+                " SELECT :'b' || '-' || i, :'c', 'sub-bulk', 'https://issuer.example.org', ARRAY['storage.read:/'],"
+                "        ARRAY['https://storage.example.org'], now() + interval '1 day', 'default'"
+                "   FROM generate_series(1, :n) AS i;"
+                " INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
+                " SELECT sha256(convert_to(:'b' || '-' || i, 'UTF8')), :'b' || '-' || i, 1 FROM generate_series(1, :n) AS i",
+                b=bulk, c=self.client.id, n=str(grown))
+            out, err = proc.communicate("".join("%s %s 0 %s r-%s\n" % (h, secrets.token_hex(32), gid,
+                                                                       secrets.token_hex(6)) for gid, h in second),
+                                        timeout=60)
+            self.assertEqual(proc.returncode, 0, err[-2000:])
+            lines = out.splitlines()
+            self.assertEqual(lines[0], "waiting 2")
+            self.assertEqual([line.split(" ")[2] for line in lines[1:4]], ["written"] * 3)
+            # The driver's counters reach pg_stat when its session ends: wait for its six claims.
+            deadline = time.monotonic() + 10
+            while (self.table_counters("refresh_tokens")["n_tup_upd"] < before["refresh_tokens"]["n_tup_upd"] + 6
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+            for table in ("refresh_tokens", "grants"):
+                after = self.table_counters(table)
+                self.assertGreaterEqual(after["n_tup_upd"], before[table]["n_tup_upd"] + 6, table)
+                self.assertLess(after["seq_tup_read"] - before[table]["seq_tup_read"], grown,
+                                "the second group scanned %s" % table)
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            self.env.db.execute("ALTER ROLE CURRENT_USER RESET plan_cache_mode;"
+                                " DELETE FROM scrip.refresh_tokens WHERE grant_id LIKE :'b' || '-%';"
+                                " DELETE FROM scrip.grants WHERE grant_id LIKE :'b' || '-%';"
+                                " ALTER TABLE scrip.refresh_tokens RESET (autovacuum_enabled);"
+                                " ALTER TABLE scrip.grants RESET (autovacuum_enabled);"
+                                " ANALYZE scrip.refresh_tokens; ANALYZE scrip.grants", b=bulk)
+
+
 class ReadsTest(ScripTestCase):
     @classmethod
     def setUpClass(cls):
