@@ -28,6 +28,11 @@
  * runs the loop until nothing is pending, and prints each read's outcome
  * as --reads does, then "pending no" and "answered A" (A of N).
  *
+ *   record-driver DSN CLIENT_ID N --settings
+ *
+ * instead prints "NAME VALUE" for each setting scrip_db gives its
+ * sessions, as a query through the pool reads them (N is ignored).
+ *
  *   record-driver DSN CLIENT_ID N --introspect
  *
  * instead looks up N (caller, access token) pairs in one turn of the loop
@@ -142,6 +147,55 @@ static int run_reads(const char *dsn, const char *client_id, int n, bool shut)
 	event_base_free(base);
 	free(out);
 	return shut || left == 0 ? 0 : 1;
+}
+
+/* ---- --settings ---- */
+
+static const char *const session_settings[] = { "synchronous_commit", "statement_timeout", "lock_timeout",
+						 "enable_seqscan", "jit" };
+#define N_SESSION_SETTINGS (sizeof(session_settings) / sizeof(session_settings[0]))
+
+struct settings {
+	scrip_db_t *db;
+	struct event_base *base;
+	bool answered;
+};
+
+static void settings_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct settings *st = arg;
+	if (err)
+		printf("error %s\n", err->reason);
+	for (size_t i = 0; !err && i < N_SESSION_SETTINGS; i++)
+		printf("%s %s\n", session_settings[i], scrip_db_result_value(res, 0, (int)i));
+	st->answered = !err;
+	event_base_loopbreak(st->base);
+}
+
+static void settings_start_cb(void *arg)
+{
+	struct settings *st = arg;
+	scrip_db_query(st->db,
+		       "SELECT current_setting('synchronous_commit'), current_setting('statement_timeout'),"
+		       " current_setting('lock_timeout'), current_setting('enable_seqscan'), current_setting('jit')",
+		       0, NULL, settings_cb, st);
+}
+
+static int run_settings(const char *dsn)
+{
+	struct event_base *base = event_base_new();
+	scrip_db_t *db = base ? scrip_db_new(base, dsn, 1, 10000, "on") : NULL;
+	if (!db) {
+		fprintf(stderr, "record-driver: cannot start\n");
+		return 1;
+	}
+	struct settings st = { .db = db, .base = base };
+	scrip_db_set_up_cb(db, settings_start_cb, &st);
+	event_base_dispatch(base);
+	scrip_db_free(db);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+	return st.answered ? 0 : 1;
 }
 
 /* ---- --introspect ---- */
@@ -446,6 +500,7 @@ static int usage(void)
 			"                     [--timeout MS]\n"
 			"       record-driver DSN CLIENT_ID N --reads\n"
 			"       record-driver DSN CLIENT_ID N --shutdown\n"
+			"       record-driver DSN CLIENT_ID N --settings\n"
 			"       record-driver DSN CLIENT_ID N --introspect < CALLER_JTI_LINES\n"
 			"       record-driver DSN CLIENT_ID N --redeem [--then M] < REDEMPTIONS\n");
 	return 2;
@@ -466,6 +521,8 @@ int main(int argc, char **argv)
 	if (argc == 7 && strcmp(argv[4], "--redeem") == 0 && strcmp(argv[5], "--then") == 0 && n > 0 && n <= 1000 &&
 	    atoi(argv[6]) > 0 && atoi(argv[6]) <= 1000)
 		return run_redeems(dsn, client_id, n, atoi(argv[6]));
+	if (argc == 5 && strcmp(argv[4], "--settings") == 0)
+		return run_settings(dsn);
 	if (argc == 5 && strcmp(argv[4], "--introspect") == 0 && n > 0 && n <= 1000)
 		return run_lookups(dsn, n);
 	bool grants = false;
