@@ -383,8 +383,7 @@ static int run_redeems(const char *dsn, const char *client_id, int n, int then)
 		printf("next\n");
 		fflush(stdout);
 		struct redemption *more = redemptions_read(then);
-		struct redeems again = { .batcher = batcher, .client_id = client_id, .r = more, .n = then,
-					 .started = false };
+		struct redeems again = { .batcher = batcher, .client_id = client_id, .r = more, .n = then };
 		answered = more && redeem_round(base, db, &again, true);
 		free(more);
 	}
