@@ -629,13 +629,17 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 	scrip_db_query(db, grant_lookup_sql, 1, params, grant_lookup_cb, op);
 }
 
-/* A suspension is the one grant state that can be lifted again, so a
- * suspended grant's token is not even claimed: otherwise it would be left
- * rotated without a successor, and its next use, once the grant is
- * restored, would look like a replay.
+/* The grant decides, and is held while it does: its row is locked first
+ * (FOR UPDATE), and checked on the version that holds the lock — active,
+ * this client's, not expired, used up, suspended, nor of an ended job.
+ * Only then is the token claimed: a grant suspended, revoked or used up
+ * by a transaction that commits while this one waits for the lock leaves
+ * the token as it was. (Checked only in the UPDATE of the grant, after the
+ * claim, such a change once left the token rotated without a successor,
+ * and its next use, once a suspension was lifted, looked like a replay.)
  *
- * The claim comes first and decides: its UPDATE takes the row lock, so of
- * concurrent redemptions of one token the first wins and the others find
+ * The claim then decides between concurrent redemptions of one token: its
+ * UPDATE takes the token's row lock, so the first wins and the others find
  * nothing left to claim; every later step only reads what the claim
  * returned. A retry (inside the grace period) claims by superseding the
  * successor it never saw, and only while that successor is unused.
@@ -647,26 +651,28 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
  * grants_client_job instead, reading every grant of the client for each
  * redemption. */
 #define REDEEM_CLAIM_SQL \
-	"WITH superseded AS (" \
+	"WITH held AS (" \
+	"  SELECT g.grant_id FROM scrip.grants g" \
+	"   WHERE g.grant_id = $4 AND g.client_id IS NOT DISTINCT FROM $5 AND g.state = 'active'" \
+	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses) AND g.suspended_at IS NULL" \
+	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)" \
+	"     FOR UPDATE)," \
+	" superseded AS (" \
 	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'" \
 	"    FROM scrip.refresh_tokens o" \
 	"   WHERE $3 AND o.token_hash = decode($1, 'hex') AND o.state = 'rotated' AND s.token_hash = o.successor_hash" \
-	"     AND s.state = 'active'" \
+	"     AND s.state = 'active' AND o.grant_id IN (SELECT grant_id FROM held)" \
 	"  RETURNING o.token_hash)," \
 	" claimed AS (" \
 	"  UPDATE scrip.refresh_tokens r SET state = 'rotated', rotated_at = coalesce(r.rotated_at, now())," \
 	"                                   successor_hash = decode($2, 'hex')" \
-	"   WHERE r.token_hash = decode($1, 'hex')" \
+	"   WHERE r.token_hash = decode($1, 'hex') AND r.grant_id IN (SELECT grant_id FROM held)" \
 	"     AND ((NOT $3 AND r.state = 'active') OR ($3 AND r.token_hash IN (SELECT token_hash FROM superseded)))" \
-	"     AND EXISTS (SELECT 1 FROM scrip.grants q WHERE q.grant_id = r.grant_id AND q.suspended_at IS NULL)" \
 	"  RETURNING r.grant_id, r.generation)," \
 	" g AS (" \
 	"  UPDATE scrip.grants g SET uses = g.uses + 1" \
 	"    FROM claimed c" \
-	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4 AND g.client_id IS NOT DISTINCT FROM $5" \
-	"     AND g.state = 'active'" \
-	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses) AND g.suspended_at IS NULL" \
-	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)" \
+	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4" \
 	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation, g.vo)," \
 	" n AS (" \
 	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)" \
@@ -725,18 +731,28 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
  * jti of each access token recorded. The rows updated are also named by
  * key (= ANY of the set's keys): the planner guesses the JSON set at 100
  * rows, and joined to that guess it would rather scan a table than probe
- * its key 100 times. The client is compared as in REDEEM_CLAIM_SQL. */
+ * its key 100 times. The grants are locked in the order of their keys, so
+ * that two groups waiting for each other's grants cannot deadlock. The
+ * client is compared as in REDEEM_CLAIM_SQL. */
 static const char redeem_batch_sql[] =
 	"WITH r AS ("
 	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(old_hash text, new_hash text, retry boolean,"
 	"    grant_id text, client_id text, jti text, scopes text, audiences text, kid text, issued_at bigint,"
 	"    expires_at bigint, remote_addr text, requested_scope text, requested_audiences text)),"
+	" held AS ("
+	"  SELECT g.grant_id FROM scrip.grants g JOIN r ON r.grant_id = g.grant_id"
+	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM r))"
+	"     AND g.client_id IS NOT DISTINCT FROM r.client_id AND g.state = 'active'"
+	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses) AND g.suspended_at IS NULL"
+	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)"
+	"   ORDER BY g.grant_id FOR UPDATE OF g),"
 	" superseded AS ("
 	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'"
 	"    FROM scrip.refresh_tokens o, r"
 	"   WHERE o.token_hash = ANY (ARRAY(SELECT decode(old_hash, 'hex') FROM r WHERE retry))"
 	"     AND r.retry AND o.token_hash = decode(r.old_hash, 'hex') AND o.state = 'rotated'"
 	"     AND s.token_hash = o.successor_hash AND s.state = 'active'"
+	"     AND o.grant_id = r.grant_id AND o.grant_id IN (SELECT grant_id FROM held)"
 	"  RETURNING o.token_hash),"
 	" claimed AS ("
 	"  UPDATE scrip.refresh_tokens t SET state = 'rotated', rotated_at = coalesce(t.rotated_at, now()),"
@@ -744,17 +760,13 @@ static const char redeem_batch_sql[] =
 	"    FROM r"
 	"   WHERE t.token_hash = ANY (ARRAY(SELECT decode(old_hash, 'hex') FROM r))"
 	"     AND t.token_hash = decode(r.old_hash, 'hex')"
+	"     AND t.grant_id = r.grant_id AND t.grant_id IN (SELECT grant_id FROM held)"
 	"     AND ((NOT r.retry AND t.state = 'active') OR (r.retry AND t.token_hash IN (SELECT token_hash FROM superseded)))"
-	"     AND EXISTS (SELECT 1 FROM scrip.grants q WHERE q.grant_id = t.grant_id AND q.suspended_at IS NULL)"
 	"  RETURNING t.grant_id, t.generation, r.jti),"
 	" g AS ("
 	"  UPDATE scrip.grants g SET uses = g.uses + 1"
-	"    FROM claimed c JOIN r USING (jti)"
-	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM claimed))"
-	"     AND g.grant_id = c.grant_id AND g.grant_id = r.grant_id AND g.client_id IS NOT DISTINCT FROM r.client_id"
-	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)"
-	"     AND g.suspended_at IS NULL"
-	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)"
+	"    FROM claimed c"
+	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM claimed)) AND g.grant_id = c.grant_id"
 	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation, g.vo, c.jti),"
 	" n AS ("
 	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"

@@ -391,6 +391,76 @@ class RedeemDriverTest(ScripTestCase):
         self.assert_not_recorded(jtis[1])
         self.assert_recorded(jtis[2], g2, "generation 2")
 
+    def redeem_while_changed(self, gid, change, redemptions):
+        """Redeems while another session holds grant gid's row, changed by change (SQL, :'g' the grant) and not
+        yet committed; commits it once the driver waits for that row. Returns (outcomes, jtis)."""
+        locker = subprocess.Popen([self.env.db.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "g=" + gid,
+                                   "-d", self.env.db.dsn], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        jtis = ["r-" + secrets.token_hex(6) for _ in redemptions]
+        driver = None
+        try:
+            locker.stdin.write("BEGIN;\n%s;\nSELECT pg_advisory_lock(4711);\n" % change)
+            locker.stdin.flush()
+            self.wait_for("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711 AND granted",
+                          "the change was never made")
+            driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, str(len(redemptions)), "--redeem"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+            driver.stdin.write("".join("%s %s %d %s %s\n" % (old, new, retry, g, jti)
+                                       for (old, new, retry, g), jti in zip(redemptions, jtis)))
+            driver.stdin.close()
+            self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                          " AND query LIKE '%refresh_tokens%'", "no redemption ever waited for the grant")
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            self.assertEqual(locker.wait(timeout=30), 0, locker.stderr.read())
+            out = driver.stdout.read()
+            self.assertEqual(driver.wait(timeout=60), 0, driver.stderr.read()[-2000:])
+        finally:
+            for proc in (locker, driver):
+                if proc and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        return [line.split(" ")[2] for line in out.splitlines()[1:]], jtis
+
+    def wait_for(self, count_sql, failure):
+        deadline = time.monotonic() + 20
+        while not self.env.db.scalar(count_sql):
+            self.assertLess(time.monotonic(), deadline, failure)
+            time.sleep(0.02)
+
+    def test_grant_suspended_while_a_redemption_waits_keeps_its_token(self):
+        """A suspension that commits while a redemption waits for the grant: the redemption is refused and
+        claims nothing, so the token is still the grant's once the suspension is lifted. (Checked after the
+        claim, this left the token rotated with no successor: its next use was taken for a replay.)"""
+        gid, h = self.grant()
+        outcomes, jtis = self.redeem_while_changed(
+            gid, "UPDATE scrip.grants SET suspended_at = now() WHERE grant_id = :'g'",
+            [(h, secrets.token_hex(32), 0, gid)])
+        self.assertEqual(outcomes, ["redeemed_concurrently"])
+        self.assertEqual(self.token(h), {"grant_id": gid, "generation": 1, "state": "active", "successor": None})
+        self.assertEqual(self.uses(gid), 0)
+        self.assert_not_recorded(jtis[0])
+        self.env.db.execute("UPDATE scrip.grants SET suspended_at = NULL WHERE grant_id = :'g'", g=gid)
+        _, outcomes, jtis = self.redeem([(h, secrets.token_hex(32), 0, gid)])
+        self.assertEqual(outcomes, ["written"])
+        self.assert_recorded(jtis[0], gid, "generation 2")
+
+    def test_grant_used_up_while_a_group_waits_is_refused_alone(self):
+        """In a group, a grant used up by a transaction that commits while the group waits for it: that
+        redemption claims nothing; the others of the group are written."""
+        (g1, h1), (gu, hu), (g3, h3) = self.grant(), self.grant(max_uses="2", uses=1), self.grant()
+        outcomes, jtis = self.redeem_while_changed(
+            gu, "UPDATE scrip.grants SET uses = 2 WHERE grant_id = :'g'",
+            [(h1, secrets.token_hex(32), 0, g1), (hu, secrets.token_hex(32), 0, gu),
+             (h3, secrets.token_hex(32), 0, g3)])
+        self.assertEqual(outcomes, ["written", "redeemed_concurrently", "written"])
+        self.assertEqual(self.token(hu)["state"], "active")
+        self.assertEqual(self.uses(gu), 2)
+        self.assert_not_recorded(jtis[1])
+        self.assert_recorded(jtis[2], g3, "generation 2")
+
     def index_scans(self):
         rows = self.env.db.query("SELECT indexrelname AS name, idx_scan FROM pg_stat_user_indexes"
                                  " WHERE relid = 'scrip.grants'::regclass")
