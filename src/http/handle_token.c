@@ -19,6 +19,7 @@
 #include "http/httpd.h"
 #include "http/token_int.h"
 #include "jose/mint.h"
+#include "util/jsonw.h"
 #include "util/log.h"
 #include "util/secret.h"
 
@@ -76,7 +77,26 @@ void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err)
 	token_free(t);
 }
 
-void scrip_token_reply_ok(scrip_token_req_t *t, json_t *body)
+/* The answer's JSON, written directly (util/jsonw.h): this runs for every
+ * token issued. NULL when a member is not valid UTF-8, which none of what
+ * scrip issues can be. */
+static char *answer_text(const scrip_token_answer_t *a, size_t *len)
+{
+	scrip_jsonw_t w;
+	scrip_jsonw_init(&w, 256 + strlen(a->access_token) + (a->refresh_token ? strlen(a->refresh_token) : 0));
+	scrip_jsonw_raw(&w, "{");
+	scrip_jsonw_member_string(&w, "access_token", a->access_token);
+	scrip_jsonw_member_string(&w, "issued_token_type", a->issued_token_type);
+	scrip_jsonw_member_string(&w, "token_type", a->token_type);
+	scrip_jsonw_member_int(&w, "expires_in", a->expires_in);
+	scrip_jsonw_member_string(&w, "scope", a->scope);
+	if (a->refresh_token)
+		scrip_jsonw_member_string(&w, "refresh_token", a->refresh_token);
+	scrip_jsonw_raw(&w, "}\n");
+	return scrip_jsonw_finish(&w, len);
+}
+
+void scrip_token_reply_ok(scrip_token_req_t *t, const scrip_token_answer_t *answer)
 {
 	scrip_token_set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){
@@ -85,7 +105,9 @@ void scrip_token_reply_ok(scrip_token_req_t *t, json_t *body)
 		.jti = t->jti[0] ? t->jti : NULL,
 		.grant = t->grant_row ? t->grant_row->grant_id : t->grant_id[0] ? t->grant_id : NULL,
 		.remote = t->remote_addr });
-	scrip_http_reply_json(t->req, 200, body, true);
+	size_t len = 0;
+	char *text = answer_text(answer, &len);
+	scrip_http_reply_json_text(t->req, 200, text, len, true);
 	token_free(t);
 }
 

@@ -19,6 +19,7 @@
 #include "http/listen.h"
 #include "http/tls.h"
 #include "util/log.h"
+#include "util/secret.h"
 
 /* One routed path. Every request evhttp dispatches goes through route_cb,
  * never straight to a handler: the connection layer must hear that the
@@ -234,7 +235,8 @@ void scrip_httpd_stop(scrip_app_t *app)
 	app->routes = NULL;
 }
 
-void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body, bool no_store)
+/* Content-Type, and no-store (RFC 6749 §5.1) when asked. */
+static void json_headers(struct evhttp_request *req, bool no_store)
 {
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	evhttp_add_header(headers, "Content-Type", "application/json");
@@ -242,6 +244,11 @@ void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body,
 		evhttp_add_header(headers, "Cache-Control", "no-store");
 		evhttp_add_header(headers, "Pragma", "no-cache");
 	}
+}
+
+void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body, bool no_store)
+{
+	json_headers(req, no_store);
 	struct evbuffer *out = evbuffer_new();
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	if (out && text) {
@@ -254,6 +261,31 @@ void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body,
 	if (out)
 		evbuffer_free(out);
 	json_decref(body);
+}
+
+/* libevent is done with a text sent by reference. */
+static void sent_text_free(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	scrip_secret_free((char *)data);
+}
+
+void scrip_http_reply_json_text(struct evhttp_request *req, int status, char *text, size_t len, bool no_store)
+{
+	if (!text) {
+		scrip_err_t err;
+		SCRIP_ERR(&err, SCRIP_E_SERVER_ERROR, "answer_unwritable", "the answer could not be written as JSON");
+		scrip_http_reply_error(req, &err);
+		return;
+	}
+	json_headers(req, no_store);
+	struct evbuffer *out = evbuffer_new();
+	if (!out || evbuffer_add_reference(out, text, len, sent_text_free, NULL) != 0)
+		scrip_secret_free(text); /* an empty answer, as scrip_http_reply_json sends when out of memory */
+	evhttp_send_reply(req, status, status == 200 ? "OK" : NULL, out);
+	if (out)
+		evbuffer_free(out);
 }
 
 void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err)

@@ -27,6 +27,12 @@ void scrip_httpd_stop(scrip_app_t *app);
  * Cache-Control: no-store and Pragma: no-cache (RFC 6749 §5.1). */
 void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body, bool no_store);
 
+/* The same with the JSON text already written (util/jsonw.h): text
+ * (malloc'd, NUL-terminated, len bytes; stolen) is sent as it is, without
+ * a copy, and overwritten before it is freed, since it may hold a token.
+ * NULL text (the writer failed) sends a 500 server_error instead. */
+void scrip_http_reply_json_text(struct evhttp_request *req, int status, char *text, size_t len, bool no_store);
+
 /* Sends an RFC 6749 §5.2 error: {"error", "error_description"}, with
  * WWW-Authenticate for invalid_client (401) and Retry-After for 503. */
 void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err);

@@ -58,10 +58,11 @@ static void access_recorded_cb(const scrip_err_t *db_err, void *arg)
 	scrip_obs_issued(SCRIP_ISSUED_ACCESS);
 	scrip_log_info("token: issued client=%s sub=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
 		       t->client->client_id, t->subject.sub, t->jti, t->scope_text, t->grant.lifetime, t->remote_addr);
-	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "access_token", t->access_token, "issued_token_type",
-				 SCRIP_TOKEN_TYPE_ACCESS_TOKEN, "token_type", "Bearer", "expires_in",
-				 (json_int_t)t->grant.lifetime, "scope", t->scope_text);
-	scrip_token_reply_ok(t, body);
+	scrip_token_reply_ok(t, &(scrip_token_answer_t){ .access_token = t->access_token,
+							 .issued_token_type = SCRIP_TOKEN_TYPE_ACCESS_TOKEN,
+							 .token_type = "Bearer",
+							 .expires_in = t->grant.lifetime,
+							 .scope = t->scope_text });
 }
 
 static void issue_access_token(scrip_token_req_t *t)
@@ -115,10 +116,11 @@ static void grant_recorded_cb(const scrip_err_t *db_err, void *arg)
 		       t->scope_text, t->grant.lifetime, t->remote_addr);
 	/* RFC 8693 §2.2.1: the issued token travels in access_token whatever
 	 * its type; token_type N_A since it is not an access token. */
-	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "access_token", t->refresh_token, "issued_token_type",
-				 SCRIP_TOKEN_TYPE_REFRESH_TOKEN, "token_type", "N_A", "expires_in",
-				 (json_int_t)t->grant.lifetime, "scope", t->scope_text);
-	scrip_token_reply_ok(t, body);
+	scrip_token_reply_ok(t, &(scrip_token_answer_t){ .access_token = t->refresh_token,
+							 .issued_token_type = SCRIP_TOKEN_TYPE_REFRESH_TOKEN,
+							 .token_type = "N_A",
+							 .expires_in = t->grant.lifetime,
+							 .scope = t->scope_text });
 }
 
 static void issue_grant(scrip_token_req_t *t)

@@ -105,8 +105,18 @@ void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err);
  * else is 503, retry later. what names it for the log ("token", "grant"). */
 void scrip_token_not_recorded(scrip_token_req_t *t, const scrip_err_t *db_err, const char *what);
 
-/* Answers 200 with body (stolen), no-store, and frees t. */
-void scrip_token_reply_ok(scrip_token_req_t *t, json_t *body);
+/* The members of a successful answer (RFC 6749 §5.1, RFC 8693 §2.2.1). */
+typedef struct {
+	const char *access_token;      /* the issued token, whatever its type */
+	const char *issued_token_type; /* SCRIP_TOKEN_TYPE_* */
+	const char *token_type;        /* "Bearer", or "N_A" for a refresh token */
+	int64_t expires_in;
+	const char *scope;
+	const char *refresh_token; /* NULL: no refresh_token member */
+} scrip_token_answer_t;
+
+/* Answers 200 with answer as JSON, no-store, and frees t. */
+void scrip_token_reply_ok(scrip_token_req_t *t, const scrip_token_answer_t *answer);
 
 /* Signs an access token for t->grant (claims from sub, job_id, groups and
  * the authenticated client) with key as issuer, both from

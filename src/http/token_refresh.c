@@ -51,11 +51,12 @@ static void redeemed_cb(const scrip_err_t *db_err, void *arg)
 	scrip_log_info("token: redeemed client=%s grant=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
 		       t->client->client_id, t->grant_row->grant_id, t->jti, t->scope_text, t->grant.lifetime,
 		       t->remote_addr);
-	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "access_token", t->access_token,
-				 "issued_token_type", SCRIP_TOKEN_TYPE_ACCESS_TOKEN, "token_type", "Bearer",
-				 "expires_in", (json_int_t)t->grant.lifetime, "scope", t->scope_text, "refresh_token",
-				 t->refresh_token);
-	scrip_token_reply_ok(t, body);
+	scrip_token_reply_ok(t, &(scrip_token_answer_t){ .access_token = t->access_token,
+							 .issued_token_type = SCRIP_TOKEN_TYPE_ACCESS_TOKEN,
+							 .token_type = "Bearer",
+							 .expires_in = t->grant.lifetime,
+							 .scope = t->scope_text,
+							 .refresh_token = t->refresh_token });
 }
 
 static void redeem(scrip_token_req_t *t, bool retry);
@@ -74,11 +75,12 @@ static void brokered_cb(const scrip_err_t *db_err, void *arg)
 	int64_t expires_in = t->upstream_expires_at - (int64_t)time(NULL);
 	scrip_log_info("token: redeemed (brokered) client=%s grant=%s upstream_token=%s audience=%s remote=%s",
 		       t->client->client_id, t->grant_row->grant_id, t->upstream_ref, t->broker_audience, t->remote_addr);
-	json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "access_token", t->access_token,
-				 "issued_token_type", SCRIP_TOKEN_TYPE_ACCESS_TOKEN, "token_type", "Bearer",
-				 "expires_in", (json_int_t)(expires_in > 0 ? expires_in : 1), "scope", t->grant_row->scopes,
-				 "refresh_token", t->refresh_token);
-	scrip_token_reply_ok(t, body);
+	scrip_token_reply_ok(t, &(scrip_token_answer_t){ .access_token = t->access_token,
+							 .issued_token_type = SCRIP_TOKEN_TYPE_ACCESS_TOKEN,
+							 .token_type = "Bearer",
+							 .expires_in = expires_in > 0 ? expires_in : 1,
+							 .scope = t->grant_row->scopes,
+							 .refresh_token = t->refresh_token });
 }
 
 static scrip_redeem_record_t redeem_record(const scrip_token_req_t *t, bool retry, const char *kid)

@@ -5,18 +5,18 @@
  * waited as one. Records travel to PostgreSQL as one JSON array. */
 #include "store/batch.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
+#include "util/jsonw.h"
 #include "util/log.h"
 #include "util/observe.h"
 
 #define KINDS_MAX 4
 
 struct record {
-	json_t *values; /* object: one member per field; JSON null for SQL NULL */
+	char **values; /* kind->n strings, NULL for SQL NULL; one allocation (record_copy) */
 	scrip_batch_cb cb;
 	void *arg;
 	int64_t deadline_ms; /* query_timeout from when it was added (scrip_db_deadline) */
@@ -60,7 +60,7 @@ void scrip_batcher_free(scrip_batcher_t *b)
 		return;
 	for (size_t i = 0; i < b->n_queues; i++) {
 		for (size_t j = 0; j < b->queues[i].n; j++)
-			json_decref(b->queues[i].records[j].values);
+			free(b->queues[i].records[j].values);
 		free(b->queues[i].records);
 	}
 	free(b);
@@ -81,7 +81,7 @@ static void pump(scrip_batcher_t *b);
 static void sent_free(struct sent *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		json_decref(s->records[i].values);
+		free(s->records[i].values);
 	free(s->records);
 	free(s);
 }
@@ -98,27 +98,18 @@ static void single_cb(const scrip_db_result_t *res, const scrip_err_t *err, void
 	pump(b);
 }
 
-/* The record's values as single_sql's parameters, borrowed from it. */
-static void record_params(const scrip_batch_kind_t *kind, const struct record *r, const char **params)
-{
-	for (int i = 0; i < kind->n; i++)
-		params[i] = json_string_value(json_object_get(r->values, kind->fields[i]));
-}
-
 static void send_single(scrip_batcher_t *b, const scrip_batch_kind_t *kind, struct record r)
 {
 	struct sent *s = calloc(1, sizeof(*s));
-	const char **params = calloc((size_t)kind->n, sizeof(*params));
-	if (!s || !params)
+	if (!s)
 		abort();
 	*s = (struct sent){ .b = b, .kind = kind, .records = malloc(sizeof(r)), .n = 1 };
 	if (!s->records)
 		abort();
 	s->records[0] = r;
-	record_params(kind, &r, params);
 	b->in_flight++;
-	scrip_db_query_until(b->db, r.deadline_ms, kind->single_sql, kind->n, params, single_cb, s);
-	free(params);
+	scrip_db_query_until(b->db, r.deadline_ms, kind->single_sql, kind->n, (const char *const *)r.values, single_cb,
+			     s);
 }
 
 static bool result_has_key(const scrip_db_result_t *res, const char *key)
@@ -154,7 +145,7 @@ static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void 
 	if (res) {
 		scrip_obs_db_batch(s->n);
 		for (size_t i = 0; i < s->n; i++) {
-			const char *key = json_string_value(json_object_get(s->records[i].values, kind->fields[kind->key]));
+			const char *key = s->records[i].values[kind->key];
 			s->records[i].cb(result_has_key(res, key), NULL, s->records[i].arg);
 		}
 	} else if (worth_writing_alone(err)) {
@@ -176,17 +167,54 @@ static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void 
 	pump(b);
 }
 
-/* Whether r may share a statement with the n records taken: none of them
- * has the same value of kind->apart. */
-static bool may_join(const scrip_batch_kind_t *kind, const struct record *taken, size_t n, const struct record *r)
+/* Whether two values of a field are the same (two NULLs are). */
+static bool same_value(const char *a, const char *b)
 {
-	if (!kind->apart)
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The index of kind->apart among its fields; -1 when it has none. */
+static int apart_field(const scrip_batch_kind_t *kind)
+{
+	for (int f = 0; kind->apart && f < kind->n; f++)
+		if (strcmp(kind->fields[f], kind->apart) == 0)
+			return f;
+	if (kind->apart)
+		abort(); /* a programming error: apart names no field */
+	return -1;
+}
+
+/* Whether r may share a statement with the n records taken: none of them
+ * has the same value of the field apart (-1: any may). */
+static bool may_join(int apart, const struct record *taken, size_t n, const struct record *r)
+{
+	if (apart < 0)
 		return true;
-	json_t *v = json_object_get(r->values, kind->apart);
 	for (size_t i = 0; i < n; i++)
-		if (json_equal(json_object_get(taken[i].values, kind->apart), v))
+		if (same_value(taken[i].values[apart], r->values[apart]))
 			return false;
 	return true;
+}
+
+/* batch_sql's $1: a JSON array of one object per record, one member per
+ * field. Every value was checked to be valid UTF-8 when it was added, so
+ * the writer cannot fail. */
+static char *records_json(const scrip_batch_kind_t *kind, const struct record *records, size_t n)
+{
+	scrip_jsonw_t w;
+	scrip_jsonw_init(&w, n * 512);
+	scrip_jsonw_raw(&w, "[");
+	for (size_t i = 0; i < n; i++) {
+		scrip_jsonw_raw(&w, i ? ",{" : "{");
+		for (int f = 0; f < kind->n; f++)
+			scrip_jsonw_member_string(&w, kind->fields[f], records[i].values[f]);
+		scrip_jsonw_raw(&w, "}");
+	}
+	scrip_jsonw_raw(&w, "]");
+	char *text = scrip_jsonw_finish(&w, NULL);
+	if (!text)
+		abort(); /* a programming error: a value not checked by record_copy */
+	return text;
 }
 
 /* Sends what q holds, or as much of it as may share one statement
@@ -198,8 +226,9 @@ static void send_queue(scrip_batcher_t *b, struct queue *q)
 	if (!taken)
 		abort();
 	size_t n = 0, kept = 0;
+	int apart = apart_field(q->kind);
 	for (size_t i = 0; i < q->n; i++) {
-		if (may_join(q->kind, taken, n, &q->records[i]))
+		if (may_join(apart, taken, n, &q->records[i]))
 			taken[n++] = q->records[i];
 		else
 			q->records[kept++] = q->records[i];
@@ -210,21 +239,14 @@ static void send_queue(scrip_batcher_t *b, struct queue *q)
 		free(taken);
 		return;
 	}
-	json_t *array = json_array();
 	struct sent *s = calloc(1, sizeof(*s));
-	if (!array || !s)
+	if (!s)
 		abort();
-	int64_t deadline_ms = taken[0].deadline_ms;
-	for (size_t i = 0; i < n; i++) {
-		if (json_array_append(array, taken[i].values) != 0)
-			abort();
+	int64_t deadline_ms = INT64_MAX; /* the soonest of the records' */
+	for (size_t i = 0; i < n; i++)
 		if (taken[i].deadline_ms < deadline_ms)
 			deadline_ms = taken[i].deadline_ms;
-	}
-	char *text = json_dumps(array, JSON_COMPACT);
-	if (!text)
-		abort();
-	json_decref(array);
+	char *text = records_json(q->kind, taken, n);
 	*s = (struct sent){ .b = b, .kind = q->kind, .records = taken, .n = n };
 	b->in_flight++;
 	const char *params[] = { text };
@@ -264,21 +286,31 @@ static struct queue *queue_of(scrip_batcher_t *b, const scrip_batch_kind_t *kind
 	return q;
 }
 
-/* The record as a JSON object; NULL when a value is not valid UTF-8 (JSON
- * cannot carry it: such a record is written alone, as it came). */
-static json_t *record_values(const scrip_batch_kind_t *kind, const char *const *values)
+/* A copy of the record's values in one allocation: the kind->n pointers,
+ * then the strings they point to. NULL when a value is not valid UTF-8
+ * (JSON cannot carry it: such a record is written alone, as it came). */
+static char **record_copy(const scrip_batch_kind_t *kind, const char *const *values)
 {
-	json_t *obj = json_object();
-	if (!obj)
-		abort();
+	size_t total = (size_t)kind->n * sizeof(char *);
 	for (int i = 0; i < kind->n; i++) {
-		json_t *v = values[i] ? json_string(values[i]) : json_null();
-		if (!v || json_object_set_new(obj, kind->fields[i], v) != 0) {
-			json_decref(obj);
+		size_t len = values[i] ? strlen(values[i]) : 0;
+		if (values[i] && !scrip_utf8_valid(values[i], len))
 			return NULL;
+		total += values[i] ? len + 1 : 0;
+	}
+	char **copy = malloc(total);
+	if (!copy)
+		abort();
+	char *text = (char *)(copy + kind->n);
+	for (int i = 0; i < kind->n; i++) {
+		copy[i] = NULL;
+		if (values[i]) {
+			size_t size = strlen(values[i]) + 1;
+			copy[i] = memcpy(text, values[i], size);
+			text += size;
 		}
 	}
-	return obj;
+	return copy;
 }
 
 /* A record JSON cannot carry: its single statement, outside the batcher's
@@ -310,13 +342,13 @@ static void send_lone(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const 
 void scrip_batcher_add(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const char *const *values,
 		       scrip_batch_cb cb, void *arg)
 {
-	json_t *obj = record_values(kind, values);
-	if (!obj) {
+	char **copy = record_copy(kind, values);
+	if (!copy) {
 		send_lone(b, kind, values, cb, arg);
 		return;
 	}
 	struct queue *q = queue_of(b, kind);
-	q->records[q->n++] = (struct record){ .values = obj, .cb = cb, .arg = arg,
+	q->records[q->n++] = (struct record){ .values = copy, .cb = cb, .arg = arg,
 					      .deadline_ms = scrip_db_deadline(b->db) };
 	if (q->n == SCRIP_BATCH_MAX)
 		send_queue(b, q); /* full: goes now, to wait in the database's queue */
