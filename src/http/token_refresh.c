@@ -103,6 +103,7 @@ static scrip_redeem_record_t redeem_record(const scrip_token_req_t *t, bool retr
 		.requested_scope = t->params.scope,
 		.requested_audiences = t->params.audiences,
 		.n_requested_audiences = t->params.n_audiences,
+		.uses = row->uses,
 	};
 }
 

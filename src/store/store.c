@@ -629,20 +629,21 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 	scrip_db_query(db, grant_lookup_sql, 1, params, grant_lookup_cb, op);
 }
 
-/* The grant decides, and is held while it does: its row is locked first
- * (FOR UPDATE), and checked on the version that holds the lock — active,
- * this client's, not expired, used up, suspended, nor of an ended job.
- * Only then is the token claimed: a grant suspended, revoked or used up
- * by a transaction that commits while this one waits for the lock leaves
- * the token as it was. (Checked only in the UPDATE of the grant, after the
- * claim, such a change once left the token rotated without a successor,
- * and its next use, once a suspension was lifted, looked like a replay.)
- *
- * The claim then decides between concurrent redemptions of one token: its
- * UPDATE takes the token's row lock, so the first wins and the others find
- * nothing left to claim; every later step only reads what the claim
- * returned. A retry (inside the grace period) claims by superseding the
- * successor it never saw, and only while that successor is unused.
+/* The grant's row decides, and it comes first. Every change that can end
+ * a redemption — another redemption (each counts a use), a revocation, a
+ * suspension, an ended job, a replay — updates the grant's row. So the
+ * statement updates that row before anything else: the UPDATE waits for
+ * any transaction holding the row and then checks it as that transaction
+ * left it (active, this client's, not expired, used up, suspended, nor of
+ * an ended job), and USES, the count of uses the redemption was decided
+ * on, must still be the count: a redemption committed since (of this
+ * token, or of its successor) changed it. Only then is the token claimed
+ * (rotated), a retry's unseen successor superseded, and the successor
+ * stored. So of concurrent redemptions of one grant exactly one gets
+ * through, and a grant changed while a redemption waits leaves the token
+ * as it was. (Checked after the claim, such a change once left the token
+ * rotated without a successor: its next use, once a suspension was
+ * lifted, was taken for a replay and revoked the grant.)
  *
  * The grant is found by its key only. Its client is compared with IS NOT
  * DISTINCT FROM (the same as = for these NOT NULL columns) because that
@@ -650,36 +651,33 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
  * yet (a grants table filled moments ago) may look the grant up through
  * grants_client_job instead, reading every grant of the client for each
  * redemption. */
-#define REDEEM_CLAIM_SQL \
-	"WITH held AS (" \
-	"  SELECT g.grant_id FROM scrip.grants g" \
-	"   WHERE g.grant_id = $4 AND g.client_id IS NOT DISTINCT FROM $5 AND g.state = 'active'" \
-	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses) AND g.suspended_at IS NULL" \
+#define REDEEM_CLAIM_SQL(USES) \
+	"WITH used AS (" \
+	"  UPDATE scrip.grants g SET uses = g.uses + 1" \
+	"   WHERE g.grant_id = $4 AND g.uses = " USES "::integer AND g.client_id IS NOT DISTINCT FROM $5" \
+	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)" \
+	"     AND g.suspended_at IS NULL" \
 	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)" \
-	"     FOR UPDATE)," \
+	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, g.vo)," \
 	" superseded AS (" \
 	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'" \
 	"    FROM scrip.refresh_tokens o" \
 	"   WHERE $3 AND o.token_hash = decode($1, 'hex') AND o.state = 'rotated' AND s.token_hash = o.successor_hash" \
-	"     AND s.state = 'active' AND o.grant_id IN (SELECT grant_id FROM held)" \
+	"     AND s.state = 'active' AND o.grant_id IN (SELECT grant_id FROM used)" \
 	"  RETURNING o.token_hash)," \
 	" claimed AS (" \
 	"  UPDATE scrip.refresh_tokens r SET state = 'rotated', rotated_at = coalesce(r.rotated_at, now())," \
 	"                                   successor_hash = decode($2, 'hex')" \
-	"   WHERE r.token_hash = decode($1, 'hex') AND r.grant_id IN (SELECT grant_id FROM held)" \
+	"   WHERE r.token_hash = decode($1, 'hex') AND r.grant_id IN (SELECT grant_id FROM used)" \
 	"     AND ((NOT $3 AND r.state = 'active') OR ($3 AND r.token_hash IN (SELECT token_hash FROM superseded)))" \
 	"  RETURNING r.grant_id, r.generation)," \
-	" g AS (" \
-	"  UPDATE scrip.grants g SET uses = g.uses + 1" \
-	"    FROM claimed c" \
-	"   WHERE g.grant_id = c.grant_id AND g.grant_id = $4" \
-	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation, g.vo)," \
+	" g AS (SELECT u.*, c.generation FROM used u JOIN claimed c USING (grant_id))," \
 	" n AS (" \
 	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)" \
 	"  SELECT decode($2, 'hex'), grant_id, generation + 1 FROM g RETURNING grant_id),"
 
 static const char redeem_sql[] =
-	REDEEM_CLAIM_SQL
+	REDEEM_CLAIM_SQL("$15")
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
 	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id, vo)"
@@ -698,7 +696,7 @@ static const char redeem_sql[] =
 /* Broker mode: the same claim, then an audit row naming the main issuer's
  * token handed out (by reference) instead of a token of scrip's. */
 static const char redeem_brokered_sql[] =
-	REDEEM_CLAIM_SQL
+	REDEEM_CLAIM_SQL("$11")
 	" x AS (SELECT $6::text AS ref, $7::text AS remote, $8::text AS scope, $9::jsonb AS auds, $10::text AS aud)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
 	"                                 remote_addr, requested_scope, requested_audiences, description, vo)"
@@ -714,10 +712,12 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
 	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
 	if (!requested)
 		abort();
+	char uses[24];
+	snprintf(uses, sizeof(uses), "%" PRId64, rec->uses);
 	const char *params[] = { rec->old_hash_hex, rec->new_hash_hex, rec->retry ? "true" : "false", rec->grant_id,
 				 rec->client_id, upstream_ref, rec->remote_addr, rec->requested_scope, requested,
-				 audience };
-	query_done_or(db, redeem_brokered_sql, 10, params, SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
+				 audience, uses };
+	query_done_or(db, redeem_brokered_sql, 11, params, SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
 		      "the refresh token was redeemed by another request at the same time", cb, arg);
 	free(requested);
 }
@@ -731,28 +731,29 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
  * jti of each access token recorded. The rows updated are also named by
  * key (= ANY of the set's keys): the planner guesses the JSON set at 100
  * rows, and joined to that guess it would rather scan a table than probe
- * its key 100 times. The grants are locked in the order of their keys, so
- * that two groups waiting for each other's grants cannot deadlock. The
- * client is compared as in REDEEM_CLAIM_SQL. */
+ * its key 100 times. The grant's row comes first and decides, and the
+ * client is compared, as in REDEEM_CLAIM_SQL. */
 static const char redeem_batch_sql[] =
 	"WITH r AS ("
 	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(old_hash text, new_hash text, retry boolean,"
 	"    grant_id text, client_id text, jti text, scopes text, audiences text, kid text, issued_at bigint,"
-	"    expires_at bigint, remote_addr text, requested_scope text, requested_audiences text)),"
-	" held AS ("
-	"  SELECT g.grant_id FROM scrip.grants g JOIN r ON r.grant_id = g.grant_id"
+	"    expires_at bigint, remote_addr text, requested_scope text, requested_audiences text, uses integer)),"
+	" used AS ("
+	"  UPDATE scrip.grants g SET uses = g.uses + 1"
+	"    FROM r"
 	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM r))"
-	"     AND g.client_id IS NOT DISTINCT FROM r.client_id AND g.state = 'active'"
-	"     AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses) AND g.suspended_at IS NULL"
+	"     AND g.grant_id = r.grant_id AND g.uses = r.uses AND g.client_id IS NOT DISTINCT FROM r.client_id"
+	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)"
+	"     AND g.suspended_at IS NULL"
 	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)"
-	"   ORDER BY g.grant_id FOR UPDATE OF g),"
+	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, g.vo, r.jti),"
 	" superseded AS ("
 	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'"
 	"    FROM scrip.refresh_tokens o, r"
 	"   WHERE o.token_hash = ANY (ARRAY(SELECT decode(old_hash, 'hex') FROM r WHERE retry))"
 	"     AND r.retry AND o.token_hash = decode(r.old_hash, 'hex') AND o.state = 'rotated'"
 	"     AND s.token_hash = o.successor_hash AND s.state = 'active'"
-	"     AND o.grant_id = r.grant_id AND o.grant_id IN (SELECT grant_id FROM held)"
+	"     AND o.grant_id = r.grant_id AND o.grant_id IN (SELECT grant_id FROM used)"
 	"  RETURNING o.token_hash),"
 	" claimed AS ("
 	"  UPDATE scrip.refresh_tokens t SET state = 'rotated', rotated_at = coalesce(t.rotated_at, now()),"
@@ -760,14 +761,10 @@ static const char redeem_batch_sql[] =
 	"    FROM r"
 	"   WHERE t.token_hash = ANY (ARRAY(SELECT decode(old_hash, 'hex') FROM r))"
 	"     AND t.token_hash = decode(r.old_hash, 'hex')"
-	"     AND t.grant_id = r.grant_id AND t.grant_id IN (SELECT grant_id FROM held)"
+	"     AND t.grant_id = r.grant_id AND t.grant_id IN (SELECT grant_id FROM used)"
 	"     AND ((NOT r.retry AND t.state = 'active') OR (r.retry AND t.token_hash IN (SELECT token_hash FROM superseded)))"
 	"  RETURNING t.grant_id, t.generation, r.jti),"
-	" g AS ("
-	"  UPDATE scrip.grants g SET uses = g.uses + 1"
-	"    FROM claimed c"
-	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM claimed)) AND g.grant_id = c.grant_id"
-	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, c.generation, g.vo, c.jti),"
+	" g AS (SELECT u.*, c.generation FROM used u JOIN claimed c USING (grant_id, jti)),"
 	" n AS ("
 	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
 	"  SELECT decode(r.new_hash, 'hex'), g.grant_id, g.generation + 1 FROM g JOIN r USING (jti)"
@@ -789,16 +786,17 @@ static const char redeem_batch_sql[] =
 	"   FROM g JOIN t USING (grant_id) JOIN r ON r.jti = t.jti"
 	" RETURNING jti";
 
-static const char *const redeem_fields[] = { "old_hash", "new_hash", "retry", "grant_id", "client_id",
-					     "jti", "scopes", "audiences", "kid", "issued_at",
-					     "expires_at", "remote_addr", "requested_scope", "requested_audiences" };
+static const char *const redeem_fields[] = { "old_hash",   "new_hash",    "retry",           "grant_id",
+					     "client_id",  "jti",         "scopes",          "audiences",
+					     "kid",        "issued_at",   "expires_at",      "remote_addr",
+					     "requested_scope", "requested_audiences", "uses" };
 
 static const scrip_batch_kind_t redeem_kind = {
 	.name = "redemption",
 	.single_sql = redeem_sql,
 	.batch_sql = redeem_batch_sql,
 	.fields = redeem_fields,
-	.n = 14,
+	.n = 15,
 	.key = 5,
 	.apart = "grant_id",
 };
@@ -820,16 +818,17 @@ static void redeemed_cb(bool written, const scrip_err_t *err, void *arg)
 void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *rec, scrip_store_done_cb cb,
 			void *arg)
 {
-	char iat[24], exp[24];
+	char iat[24], exp[24], uses[24];
 	snprintf(iat, sizeof(iat), "%" PRId64, rec->issued_at);
 	snprintf(exp, sizeof(exp), "%" PRId64, rec->expires_at);
+	snprintf(uses, sizeof(uses), "%" PRId64, rec->uses);
 	char *auds = json_strings(rec->audiences, rec->n_audiences);
 	char *requested = json_strings(rec->requested_audiences, rec->n_requested_audiences);
 	if (!auds || !requested)
 		abort();
 	const char *params[] = { rec->old_hash_hex, rec->new_hash_hex, rec->retry ? "true" : "false", rec->grant_id,
 				 rec->client_id, rec->jti, rec->scopes, auds, rec->kid, iat, exp, rec->remote_addr,
-				 rec->requested_scope, requested };
+				 rec->requested_scope, requested, uses };
 	batched_add(batcher, &redeem_kind, params, redeemed_cb, cb, arg);
 	free(requested);
 	free(auds);

@@ -186,15 +186,17 @@ typedef struct {
 	const char *requested_scope;
 	const char *const *requested_audiences;
 	size_t n_requested_audiences;
+	int64_t uses; /* the grant's uses as the redemption was decided: still the count, or nothing is written */
 } scrip_redeem_record_t;
 
-/* In ONE statement: claims the presented token (only if still active, or
- * for a retry only if its successor is still unused — so of concurrent
- * redemptions exactly one wins), re-checks the grant (active, this client's,
- * unexpired, uses left, job not ended), counts the use, stores the
- * successor, records the access token and its 'granted' audit row
- * (event 'token_refresh'). SCRIP_E_INVALID_GRANT "redeemed_concurrently"
- * when the claim found nothing to claim. Through batcher: when the
+/* In ONE statement: re-checks the grant (active, this client's, unexpired,
+ * uses left, not suspended, job not ended, and rec->uses still its count of
+ * uses — so of concurrent redemptions of a grant exactly one wins) and
+ * counts the use, claims the presented token (only if still active, or for
+ * a retry only if its successor is still unused), stores the successor,
+ * records the access token and its 'granted' audit row (event
+ * 'token_refresh'). SCRIP_E_INVALID_GRANT "redeemed_concurrently" when the
+ * grant or the token changed since the redemption was decided. Through batcher: when the
  * database is busy, in one statement with redemptions of other grants
  * (batch.h), never with another of the same grant. */
 void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *rec, scrip_store_done_cb cb,

@@ -42,7 +42,8 @@
  *   record-driver DSN CLIENT_ID N --redeem [--then M]
  *
  * instead redeems N refresh tokens in one turn, one per line of stdin:
- * "OLD_HASH_HEX NEW_HASH_HEX RETRY(0|1) GRANT_ID JTI", and prints
+ * "OLD_HASH_HEX NEW_HASH_HEX RETRY(0|1) GRANT_ID JTI USES" (USES: the
+ * grant's count of uses the redemption is decided on), and prints
  * "waiting W", then "I JTI written|redeemed_concurrently|error:REASON".
  * --then M: over one database connection; once the N are answered, prints
  * "next", reads M more lines and redeems them the same way, in the same
@@ -274,7 +275,7 @@ static int run_lookups(const char *dsn, int n)
 
 struct redemption {
 	char old_hash[65], new_hash[65], grant_id[64], jti[64];
-	int retry;
+	int retry, uses;
 	struct outcome out;
 };
 
@@ -325,6 +326,7 @@ static void redeems_start_cb(void *arg)
 			.requested_scope = i % 2 ? NULL : "storage.read:/demo",
 			.requested_audiences = audiences,
 			.n_requested_audiences = (size_t)(i % 2),
+			.uses = r->uses,
 		};
 		scrip_store_redeem(rs->batcher, &rec, redeemed_cb, &r->out);
 	}
@@ -337,8 +339,8 @@ static struct redemption *redemptions_read(int n)
 {
 	struct redemption *r = calloc((size_t)n, sizeof(*r));
 	for (int i = 0; r && i < n; i++) {
-		if (scanf("%64s %64s %d %63s %63s", r[i].old_hash, r[i].new_hash, &r[i].retry, r[i].grant_id,
-			  r[i].jti) != 5) {
+		if (scanf("%64s %64s %d %63s %63s %d", r[i].old_hash, r[i].new_hash, &r[i].retry, r[i].grant_id,
+			  r[i].jti, &r[i].uses) != 6) {
 			fprintf(stderr, "record-driver: line %d of stdin is not a redemption\n", i + 1);
 			free(r);
 			return NULL;

@@ -53,6 +53,13 @@ def tearDownModule():
         raise AssertionError("; ".join(problems))
 
 
+def redemption_line(redemption, jti):
+    """One line of record-driver --redeem: (old hash, new hash, retry, grant_id[, uses: 0]) and the jti."""
+    old, new, retry, gid = redemption[:4]
+    uses = redemption[4] if len(redemption) > 4 else 0
+    return "%s %s %d %s %s %d\n" % (old, new, retry, gid, jti, uses)
+
+
 class DriverTest(ScripTestCase):
     """The batcher alone, against the module's database."""
 
@@ -292,10 +299,10 @@ class RedeemDriverTest(ScripTestCase):
         return gid, h
 
     def redeem(self, redemptions):
-        """redemptions: (old hash, new hash, retry, grant_id); returns (waiting, [outcome], [jti])."""
+        """redemptions: (old hash, new hash, retry, grant_id[, uses the redemption is decided on: 0]);
+        returns (waiting, [outcome], [jti])."""
         jtis = ["r-" + secrets.token_hex(6) for _ in redemptions]
-        lines = "".join("%s %s %d %s %s\n" % (old, new, retry, gid, jti)
-                        for (old, new, retry, gid), jti in zip(redemptions, jtis))
+        lines = "".join(redemption_line(r, jti) for r, jti in zip(redemptions, jtis))
         out = subprocess.run([DRIVER, self.env.db.dsn, self.client.id, str(len(redemptions)), "--redeem"],
                              input=lines, capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr[-2000:])
@@ -371,7 +378,7 @@ class RedeemDriverTest(ScripTestCase):
             " INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation) VALUES (decode(:'s', 'hex'), :'g', 2);"
             " UPDATE scrip.grants SET uses = 1 WHERE grant_id = :'g'", o=old, s=unused, g=gr)
         again = secrets.token_hex(32)
-        waiting, outcomes, jtis = self.redeem([(h1, secrets.token_hex(32), 0, g1), (old, again, 1, gr),
+        waiting, outcomes, jtis = self.redeem([(h1, secrets.token_hex(32), 0, g1), (old, again, 1, gr, 1),
                                                (h2, secrets.token_hex(32), 0, g2)])
         self.assertEqual(waiting, 2)
         self.assertEqual(outcomes, ["written"] * 3)
@@ -383,8 +390,8 @@ class RedeemDriverTest(ScripTestCase):
 
     def test_used_up_grant_in_a_group_is_refused_alone(self):
         (g1, h1), (gu, hu), (g2, h2) = self.grant(), self.grant(max_uses="1", uses=1), self.grant()
-        waiting, outcomes, jtis = self.redeem([(h1, secrets.token_hex(32), 0, g1), (hu, secrets.token_hex(32), 0, gu),
-                                               (h2, secrets.token_hex(32), 0, g2)])
+        waiting, outcomes, jtis = self.redeem([(h1, secrets.token_hex(32), 0, g1),
+                                               (hu, secrets.token_hex(32), 0, gu, 1), (h2, secrets.token_hex(32), 0, g2)])
         self.assertEqual(waiting, 2)
         self.assertEqual(outcomes, ["written", "redeemed_concurrently", "written"])
         self.assertEqual(self.uses(gu), 1)
@@ -407,8 +414,7 @@ class RedeemDriverTest(ScripTestCase):
             driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, str(len(redemptions)), "--redeem"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True)
-            driver.stdin.write("".join("%s %s %d %s %s\n" % (old, new, retry, g, jti)
-                                       for (old, new, retry, g), jti in zip(redemptions, jtis)))
+            driver.stdin.write("".join(redemption_line(r, jti) for r, jti in zip(redemptions, jtis)))
             driver.stdin.close()
             self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                           " AND query LIKE '%refresh_tokens%'", "no redemption ever waited for the grant")
@@ -453,7 +459,7 @@ class RedeemDriverTest(ScripTestCase):
         (g1, h1), (gu, hu), (g3, h3) = self.grant(), self.grant(max_uses="2", uses=1), self.grant()
         outcomes, jtis = self.redeem_while_changed(
             gu, "UPDATE scrip.grants SET uses = 2 WHERE grant_id = :'g'",
-            [(h1, secrets.token_hex(32), 0, g1), (hu, secrets.token_hex(32), 0, gu),
+            [(h1, secrets.token_hex(32), 0, g1), (hu, secrets.token_hex(32), 0, gu, 1),
              (h3, secrets.token_hex(32), 0, g3)])
         self.assertEqual(outcomes, ["written", "redeemed_concurrently", "written"])
         self.assertEqual(self.token(hu)["state"], "active")
@@ -520,7 +526,7 @@ class RedeemDriverTest(ScripTestCase):
         watchdog.start()
         try:
             before = {t: self.table_counters(t) for t in ("refresh_tokens", "grants")}
-            proc.stdin.write("".join("%s %s 0 %s r-%s\n" % (h, secrets.token_hex(32), gid, secrets.token_hex(6))
+            proc.stdin.write("".join(redemption_line((h, secrets.token_hex(32), 0, gid), "r-" + secrets.token_hex(6))
                                      for gid, h in first))
             proc.stdin.flush()
             head = [proc.stdout.readline().strip()]
@@ -538,8 +544,8 @@ class RedeemDriverTest(ScripTestCase):
                 " INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
                 " SELECT sha256(convert_to(:'b' || '-' || i, 'UTF8')), :'b' || '-' || i, 1 FROM generate_series(1, :n) AS i",
                 b=bulk, c=self.client.id, n=str(grown))
-            out, err = proc.communicate("".join("%s %s 0 %s r-%s\n" % (h, secrets.token_hex(32), gid,
-                                                                       secrets.token_hex(6)) for gid, h in second),
+            out, err = proc.communicate("".join(redemption_line((h, secrets.token_hex(32), 0, gid),
+                                                                "r-" + secrets.token_hex(6)) for gid, h in second),
                                         timeout=60)
             self.assertEqual(proc.returncode, 0, err[-2000:])
             lines = out.splitlines()
