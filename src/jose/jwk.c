@@ -647,6 +647,18 @@ uint64_t scrip_keyset_serial(const scrip_keyset_t *set)
 	return set ? set->serial : 0;
 }
 
+bool scrip_keyset_same_keys(const scrip_keyset_t *a, const scrip_keyset_t *b)
+{
+	if (!a || !b || a->count != b->count)
+		return false;
+	for (size_t i = 0; i < a->count; i++) {
+		EVP_PKEY *other = scrip_keyset_pkey(b, a->keys[i].kid);
+		if (!a->keys[i].pkey || !other || EVP_PKEY_eq(a->keys[i].pkey, other) != 1)
+			return false;
+	}
+	return true; /* kids are unique in a set, so b has no kid a lacks */
+}
+
 scrip_keyset_t *scrip_keyset_retain(scrip_keyset_t *set)
 {
 	if (set)

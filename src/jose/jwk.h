@@ -93,6 +93,12 @@ size_t scrip_keyset_size(const scrip_keyset_t *set);
 /* The set's serial (util/serial.h): another set, even one parsed from the
  * same document, has another. 0 for NULL. */
 uint64_t scrip_keyset_serial(const scrip_keyset_t *set);
+/* True when a and b hold the same keys: the same kids, each with the same
+ * public key (EVP_PKEY_eq). A key set fetched again unchanged is then
+ * dropped and the one held kept, with its serial, so that what was
+ * verified with it stays verified (verified_cache.h). False when either
+ * is NULL or a key's public key could not be made. */
+bool scrip_keyset_same_keys(const scrip_keyset_t *a, const scrip_keyset_t *b);
 scrip_keyset_t *scrip_keyset_retain(scrip_keyset_t *set);
 void scrip_keyset_release(scrip_keyset_t *set); /* NULL is a no-op */
 

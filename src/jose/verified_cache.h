@@ -12,8 +12,11 @@
  * set (scrip_keyset_serial) or scrip's own keys as loaded
  * (scrip_keyrings_serial). It answers only:
  *   - for those very keys: when the upstream's key set is replaced —
- *     refreshed, a key removed — or scrip's keys are loaded again, every
- *     entry made with the old ones stops answering;
+ *     refreshed with other keys, a key added, removed or replaced — or
+ *     scrip's keys are loaded again changed, every entry made with the
+ *     old ones stops answering (a set fetched again with the very same
+ *     kids and public keys is not a replacement: jwks_cache.c keeps the
+ *     set held, and its serial);
  *   - before `until`, the wall-clock second from which the token is
  *     expired (exp + clock skew), given by the caller;
  *   - for at most max_age_ms after it was made (monotonic clock).

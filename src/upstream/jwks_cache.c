@@ -172,6 +172,22 @@ static void refresh_end(scrip_jwks_cache_t *c, bool failed)
 	answer_waiters(c, failed);
 }
 
+/* Holds set (its reference taken) in place of the keys held. A set with
+ * the very keys held is dropped and the held one stays, with its serial:
+ * the tokens verified with those keys stay verified (verified_cache.h)
+ * instead of being verified again after every refresh. Returns whether
+ * the keys changed. */
+static bool hold(scrip_jwks_cache_t *c, scrip_keyset_t *set)
+{
+	if (scrip_keyset_same_keys(c->keys, set)) {
+		scrip_keyset_release(set);
+		return false;
+	}
+	scrip_keyset_release(c->keys);
+	c->keys = set;
+	return true;
+}
+
 /* Parses a set (fetched, or stored by any scripd: untrusted either way) and
  * holds it, fresh for ttl_ms. */
 static bool adopt(scrip_jwks_cache_t *c, const char *json, size_t len, int64_t ttl_ms, const char *from)
@@ -187,9 +203,9 @@ static bool adopt(scrip_jwks_cache_t *c, const char *json, size_t len, int64_t t
 	}
 	if (skipped > 0)
 		scrip_log_warn("upstream %s: %zu unusable keys ignored", c->cfg->name, skipped);
-	scrip_log_info("upstream %s: key set %s (%zu keys)", c->cfg->name, from, scrip_keyset_size(set));
-	scrip_keyset_release(c->keys);
-	c->keys = set;
+	size_t n = scrip_keyset_size(set);
+	bool changed = hold(c, set);
+	scrip_log_info("upstream %s: key set %s (%zu keys%s)", c->cfg->name, from, n, changed ? "" : ", unchanged");
 	c->fresh_until_ms = scrip_mono_ms() + ttl_ms;
 	return true;
 }
@@ -245,9 +261,9 @@ static void jwks_cb(const scrip_fetch_response_t *resp, const scrip_err_t *err, 
 	noted(c, resp, NULL);
 	if (skipped > 0)
 		scrip_log_warn("upstream %s: %zu unusable keys ignored", c->cfg->name, skipped);
-	scrip_log_info("upstream %s: key set refreshed (%zu keys)", c->cfg->name, scrip_keyset_size(set));
-	scrip_keyset_release(c->keys);
-	c->keys = set;
+	size_t n = scrip_keyset_size(set);
+	bool changed = hold(c, set);
+	scrip_log_info("upstream %s: key set refreshed (%zu keys%s)", c->cfg->name, n, changed ? "" : ", unchanged");
 	c->fresh_until_ms = scrip_mono_ms() + c->cfg->jwks_cache_ttl * 1000;
 	c->last_failed = false;
 	/* The requests waiting need not wait for the database. */

@@ -134,6 +134,25 @@ class VerifiedCacheTest(CacheCounts, ScripTestCase):
         # The new key's tokens are accepted: the key set was indeed replaced.
         self.exchange_ok(c, self.env.subject_token(key=new))
 
+    def test_key_set_fetched_again_unchanged_keeps_what_was_verified(self):
+        """A token with an unknown kid makes scripd fetch the key set again; when that set holds the same keys,
+        the tokens verified with them stay verified instead of being verified again (an hourly refresh, or
+        every unknown kid, once emptied the cache)."""
+        c = self.env.new_client()
+        token = self.env.subject_token(claims={"sub": "vc-same-" + secrets.token_hex(4)})
+        before = self.lookups()
+        self.exchange_ok(c, token)
+        self.exchange_ok(c, token)
+        self.assertLookups(before, 1, 1)
+        fetched = self.env.scripd.log_text().count("key set refreshed")
+        self.exchange_refused(c, self.env.subject_token(key=SigningKey("ES256")), "unknown_kid")
+        log = self.env.scripd.log_text()
+        self.assertEqual(log.count("key set refreshed"), fetched + 1, "the unknown kid fetched no key set")
+        before = self.lookups()
+        self.exchange_ok(c, token)
+        self.assertLookups(before, 1, 0)
+        self.assertIn("keys, unchanged)", log)
+
     def test_failures_are_never_remembered(self):
         c = self.env.new_client()
         token = self.env.subject_token(claims={"sub": "vc-bad-" + secrets.token_hex(4)})

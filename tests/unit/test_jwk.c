@@ -397,6 +397,38 @@ static void test_keyset_good(void)
 	scrip_keyset_release(set);
 }
 
+/* A set parsed again from the same keys is the same keys, whatever the
+ * order and the members around them; a key replaced under its kid, a kid
+ * renamed, a key added or removed is not. */
+static void test_keyset_same_keys(void)
+{
+	scrip_err_t err = {0};
+	const char *a = entry(ec_key, false, "a", NULL), *b = entry(rsa_key, false, "b", NULL);
+	scrip_keyset_t *held = parse_set(fmt("{\"keys\":[%s,%s]}", a, b), NULL, &err);
+	scrip_keyset_t *again = parse_set(fmt("{\"keys\":[%s,%s]}", b, entry(ec_key, false, "a", "{\"use\":\"sig\"}")),
+					  NULL, &err);
+	scrip_keyset_t *replaced = parse_set(fmt("{\"keys\":[%s,%s]}", entry(ec_key2, false, "a", NULL), b), NULL, &err);
+	scrip_keyset_t *renamed = parse_set(fmt("{\"keys\":[%s,%s]}", entry(ec_key, false, "z", NULL), b), NULL, &err);
+	scrip_keyset_t *added =
+		parse_set(fmt("{\"keys\":[%s,%s,%s]}", a, b, entry(ec_key2, false, "c", NULL)), NULL, &err);
+	scrip_keyset_t *removed = parse_set(fmt("{\"keys\":[%s]}", a), NULL, &err);
+	CU_ASSERT_FATAL(held && again && replaced && renamed && added && removed);
+	CU_ASSERT_NOT_EQUAL(scrip_keyset_serial(held), scrip_keyset_serial(again));
+	CU_ASSERT_TRUE(scrip_keyset_same_keys(held, again));
+	CU_ASSERT_TRUE(scrip_keyset_same_keys(again, held));
+	CU_ASSERT_TRUE(scrip_keyset_same_keys(held, held));
+	scrip_keyset_t *others[] = { replaced, renamed, added, removed };
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		CU_ASSERT_FALSE(scrip_keyset_same_keys(held, others[i]));
+		CU_ASSERT_FALSE(scrip_keyset_same_keys(others[i], held));
+		scrip_keyset_release(others[i]);
+	}
+	CU_ASSERT_FALSE(scrip_keyset_same_keys(held, NULL));
+	CU_ASSERT_FALSE(scrip_keyset_same_keys(NULL, held));
+	scrip_keyset_release(held);
+	scrip_keyset_release(again);
+}
+
 static void test_keyset_skips(void)
 {
 	char kid257[258];
@@ -670,6 +702,7 @@ bool scrip_test_jwk_suite(void)
 	SCRIP_ADD_TEST(suite, test_unseal_refused);
 	SCRIP_ADD_TEST(suite, test_seal_refused);
 	SCRIP_ADD_TEST(suite, test_keyset_good);
+	SCRIP_ADD_TEST(suite, test_keyset_same_keys);
 	SCRIP_ADD_TEST(suite, test_keyset_skips);
 	SCRIP_ADD_TEST(suite, test_keyset_duplicate_kid);
 	SCRIP_ADD_TEST(suite, test_keyset_malformed);
