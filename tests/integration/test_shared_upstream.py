@@ -21,7 +21,9 @@ SCOPE = "storage.read:/demo"
 STORAGE = "https://storage.example.org"
 SCRIP_CLIENT = ("scrip-sts", "s3cret-" + secrets.token_hex(8))
 MIN_REFETCH = 2  # jwks_min_refetch of "rotating", seconds
-INTROSPECTION_TTL = 2
+# Long enough that what a test checks while an answer is held (a burst, a query, two exchanges) fits in
+# it on a slow machine (a sanitizer build on a busy CI runner); the tests wait it out twice.
+INTROSPECTION_TTL = 5
 
 ENV = None
 SECOND = None
