@@ -10,11 +10,14 @@
 #include <time.h>
 
 #include "ctl/scripctl.h"
+#include "util/clock.h"
+#include "util/idgaps.h"
 
 #define TAIL_DEFAULT 20
 #define TAIL_MAX 10000
 #define FOLLOW_BATCH 1000
 #define FOLLOW_INTERVAL_MS 1000
+#define FOLLOW_LATE_MS 330000 /* how long an id passed over is asked for again: past query_timeout's 300 s */
 #define OUTCOMES_MAX 8
 
 #define AUDIT_COLS 8
@@ -188,18 +191,13 @@ end:
 	return ok;
 }
 
-/* Prints one batch; *last: the highest id printed so far. */
-static bool print_batch(const json_t *events, const tail_args_t *a, bool first, int64_t *last)
+/* Prints one batch (in --follow, only what is new: nothing, or events to
+ * add under the header printed first). */
+static bool print_batch(const json_t *events, const tail_args_t *a, bool first)
 {
 	static const size_t follow_widths[AUDIT_COLS] = {6, 24, 20, 8, 16, 16, 8, 0};
 	size_t i;
 	const json_t *e;
-	json_array_foreach(events, i, e)
-	{
-		int64_t id = (int64_t)json_integer_value(json_object_get(e, "id"));
-		if (id > *last)
-			*last = id;
-	}
 	if (a->json && !a->follow)
 		return scrip_ctl_print_json(events);
 	if (a->json) {
@@ -221,7 +219,7 @@ static bool print_batch(const json_t *events, const tail_args_t *a, bool first, 
 	return ok;
 }
 
-/* The highest id in the table (following from now on with -n 0). */
+/* The highest id in the table. */
 static bool last_id(scrip_sync_t *db, int64_t *out, scrip_err_t *err)
 {
 	scrip_sync_result_t *res =
@@ -238,13 +236,97 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL); /* a signal ends it early: stop_following is then set */
 }
 
+/* One look at the table while following: the events found that are new
+ * to gaps (util/idgaps.h) and match the filter, in id order, appended to
+ * show (when not NULL). *fresh: how many ids were above the highest seen
+ * before, so that a full batch is asked again at once. */
+static bool follow_poll(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_idgaps_t *gaps, json_t *show,
+			size_t *fresh, scrip_err_t *err)
+{
+	char *missed = scrip_idgaps_array(gaps);
+	int64_t before = gaps->last, now = scrip_mono_ms();
+	json_t *found = scrip_sync_audit_follow(db, q, before, missed, err);
+	free(missed);
+	if (!found)
+		return false;
+	size_t i;
+	json_t *f;
+	*fresh = 0;
+	json_array_foreach(found, i, f)
+	{
+		int64_t id = (int64_t)json_integer_value(json_object_get(f, "id"));
+		if (id > before)
+			(*fresh)++;
+		if (scrip_idgaps_see(gaps, id, now) && show && json_is_true(json_object_get(f, "matches")))
+			json_array_append(show, json_object_get(f, "event"));
+	}
+	json_decref(found);
+	scrip_idgaps_expire(gaps, now, FOLLOW_LATE_MS);
+	return true;
+}
+
+/* Before the tail is read: following starts after from, the table's
+ * highest id. Of the FOLLOW_BATCH ids up to it, those not committed yet
+ * (transactions still open) become gaps; the others are the tail's to
+ * print, or not to be printed. */
+static bool follow_start(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_idgaps_t *gaps, int64_t from,
+			 scrip_err_t *err)
+{
+	scrip_idgaps_init(gaps, from > FOLLOW_BATCH ? from - FOLLOW_BATCH : 0);
+	scrip_sync_audit_query_t ids = *q;
+	ids.limit = FOLLOW_BATCH;
+	json_t *found = scrip_sync_audit_follow(db, &ids, gaps->last, "{}", err);
+	if (!found)
+		return false;
+	int64_t now = scrip_mono_ms();
+	size_t i;
+	json_t *f;
+	json_array_foreach(found, i, f)
+	{
+		int64_t id = (int64_t)json_integer_value(json_object_get(f, "id"));
+		if (id <= from)
+			scrip_idgaps_see(gaps, id, now);
+	}
+	json_decref(found);
+	return true;
+}
+
+/* Prints what commits until SIGINT or SIGTERM, polling every
+ * FOLLOW_INTERVAL_MS (at once after a full batch). Returns false when the
+ * database or the output failed (said already). */
+static bool follow(scrip_sync_t *db, const tail_args_t *a, scrip_sync_audit_query_t *q, scrip_idgaps_t *gaps)
+{
+	scrip_err_t err = {0};
+	size_t fresh = 0;
+	q->limit = FOLLOW_BATCH;
+	bool ok = true;
+	while (ok && !stop_following) {
+		if (fresh < FOLLOW_BATCH)
+			sleep_ms(FOLLOW_INTERVAL_MS);
+		if (stop_following)
+			break;
+		json_t *show = json_array();
+		if (!show)
+			abort();
+		ok = follow_poll(db, q, gaps, show, &fresh, &err);
+		bool printed = !ok || print_batch(show, a, false);
+		json_decref(show);
+		if (!printed)
+			return false;
+	}
+	if (!ok)
+		scrip_ctl_error_err(&err);
+	return ok;
+}
+
 int scrip_ctl_audit_tail(scrip_ctl_t *ctl, int argc, char **argv)
 {
 	tail_args_t a = {.n = TAIL_DEFAULT};
 	scrip_sync_t *db = NULL;
 	scrip_err_t err = {0};
 	json_t *events = NULL;
-	int64_t last = 0;
+	scrip_idgaps_t gaps;
+	scrip_idgaps_init(&gaps, 0);
 	int rc = parse_tail(argc, argv, &a);
 	if (rc >= 0)
 		return rc;
@@ -263,7 +345,8 @@ int scrip_ctl_audit_tail(scrip_ctl_t *ctl, int argc, char **argv)
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
-		if (a.n == 0 && !last_id(db, &last, &err)) {
+		/* The tail stops where following starts. */
+		if (!last_id(db, &q.up_to, &err) || !follow_start(db, &q, &gaps, q.up_to, &err)) {
 			scrip_ctl_error_err(&err);
 			goto end;
 		}
@@ -272,25 +355,18 @@ int scrip_ctl_audit_tail(scrip_ctl_t *ctl, int argc, char **argv)
 		scrip_ctl_error_err(&err);
 		goto end;
 	}
-	if (!print_batch(events, &a, true, &last))
+	if (!print_batch(events, &a, true))
 		goto end;
-	q.following = true;
-	q.limit = FOLLOW_BATCH;
-	while (a.follow && !stop_following) {
-		sleep_ms(FOLLOW_INTERVAL_MS);
-		if (stop_following)
-			break;
-		json_decref(events);
-		q.after_id = last;
-		if (!(events = scrip_sync_audit_tail(db, &q, &err))) {
-			scrip_ctl_error_err(&err);
-			goto end;
-		}
-		if (!print_batch(events, &a, false, &last))
-			goto end;
-	}
+	/* What the tail printed, committed since follow_start, is no gap. */
+	size_t i;
+	json_t *e;
+	json_array_foreach(events, i, e) scrip_idgaps_see(&gaps, (int64_t)json_integer_value(json_object_get(e, "id")),
+							  scrip_mono_ms());
+	if (a.follow && !follow(db, &a, &q, &gaps))
+		goto end;
 	rc = SCRIP_CTL_OK;
 end:
+	scrip_idgaps_clear(&gaps);
 	json_decref(events);
 	scrip_sync_close(db);
 	return rc;

@@ -1218,37 +1218,73 @@ const char *const scrip_sync_audit_outcomes[] = { "granted", "denied",    "done"
 /* $1 client_id or NULL, $2 outcomes as a JSON array or NULL, $3 after id
  * (0 when not following), $4 limit; order the rows that are kept (by id, so that the
  * primary key's index serves both). Returned oldest first. */
-#define AUDIT_TAIL_SQL(order)                                                                                      \
-	"SELECT coalesce(json_agg(json_build_object("                                                             \
+/* One audit event as JSON (scrip_sync_audit_tail), of the row named e. */
+#define AUDIT_EVENT_JSON                                                                                           \
+	"json_build_object("                                                                                       \
 	" 'id', e.id, 'at', " SQL_TIME_MS("e.at") ", 'event', e.event, 'outcome', e.outcome, 'error', e.error,"   \
 	" 'reason', e.reason, 'description', e.description, 'client_id', e.client_id, 'subject', e.subject,"      \
 	" 'upstream_issuer', e.upstream_issuer, 'jti', e.jti, 'job_id', e.job_id, 'grant_id', e.grant_id,"       \
 	" 'remote_addr', e.remote_addr, 'requested_scope', e.requested_scope,"                                    \
-	" 'requested_audiences', to_json(e.requested_audiences), 'actor', e.actor) ORDER BY e.id), '[]')::text"  \
-	" FROM (SELECT * FROM scrip.audit_events"                                                                 \
-	"        WHERE ($1::text IS NULL OR client_id = $1)"                                                      \
-	"          AND ($2::text IS NULL OR outcome IN (SELECT jsonb_array_elements_text($2::jsonb)))"            \
-	"          AND id > $3::bigint"                                                                           \
+	" 'requested_audiences', to_json(e.requested_audiences), 'actor', e.actor)"
+
+/* Whether the row a passes the filter: $1 a client, $2 a JSON array of outcomes (each NULL: any). */
+#define AUDIT_FILTER(a)                                                                                            \
+	"($1::text IS NULL OR " a ".client_id = $1)"                                                              \
+	" AND ($2::text IS NULL OR " a ".outcome IN (SELECT jsonb_array_elements_text($2::jsonb)))"
+
+/* The last $4 events of the filter, or (ascending) the first $4 above id
+ * $3; $5 (when not 0): none above that id. */
+#define AUDIT_TAIL_SQL(order)                                                                                      \
+	"SELECT coalesce(json_agg(" AUDIT_EVENT_JSON " ORDER BY e.id), '[]')::text"                               \
+	" FROM (SELECT * FROM scrip.audit_events a"                                                               \
+	"        WHERE " AUDIT_FILTER("a") " AND id > $3::bigint AND ($5::bigint = 0 OR id <= $5::bigint)"         \
 	"        ORDER BY id " order " LIMIT $4::bigint) e"
 
-/* The last ones (tail -n), and what came after a given one (following:
- * the oldest first, so that none is skipped when more than limit arrived). */
 static const char audit_last_sql[] = AUDIT_TAIL_SQL("DESC");
-static const char audit_after_sql[] = AUDIT_TAIL_SQL("ASC");
+
+/* Following: every event, whatever the filter, with an id above $3 (the
+ * first $4 of them), and those with an id in $5 (ids missed earlier,
+ * util/idgaps.h), each as {"id", "matches": whether it passes the filter,
+ * "event": as above, when it matches}. */
+static const char audit_follow_sql[] =
+	"SELECT coalesce(json_agg(json_build_object('id', e.id, 'matches', e.matches,"
+	"                                          'event', CASE WHEN e.matches THEN " AUDIT_EVENT_JSON " END)"
+	"                         ORDER BY e.id), '[]')::text"
+	"  FROM (SELECT a.*, " AUDIT_FILTER("a") " AS matches"
+	"          FROM ((SELECT * FROM scrip.audit_events WHERE id > $3::bigint ORDER BY id LIMIT $4::bigint)"
+	"                UNION ALL"
+	"                SELECT * FROM scrip.audit_events WHERE id = ANY ($5::bigint[]) AND id <= $3::bigint) a) e";
 
 json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_err_t *err)
 {
-	char after[24], limit[24];
+	char limit[24], up_to[24];
 	char *outcomes = NULL;
 	json_t *out = NULL;
 	if (q->n_outcomes > 0 && !(outcomes = json_strings(q->outcomes, q->n_outcomes))) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
 		return NULL;
 	}
-	snprintf(after, sizeof(after), "%" PRId64, q->following ? q->after_id : 0);
 	snprintf(limit, sizeof(limit), "%" PRId64, q->limit);
-	const char *params[] = { q->client_id, outcomes, after, limit };
-	out = query_json_array(db, q->following ? audit_after_sql : audit_last_sql, 4, params, err);
+	snprintf(up_to, sizeof(up_to), "%" PRId64, q->up_to);
+	const char *params[] = { q->client_id, outcomes, "0", limit, up_to };
+	out = query_json_array(db, audit_last_sql, 5, params, err);
+	free(outcomes);
+	return out;
+}
+
+json_t *scrip_sync_audit_follow(scrip_sync_t *db, const scrip_sync_audit_query_t *q, int64_t after_id,
+				const char *missed, scrip_err_t *err)
+{
+	char after[24], limit[24];
+	char *outcomes = NULL;
+	if (q->n_outcomes > 0 && !(outcomes = json_strings(q->outcomes, q->n_outcomes))) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return NULL;
+	}
+	snprintf(after, sizeof(after), "%" PRId64, after_id);
+	snprintf(limit, sizeof(limit), "%" PRId64, q->limit);
+	const char *params[] = { q->client_id, outcomes, after, limit, missed };
+	json_t *out = query_json_array(db, audit_follow_sql, 5, params, err);
 	free(outcomes);
 	return out;
 }

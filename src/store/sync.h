@@ -208,9 +208,8 @@ typedef struct {
 	const char *client_id;          /* NULL: every client (and operator events with none) */
 	const char *const *outcomes;    /* NULL or n_outcomes == 0: every outcome */
 	size_t n_outcomes;
-	bool following;                 /* the first `limit` events with an id above after_id */
-	int64_t after_id;               /* (following only) */
-	int64_t limit;                  /* 1..: else the last `limit` events */
+	int64_t limit;                  /* 1..: the last `limit` events (following: the first above after_id) */
+	int64_t up_to;                  /* 0, or none with a higher id */
 } scrip_sync_audit_query_t;
 
 /* The outcomes an audit event may have (the table's CHECK), NULL-terminated. */
@@ -226,6 +225,15 @@ extern const char *const scrip_sync_audit_outcomes[];
  * (times as in scrip_sync_client_list, with milliseconds: "...:SS.mmmZ").
  * NULL on failure. */
 json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_err_t *err);
+
+/* Following (`audit tail --follow`): every event, whatever q's filter,
+ * with an id above after_id (at most q->limit of them), and every event
+ * whose id is in missed (a PostgreSQL array literal, util/idgaps.h: ids
+ * passed over earlier, perhaps of transactions not committed then), in
+ * ascending id order, each as {"id": int, "matches": bool (q's filter),
+ * "event": as above, or null when it does not match}. NULL on failure. */
+json_t *scrip_sync_audit_follow(scrip_sync_t *db, const scrip_sync_audit_query_t *q, int64_t after_id,
+				const char *missed, scrip_err_t *err);
 
 /* ---- signing keys ---- */
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import secrets
+import select
 import signal
 import subprocess
 import time
@@ -646,6 +647,20 @@ class AuditTailTest(PolicyCase):
         self.assertEqual(json.loads(self.assertOk(self.ctl("audit", "tail", "--client", "nobody-x",
                                                            "--json")).stdout), [])
 
+    def stop_follower(self, proc):
+        """Ends `audit tail --follow` as an operator would (SIGINT): status 0, nothing said on stderr by the
+        sanitizers."""
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertNotIn("ERROR: AddressSanitizer", err)
+        self.assertNotIn("runtime error", err)
+
     def test_follow(self):
         c = self.env.new_client()
         proc = subprocess.Popen([SCRIPCTL, "-c", self.env.scripd.conf, "audit", "tail", "-n", "1", "--follow",
@@ -659,16 +674,52 @@ class AuditTailTest(PolicyCase):
             seen = [json.loads(proc.stdout.readline())["event"] for _ in range(2)]
             self.assertEqual(seen, ["client_disable", "client_enable"])
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                _, err = proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-                raise
-        self.assertEqual(proc.returncode, 0, err)
-        self.assertNotIn("ERROR: AddressSanitizer", err)
-        self.assertNotIn("runtime error", err)
+            self.stop_follower(proc)
+
+
+    def test_follow_prints_an_event_committed_late(self):
+        """An audit row's id is taken when it is inserted, not when its transaction commits. An event whose
+        transaction commits after one with a higher id is printed all the same, once, when it commits."""
+        c = self.env.new_client()
+        proc = subprocess.Popen([SCRIPCTL, "-c", self.env.scripd.conf, "audit", "tail", "-n", "1", "--follow",
+                                 "--client", c.id, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, stdin=subprocess.DEVNULL)
+        locker = subprocess.Popen([self.env.db.psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                   "-v", "c=" + c.id, "-d", self.env.db.dsn], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+
+        def next_event(timeout=10):
+            ready, _, _ = select.select([proc.stdout], [], [], timeout)
+            self.assertTrue(ready, "nothing more was printed in %d s after %r" % (timeout, lines))
+            lines.append(json.loads(proc.stdout.readline()))
+            return lines[-1]
+
+        try:
+            self.assertEqual(next_event()["event"], "client_create")  # the tail: following from here on
+            self.assertOk(self.ctl("client", "disable", c.id))
+            self.assertEqual(next_event()["event"], "client_disable")
+            locker.stdin.write("BEGIN;\nINSERT INTO scrip.audit_events (event, outcome, client_id, description,"
+                               " actor, vo) VALUES ('operator_note', 'done', :'c', 'committed late', 'test',"
+                               " 'default') RETURNING id;\n")
+            locker.stdin.flush()
+            late_id = int(locker.stdout.readline())
+            self.assertOk(self.ctl("client", "enable", c.id))
+            enabled = next_event()
+            self.assertEqual(enabled["event"], "client_enable")
+            self.assertGreater(enabled["id"], late_id)
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            self.assertEqual(locker.wait(timeout=30), 0, locker.stderr.read())
+            late = next_event()
+            self.assertEqual((late["id"], late["description"]), (late_id, "committed late"))
+            self.assertOk(self.ctl("client", "disable", c.id))
+            self.assertEqual(next_event()["event"], "client_disable", "the late event was printed twice")
+        finally:
+            if locker.poll() is None:
+                locker.kill()
+                locker.wait()
+            self.stop_follower(proc)
 
 
 class ExitCodeTest(PolicyCase):

@@ -10,6 +10,7 @@
 
 bool scrip_test_b64_suite(void);
 bool scrip_test_jsonw_suite(void);
+bool scrip_test_idgaps_suite(void);
 bool scrip_test_secret_suite(void);
 bool scrip_test_aead_suite(void);
 bool scrip_test_form_suite(void);
