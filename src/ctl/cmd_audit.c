@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,7 +18,6 @@
 #define TAIL_MAX 10000
 #define FOLLOW_BATCH 1000
 #define FOLLOW_INTERVAL_MS 1000
-#define FOLLOW_LATE_MS 330000 /* how long an id passed over is asked for again: past query_timeout's 300 s */
 #define OUTCOMES_MAX 8
 
 #define AUDIT_COLS 8
@@ -236,58 +236,61 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL); /* a signal ends it early: stop_following is then set */
 }
 
+/* The snapshot bounds of a look ([xmin, xmax, ...], sync.h) and the ids
+ * it found, already fed to gaps, settle them (util/idgaps.h). */
+static void settle(scrip_idgaps_t *gaps, const json_t *look, int64_t now)
+{
+	const char *xmin = json_string_value(json_array_get(look, 0));
+	const char *xmax = json_string_value(json_array_get(look, 1));
+	if (xmin && xmax)
+		scrip_idgaps_settle(gaps, now, strtoull(xmin, NULL, 10), strtoull(xmax, NULL, 10));
+}
+
 /* One look at the table while following: the events found that are new
- * to gaps (util/idgaps.h) and match the filter, in id order, appended to
- * show (when not NULL). *fresh: how many ids were above the highest seen
- * before, so that a full batch is asked again at once. */
+ * to gaps and match the filter, in id order, appended to show. *fresh:
+ * how many ids were above the highest seen before, so that a full batch
+ * is asked again at once. */
 static bool follow_poll(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_idgaps_t *gaps, json_t *show,
 			size_t *fresh, scrip_err_t *err)
 {
 	char *missed = scrip_idgaps_array(gaps);
 	int64_t before = gaps->last, now = scrip_mono_ms();
-	json_t *found = scrip_sync_audit_follow(db, q, before, missed, err);
+	json_t *look = scrip_sync_audit_follow(db, q, before, missed, err);
 	free(missed);
-	if (!found)
+	if (!look)
 		return false;
 	size_t i;
 	json_t *f;
 	*fresh = 0;
-	json_array_foreach(found, i, f)
+	json_array_foreach(json_array_get(look, 2), i, f)
 	{
 		int64_t id = (int64_t)json_integer_value(json_object_get(f, "id"));
 		if (id > before)
 			(*fresh)++;
-		if (scrip_idgaps_see(gaps, id, now) && show && json_is_true(json_object_get(f, "matches")))
+		if (scrip_idgaps_see(gaps, id, now) && json_is_true(json_object_get(f, "matches")))
 			json_array_append(show, json_object_get(f, "event"));
 	}
-	json_decref(found);
-	scrip_idgaps_expire(gaps, now, FOLLOW_LATE_MS);
+	settle(gaps, look, now);
+	json_decref(look);
 	return true;
 }
 
 /* Before the tail is read: following starts after from, the table's
- * highest id. Of the FOLLOW_BATCH ids up to it, those not committed yet
- * (transactions still open) become gaps; the others are the tail's to
+ * highest id. Of the SCRIP_IDGAPS_MAX ids up to it, those not committed
+ * yet (transactions still open) become gaps; the others are the tail's to
  * print, or not to be printed. */
-static bool follow_start(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_idgaps_t *gaps, int64_t from,
-			 scrip_err_t *err)
+static bool follow_start(scrip_sync_t *db, scrip_idgaps_t *gaps, int64_t from, scrip_err_t *err)
 {
-	scrip_idgaps_init(gaps, from > FOLLOW_BATCH ? from - FOLLOW_BATCH : 0);
-	scrip_sync_audit_query_t ids = *q;
-	ids.limit = FOLLOW_BATCH;
-	json_t *found = scrip_sync_audit_follow(db, &ids, gaps->last, "{}", err);
-	if (!found)
+	scrip_idgaps_init(gaps, from > SCRIP_IDGAPS_MAX ? from - SCRIP_IDGAPS_MAX : 0);
+	json_t *look = scrip_sync_audit_ids(db, gaps->last, from, err);
+	if (!look)
 		return false;
 	int64_t now = scrip_mono_ms();
 	size_t i;
-	json_t *f;
-	json_array_foreach(found, i, f)
-	{
-		int64_t id = (int64_t)json_integer_value(json_object_get(f, "id"));
-		if (id <= from)
-			scrip_idgaps_see(gaps, id, now);
-	}
-	json_decref(found);
+	json_t *id;
+	json_array_foreach(json_array_get(look, 2), i, id) scrip_idgaps_see(gaps, (int64_t)json_integer_value(id), now);
+	settle(gaps, look, now);
+	json_decref(look);
 	return true;
 }
 
@@ -338,6 +341,7 @@ int scrip_ctl_audit_tail(scrip_ctl_t *ctl, int argc, char **argv)
 	    .outcomes = a.outcomes,
 	    .n_outcomes = a.n_outcomes,
 	    .limit = a.n,
+	    .up_to = INT64_MAX,
 	};
 	if (a.follow) {
 		/* Ends on SIGINT or SIGTERM with status 0, having freed all. */
@@ -346,7 +350,7 @@ int scrip_ctl_audit_tail(scrip_ctl_t *ctl, int argc, char **argv)
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 		/* The tail stops where following starts. */
-		if (!last_id(db, &q.up_to, &err) || !follow_start(db, &q, &gaps, q.up_to, &err)) {
+		if (!last_id(db, &q.up_to, &err) || !follow_start(db, &gaps, q.up_to, &err)) {
 			scrip_ctl_error_err(&err);
 			goto end;
 		}

@@ -1232,28 +1232,36 @@ const char *const scrip_sync_audit_outcomes[] = { "granted", "denied",    "done"
 	"($1::text IS NULL OR " a ".client_id = $1)"                                                              \
 	" AND ($2::text IS NULL OR " a ".outcome IN (SELECT jsonb_array_elements_text($2::jsonb)))"
 
-/* The last $4 events of the filter, or (ascending) the first $4 above id
- * $3; $5 (when not 0): none above that id. */
-#define AUDIT_TAIL_SQL(order)                                                                                      \
-	"SELECT coalesce(json_agg(" AUDIT_EVENT_JSON " ORDER BY e.id), '[]')::text"                               \
-	" FROM (SELECT * FROM scrip.audit_events a"                                                               \
-	"        WHERE " AUDIT_FILTER("a") " AND id > $3::bigint AND ($5::bigint = 0 OR id <= $5::bigint)"         \
-	"        ORDER BY id " order " LIMIT $4::bigint) e"
+/* The last $3 events of the filter with an id up to $4, oldest first. */
+static const char audit_last_sql[] =
+	"SELECT coalesce(json_agg(" AUDIT_EVENT_JSON " ORDER BY e.id), '[]')::text"
+	"  FROM (SELECT * FROM scrip.audit_events a WHERE " AUDIT_FILTER("a") " AND id <= $4::bigint"
+	"         ORDER BY id DESC LIMIT $3::bigint) e";
 
-static const char audit_last_sql[] = AUDIT_TAIL_SQL("DESC");
+/* The snapshot a statement reads with, as its first two JSON values: its
+ * xmin and xmax (xid8, as text: beyond a double's exact range). */
+#define SNAPSHOT_BOUNDS                                                                                            \
+	"pg_snapshot_xmin(pg_current_snapshot())::text, pg_snapshot_xmax(pg_current_snapshot())::text"
 
-/* Following: every event, whatever the filter, with an id above $3 (the
- * first $4 of them), and those with an id in $5 (ids missed earlier,
- * util/idgaps.h), each as {"id", "matches": whether it passes the filter,
- * "event": as above, when it matches}. */
+/* Following: [xmin, xmax, events]: every event, whatever the filter, with
+ * an id above $3 (the first $4 of them), and those with an id in $5 (ids
+ * missed earlier, util/idgaps.h), each as {"id", "matches": whether it
+ * passes the filter, "event": as above, when it matches}. */
 static const char audit_follow_sql[] =
-	"SELECT coalesce(json_agg(json_build_object('id', e.id, 'matches', e.matches,"
-	"                                          'event', CASE WHEN e.matches THEN " AUDIT_EVENT_JSON " END)"
-	"                         ORDER BY e.id), '[]')::text"
-	"  FROM (SELECT a.*, " AUDIT_FILTER("a") " AS matches"
-	"          FROM ((SELECT * FROM scrip.audit_events WHERE id > $3::bigint ORDER BY id LIMIT $4::bigint)"
-	"                UNION ALL"
-	"                SELECT * FROM scrip.audit_events WHERE id = ANY ($5::bigint[]) AND id <= $3::bigint) a) e";
+	"SELECT json_build_array(" SNAPSHOT_BOUNDS ","
+	"  coalesce((SELECT json_agg(json_build_object('id', e.id, 'matches', e.matches,"
+	"                            'event', CASE WHEN e.matches THEN " AUDIT_EVENT_JSON " END) ORDER BY e.id)"
+	"              FROM (SELECT a.*, " AUDIT_FILTER("a") " AS matches"
+	"                      FROM ((SELECT * FROM scrip.audit_events WHERE id > $3::bigint ORDER BY id LIMIT $4::bigint)"
+	"                            UNION ALL"
+	"                            SELECT * FROM scrip.audit_events WHERE id = ANY ($5::bigint[]) AND id <= $3::bigint) a) e),"
+	"           '[]'::json))::text";
+
+/* [xmin, xmax, ids]: the ids above $1 up to $2. */
+static const char audit_ids_sql[] =
+	"SELECT json_build_array(" SNAPSHOT_BOUNDS ","
+	"  coalesce((SELECT json_agg(id ORDER BY id) FROM scrip.audit_events WHERE id > $1::bigint AND id <= $2::bigint),"
+	"           '[]'::json))::text";
 
 json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_err_t *err)
 {
@@ -1266,8 +1274,8 @@ json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *
 	}
 	snprintf(limit, sizeof(limit), "%" PRId64, q->limit);
 	snprintf(up_to, sizeof(up_to), "%" PRId64, q->up_to);
-	const char *params[] = { q->client_id, outcomes, "0", limit, up_to };
-	out = query_json_array(db, audit_last_sql, 5, params, err);
+	const char *params[] = { q->client_id, outcomes, limit, up_to };
+	out = query_json_array(db, audit_last_sql, 4, params, err);
 	free(outcomes);
 	return out;
 }
@@ -1287,4 +1295,13 @@ json_t *scrip_sync_audit_follow(scrip_sync_t *db, const scrip_sync_audit_query_t
 	json_t *out = query_json_array(db, audit_follow_sql, 5, params, err);
 	free(outcomes);
 	return out;
+}
+
+json_t *scrip_sync_audit_ids(scrip_sync_t *db, int64_t after_id, int64_t up_to, scrip_err_t *err)
+{
+	char after[24], last[24];
+	snprintf(after, sizeof(after), "%" PRId64, after_id);
+	snprintf(last, sizeof(last), "%" PRId64, up_to);
+	const char *params[] = { after, last };
+	return query_json_array(db, audit_ids_sql, 2, params, err);
 }

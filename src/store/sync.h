@@ -209,7 +209,7 @@ typedef struct {
 	const char *const *outcomes;    /* NULL or n_outcomes == 0: every outcome */
 	size_t n_outcomes;
 	int64_t limit;                  /* 1..: the last `limit` events (following: the first above after_id) */
-	int64_t up_to;                  /* 0, or none with a higher id */
+	int64_t up_to;                  /* none with a higher id (INT64_MAX: no bound) */
 } scrip_sync_audit_query_t;
 
 /* The outcomes an audit event may have (the table's CHECK), NULL-terminated. */
@@ -226,14 +226,20 @@ extern const char *const scrip_sync_audit_outcomes[];
  * NULL on failure. */
 json_t *scrip_sync_audit_tail(scrip_sync_t *db, const scrip_sync_audit_query_t *q, scrip_err_t *err);
 
-/* Following (`audit tail --follow`): every event, whatever q's filter,
- * with an id above after_id (at most q->limit of them), and every event
- * whose id is in missed (a PostgreSQL array literal, util/idgaps.h: ids
- * passed over earlier, perhaps of transactions not committed then), in
- * ascending id order, each as {"id": int, "matches": bool (q's filter),
- * "event": as above, or null when it does not match}. NULL on failure. */
+/* Following (`audit tail --follow`): [xmin, xmax, events], xmin and xmax
+ * those of the snapshot read with (xid8 as decimal strings), events every
+ * event, whatever q's filter, with an id above after_id (at most q->limit
+ * of them), and every event whose id is in missed (a PostgreSQL array
+ * literal, util/idgaps.h: ids passed over earlier, perhaps of transactions
+ * not committed then), in ascending id order, each as {"id": int,
+ * "matches": bool (q's filter), "event": as above, or null when it does
+ * not match}. NULL on failure. */
 json_t *scrip_sync_audit_follow(scrip_sync_t *db, const scrip_sync_audit_query_t *q, int64_t after_id,
 				const char *missed, scrip_err_t *err);
+
+/* [xmin, xmax, ids]: the ids of the events above after_id up to up_to,
+ * ascending, and the snapshot's bounds as above. NULL on failure. */
+json_t *scrip_sync_audit_ids(scrip_sync_t *db, int64_t after_id, int64_t up_to, scrip_err_t *err);
 
 /* ---- signing keys ---- */
 

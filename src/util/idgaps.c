@@ -33,6 +33,8 @@ static size_t lower_bound(const scrip_idgaps_t *g, int64_t id)
 
 static void drop_first(scrip_idgaps_t *g, size_t k)
 {
+	if (k == 0)
+		return; /* gaps may be NULL */
 	memmove(g->gaps, g->gaps + k, (g->n - k) * sizeof(*g->gaps));
 	g->n -= k;
 }
@@ -61,7 +63,7 @@ static void add_range(scrip_idgaps_t *g, int64_t from, int64_t to, int64_t now_m
 		g->cap = cap;
 	}
 	for (int64_t id = from; id <= to; id++)
-		g->gaps[g->n++] = (scrip_idgap_t){ .id = id, .since_ms = now_ms };
+		g->gaps[g->n++] = (scrip_idgap_t){ .id = id, .since_ms = now_ms, .horizon = 0 };
 }
 
 bool scrip_idgaps_see(scrip_idgaps_t *g, int64_t id, int64_t now_ms)
@@ -79,12 +81,17 @@ bool scrip_idgaps_see(scrip_idgaps_t *g, int64_t id, int64_t now_ms)
 	return true;
 }
 
-void scrip_idgaps_expire(scrip_idgaps_t *g, int64_t now_ms, int64_t max_age_ms)
+void scrip_idgaps_settle(scrip_idgaps_t *g, int64_t now_ms, uint64_t xmin, uint64_t xmax)
 {
+	/* Horizons are set in the order gaps were missed, from snapshots taken
+	 * later and later: they never decrease along the array. */
 	size_t k = 0;
-	while (k < g->n && now_ms - g->gaps[k].since_ms > max_age_ms)
+	while (k < g->n && g->gaps[k].horizon != 0 && g->gaps[k].horizon <= xmin)
 		k++;
 	drop_first(g, k);
+	for (size_t i = 0; i < g->n && now_ms - g->gaps[i].since_ms >= SCRIP_IDGAPS_SETTLE_MS; i++)
+		if (g->gaps[i].horizon == 0)
+			g->gaps[i].horizon = xmax;
 }
 
 char *scrip_idgaps_array(const scrip_idgaps_t *g)

@@ -1,5 +1,6 @@
 /* test_idgaps.c — following a sequence: ids that commit late are still
- * new once, duplicates never are, gaps expire, and a huge jump is capped. */
+ * new once, duplicates never are, a gap is given up only once no
+ * transaction can commit it, and a huge jump is capped. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,20 +41,33 @@ static void test_late_commit_is_new_once(void)
 	scrip_idgaps_clear(&g);
 }
 
-static void test_gaps_expire_oldest_first(void)
+/* A gap is given up only when every transaction that could commit it has
+ * ended: its horizon (an xmax taken SCRIP_IDGAPS_SETTLE_MS after it was
+ * missed) at or below a later look's xmin. */
+static void test_gaps_settle_by_snapshot(void)
 {
 	scrip_idgaps_t g;
 	scrip_idgaps_init(&g, 0);
 	CU_ASSERT_TRUE(scrip_idgaps_see(&g, 3, 1000)); /* 1, 2 missed at 1000 */
-	CU_ASSERT_TRUE(scrip_idgaps_see(&g, 6, 5000)); /* 4, 5 missed at 5000 */
-	scrip_idgaps_expire(&g, 60999, 60000);
+	scrip_idgaps_settle(&g, 1000, 500, 510);        /* too soon for a horizon */
+	CU_ASSERT_EQUAL(g.gaps[0].horizon, 0);
+	CU_ASSERT_TRUE(scrip_idgaps_see(&g, 6, 1500)); /* 4, 5 missed at 1500 */
+	scrip_idgaps_settle(&g, 2000, 505, 520);        /* 1, 2 get 520; 4, 5 not yet */
+	CU_ASSERT_EQUAL(g.gaps[0].horizon, 520);
+	CU_ASSERT_EQUAL(g.gaps[1].horizon, 520);
+	CU_ASSERT_EQUAL(g.gaps[2].horizon, 0);
 	assert_array(&g, "{1,2,4,5}");
-	scrip_idgaps_expire(&g, 61001, 60000);
+	/* However long it takes: kept while a transaction older than 520 runs. */
+	scrip_idgaps_settle(&g, 999000, 519, 600);
+	assert_array(&g, "{1,2,4,5}");
+	CU_ASSERT_EQUAL(g.gaps[2].horizon, 600);
+	/* Every transaction below 520 has ended: 1 and 2 never come. */
+	scrip_idgaps_settle(&g, 999500, 520, 610);
 	assert_array(&g, "{4,5}");
-	/* An id given up on is not new when it comes after all. */
-	CU_ASSERT_FALSE(scrip_idgaps_see(&g, 1, 61002));
-	CU_ASSERT_TRUE(scrip_idgaps_see(&g, 5, 61002));
-	scrip_idgaps_expire(&g, 70000, 60000);
+	/* A gap given up on is not new when it comes after all; one still held is. */
+	CU_ASSERT_FALSE(scrip_idgaps_see(&g, 1, 999600));
+	CU_ASSERT_TRUE(scrip_idgaps_see(&g, 5, 999600));
+	scrip_idgaps_settle(&g, 999700, 600, 620);
 	assert_array(&g, "{}");
 	scrip_idgaps_clear(&g);
 }
@@ -86,7 +100,7 @@ bool scrip_test_idgaps_suite(void)
 	if (!suite)
 		return false;
 	SCRIP_ADD_TEST(suite, test_late_commit_is_new_once);
-	SCRIP_ADD_TEST(suite, test_gaps_expire_oldest_first);
+	SCRIP_ADD_TEST(suite, test_gaps_settle_by_snapshot);
 	SCRIP_ADD_TEST(suite, test_huge_jump_keeps_the_highest);
 	return true;
 }
