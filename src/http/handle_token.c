@@ -83,7 +83,9 @@ void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err)
 static char *answer_text(const scrip_token_answer_t *a, size_t *len)
 {
 	scrip_jsonw_t w;
-	scrip_jsonw_init(&w, 256 + strlen(a->access_token) + (a->refresh_token ? strlen(a->refresh_token) : 0));
+	/* Room for all of it at once (jsonw.h: a buffer outgrown is overwritten). */
+	scrip_jsonw_init(&w, 256 + strlen(a->access_token) + (a->refresh_token ? strlen(a->refresh_token) : 0) +
+				     (a->scope ? strlen(a->scope) : 0));
 	scrip_jsonw_raw(&w, "{");
 	scrip_jsonw_member_string(&w, "access_token", a->access_token);
 	scrip_jsonw_member_string(&w, "issued_token_type", a->issued_token_type);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 void scrip_jsonw_init(scrip_jsonw_t *w, size_t cap_hint)
 {
 	*w = (scrip_jsonw_t){ 0 };
@@ -15,17 +17,29 @@ void scrip_jsonw_init(scrip_jsonw_t *w, size_t cap_hint)
 		abort();
 }
 
-/* Room for n more bytes and the final NUL. */
+/* Overwrites, then frees, what was written: it may hold a token. */
+static void discard(char *buf, size_t len)
+{
+	if (buf)
+		OPENSSL_cleanse(buf, len);
+	free(buf);
+}
+
+/* Room for n more bytes and the final NUL. Grows by a copy, not realloc,
+ * so that no copy of what was written is left behind in freed memory. */
 static void reserve(scrip_jsonw_t *w, size_t n)
 {
 	if (w->len + n < w->cap)
 		return;
-	size_t cap = w->cap;
+	size_t cap = w->cap ? w->cap : 16;
 	while (w->len + n >= cap)
 		cap *= 2;
-	char *buf = realloc(w->buf, cap);
+	char *buf = malloc(cap);
 	if (!buf)
 		abort();
+	if (w->len)
+		memcpy(buf, w->buf, w->len);
+	discard(w->buf, w->len);
 	w->buf = buf;
 	w->cap = cap;
 }
@@ -191,7 +205,7 @@ char *scrip_jsonw_finish(scrip_jsonw_t *w, size_t *len)
 		if (len)
 			*len = w->len;
 	} else {
-		free(w->buf);
+		discard(w->buf, w->len);
 	}
 	*w = (scrip_jsonw_t){ 0 };
 	return text;
@@ -199,6 +213,6 @@ char *scrip_jsonw_finish(scrip_jsonw_t *w, size_t *len)
 
 void scrip_jsonw_clear(scrip_jsonw_t *w)
 {
-	free(w->buf);
+	discard(w->buf, w->len);
 	*w = (scrip_jsonw_t){ 0 };
 }

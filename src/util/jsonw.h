@@ -46,7 +46,8 @@ void scrip_jsonw_member_int(scrip_jsonw_t *w, const char *key, int64_t value);
  * NULL), or NULL when the writer failed; the writer is empty after. */
 char *scrip_jsonw_finish(scrip_jsonw_t *w, size_t *len);
 
-/* Drops what was written. */
+/* Drops what was written (overwritten first: it may hold a token, as
+ * every buffer the writer outgrows is). */
 void scrip_jsonw_clear(scrip_jsonw_t *w);
 
 /* True when s is valid UTF-8 (RFC 3629). */
