@@ -20,6 +20,8 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define DEMAND_INTERVAL_MS 250      /* reconnect_on_demand: at most one attempt per worker this often */
+#define DEMAND_FAST_FAILURE_MS 1000 /* ... by a connection whose last attempt failed within this */
 #define JANITOR_MS 100
 
 typedef enum {
@@ -63,6 +65,8 @@ struct conn {
 	short io_what;
 	struct event *retry; /* one-shot reconnect timer while DOWN */
 	int backoff_ms;
+	int64_t tried_ms;    /* when the last connection attempt began */
+	int64_t failed_after_ms; /* how long the last failed attempt took */
 	int64_t connect_deadline_ms;
 	struct query *query; /* the query in flight while BUSY */
 	PGresult *result;    /* the result kept for the callback */
@@ -81,6 +85,7 @@ struct scrip_db {
 	struct query *head, *tail; /* waiting for a connection */
 	size_t queued;             /* length of the FIFO, capped at SCRIP_DB_QUEUE_MAX */
 	struct event *janitor;
+	int64_t demand_tried_ms;   /* reconnect_on_demand's last attempt */
 	bool closing;              /* scrip_db_shutdown ran: every query fails */
 	size_t failures_pending;   /* query_fail'ed, not yet answered (failure_cb) */
 	void (*up_cb)(void *arg);
@@ -213,10 +218,13 @@ static void watch(struct conn *c, short what)
  * exponential backoff and jitter. */
 static void conn_reset(struct conn *c, const char *why)
 {
-	if (state_is_up(c->state))
+	if (state_is_up(c->state)) {
 		scrip_log_warn("db conn %d lost: %s", c->index, why);
-	else
+		c->failed_after_ms = 0;
+	} else {
 		scrip_log_debug("db conn %d failed to connect: %s", c->index, why);
+		c->failed_after_ms = scrip_mono_ms() - c->tried_ms;
+	}
 	if (c->io) {
 		event_free(c->io);
 		c->io = NULL;
@@ -266,6 +274,7 @@ static void conn_start(struct conn *c)
 	 * last value of a repeated keyword, so the operator's settings win. */
 	const char *const keys[] = { "connect_timeout", "keepalives", "options", "application_name", "dbname", NULL };
 	const char *const values[] = { "5", "1", c->db->session_options, "scripd", c->db->conninfo, NULL };
+	c->tried_ms = scrip_mono_ms();
 	c->pg = PQconnectStartParams(keys, values, 1);
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
 		conn_reset(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
@@ -282,6 +291,31 @@ static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	if (c->state == CONN_DOWN)
 		conn_start(c);
+}
+
+/* A query came while no connection is up: one connection waiting out its
+ * backoff tries again now. The backoff spares a database that is down
+ * while nobody asks; once it is back, the requests that keep coming bring
+ * a connection back within DEMAND_INTERVAL_MS instead of the backoff's 5 s.
+ * At most one such attempt per worker every DEMAND_INTERVAL_MS, and only
+ * by a connection whose last attempt failed quickly (refused: the server
+ * is restarting): one that took long (a host that does not answer, a slow
+ * name lookup, which libpq makes on this thread) keeps to its backoff. */
+static void reconnect_on_demand(scrip_db_t *db)
+{
+	int64_t now = scrip_mono_ms();
+	if (now - db->demand_tried_ms < DEMAND_INTERVAL_MS)
+		return;
+	for (int i = 0; i < db->n_conns; i++) {
+		struct conn *c = &db->conns[i];
+		if (c->state == CONN_DOWN && c->retry && c->failed_after_ms < DEMAND_FAST_FAILURE_MS &&
+		    now - c->tried_ms >= DEMAND_INTERVAL_MS) {
+			db->demand_tried_ms = now;
+			evtimer_del(c->retry);
+			conn_start(c);
+			return;
+		}
+	}
 }
 
 static void conn_poll_connect(struct conn *c)
@@ -868,6 +902,7 @@ static void query_queue(scrip_db_t *db, struct query_how how, const char *sql, i
 	}
 	if (!scrip_db_is_up(db)) {
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
+		reconnect_on_demand(db);
 		return;
 	}
 	if (q->deadline_ms <= now_ms) {
