@@ -629,15 +629,18 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 	scrip_db_query(db, grant_lookup_sql, 1, params, grant_lookup_cb, op);
 }
 
-/* The grant's row decides, and it comes first. Every change that can end
- * a redemption — another redemption (each counts a use), a revocation, a
- * suspension, an ended job, a replay — updates the grant's row. So the
- * statement updates that row before anything else: the UPDATE waits for
- * any transaction holding the row and then checks it as that transaction
- * left it (active, this client's, not expired, used up, suspended, nor of
- * an ended job), and USES, the count of uses the redemption was decided
- * on, must still be the count: a redemption committed since (of this
- * token, or of its successor) changed it. Only then is the token claimed
+/* The grant's row decides, and it comes first. Every change to a grant
+ * that can end a redemption — another redemption (each counts a use), a
+ * revocation of the grant, a suspension, a replay, `scripctl job end` —
+ * updates the grant's row. So the statement updates that row before
+ * anything else: the UPDATE waits for any transaction holding the row and
+ * then checks it as that transaction left it (active, this client's, not
+ * expired, used up, suspended), and USES, the count of uses the redemption
+ * was decided on, must still be the count: a redemption committed since
+ * (of this token, or of its successor) changed it. The job's end is read
+ * from ended_jobs as of the statement's start: a job ended by revoking
+ * another of its grants (POST /revoke), which leaves this grant's row as
+ * it is, may still see a redemption that began before it committed. Only then is the token claimed
  * (rotated), a retry's unseen successor superseded, and the successor
  * stored. So of concurrent redemptions of one grant exactly one gets
  * through, and a grant changed while a redemption waits leaves the token
