@@ -44,12 +44,25 @@ class DatabaseOutageTest(ScripTestCase):
             time.sleep(0.25)
         return time.monotonic() - start
 
-    def test_outage_fails_closed_and_recovers(self):
+    def client_then_halt(self):
+        """A client that got a token, then PostgreSQL stopped; returns the client."""
         if not self.env.db.can_halt:
             self.skipTest("SCRIP_TEST_PG_DSN names a database this test cannot stop")
         client = self.env.new_client()
         self.assertEqual(self.exchange(client).status, 200)
         self.env.db.halt()
+        return client
+
+    def issued_again(self, client):
+        """True for a token, False for the 503 of a database still away; anything else fails."""
+        r = self.exchange(client)
+        if r.status == 200:
+            return True
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        return False
+
+    def test_outage_fails_closed_and_recovers(self):
+        client = self.client_then_halt()
         try:
             started = time.monotonic()
             r = self.exchange(client)
@@ -62,14 +75,8 @@ class DatabaseOutageTest(ScripTestCase):
         finally:
             self.env.db.resume()
 
-        def issued_again():
-            r = self.exchange(client)
-            if r.status == 200:
-                return True
-            self.assertOAuthError(r, 503, "temporarily_unavailable")
-            return False
-
-        took = self.poll("scripd issuing again after PostgreSQL returned", issued_again, RECOVERY_LIMIT)
+        took = self.poll("scripd issuing again after PostgreSQL returned", lambda: self.issued_again(client),
+                         RECOVERY_LIMIT)
         print("  (first token %.1f s after PostgreSQL returned)" % took)
         self.poll("/healthz back to 200", lambda: self.env.scripd.request("GET", "/healthz").status == 200, 10)
         self.assertTrue(self.env.scripd.alive())
@@ -85,11 +92,7 @@ class DatabaseOutageTest(ScripTestCase):
         """Once the database is back, the requests arriving bring scripd's connections back at once: they do
         not wait out the reconnect backoff (up to 5 s, which alone would break the aim of a first 200 within
         5 s). The database returns just after a background attempt failed, when the backoff is longest."""
-        if not self.env.db.can_halt:
-            self.skipTest("SCRIP_TEST_PG_DSN names a database this test cannot stop")
-        client = self.env.new_client()
-        self.assertEqual(self.exchange(client).status, 200)
-        self.env.db.halt()
+        client = self.client_then_halt()
         try:
             deadline = time.monotonic() + 2
             while time.monotonic() < deadline:  # failed attempts double the backoff up to its 5 s
@@ -101,18 +104,9 @@ class DatabaseOutageTest(ScripTestCase):
         finally:
             self.env.db.resume()
         back = time.monotonic()
-
-        def issued_again():
-            r = self.exchange(client)
-            if r.status == 200:
-                return True
-            self.assertOAuthError(r, 503, "temporarily_unavailable")
-            return False
-
-        start = time.monotonic()
-        while not issued_again():
+        while not self.issued_again(client):
             time.sleep(0.05)
-            self.assertLess(time.monotonic() - start, 30, "scripd never issued again")
+            self.assertLess(time.monotonic() - back, 30, "scripd never issued again")
         took = time.monotonic() - back
         self.assertLess(took, 2.5, "the first token came %.1f s after PostgreSQL returned" % took)
 
