@@ -61,6 +61,7 @@ void scrip_batcher_free(scrip_batcher_t *b)
 	for (size_t i = 0; i < b->n_queues; i++) {
 		for (size_t j = 0; j < b->queues[i].n; j++)
 			free(b->queues[i].records[j].values);
+		scrip_obs_db_records_waiting(-(int)b->queues[i].n);
 		free(b->queues[i].records);
 	}
 	free(b);
@@ -234,6 +235,7 @@ static void send_queue(scrip_batcher_t *b, struct queue *q)
 			q->records[kept++] = q->records[i];
 	}
 	q->n = kept;
+	scrip_obs_db_records_waiting(-(int)n);
 	if (n == 1) {
 		send_single(b, q->kind, taken[0]);
 		free(taken);
@@ -348,6 +350,7 @@ void scrip_batcher_add(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const
 		return;
 	}
 	struct queue *q = queue_of(b, kind);
+	scrip_obs_db_records_waiting(1);
 	q->records[q->n++] = (struct record){ .values = copy, .cb = cb, .arg = arg,
 					      .deadline_ms = scrip_db_deadline(b->db) };
 	if (q->n == SCRIP_BATCH_MAX)

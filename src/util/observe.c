@@ -22,6 +22,7 @@ static struct {
 	scrip_metric_t *db_conns;      /* scrip_db_connections_up */
 	scrip_metric_t *db_queue;      /* scrip_db_queue_length */
 	scrip_metric_t *db_batch;      /* scrip_db_records_per_statement */
+	scrip_metric_t *db_waiting;    /* scrip_db_records_waiting */
 	scrip_metric_t *up_calls;      /* scrip_upstream_calls_total{upstream,kind,outcome} */
 	scrip_metric_t *up_duration;   /* scrip_upstream_call_duration_seconds{upstream,kind} */
 	scrip_metric_t *cache;         /* scrip_cache_lookups_total{cache,result} */
@@ -134,6 +135,10 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 			  "more when they are grouped into one commit.",
 		  .type = SCRIP_METRIC_HISTOGRAM, .buckets = batch_buckets, .n_buckets = N_BATCH_BUCKETS,
 		  .dense = true },
+		{ .name = "scrip_db_records_waiting",
+		  .help = "Issued tokens, grants and redemptions waiting for a statement in flight to end, to be "
+			  "written together in the next.",
+		  .type = SCRIP_METRIC_GAUGE, .dense = true },
 		{ .name = "scrip_upstream_calls_total",
 		  .help = "HTTP calls to main issuers, by upstream, kind and outcome (ok, refused, error).",
 		  .type = SCRIP_METRIC_COUNTER, .n_labels = 3, .labels = { "upstream", "kind", "outcome" },
@@ -158,7 +163,7 @@ bool scrip_obs_init(const char *const *upstreams, size_t n_upstreams)
 		  .dense = true },
 	};
 	scrip_metric_t **slots[] = { &m.requests,    &m.duration,  &m.issued,   &m.denials,
-				     &m.db_duration, &m.db_errors, &m.db_conns, &m.db_queue, &m.db_batch,
+				     &m.db_duration, &m.db_errors, &m.db_conns, &m.db_queue, &m.db_batch, &m.db_waiting,
 				     &m.up_calls,    &m.up_duration, &m.cache, &m.connections,
 				     &m.jwks_fetches, &m.circuit_open };
 	bool ok = true;
@@ -266,6 +271,11 @@ void scrip_obs_db_conns(int delta)
 void scrip_obs_db_queue(int delta)
 {
 	scrip_metric_add(m.db_queue, NULL, delta);
+}
+
+void scrip_obs_db_records_waiting(int delta)
+{
+	scrip_metric_add(m.db_waiting, NULL, delta);
 }
 
 void scrip_obs_db_batch(size_t records)

@@ -90,6 +90,8 @@ void scrip_obs_db_conns(int delta);
 void scrip_obs_db_queue(int delta);
 /* One statement of a batcher (store/batch.h) answered without error, for this many records. */
 void scrip_obs_db_batch(size_t records);
+/* Changes of the records waiting in batchers for a statement (deltas). */
+void scrip_obs_db_records_waiting(int delta);
 
 /* Counts one call to a main issuer: upstream name, kind ("discovery",
  * "jwks", "exchange", "refresh", "introspect") and outcome ("ok",

@@ -690,6 +690,53 @@ class ScripdTest(ScripTestCase):
         total = float(re.search(r"^scrip_db_records_per_statement_sum (\S+)$", text, re.M).group(1))
         return count, total
 
+    def records_waiting(self):
+        text = self.env.scripd.get("/metrics").body.decode()
+        return float(re.search(r"^scrip_db_records_waiting (\S+)$", text, re.M).group(1))
+
+    def test_records_waiting_are_counted_until_written(self):
+        """While each worker's grouped statement waits (here for a lock on issued_tokens), the exchanges that
+        come meanwhile wait in its batcher, counted by scrip_db_records_waiting; once written, none is left."""
+        client = self.env.new_client()
+        subject = self.env.subject_token()
+        self.assertEqual(self.records_waiting(), 0)
+        locker = subprocess.Popen([self.env.db.psql, "-X", "-q", "-d", self.env.db.dsn], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        results, lock = [], threading.Lock()
+
+        def exchange(k):
+            r = self.env.exchange(client, subject, audiences=["https://storage.example.org"], job_id="wait-%d" % k)
+            with lock:
+                results.append(r.status)
+
+        threads = [threading.Thread(target=exchange, args=(k,)) for k in range(8)]
+        waiting = 0
+        try:
+            locker.stdin.write("BEGIN; LOCK TABLE scrip.issued_tokens IN EXCLUSIVE MODE;\n")
+            locker.stdin.flush()
+            deadline = time.monotonic() + 10
+            while not self.env.db.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                                         " WHERE c.relname = 'issued_tokens' AND l.mode = 'ExclusiveLock'"
+                                         " AND l.granted"):
+                self.assertLess(time.monotonic(), deadline, "the lock was never taken")
+                time.sleep(0.02)
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 3  # well within query_timeout (5 s): the statements in flight wait
+            while waiting == 0 and time.monotonic() < deadline:
+                waiting = self.records_waiting()
+                time.sleep(0.02)
+        finally:
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            locker.wait(timeout=30)
+            for t in threads:
+                t.join()
+        self.assertGreaterEqual(waiting, 1, "no record was counted waiting")
+        self.assertLessEqual(waiting, 8)
+        self.assertEqual(results, [200] * 8)
+        self.assertEqual(self.records_waiting(), 0)
+
     def test_every_token_answered_is_recorded_once(self):
         client = self.env.new_client()
         subject = self.env.subject_token()
