@@ -203,7 +203,7 @@ static bool may_join(int apart, const struct record *taken, size_t n, const stru
 static char *records_json(const scrip_batch_kind_t *kind, const struct record *records, size_t n)
 {
 	scrip_jsonw_t w;
-	scrip_jsonw_init(&w, n * 512);
+	scrip_jsonw_init(&w, n * 1024); /* a record is 600 to 800 bytes */
 	scrip_jsonw_raw(&w, "[");
 	for (size_t i = 0; i < n; i++) {
 		scrip_jsonw_raw(&w, i ? ",{" : "{");
