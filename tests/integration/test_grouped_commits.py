@@ -53,6 +53,21 @@ def tearDownModule():
         raise AssertionError("; ".join(problems))
 
 
+def lock_issued_tokens(case, then=""):
+    """A psql session that holds an EXCLUSIVE lock on scrip.issued_tokens (every insert waits for it), then
+    runs then; returned once the lock is held. Ends when its stdin is closed."""
+    locker = subprocess.Popen([case.env.db.psql, "-X", "-q", "-d", case.env.db.dsn], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    locker.stdin.write("BEGIN; LOCK TABLE scrip.issued_tokens IN EXCLUSIVE MODE;%s\n" % then)
+    locker.stdin.flush()
+    deadline = time.monotonic() + 10
+    while not case.env.db.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                                 " WHERE c.relname = 'issued_tokens' AND l.mode = 'ExclusiveLock' AND l.granted"):
+        case.assertLess(time.monotonic(), deadline, "the lock was never taken")
+        time.sleep(0.02)
+    return locker
+
+
 def redemption_line(redemption, jti):
     """One line of record-driver --redeem: (old hash, new hash, retry, grant_id[, uses: 0]) and the jti."""
     old, new, retry, gid = redemption[:4]
@@ -255,19 +270,8 @@ class DriverTest(ScripTestCase):
         # then (a waiting record's timeout counts from when it was added), so their group
         # fails at once instead of waiting a second timeout; and none is written again token
         # by token (a timeout is not one token's fault).
-        locker = subprocess.Popen([self.env.db.psql, "-X", "-q", "-d", self.env.db.dsn],
-                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  text=True)
+        locker = lock_issued_tokens(self, " SELECT pg_sleep(4); COMMIT;")
         try:
-            locker.stdin.write("BEGIN; LOCK TABLE scrip.issued_tokens IN EXCLUSIVE MODE;"
-                               " SELECT pg_sleep(4); COMMIT;\n")
-            locker.stdin.flush()
-            deadline = time.time() + 10
-            while not self.env.db.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                                         " WHERE c.relname = 'issued_tokens' AND l.mode = 'ExclusiveLock'"
-                                         " AND l.granted"):
-                self.assertLess(time.time(), deadline, "the lock was never taken")
-                time.sleep(0.05)
             prefix, waiting, outcomes, stderr = self.drive(6, "--timeout", 1000)
         finally:
             locker.stdin.close()
@@ -700,8 +704,6 @@ class ScripdTest(ScripTestCase):
         client = self.env.new_client()
         subject = self.env.subject_token()
         self.assertEqual(self.records_waiting(), 0)
-        locker = subprocess.Popen([self.env.db.psql, "-X", "-q", "-d", self.env.db.dsn], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
         results, lock = [], threading.Lock()
 
         def exchange(k):
@@ -711,15 +713,8 @@ class ScripdTest(ScripTestCase):
 
         threads = [threading.Thread(target=exchange, args=(k,)) for k in range(8)]
         waiting = 0
+        locker = lock_issued_tokens(self)
         try:
-            locker.stdin.write("BEGIN; LOCK TABLE scrip.issued_tokens IN EXCLUSIVE MODE;\n")
-            locker.stdin.flush()
-            deadline = time.monotonic() + 10
-            while not self.env.db.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                                         " WHERE c.relname = 'issued_tokens' AND l.mode = 'ExclusiveLock'"
-                                         " AND l.granted"):
-                self.assertLess(time.monotonic(), deadline, "the lock was never taken")
-                time.sleep(0.02)
             for t in threads:
                 t.start()
             deadline = time.monotonic() + 3  # well within query_timeout (5 s): the statements in flight wait
