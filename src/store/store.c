@@ -236,6 +236,29 @@ static char *json_strings(const char *const *values, size_t n)
 	return text;
 }
 
+/* Whether what a statement issues for a job may be written: the job has
+ * not ended, as read once the job's lock is held shared, which the
+ * statement keeps until it commits (migration 014, scrip.jobs_open). A job's
+ * end takes that lock exclusively before it looks for the job's grants and
+ * tokens, so it finds every one the statement writes, or the statement
+ * finds the end. Read from ended_jobs directly, as of the statement's
+ * start, the check missed a job ended while the statement ran, and the
+ * job's end missed the token. For one row: CLIENT and JOB are parameters
+ * (a row with no job passes without the function). */
+#define JOB_OPEN(CLIENT, JOB) \
+	"(" JOB "::text IS NULL OR EXISTS (SELECT 1 FROM scrip.jobs_open(ARRAY[" CLIENT "::text], ARRAY[" JOB "::text])))"
+
+/* For a group, as the CTE that holds the open jobs of recordset SET (its
+ * columns client_id and job_id, listed in the order of its unique column
+ * KEY so that the two arrays pair up), and the condition on one row ROW
+ * of SET. */
+#define JOBS_OPEN(SET, KEY)                                                                  \
+	"SELECT * FROM scrip.jobs_open(ARRAY(SELECT client_id FROM " SET " ORDER BY " KEY "),"   \
+	"                              ARRAY(SELECT job_id FROM " SET " ORDER BY " KEY "))"
+#define JOBS_OPEN_IN(OPEN, ROW)                                                                      \
+	"(" ROW ".job_id IS NULL OR EXISTS (SELECT 1 FROM " OPEN " WHERE " OPEN ".client_id = " ROW ".client_id" \
+	" AND " OPEN ".job_id = " ROW ".job_id))"
+
 /* One statement, so one implicit transaction: the token's row and its
  * audit row are committed together or not at all. */
 static const char token_record_sql[] =
@@ -244,7 +267,7 @@ static const char token_record_sql[] =
 	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo)"
 	"  SELECT $1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
 	"         $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12, $15"
-	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = $2 AND e.job_id = $8)"
+	"   WHERE " JOB_OPEN("$2", "$8")
 	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr, vo)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
 	"                                 remote_addr, requested_scope, requested_audiences, vo)"
@@ -261,6 +284,7 @@ static const char token_record_batch_sql[] =
 	"    upstream_issuer text, subject_token_ref text, scopes text, audiences text, job_id text, kid text,"
 	"    issued_at bigint, expires_at bigint, remote_addr text, requested_scope text,"
 	"    requested_audiences text, vo text)),"
+	" o AS (" JOBS_OPEN("r", "jti") "),"
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
 	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo)"
@@ -268,7 +292,7 @@ static const char token_record_batch_sql[] =
 	"         string_to_array(r.scopes, ' '), ARRAY(SELECT jsonb_array_elements_text(r.audiences::jsonb)),"
 	"         r.job_id, r.kid, to_timestamp(r.issued_at), to_timestamp(r.expires_at), r.remote_addr, r.vo"
 	"    FROM r"
-	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = r.client_id AND e.job_id = r.job_id)"
+	"   WHERE " JOBS_OPEN_IN("o", "r")
 	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr, vo)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
 	"                                 remote_addr, requested_scope, requested_audiences, vo)"
@@ -387,7 +411,7 @@ static const char grant_create_sql[] =
 	"                            expires_at, max_uses, vo)"
 	"  SELECT $1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
 	"         $8::jsonb, to_timestamp($9::bigint), NULLIF($10::integer, 0), $16"
-	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = $2 AND e.job_id = $5)"
+	"   WHERE " JOB_OPEN("$2", "$5")
 	"  RETURNING grant_id, client_id, subject, upstream_issuer, job_id, vo),"
 	" r AS ("
 	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
@@ -407,6 +431,7 @@ static const char grant_create_batch_sql[] =
 	"    upstream_issuer text, job_id text, scopes text, audiences text, groups text, expires_at bigint,"
 	"    max_uses integer, token_hash text, remote_addr text, requested_scope text, requested_audiences text,"
 	"    subject_token_ref text, vo text)),"
+	" o AS (" JOBS_OPEN("r", "grant_id") "),"
 	" g AS ("
 	"  INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, job_id, scopes, audiences, groups,"
 	"                            expires_at, max_uses, vo)"
@@ -414,7 +439,7 @@ static const char grant_create_batch_sql[] =
 	"         ARRAY(SELECT jsonb_array_elements_text(r.audiences::jsonb)), r.groups::jsonb,"
 	"         to_timestamp(r.expires_at), NULLIF(r.max_uses, 0), r.vo"
 	"    FROM r"
-	"   WHERE NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = r.client_id AND e.job_id = r.job_id)"
+	"   WHERE " JOBS_OPEN_IN("o", "r")
 	"  RETURNING grant_id, client_id, subject, upstream_issuer, job_id, vo),"
 	" t AS ("
 	"  INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
@@ -637,10 +662,13 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
  * then checks it as that transaction left it (active, this client's, not
  * expired, used up, suspended), and USES, the count of uses the redemption
  * was decided on, must still be the count: a redemption committed since
- * (of this token, or of its successor) changed it. The job's end is read
- * from ended_jobs as of the statement's start: a job ended by revoking
- * another of its grants (POST /revoke), which leaves this grant's row as
- * it is, may still see a redemption that began before it committed. Only then is the token claimed
+ * (of this token, or of its successor) changed it. A job's end, however it
+ * comes, revokes the job's grants (their rows) before it looks for the
+ * job's tokens in a later statement (scrip.job_end, migration 014): so a
+ * redemption either commits first, and its token is revoked with the
+ * job's, or waits for the grant's row and finds it revoked (ended_jobs,
+ * read as of the statement's start, is only a shortcut). Only after the
+ * grant's row is the token claimed
  * (rotated), a retry's unseen successor superseded, and the successor
  * stored. So of concurrent redemptions of one grant exactly one gets
  * through, and a grant changed while a redemption waits leaves the token

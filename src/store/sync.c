@@ -909,39 +909,32 @@ end:
 
 /* ---- jobs and revocation ---- */
 
-/* Ends one (client, job) in the caller's transaction, in one statement:
- * the ended_jobs row, the grants with their refresh tokens, the access
- * tokens, and the audit row when anything changed. Returns one row:
- * ended_now, grants, refresh tokens, access tokens. */
+/* Ends one (client, job) in the caller's transaction: scrip.job_end
+ * (migration 014) ends the job and revokes its grants and access tokens,
+ * under the job's lock; the audit row follows when anything changed.
+ * Returns one row: ended_now, grants, refresh tokens, access tokens. */
 static const char job_end_sql[] =
-	"WITH j AS ("
-	"  INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by, reason) VALUES ($1, $2, current_user, $3)"
-	"  ON CONFLICT DO NOTHING RETURNING 1"
-	"), g AS ("
-	"  UPDATE scrip.grants"
-	"     SET state = 'revoked', revoked_at = now(), revoked_by = current_user, revoked_reason = $3"
-	"   WHERE client_id = $1 AND job_id = $2 AND state = 'active' AND expires_at > now()"
-	"  RETURNING grant_id"
-	"), rt AS ("
-	"  UPDATE scrip.refresh_tokens t SET state = 'revoked'"
-	"    FROM g WHERE t.grant_id = g.grant_id AND t.state <> 'revoked' RETURNING 1"
-	"), at AS ("
-	"  UPDATE scrip.issued_tokens SET revoked_at = now(), revoked_by = current_user, revoked_reason = $3"
-	"   WHERE client_id = $1 AND job_id = $2 AND revoked_at IS NULL AND expires_at > now() RETURNING 1"
-	"), n AS ("
-	"  SELECT (SELECT count(*) FROM j) AS ended, (SELECT count(*) FROM g) AS grants,"
-	"         (SELECT count(*) FROM rt) AS refresh_tokens, (SELECT count(*) FROM at) AS access_tokens"
+	"WITH n AS ("
+	"  SELECT * FROM scrip.job_end($1, $2, current_user, $3)"
 	"), a AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, client_id, job_id, description, actor)"
 	"  SELECT 'job_end', 'done', $1, $2,"
 	"         format('job %s; revoked %s grants (%s refresh tokens) and %s access tokens; reason: %s',"
-	"                CASE WHEN ended > 0 THEN 'ended' ELSE 'had ended already' END,"
+	"                CASE WHEN ended THEN 'ended' ELSE 'had ended already' END,"
 	"                grants, refresh_tokens, access_tokens, $3),"
 	"         current_user"
-	"    FROM n WHERE ended > 0 OR grants > 0 OR access_tokens > 0"
+	"    FROM n WHERE ended OR grants > 0 OR access_tokens > 0"
 	"  RETURNING 1"
 	")"
-	" SELECT ended > 0, grants, refresh_tokens, access_tokens FROM n";
+	" SELECT ended, grants, refresh_tokens, access_tokens FROM n";
+
+/* The job's locks of all its clients at once, in the order every taker
+ * follows (scrip.jobs_lock): taken one client at a time, in another order
+ * than an exchange of several of them takes them shared, two could wait
+ * for each other. $1: the clients (a JSON array). */
+static const char job_lock_sql[] =
+	"SELECT scrip.jobs_lock(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)),"
+	"                       array_fill($2::text, ARRAY[jsonb_array_length($1::jsonb)]), true)";
 
 /* Every client that has anything of the job, ordered. */
 static const char job_clients_sql[] =
@@ -1018,6 +1011,26 @@ static scrip_sync_result_t *job_clients(scrip_sync_t *db, const char *job_id, co
 	return res;
 }
 
+/* Takes the job's locks of all the clients (job_lock_sql). */
+static bool job_lock(scrip_sync_t *db, const scrip_sync_result_t *clients, const char *job_id, scrip_err_t *err)
+{
+	json_t *ids = json_array();
+	for (int i = 0; ids && i < scrip_sync_result_rows(clients); i++)
+		if (json_array_append_new(ids, json_string(scrip_sync_result_value(clients, i, 0))) != 0)
+			break;
+	char *text = ids ? json_dumps(ids, JSON_COMPACT) : NULL;
+	json_decref(ids);
+	if (!text) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return false;
+	}
+	const char *params[] = { text, job_id };
+	scrip_sync_result_t *res = scrip_sync_query(db, job_lock_sql, 2, params, err);
+	free(text);
+	scrip_sync_result_free(res);
+	return res != NULL;
+}
+
 json_t *scrip_sync_job_end(scrip_sync_t *db, const char *job_id, const char *client_id, const char *reason,
 			   scrip_err_t *err)
 {
@@ -1028,7 +1041,8 @@ json_t *scrip_sync_job_end(scrip_sync_t *db, const char *job_id, const char *cli
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
 		goto end;
 	}
-	if (!scrip_sync_begin(db, err) || !(clients = job_clients(db, job_id, client_id, err)))
+	if (!scrip_sync_begin(db, err) || !(clients = job_clients(db, job_id, client_id, err)) ||
+	    !job_lock(db, clients, job_id, err))
 		goto end;
 	for (int i = 0; i < scrip_sync_result_rows(clients); i++)
 		if (!job_end_one(db, scrip_sync_result_value(clients, i, 0), job_id, reason, out, err))

@@ -314,43 +314,32 @@ static const char revoke_access_sql[] =
 	"             ELSE '" OUTCOME_ALREADY "' END";
 
 /* The grant, its refresh tokens, the access tokens redeemed from it and,
- * when it is bound to a job, the job and every access token of that
- * (client, job): RFC 7009 §2.1 asks that revoking a refresh token revoke
- * the access tokens of the same grant, and ending a job is how a framework
- * says the work is over. The grant UPDATE locks the grant's row, so a
- * redemption that locks it too either finishes first or sees it revoked. */
+ * when it is bound to a job, the job's end (every grant and access token
+ * of that client's job): RFC 7009 §2.1 asks that revoking a refresh token
+ * revoke the access tokens of the same grant, and ending a job is how a
+ * framework says the work is over. scrip.grant_revoke (migration 014)
+ * changes them, under the job's lock and each step with what has committed
+ * when it starts, so that no token of the job issued meanwhile escapes;
+ * this statement only finds the grant and writes the audit row. The
+ * grant's UPDATE there locks its row, so a redemption either finishes
+ * first (and its token is revoked) or finds the grant revoked. */
 static const char revoke_refresh_sql[] =
 	"WITH r AS ("
-	"  SELECT g.grant_id, g.client_id FROM scrip.refresh_tokens rt JOIN scrip.grants g ON g.grant_id = rt.grant_id"
+	"  SELECT g.grant_id, g.client_id, g.subject, g.job_id"
+	"    FROM scrip.refresh_tokens rt JOIN scrip.grants g ON g.grant_id = rt.grant_id"
 	"   WHERE rt.token_hash = decode($1, 'hex')"
 	"), g AS ("
-	"  UPDATE scrip.grants g"
-	"     SET state = 'revoked', revoked_at = now(), revoked_by = $2, revoked_reason = 'revoked by client'"
-	"    FROM r WHERE g.grant_id = r.grant_id AND r.client_id = $2 AND g.state = 'active'"
-	"  RETURNING g.grant_id, g.client_id, g.subject, g.job_id"
-	"), rts AS ("
-	"  UPDATE scrip.refresh_tokens t SET state = 'revoked'"
-	"    FROM g WHERE t.grant_id = g.grant_id AND t.state <> 'revoked'"
-	"  RETURNING 1"
-	"), job AS ("
-	"  INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by, reason)"
-	"  SELECT client_id, job_id, client_id, 'revoked by client' FROM g WHERE job_id IS NOT NULL"
-	"  ON CONFLICT DO NOTHING"
-	"  RETURNING 1"
-	"), ats AS ("
-	"  UPDATE scrip.issued_tokens i"
-	"     SET revoked_at = now(), revoked_by = $2, revoked_reason = 'revoked by client'"
-	"    FROM g WHERE (i.grant_id = g.grant_id OR (i.client_id = g.client_id AND i.job_id = g.job_id))"
-	"     AND i.revoked_at IS NULL"
-	"  RETURNING 1"
+	"  SELECT r.*, v.refresh_tokens, v.access_tokens, v.job_ended"
+	"    FROM r CROSS JOIN LATERAL scrip.grant_revoke(r.grant_id, r.client_id, $2, 'revoked by client') v"
+	"   WHERE r.client_id = $2 AND v.revoked"
 	"), ok AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, grant_id, description,"
 	"                                  remote_addr)"
 	"  SELECT 'revocation', 'revoked', g.client_id, g.subject, NULL, g.job_id, g.grant_id,"
 	"         format('refresh token revoked by its client (POST /revoke): grant revoked with %s refresh tokens"
-	" and %s access tokens%s', (SELECT count(*) FROM rts), (SELECT count(*) FROM ats),"
+	" and %s access tokens%s', g.refresh_tokens, g.access_tokens,"
 	"                CASE WHEN g.job_id IS NULL THEN ''"
-	"                     WHEN EXISTS (SELECT 1 FROM job) THEN '; job ended'"
+	"                     WHEN g.job_ended THEN '; job ended'"
 	"                     ELSE '; job had ended already' END),"
 	"         $3 FROM g"
 	"  RETURNING id"

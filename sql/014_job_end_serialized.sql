@@ -1,0 +1,153 @@
+-- 014_job_end_serialized.sql — no token of a job is issued past the job's
+-- end.
+--
+-- A job's end (`scripctl job end`, or POST /revoke of a job-bound grant)
+-- revokes the job's grants and access tokens; what issues for a job
+-- refuses a job that has ended. Both used to read the other's rows as of
+-- their statement's start, so a token issued at the moment the job ended
+-- could miss both: the issuing statement did not yet see the end, and the
+-- end did not yet see the token. Such a token stayed active, and the job's
+-- end did not count it. Three steps close that:
+--
+--   1. Whatever issues for a job (an exchange, a new grant) holds the
+--      job's lock shared until it commits, and reads the job's end only
+--      once it holds it. A job's end holds the lock exclusively. So either
+--      the token commits before the job's end looks for tokens, or the
+--      issuer reads the end once it has committed.
+--   2. A job's end revokes every grant of the job before its tokens. A
+--      redemption updates its grant's row before anything else, so it has
+--      either committed before the grant is revoked or waits for that and
+--      finds the grant revoked.
+--   3. The job's refresh and access tokens are revoked by later statements
+--      than the grants, which see every redemption the grants' update
+--      waited for. (Read in the same statement, the successor refresh token
+--      and the access token of such a redemption were missed.)
+--
+-- Each statement of a plpgsql function that is not STABLE reads what has
+-- committed when it starts (READ COMMITTED), which is why the checks after
+-- a lock live in these functions and not in the callers' statements.
+
+-- The lock of (client_id, job_id): class "scrp" (0x73637270) of the
+-- two-integer advisory locks, and a hash of the pair (two jobs that share
+-- a hash only wait for each other).
+CREATE FUNCTION scrip.job_lock_key(lock_client text, lock_job text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT hashtext(lock_client || E'\n' || lock_job)
+$$;
+
+-- Takes the locks of the pairs (client_ids[i], job_ids[i]) with a job,
+-- shared or exclusive, until the end of the transaction: in the order of
+-- their keys, which every caller follows, so that no two transactions
+-- each wait for a lock the other holds.
+CREATE FUNCTION scrip.jobs_lock(client_ids text[], job_ids text[], exclusive boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	k integer;
+BEGIN
+	FOR k IN SELECT DISTINCT scrip.job_lock_key(p.c, p.j)
+	           FROM unnest(client_ids, job_ids) AS p(c, j) WHERE p.c IS NOT NULL AND p.j IS NOT NULL
+	          ORDER BY 1 LOOP
+		IF exclusive THEN
+			PERFORM pg_advisory_xact_lock(1935897200, k);
+		ELSE
+			PERFORM pg_advisory_xact_lock_shared(1935897200, k);
+		END IF;
+	END LOOP;
+END $$;
+
+-- The pairs (client_ids[i], job_ids[i]) whose job has not ended, read
+-- once their locks are held shared (step 1): what the caller then issues
+-- for them commits before any end of those jobs looks for it.
+CREATE FUNCTION scrip.jobs_open(client_ids text[], job_ids text[]) RETURNS TABLE (client_id text, job_id text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM scrip.jobs_lock(client_ids, job_ids, false);
+	RETURN QUERY
+	SELECT DISTINCT p.c, p.j FROM unnest(client_ids, job_ids) AS p(c, j)
+	 WHERE p.c IS NOT NULL AND p.j IS NOT NULL
+	   AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = p.c AND e.job_id = p.j);
+END $$;
+
+-- Ends the job end_job of client end_client, in the caller's transaction:
+-- its ended_jobs row, then its live grants with their refresh tokens (step
+-- 2), then its live access tokens (step 3), each revoked by end_by for
+-- end_reason. Returns whether the job ended now (not before) and how many
+-- of each were revoked.
+CREATE FUNCTION scrip.job_end(end_client text, end_job text, end_by text, end_reason text,
+                              OUT ended boolean, OUT grants bigint, OUT refresh_tokens bigint,
+                              OUT access_tokens bigint)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	revoked_grants text[];
+BEGIN
+	PERFORM scrip.jobs_lock(ARRAY[end_client], ARRAY[end_job], true);
+	INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by, reason)
+	VALUES (end_client, end_job, end_by, end_reason)
+	ON CONFLICT DO NOTHING;
+	ended := FOUND;
+	WITH g AS (
+		UPDATE scrip.grants g
+		   SET state = 'revoked', revoked_at = now(), revoked_by = end_by, revoked_reason = end_reason
+		 WHERE g.client_id = end_client AND g.job_id = end_job AND g.state = 'active' AND g.expires_at > now()
+		RETURNING g.grant_id
+	)
+	SELECT array_agg(g.grant_id) INTO revoked_grants FROM g;
+	grants := coalesce(cardinality(revoked_grants), 0);
+	-- Statements of their own: they see the refresh and access tokens of
+	-- the redemptions that the grants' update waited for.
+	UPDATE scrip.refresh_tokens t SET state = 'revoked'
+	 WHERE t.grant_id = ANY (revoked_grants) AND t.state <> 'revoked';
+	GET DIAGNOSTICS refresh_tokens = ROW_COUNT;
+	UPDATE scrip.issued_tokens i
+	   SET revoked_at = now(), revoked_by = end_by, revoked_reason = end_reason
+	 WHERE i.client_id = end_client AND i.job_id = end_job AND i.revoked_at IS NULL AND i.expires_at > now();
+	GET DIAGNOSTICS access_tokens = ROW_COUNT;
+END $$;
+
+-- Revokes grant rev_grant of client rev_client (RFC 7009 §2.1: the
+-- refresh token's grant), whatever its expiry: the grant, its refresh
+-- tokens and the access tokens redeemed from it; and, when the grant is
+-- bound to a job, ends the job as job_end does, under the job's lock taken
+-- before the grant's row. Returns whether the grant was revoked now (false
+-- when it was not active, or is not rev_client's: then nothing changed),
+-- the refresh and access tokens revoked in all, and whether the grant's
+-- job ended now.
+CREATE FUNCTION scrip.grant_revoke(rev_grant text, rev_client text, rev_by text, rev_reason text,
+                                   OUT revoked boolean, OUT refresh_tokens bigint, OUT access_tokens bigint,
+                                   OUT job_ended boolean)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	rev_job text;
+	job record;
+	n bigint;
+BEGIN
+	revoked := false;
+	refresh_tokens := 0;
+	access_tokens := 0;
+	job_ended := false;
+	SELECT g.job_id INTO rev_job FROM scrip.grants g WHERE g.grant_id = rev_grant AND g.client_id = rev_client;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	PERFORM scrip.jobs_lock(ARRAY[rev_client], ARRAY[rev_job], true);
+	UPDATE scrip.grants g
+	   SET state = 'revoked', revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
+	 WHERE g.grant_id = rev_grant AND g.state = 'active';
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	revoked := true;
+	UPDATE scrip.refresh_tokens t SET state = 'revoked' WHERE t.grant_id = rev_grant AND t.state <> 'revoked';
+	GET DIAGNOSTICS refresh_tokens = ROW_COUNT;
+	IF rev_job IS NOT NULL THEN
+		SELECT * INTO job FROM scrip.job_end(rev_client, rev_job, rev_by, rev_reason);
+		job_ended := job.ended;
+		refresh_tokens := refresh_tokens + job.refresh_tokens;
+		access_tokens := job.access_tokens;
+	END IF;
+	UPDATE scrip.issued_tokens i
+	   SET revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
+	 WHERE i.grant_id = rev_grant AND i.revoked_at IS NULL;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	access_tokens := access_tokens + n;
+END $$;

@@ -1,0 +1,294 @@
+"""test_job_end_races.py — a job's end and what issues for the job at the
+same moment: no token of a job may stay active once its end has committed,
+and the end counts every token it revoked.
+
+Each test holds the issuing statement at a chosen point (after it has begun,
+so after it took its snapshot) with a lock of its own, starts the job's end
+(`scripctl job end`, or POST /revoke of another grant of the job), lets the
+issuing statement go once the end is either waiting or done, and then reads
+what is left:
+
+- an exchange (record-driver: the batcher's statement), held by a trigger
+  on scrip.issued_tokens that waits for a lock of the test;
+- a redemption of one of the job's grants, held by a session that holds the
+  grant's row, against `scripctl job end` and against POST /revoke of the
+  job's other grant.
+
+Before migration 014 the token of each came through active: the end read
+the job's tokens as of its start, and the issuing statement read the end
+as of its own."""
+
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import threading
+import time
+import unittest
+import urllib.parse
+
+from harness import BUILDDIR, DemoIssuer, Env, ScripTestCase, basic_auth
+
+ENV = None
+DRIVER = os.path.join(BUILDDIR, "tests", "integration", "record-driver")
+HOLD_KEY = 4713  # the test's own advisory lock (one-key space: scrip's locks are elsewhere)
+
+
+def setUpModule():
+    global ENV
+    ENV = Env("jobrace", [("demo", DemoIssuer(audience="scrip"), {"audience": "scrip"})], server={"threads": 2})
+    ScripTestCase.env = ENV
+    ENV.up()
+
+
+def tearDownModule():
+    problems = ENV.down()
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+class Session:
+    """A psql session fed line by line; ends when closed."""
+
+    def __init__(self, env, **variables):
+        args = [env.db.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", env.db.dsn]
+        for k, v in variables.items():
+            args += ["-v", "%s=%s" % (k, v)]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def send(self, sql):
+        self.proc.stdin.write(sql + "\n")
+        self.proc.stdin.flush()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            if self.proc.wait(timeout=30) != 0:
+                raise AssertionError("psql session failed: %s" % self.proc.stderr.read())
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Background(threading.Thread):
+    """Runs fn in a thread; result holds what it returned."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self.fn, self.result, self.error = fn, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.fn()
+        except BaseException as e:  # reported by the test through self.error
+            self.error = e
+
+    def outcome(self, case):
+        self.join(timeout=60)
+        case.assertFalse(self.is_alive(), "still running")
+        if self.error:
+            raise self.error
+        return self.result
+
+
+class JobEndRaceTest(ScripTestCase):
+
+    def setUp(self):
+        self.client = self.env.new_client()
+        self.job = "race-" + secrets.token_hex(4)
+
+    def tearDown(self):
+        self.env.db.execute("DROP TRIGGER IF EXISTS test_hold ON scrip.issued_tokens;"
+                            " DROP FUNCTION IF EXISTS public.test_hold()")
+
+    # --- holding and waiting ---------------------------------------------
+    def wait_until(self, predicate, failure, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            self.assertLess(time.monotonic(), deadline, failure)
+            time.sleep(0.02)
+
+    def waiting_on_lock(self, like):
+        return self.env.db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                  " AND query LIKE :'q'", q=like)
+
+    def hold_advisory(self):
+        """A session holding the test's advisory lock; released by release_advisory."""
+        holder = Session(self.env)
+        holder.send("SELECT pg_advisory_lock(%d);" % HOLD_KEY)
+        self.wait_until(lambda: self.env.db.scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %d AND granted" % HOLD_KEY),
+            "the test's lock was never taken")
+        return holder
+
+    def hold_token_inserts(self):
+        """Every insert of a token of this client's job into scrip.issued_tokens waits, inside its
+        statement, for the test's advisory lock."""
+        self.env.db.execute(
+            "CREATE FUNCTION public.test_hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.client_id = %s AND NEW.job_id = %s THEN PERFORM pg_advisory_xact_lock_shared(%d); END IF;"
+            " RETURN NEW; END $$;"
+            " CREATE TRIGGER test_hold BEFORE INSERT ON scrip.issued_tokens FOR EACH ROW"
+            " EXECUTE FUNCTION public.test_hold()" % (quote(self.client.id), quote(self.job), HOLD_KEY))
+
+    # --- the two sides ----------------------------------------------------
+    def job_end(self):
+        out = self.env.scripd.scripctl("job", "end", self.job, "--client", self.client.id, "--reason", "race",
+                                       "--json", check=True)
+        (one,) = json.loads(out.stdout)["clients"]
+        return one
+
+    def grant(self, refresh=None):
+        """A grant of the job with one active refresh token (refresh, or a random one): (grant_id, hash hex)."""
+        gid = "g-" + secrets.token_hex(6)
+        h = hashlib.sha256(refresh.encode()).hexdigest() if refresh else secrets.token_hex(32)
+        self.env.db.execute(
+            "INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, job_id, scopes, audiences,"
+            " expires_at, vo) VALUES (:'g', :'c', 'sub-r', 'https://issuer.example.org', :'j',"
+            " ARRAY['storage.read:/demo'], ARRAY['https://storage.example.org'], now() + interval '1 day', 'default');"
+            " INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation) VALUES (decode(:'h', 'hex'), :'g', 1)",
+            g=gid, c=self.client.id, j=self.job, h=h)
+        return gid, h
+
+    def redeem_held(self, gid, h, end):
+        """Redeems grant gid's token while a session holds the grant's row; once the redemption waits for it,
+        starts end (a function) in the background and lets the row go when end waits too or is done.
+        Returns (the redemption's outcome, its jti, what end returned)."""
+        holder = Session(self.env, g=gid)
+        driver, ending = None, None
+        jti = "r-" + secrets.token_hex(6)
+        try:
+            holder.send("BEGIN; SELECT 1 FROM scrip.grants WHERE grant_id = :'g' FOR UPDATE;")
+            self.wait_until(lambda: self.env.db.scalar(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE c.relname = 'grants' AND l.mode = 'RowShareLock' AND l.granted"), "the row was never held")
+            driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, "1", "--redeem"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+            driver.stdin.write("%s %s 0 %s %s 0\n" % (h, secrets.token_hex(32), gid, jti))
+            driver.stdin.close()
+            self.wait_until(lambda: self.waiting_on_lock("%refresh_tokens%"), "the redemption never waited")
+            ending = Background(end)
+            self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%scrip.%") >= 2,
+                            "the job's end neither waited nor finished")
+            holder.send("COMMIT;")
+            holder.close()
+            out = driver.stdout.read()
+            self.assertEqual(driver.wait(timeout=60), 0, driver.stderr.read()[-2000:])
+        finally:
+            holder.kill()
+            if driver and driver.poll() is None:
+                driver.kill()
+                driver.wait()
+        (line,) = out.splitlines()[1:]
+        return line.split(" ")[2], jti, ending.outcome(self)
+
+    # --- what is left -----------------------------------------------------
+    def active_tokens_of_job(self):
+        return self.env.db.scalar("SELECT count(*) FROM scrip.issued_tokens WHERE client_id = :'c'"
+                                  " AND job_id = :'j' AND revoked_at IS NULL", c=self.client.id, j=self.job)
+
+    def assert_revoked_with_the_job(self, jti, reason):
+        row = self.env.db.query("SELECT revoked_at IS NOT NULL AS revoked, revoked_reason FROM scrip.issued_tokens"
+                                " WHERE jti = :'j'", j=jti)
+        self.assertEqual(row, [{"revoked": True, "revoked_reason": reason}])
+        self.assertEqual(self.active_tokens_of_job(), 0)
+
+    # --- the tests --------------------------------------------------------
+    def exchange_during_job_end(self, n, index):
+        """record-driver records n tokens of the client, token index of its job "ended-job"; that token's
+        insert waits, inside its statement, until `scripctl job end` has begun (and waits) or is done.
+        Returns (that token's outcome, its jti, what the job's end reported)."""
+        self.job = "ended-job"
+        self.hold_token_inserts()
+        holder = self.hold_advisory()
+        driver, ending = None, None
+        try:
+            driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, str(n), "--ended", str(index)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.wait_until(lambda: self.waiting_on_lock("%issued_tokens%"), "the exchange never waited")
+            ending = Background(self.job_end)
+            self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%jobs_lock%"),
+                            "the job's end neither waited nor finished")
+            holder.send("SELECT pg_advisory_unlock(%d);" % HOLD_KEY)
+            holder.close()
+            out = driver.stdout.read()
+            self.assertEqual(driver.wait(timeout=60), 0, driver.stderr.read()[-2000:])
+        finally:
+            holder.kill()
+            if driver and driver.poll() is None:
+                driver.kill()
+                driver.wait()
+        lines = out.splitlines()
+        outcomes = dict((int(i), (jti, o)) for i, jti, o in (line.split(" ") for line in lines[2:]))
+        self.assertEqual(sorted(outcomes), list(range(n)))
+        self.assertEqual({o for i, (_, o) in outcomes.items() if i != index}, {"written"} if n > 1 else set())
+        jti, outcome = outcomes[index]
+        return outcome, jti, ending.outcome(self)
+
+    def test_exchange_during_job_end_is_revoked_with_the_job(self):
+        """An exchange's statement that began before the job's end and writes its token after the end began:
+        the end waits for it, revokes the token and counts it."""
+        outcome, jti, ended = self.exchange_during_job_end(1, 0)
+        self.assertEqual(outcome, "written")
+        self.assertEqual((ended["ended_now"], ended["access_tokens"]), (True, 1))
+        self.assert_revoked_with_the_job(jti, "race")
+
+    def test_exchange_in_a_group_during_job_end_is_revoked_with_the_job(self):
+        """The same for a token written with others by the grouped statement."""
+        outcome, jti, ended = self.exchange_during_job_end(3, 2)
+        self.assertEqual(outcome, "written")
+        self.assertEqual((ended["ended_now"], ended["access_tokens"]), (True, 1))
+        self.assert_revoked_with_the_job(jti, "race")
+
+    def test_redemption_during_job_end_is_revoked_with_the_job(self):
+        """A redemption that holds its grant's row first: `scripctl job end` waits for it, then revokes the
+        grant and the token it issued."""
+        gid, h = self.grant()
+        outcome, jti, ended = self.redeem_held(gid, h, self.job_end)
+        self.assertEqual(outcome, "written")
+        self.assertEqual((ended["ended_now"], ended["grants"], ended["refresh_tokens"], ended["access_tokens"]),
+                         (True, 1, 2, 1))  # the redeemed token and its successor
+        self.assert_revoked_with_the_job(jti, "race")
+        self.assertEqual(self.env.db.scalar("SELECT state FROM scrip.grants WHERE grant_id = :'g'", g=gid),
+                         "revoked")
+
+    def test_redemption_during_revocation_of_another_grant_is_revoked_with_the_job(self):
+        """POST /revoke of one grant of the job ends the job: a redemption of the job's other grant that holds
+        that grant's row first is waited for, and its token revoked."""
+        refresh = secrets.token_urlsafe(32)
+        self.env.remember(refresh, "refresh token")
+        revoked_gid, _ = self.grant(refresh)
+        gid, h = self.grant()
+
+        def revoke():
+            return self.env.scripd.request(
+                "POST", "/revoke", urllib.parse.urlencode([("token", refresh)]).encode("ascii"),
+                {"Content-Type": "application/x-www-form-urlencoded",
+                 "Authorization": basic_auth(self.client.id, self.client.secret)})
+
+        outcome, jti, r = self.redeem_held(gid, h, revoke)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(outcome, "written")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.refresh_tokens WHERE grant_id = :'g'"
+                                            " AND state <> 'revoked'", g=gid), 0)
+        self.assert_revoked_with_the_job(jti, "revoked by client")
+        states = self.env.db.query("SELECT grant_id, state FROM scrip.grants WHERE job_id = :'j' ORDER BY grant_id",
+                                   j=self.job)
+        self.assertEqual({s["grant_id"]: s["state"] for s in states}, {revoked_gid: "revoked", gid: "revoked"})
+        (event,) = self.env.db.query("SELECT description FROM scrip.audit_events WHERE event = 'revocation'"
+                                     " AND grant_id = :'g'", g=revoked_gid)
+        self.assertIn("3 refresh tokens and 1 access tokens; job ended", event["description"])
+
+
+def quote(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+if __name__ == "__main__":
+    unittest.main()
