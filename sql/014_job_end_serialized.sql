@@ -30,9 +30,17 @@
 -- The lock of (client_id, job_id): class "scrp" (0x73637270) of the
 -- two-integer advisory locks, and a hash of the pair (two jobs that share
 -- a hash only wait for each other).
+--
+-- job_lock_key, jobs_lock and jobs_open have no SET search_path (the
+-- first and the last are on the path of every exchange): a SET clause
+-- costs each call a save and restore of the setting and keeps an SQL
+-- function from being inlined.
+-- They run with the caller's rights (a search path planted for them would
+-- gain nothing), and the tables and functions in them are qualified (but
+-- unnest of two arrays, which is syntax).
 CREATE FUNCTION scrip.job_lock_key(lock_client text, lock_job text) RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT hashtext(lock_client || E'\n' || lock_job)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT pg_catalog.hashtext(pg_catalog.textcat(pg_catalog.textcat(lock_client, E'\n'), lock_job))
 $$;
 
 -- Takes the locks of the pairs (client_ids[i], job_ids[i]) with a job,
@@ -40,7 +48,7 @@ $$;
 -- their keys, which every caller follows, so that no two transactions
 -- each wait for a lock the other holds.
 CREATE FUNCTION scrip.jobs_lock(client_ids text[], job_ids text[], exclusive boolean) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
 	k integer;
 BEGIN
@@ -48,9 +56,9 @@ BEGIN
 	           FROM unnest(client_ids, job_ids) AS p(c, j) WHERE p.c IS NOT NULL AND p.j IS NOT NULL
 	          ORDER BY 1 LOOP
 		IF exclusive THEN
-			PERFORM pg_advisory_xact_lock(1935897200, k);
+			PERFORM pg_catalog.pg_advisory_xact_lock(1935897200, k);
 		ELSE
-			PERFORM pg_advisory_xact_lock_shared(1935897200, k);
+			PERFORM pg_catalog.pg_advisory_xact_lock_shared(1935897200, k);
 		END IF;
 	END LOOP;
 END $$;
@@ -59,9 +67,14 @@ END $$;
 -- once their locks are held shared (step 1): what the caller then issues
 -- for them commits before any end of those jobs looks for it.
 CREATE FUNCTION scrip.jobs_open(client_ids text[], job_ids text[]) RETURNS TABLE (client_id text, job_id text)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-	PERFORM scrip.jobs_lock(client_ids, job_ids, false);
+	-- jobs_lock's loop as one query (on every exchange): the volatile
+	-- function of the select list runs in the order of the ORDER BY.
+	PERFORM pg_catalog.pg_advisory_xact_lock_shared(1935897200, k.k)
+	   FROM (SELECT DISTINCT scrip.job_lock_key(p.c, p.j) AS k
+	           FROM unnest(client_ids, job_ids) AS p(c, j) WHERE p.c IS NOT NULL AND p.j IS NOT NULL) k
+	  ORDER BY k.k;
 	RETURN QUERY
 	SELECT DISTINCT p.c, p.j FROM unnest(client_ids, job_ids) AS p(c, j)
 	 WHERE p.c IS NOT NULL AND p.j IS NOT NULL

@@ -8,8 +8,9 @@ so after it took its snapshot) with a lock of its own, starts the job's end
 issuing statement go once the end is either waiting or done, and then reads
 what is left:
 
-- an exchange (record-driver: the batcher's statement), held by a trigger
-  on scrip.issued_tokens that waits for a lock of the test;
+- an exchange, or a new grant (record-driver: the batcher's statements),
+  held by a trigger on scrip.issued_tokens (scrip.grants) that waits for a
+  lock of the test;
 - a redemption of one of the job's grants, held by a session that holds the
   grant's row, against `scripctl job end` and against POST /revoke of the
   job's other grant.
@@ -104,6 +105,7 @@ class JobEndRaceTest(ScripTestCase):
 
     def tearDown(self):
         self.env.db.execute("DROP TRIGGER IF EXISTS test_hold ON scrip.issued_tokens;"
+                            " DROP TRIGGER IF EXISTS test_hold ON scrip.grants;"
                             " DROP FUNCTION IF EXISTS public.test_hold()")
 
     # --- holding and waiting ---------------------------------------------
@@ -126,15 +128,15 @@ class JobEndRaceTest(ScripTestCase):
             "the test's lock was never taken")
         return holder
 
-    def hold_token_inserts(self):
-        """Every insert of a token of this client's job into scrip.issued_tokens waits, inside its
-        statement, for the test's advisory lock."""
+    def hold_inserts(self, table):
+        """Every insert of a row of this client's job into scrip.TABLE waits, inside its statement, for the
+        test's advisory lock."""
         self.env.db.execute(
             "CREATE FUNCTION public.test_hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             " IF NEW.client_id = %s AND NEW.job_id = %s THEN PERFORM pg_advisory_xact_lock_shared(%d); END IF;"
             " RETURN NEW; END $$;"
-            " CREATE TRIGGER test_hold BEFORE INSERT ON scrip.issued_tokens FOR EACH ROW"
-            " EXECUTE FUNCTION public.test_hold()" % (quote(self.client.id), quote(self.job), HOLD_KEY))
+            " CREATE TRIGGER test_hold BEFORE INSERT ON scrip.%s FOR EACH ROW"
+            " EXECUTE FUNCTION public.test_hold()" % (quote(self.client.id), quote(self.job), HOLD_KEY, table))
 
     # --- the two sides ----------------------------------------------------
     def job_end(self):
@@ -200,18 +202,19 @@ class JobEndRaceTest(ScripTestCase):
         self.assertEqual(self.active_tokens_of_job(), 0)
 
     # --- the tests --------------------------------------------------------
-    def exchange_during_job_end(self, n, index):
-        """record-driver records n tokens of the client, token index of its job "ended-job"; that token's
-        insert waits, inside its statement, until `scripctl job end` has begun (and waits) or is done.
-        Returns (that token's outcome, its jti, what the job's end reported)."""
+    def exchange_during_job_end(self, n, index, grants=False):
+        """record-driver records n tokens (or grants) of the client, number index of its job "ended-job";
+        that one's insert waits, inside its statement, until `scripctl job end` has begun (and waits) or is
+        done. Returns (its outcome, its jti or grant id, what the job's end reported)."""
         self.job = "ended-job"
-        self.hold_token_inserts()
+        self.hold_inserts("grants" if grants else "issued_tokens")
         holder = self.hold_advisory()
         driver, ending = None, None
         try:
-            driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, str(n), "--ended", str(index)],
+            driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, str(n), "--ended", str(index)]
+                                      + (["--grants"] if grants else []),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            self.wait_until(lambda: self.waiting_on_lock("%issued_tokens%"), "the exchange never waited")
+            self.wait_until(lambda: self.waiting_on_lock("%INSERT INTO scrip.%"), "the exchange never waited")
             ending = Background(self.job_end)
             self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%jobs_lock%"),
                             "the job's end neither waited nor finished")
@@ -245,6 +248,16 @@ class JobEndRaceTest(ScripTestCase):
         self.assertEqual(outcome, "written")
         self.assertEqual((ended["ended_now"], ended["access_tokens"]), (True, 1))
         self.assert_revoked_with_the_job(jti, "race")
+
+    def test_grant_made_during_job_end_is_revoked_with_the_job(self):
+        """A new grant of the job, written by a statement that began before the job's end: the end waits for
+        it and revokes it with its refresh token."""
+        outcome, gid, ended = self.exchange_during_job_end(3, 1, grants=True)
+        self.assertEqual(outcome, "written")
+        self.assertEqual((ended["ended_now"], ended["grants"], ended["refresh_tokens"]), (True, 1, 1))
+        rows = self.env.db.query("SELECT g.state, r.state AS token FROM scrip.grants g JOIN scrip.refresh_tokens r"
+                                 " USING (grant_id) WHERE g.grant_id = :'g'", g=gid)
+        self.assertEqual(rows, [{"state": "revoked", "token": "revoked"}])
 
     def test_redemption_during_job_end_is_revoked_with_the_job(self):
         """A redemption that holds its grant's row first: `scripctl job end` waits for it, then revokes the
