@@ -6,8 +6,10 @@
 -- refuses a job that has ended. Both used to read the other's rows as of
 -- their statement's start, so a token issued at the moment the job ended
 -- could miss both: the issuing statement did not yet see the end, and the
--- end did not yet see the token. Such a token stayed active, and the job's
--- end did not count it. Three steps close that:
+-- end did not yet see the token. Such a token's row stayed unrevoked, and
+-- the job's end did not count it (introspection and redemption answered
+-- inactive all the same: they read the job's end and the grant's state on
+-- every use). Three steps close that:
 --
 --   1. Whatever issues for a job (an exchange, a new grant) holds the
 --      job's lock shared until it commits, and reads the job's end only
@@ -27,54 +29,60 @@
 -- committed when it starts (READ COMMITTED), which is why the checks after
 -- a lock live in these functions and not in the callers' statements.
 
--- The lock of (client_id, job_id): class "scrp" (0x73637270) of the
--- two-integer advisory locks, and a hash of the pair (two jobs that share
--- a hash only wait for each other).
+-- The lock of a job: class "scrp" (0x73637270) of the two-integer
+-- advisory locks, and a hash of the job id alone. The same job id of two
+-- clients is two jobs, but one lock: so `scripctl job end` without
+-- --client holds it before it reads which clients have the job, and none
+-- can come between. (Two job ids that share a hash only wait for each
+-- other.) A job's end takes one lock, and what issues takes no other lock
+-- that a job's end holds: no two can each wait for the other.
 --
--- job_lock_key, jobs_lock and jobs_open have no SET search_path (the
--- first and the last are on the path of every exchange): a SET clause
--- costs each call a save and restore of the setting and keeps an SQL
--- function from being inlined.
--- They run with the caller's rights (a search path planted for them would
--- gain nothing), and the tables and functions in them are qualified (but
--- unnest of two arrays, which is syntax).
-CREATE FUNCTION scrip.job_lock_key(lock_client text, lock_job text) RETURNS integer
+-- The four functions that follow (three of them on the path of every
+-- exchange) have no SET search_path: a SET clause costs each call a save
+-- and restore of the setting and keeps an SQL function from being inlined. They run with the
+-- caller's rights (a search path planted for them would gain nothing), and
+-- the tables and functions in them are qualified (but unnest of two
+-- arrays, which is syntax).
+--
+-- Every function here runs only in READ COMMITTED: in REPEATABLE READ or
+-- SERIALIZABLE each statement reads as of the transaction's first one, and
+-- a read after a lock would miss what committed while it waited. scripd
+-- and scripctl set READ COMMITTED whatever the roles' defaults.
+CREATE FUNCTION scrip.job_lock_key(lock_job text) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT pg_catalog.hashtext(pg_catalog.textcat(pg_catalog.textcat(lock_client, E'\n'), lock_job))
+	SELECT pg_catalog.hashtext(lock_job)
 $$;
 
--- Takes the locks of the pairs (client_ids[i], job_ids[i]) with a job,
--- shared or exclusive, until the end of the transaction: in the order of
--- their keys, which every caller follows, so that no two transactions
--- each wait for a lock the other holds.
-CREATE FUNCTION scrip.jobs_lock(client_ids text[], job_ids text[], exclusive boolean) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-	k integer;
+-- Refuses (SQLSTATE 25001) a transaction that is not READ COMMITTED.
+CREATE FUNCTION scrip.read_committed_only(caller text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
-	FOR k IN SELECT DISTINCT scrip.job_lock_key(p.c, p.j)
-	           FROM unnest(client_ids, job_ids) AS p(c, j) WHERE p.c IS NOT NULL AND p.j IS NOT NULL
-	          ORDER BY 1 LOOP
-		IF exclusive THEN
-			PERFORM pg_catalog.pg_advisory_xact_lock(1935897200, k);
-		ELSE
-			PERFORM pg_catalog.pg_advisory_xact_lock_shared(1935897200, k);
-		END IF;
-	END LOOP;
+	IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION '% runs only in READ COMMITTED transactions, not %', caller,
+		                pg_catalog.current_setting('transaction_isolation')
+		      USING ERRCODE = '25001';
+	END IF;
+END $$;
+
+-- Holds job lock_job's lock exclusively until the end of the transaction:
+-- a job's end, before anything else.
+CREATE FUNCTION scrip.job_lock(lock_job text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	PERFORM scrip.read_committed_only('scrip.job_lock');
+	PERFORM pg_catalog.pg_advisory_xact_lock(1935897200, scrip.job_lock_key(lock_job));
 END $$;
 
 -- The pairs (client_ids[i], job_ids[i]) whose job has not ended, read
--- once their locks are held shared (step 1): what the caller then issues
--- for them commits before any end of those jobs looks for it.
+-- once the jobs' locks are held shared (step 1), until the end of the
+-- transaction: what the caller then issues for them commits before any
+-- end of those jobs looks for it.
 CREATE FUNCTION scrip.jobs_open(client_ids text[], job_ids text[]) RETURNS TABLE (client_id text, job_id text)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-	-- jobs_lock's loop as one query (on every exchange): the volatile
-	-- function of the select list runs in the order of the ORDER BY.
+	PERFORM scrip.read_committed_only('scrip.jobs_open');
 	PERFORM pg_catalog.pg_advisory_xact_lock_shared(1935897200, k.k)
-	   FROM (SELECT DISTINCT scrip.job_lock_key(p.c, p.j) AS k
-	           FROM unnest(client_ids, job_ids) AS p(c, j) WHERE p.c IS NOT NULL AND p.j IS NOT NULL) k
-	  ORDER BY k.k;
+	   FROM (SELECT DISTINCT scrip.job_lock_key(j) AS k FROM unnest(job_ids) AS j WHERE j IS NOT NULL) k;
 	RETURN QUERY
 	SELECT DISTINCT p.c, p.j FROM unnest(client_ids, job_ids) AS p(c, j)
 	 WHERE p.c IS NOT NULL AND p.j IS NOT NULL
@@ -93,7 +101,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	revoked_grants text[];
 BEGIN
-	PERFORM scrip.jobs_lock(ARRAY[end_client], ARRAY[end_job], true);
+	PERFORM scrip.job_lock(end_job);
 	INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by, reason)
 	VALUES (end_client, end_job, end_by, end_reason)
 	ON CONFLICT DO NOTHING;
@@ -123,18 +131,20 @@ END $$;
 -- bound to a job, ends the job as job_end does, under the job's lock taken
 -- before the grant's row. Returns whether the grant was revoked now (false
 -- when it was not active, or is not rev_client's: then nothing changed),
--- the refresh and access tokens revoked in all, and whether the grant's
--- job ended now.
+-- the job's other grants, the refresh tokens and the access tokens revoked
+-- in all, and whether the grant's job ended now.
 CREATE FUNCTION scrip.grant_revoke(rev_grant text, rev_client text, rev_by text, rev_reason text,
-                                   OUT revoked boolean, OUT refresh_tokens bigint, OUT access_tokens bigint,
-                                   OUT job_ended boolean)
+                                   OUT revoked boolean, OUT other_grants bigint, OUT refresh_tokens bigint,
+                                   OUT access_tokens bigint, OUT job_ended boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	rev_job text;
 	job record;
 	n bigint;
 BEGIN
+	PERFORM scrip.read_committed_only('scrip.grant_revoke');
 	revoked := false;
+	other_grants := 0;
 	refresh_tokens := 0;
 	access_tokens := 0;
 	job_ended := false;
@@ -142,7 +152,9 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
-	PERFORM scrip.jobs_lock(ARRAY[rev_client], ARRAY[rev_job], true);
+	IF rev_job IS NOT NULL THEN
+		PERFORM scrip.job_lock(rev_job);
+	END IF;
 	UPDATE scrip.grants g
 	   SET state = 'revoked', revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
 	 WHERE g.grant_id = rev_grant AND g.state = 'active';
@@ -155,6 +167,7 @@ BEGIN
 	IF rev_job IS NOT NULL THEN
 		SELECT * INTO job FROM scrip.job_end(rev_client, rev_job, rev_by, rev_reason);
 		job_ended := job.ended;
+		other_grants := job.grants;
 		refresh_tokens := refresh_tokens + job.refresh_tokens;
 		access_tokens := job.access_tokens;
 	END IF;

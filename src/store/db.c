@@ -756,9 +756,14 @@ scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool
 	 *
 	 * jit=off: a plan that must scan anyway is costed above the JIT
 	 * threshold (enable_seqscan=off adds 1e10), and compiling it took
-	 * 100 to 250 ms, for statements that run in a millisecond. */
+	 * 100 to 250 ms, for statements that run in a millisecond.
+	 *
+	 * default_transaction_isolation=read committed: a statement that waits
+	 * for a job's lock (migration 014) must then read what committed
+	 * meanwhile, which REPEATABLE READ would not. */
 	snprintf(db->session_options, sizeof(db->session_options),
-		 "-c statement_timeout=%d -c lock_timeout=%d -c synchronous_commit=%s -c enable_seqscan=off -c jit=off",
+		 "-c statement_timeout=%d -c lock_timeout=%d -c synchronous_commit=%s -c enable_seqscan=off -c jit=off"
+		 " -c default_transaction_isolation=read\\ committed",
 		 query_timeout_ms, query_timeout_ms, synchronous_commit);
 	if (!db->conninfo || !db->conns || !db->janitor) {
 		scrip_db_free(db);

@@ -183,9 +183,11 @@ void scrip_sync_result_free(scrip_sync_result_t *res)
 	free(res);
 }
 
+/* READ COMMITTED whatever the role's default: a statement that waited for
+ * a lock (a job's, migration 014) must then read what committed meanwhile. */
 bool scrip_sync_begin(scrip_sync_t *db, scrip_err_t *err)
 {
-	return scrip_sync_exec(db, "BEGIN", 0, NULL, err);
+	return scrip_sync_exec(db, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, err);
 }
 
 bool scrip_sync_commit(scrip_sync_t *db, scrip_err_t *err)
@@ -928,14 +930,6 @@ static const char job_end_sql[] =
 	")"
 	" SELECT ended, grants, refresh_tokens, access_tokens FROM n";
 
-/* The job's locks of all its clients at once, in the order every taker
- * follows (scrip.jobs_lock): taken one client at a time, in another order
- * than an exchange of several of them takes them shared, two could wait
- * for each other. $1: the clients (a JSON array). */
-static const char job_lock_sql[] =
-	"SELECT scrip.jobs_lock(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)),"
-	"                       array_fill($2::text, ARRAY[jsonb_array_length($1::jsonb)]), true)";
-
 /* Every client that has anything of the job, ordered. */
 static const char job_clients_sql[] =
 	"SELECT client_id FROM ("
@@ -1011,22 +1005,14 @@ static scrip_sync_result_t *job_clients(scrip_sync_t *db, const char *job_id, co
 	return res;
 }
 
-/* Takes the job's locks of all the clients (job_lock_sql). */
-static bool job_lock(scrip_sync_t *db, const scrip_sync_result_t *clients, const char *job_id, scrip_err_t *err)
+/* Holds the job's lock (scrip.job_lock, migration 014) until the end of
+ * the transaction, before the job's clients are read: an exchange of the
+ * job in flight, of any client, has committed by then, and one that comes
+ * after waits and finds the job ended. */
+static bool job_lock(scrip_sync_t *db, const char *job_id, scrip_err_t *err)
 {
-	json_t *ids = json_array();
-	for (int i = 0; ids && i < scrip_sync_result_rows(clients); i++)
-		if (json_array_append_new(ids, json_string(scrip_sync_result_value(clients, i, 0))) != 0)
-			break;
-	char *text = ids ? json_dumps(ids, JSON_COMPACT) : NULL;
-	json_decref(ids);
-	if (!text) {
-		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
-		return false;
-	}
-	const char *params[] = { text, job_id };
-	scrip_sync_result_t *res = scrip_sync_query(db, job_lock_sql, 2, params, err);
-	free(text);
+	const char *params[] = { job_id };
+	scrip_sync_result_t *res = scrip_sync_query(db, "SELECT scrip.job_lock($1)", 1, params, err);
 	scrip_sync_result_free(res);
 	return res != NULL;
 }
@@ -1041,8 +1027,8 @@ json_t *scrip_sync_job_end(scrip_sync_t *db, const char *job_id, const char *cli
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
 		goto end;
 	}
-	if (!scrip_sync_begin(db, err) || !(clients = job_clients(db, job_id, client_id, err)) ||
-	    !job_lock(db, clients, job_id, err))
+	if (!scrip_sync_begin(db, err) || !job_lock(db, job_id, err) ||
+	    !(clients = job_clients(db, job_id, client_id, err)))
 		goto end;
 	for (int i = 0; i < scrip_sync_result_rows(clients); i++)
 		if (!job_end_one(db, scrip_sync_result_value(clients, i, 0), job_id, reason, out, err))

@@ -320,7 +320,9 @@ static const char revoke_access_sql[] =
  * framework says the work is over. scrip.grant_revoke (migration 014)
  * changes them, under the job's lock and each step with what has committed
  * when it starts, so that no token of the job issued meanwhile escapes;
- * this statement only finds the grant and writes the audit row. The
+ * this statement only finds the grant and writes the audit row (and must
+ * not change a row the function changes: PostgreSQL would refuse a row
+ * modified by a function called from the same statement). The
  * grant's UPDATE there locks its row, so a redemption either finishes
  * first (and its token is revoked) or finds the grant revoked. */
 static const char revoke_refresh_sql[] =
@@ -329,15 +331,15 @@ static const char revoke_refresh_sql[] =
 	"    FROM scrip.refresh_tokens rt JOIN scrip.grants g ON g.grant_id = rt.grant_id"
 	"   WHERE rt.token_hash = decode($1, 'hex')"
 	"), g AS ("
-	"  SELECT r.*, v.refresh_tokens, v.access_tokens, v.job_ended"
-	"    FROM r CROSS JOIN LATERAL scrip.grant_revoke(r.grant_id, r.client_id, $2, 'revoked by client') v"
+	"  SELECT r.*, v.other_grants, v.refresh_tokens, v.access_tokens, v.job_ended"
+	"    FROM r CROSS JOIN LATERAL scrip.grant_revoke(r.grant_id, $2, $2, 'revoked by client') v"
 	"   WHERE r.client_id = $2 AND v.revoked"
 	"), ok AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, grant_id, description,"
 	"                                  remote_addr)"
 	"  SELECT 'revocation', 'revoked', g.client_id, g.subject, NULL, g.job_id, g.grant_id,"
-	"         format('refresh token revoked by its client (POST /revoke): grant revoked with %s refresh tokens"
-	" and %s access tokens%s', g.refresh_tokens, g.access_tokens,"
+	"         format('refresh token revoked by its client (POST /revoke): %s grants, %s refresh tokens and"
+	" %s access tokens revoked%s', 1 + g.other_grants, g.refresh_tokens, g.access_tokens,"
 	"                CASE WHEN g.job_id IS NULL THEN ''"
 	"                     WHEN g.job_ended THEN '; job ended'"
 	"                     ELSE '; job had ended already' END),"

@@ -132,9 +132,11 @@ void scrip_tokens_revoke_access(scrip_db_t *db, const char *jti, const scrip_rev
  * revoked_reason), all its refresh tokens 'revoked', every access token
  * redeemed from it revoked; when the grant has a job_id the job ends
  * (scrip.ended_jobs row with ended_by = the client id, reason 'revoked by
- * client'), which revokes every access token of that (client, job) too; and
- * one audit row (event 'revocation', outcome 'revoked', client_id, subject,
- * grant_id, job_id, description with the counts, remote_addr).
+ * client'), which revokes the job's other live grants with their refresh
+ * tokens and every live access token of that (client, job) too, under the
+ * job's lock (scrip.grant_revoke, migration 014); and one audit row (event
+ * 'revocation', outcome 'revoked', client_id, subject, grant_id, job_id,
+ * description with the counts, remote_addr).
  * SCRIP_REVOKE_ALREADY when the grant was revoked already. */
 void scrip_tokens_revoke_refresh(scrip_db_t *db, const uint8_t hash[SCRIP_SHA256_LEN], const scrip_revoker_t *who,
 				 scrip_tokens_revoke_cb cb, void *arg);

@@ -212,14 +212,17 @@ class DriverTest(ScripTestCase):
     def test_sessions_settings_win_over_the_roles(self):
         """Each session of the pool runs with its own settings, whatever the role's: synchronous_commit on (a
         token is answered only once its row is durable), statement and lock timeouts of query_timeout,
-        enable_seqscan off (a plan kept from a small table must not scan it grown) and jit off (a plan
-        costed as a scan was compiled for 100 to 250 ms, for statements of a millisecond)."""
+        enable_seqscan off (a plan kept from a small table must not scan it grown), jit off (a plan
+        costed as a scan was compiled for 100 to 250 ms, for statements of a millisecond) and READ COMMITTED
+        (a statement that waited for a job's lock reads what committed meanwhile)."""
         if not self.env.db.owned:
             raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose role settings this test cannot change")
-        names = ("synchronous_commit", "statement_timeout", "lock_timeout", "enable_seqscan", "jit")
+        names = ("synchronous_commit", "statement_timeout", "lock_timeout", "enable_seqscan", "jit",
+                 "default_transaction_isolation")
         self.env.db.execute("ALTER ROLE CURRENT_USER SET synchronous_commit = off;"
                             " ALTER ROLE CURRENT_USER SET statement_timeout = 0;"
-                            " ALTER ROLE CURRENT_USER SET enable_seqscan = on; ALTER ROLE CURRENT_USER SET jit = on")
+                            " ALTER ROLE CURRENT_USER SET enable_seqscan = on; ALTER ROLE CURRENT_USER SET jit = on;"
+                            " ALTER ROLE CURRENT_USER SET default_transaction_isolation = 'repeatable read'")
         try:
             out = subprocess.run([DRIVER, self.env.db.dsn, self.client.id, "1", "--settings"], capture_output=True,
                                  text=True, timeout=60)
@@ -228,7 +231,7 @@ class DriverTest(ScripTestCase):
         self.assertEqual(out.returncode, 0, out.stderr[-2000:])
         self.assertEqual(dict(line.split(" ", 1) for line in out.stdout.splitlines()),
                          {"synchronous_commit": "on", "statement_timeout": "10s", "lock_timeout": "10s",
-                          "enable_seqscan": "off", "jit": "off"})
+                          "enable_seqscan": "off", "jit": "off", "transaction_isolation": "read committed"})
 
     def test_nothing_waits_while_a_statement_is_free(self):
         prefix, waiting, outcomes, _ = self.drive(4, "--in-flight", 4)

@@ -581,7 +581,7 @@ class RevokeTest(Case):
         a = rows[0]
         self.assertEqual((a["event"], a["outcome"], a["client_id"], a["subject"], a["grant_id"], a["job_id"]),
                          ("revocation", "revoked", client.id, "dave", grant_id, job))
-        self.assertIn("2 refresh tokens and 2 access tokens; job ended", a["description"])
+        self.assertIn("1 grants, 2 refresh tokens and 2 access tokens revoked; job ended", a["description"])
         self.assertIn("127.0.0.1", a["remote_addr"] or "")
         # A rotated token of the revoked family: 200, nothing more.
         mark = self.env.audit_mark()

@@ -1,6 +1,6 @@
 """test_job_end_races.py — a job's end and what issues for the job at the
-same moment: no token of a job may stay active once its end has committed,
-and the end counts every token it revoked.
+same moment: once the end has committed, no row of the job's tokens or
+grants is left unrevoked, and the end counts every one it revoked.
 
 Each test holds the issuing statement at a chosen point (after it has begun,
 so after it took its snapshot) with a lock of its own, starts the job's end
@@ -15,9 +15,11 @@ what is left:
   grant's row, against `scripctl job end` and against POST /revoke of the
   job's other grant.
 
-Before migration 014 the token of each came through active: the end read
-the job's tokens as of its start, and the issuing statement read the end
-as of its own."""
+Before migration 014 each came through unrevoked and uncounted: the end
+read the job's tokens as of its start, and the issuing statement read the
+end as of its own. (Introspection answered inactive all the same: it reads
+the job's end on every use.) One more test has the exchange come while the
+end is under way: it waits, and finds the job ended."""
 
 import hashlib
 import json
@@ -165,10 +167,7 @@ class JobEndRaceTest(ScripTestCase):
         driver, ending = None, None
         jti = "r-" + secrets.token_hex(6)
         try:
-            holder.send("BEGIN; SELECT 1 FROM scrip.grants WHERE grant_id = :'g' FOR UPDATE;")
-            self.wait_until(lambda: self.env.db.scalar(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                " WHERE c.relname = 'grants' AND l.mode = 'RowShareLock' AND l.granted"), "the row was never held")
+            self.hold_grant_row(holder)
             driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, "1", "--redeem"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True)
@@ -178,17 +177,33 @@ class JobEndRaceTest(ScripTestCase):
             ending = Background(end)
             self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%scrip.%") >= 2,
                             "the job's end neither waited nor finished")
-            holder.send("COMMIT;")
-            holder.close()
-            out = driver.stdout.read()
-            self.assertEqual(driver.wait(timeout=60), 0, driver.stderr.read()[-2000:])
+            out = self.release(holder, driver)
         finally:
             holder.kill()
-            if driver and driver.poll() is None:
-                driver.kill()
-                driver.wait()
+            kill(driver)
         (line,) = out.splitlines()[1:]
         return line.split(" ")[2], jti, ending.outcome(self)
+
+    def hold_grant_row(self, holder):
+        """holder (a Session whose :'g' is a grant) holds that grant's row until released."""
+        holder.send("BEGIN; SELECT 1 FROM scrip.grants WHERE grant_id = :'g' FOR UPDATE;")
+        self.wait_until(lambda: self.env.db.scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " WHERE c.relname = 'grants' AND l.mode = 'RowShareLock' AND l.granted"), "the row was never held")
+
+    def release(self, holder, driver):
+        """Lets the grant's row go, and returns record-driver's output once it has ended well."""
+        holder.send("COMMIT;")
+        holder.close()
+        return self.finish(driver)
+
+    def finish(self, driver):
+        """record-driver's output, once it has ended well."""
+        if driver.stdin and driver.stdin.closed:
+            driver.stdin = None  # its input was written whole
+        out, err = driver.communicate(timeout=60)
+        self.assertEqual(driver.returncode, 0, err[-2000:])
+        return out
 
     # --- what is left -----------------------------------------------------
     def active_tokens_of_job(self):
@@ -216,23 +231,26 @@ class JobEndRaceTest(ScripTestCase):
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self.wait_until(lambda: self.waiting_on_lock("%INSERT INTO scrip.%"), "the exchange never waited")
             ending = Background(self.job_end)
-            self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%jobs_lock%"),
+            self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%scrip.job_lock(%"),
                             "the job's end neither waited nor finished")
             holder.send("SELECT pg_advisory_unlock(%d);" % HOLD_KEY)
             holder.close()
-            out = driver.stdout.read()
-            self.assertEqual(driver.wait(timeout=60), 0, driver.stderr.read()[-2000:])
+            out = self.finish(driver)
         finally:
             holder.kill()
-            if driver and driver.poll() is None:
-                driver.kill()
-                driver.wait()
+            kill(driver)
+        jti, outcome = self.record_outcome(out, n, index)
+        return outcome, jti, ending.outcome(self)
+
+    def record_outcome(self, out, n, index):
+        """From record-driver's output for n records, the others all written: (jti, outcome) of record index.
+        The records after the first waited for its statement and were written by the grouped one."""
         lines = out.splitlines()
+        self.assertEqual(lines[1], "waiting %d" % (n - 1))
         outcomes = dict((int(i), (jti, o)) for i, jti, o in (line.split(" ") for line in lines[2:]))
         self.assertEqual(sorted(outcomes), list(range(n)))
         self.assertEqual({o for i, (_, o) in outcomes.items() if i != index}, {"written"} if n > 1 else set())
-        jti, outcome = outcomes[index]
-        return outcome, jti, ending.outcome(self)
+        return outcomes[index]
 
     def test_exchange_during_job_end_is_revoked_with_the_job(self):
         """An exchange's statement that began before the job's end and writes its token after the end began:
@@ -258,6 +276,32 @@ class JobEndRaceTest(ScripTestCase):
         rows = self.env.db.query("SELECT g.state, r.state AS token FROM scrip.grants g JOIN scrip.refresh_tokens r"
                                  " USING (grant_id) WHERE g.grant_id = :'g'", g=gid)
         self.assertEqual(rows, [{"state": "revoked", "token": "revoked"}])
+
+    def test_exchange_behind_job_end_reads_the_end(self):
+        """An exchange that comes while the job's end is under way (here waiting for a grant's row, held by a
+        session) waits for it, then finds the job ended: refused, nothing written."""
+        self.job = "ended-job"
+        gid, _ = self.grant()
+        holder = Session(self.env, g=gid)
+        driver, ending = None, None
+        try:
+            self.hold_grant_row(holder)
+            ending = Background(self.job_end)
+            self.wait_until(lambda: self.waiting_on_lock("%scrip.job_end(%"), "the job's end never waited")
+            driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, "1", "--ended", "0"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # the job's end waits too, and its statement also inserts
+            self.wait_until(lambda: driver.poll() is not None or self.waiting_on_lock("%INSERT INTO scrip.%") >= 2,
+                            "the exchange neither waited nor finished")
+            out = self.release(holder, driver)
+        finally:
+            holder.kill()
+            kill(driver)
+        jti, outcome = self.record_outcome(out, 1, 0)
+        self.assertEqual(outcome, "job_ended")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.issued_tokens WHERE jti = :'j'", j=jti), 0)
+        ended = ending.outcome(self)
+        self.assertEqual((ended["ended_now"], ended["grants"], ended["access_tokens"]), (True, 1, 0))
 
     def test_redemption_during_job_end_is_revoked_with_the_job(self):
         """A redemption that holds its grant's row first: `scripctl job end` waits for it, then revokes the
@@ -296,7 +340,27 @@ class JobEndRaceTest(ScripTestCase):
         self.assertEqual({s["grant_id"]: s["state"] for s in states}, {revoked_gid: "revoked", gid: "revoked"})
         (event,) = self.env.db.query("SELECT description FROM scrip.audit_events WHERE event = 'revocation'"
                                      " AND grant_id = :'g'", g=revoked_gid)
-        self.assertIn("3 refresh tokens and 1 access tokens; job ended", event["description"])
+        self.assertIn("2 grants, 3 refresh tokens and 1 access tokens revoked; job ended", event["description"])
+
+
+class IsolationTest(ScripTestCase):
+
+    def test_job_functions_refuse_repeatable_read(self):
+        """In REPEATABLE READ a read after the job's lock would not see what committed while it waited: the
+        functions refuse to run there, rather than be wrong."""
+        for call in ("scrip.job_lock('j')", "scrip.jobs_open(ARRAY['c'], ARRAY['j'])",
+                     "scrip.job_end('c', 'j', 'test', 'test')", "scrip.grant_revoke('g', 'c', 'test', 'test')"):
+            with self.assertRaises(RuntimeError) as caught:
+                self.env.db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM %s; COMMIT" % call)
+            self.assertIn("runs only in READ COMMITTED transactions, not repeatable read", str(caught.exception))
+        self.env.db.execute("BEGIN; SELECT scrip.job_lock('j'); SELECT * FROM scrip.jobs_open(ARRAY['c'], ARRAY['j']);"
+                            " COMMIT")
+
+
+def kill(proc):
+    if proc and proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def quote(text):
