@@ -1134,22 +1134,33 @@ const char *scrip_sync_revoke_by_name(scrip_sync_revoke_by_t by)
 	"(($1 = 'subject' AND " t ".subject = $2) OR ($1 = 'client' AND " t ".client_id = $2)"                      \
 	" OR ($1 = 'job' AND " t ".job_id = $2))"
 
-static const char token_revoke_sql[] =
+/* Revoking is two statements of one transaction: the grants first, then
+ * their refresh tokens and the access tokens, which so see the tokens of
+ * every redemption the grants' update waited for (read in the same
+ * statement, a waited-for redemption's successor and access token were
+ * missed, as in scrip.job_end, migration 014). $1 to $3: selector, value,
+ * reason. Returns the count and the ids (an array literal). */
+static const char token_revoke_grants_sql[] =
 	"WITH g AS ("
 	"  UPDATE scrip.grants g SET state = 'revoked', revoked_at = now(), revoked_by = current_user,"
 	"                            revoked_reason = $3"
 	"   WHERE g.state = 'active' AND g.expires_at > now() AND " SQL_SELECTED("g")
 	"  RETURNING g.grant_id"
-	"), rt AS ("
+	")"
+	" SELECT count(*), coalesce(array_agg(grant_id), '{}') FROM g";
+
+/* $4: the grants revoked (an array literal), $5: how many. */
+static const char token_revoke_sql[] =
+	"WITH rt AS ("
 	"  UPDATE scrip.refresh_tokens t SET state = 'revoked'"
-	"    FROM g WHERE t.grant_id = g.grant_id AND t.state <> 'revoked' RETURNING 1"
+	"   WHERE t.grant_id = ANY ($4::text[]) AND t.state <> 'revoked' RETURNING 1"
 	"), at AS ("
 	"  UPDATE scrip.issued_tokens t SET revoked_at = now(), revoked_by = current_user, revoked_reason = $3"
 	"   WHERE t.revoked_at IS NULL"
 	"     AND (($1 = 'jti' AND t.jti = $2) OR (t.expires_at > now() AND " SQL_SELECTED("t") "))"
 	"  RETURNING t.jti, t.client_id, t.subject, t.job_id"
 	"), n AS ("
-	"  SELECT (SELECT count(*) FROM g) AS grants, (SELECT count(*) FROM rt) AS refresh_tokens,"
+	"  SELECT $5::bigint AS grants, (SELECT count(*) FROM rt) AS refresh_tokens,"
 	"         (SELECT count(*) FROM at) AS access_tokens"
 	"), a AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, description, actor)"
@@ -1182,7 +1193,7 @@ bool scrip_sync_token_revoke(scrip_sync_t *db, scrip_sync_revoke_by_t by, const 
 			     scrip_sync_revoked_t *out, scrip_err_t *err)
 {
 	bool ok = false;
-	scrip_sync_result_t *res = NULL;
+	scrip_sync_result_t *grants = NULL, *res = NULL;
 	const char *params[] = { scrip_sync_revoke_by_name(by), value, reason };
 	memset(out, 0, sizeof(*out));
 	if (!scrip_sync_begin(db, err))
@@ -1190,7 +1201,15 @@ bool scrip_sync_token_revoke(scrip_sync_t *db, scrip_sync_revoke_by_t by, const 
 	if ((by == SCRIP_SYNC_REVOKE_JTI && !jti_exists(db, value, err)) ||
 	    (by == SCRIP_SYNC_REVOKE_CLIENT && !client_exists(db, value, err)))
 		goto end;
-	if (!(res = scrip_sync_query(db, token_revoke_sql, 3, params, err)))
+	if (!(grants = scrip_sync_query(db, token_revoke_grants_sql, 3, params, err)))
+		goto end;
+	if (scrip_sync_result_rows(grants) != 1) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: revocation returned no row");
+		goto end;
+	}
+	const char *rest[] = { params[0], params[1], params[2], scrip_sync_result_value(grants, 0, 1),
+			       scrip_sync_result_value(grants, 0, 0) };
+	if (!(res = scrip_sync_query(db, token_revoke_sql, 5, rest, err)))
 		goto end;
 	if (scrip_sync_result_rows(res) != 1) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_result", "database error: revocation returned no row");
@@ -1203,6 +1222,7 @@ bool scrip_sync_token_revoke(scrip_sync_t *db, scrip_sync_revoke_by_t by, const 
 	out->access_tokens = (long)count_value(res, 2);
 	ok = true;
 end:
+	scrip_sync_result_free(grants);
 	scrip_sync_result_free(res);
 	scrip_sync_rollback(db);
 	return ok;

@@ -12,8 +12,9 @@ what is left:
   held by a trigger on scrip.issued_tokens (scrip.grants) that waits for a
   lock of the test;
 - a redemption of one of the job's grants, held by a session that holds the
-  grant's row, against `scripctl job end` and against POST /revoke of the
-  job's other grant.
+  grant's row, against `scripctl job end`, against POST /revoke of the
+  job's other grant, and against `scripctl token revoke --job` (which
+  revokes without ending the job, and had the same flaw).
 
 Before migration 014 each came through unrevoked and uncounted: the end
 read the job's tokens as of its start, and the issuing statement read the
@@ -314,6 +315,23 @@ class JobEndRaceTest(ScripTestCase):
         self.assert_revoked_with_the_job(jti, "race")
         self.assertEqual(self.env.db.scalar("SELECT state FROM scrip.grants WHERE grant_id = :'g'", g=gid),
                          "revoked")
+
+    def test_redemption_during_token_revoke_is_revoked_too(self):
+        """`scripctl token revoke --job` (which does not end the job) waits for a redemption holding the grant's
+        row the same way, and revokes the token it issued and its successor refresh token."""
+        gid, h = self.grant()
+
+        def revoke():
+            out = self.env.scripd.scripctl("token", "revoke", "--job", self.job, "--reason", "race", "--json",
+                                           check=True)
+            return json.loads(out.stdout)
+
+        outcome, jti, revoked = self.redeem_held(gid, h, revoke)
+        self.assertEqual(outcome, "written")
+        self.assertEqual((revoked["grants"], revoked["refresh_tokens"], revoked["access_tokens"]), (1, 2, 1))
+        self.assert_revoked_with_the_job(jti, "race")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.refresh_tokens WHERE grant_id = :'g'"
+                                            " AND state <> 'revoked'", g=gid), 0)
 
     def test_redemption_during_revocation_of_another_grant_is_revoked_with_the_job(self):
         """POST /revoke of one grant of the job ends the job: a redemption of the job's other grant that holds
