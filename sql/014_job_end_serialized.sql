@@ -125,15 +125,17 @@ BEGIN
 	GET DIAGNOSTICS access_tokens = ROW_COUNT;
 END $$;
 
--- Revokes grant rev_grant of client rev_client (RFC 7009 §2.1: the
--- refresh token's grant), whatever its expiry: the grant, its refresh
--- tokens and the access tokens redeemed from it; and, when the grant is
--- bound to a job, ends the job as job_end does, under the job's lock taken
--- before the grant's row. Returns whether the grant was revoked now (false
--- when it was not active, or is not rev_client's: then nothing changed),
--- the job's other grants, the refresh tokens and the access tokens revoked
--- in all, and whether the grant's job ended now.
-CREATE FUNCTION scrip.grant_revoke(rev_grant text, rev_client text, rev_by text, rev_reason text,
+-- Revokes grant rev_grant of client rev_client, whatever its expiry: the
+-- grant, then (later statements, step 3) its refresh tokens and the access
+-- tokens redeemed from it; and, when end_job and the grant is bound to a
+-- job, ends the job as job_end does, under the job's lock taken before the
+-- grant's row. POST /revoke of a refresh token (RFC 7009 §2.1: the token's
+-- grant) ends the job; a replayed refresh token revokes only its grant.
+-- Returns whether the grant was revoked now (false when it was not active,
+-- or is not rev_client's: then nothing changed), the job's other grants,
+-- the refresh tokens and the access tokens revoked in all, and whether the
+-- grant's job ended now.
+CREATE FUNCTION scrip.grant_revoke(rev_grant text, rev_client text, rev_by text, rev_reason text, end_job boolean,
                                    OUT revoked boolean, OUT other_grants bigint, OUT refresh_tokens bigint,
                                    OUT access_tokens bigint, OUT job_ended boolean)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -152,7 +154,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
-	IF rev_job IS NOT NULL THEN
+	IF end_job AND rev_job IS NOT NULL THEN
 		PERFORM scrip.job_lock(rev_job);
 	END IF;
 	UPDATE scrip.grants g
@@ -164,7 +166,7 @@ BEGIN
 	revoked := true;
 	UPDATE scrip.refresh_tokens t SET state = 'revoked' WHERE t.grant_id = rev_grant AND t.state <> 'revoked';
 	GET DIAGNOSTICS refresh_tokens = ROW_COUNT;
-	IF rev_job IS NOT NULL THEN
+	IF end_job AND rev_job IS NOT NULL THEN
 		SELECT * INTO job FROM scrip.job_end(rev_client, rev_job, rev_by, rev_reason);
 		job_ended := job.ended;
 		other_grants := job.grants;

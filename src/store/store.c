@@ -865,22 +865,22 @@ void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *r
 	free(auds);
 }
 
+/* The grant and its tokens (scrip.grant_revoke, migration 014: the tokens
+ * by statements after the grant's, so that those of a redemption the
+ * grant's update waited for are revoked too); the job goes on. */
 static const char grant_replay_sql[] =
-	"WITH g AS ("
-	"  UPDATE scrip.grants SET state = 'revoked', revoked_at = now(), revoked_by = 'scripd',"
-	"                          revoked_reason = 'refresh token replay'"
-	"   WHERE grant_id = $1 AND state = 'active'"
-	"  RETURNING grant_id, client_id, subject, upstream_issuer, job_id),"
-	" r AS (UPDATE scrip.refresh_tokens SET state = 'revoked' WHERE grant_id IN (SELECT grant_id FROM g)"
-	"         AND state <> 'revoked' RETURNING 1),"
-	" t AS (UPDATE scrip.issued_tokens SET revoked_at = now(), revoked_by = 'scripd',"
-	"              revoked_reason = 'refresh token replay'"
-	"        WHERE grant_id IN (SELECT grant_id FROM g) AND revoked_at IS NULL RETURNING 1)"
+	"WITH r AS ("
+	"  SELECT grant_id, client_id, subject, upstream_issuer, job_id FROM scrip.grants WHERE grant_id = $1"
+	"), g AS ("
+	"  SELECT r.*, v.refresh_tokens, v.access_tokens"
+	"    FROM r CROSS JOIN LATERAL scrip.grant_revoke(r.grant_id, r.client_id, 'scripd', 'refresh token replay',"
+	"                                                 false) v"
+	"   WHERE v.revoked)"
 	" INSERT INTO scrip.audit_events (event, outcome, error, reason, description, client_id, subject,"
 	"                                 upstream_issuer, job_id, grant_id, remote_addr)"
 	" SELECT 'token_refresh', 'replay', 'invalid_grant', 'refresh_token_replay',"
-	"        'a rotated refresh token was presented again: grant revoked with ' || (SELECT count(*) FROM r) ||"
-	"        ' refresh and ' || (SELECT count(*) FROM t) || ' access tokens',"
+	"        'a rotated refresh token was presented again: grant revoked with ' || refresh_tokens ||"
+	"        ' refresh and ' || access_tokens || ' access tokens',"
 	"        client_id, subject, upstream_issuer, job_id, grant_id, $2"
 	"   FROM g";
 

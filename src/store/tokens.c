@@ -332,7 +332,7 @@ static const char revoke_refresh_sql[] =
 	"   WHERE rt.token_hash = decode($1, 'hex')"
 	"), g AS ("
 	"  SELECT r.*, v.other_grants, v.refresh_tokens, v.access_tokens, v.job_ended"
-	"    FROM r CROSS JOIN LATERAL scrip.grant_revoke(r.grant_id, $2, $2, 'revoked by client') v"
+	"    FROM r CROSS JOIN LATERAL scrip.grant_revoke(r.grant_id, $2, $2, 'revoked by client', true) v"
 	"   WHERE r.client_id = $2 AND v.revoked"
 	"), ok AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, grant_id, description,"

@@ -13,8 +13,9 @@ what is left:
   lock of the test;
 - a redemption of one of the job's grants, held by a session that holds the
   grant's row, against `scripctl job end`, against POST /revoke of the
-  job's other grant, and against `scripctl token revoke --job` (which
-  revokes without ending the job, and had the same flaw).
+  job's other grant, against `scripctl token revoke --job` (which revokes
+  without ending the job, and had the same flaw), and against a replay of
+  the grant's rotated refresh token (which revokes the grant).
 
 Before migration 014 each came through unrevoked and uncounted: the end
 read the job's tokens as of its start, and the issuing statement read the
@@ -333,6 +334,32 @@ class JobEndRaceTest(ScripTestCase):
         self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.refresh_tokens WHERE grant_id = :'g'"
                                             " AND state <> 'revoked'", g=gid), 0)
 
+    def test_redemption_during_replay_is_revoked_with_the_grant(self):
+        """A rotated refresh token presented again (a replay) revokes its grant: a redemption of the current
+        token that holds the grant's row first is waited for, and its access token and successor revoked."""
+        replayed = secrets.token_urlsafe(32)
+        self.env.remember(replayed, "refresh token")
+        gid, old = self.grant(replayed)
+        current = secrets.token_hex(32)
+        self.env.db.execute(
+            "INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation) VALUES (decode(:'n', 'hex'), :'g', 2);"
+            " UPDATE scrip.refresh_tokens SET state = 'rotated', rotated_at = now() - interval '1 hour',"
+            " successor_hash = decode(:'n', 'hex') WHERE token_hash = decode(:'o', 'hex')", n=current, g=gid, o=old)
+
+        def replay():
+            return self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", replayed)], self.client)
+
+        outcome, jti, r = self.redeem_held(gid, current, replay)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertEqual(outcome, "written")
+        self.assert_revoked_with_the_job(jti, "refresh token replay")
+        states = self.env.db.query("SELECT state, count(*) AS n FROM scrip.refresh_tokens WHERE grant_id = :'g'"
+                                   " GROUP BY state", g=gid)
+        self.assertEqual(states, [{"state": "revoked", "n": 3}])
+        (event,) = self.env.db.query("SELECT description FROM scrip.audit_events WHERE outcome = 'replay'"
+                                     " AND grant_id = :'g'", g=gid)
+        self.assertIn("grant revoked with 3 refresh and 1 access tokens", event["description"])
+
     def test_redemption_during_revocation_of_another_grant_is_revoked_with_the_job(self):
         """POST /revoke of one grant of the job ends the job: a redemption of the job's other grant that holds
         that grant's row first is waited for, and its token revoked."""
@@ -367,7 +394,7 @@ class IsolationTest(ScripTestCase):
         """In REPEATABLE READ a read after the job's lock would not see what committed while it waited: the
         functions refuse to run there, rather than be wrong."""
         for call in ("scrip.job_lock('j')", "scrip.jobs_open(ARRAY['c'], ARRAY['j'])",
-                     "scrip.job_end('c', 'j', 'test', 'test')", "scrip.grant_revoke('g', 'c', 'test', 'test')"):
+                     "scrip.job_end('c', 'j', 'test', 'test')", "scrip.grant_revoke('g', 'c', 'test', 'test', true)"):
             with self.assertRaises(RuntimeError) as caught:
                 self.env.db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM %s; COMMIT" % call)
             self.assertIn("runs only in READ COMMITTED transactions, not repeatable read", str(caught.exception))
