@@ -34,8 +34,12 @@
 -- clients is two jobs, but one lock: so `scripctl job end` without
 -- --client holds it before it reads which clients have the job, and none
 -- can come between. (Two job ids that share a hash only wait for each
--- other.) A job's end takes one lock, and what issues takes no other lock
--- that a job's end holds: no two can each wait for the other.
+-- other.) A job's end takes one lock. What issues takes its jobs' locks
+-- in the order of their keys: a request for a lock queues behind a job's
+-- end waiting for it, so two groups that took the locks of two jobs in
+-- opposite orders would each wait for the other's job end, until
+-- PostgreSQL's deadlock check (after deadlock_timeout) reordered the
+-- queues.
 --
 -- The four functions that follow (three of them on the path of every
 -- exchange) have no SET search_path: a SET clause costs each call a save
@@ -81,8 +85,11 @@ CREATE FUNCTION scrip.jobs_open(client_ids text[], job_ids text[]) RETURNS TABLE
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
 	PERFORM scrip.read_committed_only('scrip.jobs_open');
+	-- The volatile function of the select list runs in the order of the
+	-- ORDER BY (the lock order above).
 	PERFORM pg_catalog.pg_advisory_xact_lock_shared(1935897200, k.k)
-	   FROM (SELECT DISTINCT scrip.job_lock_key(j) AS k FROM unnest(job_ids) AS j WHERE j IS NOT NULL) k;
+	   FROM (SELECT DISTINCT scrip.job_lock_key(j) AS k FROM unnest(job_ids) AS j WHERE j IS NOT NULL) k
+	  ORDER BY k.k;
 	RETURN QUERY
 	SELECT DISTINCT p.c, p.j FROM unnest(client_ids, job_ids) AS p(c, j)
 	 WHERE p.c IS NOT NULL AND p.j IS NOT NULL

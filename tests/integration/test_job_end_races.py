@@ -289,7 +289,9 @@ class JobEndRaceTest(ScripTestCase):
         try:
             self.hold_grant_row(holder)
             ending = Background(self.job_end)
-            self.wait_until(lambda: self.waiting_on_lock("%scrip.job_end(%"), "the job's end never waited")
+            self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%scrip.job_end(%"),
+                            "the job's end neither waited nor finished")
+            self.assertTrue(ending.is_alive(), "the job's end did not wait for the grant's row")
             driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, "1", "--ended", "0"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             # the job's end waits too, and its statement also inserts
