@@ -403,6 +403,22 @@ class IsolationTest(ScripTestCase):
         self.env.db.execute("BEGIN; SELECT scrip.job_lock('j'); SELECT * FROM scrip.jobs_open(ARRAY['c'], ARRAY['j']);"
                             " COMMIT")
 
+    def test_scripctl_sets_read_committed_whatever_the_role(self):
+        """scripctl begins its transactions READ COMMITTED: a role whose default is REPEATABLE READ still ends
+        jobs and revokes tokens."""
+        if not self.env.db.owned:
+            raise unittest.SkipTest("SCRIP_TEST_PG_DSN names a database whose role settings this test cannot change")
+        client = self.env.new_client()
+        self.env.db.execute("ALTER ROLE CURRENT_USER SET default_transaction_isolation = 'repeatable read'")
+        try:
+            ended = self.env.scripd.scripctl("job", "end", "rr-job", "--client", client.id, "--json")
+            revoked = self.env.scripd.scripctl("token", "revoke", "--job", "rr-job", "--json")
+        finally:
+            self.env.db.execute("ALTER ROLE CURRENT_USER RESET default_transaction_isolation")
+        self.assertEqual(ended.returncode, 0, ended.stderr)
+        self.assertEqual(json.loads(ended.stdout)["clients"][0]["ended_now"], True)
+        self.assertEqual(revoked.returncode, 0, revoked.stderr)
+
 
 def kill(proc):
     if proc and proc.poll() is None:
