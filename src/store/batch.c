@@ -125,16 +125,18 @@ static bool result_has_key(const scrip_db_result_t *res, const char *key)
 }
 
 /* A data exception (SQLSTATE class 22) or a constraint violation (23):
- * what some record's values may have caused; or a deadlock (40P01) with
- * another group that holds rows of the same grants in another order,
- * which records alone cannot meet. Any other failure (the database
- * unavailable, a timeout, a lock not granted) would be every record's
- * alike, and writing them one by one would only repeat it. */
+ * what some record's values may have caused; or a deadlock (40P01, twice:
+ * db.c ran the statement once more) with another transaction that holds
+ * some of the same rows, which records alone, each taking fewer, are less
+ * likely to meet. Any other failure (the database unavailable, a timeout,
+ * a lock not granted) would be every record's alike, and writing them one
+ * by one would only repeat it. */
 static bool worth_writing_alone(const scrip_err_t *err)
 {
+	if (strcmp(err->reason, "40P01") == 0)
+		return true;
 	return err->code == SCRIP_E_SERVER_ERROR && strlen(err->reason) == 5 &&
-	       (strncmp(err->reason, "22", 2) == 0 || strncmp(err->reason, "23", 2) == 0 ||
-		strcmp(err->reason, "40P01") == 0);
+	       (strncmp(err->reason, "22", 2) == 0 || strncmp(err->reason, "23", 2) == 0);
 }
 
 static void batch_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)

@@ -43,6 +43,7 @@ struct query {
 	int64_t queued_us;   /* scrip_obs_now_us() when queued: the latency metric */
 	bool prepare;        /* run as a prepared statement (scrip_db_query), not unprepared */
 	bool retried;        /* re-prepared once already after the server dropped its statement */
+	bool rerun;          /* run once more already after it lost to another transaction */
 	bool shared;         /* scrip_db_query_shared: identical shared reads queued later join it */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped: sent with the others of its group queued */
 	struct waiter *waiters, **waiters_end; /* those that joined, answered after cb, in order */
@@ -386,6 +387,33 @@ static bool conn_retry_stale(struct conn *c, struct query *q, const char *sqlsta
 	return true;
 }
 
+/* SQLSTATEs of a statement that lost to another transaction: 40P01, a
+ * deadlock PostgreSQL broke by aborting this side; 40001, a serialization
+ * failure. */
+static bool sqlstate_is_conflict(const char *state)
+{
+	return state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
+}
+
+/* The query lost to another transaction: run it once more on the same
+ * connection. Every query here is a statement of its own (its own
+ * transaction), rolled back whole when it failed, so it changed nothing,
+ * and run again it reads what the other committed. (Statements that take
+ * several grants take them in one order, migration 015, so a deadlock
+ * among scripd's own is not expected; another client of the database,
+ * or a future statement, may still meet one.) Only once, so that a
+ * conflict that keeps coming reaches the caller. */
+static bool conn_rerun_conflict(struct conn *c, struct query *q, const char *sqlstate)
+{
+	if (q->rerun || !sqlstate_is_conflict(sqlstate))
+		return false;
+	scrip_log_info("db conn %d: statement lost to a concurrent transaction (SQLSTATE %s); running it again",
+		       c->index, sqlstate);
+	q->rerun = true;
+	conn_send(c, q);
+	return true;
+}
+
 static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool broken)
 {
 	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -394,6 +422,9 @@ static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool
 	if (broken || sqlstate_is_unavailable(sqlstate))
 		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
 			   "the database is unavailable");
+	else if (sqlstate_is_conflict(sqlstate)) /* twice: the caller may try again later (503) */
+		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, sqlstate,
+			   "the database refused the operation for a concurrent one; retry later");
 	else
 		query_fail(c->db, q, SCRIP_E_SERVER_ERROR, sqlstate ? sqlstate : "database_error",
 			   "the database refused the operation");
@@ -430,7 +461,8 @@ static void conn_deliver(struct conn *c)
 	bool broken = PQstatus(c->pg) == CONNECTION_BAD;
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-	if (!ok && !broken && conn_retry_stale(c, q, res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL)) {
+	const char *sqlstate = !ok && res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (!ok && !broken && (conn_retry_stale(c, q, sqlstate) || conn_rerun_conflict(c, q, sqlstate))) {
 		PQclear(res);
 		return;
 	}

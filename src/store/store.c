@@ -763,16 +763,23 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
  * key (= ANY of the set's keys): the planner guesses the JSON set at 100
  * rows, and joined to that guess it would rather scan a table than probe
  * its key 100 times. The grant's row comes first and decides, and the
- * client is compared, as in REDEEM_CLAIM_SQL. */
+ * client is compared, as in REDEEM_CLAIM_SQL. The grants' rows are locked
+ * in the order of their ids before any is updated, as every statement that
+ * takes several grants does (migration 015): in the order the plan met
+ * them, a group holding one grant of a job could wait for another that a
+ * job's end held while waiting for the first (a deadlock). */
 static const char redeem_batch_sql[] =
 	"WITH r AS ("
 	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(old_hash text, new_hash text, retry boolean,"
 	"    grant_id text, client_id text, jti text, scopes text, audiences text, kid text, issued_at bigint,"
 	"    expires_at bigint, remote_addr text, requested_scope text, requested_audiences text, uses integer)),"
+	" locked AS ("
+	"  SELECT g.grant_id FROM scrip.grants g WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM r))"
+	"   ORDER BY g.grant_id FOR NO KEY UPDATE),"
 	" used AS ("
 	"  UPDATE scrip.grants g SET uses = g.uses + 1"
 	"    FROM r"
-	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM r))"
+	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM locked))"
 	"     AND g.grant_id = r.grant_id AND g.uses = r.uses AND g.client_id IS NOT DISTINCT FROM r.client_id"
 	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)"
 	"     AND g.suspended_at IS NULL"

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "core/client.h"
+#include "util/log.h"
 #include "util/secret.h"
 
 struct scrip_sync {
@@ -1017,8 +1018,8 @@ static bool job_lock(scrip_sync_t *db, const char *job_id, scrip_err_t *err)
 	return res != NULL;
 }
 
-json_t *scrip_sync_job_end(scrip_sync_t *db, const char *job_id, const char *client_id, const char *reason,
-			   scrip_err_t *err)
+static json_t *job_end_once(scrip_sync_t *db, const char *job_id, const char *client_id, const char *reason,
+			    scrip_err_t *err)
 {
 	json_t *out = json_array();
 	scrip_sync_result_t *clients = NULL;
@@ -1138,13 +1139,20 @@ const char *scrip_sync_revoke_by_name(scrip_sync_revoke_by_t by)
  * their refresh tokens and the access tokens, which so see the tokens of
  * every redemption the grants' update waited for (read in the same
  * statement, a waited-for redemption's successor and access token were
- * missed, as in scrip.job_end, migration 014). $1 to $3: selector, value,
- * reason. Returns the count and the ids (an array literal). */
+ * missed, as in scrip.job_end, migration 014). The grants' rows are
+ * locked in the order of their ids before any is revoked (migration 015:
+ * a grouped redemption takes them in that order too). $1 to $3: selector,
+ * value, reason. Returns the count and the ids (an array literal). */
 static const char token_revoke_grants_sql[] =
-	"WITH g AS ("
+	"WITH locked AS ("
+	"  SELECT g.grant_id FROM scrip.grants g"
+	"   WHERE g.state = 'active' AND g.expires_at > now() AND " SQL_SELECTED("g")
+	"   ORDER BY g.grant_id FOR NO KEY UPDATE"
+	"), g AS ("
 	"  UPDATE scrip.grants g SET state = 'revoked', revoked_at = now(), revoked_by = current_user,"
 	"                            revoked_reason = $3"
-	"   WHERE g.state = 'active' AND g.expires_at > now() AND " SQL_SELECTED("g")
+	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM locked))"
+	"     AND g.state = 'active' AND g.expires_at > now() AND " SQL_SELECTED("g")
 	"  RETURNING g.grant_id"
 	")"
 	" SELECT count(*), coalesce(array_agg(grant_id), '{}') FROM g";
@@ -1189,8 +1197,8 @@ static bool jti_exists(scrip_sync_t *db, const char *jti, scrip_err_t *err)
 	return found;
 }
 
-bool scrip_sync_token_revoke(scrip_sync_t *db, scrip_sync_revoke_by_t by, const char *value, const char *reason,
-			     scrip_sync_revoked_t *out, scrip_err_t *err)
+static bool token_revoke_once(scrip_sync_t *db, scrip_sync_revoke_by_t by, const char *value, const char *reason,
+			      scrip_sync_revoked_t *out, scrip_err_t *err)
 {
 	bool ok = false;
 	scrip_sync_result_t *grants = NULL, *res = NULL;
@@ -1225,6 +1233,38 @@ end:
 	scrip_sync_result_free(grants);
 	scrip_sync_result_free(res);
 	scrip_sync_rollback(db);
+	return ok;
+}
+
+/* A transaction that lost to another (40P01: PostgreSQL broke a
+ * deadlock by aborting it; 40001: a serialization failure) was rolled back
+ * whole and changed nothing: the operator's command runs it once more,
+ * and it then waits for the other and reads what that one committed. */
+static bool lost_to_another(const scrip_err_t *err)
+{
+	return err->code == SCRIP_E_SERVER_ERROR &&
+	       (strcmp(err->reason, "40P01") == 0 || strcmp(err->reason, "40001") == 0);
+}
+
+json_t *scrip_sync_job_end(scrip_sync_t *db, const char *job_id, const char *client_id, const char *reason,
+			   scrip_err_t *err)
+{
+	json_t *out = job_end_once(db, job_id, client_id, reason, err);
+	if (!out && lost_to_another(err)) {
+		scrip_log_warn("job end: %s; running it again", err->text);
+		out = job_end_once(db, job_id, client_id, reason, err);
+	}
+	return out;
+}
+
+bool scrip_sync_token_revoke(scrip_sync_t *db, scrip_sync_revoke_by_t by, const char *value, const char *reason,
+			     scrip_sync_revoked_t *out, scrip_err_t *err)
+{
+	bool ok = token_revoke_once(db, by, value, reason, out, err);
+	if (!ok && lost_to_another(err)) {
+		scrip_log_warn("token revoke: %s; running it again", err->text);
+		ok = token_revoke_once(db, by, value, reason, out, err);
+	}
 	return ok;
 }
 

@@ -195,6 +195,10 @@ void scrip_store_lease_release(scrip_db_t *db, const char *key, const char *hold
 
 /* Written only while no other scripd holds the session's lease: one whose
  * lease expired mid-call must not overwrite what the next holder got. */
+/* Both statements below lock the subject's grants in the order of their
+ * ids before they suspend or restore any (lr, lg), as every statement that
+ * takes several grants does (migration 015): in the order the plan met
+ * them, they could deadlock with a grouped redemption of two of them. */
 #define NOT_TAKEN_OVER(key, holder)                                                                              \
 	"NOT EXISTS (SELECT 1 FROM scrip.upstream_leases WHERE key = " key " AND holder <> " holder ")"
 
@@ -215,9 +219,15 @@ static const char confirmed_sql[] =
 	"     SET token_sealed = EXCLUDED.token_sealed, token_ref = EXCLUDED.token_ref,"
 	"         expires_at = EXCLUDED.expires_at, obtained_at = now()"
 	"  RETURNING 1),"
+	" lr AS ("
+	"  SELECT grant_id FROM scrip.grants"
+	"   WHERE upstream_issuer = $9 AND subject = $2 AND suspended_at IS NOT NULL AND state = 'active'"
+	"     AND array_to_string(scopes, ' ') = $3 AND EXISTS (SELECT 1 FROM s)"
+	"   ORDER BY grant_id FOR NO KEY UPDATE),"
 	" r AS ("
 	"  UPDATE scrip.grants SET suspended_at = NULL, suspended_reason = NULL"
-	"   WHERE upstream_issuer = $9 AND subject = $2 AND suspended_at IS NOT NULL AND state = 'active'"
+	"   WHERE grant_id = ANY (ARRAY(SELECT grant_id FROM lr))"
+	"     AND upstream_issuer = $9 AND subject = $2 AND suspended_at IS NOT NULL AND state = 'active'"
 	"     AND array_to_string(scopes, ' ') = $3 AND EXISTS (SELECT 1 FROM s)"
 	"  RETURNING grant_id, client_id, job_id),"
 	" au AS ("
@@ -258,9 +268,15 @@ static const char refused_sql[] =
 	"  RETURNING upstream),"
 	" a AS (DELETE FROM scrip.upstream_access_tokens WHERE upstream = $1 AND subject = $2"
 	"        AND EXISTS (SELECT 1 FROM s)),"
+	" lg AS ("
+	"  SELECT grant_id FROM scrip.grants"
+	"   WHERE upstream_issuer = $6 AND subject = $2 AND suspended_at IS NULL AND state = 'active'"
+	"     AND expires_at > now() AND EXISTS (SELECT 1 FROM s)"
+	"   ORDER BY grant_id FOR NO KEY UPDATE),"
 	" g AS ("
 	"  UPDATE scrip.grants SET suspended_at = now(), suspended_reason = 'main issuer: ' || $4"
-	"   WHERE upstream_issuer = $6 AND subject = $2 AND suspended_at IS NULL AND state = 'active'"
+	"   WHERE grant_id = ANY (ARRAY(SELECT grant_id FROM lg))"
+	"     AND upstream_issuer = $6 AND subject = $2 AND suspended_at IS NULL AND state = 'active'"
 	"     AND expires_at > now() AND EXISTS (SELECT 1 FROM s)"
 	"  RETURNING grant_id, client_id, job_id),"
 	" au AS ("

@@ -21,7 +21,16 @@ Before migration 014 each came through unrevoked and uncounted: the end
 read the job's tokens as of its start, and the issuing statement read the
 end as of its own. (Introspection answered inactive all the same: it reads
 the job's end on every use.) One more test has the exchange come while the
-end is under way: it waits, and finds the job ended."""
+end is under way: it waits, and finds the job ended.
+
+Then the order in which grants' rows are taken: a grouped redemption of two
+of the job's grants, held after it took the first, against `scripctl job
+end`, POST /revoke and `scripctl token revoke --job`, each of which used to
+take them in the table's order and deadlock with it (migration 015; the
+server's log says whether a deadlock happened). And a statement that
+PostgreSQL aborts anyway as a deadlock's victim (40P01, made by a trigger):
+run once more by scripd and by scripctl, and refused with nothing changed
+when it loses twice."""
 
 import hashlib
 import json
@@ -110,7 +119,8 @@ class JobEndRaceTest(ScripTestCase):
     def tearDown(self):
         self.env.db.execute("DROP TRIGGER IF EXISTS test_hold ON scrip.issued_tokens;"
                             " DROP TRIGGER IF EXISTS test_hold ON scrip.grants;"
-                            " DROP FUNCTION IF EXISTS public.test_hold()")
+                            " DROP FUNCTION IF EXISTS public.test_hold();"
+                            " DROP SEQUENCE IF EXISTS public.test_losses")
 
     # --- holding and waiting ---------------------------------------------
     def wait_until(self, predicate, failure, timeout=20):
@@ -149,9 +159,9 @@ class JobEndRaceTest(ScripTestCase):
         (one,) = json.loads(out.stdout)["clients"]
         return one
 
-    def grant(self, refresh=None):
+    def grant(self, refresh=None, gid=None):
         """A grant of the job with one active refresh token (refresh, or a random one): (grant_id, hash hex)."""
-        gid = "g-" + secrets.token_hex(6)
+        gid = gid or "g-" + secrets.token_hex(6)
         h = hashlib.sha256(refresh.encode()).hexdigest() if refresh else secrets.token_hex(32)
         self.env.db.execute(
             "INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, job_id, scopes, audiences,"
@@ -193,6 +203,15 @@ class JobEndRaceTest(ScripTestCase):
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
             " WHERE c.relname = 'grants' AND l.mode = 'RowShareLock' AND l.granted"), "the row was never held")
 
+    def end_then_release(self, end, waiting, holder, driver):
+        """Starts end (a function) in the background; once waiting() (it waits on a lock) or it is done, lets the
+        test's advisory lock go. Returns (record-driver's output, the end's Background)."""
+        ending = Background(end)
+        self.wait_until(lambda: not ending.is_alive() or waiting(), "the job's end neither waited nor finished")
+        holder.send("SELECT pg_advisory_unlock(%d);" % HOLD_KEY)
+        holder.close()
+        return self.finish(driver), ending
+
     def release(self, holder, driver):
         """Lets the grant's row go, and returns record-driver's output once it has ended well."""
         holder.send("COMMIT;")
@@ -232,12 +251,8 @@ class JobEndRaceTest(ScripTestCase):
                                       + (["--grants"] if grants else []),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self.wait_until(lambda: self.waiting_on_lock("%INSERT INTO scrip.%"), "the exchange never waited")
-            ending = Background(self.job_end)
-            self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%scrip.job_lock(%"),
-                            "the job's end neither waited nor finished")
-            holder.send("SELECT pg_advisory_unlock(%d);" % HOLD_KEY)
-            holder.close()
-            out = self.finish(driver)
+            out, ending = self.end_then_release(self.job_end, lambda: self.waiting_on_lock("%scrip.job_lock(%"),
+                                                holder, driver)
         finally:
             holder.kill()
             kill(driver)
@@ -388,6 +403,173 @@ class JobEndRaceTest(ScripTestCase):
         (event,) = self.env.db.query("SELECT description FROM scrip.audit_events WHERE event = 'revocation'"
                                      " AND grant_id = :'g'", g=revoked_gid)
         self.assertIn("2 grants, 3 refresh tokens and 1 access tokens revoked; job ended", event["description"])
+
+    # --- lock order: a job's end against a grouped redemption --------------
+    def grouped_redemption_during(self, end, *more):
+        """Grants C, A, B (and more, by id suffix) of the job: C's token is redeemed alone, then A's and B's in one
+        grouped statement, whose update of A waits (a trigger: after A's row is locked) until end has begun and
+        waits, or is done. A's id sorts before B's, but B's row comes first in the table, so a statement that
+        took the job's grants in the table's order would hold B and wait for A, while the group holds A and
+        waits for B: a deadlock, one side aborted after deadlock_timeout. Returns (the three redemptions'
+        outcomes, what end returned, the extra grants)."""
+        prefix = "g-" + secrets.token_hex(4)
+        b = self.grant(gid=prefix + "-b")
+        a = self.grant(gid=prefix + "-a")
+        c = self.grant(gid=prefix + "-c")
+        extra = [self.grant(refresh, gid=prefix + "-" + suffix) for suffix, refresh in more]
+        self.env.db.execute(
+            "CREATE FUNCTION public.test_hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.uses <> OLD.uses THEN PERFORM pg_advisory_xact_lock_shared(%d); END IF;"
+            " RETURN NEW; END $$;"
+            " CREATE TRIGGER test_hold BEFORE UPDATE ON scrip.grants FOR EACH ROW WHEN (OLD.grant_id = %s)"
+            " EXECUTE FUNCTION public.test_hold()" % (HOLD_KEY, quote(a[0])))
+        log_start = self.server_log_size()
+        holder = self.hold_advisory()
+        driver, ending = None, None
+        try:
+            driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, "3", "--redeem"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+            for gid, h in (c, a, b):
+                driver.stdin.write("%s %s 0 %s r-%s 0\n" % (h, secrets.token_hex(32), gid, secrets.token_hex(6)))
+            driver.stdin.close()
+            self.wait_until(lambda: self.waiting_on_lock("%jsonb_to_recordset%"), "the group never waited")
+            out, ending = self.end_then_release(end, lambda: self.waiting_on_lock("%scrip.%") >= 2, holder, driver)
+        finally:
+            holder.kill()
+            kill(driver)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "waiting 2")
+        result = ending.outcome(self)
+        # Both sides now run a statement that lost a deadlock once more: whether one happened, only the
+        # server's log tells.
+        self.assertNotIn("deadlock detected", self.server_log_since(log_start))
+        return [line.split(" ")[2] for line in lines[1:]], result, extra
+
+    def server_log_size(self):
+        path = self.env.db.server_log_path() if self.env.db.dir else None
+        return os.path.getsize(path) if path and os.path.exists(path) else None
+
+    def server_log_since(self, start):
+        """What the server logged since server_log_size() said start ('' when its log is not to be found)."""
+        if start is None:
+            return ""
+        with open(self.env.db.server_log_path(), "rb") as f:
+            f.seek(start)
+            return f.read().decode("utf-8", "replace")
+
+    def assert_nothing_of_the_job_left(self):
+        left = self.env.db.query(
+            "SELECT (SELECT count(*) FROM scrip.grants WHERE job_id = :'j' AND state = 'active') AS grants,"
+            " (SELECT count(*) FROM scrip.refresh_tokens r JOIN scrip.grants g USING (grant_id)"
+            "   WHERE g.job_id = :'j' AND r.state <> 'revoked') AS refresh_tokens", j=self.job)
+        self.assertEqual(left, [{"grants": 0, "refresh_tokens": 0}])
+        self.assertEqual(self.active_tokens_of_job(), 0)
+
+    def test_job_end_and_grouped_redemption_take_grants_in_one_order(self):
+        """`scripctl job end` takes the job's grants in the order of their ids, as a grouped redemption does:
+        it waits for the group, which finishes, and then revokes all it wrote."""
+        outcomes, ended, _ = self.grouped_redemption_during(self.job_end)
+        self.assertEqual(outcomes, ["written"] * 3)
+        self.assertEqual((ended["ended_now"], ended["grants"], ended["refresh_tokens"], ended["access_tokens"]),
+                         (True, 3, 6, 3))
+        self.assert_nothing_of_the_job_left()
+
+    def test_revocation_and_grouped_redemption_take_grants_in_one_order(self):
+        """POST /revoke of the job's fourth grant (whose id sorts last) takes the job's grants in the order of
+        their ids too, that one among them."""
+        refresh = secrets.token_urlsafe(32)
+        self.env.remember(refresh, "refresh token")
+
+        def revoke():
+            return self.env.scripd.request(
+                "POST", "/revoke", urllib.parse.urlencode([("token", refresh)]).encode("ascii"),
+                {"Content-Type": "application/x-www-form-urlencoded",
+                 "Authorization": basic_auth(self.client.id, self.client.secret)})
+
+        outcomes, r, _ = self.grouped_redemption_during(revoke, ("d", refresh))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(outcomes, ["written"] * 3)
+        self.assert_nothing_of_the_job_left()
+
+    def test_token_revoke_and_grouped_redemption_take_grants_in_one_order(self):
+        """`scripctl token revoke --job` takes the grants it revokes in the order of their ids too."""
+        def revoke():
+            out = self.env.scripd.scripctl("token", "revoke", "--job", self.job, "--reason", "race", "--json",
+                                           check=True)
+            return json.loads(out.stdout)
+
+        outcomes, revoked, _ = self.grouped_redemption_during(revoke)
+        self.assertEqual(outcomes, ["written"] * 3)
+        self.assertEqual((revoked["grants"], revoked["refresh_tokens"], revoked["access_tokens"]), (3, 6, 3))
+        self.assert_nothing_of_the_job_left()
+
+    # --- a statement that loses to another transaction anyway ---------------
+    def lose_grant_updates(self, times):
+        """The next `times` updates of a grant of the job fail as a deadlock's victim would (SQLSTATE 40P01),
+        rolled back with their statement; a sequence, which no rollback undoes, counts them."""
+        self.env.db.execute(
+            "CREATE SEQUENCE public.test_losses;"
+            " CREATE FUNCTION public.test_hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.job_id = %s AND nextval('public.test_losses') <= %d THEN"
+            "   RAISE EXCEPTION 'deadlock detected (injected by the test)' USING ERRCODE = '40P01';"
+            " END IF; RETURN NEW; END $$;"
+            " CREATE TRIGGER test_hold BEFORE UPDATE ON scrip.grants FOR EACH ROW"
+            " EXECUTE FUNCTION public.test_hold()" % (quote(self.job), times))
+
+    def losses(self):
+        return self.env.db.scalar("SELECT last_value FROM public.test_losses")
+
+    def revoke_refresh(self, refresh):
+        return self.env.scripd.request(
+            "POST", "/revoke", urllib.parse.urlencode([("token", refresh)]).encode("ascii"),
+            {"Content-Type": "application/x-www-form-urlencoded",
+             "Authorization": basic_auth(self.client.id, self.client.secret)})
+
+    def test_revocation_that_lost_to_another_runs_again(self):
+        """POST /revoke whose statement PostgreSQL aborted as a deadlock's victim: scripd runs it once more,
+        and the client gets its 200 with the job ended."""
+        refresh = secrets.token_urlsafe(32)
+        self.env.remember(refresh, "refresh token")
+        gid, _ = self.grant(refresh)
+        self.lose_grant_updates(1)
+        r = self.revoke_refresh(refresh)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.losses(), 2)  # lost once, then ran through
+        self.assertEqual(self.env.db.scalar("SELECT state FROM scrip.grants WHERE grant_id = :'g'", g=gid), "revoked")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.ended_jobs WHERE job_id = :'j'", j=self.job), 1)
+        self.assertIn("lost to a concurrent transaction (SQLSTATE 40P01); running it again",
+                      self.env.scripd.log_text())
+
+    def test_revocation_that_keeps_losing_is_503_and_changes_nothing(self):
+        """Lost twice: RFC 7009 §2.2.1's 503 (the client assumes the token stands and retries), nothing changed."""
+        refresh = secrets.token_urlsafe(32)
+        self.env.remember(refresh, "refresh token")
+        gid, _ = self.grant(refresh)
+        self.lose_grant_updates(1000)
+        r = self.revoke_refresh(refresh)
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        self.assertEqual(self.losses(), 2)
+        self.assertEqual(self.env.db.scalar("SELECT state FROM scrip.grants WHERE grant_id = :'g'", g=gid), "active")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.ended_jobs WHERE job_id = :'j'", j=self.job), 0)
+
+    def test_job_end_that_lost_to_another_runs_again(self):
+        """`scripctl job end` whose transaction PostgreSQL aborted as a deadlock's victim runs it once more."""
+        gid, _ = self.grant()
+        self.lose_grant_updates(1)
+        ended = self.job_end()
+        self.assertEqual((ended["ended_now"], ended["grants"], ended["refresh_tokens"]), (True, 1, 1))
+        self.assertEqual(self.losses(), 2)
+
+    def test_token_revoke_that_keeps_losing_fails_and_changes_nothing(self):
+        """Lost twice, `scripctl token revoke` fails with PostgreSQL's word for it, and nothing is revoked."""
+        gid, _ = self.grant()
+        self.lose_grant_updates(1000)
+        out = self.env.scripd.scripctl("token", "revoke", "--job", self.job, "--reason", "race")
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("deadlock detected (injected by the test) [SQLSTATE 40P01]", out.stderr)
+        self.assertEqual(self.losses(), 2)
+        self.assertEqual(self.env.db.scalar("SELECT state FROM scrip.grants WHERE grant_id = :'g'", g=gid), "active")
 
 
 class IsolationTest(ScripTestCase):

@@ -1,0 +1,121 @@
+-- 015_grant_lock_order.sql — whatever takes the rows of several grants
+-- takes them in the order of their ids.
+--
+-- A grouped redemption (the grants of several redemptions in one
+-- statement) and a revocation of many grants (a job's end, POST /revoke of
+-- a job-bound grant, `scripctl token revoke`, the main issuer's refusal or
+-- new confirmation of a subject) each lock grants' rows. Each used to take
+-- them in whatever order its plan met them, so a group could hold one
+-- grant of a job and wait for another that the job's end held while the
+-- end waited for the first. PostgreSQL breaks such a deadlock after
+-- deadlock_timeout (a second by default) by aborting one side: POST
+-- /revoke answered 500, scripctl failed, or the group was written again
+-- record by record. Taken by all in one order, the rows of grants cannot
+-- close a cycle among these statements.
+--
+-- The lock is FOR NO KEY UPDATE, the one an UPDATE of a grant's state or
+-- count of uses takes: it does not hold back a row that references the
+-- grant (a refresh token, an access token) from being inserted.
+--
+-- What takes the grants of one job of one client (a job's end) calls
+-- scrip.job_grants_lock; the statements of scripd and scripctl that take
+-- other sets of grants lock them first the same way, in a subquery with
+-- ORDER BY grant_id ... FOR NO KEY UPDATE (rows are locked in the order
+-- the sort returns them).
+
+-- Locks the active grants of job lock_job of client lock_client, in the
+-- order of their ids, until the end of the transaction. PERFORM runs the
+-- query to its last row (the final SELECT of an SQL function would stop
+-- at the first, locking one grant).
+CREATE FUNCTION scrip.job_grants_lock(lock_client text, lock_job text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	PERFORM 1 FROM scrip.grants g
+	  WHERE g.client_id = lock_client AND g.job_id = lock_job AND g.state = 'active'
+	  ORDER BY g.grant_id
+	  FOR NO KEY UPDATE;
+END $$;
+
+-- As in 014, with the job's grants locked in order before they are revoked.
+CREATE OR REPLACE FUNCTION scrip.job_end(end_client text, end_job text, end_by text, end_reason text,
+                                         OUT ended boolean, OUT grants bigint, OUT refresh_tokens bigint,
+                                         OUT access_tokens bigint)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	revoked_grants text[];
+BEGIN
+	PERFORM scrip.job_lock(end_job);
+	INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by, reason)
+	VALUES (end_client, end_job, end_by, end_reason)
+	ON CONFLICT DO NOTHING;
+	ended := FOUND;
+	PERFORM scrip.job_grants_lock(end_client, end_job);
+	WITH g AS (
+		UPDATE scrip.grants g
+		   SET state = 'revoked', revoked_at = now(), revoked_by = end_by, revoked_reason = end_reason
+		 WHERE g.client_id = end_client AND g.job_id = end_job AND g.state = 'active' AND g.expires_at > now()
+		RETURNING g.grant_id
+	)
+	SELECT array_agg(g.grant_id) INTO revoked_grants FROM g;
+	grants := coalesce(cardinality(revoked_grants), 0);
+	-- Statements of their own: they see the refresh and access tokens of
+	-- the redemptions that the grants' update waited for.
+	UPDATE scrip.refresh_tokens t SET state = 'revoked'
+	 WHERE t.grant_id = ANY (revoked_grants) AND t.state <> 'revoked';
+	GET DIAGNOSTICS refresh_tokens = ROW_COUNT;
+	UPDATE scrip.issued_tokens i
+	   SET revoked_at = now(), revoked_by = end_by, revoked_reason = end_reason
+	 WHERE i.client_id = end_client AND i.job_id = end_job AND i.revoked_at IS NULL AND i.expires_at > now();
+	GET DIAGNOSTICS access_tokens = ROW_COUNT;
+END $$;
+
+-- As in 014, but when it ends the grant's job it locks all the job's
+-- grants in order (the revoked one among them) before it revokes any: the
+-- revoked grant taken first, out of order, was the same deadlock.
+CREATE OR REPLACE FUNCTION scrip.grant_revoke(rev_grant text, rev_client text, rev_by text, rev_reason text,
+                                              end_job boolean,
+                                              OUT revoked boolean, OUT other_grants bigint,
+                                              OUT refresh_tokens bigint, OUT access_tokens bigint,
+                                              OUT job_ended boolean)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	rev_job text;
+	job record;
+	n bigint;
+BEGIN
+	PERFORM scrip.read_committed_only('scrip.grant_revoke');
+	revoked := false;
+	other_grants := 0;
+	refresh_tokens := 0;
+	access_tokens := 0;
+	job_ended := false;
+	SELECT g.job_id INTO rev_job FROM scrip.grants g WHERE g.grant_id = rev_grant AND g.client_id = rev_client;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	IF end_job AND rev_job IS NOT NULL THEN
+		PERFORM scrip.job_lock(rev_job);
+		PERFORM scrip.job_grants_lock(rev_client, rev_job);
+	END IF;
+	UPDATE scrip.grants g
+	   SET state = 'revoked', revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
+	 WHERE g.grant_id = rev_grant AND g.state = 'active';
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	revoked := true;
+	UPDATE scrip.refresh_tokens t SET state = 'revoked' WHERE t.grant_id = rev_grant AND t.state <> 'revoked';
+	GET DIAGNOSTICS refresh_tokens = ROW_COUNT;
+	IF end_job AND rev_job IS NOT NULL THEN
+		SELECT * INTO job FROM scrip.job_end(rev_client, rev_job, rev_by, rev_reason);
+		job_ended := job.ended;
+		other_grants := job.grants;
+		refresh_tokens := refresh_tokens + job.refresh_tokens;
+		access_tokens := job.access_tokens;
+	END IF;
+	UPDATE scrip.issued_tokens i
+	   SET revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
+	 WHERE i.grant_id = rev_grant AND i.revoked_at IS NULL;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	access_tokens := access_tokens + n;
+END $$;
