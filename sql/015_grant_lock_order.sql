@@ -17,26 +17,39 @@
 -- count of uses takes: it does not hold back a row that references the
 -- grant (a refresh token, an access token) from being inserted.
 --
--- What takes the grants of one job of one client (a job's end) calls
--- scrip.job_grants_lock; the statements of scripd and scripctl that take
--- other sets of grants lock them first the same way, in a subquery with
--- ORDER BY grant_id ... FOR NO KEY UPDATE (rows are locked in the order
--- the sort returns them).
+-- What ends a job calls scrip.job_rows_lock, which takes the job's
+-- grants, then its access tokens (scrip.issued_tokens, which only
+-- revocations update, several at a time), each in the order of their key;
+-- `scripctl job end` of a job of several clients takes all theirs at
+-- once, before it ends the job of each. The statements of scripd and
+-- scripctl that take other sets of grants or access tokens lock them
+-- first the same way, in a subquery with ORDER BY ... FOR NO KEY UPDATE
+-- (rows are locked in the order the sort returns them), grants before
+-- access tokens. So two revocations at once (a job's end and `scripctl
+-- token revoke --subject`, say) do not deadlock either.
 
--- Locks the active grants of job lock_job of client lock_client, in the
--- order of their ids, until the end of the transaction. PERFORM runs the
--- query to its last row (the final SELECT of an SQL function would stop
--- at the first, locking one grant).
-CREATE FUNCTION scrip.job_grants_lock(lock_client text, lock_job text) RETURNS void
+-- Locks the active grants of job lock_job of the clients lock_clients in
+-- the order of their ids, then (a statement of its own, which sees the
+-- tokens of the redemptions it waited for) the job's live access tokens
+-- in the order of their jti, until the end of the transaction. PERFORM
+-- runs each query to its last row (the final SELECT of an SQL function
+-- would stop at the first, locking one row).
+CREATE FUNCTION scrip.job_rows_lock(lock_clients text[], lock_job text) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
 	PERFORM 1 FROM scrip.grants g
-	  WHERE g.client_id = lock_client AND g.job_id = lock_job AND g.state = 'active'
+	  WHERE g.client_id = ANY (lock_clients) AND g.job_id = lock_job AND g.state = 'active'
 	  ORDER BY g.grant_id
+	  FOR NO KEY UPDATE;
+	PERFORM 1 FROM scrip.issued_tokens i
+	  WHERE i.client_id = ANY (lock_clients) AND i.job_id = lock_job AND i.revoked_at IS NULL
+	    AND i.expires_at > now()
+	  ORDER BY i.jti
 	  FOR NO KEY UPDATE;
 END $$;
 
--- As in 014, with the job's grants locked in order before they are revoked.
+-- As in 014, with the job's grants and access tokens locked in order
+-- before any is revoked.
 CREATE OR REPLACE FUNCTION scrip.job_end(end_client text, end_job text, end_by text, end_reason text,
                                          OUT ended boolean, OUT grants bigint, OUT refresh_tokens bigint,
                                          OUT access_tokens bigint)
@@ -49,7 +62,7 @@ BEGIN
 	VALUES (end_client, end_job, end_by, end_reason)
 	ON CONFLICT DO NOTHING;
 	ended := FOUND;
-	PERFORM scrip.job_grants_lock(end_client, end_job);
+	PERFORM scrip.job_rows_lock(ARRAY[end_client], end_job);
 	WITH g AS (
 		UPDATE scrip.grants g
 		   SET state = 'revoked', revoked_at = now(), revoked_by = end_by, revoked_reason = end_reason
@@ -59,7 +72,7 @@ BEGIN
 	SELECT array_agg(g.grant_id) INTO revoked_grants FROM g;
 	grants := coalesce(cardinality(revoked_grants), 0);
 	-- Statements of their own: they see the refresh and access tokens of
-	-- the redemptions that the grants' update waited for.
+	-- the redemptions that the grants' lock waited for.
 	UPDATE scrip.refresh_tokens t SET state = 'revoked'
 	 WHERE t.grant_id = ANY (revoked_grants) AND t.state <> 'revoked';
 	GET DIAGNOSTICS refresh_tokens = ROW_COUNT;
@@ -71,7 +84,9 @@ END $$;
 
 -- As in 014, but when it ends the grant's job it locks all the job's
 -- grants in order (the revoked one among them) before it revokes any: the
--- revoked grant taken first, out of order, was the same deadlock.
+-- revoked grant taken first, out of order, was the same deadlock. The
+-- grant's access tokens are locked in order too (those of the job are
+-- already, but for the expired ones, which a job's end leaves alone).
 CREATE OR REPLACE FUNCTION scrip.grant_revoke(rev_grant text, rev_client text, rev_by text, rev_reason text,
                                               end_job boolean,
                                               OUT revoked boolean, OUT other_grants bigint,
@@ -95,7 +110,7 @@ BEGIN
 	END IF;
 	IF end_job AND rev_job IS NOT NULL THEN
 		PERFORM scrip.job_lock(rev_job);
-		PERFORM scrip.job_grants_lock(rev_client, rev_job);
+		PERFORM scrip.job_rows_lock(ARRAY[rev_client], rev_job);
 	END IF;
 	UPDATE scrip.grants g
 	   SET state = 'revoked', revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
@@ -115,7 +130,10 @@ BEGIN
 	END IF;
 	UPDATE scrip.issued_tokens i
 	   SET revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
-	 WHERE i.grant_id = rev_grant AND i.revoked_at IS NULL;
+	 WHERE i.jti = ANY (ARRAY(SELECT l.jti FROM scrip.issued_tokens l
+	                           WHERE l.grant_id = rev_grant AND l.revoked_at IS NULL
+	                           ORDER BY l.jti FOR NO KEY UPDATE))
+	   AND i.revoked_at IS NULL;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	access_tokens := access_tokens + n;
 END $$;

@@ -402,10 +402,13 @@ static bool sqlstate_is_conflict(const char *state)
  * several grants take them in one order, migration 015, so a deadlock
  * among scripd's own is not expected; another client of the database,
  * or a future statement, may still meet one.) Only once, so that a
- * conflict that keeps coming reaches the caller. */
+ * conflict that keeps coming reaches the caller, and only with half of
+ * query_timeout left (a deadlock is found after deadlock_timeout, a
+ * second by default): a run cut short by the deadline would cost the
+ * connection. */
 static bool conn_rerun_conflict(struct conn *c, struct query *q, const char *sqlstate)
 {
-	if (q->rerun || !sqlstate_is_conflict(sqlstate))
+	if (q->rerun || !sqlstate_is_conflict(sqlstate) || scrip_mono_ms() + c->db->timeout_ms / 2 > q->deadline_ms)
 		return false;
 	scrip_log_info("db conn %d: statement lost to a concurrent transaction (SQLSTATE %s); running it again",
 		       c->index, sqlstate);

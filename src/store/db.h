@@ -78,8 +78,8 @@ void scrip_db_free(scrip_db_t *db);
  *
  * Any query (prepared or not) that lost to a concurrent transaction (a
  * deadlock victim, 40P01, or a serialization failure, 40001) was rolled
- * back whole; it is run once more on the same connection, and a second
- * loss reaches cb. So sql must be one whole transaction's work, as it is
+ * back whole; it is run once more on the same connection (when half of
+ * query_timeout is left), and a second loss reaches cb. So sql must be one whole transaction's work, as it is
  * for every query here (the pool never opens a transaction block). */
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 		    void *arg);

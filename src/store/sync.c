@@ -958,6 +958,35 @@ static bool client_exists(scrip_sync_t *db, const char *client_id, scrip_err_t *
 	return found;
 }
 
+/* Locks the grants and then the access tokens of the job of every client
+ * in clients (one value per row) at once, each in the order of its key
+ * (scrip.job_rows_lock, migration 015): scrip.job_end of each client would
+ * take them client by client, out of the order every other statement
+ * takes them in, and could deadlock with one. */
+static bool job_rows_lock(scrip_sync_t *db, const char *job_id, const scrip_sync_result_t *clients,
+			  scrip_err_t *err)
+{
+	json_t *ids = json_array();
+	for (int i = 0; ids && i < scrip_sync_result_rows(clients); i++)
+		if (json_array_append_new(ids, json_string(scrip_sync_result_value(clients, i, 0))) != 0) {
+			json_decref(ids);
+			ids = NULL;
+		}
+	char *text = ids ? json_dumps(ids, JSON_COMPACT) : NULL;
+	json_decref(ids);
+	if (!text) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return false;
+	}
+	const char *params[] = { text, job_id };
+	scrip_sync_result_t *res = scrip_sync_query(
+		db, "SELECT scrip.job_rows_lock(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)), $2)", 2, params,
+		err);
+	free(text);
+	scrip_sync_result_free(res);
+	return res != NULL;
+}
+
 /* Ends the job for one client; appends its summary to out. */
 static bool job_end_one(scrip_sync_t *db, const char *client_id, const char *job_id, const char *reason, json_t *out,
 			scrip_err_t *err)
@@ -1029,7 +1058,7 @@ static json_t *job_end_once(scrip_sync_t *db, const char *job_id, const char *cl
 		goto end;
 	}
 	if (!scrip_sync_begin(db, err) || !job_lock(db, job_id, err) ||
-	    !(clients = job_clients(db, job_id, client_id, err)))
+	    !(clients = job_clients(db, job_id, client_id, err)) || !job_rows_lock(db, job_id, clients, err))
 		goto end;
 	for (int i = 0; i < scrip_sync_result_rows(clients); i++)
 		if (!job_end_one(db, scrip_sync_result_value(clients, i, 0), job_id, reason, out, err))
@@ -1157,14 +1186,21 @@ static const char token_revoke_grants_sql[] =
 	")"
 	" SELECT count(*), coalesce(array_agg(grant_id), '{}') FROM g";
 
-/* $4: the grants revoked (an array literal), $5: how many. */
+/* $4: the grants revoked (an array literal), $5: how many. The access
+ * tokens are locked in the order of their jti before any is revoked, as
+ * every revocation of several takes them (migration 015). */
 static const char token_revoke_sql[] =
 	"WITH rt AS ("
 	"  UPDATE scrip.refresh_tokens t SET state = 'revoked'"
 	"   WHERE t.grant_id = ANY ($4::text[]) AND t.state <> 'revoked' RETURNING 1"
+	"), locked AS ("
+	"  SELECT t.jti FROM scrip.issued_tokens t"
+	"   WHERE t.revoked_at IS NULL"
+	"     AND (($1 = 'jti' AND t.jti = $2) OR (t.expires_at > now() AND " SQL_SELECTED("t") "))"
+	"   ORDER BY t.jti FOR NO KEY UPDATE"
 	"), at AS ("
 	"  UPDATE scrip.issued_tokens t SET revoked_at = now(), revoked_by = current_user, revoked_reason = $3"
-	"   WHERE t.revoked_at IS NULL"
+	"   WHERE t.jti = ANY (ARRAY(SELECT jti FROM locked)) AND t.revoked_at IS NULL"
 	"     AND (($1 = 'jti' AND t.jti = $2) OR (t.expires_at > now() AND " SQL_SELECTED("t") "))"
 	"  RETURNING t.jti, t.client_id, t.subject, t.job_id"
 	"), n AS ("

@@ -224,6 +224,7 @@ class JobEndRaceTest(ScripTestCase):
             driver.stdin = None  # its input was written whole
         out, err = driver.communicate(timeout=60)
         self.assertEqual(driver.returncode, 0, err[-2000:])
+        self.driver_stderr = err
         return out
 
     # --- what is left -----------------------------------------------------
@@ -304,13 +305,14 @@ class JobEndRaceTest(ScripTestCase):
         try:
             self.hold_grant_row(holder)
             ending = Background(self.job_end)
-            self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%scrip.job_end(%"),
+            # scripctl locks the job's rows (scrip.job_rows_lock) before it ends the job of each client
+            self.wait_until(lambda: not ending.is_alive() or self.waiting_on_lock("%scrip.job_rows_lock(%"),
                             "the job's end neither waited nor finished")
             self.assertTrue(ending.is_alive(), "the job's end did not wait for the grant's row")
             driver = subprocess.Popen([DRIVER, self.env.db.dsn, self.client.id, "1", "--ended", "0"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            # the job's end waits too, and its statement also inserts
-            self.wait_until(lambda: driver.poll() is not None or self.waiting_on_lock("%INSERT INTO scrip.%") >= 2,
+            # the exchange waits as the job's end does
+            self.wait_until(lambda: driver.poll() is not None or self.waiting_on_lock("%INSERT INTO scrip.%") >= 1,
                             "the exchange neither waited nor finished")
             out = self.release(holder, driver)
         finally:
@@ -405,18 +407,26 @@ class JobEndRaceTest(ScripTestCase):
         self.assertIn("2 grants, 3 refresh tokens and 1 access tokens revoked; job ended", event["description"])
 
     # --- lock order: a job's end against a grouped redemption --------------
+    RERUN = "running it again"  # what scripd, record-driver and scripctl log when a statement lost and runs again
+
     def grouped_redemption_during(self, end, *more):
         """Grants C, A, B (and more, by id suffix) of the job: C's token is redeemed alone, then A's and B's in one
         grouped statement, whose update of A waits (a trigger: after A's row is locked) until end has begun and
         waits, or is done. A's id sorts before B's, but B's row comes first in the table, so a statement that
         took the job's grants in the table's order would hold B and wait for A, while the group holds A and
-        waits for B: a deadlock, one side aborted after deadlock_timeout. Returns (the three redemptions'
-        outcomes, what end returned, the extra grants)."""
+        waits for B: a deadlock, one side aborted after deadlock_timeout and run again. end returns (what it
+        returns, its stderr). Returns (the three redemptions' outcomes, what end returned, the extra grants),
+        once it is checked that no side lost a deadlock."""
         prefix = "g-" + secrets.token_hex(4)
         b = self.grant(gid=prefix + "-b")
         a = self.grant(gid=prefix + "-a")
         c = self.grant(gid=prefix + "-c")
         extra = [self.grant(refresh, gid=prefix + "-" + suffix) for suffix, refresh in more]
+        order = self.env.db.query("SELECT grant_id FROM scrip.grants WHERE grant_id IN (:'a', :'b') ORDER BY ctid",
+                                  a=a[0], b=b[0])
+        if [r["grant_id"] for r in order] != [b[0], a[0]]:
+            raise unittest.SkipTest("the table put A's row before B's: the order in which rows are met would not"
+                                    " deadlock here")
         self.env.db.execute(
             "CREATE FUNCTION public.test_hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             " IF NEW.uses <> OLD.uses THEN PERFORM pg_advisory_xact_lock_shared(%d); END IF;"
@@ -424,6 +434,7 @@ class JobEndRaceTest(ScripTestCase):
             " CREATE TRIGGER test_hold BEFORE UPDATE ON scrip.grants FOR EACH ROW WHEN (OLD.grant_id = %s)"
             " EXECUTE FUNCTION public.test_hold()" % (HOLD_KEY, quote(a[0])))
         log_start = self.server_log_size()
+        scripd_log_start = len(self.env.scripd.log_text())
         holder = self.hold_advisory()
         driver, ending = None, None
         try:
@@ -440,9 +451,11 @@ class JobEndRaceTest(ScripTestCase):
             kill(driver)
         lines = out.splitlines()
         self.assertEqual(lines[0], "waiting 2")
-        result = ending.outcome(self)
-        # Both sides now run a statement that lost a deadlock once more: whether one happened, only the
-        # server's log tells.
+        result, end_stderr = ending.outcome(self)
+        # Each side runs a statement that lost a deadlock once more, and says so.
+        self.assertNotIn(self.RERUN, self.driver_stderr, "the grouped redemption lost a deadlock")
+        self.assertNotIn(self.RERUN, end_stderr, "scripctl lost a deadlock")
+        self.assertNotIn(self.RERUN, self.env.scripd.log_text()[scripd_log_start:], "scripd lost a deadlock")
         self.assertNotIn("deadlock detected", self.server_log_since(log_start))
         return [line.split(" ")[2] for line in lines[1:]], result, extra
 
@@ -458,6 +471,11 @@ class JobEndRaceTest(ScripTestCase):
             f.seek(start)
             return f.read().decode("utf-8", "replace")
 
+    def scripctl_json(self, *args):
+        """(the JSON scripctl printed, its stderr); it must succeed."""
+        out = self.env.scripd.scripctl(*args, "--json", check=True)
+        return json.loads(out.stdout), out.stderr
+
     def assert_nothing_of_the_job_left(self):
         left = self.env.db.query(
             "SELECT (SELECT count(*) FROM scrip.grants WHERE job_id = :'j' AND state = 'active') AS grants,"
@@ -469,9 +487,11 @@ class JobEndRaceTest(ScripTestCase):
     def test_job_end_and_grouped_redemption_take_grants_in_one_order(self):
         """`scripctl job end` takes the job's grants in the order of their ids, as a grouped redemption does:
         it waits for the group, which finishes, and then revokes all it wrote."""
-        outcomes, ended, _ = self.grouped_redemption_during(self.job_end)
+        outcomes, ended, _ = self.grouped_redemption_during(
+            lambda: self.scripctl_json("job", "end", self.job, "--reason", "race"))
         self.assertEqual(outcomes, ["written"] * 3)
-        self.assertEqual((ended["ended_now"], ended["grants"], ended["refresh_tokens"], ended["access_tokens"]),
+        (one,) = ended["clients"]
+        self.assertEqual((one["ended_now"], one["grants"], one["refresh_tokens"], one["access_tokens"]),
                          (True, 3, 6, 3))
         self.assert_nothing_of_the_job_left()
 
@@ -480,26 +500,15 @@ class JobEndRaceTest(ScripTestCase):
         their ids too, that one among them."""
         refresh = secrets.token_urlsafe(32)
         self.env.remember(refresh, "refresh token")
-
-        def revoke():
-            return self.env.scripd.request(
-                "POST", "/revoke", urllib.parse.urlencode([("token", refresh)]).encode("ascii"),
-                {"Content-Type": "application/x-www-form-urlencoded",
-                 "Authorization": basic_auth(self.client.id, self.client.secret)})
-
-        outcomes, r, _ = self.grouped_redemption_during(revoke, ("d", refresh))
+        outcomes, r, _ = self.grouped_redemption_during(lambda: (self.revoke_refresh(refresh), ""), ("d", refresh))
         self.assertEqual(r.status, 200, r)
         self.assertEqual(outcomes, ["written"] * 3)
         self.assert_nothing_of_the_job_left()
 
     def test_token_revoke_and_grouped_redemption_take_grants_in_one_order(self):
         """`scripctl token revoke --job` takes the grants it revokes in the order of their ids too."""
-        def revoke():
-            out = self.env.scripd.scripctl("token", "revoke", "--job", self.job, "--reason", "race", "--json",
-                                           check=True)
-            return json.loads(out.stdout)
-
-        outcomes, revoked, _ = self.grouped_redemption_during(revoke)
+        outcomes, revoked, _ = self.grouped_redemption_during(
+            lambda: self.scripctl_json("token", "revoke", "--job", self.job, "--reason", "race"))
         self.assertEqual(outcomes, ["written"] * 3)
         self.assertEqual((revoked["grants"], revoked["refresh_tokens"], revoked["access_tokens"]), (3, 6, 3))
         self.assert_nothing_of_the_job_left()
