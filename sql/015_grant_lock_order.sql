@@ -87,6 +87,13 @@ END $$;
 -- revoked grant taken first, out of order, was the same deadlock. The
 -- grant's access tokens are locked in order too (those of the job are
 -- already, but for the expired ones, which a job's end leaves alone).
+--
+-- And with end_job, a grant no longer active still ends its job: POST
+-- /revoke of the refresh token of a grant that a replay (or `scripctl
+-- token revoke`, which ends no job) revoked used to answer "revoked
+-- already" and leave the job going, its other grants and access tokens
+-- live, though the client had said the job was over. The grant itself,
+-- and its tokens, are left as they were then.
 CREATE OR REPLACE FUNCTION scrip.grant_revoke(rev_grant text, rev_client text, rev_by text, rev_reason text,
                                               end_job boolean,
                                               OUT revoked boolean, OUT other_grants bigint,
@@ -115,12 +122,12 @@ BEGIN
 	UPDATE scrip.grants g
 	   SET state = 'revoked', revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
 	 WHERE g.grant_id = rev_grant AND g.state = 'active';
-	IF NOT FOUND THEN
-		RETURN;
+	revoked := FOUND;
+	IF revoked THEN
+		UPDATE scrip.refresh_tokens t SET state = 'revoked'
+		 WHERE t.grant_id = rev_grant AND t.state <> 'revoked';
+		GET DIAGNOSTICS refresh_tokens = ROW_COUNT;
 	END IF;
-	revoked := true;
-	UPDATE scrip.refresh_tokens t SET state = 'revoked' WHERE t.grant_id = rev_grant AND t.state <> 'revoked';
-	GET DIAGNOSTICS refresh_tokens = ROW_COUNT;
 	IF end_job AND rev_job IS NOT NULL THEN
 		SELECT * INTO job FROM scrip.job_end(rev_client, rev_job, rev_by, rev_reason);
 		job_ended := job.ended;
@@ -128,12 +135,14 @@ BEGIN
 		refresh_tokens := refresh_tokens + job.refresh_tokens;
 		access_tokens := job.access_tokens;
 	END IF;
-	UPDATE scrip.issued_tokens i
-	   SET revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
-	 WHERE i.jti = ANY (ARRAY(SELECT l.jti FROM scrip.issued_tokens l
-	                           WHERE l.grant_id = rev_grant AND l.revoked_at IS NULL
-	                           ORDER BY l.jti FOR NO KEY UPDATE))
-	   AND i.revoked_at IS NULL;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	access_tokens := access_tokens + n;
+	IF revoked THEN
+		UPDATE scrip.issued_tokens i
+		   SET revoked_at = now(), revoked_by = rev_by, revoked_reason = rev_reason
+		 WHERE i.jti = ANY (ARRAY(SELECT l.jti FROM scrip.issued_tokens l
+		                           WHERE l.grant_id = rev_grant AND l.revoked_at IS NULL
+		                           ORDER BY l.jti FOR NO KEY UPDATE))
+		   AND i.revoked_at IS NULL;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		access_tokens := access_tokens + n;
+	END IF;
 END $$;

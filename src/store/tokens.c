@@ -324,22 +324,27 @@ static const char revoke_access_sql[] =
  * not change a row the function changes: PostgreSQL would refuse a row
  * modified by a function called from the same statement). The
  * grant's UPDATE there locks its row, so a redemption either finishes
- * first (and its token is revoked) or finds the grant revoked. */
+ * first (and its token is revoked) or finds the grant revoked. A grant
+ * revoked before (by a replay, or `scripctl token revoke`) is left as it
+ * was, but its job still ends (migration 015): the audit row then says so,
+ * and the answer is "revoked" as well. */
 static const char revoke_refresh_sql[] =
 	"WITH r AS ("
 	"  SELECT g.grant_id, g.client_id, g.subject, g.job_id"
 	"    FROM scrip.refresh_tokens rt JOIN scrip.grants g ON g.grant_id = rt.grant_id"
 	"   WHERE rt.token_hash = decode($1, 'hex')"
 	"), g AS ("
-	"  SELECT r.*, v.other_grants, v.refresh_tokens, v.access_tokens, v.job_ended"
+	"  SELECT r.*, v.revoked, v.other_grants, v.refresh_tokens, v.access_tokens, v.job_ended"
 	"    FROM r CROSS JOIN LATERAL scrip.grant_revoke(r.grant_id, $2, $2, 'revoked by client', true) v"
-	"   WHERE r.client_id = $2 AND v.revoked"
+	"   WHERE r.client_id = $2 AND (v.revoked OR v.job_ended)"
 	"), ok AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, grant_id, description,"
 	"                                  remote_addr)"
 	"  SELECT 'revocation', 'revoked', g.client_id, g.subject, NULL, g.job_id, g.grant_id,"
-	"         format('refresh token revoked by its client (POST /revoke): %s grants, %s refresh tokens and"
-	" %s access tokens revoked%s', 1 + g.other_grants, g.refresh_tokens, g.access_tokens,"
+	"         format('refresh token %s by its client (POST /revoke): %s grants, %s refresh tokens and"
+	" %s access tokens revoked%s',"
+	"                CASE WHEN g.revoked THEN 'revoked' ELSE 'of a grant revoked before presented' END,"
+	"                g.revoked::integer + g.other_grants, g.refresh_tokens, g.access_tokens,"
 	"                CASE WHEN g.job_id IS NULL THEN ''"
 	"                     WHEN g.job_ended THEN '; job ended'"
 	"                     ELSE '; job had ended already' END),"

@@ -588,6 +588,47 @@ class RevokeTest(Case):
         self.assertRevokedOk(self.revoke(client, older))
         self.assertEqual(self.audit_rows(mark), [])
 
+    def test_revoke_refresh_token_of_a_replayed_grant_still_ends_the_job(self):
+        """A replay revokes the grant but ends no job; its client's POST /revoke of the grant's refresh token
+        then still ends the job (its other grant and its access tokens revoked), and the audit row says the
+        grant was revoked before. (It used to answer 200 and leave the job going.)"""
+        caller = self.caller()
+        client = self.issuer_client()
+        job = "job-" + secrets.token_hex(4)
+        current, grant_id = self.grant(client, sub="erin", job_id=job)
+        rotated = self.env.remember(b64url(secrets.token_bytes(32)), "refresh token")
+        self.env.db.execute("INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation, state, rotated_at)"
+                            " VALUES (decode(:'h', 'hex'), :'g', 0, 'rotated', now() - interval '1 hour')",
+                            h=hashlib.sha256(rotated.encode()).hexdigest(), g=grant_id)
+        other_refresh, other_grant = self.grant(client, sub="erin", job_id=job)
+        access, _ = self.issue(client, job_id=job)
+        r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", rotated)], client)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertEqual(self.env.db.scalar("SELECT state FROM scrip.grants WHERE grant_id = :'g'", g=grant_id),
+                         "revoked")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.ended_jobs WHERE job_id = :'j'", j=job), 0)
+        self.assertEqual(self.introspect(caller, other_refresh).json["active"], True)
+
+        mark = self.env.audit_mark()
+        self.assertRevokedOk(self.revoke(client, current))
+        ended = self.env.db.query("SELECT ended_by, reason FROM scrip.ended_jobs WHERE client_id = :'c'"
+                                  " AND job_id = :'j'", c=client.id, j=job)
+        self.assertEqual(ended, [{"ended_by": client.id, "reason": "revoked by client"}])
+        for t in (other_refresh, access):
+            self.assertInactive(self.introspect(caller, t))
+        # the replayed grant stays as the replay left it
+        g = self.env.db.query("SELECT revoked_by, revoked_reason FROM scrip.grants WHERE grant_id = :'g'", g=grant_id)
+        self.assertEqual(g[0]["revoked_reason"], "refresh token replay")
+        rows = self.audit_rows(mark)
+        self.assertEqual([(x["event"], x["outcome"], x["grant_id"], x["job_id"]) for x in rows],
+                         [("revocation", "revoked", grant_id, job)])
+        self.assertIn("refresh token of a grant revoked before presented by its client (POST /revoke): 1 grants,"
+                      " 1 refresh tokens and 1 access tokens revoked; job ended", rows[0]["description"])
+        # presented again: the job had ended, nothing more is written
+        mark = self.env.audit_mark()
+        self.assertRevokedOk(self.revoke(client, current))
+        self.assertEqual(self.audit_rows(mark), [])
+
     def test_revoke_grant_without_job(self):
         caller = self.caller()
         client = self.issuer_client()
