@@ -181,8 +181,12 @@ static void revoked_cb(scrip_revoke_outcome_t outcome, const scrip_err_t *db_err
 	}
 	switch (outcome) {
 	case SCRIP_REVOKE_DONE:
-		scrip_log_info("revoke: client=%s revoked its %s token (jti %s) remote=%s", t->client->client_id,
-			       t->kind, id, t->remote_addr);
+		if (strcmp(t->kind, "refresh") == 0) /* the grant now, or only its job (the audit row says which) */
+			scrip_log_info("revoke: client=%s revoked its refresh token's grant or ended its job remote=%s",
+				       t->client->client_id, t->remote_addr);
+		else
+			scrip_log_info("revoke: client=%s revoked its %s token (jti %s) remote=%s",
+				       t->client->client_id, t->kind, id, t->remote_addr);
 		break;
 	case SCRIP_REVOKE_ALREADY:
 		scrip_log_info("revoke: client=%s %s token (jti %s) was revoked already", t->client->client_id, t->kind,

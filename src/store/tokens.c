@@ -317,8 +317,8 @@ static const char revoke_access_sql[] =
  * when it is bound to a job, the job's end (every grant and access token
  * of that client's job): RFC 7009 §2.1 asks that revoking a refresh token
  * revoke the access tokens of the same grant, and ending a job is how a
- * framework says the work is over. scrip.grant_revoke (migration 014)
- * changes them, under the job's lock and each step with what has committed
+ * framework says the work is over. scrip.grant_revoke (migrations 014
+ * and 015) changes them, under the job's lock and each step with what has committed
  * when it starts, so that no token of the job issued meanwhile escapes;
  * this statement only finds the grant and writes the audit row (and must
  * not change a row the function changes: PostgreSQL would refuse a row
@@ -327,7 +327,9 @@ static const char revoke_access_sql[] =
  * first (and its token is revoked) or finds the grant revoked. A grant
  * revoked before (by a replay, or `scripctl token revoke`) is left as it
  * was, but its job still ends (migration 015): the audit row then says so,
- * and the answer is "revoked" as well. */
+ * and the answer is "revoked" as well. Whatever changed gets its audit row
+ * (a job that had ended may still have had live rows, written before
+ * migration 014). */
 static const char revoke_refresh_sql[] =
 	"WITH r AS ("
 	"  SELECT g.grant_id, g.client_id, g.subject, g.job_id"
@@ -336,7 +338,8 @@ static const char revoke_refresh_sql[] =
 	"), g AS ("
 	"  SELECT r.*, v.revoked, v.other_grants, v.refresh_tokens, v.access_tokens, v.job_ended"
 	"    FROM r CROSS JOIN LATERAL scrip.grant_revoke(r.grant_id, $2, $2, 'revoked by client', true) v"
-	"   WHERE r.client_id = $2 AND (v.revoked OR v.job_ended)"
+	"   WHERE r.client_id = $2"
+	"     AND (v.revoked OR v.job_ended OR v.other_grants > 0 OR v.refresh_tokens > 0 OR v.access_tokens > 0)"
 	"), ok AS ("
 	"  INSERT INTO scrip.audit_events (event, outcome, client_id, subject, jti, job_id, grant_id, description,"
 	"                                  remote_addr)"

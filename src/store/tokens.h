@@ -134,10 +134,13 @@ void scrip_tokens_revoke_access(scrip_db_t *db, const char *jti, const scrip_rev
  * (scrip.ended_jobs row with ended_by = the client id, reason 'revoked by
  * client'), which revokes the job's other live grants with their refresh
  * tokens and every live access token of that (client, job) too, under the
- * job's lock (scrip.grant_revoke, migration 014); and one audit row (event
- * 'revocation', outcome 'revoked', client_id, subject, grant_id, job_id,
- * description with the counts, remote_addr).
- * SCRIP_REVOKE_ALREADY when the grant was revoked already. */
+ * job's lock (scrip.grant_revoke, migrations 014 and 015); and one audit
+ * row (event 'revocation', outcome 'revoked', client_id, subject,
+ * grant_id, job_id, description with the counts, remote_addr). A grant
+ * revoked already (by a replay, or by an operator) is left as it was, but
+ * its job still ends: SCRIP_REVOKE_DONE, with the audit row, when that
+ * ended the job or revoked anything; SCRIP_REVOKE_ALREADY when nothing was
+ * left to do. */
 void scrip_tokens_revoke_refresh(scrip_db_t *db, const uint8_t hash[SCRIP_SHA256_LEN], const scrip_revoker_t *who,
 				 scrip_tokens_revoke_cb cb, void *arg);
 

@@ -629,6 +629,28 @@ class RevokeTest(Case):
         self.assertRevokedOk(self.revoke(client, current))
         self.assertEqual(self.audit_rows(mark), [])
 
+    def test_revoke_refresh_token_of_an_ended_job_audits_what_it_still_revokes(self):
+        """A job that ended with a token of it left live (a row written before migration 014 closed that race):
+        POST /revoke of a refresh token of the job's revoked grant revokes that token, and says so in an audit
+        row, though the job had ended already."""
+        caller = self.caller()
+        client = self.issuer_client()
+        job = "job-" + secrets.token_hex(4)
+        refresh, grant_id = self.grant(client, sub="frank", job_id=job, state="revoked")
+        self.env.db.execute("INSERT INTO scrip.ended_jobs (client_id, job_id, ended_by) VALUES (:'c', :'j', 'test')",
+                            c=client.id, j=job)
+        left, _ = self.issue(client, job_id="other-" + job)
+        self.env.db.execute("UPDATE scrip.issued_tokens SET job_id = :'j' WHERE job_id = :'o'", j=job, o="other-" + job)
+        self.assertEqual(self.introspect(caller, left).json["active"], False)  # the job's end answers for it
+        mark = self.env.audit_mark()
+        self.assertRevokedOk(self.revoke(client, refresh))
+        self.assertEqual(self.env.db.scalar("SELECT revoked_reason FROM scrip.issued_tokens WHERE job_id = :'j'",
+                                            j=job), "revoked by client")
+        rows = self.audit_rows(mark)
+        self.assertEqual(len(rows), 1, rows)
+        self.assertIn("refresh token of a grant revoked before presented by its client (POST /revoke): 0 grants,"
+                      " 0 refresh tokens and 1 access tokens revoked; job had ended already", rows[0]["description"])
+
     def test_revoke_grant_without_job(self):
         caller = self.caller()
         client = self.issuer_client()

@@ -171,6 +171,23 @@ class JobEndRaceTest(ScripTestCase):
             g=gid, c=self.client.id, j=self.job, h=h)
         return gid, h
 
+    def grants_in_one_statement(self, *gids):
+        """Grants of the job, one active refresh token each, inserted by one statement in the order given (so
+        that their rows follow each other in the table): [(grant_id, hash hex)]."""
+        hashes = [secrets.token_hex(32) for _ in gids]
+        self.env.db.execute(
+            "WITH n AS (SELECT * FROM unnest(string_to_array(:'g', ','), string_to_array(:'h', ','))"
+            "           WITH ORDINALITY AS n(gid, h, k)),"
+            " g AS (INSERT INTO scrip.grants (grant_id, client_id, subject, upstream_issuer, job_id, scopes, audiences,"
+            "                                 expires_at, vo)"
+            "       SELECT gid, :'c', 'sub-r', 'https://issuer.example.org', :'j', ARRAY['storage.read:/demo'],"
+            "              ARRAY['https://storage.example.org'], now() + interval '1 day', 'default' FROM n ORDER BY k"
+            "       RETURNING grant_id)"
+            " INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation)"
+            " SELECT decode(n.h, 'hex'), g.grant_id, 1 FROM n JOIN g ON g.grant_id = n.gid",
+            g=",".join(gids), h=",".join(hashes), c=self.client.id, j=self.job)
+        return list(zip(gids, hashes))
+
     def redeem_held(self, gid, h, end):
         """Redeems grant gid's token while a session holds the grant's row; once the redemption waits for it,
         starts end (a function) in the background and lets the row go when end waits too or is done.
@@ -418,8 +435,7 @@ class JobEndRaceTest(ScripTestCase):
         returns, its stderr). Returns (the three redemptions' outcomes, what end returned, the extra grants),
         once it is checked that no side lost a deadlock."""
         prefix = "g-" + secrets.token_hex(4)
-        b = self.grant(gid=prefix + "-b")
-        a = self.grant(gid=prefix + "-a")
+        b, a = self.grants_in_one_statement(prefix + "-b", prefix + "-a")  # in that order in the table
         c = self.grant(gid=prefix + "-c")
         extra = [self.grant(refresh, gid=prefix + "-" + suffix) for suffix, refresh in more]
         order = self.env.db.query("SELECT grant_id FROM scrip.grants WHERE grant_id IN (:'a', :'b') ORDER BY ctid",
@@ -454,6 +470,7 @@ class JobEndRaceTest(ScripTestCase):
         result, end_stderr = ending.outcome(self)
         # Each side runs a statement that lost a deadlock once more, and says so.
         self.assertNotIn(self.RERUN, self.driver_stderr, "the grouped redemption lost a deadlock")
+        self.assertNotIn("writing each alone", self.driver_stderr, "the grouped redemption lost a deadlock")
         self.assertNotIn(self.RERUN, end_stderr, "scripctl lost a deadlock")
         self.assertNotIn(self.RERUN, self.env.scripd.log_text()[scripd_log_start:], "scripd lost a deadlock")
         self.assertNotIn("deadlock detected", self.server_log_since(log_start))
