@@ -113,6 +113,7 @@ if [ "$sanitizers" = yes ]; then
 	tar -C "$top" --exclude=./.git --exclude=./.demo --exclude=./.test-pg -cf - . | tar -C "$copy" -xf -
 	(cd "$copy" && if [ -f Makefile ]; then make distclean >/dev/null 2>&1 || true; fi)
 	if build_and_check "$copy" "sanitizers" --enable-sanitizers; then
+		cd "$top" # build_and_check left us in the copy, which goes now
 		rm -rf "$copy"
 	else
 		status=1
