@@ -99,6 +99,14 @@ class Case(ScripTestCase):
             h=hashlib.sha256(refresh.encode()).hexdigest(), g=grant_id, st=token_state)
         return refresh, grant_id
 
+    def rotated_token(self, grant_id, rotated_at):
+        """A refresh token of grant_id, generation 0, rotated at rotated_at (SQL), inserted directly."""
+        token = self.env.remember(b64url(secrets.token_bytes(32)), "refresh token")
+        self.env.db.execute("INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation, state, rotated_at)"
+                            " VALUES (decode(:'h', 'hex'), :'g', 0, 'rotated', %s)" % rotated_at,
+                            h=hashlib.sha256(token.encode()).hexdigest(), g=grant_id)
+        return token
+
     def bind_to_grant(self, jti, grant_id):
         """Marks an issued access token as redeemed from grant_id (what the redemption path will record)."""
         self.env.db.execute("UPDATE scrip.issued_tokens SET grant_id = :'g' WHERE jti = :'j'", g=grant_id, j=jti)
@@ -549,10 +557,7 @@ class RevokeTest(Case):
         client = self.issuer_client()
         job = "job-" + secrets.token_hex(4)
         refresh, grant_id = self.grant(client, sub="dave", job_id=job)
-        older = self.env.remember(b64url(secrets.token_bytes(32)), "refresh token")
-        self.env.db.execute("INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation, state)"
-                            " VALUES (decode(:'h', 'hex'), :'g', 0, 'rotated')",
-                            h=hashlib.sha256(older.encode()).hexdigest(), g=grant_id)
+        older = self.rotated_token(grant_id, "now()")
         redeemed, redeemed_claims = self.issue(client, sub="dave", job_id=job)
         self.bind_to_grant(redeemed_claims["jti"], grant_id)
         same_job, _ = self.issue(client, job_id=job)          # exchanged directly for the same job
@@ -596,10 +601,7 @@ class RevokeTest(Case):
         client = self.issuer_client()
         job = "job-" + secrets.token_hex(4)
         current, grant_id = self.grant(client, sub="erin", job_id=job)
-        rotated = self.env.remember(b64url(secrets.token_bytes(32)), "refresh token")
-        self.env.db.execute("INSERT INTO scrip.refresh_tokens (token_hash, grant_id, generation, state, rotated_at)"
-                            " VALUES (decode(:'h', 'hex'), :'g', 0, 'rotated', now() - interval '1 hour')",
-                            h=hashlib.sha256(rotated.encode()).hexdigest(), g=grant_id)
+        rotated = self.rotated_token(grant_id, "now() - interval '1 hour'")  # past any grace: a replay
         other_refresh, other_grant = self.grant(client, sub="erin", job_id=job)
         access, _ = self.issue(client, job_id=job)
         r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", rotated)], client)
