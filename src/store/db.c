@@ -425,7 +425,7 @@ static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool
 	if (broken || sqlstate_is_unavailable(sqlstate))
 		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
 			   "the database is unavailable");
-	else if (sqlstate_is_conflict(sqlstate)) /* twice: the caller may try again later (503) */
+	else if (sqlstate_is_conflict(sqlstate)) /* not run again: the caller may try later (503) */
 		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, sqlstate,
 			   "the database refused the operation for a concurrent one; retry later");
 	else

@@ -23,10 +23,10 @@ typedef struct scrip_db_result scrip_db_result_t;
 /* Called exactly once per scrip_db_query, always from the event loop and
  * never from inside scrip_db_query itself. On failure res is NULL and err
  * says why (SCRIP_E_TEMPORARILY_UNAVAILABLE when the database is down or the
- * deadline passed, or the statement lost to a concurrent transaction twice
- * (40P01, 40001: the SQLSTATE in err->reason), SCRIP_E_SERVER_ERROR for a
- * query error, with the SQLSTATE in err->reason). res is valid only during
- * the call. */
+ * deadline passed, or the statement lost to a concurrent transaction and
+ * could not run again: 40P01 or 40001 in err->reason), SCRIP_E_SERVER_ERROR
+ * for a query error, with the SQLSTATE in err->reason). res is valid only
+ * during the call. */
 typedef void (*scrip_db_cb)(const scrip_db_result_t *res, const scrip_err_t *err, void *arg);
 
 /* Starts pool_size connections with conninfo (connections begin at once and
@@ -78,9 +78,10 @@ void scrip_db_free(scrip_db_t *db);
  *
  * Any query (prepared or not) that lost to a concurrent transaction (a
  * deadlock victim, 40P01, or a serialization failure, 40001) was rolled
- * back whole; it is run once more on the same connection (when half of
- * query_timeout is left), and a second loss reaches cb. So sql must be one whole transaction's work, as it is
- * for every query here (the pool never opens a transaction block). */
+ * back whole; it is run once more on the same connection when half of
+ * query_timeout is left, and a loss that is not run again reaches cb. So
+ * sql must be one whole transaction's work, as it is for every query here
+ * (the pool never opens a transaction block). */
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 		    void *arg);
 

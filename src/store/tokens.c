@@ -318,8 +318,9 @@ static const char revoke_access_sql[] =
  * of that client's job): RFC 7009 §2.1 asks that revoking a refresh token
  * revoke the access tokens of the same grant, and ending a job is how a
  * framework says the work is over. scrip.grant_revoke (migrations 014
- * and 015) changes them, under the job's lock and each step with what has committed
- * when it starts, so that no token of the job issued meanwhile escapes;
+ * and 015) changes them, under the job's lock and each step with what has
+ * committed when it starts, so that no token of the job issued meanwhile
+ * escapes;
  * this statement only finds the grant and writes the audit row (and must
  * not change a row the function changes: PostgreSQL would refuse a row
  * modified by a function called from the same statement). The
