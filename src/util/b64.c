@@ -10,13 +10,22 @@
 static const char url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 static const char std_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* Value of c in alphabet, or -1. */
+/* Value of c in alphabet, or -1. The two alphabets differ only in their
+ * last two characters; ranges rather than a search, since every token
+ * presented is decoded whole, its signature included. */
 static int sextet(const char *alphabet, char c)
 {
-	if (c == '\0')
-		return -1;
-	const char *p = strchr(alphabet, c);
-	return p ? (int)(p - alphabet) : -1;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == alphabet[62])
+		return 62;
+	if (c == alphabet[63])
+		return 63;
+	return -1;
 }
 
 /* Decodes in_len characters of alphabet (no padding). Refuses a length of

@@ -100,6 +100,31 @@ static void test_b64_standard(void)
 	free(enc);
 }
 
+/* Every byte value as the last of four characters "AAA?": decoded (to
+ * 0, 0 and its place in the alphabet) exactly when the alphabet has it. */
+static void each_byte_in(const char *alphabet, bool (*decode)(const char *, size_t, uint8_t **, size_t *))
+{
+	for (int c = 1; c < 256; c++) {
+		if (c == '=' && decode == scrip_b64_decode)
+			continue; /* padding there: test_b64_standard */
+		char in[5] = { 'A', 'A', 'A', (char)c, '\0' };
+		const char *at = strchr(alphabet, c);
+		uint8_t *out = NULL;
+		size_t len = 0;
+		bool ok = decode(in, 4, &out, &len);
+		CU_ASSERT_EQUAL(ok, at != NULL);
+		if (ok && at)
+			CU_ASSERT_TRUE(len == 3 && out[0] == 0 && out[1] == 0 && out[2] == (uint8_t)(at - alphabet));
+		free(out);
+	}
+}
+
+static void test_each_byte_value(void)
+{
+	each_byte_in("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", scrip_b64url_decode);
+	each_byte_in("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", scrip_b64_decode);
+}
+
 bool scrip_test_b64_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("b64", NULL, NULL);
@@ -109,5 +134,6 @@ bool scrip_test_b64_suite(void)
 	SCRIP_ADD_TEST(suite, test_b64url_known_values);
 	SCRIP_ADD_TEST(suite, test_b64url_refuses_non_canonical);
 	SCRIP_ADD_TEST(suite, test_b64_standard);
+	SCRIP_ADD_TEST(suite, test_each_byte_value);
 	return true;
 }
