@@ -2,7 +2,8 @@
 -- requests (a Lua data file written by bench/run) instead of one request over
 -- and over, so that scripd's caches see many subjects, clients and tokens.
 --
---   wrk -s bench/load.lua URL -- DATAFILE NTHREADS
+--   wrk -s bench/load.lua URL -- DATAFILE NTHREADS [LIMIT]
+--   LIMIT: use only the first LIMIT entries of the data file (bench/run --instructions)
 --   BENCH_WRK_OUT=FILE: where done() writes its JSON summary
 --   BENCH_WRK_RATE=N: send N requests/s in all, on a fixed schedule, instead of
 --     each connection's next request as soon as its answer came (see delay())
@@ -40,6 +41,7 @@ end
 function init(args)
 	local data = dofile(args[1])
 	local nthreads = tonumber(args[2]) or 1
+	local limit = tonumber(args[3] or "")
 	thread_count = nthreads
 	mode, ok_pattern, method, path = data.mode, data.ok, data.method, data.path
 	-- A cycle pool smaller than the threads (/jwks has one request) is
@@ -49,6 +51,7 @@ function init(args)
 	-- is presented once).
 	local share = mode ~= "chain" and #data.entries < nthreads
 	for k, e in ipairs(data.entries) do
+		if limit and k > limit then break end
 		if share or (k - 1) % nthreads == tid - 1 then
 			if mode == "chain" then
 				auth = e.auth -- one client holds every grant
