@@ -13,17 +13,6 @@
 /* An Authorization header longer than this is not a client's credentials. */
 #define BASIC_HEADER_MAX 4096
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Length of the UTF-8 sequence at s (at most n bytes), or 0 if it is not
  * well formed: overlong forms, surrogates (U+D800..DFFF) and code points
  * above U+10FFFF are refused (RFC 3629 §4). C0 and C1 controls and DEL are
@@ -92,7 +81,7 @@ bool scrip_form_decode(const char *in, size_t in_len, char **out)
 		} else if (c == '%') {
 			if (i + 2 >= in_len)
 				goto end;
-			int h = hex_value(in[i + 1]), l = hex_value(in[i + 2]);
+			int h = scrip_hex_digit(in[i + 1]), l = scrip_hex_digit(in[i + 2]);
 			if (h < 0 || l < 0)
 				goto end;
 			buf[n++] = (char)(h << 4 | l);

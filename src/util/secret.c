@@ -59,7 +59,7 @@ void scrip_secret_free(char *s)
 	free(s);
 }
 
-static int hex_value(char c)
+int scrip_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -80,7 +80,7 @@ bool scrip_hex32_parse(const char *text, uint8_t out[32])
 	if (len != 64)
 		return false;
 	for (size_t i = 0; i < 32; i++) {
-		int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
+		int hi = scrip_hex_digit(text[2 * i]), lo = scrip_hex_digit(text[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			OPENSSL_cleanse(out, 32);
 			return false;

@@ -31,6 +31,9 @@ bool scrip_ct_equal(const void *a, const void *b, size_t n);
 /* Overwrites then frees a NUL-terminated secret string; NULL is a no-op. */
 void scrip_secret_free(char *s);
 
+/* The value of one hex digit (0-9, a-f, A-F), or -1 for any other character. */
+int scrip_hex_digit(char c);
+
 /* Parses exactly 64 hex digits (surrounding whitespace ignored) into 32 bytes. */
 bool scrip_hex32_parse(const char *text, uint8_t out[32]) SCRIP_MUST_CHECK;
 

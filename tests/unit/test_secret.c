@@ -1,4 +1,4 @@
-/* test_secret.c — randomness, hashing, constant-time compare, hex keys. */
+/* test_secret.c — randomness, hashing, constant-time compare, hex digits and keys. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +50,24 @@ static void test_hex32_parse(void)
 	CU_ASSERT_FALSE(scrip_hex32_parse("0001020304050607 8090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", key));
 }
 
+/* Every byte value: the 22 hex digits have their value, all else is -1
+ * (a form's %XX and a key file share this one reading of hex). */
+static void test_hex_digit_each_byte(void)
+{
+	const char *digits = "0123456789abcdef", *upper = "ABCDEF";
+	for (int b = 0; b < 256; b++) {
+		char c = (char)b;
+		const char *at = b ? strchr(digits, b) : NULL;
+		const char *up = b ? strchr(upper, b) : NULL;
+		int want = at ? (int)(at - digits) : up ? 10 + (int)(up - upper) : -1;
+		if (scrip_hex_digit(c) != want)
+			CU_FAIL("scrip_hex_digit gives the wrong value for a byte");
+	}
+	CU_ASSERT_EQUAL(scrip_hex_digit('F'), 15);
+	CU_ASSERT_EQUAL(scrip_hex_digit('g'), -1);
+	CU_ASSERT_EQUAL(scrip_hex_digit('\0'), -1);
+}
+
 bool scrip_test_secret_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("secret", NULL, NULL);
@@ -59,5 +77,6 @@ bool scrip_test_secret_suite(void)
 	SCRIP_ADD_TEST(suite, test_sha256_known_answer);
 	SCRIP_ADD_TEST(suite, test_ct_equal);
 	SCRIP_ADD_TEST(suite, test_hex32_parse);
+	SCRIP_ADD_TEST(suite, test_hex_digit_each_byte);
 	return true;
 }
