@@ -79,6 +79,11 @@ static bool validate_token_types(const scrip_exchange_params_t *p, scrip_exchang
 			  "actor_token is not supported yet");
 		return false;
 	}
+	if (p->actor_token_type) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "actor_token_type_without_actor_token",
+			  "actor_token_type is sent only with an actor_token (RFC 8693 section 2.1)");
+		return false;
+	}
 	return true;
 }
 

@@ -35,6 +35,7 @@ typedef struct {
 	const char *expires_in;
 	const char *job_id;
 	const char *actor_token;
+	const char *actor_token_type; /* RFC 8693 §2.1: only with an actor_token */
 	size_t n_resources; /* how many of the last audiences are "resource" values (RFC 8707) */
 	const char *max_uses; /* extension: redemptions a grant allows (refresh_token requests only) */
 } scrip_exchange_params_t;
@@ -65,15 +66,18 @@ typedef struct {
  * positive decimal integer without sign or leading zeros; job_id 1..128
  * printable ASCII bytes (0x21-0x7e). Errors are invalid_request, or
  * invalid_scope for a scope that does not parse.
- * An empty scope or requested_token_type counts as absent (RFC 6749 §3.2);
- * an empty expires_in, job_id or audience is refused, since dropping it
- * silently would issue a wider token than the client asked for, and an
- * actor_token is refused even when empty, so that a client that meant to
- * delegate learns it was not honoured. Descriptions name the parameter
+ * Over HTTP a parameter sent without a value never reaches here: it counts
+ * as absent (RFC 6749 §3.1; scrip_form_get). A caller that passes an empty
+ * string all the same gets the empty scope or requested_token_type read as
+ * absent, and an empty expires_in, job_id, audience or max_uses refused
+ * rather than read as "no limit"; an actor_token is refused whatever its
+ * value, and an actor_token_type without an actor_token too (RFC 8693
+ * §2.1: it "MUST NOT be included otherwise"). Descriptions name the parameter
  * and never contain the subject token. err->reason: "missing_subject_token",
  * "subject_token_too_long", "missing_subject_token_type",
  * "unsupported_token_type", "unsupported_requested_token_type",
- * "actor_token_not_supported", "too_many_audiences", "bad_audience",
+ * "actor_token_not_supported", "actor_token_type_without_actor_token",
+ * "too_many_audiences", "bad_audience",
  * "bad_resource", "bad_expires_in", "bad_job_id", "bad_max_uses" (also when
  * max_uses comes without a refresh_token request), or those of
  * scrip_scope_set_parse. [out] req: zeroed on failure. */

@@ -76,9 +76,9 @@ bool scrip_max_uses_parse(const char *text, int64_t *out, scrip_err_t *err)
 	*out = 0;
 	if (!text)
 		return true;
-	/* An empty value is refused, not read as "unlimited": dropping it
-	 * would hand out a wider grant than the client asked for. Nine digits
-	 * always fit the database's integer column. */
+	/* An empty value is refused, not read as "unlimited" (over HTTP an
+	 * empty parameter counts as absent before it gets here, RFC 6749
+	 * §3.1). Nine digits always fit the database's integer column. */
 	size_t len = strlen(text);
 	if (len < 1 || len > 9 || text[0] < '1' || text[0] > '9' || strspn(text, "0123456789") != len) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_max_uses",

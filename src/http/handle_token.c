@@ -266,6 +266,7 @@ static void collect_params(scrip_token_req_t *t)
 		.expires_in = scrip_form_get(&t->form, "expires_in"),
 		.job_id = scrip_form_get(&t->form, "job_id"),
 		.actor_token = scrip_form_get(&t->form, "actor_token"),
+		.actor_token_type = scrip_form_get(&t->form, "actor_token_type"),
 		.max_uses = scrip_form_get(&t->form, "max_uses"),
 	};
 }

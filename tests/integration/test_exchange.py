@@ -361,6 +361,26 @@ class AudienceAndLifetimeTest(ExchangeCase):
                 self.assertRefused(r, mark, 400, "invalid_request", None)
 
 
+    def test_empty_parameters_count_as_absent(self):
+        # RFC 6749 §3.1: a parameter sent without a value is treated as if it were omitted; the token is
+        # the one the same request without them gets (default lifetime and audience, no job).
+        c = self.env.new_client()
+        tok, _ = self.subject()
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, tok, scope="storage.read:/demo", expires_in="", job_id="",
+                              extra=[("audience", ""), ("actor_token", ""), ("actor_token_type", "")])
+        self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
+                           requested_scope="storage.read:/demo")
+
+    def test_actor_token_type_without_actor_token(self):
+        # RFC 8693 §2.1: actor_token_type "MUST NOT be included" without an actor_token.
+        c = self.env.new_client()
+        tok, _ = self.subject()
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, tok, scope="storage.read:/demo", extra=[("actor_token_type", TT_ACCESS_TOKEN)])
+        self.assertRefused(r, mark, 400, "invalid_request", c, "actor_token_type_without_actor_token")
+
+
 class ClientAuthTest(ExchangeCase):
     def test_wrong_secret_basic(self):
         c = self.env.new_client()

@@ -75,6 +75,7 @@ typedef enum {
 	F_EXPIRES_IN,
 	F_JOB_ID,
 	F_ACTOR,
+	F_ACTOR_TYPE,
 	F_MAX_USES
 } field_t;
 
@@ -88,6 +89,7 @@ static void set_field(scrip_exchange_params_t *p, field_t f, const char *v)
 	case F_EXPIRES_IN: p->expires_in = v; break;
 	case F_JOB_ID: p->job_id = v; break;
 	case F_ACTOR: p->actor_token = v; break;
+	case F_ACTOR_TYPE: p->actor_token_type = v; break;
 	case F_MAX_USES: p->max_uses = v; break;
 	}
 }
@@ -138,6 +140,8 @@ static void test_validate_table(void)
 		 "unsupported_requested_token_type"},
 		{F_ACTOR, "eyJ.actor.token", SCRIP_E_INVALID_REQUEST, "actor_token_not_supported"},
 		{F_ACTOR, "", SCRIP_E_INVALID_REQUEST, "actor_token_not_supported"},
+		{F_ACTOR_TYPE, SCRIP_TOKEN_TYPE_ACCESS_TOKEN, SCRIP_E_INVALID_REQUEST,
+		 "actor_token_type_without_actor_token"},
 		{F_SCOPE, "", SCRIP_E_NONE, ""},
 		{F_SCOPE, "storage.read:/a", SCRIP_E_NONE, ""},
 		{F_SCOPE, "storage.read:/a/../b", SCRIP_E_INVALID_SCOPE, "bad_scope"},
