@@ -244,58 +244,30 @@ static void subject_verified(scrip_token_req_t *t)
 
 /* ---- opaque subject tokens (RFC 7662 at the main issuer) ------------------------ */
 
-/* What scrip keeps of an active introspection answer: the same checks as a
- * JWT's claims where the answer has them (iss, aud, exp, nbf), and a sub. */
+/* What scrip keeps of an active introspection answer: the claims a JWT
+ * subject token must have, checked the same way (exp, nbf, iat, aud, sub,
+ * scope, jti, wlcg.groups: scrip_claims_validate); its iss, which an
+ * answer may leave out, must be the upstream's when it is there. The
+ * checks run on a copy: the answer may be shared by the requests waiting
+ * on the same introspection. */
 static bool introspected_subject(scrip_token_req_t *t, const json_t *claims, scrip_err_t *err)
 {
 	const scrip_upstream_config_t *u = t->upstream;
-	int64_t now = (int64_t)time(NULL);
-	const char *iss = json_string_value(json_object_get(claims, "iss"));
-	const char *sub = json_string_value(json_object_get(claims, "sub"));
-	const char *scope = json_string_value(json_object_get(claims, "scope"));
-	const json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
-	const json_t *aud = json_object_get(claims, "aud");
-	if (iss && strcmp(iss, u->issuer) != 0) {
+	const json_t *iss = json_object_get(claims, "iss");
+	if (iss && (!json_is_string(iss) || strcmp(json_string_value(iss), u->issuer) != 0)) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "introspection_wrong_issuer",
 			  "the introspected subject token names another issuer");
 		return false;
 	}
-	if (!sub || !sub[0]) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "introspection_no_sub", "the introspected subject token has no sub");
+	scrip_jwt_policy_t policy = { .issuer = u->issuer, .audience = u->audience, .clock_skew = u->clock_skew };
+	json_t *copy = json_deep_copy(claims);
+	if (!copy) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
 		return false;
 	}
-	if (!json_is_integer(exp) || json_integer_value(exp) + u->clock_skew <= now) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_expired",
-			  "the introspected subject token has no exp or has expired");
-		return false;
-	}
-	if (nbf && (!json_is_integer(nbf) || json_integer_value(nbf) - u->clock_skew > now)) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_not_yet_valid",
-			  "the introspected subject token is not valid yet");
-		return false;
-	}
-	if (u->audience) {
-		bool found = json_is_string(aud) && strcmp(json_string_value(aud), u->audience) == 0;
-		size_t i;
-		json_t *v;
-		json_array_foreach(aud, i, v) found = found || (json_is_string(v) && strcmp(json_string_value(v), u->audience) == 0);
-		if (!found) {
-			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_wrong_audience",
-				  "the introspected subject token is not meant for scrip");
-			return false;
-		}
-	}
-	const json_t *groups = json_object_get(claims, "wlcg.groups");
-	const char *jti = json_string_value(json_object_get(claims, "jti"));
-	t->subject.iss = strdup(u->issuer);
-	t->subject.sub = strdup(sub);
-	t->subject.scope = scope ? strdup(scope) : NULL;
-	t->subject.jti = jti ? strdup(jti) : NULL;
-	t->subject.groups = json_is_array(groups) ? json_deep_copy(groups) : NULL;
-	t->subject.exp = json_integer_value(exp);
-	if (!t->subject.iss || !t->subject.sub || (scope && !t->subject.scope) || (jti && !t->subject.jti))
-		abort();
-	return true;
+	bool ok = scrip_claims_validate(copy, &policy, (int64_t)time(NULL), &t->subject, err);
+	json_decref(copy);
+	return ok;
 }
 
 static void introspected_cb(const json_t *claims, const scrip_lazy_result_t *r, void *arg)

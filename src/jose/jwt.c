@@ -493,30 +493,30 @@ static bool check_times(json_t *claims, int64_t now, int64_t skew, scrip_subject
 	if (skew > NUMERIC_DATE_MAX)
 		skew = NUMERIC_DATE_MAX;
 	switch (numeric_date(claims, "exp", &exp)) {
-	case DATE_ABSENT: REFUSE(err, "missing_exp", "the JWT has no exp"); return false;
-	case DATE_BAD: REFUSE(err, "bad_exp", "the JWT exp is not a valid NumericDate"); return false;
+	case DATE_ABSENT: REFUSE(err, "missing_exp", "the token has no exp"); return false;
+	case DATE_BAD: REFUSE(err, "bad_exp", "the token's exp is not a valid NumericDate"); return false;
 	case DATE_OK: break;
 	}
 	if (now >= exp + skew) {
-		REFUSE(err, "expired", "the JWT has expired");
+		REFUSE(err, "expired", "the token has expired");
 		return false;
 	}
 	date_result_t r = numeric_date(claims, "nbf", &nbf);
 	if (r == DATE_BAD) {
-		REFUSE(err, "bad_nbf", "the JWT nbf is not a valid NumericDate");
+		REFUSE(err, "bad_nbf", "the token's nbf is not a valid NumericDate");
 		return false;
 	}
 	if (r == DATE_OK && nbf - skew > now) {
-		REFUSE(err, "not_yet_valid", "the JWT is not valid yet (nbf)");
+		REFUSE(err, "not_yet_valid", "the token is not valid yet (nbf)");
 		return false;
 	}
 	r = numeric_date(claims, "iat", &iat);
 	if (r == DATE_BAD) {
-		REFUSE(err, "bad_iat", "the JWT iat is not a valid NumericDate");
+		REFUSE(err, "bad_iat", "the token's iat is not a valid NumericDate");
 		return false;
 	}
 	if (r == DATE_OK && iat - skew > now) {
-		REFUSE(err, "issued_in_future", "the JWT was issued in the future (iat)");
+		REFUSE(err, "issued_in_future", "the token was issued in the future (iat)");
 		return false;
 	}
 	subject->exp = exp;
@@ -534,7 +534,7 @@ static bool check_aud(json_t *claims, const char *audience, scrip_err_t *err)
 	if (!aud) {
 		if (!audience)
 			return true;
-		REFUSE(err, "wrong_audience", "the JWT has no aud");
+		REFUSE(err, "wrong_audience", "the token has no aud");
 		return false;
 	}
 	if (json_is_string(aud)) {
@@ -544,18 +544,18 @@ static bool check_aud(json_t *claims, const char *audience, scrip_err_t *err)
 		json_t *v;
 		json_array_foreach(aud, i, v) {
 			if (!json_is_string(v)) {
-				REFUSE(err, "bad_aud", "the JWT aud array holds a non-string");
+				REFUSE(err, "bad_aud", "the token's aud array holds a non-string");
 				return false;
 			}
 			if (audience && strcmp(json_string_value(v), audience) == 0)
 				found = true;
 		}
 	} else {
-		REFUSE(err, "bad_aud", "the JWT aud is neither a string nor an array of strings");
+		REFUSE(err, "bad_aud", "the token's aud is neither a string nor an array of strings");
 		return false;
 	}
 	if (audience && !found) {
-		REFUSE(err, "wrong_audience", "the JWT is not meant for this service (aud)");
+		REFUSE(err, "wrong_audience", "the token is not meant for this service (aud)");
 		return false;
 	}
 	return true;
@@ -565,13 +565,13 @@ static bool check_sub(json_t *claims, scrip_err_t *err)
 {
 	json_t *sub = json_object_get(claims, "sub");
 	if (!sub) {
-		REFUSE(err, "missing_sub", "the JWT has no sub");
+		REFUSE(err, "missing_sub", "the token has no sub");
 		return false;
 	}
 	size_t len = json_is_string(sub) ? json_string_length(sub) : 0;
 	if (len == 0 || len > SCRIP_JWT_SUB_MAX || strlen(json_string_value(sub)) != len ||
 	    !no_controls(json_string_value(sub), len)) {
-		REFUSE(err, "bad_sub", "the JWT sub is not a string of 1 to %d printable bytes", SCRIP_JWT_SUB_MAX);
+		REFUSE(err, "bad_sub", "the token's sub is not a string of 1 to %d printable bytes", SCRIP_JWT_SUB_MAX);
 		return false;
 	}
 	return true;
@@ -582,14 +582,14 @@ static bool check_optional(json_t *claims, scrip_err_t *err)
 {
 	json_t *scope = json_object_get(claims, "scope");
 	if (scope && !json_is_string(scope)) {
-		REFUSE(err, "bad_scope", "the JWT scope is not a string");
+		REFUSE(err, "bad_scope", "the token's scope is not a string");
 		return false;
 	}
 	json_t *jti = json_object_get(claims, "jti");
 	if (jti && (!json_is_string(jti) || json_string_length(jti) == 0 ||
 		    strlen(json_string_value(jti)) != json_string_length(jti) ||
 		    !no_controls(json_string_value(jti), json_string_length(jti)))) {
-		REFUSE(err, "bad_jti", "the JWT jti is not a non-empty printable string");
+		REFUSE(err, "bad_jti", "the token's jti is not a non-empty printable string");
 		return false;
 	}
 	json_t *groups = json_object_get(claims, "wlcg.groups");
@@ -597,12 +597,12 @@ static bool check_optional(json_t *claims, scrip_err_t *err)
 		size_t i;
 		json_t *v;
 		if (!json_is_array(groups)) {
-			REFUSE(err, "bad_groups", "the JWT wlcg.groups is not an array");
+			REFUSE(err, "bad_groups", "the token's wlcg.groups is not an array");
 			return false;
 		}
 		json_array_foreach(groups, i, v) {
 			if (!json_is_string(v)) {
-				REFUSE(err, "bad_groups", "the JWT wlcg.groups holds a non-string");
+				REFUSE(err, "bad_groups", "the token's wlcg.groups holds a non-string");
 				return false;
 			}
 		}
@@ -619,25 +619,36 @@ static char *dup_member(json_t *claims, const char *name)
 bool scrip_jwt_validate_claims(const scrip_jwt_t *jwt, const scrip_jwt_policy_t *policy, int64_t now,
 			       scrip_subject_t *subject, scrip_err_t *err)
 {
-	bool ok = false;
-
 	if (subject)
 		memset(subject, 0, sizeof(*subject));
 	if (!jwt || !jwt->claims || !jwt->iss || !policy || !policy->issuer || !subject) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "internal_error",
 			  "claims validated without a parsed JWT or policy");
-		goto end;
+		return false;
 	}
-	json_t *claims = jwt->claims;
 	/* Exact, byte for byte: no case folding, no trailing-slash tolerance. */
 	if (strcmp(jwt->iss, policy->issuer) != 0) {
 		REFUSE(err, "wrong_issuer", "the JWT issuer is not the expected one");
+		return false;
+	}
+	return scrip_claims_validate(jwt->claims, policy, now, subject, err);
+}
+
+bool scrip_claims_validate(json_t *claims, const scrip_jwt_policy_t *policy, int64_t now, scrip_subject_t *subject,
+			   scrip_err_t *err)
+{
+	bool ok = false;
+
+	if (subject)
+		memset(subject, 0, sizeof(*subject));
+	if (!json_is_object(claims) || !policy || !policy->issuer || !subject) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "internal_error", "claims validated without claims or policy");
 		goto end;
 	}
 	if (!check_times(claims, now, policy->clock_skew, subject, err) || !check_aud(claims, policy->audience, err) ||
 	    !check_sub(claims, err) || !check_optional(claims, err))
 		goto end;
-	subject->iss = strdup(jwt->iss);
+	subject->iss = strdup(policy->issuer);
 	subject->sub = dup_member(claims, "sub");
 	subject->jti = dup_member(claims, "jti");
 	subject->scope = dup_member(claims, "scope");

@@ -116,6 +116,15 @@ bool scrip_jwt_alg_allowed(const scrip_jwt_t *jwt, const scrip_jwt_policy_t *pol
 bool scrip_jwt_validate_claims(const scrip_jwt_t *jwt, const scrip_jwt_policy_t *policy, int64_t now,
 			       scrip_subject_t *subject, scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* Step 3 without the iss, for claims that came from elsewhere than a JWT
+ * (an upstream's introspection answer of an opaque token, RFC 7662): the
+ * same checks of exp, nbf, iat, aud, sub, scope, jti and wlcg.groups, and
+ * subject->iss set to policy->issuer. The caller checks the iss, if any.
+ * policy->algorithms is not used. [out] subject: free with
+ * scrip_subject_clear. */
+bool scrip_claims_validate(json_t *claims, const scrip_jwt_policy_t *policy, int64_t now, scrip_subject_t *subject,
+			   scrip_err_t *err) SCRIP_MUST_CHECK;
+
 void scrip_jwt_clear(scrip_jwt_t *jwt);
 void scrip_subject_clear(scrip_subject_t *subject);
 

@@ -405,6 +405,38 @@ class OpaqueTokens(LazyCase):
         self.assertOAuthError(r, 400, "invalid_request")
         self.assertEqual(issuer.calls("introspect", sub=sub), 2)
 
+    def test_introspection_answer_checked_as_a_jwt_is(self):
+        """What the main issuer says of an opaque token passes the checks a JWT subject token's claims
+        pass: each of these answers is refused with the JWT checks' reason, audited, and nothing issued."""
+        issuer = self.issuer("opaque")
+        client = self.client()
+        cases = {
+            "bad_exp": {"exp": 2 ** 63 - 1},              # would overflow exp + clock_skew
+            "expired": {"exp": int(time.time()) - 3600},
+            "missing_exp": {"exp": None},
+            "bad_sub": {"sub": "x" * 256},
+            "bad_jti": {"jti": "j\nforged"},
+            "bad_groups": {"wlcg.groups": ["/demo", 7]},
+            "wrong_audience": {"aud": "someone-else"},
+            "introspection_wrong_issuer": {"iss": 17},
+        }
+        for reason, extra in cases.items():
+            with self.subTest(reason):
+                token = self.env.remember(issuer.mint_opaque(sub="opaque-" + secrets.token_hex(3), scope=SCOPE,
+                                                             extra=extra), "subject token")
+                mark = self.env.audit_mark()
+                r = self.env.exchange(client, token, scope="storage.read:/demo")
+                self.assertOAuthError(r, 400, "invalid_request")
+                rows = [a for a in self.env.audit_since(mark) if a["outcome"] == "denied"]
+                self.assertEqual([(a["reason"], a["client_id"]) for a in rows], [(reason, client.id)])
+                self.assertEqual(self.env.issued_since(mark), 0)
+        # A sub with a control character is refused too (bad_sub), and a well-formed answer still passes.
+        token = self.env.remember(issuer.mint_opaque(sub="opaque\u0085x", scope=SCOPE), "subject token")
+        self.assertOAuthError(self.env.exchange(client, token, scope="storage.read:/demo"), 400, "invalid_request")
+        token = self.env.remember(issuer.mint_opaque(sub="opaque-" + secrets.token_hex(3), scope=SCOPE),
+                                  "subject token")
+        self.assertEqual(self.env.exchange(client, token, scope="storage.read:/demo").status, 200)
+
     def test_unknown_opaque_token(self):
         client = self.client()
         r = self.env.exchange(client, "not-a-token-" + secrets.token_hex(8))
