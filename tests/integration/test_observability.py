@@ -349,6 +349,32 @@ class ObservabilityTest(ScripTestCase):
         self.assertTrue(any(rec["event"] == "log" and rec.get("message") and rec.get("func") for rec in records))
         self.assertLogClean()
 
+    def test_subject_token_refusals_counted_by_their_reason(self):
+        """A refused subject token counts in scrip_denials_total under the reason its audit row has, never
+        under "other": the refusals an operator most needs to tell apart (expired, meant for another
+        service, unsigned, forged) come from the JWT checks."""
+        c = self.env.new_client()
+        issuer = self.env.issuers["demo"]
+        forged = issuer.mint({"sub": "obs-forged"}).rsplit(".", 1)
+        forged = forged[0] + "." + ("A" if forged[1][0] != "A" else "B") + forged[1][1:]
+        cases = {
+            "expired": issuer.mint({"sub": "obs-expired"}, lifetime=-3600),
+            "wrong_audience": issuer.mint({"sub": "obs-aud", "aud": "someone-else"}),
+            "alg_none": issuer.mint_unsigned({"sub": "obs-none"}),
+            "bad_signature": forged,
+        }
+        before = self.metrics()
+        mark = self.env.audit_mark()
+        for token in cases.values():
+            r = self.env.exchange(c, self.env.remember(token, "subject token"), scope=READ, audiences=[STORAGE])
+            self.assertOAuthError(r, 400, "invalid_request")
+        after = self.metrics()
+        audited = sorted(row["reason"] for row in self.env.audit_since(mark) if row["outcome"] == "denied")
+        self.assertEqual(audited, sorted(cases), "each refusal audited with its reason")
+        for reason in cases:
+            self.assertMoved(before, after, "scrip_denials_total", 1, endpoint="token", reason=reason)
+        self.assertMoved(before, after, "scrip_denials_total", 0, endpoint="token", reason="other")
+
     def test_whole_log_is_json(self):
         """Runs after test_metrics_and_access_log (unittest sorts by name): the whole log, startup included."""
         records = self.records_since(0)
