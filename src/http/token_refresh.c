@@ -150,13 +150,18 @@ static void replay_revoked_cb(const scrip_err_t *db_err, void *arg)
 	scrip_token_req_t *t = arg;
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (db_err && db_err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE) {
-		scrip_token_reply_error(t, db_err);
+	if (db_err && db_err->code == SCRIP_E_INVALID_GRANT && strcmp(db_err->reason, "grant_revoked") == 0) {
+		/* The statement found the grant revoked meanwhile by someone
+		 * else: an ordinary, audited refusal. */
+		scrip_token_deny_with(t, SCRIP_E_INVALID_GRANT, "grant_revoked", INVALID_REFRESH);
 		return;
 	}
 	if (db_err) {
-		/* Revoked meanwhile by someone else: an ordinary, audited refusal. */
-		scrip_token_deny_with(t, SCRIP_E_INVALID_GRANT, "grant_revoked", INVALID_REFRESH);
+		/* Nothing was revoked (a timeout, the database away): not a
+		 * refusal, which would leave the grant active while saying it
+		 * is revoked. The client may retry, and the replay is found
+		 * again. */
+		scrip_token_reply_error(t, db_err);
 		return;
 	}
 	scrip_log_warn("token: refresh token replay on grant %s by client %s: grant revoked", t->grant_row->grant_id,
@@ -245,10 +250,12 @@ typedef enum {
 	GRANT_REFUSED, /* err says why */
 	GRANT_REDEEM,  /* an active token: rotate it */
 	GRANT_RETRY,   /* a rotated token inside the grace period, successor unused */
-	GRANT_REPLAY,  /* a rotated token outside that: revoke the family */
+	GRANT_REPLAY,  /* a token already used or superseded: revoke the family */
 } grant_verdict_t;
 
-/* The checks on a stored grant, in order; pure. */
+/* The checks on a stored grant, in order; pure. A replay is found before
+ * the grant's other states are looked at: a grant used up, suspended or
+ * expired still has access tokens to revoke (RFC 9700 §4.14.2). */
 static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_grant_row_t *row, int64_t now,
 				   scrip_err_t *err)
 {
@@ -261,6 +268,15 @@ static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_gra
 		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_revoked", INVALID_REFRESH);
 		return GRANT_REFUSED;
 	}
+	bool rotated = strcmp(row->token_state, "rotated") == 0;
+	bool in_grace = client->refresh_grace > 0 && now - row->rotated_at <= client->refresh_grace;
+	bool retry = rotated && in_grace && row->successor_unused;
+	/* A rotated token outside a retry was presented twice. A token revoked
+	 * while its grant is active is a successor that a retry superseded:
+	 * whoever presents it is not whoever retried (revoking a grant
+	 * revokes all its tokens, and the grant is active). */
+	if ((rotated && !retry) || strcmp(row->token_state, "revoked") == 0)
+		return GRANT_REPLAY;
 	if (row->suspended) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_suspended",
 			  "the main issuer has refused this user; the grant is suspended until it confirms them again");
@@ -280,10 +296,8 @@ static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_gra
 	}
 	if (strcmp(row->token_state, "active") == 0)
 		return GRANT_REDEEM;
-	if (strcmp(row->token_state, "rotated") == 0) {
-		bool in_grace = client->refresh_grace > 0 && now - row->rotated_at <= client->refresh_grace;
-		return in_grace && row->successor_unused ? GRANT_RETRY : GRANT_REPLAY;
-	}
+	if (retry)
+		return GRANT_RETRY;
 	SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "refresh_token_revoked", INVALID_REFRESH);
 	return GRANT_REFUSED;
 }

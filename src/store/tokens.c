@@ -188,6 +188,7 @@ static const char refresh_state_sql[] =
 	"            WHEN e.job_id IS NOT NULL THEN 'job_ended'"
 	"            WHEN g.expires_at <= now() THEN 'expired'"
 	"            WHEN g.max_uses IS NOT NULL AND g.uses >= g.max_uses THEN 'used_up'"
+	"            WHEN g.suspended_at IS NOT NULL THEN 'suspended'"
 	"            ELSE 'active' END,"
 	"       g.grant_id, g.client_id, g.subject, array_to_string(g.scopes, ' '), array_to_json(g.audiences)::text,"
 	"       g.job_id, extract(epoch FROM g.expires_at)::bigint, extract(epoch FROM r.created_at)::bigint, g.vo"

@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import Client, Env, DemoIssuer, ScripTestCase, basic_auth
+from harness import Client, Env, DemoIssuer, ScripTestCase, basic_auth, jwt_parts
 
 TT_REFRESH = "urn:ietf:params:oauth:token-type:refresh_token"
 TT_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
@@ -85,6 +85,20 @@ class GrantCase(ScripTestCase):
                                  h=sha256_hex(refresh))
         self.assertEqual(len(rows), 1)
         return rows[0]
+
+    def introspect(self, token):
+        """The answer of /introspect to a client allowed to introspect."""
+        if not getattr(self, "_introspector", None):
+            name = "rs-" + secrets.token_hex(4)
+            created = json.loads(self.env.scripd.scripctl("client", "create", name, "--permission", "introspect",
+                                                          "--json", check=True).stdout)
+            self._introspector = Client(name, self.env.remember(created["client_secret"], "client secret"))
+        body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+        r = self.env.scripd.request("POST", "/introspect", body,
+                                    {"Content-Type": "application/x-www-form-urlencoded",
+                                     "Authorization": basic_auth(self._introspector.id, self._introspector.secret)})
+        self.assertEqual(r.status, 200, repr(r))
+        return r.json
 
     def events(self, mark):
         return [(row["event"], row["outcome"], row["reason"]) for row in self.env.audit_since(mark)]
@@ -203,14 +217,32 @@ class RedeemTest(GrantCase):
         self.assertEqual(lost.status, 200)
         retry = self.redeem(c, r1)
         self.assertEqual(retry.status, 200, "a retry inside the grace period must work: %r" % retry)
-        # The successor the client never saw is superseded, the new one works.
-        self.assertOAuthError(self.redeem(c, lost.json["refresh_token"]), 400, "invalid_grant")
+        self.assertEqual(self.grant_row(lost.json["refresh_token"])["token_state"], "revoked",
+                         "the successor the client never saw is superseded")
         r3 = self.redeem(c, retry.json["refresh_token"])
         self.assertEqual(r3.status, 200, repr(r3))
         # Once the successor was used, the old token is a replay even inside the grace period.
         mark = self.env.audit_mark()
         self.assertOAuthError(self.redeem(c, r1), 400, "invalid_grant")
         self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+
+    def test_superseded_successor_presented_is_a_replay(self):
+        # A retry inside the grace period supersedes the successor its first redemption made; whoever
+        # presents that successor is not the client that retried (which never saw it): two parties hold
+        # the family, so it is revoked (RFC 9700 §4.14.2), the retry's successor and access token too.
+        c = self.client(refresh_grace=60)
+        r1 = self.grant(c)
+        stolen = self.redeem(c, r1)
+        self.assertEqual(stolen.status, 200)
+        retry = self.redeem(c, r1)
+        self.assertEqual(retry.status, 200, repr(retry))
+        jti = jwt_parts(retry.json["access_token"])[1]["jti"]
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, stolen.json["refresh_token"]), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+        self.assertEqual(self.grant_row(r1)["state"], "revoked")
+        self.assertIsNotNone(self.env.issued_rows(jti=jti)[0]["revoked_at"])
+        self.assertOAuthError(self.redeem(c, retry.json["refresh_token"]), 400, "invalid_grant")
 
     def test_one_time_ticket(self):
         c = self.client()
@@ -221,6 +253,64 @@ class RedeemTest(GrantCase):
         again = self.redeem(c, first.json["refresh_token"])
         self.assertOAuthError(again, 400, "invalid_grant")
         self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_used_up")])
+        self.assertEqual(self.grant_row(r1)["state"], "active", "used up is not revoked")
+
+    def test_replay_of_a_used_up_ticket_revokes_what_it_gave(self):
+        # The ticket itself presented again is a replay, though the grant has no use left: the access
+        # token it gave (to whichever party came first) is revoked with the grant.
+        c = self.client()
+        r1 = self.grant(c, max_uses=1)
+        first = self.redeem(c, r1)
+        self.assertEqual(first.status, 200)
+        jti = jwt_parts(first.json["access_token"])[1]["jti"]
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, r1), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+        self.assertEqual(self.grant_row(r1)["state"], "revoked")
+        self.assertIsNotNone(self.env.issued_rows(jti=jti)[0]["revoked_at"])
+
+    def test_suspended_grant_replay_revokes_and_its_token_introspects_inactive(self):
+        c = self.client()
+        r1 = self.grant(c)
+        first = self.redeem(c, r1)
+        self.assertEqual(first.status, 200)
+        jti = jwt_parts(first.json["access_token"])[1]["jti"]
+        successor = first.json["refresh_token"]
+        self.assertTrue(self.introspect(successor)["active"])
+        # Suspended as the main issuer's refusal of the user suspends it (test_lazy_upstream.py does it so).
+        self.env.db.execute("UPDATE scrip.grants SET suspended_at = now(), suspended_reason = 'test'"
+                            " WHERE grant_id = :'g'", g=self.grant_row(r1)["grant_id"])
+        self.assertEqual(self.introspect(successor), {"active": False}, "not redeemable now, so not active")
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, successor), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_suspended")])
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, r1), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+        self.assertEqual(self.grant_row(r1)["state"], "revoked")
+        self.assertIsNotNone(self.env.issued_rows(jti=jti)[0]["revoked_at"])
+
+    def test_replay_not_recorded_is_not_answered_as_revoked(self):
+        # The revocation of a replayed family fails (here: its audit row cannot be written). The answer
+        # must not say the grant is revoked while it is not: a server error, nothing changed, and the
+        # next presentation of the token is found as the replay it is.
+        c = self.client()
+        r1 = self.grant(c)
+        self.assertEqual(self.redeem(c, r1).status, 200)
+        self.env.db.execute("ALTER TABLE scrip.audit_events ADD CONSTRAINT test_no_replay_row"
+                            " CHECK (reason IS DISTINCT FROM 'refresh_token_replay') NOT VALID")
+        try:
+            mark = self.env.audit_mark()
+            r = self.redeem(c, r1)
+            self.assertOAuthError(r, 500, "server_error")
+            self.assertEqual(self.grant_row(r1)["state"], "active")
+            self.assertNotIn(("token_refresh", "denied", "grant_revoked"), self.events(mark))
+        finally:
+            self.env.db.execute("ALTER TABLE scrip.audit_events DROP CONSTRAINT test_no_replay_row")
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, r1), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+        self.assertEqual(self.grant_row(r1)["state"], "revoked")
 
     def test_another_client_cannot_redeem(self):
         owner, thief = self.client(), self.client()
