@@ -7,6 +7,7 @@
 
 #include "core/client.h"
 #include "ctl/scripctl.h"
+#include "jose/jwk.h"
 #include "jose/keyring.h"
 #include "jose/keyrings.h"
 
@@ -119,6 +120,37 @@ static int rotate_args(int argc, char **argv, bool *json, const char **vo)
 	return -1;
 }
 
+/* A key sealed under another encryption_key than scripd's could never be
+ * opened by scripd, which would go on signing with the key the rotation
+ * retires. So the configured key must open a key already stored, when
+ * there is one. */
+static bool enc_key_opens_stored_keys(const scrip_ctl_t *ctl, scrip_sync_t *db)
+{
+	scrip_err_t err = { 0 };
+	scrip_sync_sealed_key_t stored = { 0 };
+	bool found = false, ok = false;
+	if (!scrip_sync_key_sealed_sample(db, &stored, &found, &err)) {
+		scrip_ctl_error_err(&err);
+		goto end;
+	}
+	if (found) {
+		cjose_jwk_t *jwk = scrip_jwk_unseal(stored.sealed, stored.sealed_len, stored.kid,
+						    scrip_alg_from_name(stored.alg), ctl->enc_key, &err);
+		if (!jwk) {
+			scrip_ctl_error("[keys] encryption_key does not open key %s, already in the database: scripd "
+					"could not use a key sealed with it. Give scripctl the encryption_key of "
+					"scripd's configuration",
+					stored.kid);
+			goto end;
+		}
+		cjose_jwk_release(jwk);
+	}
+	ok = true;
+end:
+	scrip_sync_sealed_key_clear(&stored);
+	return ok;
+}
+
 int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv)
 {
 	scrip_sync_t *db = NULL;
@@ -137,6 +169,8 @@ int scrip_ctl_key_rotate(scrip_ctl_t *ctl, int argc, char **argv)
 		scrip_ctl_error("the configuration has no [keys] encryption_key, needed to seal the private key");
 		goto end;
 	}
+	if (!enc_key_opens_stored_keys(ctl, db))
+		goto end;
 	if (!scrip_key_new_generate(ctl->key_alg, ctl->enc_key, &made, &err)) {
 		scrip_ctl_error_err(&err);
 		goto end;

@@ -864,6 +864,54 @@ static bool vo_known(scrip_sync_t *db, const char *vo, scrip_err_t *err)
 	return known;
 }
 
+bool scrip_sync_key_sealed_sample(scrip_sync_t *db, scrip_sync_sealed_key_t *key, bool *found, scrip_err_t *err)
+{
+	*key = (scrip_sync_sealed_key_t){ 0 };
+	*found = false;
+	scrip_sync_result_t *res = scrip_sync_query(
+		db,
+		"SELECT kid, alg, encode(private_sealed, 'hex') FROM scrip.signing_keys"
+		" WHERE state IN ('current', 'next', 'retiring') AND private_sealed IS NOT NULL"
+		" ORDER BY activates_at DESC LIMIT 1",
+		0, NULL, err);
+	if (!res)
+		return false;
+	bool ok = true;
+	if (scrip_sync_result_rows(res) == 1) {
+		const char *hex = scrip_sync_result_value(res, 0, 2);
+		size_t n = hex ? strlen(hex) / 2 : 0;
+		key->kid = strdup(scrip_sync_result_value(res, 0, 0));
+		key->alg = strdup(scrip_sync_result_value(res, 0, 1));
+		key->sealed = malloc(n ? n : 1);
+		if (!key->kid || !key->alg || !key->sealed)
+			abort();
+		for (size_t i = 0; i < n; i++) {
+			int hi = scrip_hex_digit(hex[2 * i]), lo = scrip_hex_digit(hex[2 * i + 1]);
+			if (hi < 0 || lo < 0) {
+				SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_key_row", "key %s: its sealed form is not hex",
+					  key->kid);
+				ok = false;
+				break;
+			}
+			key->sealed[i] = (uint8_t)(hi << 4 | lo);
+		}
+		key->sealed_len = n;
+		*found = ok;
+	}
+	scrip_sync_result_free(res);
+	if (!ok)
+		scrip_sync_sealed_key_clear(key);
+	return ok;
+}
+
+void scrip_sync_sealed_key_clear(scrip_sync_sealed_key_t *key)
+{
+	free(key->kid);
+	free(key->alg);
+	free(key->sealed);
+	*key = (scrip_sync_sealed_key_t){ 0 };
+}
+
 bool scrip_sync_key_rotate(scrip_sync_t *db, const scrip_sync_key_new_t *key, char **retiring_kid, scrip_err_t *err)
 {
 	bool ok = false;

@@ -265,6 +265,23 @@ typedef struct {
 	const char *vo;         /* the VO whose issuer it signs for (must be in scrip.vos) */
 } scrip_sync_key_new_t;
 
+/* One private key in use (current, next or retiring, of any VO), as
+ * stored: sealed under the encryption key scripd opens every key with. */
+typedef struct {
+	char *kid;
+	char *alg;
+	uint8_t *sealed;
+	size_t sealed_len;
+} scrip_sync_sealed_key_t;
+
+/* The newest such key, so that scripctl can check that its encryption_key
+ * opens what scripd must open. false on a database error; true with
+ * *found false when no key is stored. [out] key: free with
+ * scrip_sync_sealed_key_clear. */
+bool scrip_sync_key_sealed_sample(scrip_sync_t *db, scrip_sync_sealed_key_t *key, bool *found,
+				  scrip_err_t *err) SCRIP_MUST_CHECK;
+void scrip_sync_sealed_key_clear(scrip_sync_sealed_key_t *key);
+
 /* Rotates key->vo's keys (other VOs' are left alone): in one transaction
  * holding SCRIP_SYNC_LOCK_KEYS, marks the current key 'retiring' (retires_at = now(); retired_at stays NULL: it
  * stays published), cancels a 'next' key if any (it becomes 'retired' and

@@ -6,6 +6,7 @@ trail (audit tail) and the exit codes."""
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import select
@@ -321,6 +322,25 @@ class KeyTest(CtlCase):
         r = self.env.exchange(client, token, scope="storage.read:/demo")
         header, _ = self.env.verify_issued(r.json["access_token"], audience="https://storage.example.org")
         self.assertEqual(header["kid"], new)
+
+    def test_rotate_refused_with_another_encryption_key(self):
+        # A key sealed under another encryption_key than scripd's could never be opened by scripd, which would
+        # go on signing with the key the rotation retired: scripctl checks its key opens one already stored.
+        before = self.keys_in_db()
+        self.assertTrue(before, "the running scripd made a key")
+        other = os.path.join(self.env.workdir, "other-encryption.key")
+        with open(os.open(other, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        with open(self.env.scripd.conf) as f:
+            text = f.read()
+        conf = os.path.join(self.env.workdir, "scripctl-other-key.conf")
+        with open(conf, "w") as f:
+            f.write(re.sub(r"(?m)^encryption_key = .*$", "encryption_key = file:" + other, text))
+        out = subprocess.run([SCRIPCTL, "-c", conf, "key", "rotate"], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn("encryption_key does not open key", out.stderr)
+        self.assertEqual(self.keys_in_db(), before, "nothing changed")
 
 
 def sha256_hex(text):
