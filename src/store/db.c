@@ -390,6 +390,14 @@ static bool conn_retry_stale(struct conn *c, struct query *q, const char *sqlsta
 /* SQLSTATEs of a statement that lost to another transaction: 40P01, a
  * deadlock PostgreSQL broke by aborting this side; 40001, a serialization
  * failure. */
+/* The server cancelled the statement: at scripd's own query_timeout,
+ * which its sessions set as statement_timeout (57014) and lock_timeout
+ * (55P03), or an operator's pg_cancel_backend (57014 too). */
+static bool sqlstate_is_timeout(const char *state)
+{
+	return state && (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0);
+}
+
 static bool sqlstate_is_conflict(const char *state)
 {
 	return state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
@@ -428,6 +436,9 @@ static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool
 	else if (sqlstate_is_conflict(sqlstate)) /* not run again: the caller may try later (503) */
 		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, sqlstate,
 			   "the database refused the operation for a concurrent one; retry later");
+	else if (sqlstate_is_timeout(sqlstate)) /* as one still queued at its deadline: 503 */
+		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_timeout",
+			   "the database did not answer in time");
 	else
 		query_fail(c->db, q, SCRIP_E_SERVER_ERROR, sqlstate ? sqlstate : "database_error",
 			   "the database refused the operation");
