@@ -62,7 +62,7 @@ TT_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 TT_JWT = "urn:ietf:params:oauth:token-type:jwt"
 TT_REFRESH_TOKEN = "urn:ietf:params:oauth:token-type:refresh_token"
 EXCHANGE_STYLES = ("iam", "rfc8693")
-FAULT_MODES = ("503", "500", "close", "stall")
+FAULT_MODES = ("503", "500", "close", "stall", "empty")
 KINDS = ("exchange", "refresh", "introspect", "jwks", "discovery", "token")  # "token": other POST /token
 MAX_BODY = 64 * 1024  # bytes of a POST body it reads at most
 
@@ -342,8 +342,9 @@ class DemoIssuer:
     # --- faults and counters -----------------------------------------
     def set_down(self, down=True, mode="503"):
         """While down, every request (GET or POST) is answered 503 (mode "503") or 500 ("500"),
-        closed unanswered ("close"), or held unanswered ("stall") until set_down(False), stop()
-        or stall_limit seconds, then closed. set_down(False) releases stalled requests."""
+        200 with an empty JSON object ("empty", as a broken gateway might), closed unanswered
+        ("close"), or held unanswered ("stall") until set_down(False), stop() or stall_limit
+        seconds, then closed. set_down(False) releases stalled requests."""
         if down and mode not in FAULT_MODES:
             raise ValueError("mode must be one of %s" % ", ".join(FAULT_MODES))
         with self._lock:
@@ -685,7 +686,8 @@ def _handler_for(issuer):
             self.wfile.write(data)
 
         def fault(self, mode, stall):
-            """Answers as a down or failing issuer would: 503, 500, or no answer at all."""
+            """Answers as a down or failing issuer would: 503, 500, a 200 that is no answer, or no
+            answer at all."""
             if mode in ("close", "stall"):
                 if mode == "stall":
                     stall.wait(issuer.stall_limit)
@@ -693,6 +695,8 @@ def _handler_for(issuer):
                 return
             if mode == "500":
                 self.reply(500, {"error": "server_error"})
+            elif mode == "empty":
+                self.reply(200, {})
             else:
                 self.reply(503, {"error": "temporarily_unavailable"})
 

@@ -457,6 +457,14 @@ static bool host_is_loopback(const char *host, host_kind_t kind)
 	return strcasecmp(host, "localhost") == 0;
 }
 
+const char *scrip_config_discovered_url_check(const char *issuer, const char *url)
+{
+	const char *why = scrip_config_url_check(url);
+	if (!why && strncmp(issuer, "https://", 8) == 0 && strncmp(url, "https://", 8) != 0)
+		why = "an https issuer's discovery names a plain-http endpoint";
+	return why;
+}
+
 const char *scrip_config_url_check(const char *url)
 {
 	if (!url || !*url)

@@ -129,6 +129,12 @@ char *scrip_config_secret_resolve(const char *value, const char **why);
  * are refused. NULL if fine, else why (a static string). */
 const char *scrip_config_url_check(const char *url);
 
+/* An endpoint an issuer's discovery document names: as
+ * scrip_config_url_check, and https when the issuer is (a document served
+ * over https must not send scrip's client secret and users' tokens to a
+ * plain-http endpoint, loopback or not). NULL if fine, else why. */
+const char *scrip_config_discovered_url_check(const char *issuer, const char *url);
+
 /* Writes the option reference (markdown) generated from the option table to f. */
 #include <stdio.h>
 void scrip_config_write_reference(FILE *f);

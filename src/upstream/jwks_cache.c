@@ -319,7 +319,7 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 		why = "discovery document names another issuer";
 	else if (!uri)
 		why = "discovery document has no jwks_uri";
-	else if ((why = scrip_config_url_check(uri)) == NULL) {
+	else if ((why = scrip_config_discovered_url_check(c->cfg->issuer, uri)) == NULL) {
 		c->jwks_uri = strdup(uri);
 		if (!c->jwks_uri)
 			why = "out of memory";

@@ -29,6 +29,9 @@
 #include "util/observe.h"
 #include "util/secret.h"
 
+/* The longest scrip keeps a main issuer's access token (broker mode). */
+#define UPSTREAM_ACCESS_MAX_S 86400
+
 #define POLL_FIRST_MS 40      /* a waiter for another instance's lease looks again after this... */
 #define POLL_MAX_MS 1000      /* ...doubling up to this */
 #define INTROSPECTION_CACHE_MAX 20000 /* answers held in this process */
@@ -518,6 +521,11 @@ static bool take_answer(job_t *j, const json_t *body, const char **why)
 		*why = "the main issuer returned no access token with an expiry";
 		return false;
 	}
+	/* Held no longer than this, whatever the issuer says (its value is
+	 * not trusted to be sane: time(NULL) + expires_in must not overflow,
+	 * and a cached token must not outlive its real expiry by years). */
+	if (expires_in > UPSTREAM_ACCESS_MAX_S)
+		expires_in = UPSTREAM_ACCESS_MAX_S;
 	if (refresh && !(j->refresh_hex = seal_hex(j, "refresh", refresh))) {
 		*why = "cannot seal the refresh token";
 		return false;

@@ -323,6 +323,20 @@ static bool is_refusal(const char *error)
 	return false;
 }
 
+/* What a 200 must hold to be the issuer's answer, and never an "error"
+ * member: a token response (RFC 6749 §5.1: access_token and token_type,
+ * strings) or an introspection response (RFC 7662 §2.2: active, a
+ * boolean). */
+static bool answer_well_formed(scrip_call_kind_t kind, const json_t *body)
+{
+	if (!json_is_object(body) || json_object_get(body, "error"))
+		return false;
+	if (kind == SCRIP_CALL_INTROSPECT)
+		return json_is_boolean(json_object_get(body, "active"));
+	return json_is_string(json_object_get(body, "access_token")) &&
+	       json_is_string(json_object_get(body, "token_type"));
+}
+
 static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fetch_err, void *arg)
 {
 	struct call *c = arg;
@@ -332,15 +346,21 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 	json_t *body = resp ? json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL) : NULL;
 	const char *error = json_string_value(json_object_get(body, "error"));
 	long status = resp ? resp->status : 0;
-	bool retryable = !resp || status >= 500 || status == 429;
+	bool answered = status == 200 && answer_well_formed(c->kind, body);
+	/* A 200 that is not an answer (a gateway's page, "{}") is a failure
+	 * like a 5xx: never the issuer's yes. */
+	bool retryable = !resp || status >= 500 || status == 429 || (status == 200 && !answered);
 	scrip_oauth_outcome_t outcome = SCRIP_OAUTH_ERROR;
-	if (status == 200 && json_is_object(body))
+	if (answered)
 		outcome = SCRIP_OAUTH_OK;
 	else if (status >= 400 && status < 500 && is_refusal(error))
 		outcome = SCRIP_OAUTH_REFUSED;
 	char why[96];
 	if (!resp)
 		snprintf(why, sizeof(why), "%s", fetch_err->reason);
+	else if (status == 200 && !answered)
+		snprintf(why, sizeof(why), "HTTP 200 that is not a %s answer",
+			 c->kind == SCRIP_CALL_INTROSPECT ? "introspection" : "token");
 	else
 		snprintf(why, sizeof(why), "HTTP %ld%s%.40s", status, error ? " " : "", error ? error : "");
 	record(o, c->up, c->kind, outcome, status, outcome == SCRIP_OAUTH_OK ? NULL : (error ? error : why),
@@ -405,12 +425,12 @@ static bool endpoints_known(const upstream_state_t *s, scrip_call_kind_t kind)
 }
 
 /* Takes an endpoint from the discovery document unless one is configured. */
-static void endpoint_adopt(char **field, json_t *doc, const char *name)
+static void endpoint_adopt(char **field, json_t *doc, const char *name, const char *issuer)
 {
 	const char *url = json_string_value(json_object_get(doc, name));
 	if (*field || !url)
 		return;
-	const char *why = scrip_config_url_check(url);
+	const char *why = scrip_config_discovered_url_check(issuer, url);
 	if (why) {
 		scrip_log_warn("discovery: %s refused: %s", name, why);
 		return;
@@ -438,8 +458,8 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 		 strcmp(json_string_value(json_object_get(doc, "issuer")), u->issuer) != 0)
 		why = "discovery document names another issuer";
 	if (!why) {
-		endpoint_adopt(&s->token_endpoint, doc, "token_endpoint");
-		endpoint_adopt(&s->introspection_endpoint, doc, "introspection_endpoint");
+		endpoint_adopt(&s->token_endpoint, doc, "token_endpoint", u->issuer);
+		endpoint_adopt(&s->introspection_endpoint, doc, "introspection_endpoint", u->issuer);
 	}
 	json_decref(doc);
 	record(o, up, SCRIP_CALL_DISCOVERY, why ? SCRIP_OAUTH_ERROR : SCRIP_OAUTH_OK, resp ? resp->status : 0, why,

@@ -356,6 +356,36 @@ class UpstreamTrouble(LazyCase):
         self.assertRegex(self.env.scripd.get("/metrics").body.decode(),
                          r'(?m)^scrip_upstream_circuit_open\{upstream="flaky"\} 0$')
 
+    def test_a_200_that_is_not_an_answer_is_no_yes(self):
+        # "200 {}" (a broken gateway in front of the issuer) is a failure like a 5xx, retried and
+        # then answered 503: never a confirmation, so no grant is made for it.
+        issuer = self.issuer("flaky")
+        client = self.client()
+        sub = "empty-" + secrets.token_hex(3)
+        issuer.fail_next(2, "empty")  # the call and its one retry
+        r = self.grant(client, "flaky", sub, expect=503)
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        self.assertEqual(issuer.calls("exchange", sub=sub), 2)
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'", s=sub), 0)
+        time.sleep(2.5)  # breaker_cooldown: the two failures opened the circuit
+        self.grant(client, "flaky", sub)
+
+    def test_issuer_lifetime_is_capped(self):
+        # An access token the main issuer says lives for ever is kept a day at most: its expires_in
+        # is not trusted to be sane (now + expires_in must not overflow, nor a token be served years).
+        issuer = self.issuer("broker")
+        client = self.client(upstream_audiences=(DCACHE,))
+        sub = "cap-" + secrets.token_hex(3)
+        refresh = self.grant(client, "broker", sub, audiences=(DCACHE,))
+        issuer.access_token_lifetime = 2 ** 62
+        try:
+            r = self.redeem(client, refresh, audience=DCACHE)
+        finally:
+            issuer.access_token_lifetime = 600
+        self.assertEqual(r.status, 200, r.json)
+        self.assertGreater(r.json["expires_in"], 86000)
+        self.assertLessEqual(r.json["expires_in"], 86400)
+
     def test_transient_failure_is_retried(self):
         issuer = self.issuer("broker")
         client = self.client(upstream_audiences=(DCACHE,))

@@ -613,6 +613,21 @@ static void test_secret_never_echoed(void)
 
 /* ---- URL rule ---- */
 
+/* A discovery document may name only https endpoints for an https issuer:
+ * not even loopback http, where another local service would receive
+ * scrip's client secret and users' tokens. */
+static void test_discovered_url_check(void)
+{
+	CU_ASSERT_PTR_NULL(scrip_config_discovered_url_check("https://iam.example.org/", "https://iam.example.org/token"));
+	CU_ASSERT_PTR_NULL(scrip_config_discovered_url_check("https://iam.example.org/", "https://other.example.org/t"));
+	CU_ASSERT_PTR_NOT_NULL(scrip_config_discovered_url_check("https://iam.example.org/", "http://127.0.0.1:6379/"));
+	CU_ASSERT_PTR_NOT_NULL(scrip_config_discovered_url_check("https://iam.example.org/", "http://localhost/token"));
+	CU_ASSERT_PTR_NOT_NULL(scrip_config_discovered_url_check("https://iam.example.org/", "http://iam.example.org/t"));
+	/* A loopback http issuer (a test or demo) may name loopback http endpoints, as its configuration may. */
+	CU_ASSERT_PTR_NULL(scrip_config_discovered_url_check("http://127.0.0.1:8081", "http://127.0.0.1:8081/token"));
+	CU_ASSERT_PTR_NOT_NULL(scrip_config_discovered_url_check("http://127.0.0.1:8081", "http://example.org/token"));
+}
+
 static void test_url_check(void)
 {
 	static const char *const accepted[] = {
@@ -896,6 +911,7 @@ bool scrip_test_config_suite(void)
 	SCRIP_ADD_TEST(suite, test_unreadable_file);
 	SCRIP_ADD_TEST(suite, test_secret_never_echoed);
 	SCRIP_ADD_TEST(suite, test_url_check);
+	SCRIP_ADD_TEST(suite, test_discovered_url_check);
 	SCRIP_ADD_TEST(suite, test_secret_resolve);
 	SCRIP_ADD_TEST(suite, test_reference_lists_every_key);
 	SCRIP_ADD_TEST(suite, test_clear_is_idempotent);
