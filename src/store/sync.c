@@ -879,23 +879,17 @@ bool scrip_sync_key_sealed_sample(scrip_sync_t *db, scrip_sync_sealed_key_t *key
 	bool ok = true;
 	if (scrip_sync_result_rows(res) == 1) {
 		const char *hex = scrip_sync_result_value(res, 0, 2);
-		size_t n = hex ? strlen(hex) / 2 : 0;
+		size_t hex_len = hex ? strlen(hex) : 0;
 		key->kid = strdup(scrip_sync_result_value(res, 0, 0));
 		key->alg = strdup(scrip_sync_result_value(res, 0, 1));
-		key->sealed = malloc(n ? n : 1);
+		key->sealed = malloc(hex_len / 2 + 1);
 		if (!key->kid || !key->alg || !key->sealed)
 			abort();
-		for (size_t i = 0; i < n; i++) {
-			int hi = scrip_hex_digit(hex[2 * i]), lo = scrip_hex_digit(hex[2 * i + 1]);
-			if (hi < 0 || lo < 0) {
-				SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_key_row", "key %s: its sealed form is not hex",
-					  key->kid);
-				ok = false;
-				break;
-			}
-			key->sealed[i] = (uint8_t)(hi << 4 | lo);
+		key->sealed_len = hex_len / 2;
+		if (!scrip_hex_decode(hex, hex_len, key->sealed)) {
+			SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "bad_key_row", "key %s: its sealed form is not hex", key->kid);
+			ok = false;
 		}
-		key->sealed_len = n;
 		*found = ok;
 	}
 	scrip_sync_result_free(res);

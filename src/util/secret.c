@@ -70,6 +70,21 @@ int scrip_hex_digit(char c)
 	return -1;
 }
 
+bool scrip_hex_decode(const char *hex, size_t hex_len, uint8_t *out)
+{
+	if (hex_len % 2 != 0)
+		return false;
+	for (size_t i = 0; i < hex_len / 2; i++) {
+		int hi = scrip_hex_digit(hex[2 * i]), lo = scrip_hex_digit(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			OPENSSL_cleanse(out, hex_len / 2);
+			return false;
+		}
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
 bool scrip_hex32_parse(const char *text, uint8_t out[32])
 {
 	while (isspace((unsigned char)*text))
@@ -77,15 +92,5 @@ bool scrip_hex32_parse(const char *text, uint8_t out[32])
 	size_t len = strlen(text);
 	while (len > 0 && isspace((unsigned char)text[len - 1]))
 		len--;
-	if (len != 64)
-		return false;
-	for (size_t i = 0; i < 32; i++) {
-		int hi = scrip_hex_digit(text[2 * i]), lo = scrip_hex_digit(text[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			OPENSSL_cleanse(out, 32);
-			return false;
-		}
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
+	return len == 64 && scrip_hex_decode(text, len, out);
 }

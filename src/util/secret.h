@@ -34,6 +34,10 @@ void scrip_secret_free(char *s);
 /* The value of one hex digit (0-9, a-f, A-F), or -1 for any other character. */
 int scrip_hex_digit(char c);
 
+/* Decodes hex_len hex digits into hex_len / 2 bytes of out. False (out
+ * wiped) when hex_len is odd or a character is not a hex digit. */
+bool scrip_hex_decode(const char *hex, size_t hex_len, uint8_t *out) SCRIP_MUST_CHECK;
+
 /* Parses exactly 64 hex digits (surrounding whitespace ignored) into 32 bytes. */
 bool scrip_hex32_parse(const char *text, uint8_t out[32]) SCRIP_MUST_CHECK;
 

@@ -68,6 +68,20 @@ static void test_hex_digit_each_byte(void)
 	CU_ASSERT_EQUAL(scrip_hex_digit('\0'), -1);
 }
 
+static void test_hex_decode(void)
+{
+	uint8_t out[4] = { 0 };
+	CU_ASSERT_TRUE(scrip_hex_decode("00fFa5", 6, out));
+	CU_ASSERT_EQUAL(out[0], 0x00);
+	CU_ASSERT_EQUAL(out[1], 0xff);
+	CU_ASSERT_EQUAL(out[2], 0xa5);
+	CU_ASSERT_TRUE(scrip_hex_decode("", 0, out));
+	CU_ASSERT_FALSE(scrip_hex_decode("abc", 3, out)); /* odd */
+	CU_ASSERT_FALSE(scrip_hex_decode("12zz", 4, out));
+	CU_ASSERT_EQUAL(out[0], 0); /* wiped */
+	CU_ASSERT_FALSE(scrip_hex_decode("12 4", 4, out));
+}
+
 bool scrip_test_secret_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("secret", NULL, NULL);
@@ -78,5 +92,6 @@ bool scrip_test_secret_suite(void)
 	SCRIP_ADD_TEST(suite, test_ct_equal);
 	SCRIP_ADD_TEST(suite, test_hex32_parse);
 	SCRIP_ADD_TEST(suite, test_hex_digit_each_byte);
+	SCRIP_ADD_TEST(suite, test_hex_decode);
 	return true;
 }
