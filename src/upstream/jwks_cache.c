@@ -73,6 +73,7 @@ struct scrip_jwks_cache {
 	char *stale_jwks;         /* a stale stored set, adopted if the fetch fails and nothing is held */
 	size_t stale_len;
 	int64_t stale_version;
+	int64_t stale_fresh_until_ms; /* monotonic: when that stored set went stale */
 	char *fetched;            /* the body just fetched, kept for storing */
 	size_t fetched_len;
 	scrip_verified_cache_t *verified; /* tokens verified with keys of this upstream */
@@ -102,10 +103,25 @@ static void set_state(scrip_jwks_cache_t *c, fetch_state_t state)
 	c->state = state;
 }
 
+/* A set stale for jwks_max_stale is let go: from then on the issuer's
+ * tokens are refused (503) until a set is had again, as with none at all. */
+static void drop_if_too_stale(scrip_jwks_cache_t *c)
+{
+	if (!c->keys || !scrip_keyset_too_stale(scrip_mono_ms(), c->fresh_until_ms, c->cfg->jwks_max_stale * 1000))
+		return;
+	scrip_log_warn("upstream %s: key set stale for jwks_max_stale (%" PRId64 " s) and not fetched again: "
+		       "its tokens are refused until it is",
+		       c->cfg->name, c->cfg->jwks_max_stale);
+	scrip_keyset_release(c->keys);
+	c->keys = NULL;
+	c->held_version = 0;
+}
+
 static void answer(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_key_cb cb, void *arg, bool fetch_failed)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
+	drop_if_too_stale(c);
 	const cjose_jwk_t *key = c->keys ? scrip_keyset_find(c->keys, kid) : NULL;
 	if (key) {
 		cb(scrip_keyset_retain(c->keys), key, NULL, arg);
@@ -189,11 +205,18 @@ static bool hold(scrip_jwks_cache_t *c, scrip_keyset_t *set)
 }
 
 /* Parses a set (fetched, or stored by any scripd: untrusted either way) and
- * holds it, fresh for ttl_ms. */
+ * holds it, fresh for ttl_ms (stale for -ttl_ms already when negative). A
+ * set stale for jwks_max_stale or longer is not used. */
 static bool adopt(scrip_jwks_cache_t *c, const char *json, size_t len, int64_t ttl_ms, const char *from)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
+	int64_t now_ms = scrip_mono_ms();
+	if (scrip_keyset_too_stale(now_ms, now_ms + ttl_ms, c->cfg->jwks_max_stale * 1000)) {
+		scrip_log_warn("upstream %s: the key set %s is stale for longer than jwks_max_stale: not used",
+			       c->cfg->name, from);
+		return false;
+	}
 	size_t skipped = 0;
 	scrip_keyset_t *set = len <= SCRIP_JWKS_MAX_BYTES ? scrip_keyset_parse(json, len, &skipped, &err) : NULL;
 	if (!set) {
@@ -206,7 +229,7 @@ static bool adopt(scrip_jwks_cache_t *c, const char *json, size_t len, int64_t t
 	size_t n = scrip_keyset_size(set);
 	bool changed = hold(c, set);
 	scrip_log_info("upstream %s: key set %s (%zu keys%s)", c->cfg->name, from, n, changed ? "" : ", unchanged");
-	c->fresh_until_ms = scrip_mono_ms() + ttl_ms;
+	c->fresh_until_ms = now_ms + ttl_ms;
 	return true;
 }
 
@@ -221,7 +244,9 @@ static void fetch_failed(scrip_jwks_cache_t *c, const scrip_fetch_response_t *re
 		c->jwks_uri = NULL;
 	}
 	/* Nothing held: a stale set another scripd stored beats none. */
-	if (!c->keys && c->stale_jwks && adopt(c, c->stale_jwks, c->stale_len, 0, "stored earlier, stale, is used"))
+	if (!c->keys && c->stale_jwks &&
+	    adopt(c, c->stale_jwks, c->stale_len, c->stale_fresh_until_ms - scrip_mono_ms(),
+		  "stored earlier, stale, is used"))
 		c->held_version = c->stale_version;
 	refresh_end(c, true);
 }
@@ -478,6 +503,7 @@ static void stored_cb(const scrip_keyset_row_t *row, const scrip_err_t *err, voi
 		c->stale_jwks = strndup(row->jwks, row->jwks_len);
 		c->stale_len = c->stale_jwks ? row->jwks_len : 0;
 		c->stale_version = row->version;
+		c->stale_fresh_until_ms = scrip_mono_ms() + row->ttl_left_ms;
 	}
 	if (c->leased) {
 		fetch_start(c);
@@ -592,6 +618,7 @@ scrip_verified_cache_t *scrip_jwks_cache_verified(scrip_jwks_cache_t *c)
 
 void scrip_jwks_cache_lookup(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_key_cb cb, void *arg)
 {
+	drop_if_too_stale(c);
 	scrip_keyset_lookup_t in = {
 		.from_file = c->cfg->jwks_file != NULL,
 		.have_set = c->keys != NULL,

@@ -8,7 +8,11 @@
  *     jwks_min_refetch seconds; inside that window the lookup fails;
  *   - however many requests wait, one fetch runs (single flight) and all
  *     of them get its result;
- *   - while the upstream is down, the cached set keeps serving;
+ *   - while the upstream is down, the cached set keeps serving, stale for
+ *     at most jwks_max_stale seconds; then it is let go, and the issuer's
+ *     tokens are refused (503) until its keys are fetched again
+ *     (a key the issuer withdrew must not stay usable for ever; the WLCG
+ *     profile has key caches expire after one to four days);
  *   - with a shared store (scrip_jwks_cache_set_shared), the scripd sharing
  *     a database fetch once between them: a refresh first reads the set
  *     stored there, and only when that is missing, stale or (for an

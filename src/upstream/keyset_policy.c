@@ -24,6 +24,13 @@ scrip_keyset_lookup_action_t scrip_keyset_lookup_decide(const scrip_keyset_looku
 	return in->last_failed || !in->have_set ? SCRIP_KEYSET_ANSWER_FAILED : SCRIP_KEYSET_ANSWER;
 }
 
+bool scrip_keyset_too_stale(int64_t now_ms, int64_t fresh_until_ms, int64_t max_stale_ms)
+{
+	if (now_ms < fresh_until_ms)
+		return false; /* fresh (always, for INT64_MAX) */
+	return now_ms - fresh_until_ms >= max_stale_ms;
+}
+
 scrip_keyset_shared_action_t scrip_keyset_shared_decide(const scrip_keyset_shared_t *in)
 {
 	bool newer = in->stored && (!in->have_set || in->stored_version > in->held_version);

@@ -4,6 +4,7 @@
  *   - scrip_keyset_lookup_decide: a lookup for a kid, against the set held
  *     in this process: answer now, answer and refresh behind, or wait for a
  *     fetch;
+ *   - scrip_keyset_too_stale: whether a stale set may still be used;
  *   - scrip_keyset_shared_decide: the set stored in PostgreSQL by any scripd,
  *     against the one held here: use the stored one, keep what is held, or
  *     fetch from the issuer (under the lease). */
@@ -36,6 +37,13 @@ typedef enum {
 } scrip_keyset_lookup_action_t;
 
 scrip_keyset_lookup_action_t scrip_keyset_lookup_decide(const scrip_keyset_lookup_t *in);
+
+/* True when a set stale from fresh_until_ms on (monotonic; INT64_MAX:
+ * never, a jwks_file) has been stale for max_stale_ms or longer at now_ms
+ * (jwks_max_stale): it is then no longer used, and the issuer's tokens are
+ * refused (503) until a set is had again. With max_stale_ms 0, a set is
+ * too stale as soon as it is stale. */
+bool scrip_keyset_too_stale(int64_t now_ms, int64_t fresh_until_ms, int64_t max_stale_ms);
 
 /* ---- the stored set against the held one ---- */
 

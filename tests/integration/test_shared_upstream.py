@@ -31,13 +31,14 @@ SECOND = None
 
 def setUpModule():
     global ENV, SECOND
-    issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque")}
+    issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque", "aged")}
     issuers["opaque"].add_client(*SCRIP_CLIENT)
     common = {"audience": "scrip", "jwks_cache_ttl": 3600, "jwks_min_refetch": 0}
     ENV = Env("shared", [
         ("cold", issuers["cold"], common),
         ("rotating", issuers["rotating"], dict(common, jwks_min_refetch=MIN_REFETCH)),
         ("short", issuers["short"], dict(common, jwks_cache_ttl=2, jwks_min_refetch=1)),
+        ("aged", issuers["aged"], dict(common, jwks_max_stale=3600)),
         ("opaque", issuers["opaque"], dict(common, client_id=SCRIP_CLIENT[0], client_secret=SCRIP_CLIENT[1],
                                            opaque_tokens="introspect",
                                            introspection_cache_ttl=INTROSPECTION_TTL)),
@@ -188,6 +189,28 @@ class KeySets(SharedCase):
         valid = self.env.db.scalar("SELECT json_typeof(jwks::json->'keys') FROM scrip.upstream_key_sets"
                                    " WHERE issuer = :'i'", i=issuer.issuer)
         self.assertEqual(valid, "array")
+
+    def test_stored_set_stale_past_jwks_max_stale_is_not_used(self):
+        """A scripd that holds no set, with the issuer down, does not take a stored set that has been
+        stale for longer than jwks_max_stale: the issuer's tokens are refused (503) until it is back."""
+        issuer = self.issuer("aged")
+        self.assertEqual(self.exchange_at(self.env.scripd, self.token("aged")).status, 200)
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET fetched_at = now() - interval '3 hours',"
+                            " expires_at = now() - interval '2 hours' WHERE issuer = :'i'", i=issuer.issuer)
+        issuer.set_down(True)
+        try:
+            r = self.exchange_at(SECOND, self.token("aged"))  # SECOND has never held this issuer's set
+            self.assertOAuthError(r, 503, "temporarily_unavailable")
+        finally:
+            issuer.set_down(False)
+        self.assertIn("stale for longer than jwks_max_stale: not used", SECOND.log_text())
+        deadline = time.monotonic() + 10
+        while True:
+            r = self.exchange_at(SECOND, self.token("aged"))
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual(r.status, 200, r)
 
 
 class OpaqueTokens(SharedCase):

@@ -11,6 +11,7 @@ import unittest
 from harness import DemoIssuer, Env, ScripTestCase, SigningKey
 
 MIN_REFETCH = 4   # jwks_min_refetch of "main" and "cold", seconds
+BRIEF_TTL, BRIEF_MAX_STALE = 2, 3  # jwks_cache_ttl and jwks_max_stale of "brief", seconds
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/jwks"
 
@@ -20,7 +21,7 @@ UP = {}
 
 def setUpModule():
     global ENV
-    for name in ("main", "short", "pinned", "cold", "liar", "esonly"):
+    for name in ("main", "short", "pinned", "cold", "liar", "esonly", "brief"):
         UP[name] = DemoIssuer(audience="scrip")
     UP["static"] = DemoIssuer(issuer="http://127.0.0.1:9/static", audience="scrip")
     UP["cold"].set_down(True)  # down before scripd ever asks it
@@ -34,6 +35,8 @@ def setUpModule():
         ("cold", UP["cold"], common),
         ("liar", UP["liar"], common),
         ("esonly", UP["esonly"], dict(common, algorithms="ES256")),
+        ("brief", UP["brief"], dict(common, jwks_cache_ttl=BRIEF_TTL, jwks_min_refetch=1,
+                                    jwks_max_stale=BRIEF_MAX_STALE)),
     ])
     ScripTestCase.env = ENV
     ENV.up()
@@ -146,6 +149,34 @@ class IssuerTest(UpstreamCase):
         deadline = time.monotonic() + MIN_REFETCH + 10
         while True:
             r = self.exchange("cold")
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            self.assertNotIssued(r)
+            time.sleep(0.5)
+        self.assertIssued(r)
+
+    def test_stale_keys_end_after_jwks_max_stale(self):
+        """While the issuer is down, its stale key set serves for jwks_max_stale past
+        jwks_cache_ttl, then its tokens are refused (503) until the keys are fetched again."""
+        brief = UP["brief"]
+        self.assertIssued(self.exchange("brief"))
+        fetched = time.monotonic()  # the set was fetched before this
+        brief.set_down(True)
+        try:
+            time.sleep(BRIEF_TTL + 0.5)  # stale, and its refresh fails
+            self.assertIssued(self.exchange("brief"))
+            time.sleep(max(0.0, fetched + BRIEF_TTL + BRIEF_MAX_STALE + 0.5 - time.monotonic()))
+            mark = self.env.audit_mark()
+            r = self.exchange("brief")
+            self.assertOAuthError(r, 503, "temporarily_unavailable")
+            self.assertDenied(mark, "temporarily_unavailable", client_id=self.client.id)
+            self.assertNotIssued(self.exchange("brief"))
+        finally:
+            brief.set_down(False)
+        self.assertIn("upstream brief: key set stale for jwks_max_stale", self.env.scripd.log_text())
+        deadline = time.monotonic() + 10
+        while True:
+            r = self.exchange("brief")
             if r.status == 200 or time.monotonic() > deadline:
                 break
             self.assertNotIssued(r)

@@ -2,6 +2,7 @@
  * a lookup answers, refreshes behind or waits, and when a refresh uses the
  * set another scripd stored, keeps what it holds, or fetches. Driven by
  * tables, one row per situation. */
+#include <stdint.h>
 #include <stdio.h>
 
 #include "suites.h"
@@ -170,6 +171,26 @@ static void test_keyset_shared_one_fetch_per_window(void)
 	}
 }
 
+/* jwks_max_stale: a set stays usable while fresh, and while stale for less
+ * than max_stale; from max_stale on it is not. A jwks_file's set (fresh
+ * until INT64_MAX) never goes stale, and max_stale 0 ends a set as it goes
+ * stale. */
+static void test_keyset_too_stale(void)
+{
+	const int64_t day = 86400000LL, max = 2 * day;
+	CU_ASSERT_FALSE(scrip_keyset_too_stale(NOW, NOW + 1, max));
+	CU_ASSERT_FALSE(scrip_keyset_too_stale(NOW, NOW, max));
+	CU_ASSERT_FALSE(scrip_keyset_too_stale(NOW + max - 1, NOW, max));
+	CU_ASSERT_TRUE(scrip_keyset_too_stale(NOW + max, NOW, max));
+	CU_ASSERT_TRUE(scrip_keyset_too_stale(NOW + 30 * day, NOW, max));
+	/* a stored set adopted already stale: fresh_until before this process's clock began */
+	CU_ASSERT_FALSE(scrip_keyset_too_stale(NOW, NOW - max + 1, max));
+	CU_ASSERT_TRUE(scrip_keyset_too_stale(NOW, NOW - max, max));
+	CU_ASSERT_FALSE(scrip_keyset_too_stale(INT64_MAX - 1, INT64_MAX, max));
+	CU_ASSERT_FALSE(scrip_keyset_too_stale(NOW, NOW + 1, 0));
+	CU_ASSERT_TRUE(scrip_keyset_too_stale(NOW, NOW, 0));
+}
+
 static void test_keyset_action_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(scrip_keyset_shared_action_name(SCRIP_KEYSET_FETCH), "fetch");
@@ -185,6 +206,7 @@ bool scrip_test_keyset_policy_suite(void)
 	SCRIP_ADD_TEST(s, test_keyset_shared_table);
 	SCRIP_ADD_TEST(s, test_keyset_shared_use_then_settles);
 	SCRIP_ADD_TEST(s, test_keyset_shared_one_fetch_per_window);
+	SCRIP_ADD_TEST(s, test_keyset_too_stale);
 	SCRIP_ADD_TEST(s, test_keyset_action_names);
 	return true;
 }
