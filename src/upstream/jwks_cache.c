@@ -104,14 +104,21 @@ static void set_state(scrip_jwks_cache_t *c, fetch_state_t state)
 }
 
 /* A set stale for jwks_max_stale is let go: from then on the issuer's
- * tokens are refused (503) until a set is had again, as with none at all. */
-static void drop_if_too_stale(scrip_jwks_cache_t *c)
+ * tokens wait for a set fetched again, and are refused (503) while none can
+ * be had, as with none at all. Worth a warning only when the set could not
+ * be refreshed (failing: a refresh failing now; or the last one failed); a
+ * set merely unused that long is fetched again at its next use. */
+static void drop_if_too_stale(scrip_jwks_cache_t *c, bool failing)
 {
 	if (!c->keys || !scrip_keyset_too_stale(scrip_mono_ms(), c->fresh_until_ms, c->cfg->jwks_max_stale * 1000))
 		return;
-	scrip_log_warn("upstream %s: key set stale for jwks_max_stale (%" PRId64 " s) and not fetched again: "
-		       "its tokens are refused until it is",
-		       c->cfg->name, c->cfg->jwks_max_stale);
+	if (failing || c->last_failed)
+		scrip_log_warn("upstream %s: key set stale past jwks_max_stale (%" PRId64 " s) and not fetched again: "
+			       "its tokens are refused until it is",
+			       c->cfg->name, c->cfg->jwks_max_stale);
+	else
+		scrip_log_debug("upstream %s: key set unused past jwks_max_stale: fetched again when needed",
+				c->cfg->name);
 	scrip_keyset_release(c->keys);
 	c->keys = NULL;
 	c->held_version = 0;
@@ -121,7 +128,7 @@ static void answer(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_key_cb cb,
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	drop_if_too_stale(c);
+	drop_if_too_stale(c, fetch_failed);
 	const cjose_jwk_t *key = c->keys ? scrip_keyset_find(c->keys, kid) : NULL;
 	if (key) {
 		cb(scrip_keyset_retain(c->keys), key, NULL, arg);
@@ -213,8 +220,8 @@ static bool adopt(scrip_jwks_cache_t *c, const char *json, size_t len, int64_t t
 	scrip_err_clear(&err);
 	int64_t now_ms = scrip_mono_ms();
 	if (scrip_keyset_too_stale(now_ms, now_ms + ttl_ms, c->cfg->jwks_max_stale * 1000)) {
-		scrip_log_warn("upstream %s: the key set %s is stale for longer than jwks_max_stale: not used",
-			       c->cfg->name, from);
+		scrip_log_warn("upstream %s: the key set %s is stale past jwks_max_stale: not used", c->cfg->name,
+			       from);
 		return false;
 	}
 	size_t skipped = 0;
@@ -236,6 +243,7 @@ static bool adopt(scrip_jwks_cache_t *c, const char *json, size_t len, int64_t t
 static void fetch_failed(scrip_jwks_cache_t *c, const scrip_fetch_response_t *resp, const char *why)
 {
 	noted(c, resp, why);
+	drop_if_too_stale(c, true); /* before saying whether cached keys still serve */
 	scrip_log_warn("upstream %s: key set not refreshed: %s%s", c->cfg->name, why,
 		       c->keys ? " (still serving the cached keys)" : "");
 	if (!c->cfg->jwks_uri) {
@@ -618,7 +626,7 @@ scrip_verified_cache_t *scrip_jwks_cache_verified(scrip_jwks_cache_t *c)
 
 void scrip_jwks_cache_lookup(scrip_jwks_cache_t *c, const char *kid, scrip_jwks_key_cb cb, void *arg)
 {
-	drop_if_too_stale(c);
+	drop_if_too_stale(c, false);
 	scrip_keyset_lookup_t in = {
 		.from_file = c->cfg->jwks_file != NULL,
 		.have_set = c->keys != NULL,

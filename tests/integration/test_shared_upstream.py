@@ -31,7 +31,7 @@ SECOND = None
 
 def setUpModule():
     global ENV, SECOND
-    issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque", "aged")}
+    issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque", "aged", "aging")}
     issuers["opaque"].add_client(*SCRIP_CLIENT)
     common = {"audience": "scrip", "jwks_cache_ttl": 3600, "jwks_min_refetch": 0}
     ENV = Env("shared", [
@@ -39,6 +39,7 @@ def setUpModule():
         ("rotating", issuers["rotating"], dict(common, jwks_min_refetch=MIN_REFETCH)),
         ("short", issuers["short"], dict(common, jwks_cache_ttl=2, jwks_min_refetch=1)),
         ("aged", issuers["aged"], dict(common, jwks_max_stale=3600)),
+        ("aging", issuers["aging"], dict(common, jwks_max_stale=3600)),
         ("opaque", issuers["opaque"], dict(common, client_id=SCRIP_CLIENT[0], client_secret=SCRIP_CLIENT[1],
                                            opaque_tokens="introspect",
                                            introspection_cache_ttl=INTROSPECTION_TTL)),
@@ -190,20 +191,43 @@ class KeySets(SharedCase):
                                    " WHERE issuer = :'i'", i=issuer.issuer)
         self.assertEqual(valid, "array")
 
+    def stored_set_aged(self, upstream, stale):
+        """Has the Env's scripd fetch and store upstream's key set, then makes the stored set stale for
+        the given SQL interval, as if it had been fetched that long before its jwks_cache_ttl ended."""
+        issuer = self.issuer(upstream)
+        self.assertEqual(self.exchange_at(self.env.scripd, self.token(upstream)).status, 200)
+        deadline = time.monotonic() + 10  # the answer may come before the set is stored
+        while int(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_key_sets WHERE issuer = :'i'",
+                                     i=issuer.issuer)) != 1:
+            self.assertLess(time.monotonic(), deadline, "the fetched key set was never stored")
+            time.sleep(0.1)
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET fetched_at = now() - interval '1 hour' - :'s'::interval,"
+                            " expires_at = now() - :'s'::interval WHERE issuer = :'i'", i=issuer.issuer, s=stale)
+        return issuer
+
+    def test_stored_set_stale_within_jwks_max_stale_is_used(self):
+        """With the issuer down, a scripd that holds no set takes a stored set stale for less than
+        jwks_max_stale (3600 s here), as it would hold its own."""
+        issuer = self.stored_set_aged("aging", "30 minutes")
+        issuer.set_down(True)
+        try:
+            r = self.exchange_at(SECOND, self.token("aging"))  # SECOND has never held this issuer's set
+        finally:
+            issuer.set_down(False)
+        self.assertEqual(r.status, 200, r)
+
     def test_stored_set_stale_past_jwks_max_stale_is_not_used(self):
-        """A scripd that holds no set, with the issuer down, does not take a stored set that has been
-        stale for longer than jwks_max_stale: the issuer's tokens are refused (503) until it is back."""
-        issuer = self.issuer("aged")
-        self.assertEqual(self.exchange_at(self.env.scripd, self.token("aged")).status, 200)
-        self.env.db.execute("UPDATE scrip.upstream_key_sets SET fetched_at = now() - interval '3 hours',"
-                            " expires_at = now() - interval '2 hours' WHERE issuer = :'i'", i=issuer.issuer)
+        """With the issuer down, a scripd that holds no set does not take a stored set stale for
+        jwks_max_stale (3600 s here) or longer: the issuer's tokens are refused (503) until it is back."""
+        issuer = self.stored_set_aged("aged", "2 hours")
         issuer.set_down(True)
         try:
             r = self.exchange_at(SECOND, self.token("aged"))  # SECOND has never held this issuer's set
             self.assertOAuthError(r, 503, "temporarily_unavailable")
         finally:
             issuer.set_down(False)
-        self.assertIn("stale for longer than jwks_max_stale: not used", SECOND.log_text())
+        self.assertRegex(SECOND.log_text(), r"upstream aged: the key set read from the database \(version \d+\)"
+                         r" is stale past jwks_max_stale: not used")
         deadline = time.monotonic() + 10
         while True:
             r = self.exchange_at(SECOND, self.token("aged"))
@@ -211,7 +235,6 @@ class KeySets(SharedCase):
                 break
             time.sleep(0.5)
         self.assertEqual(r.status, 200, r)
-
 
 class OpaqueTokens(SharedCase):
     def opaque_token(self, sub):
