@@ -5,6 +5,7 @@
  * endpoints are shared by every VO: the client's VO decides the issuer. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -77,6 +78,12 @@ void scrip_handle_jwks(struct evhttp_request *req, const scrip_app_t *app, const
 		scrip_http_reply_keys_not_loaded(req);
 		return;
 	}
-	cache_control(req, app);
-	scrip_http_reply_json(req, 200, scrip_keyring_jwks(keys->ring), false);
+	size_t len = 0;
+	const char *text = scrip_keyring_jwks_text(keys->ring, &len);
+	char *copy = text ? malloc(len + 1) : NULL; /* the answer may outlive the ring (a reload) */
+	if (copy) {
+		memcpy(copy, text, len + 1);
+		cache_control(req, app);
+	}
+	scrip_http_reply_json_text(req, 200, copy, len, false); /* NULL: 500 */
 }

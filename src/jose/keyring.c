@@ -13,6 +13,8 @@ struct scrip_keyring {
 	scrip_signing_key_t *keys; /* owned; count used of cap */
 	size_t count;
 	size_t cap;
+	char *jwks_text; /* the published set as served, made on first use; NULL: not yet */
+	size_t jwks_len;
 };
 
 static const char *const state_names[] = {
@@ -55,6 +57,7 @@ void scrip_keyring_free(scrip_keyring_t *ring)
 		EVP_PKEY_free(ring->keys[i].pkey);
 	}
 	free(ring->keys);
+	free(ring->jwks_text);
 	free(ring);
 }
 
@@ -131,6 +134,8 @@ bool scrip_keyring_add(scrip_keyring_t *ring, const char *kid, const char *alg, 
 		goto oom;
 	ring->keys[ring->count++] =
 		(scrip_signing_key_t){ .kid = kid_copy, .alg = a, .state = st, .jwk = jwk, .pkey = pkey };
+	free(ring->jwks_text); /* no longer the set */
+	ring->jwks_text = NULL;
 	kid_copy = NULL;
 	jwk = NULL;
 	ok = true;
@@ -240,6 +245,26 @@ json_t *scrip_keyring_jwks(const scrip_keyring_t *ring)
 end:
 	json_decref(keys);
 	return doc;
+}
+
+const char *scrip_keyring_jwks_text(scrip_keyring_t *ring, size_t *len)
+{
+	if (ring && !ring->jwks_text) {
+		json_t *doc = scrip_keyring_jwks(ring);
+		char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+		json_decref(doc);
+		size_t n = text ? strlen(text) : 0;
+		char *served = text ? malloc(n + 2) : NULL;
+		if (served) {
+			memcpy(served, text, n);
+			memcpy(served + n, "\n", 2);
+			ring->jwks_text = served;
+			ring->jwks_len = n + 1;
+		}
+		free(text);
+	}
+	*len = ring && ring->jwks_text ? ring->jwks_len : 0;
+	return ring ? ring->jwks_text : NULL;
 }
 
 size_t scrip_keyring_size(const scrip_keyring_t *ring)

@@ -93,6 +93,15 @@ bool scrip_keyring_token_check_verified(const scrip_jwt_t *jwt, scrip_alg_t alg,
 /* {"keys": [...]} with the public JWK of every published key. New reference. */
 json_t *scrip_keyring_jwks(const scrip_keyring_t *ring);
 
+/* The same as served at /jwks: compact JSON text and a newline, [out] len
+ * bytes (NUL-terminated). Made on the first call and kept with the ring
+ * until a key is added to it (a ring is replaced whole when the keys
+ * change), so that /jwks does not build it for every request. Borrowed:
+ * valid until the ring changes or is freed. NULL (len 0) when it cannot be
+ * made (a key that cannot be published, out of memory). Not thread-safe,
+ * like the ring itself. */
+const char *scrip_keyring_jwks_text(scrip_keyring_t *ring, size_t *len);
+
 size_t scrip_keyring_size(const scrip_keyring_t *ring);
 
 /* True when a and b hold the same keys: the same kids, each with the same

@@ -184,6 +184,41 @@ static void test_ring_publishes_and_signs(void)
 	scrip_keyring_free(ring);
 }
 
+/* /jwks as served: the set's compact JSON and a newline, made once and
+ * kept until a key is added, then made again with that key. */
+static void test_ring_jwks_text_kept_until_a_key_is_added(void)
+{
+	scrip_err_t err = {0};
+	scrip_keyring_t *ring = scrip_keyring_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_TRUE(add(ring, &ec1, NULL, "ES256", "current", enc_key, &err));
+	size_t len = 0, again_len = 0;
+	const char *text = scrip_keyring_jwks_text(ring, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	json_t *jwks = scrip_keyring_jwks(ring);
+	char *want = json_dumps(jwks, JSON_COMPACT);
+	json_decref(jwks);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+	CU_ASSERT_EQUAL(len, strlen(want) + 1);
+	CU_ASSERT_EQUAL(strlen(text), len);
+	CU_ASSERT_EQUAL(strncmp(text, want, strlen(want)), 0);
+	CU_ASSERT_EQUAL(text[len - 1], '\n');
+	free(want);
+	CU_ASSERT_PTR_EQUAL(scrip_keyring_jwks_text(ring, &again_len), text); /* kept, not made again */
+	CU_ASSERT_EQUAL(again_len, len);
+	CU_ASSERT_PTR_NULL(strstr(text, ec2.kid));
+
+	CU_ASSERT_TRUE(add(ring, &ec2, NULL, "ES256", "next", enc_key, &err));
+	const char *after = scrip_keyring_jwks_text(ring, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(after);
+	CU_ASSERT_PTR_NOT_NULL(strstr(after, ec1.kid));
+	CU_ASSERT_PTR_NOT_NULL(strstr(after, ec2.kid));
+	CU_ASSERT_EQUAL(strlen(after), len);
+	scrip_keyring_free(ring);
+	CU_ASSERT_PTR_NULL(scrip_keyring_jwks_text(NULL, &len));
+	CU_ASSERT_EQUAL(len, 0);
+}
+
 /* A token of cur's with these claims, parsed. */
 static void own_token(const scrip_signing_key_t *cur, json_t *claims, scrip_jwt_t *jwt)
 {
@@ -574,6 +609,7 @@ bool scrip_test_keyring_suite(void)
 	SCRIP_ADD_TEST(suite, test_state_names);
 	SCRIP_ADD_TEST(suite, test_empty_ring);
 	SCRIP_ADD_TEST(suite, test_ring_publishes_and_signs);
+	SCRIP_ADD_TEST(suite, test_ring_jwks_text_kept_until_a_key_is_added);
 	SCRIP_ADD_TEST(suite, test_checks_of_a_verified_token);
 	SCRIP_ADD_TEST(suite, test_ring_rsa_key_signs_fast);
 	SCRIP_ADD_TEST(suite, test_ring_refuses_rows);
