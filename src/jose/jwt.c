@@ -14,6 +14,7 @@
 
 #include "jose/jwk.h"
 #include "util/b64.h"
+#include "util/secret.h"
 
 /* NumericDate bound (RFC 7519 §2): about year 5138. Anything larger or
  * non-finite is refused before it is converted to an integer, so that a
@@ -214,7 +215,7 @@ static bool digest_token(scrip_jwt_t *jwt, const uint8_t *header, size_t header_
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned int n = 0;
-	bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	bool ok = ctx && EVP_DigestInit_ex(ctx, scrip_sha256_md(), NULL) == 1 &&
 		  digest_segment(ctx, header, header_len) && digest_segment(ctx, payload, payload_len) &&
 		  digest_segment(ctx, jwt->signature, jwt->signature_len) &&
 		  EVP_DigestFinal_ex(ctx, jwt->digest, &n) == 1 && n == SCRIP_JWT_DIGEST_LEN;
@@ -421,7 +422,7 @@ bool scrip_jwt_verify_signature_pkey(const scrip_jwt_t *jwt, const cjose_jwk_t *
 		sig_len = jwt->signature_len;
 	}
 	ctx = EVP_MD_CTX_new();
-	if (!ctx || EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, pkey) != 1 ||
+	if (!ctx || EVP_DigestVerifyInit(ctx, &pctx, scrip_sha256_md(), NULL, pkey) != 1 ||
 	    (jwt->alg == SCRIP_ALG_RS256 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "crypto_error", "signature verification could not start");
 		goto end;

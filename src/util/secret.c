@@ -3,6 +3,7 @@
 #include "util/secret.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,10 +28,25 @@ char *scrip_random_token(size_t nbytes)
 	return s;
 }
 
+static EVP_MD *sha256_md; /* kept for the life of the process */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *scrip_sha256_md(void)
+{
+	if (pthread_once(&sha256_once, sha256_fetch) != 0 || !sha256_md)
+		abort(); /* SHA-256 missing: a broken OpenSSL */
+	return sha256_md;
+}
+
 void scrip_sha256(const void *data, size_t len, uint8_t out[SCRIP_SHA256_LEN])
 {
 	unsigned int n = 0;
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != SCRIP_SHA256_LEN)
+	if (EVP_Digest(data, len, out, &n, scrip_sha256_md(), NULL) != 1 || n != SCRIP_SHA256_LEN)
 		abort(); /* SHA-256 cannot fail short of a broken OpenSSL */
 }
 

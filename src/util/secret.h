@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "util/err.h"
 
 #define SCRIP_SHA256_LEN 32
@@ -18,6 +20,11 @@ bool scrip_random_bytes(uint8_t *buf, size_t n) SCRIP_MUST_CHECK;
  * 128-bit jti, 32 for a client secret). Its alphabet [A-Za-z0-9_-] is the same
  * raw and form-encoded, so client_secret_basic quirks cannot bite. NULL on failure. */
 char *scrip_random_token(size_t nbytes);
+
+/* OpenSSL's SHA-256, fetched once for the process (thread-safe; never
+ * NULL). EVP_sha256() would make every EVP_DigestInit look the
+ * implementation up again, several times per request. */
+const EVP_MD *scrip_sha256_md(void);
 
 /* SHA-256 of data. */
 void scrip_sha256(const void *data, size_t len, uint8_t out[SCRIP_SHA256_LEN]);
