@@ -15,6 +15,8 @@
 #include "http/httpd.h"
 #include "store/key_store.h"
 #include "store/store.h"
+#include "store/upstream_store.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/secret.h"
 
@@ -219,6 +221,41 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 	return scrip_httpd_start(app, listen_fd, !app->accept_when_ready, err);
 }
 
+/* The longest a stop waits for its upstream leases to be released. */
+#define LEASES_RELEASE_WAIT_MS 1000
+
+static void leases_released_cb(const scrip_err_t *err, void *arg)
+{
+	(void)err; /* logged by the store; the leases then run out by themselves */
+	((scrip_app_t *)arg)->leases_released = true;
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* Upstream calls cut short by the stop leave the leases they held (a key
+ * set's fetch, a user's session at the main issuer); the other scripd
+ * sharing the database would answer upstream_busy until those ran out.
+ * They are released while the database is still open, waiting at most
+ * LEASES_RELEASE_WAIT_MS for it. */
+static void leases_release(scrip_app_t *app)
+{
+	if (!app->base || !app->db || !scrip_db_is_up(app->db))
+		return;
+	app->leases_released = false;
+	scrip_store_leases_release_all(app->db, app->instance, leases_released_cb, app);
+	struct timeval wait = { LEASES_RELEASE_WAIT_MS / 1000, (LEASES_RELEASE_WAIT_MS % 1000) * 1000 };
+	if (event_base_once(app->base, -1, EV_TIMEOUT, wake_cb, NULL, &wait) != 0)
+		return;
+	int64_t until = scrip_mono_ms() + LEASES_RELEASE_WAIT_MS;
+	while (!app->leases_released && scrip_mono_ms() < until)
+		event_base_loop(app->base, EVLOOP_ONCE);
+}
+
 /* Order matters. No new request is accepted; work in flight (upstream
  * transfers, then queries) is failed while every object its callbacks use
  * still exists, and the loop runs until those failures have been answered;
@@ -235,6 +272,7 @@ void scrip_app_stop(scrip_app_t *app)
 		scrip_jwks_cache_shutdown(app->jwks[i]);
 	scrip_fetcher_free(app->fetcher);
 	app->fetcher = NULL;
+	leases_release(app);
 	scrip_db_shutdown(app->db);
 	/* Every pending step now fails within a few loop turns (a key load or
 	 * schedule step too, whose state would otherwise leak, and the

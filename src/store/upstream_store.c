@@ -155,6 +155,8 @@ void scrip_store_lease_try(scrip_db_t *db, const char *key, const char *holder, 
 }
 
 static const char lease_release_sql[] = "DELETE FROM scrip.upstream_leases WHERE key = $1 AND holder = $2";
+static const char leases_release_all_sql[] =
+	"DELETE FROM scrip.upstream_leases WHERE starts_with(holder, $1::text || '/')";
 
 struct done_op {
 	scrip_store_done_fn cb;
@@ -189,6 +191,12 @@ void scrip_store_lease_release(scrip_db_t *db, const char *key, const char *hold
 {
 	const char *params[] = { key, holder };
 	scrip_store_exec_done(db, lease_release_sql, 2, params, "upstream lease not released", cb, arg);
+}
+
+void scrip_store_leases_release_all(scrip_db_t *db, const char *instance, scrip_store_done_fn cb, void *arg)
+{
+	const char *params[] = { instance };
+	scrip_store_exec_done(db, leases_release_all_sql, 1, params, "upstream leases not released at stop", cb, arg);
 }
 
 /* ---- the issuer's yes and no ----------------------------------------------------------- */

@@ -68,6 +68,12 @@ void scrip_store_exec_done(scrip_db_t *db, const char *sql, int n, const char *c
 void scrip_store_lease_release(scrip_db_t *db, const char *key, const char *holder, scrip_store_done_fn cb,
 			       void *arg);
 
+/* Drops every lease held by instance: those whose holder is instance
+ * followed by "/" (how lazy.c and jwks_cache.c name their holders). For a
+ * scripd stopping with upstream calls cut short, so that the other scripd
+ * need not wait out those leases. cb may be NULL. */
+void scrip_store_leases_release_all(scrip_db_t *db, const char *instance, scrip_store_done_fn cb, void *arg);
+
 /* The main issuer said yes. */
 typedef struct {
 	const char *upstream;

@@ -31,7 +31,8 @@ SECOND = None
 
 def setUpModule():
     global ENV, SECOND
-    issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque", "aged", "aging")}
+    issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque", "aged", "aging",
+                                                              "stalling")}
     issuers["opaque"].add_client(*SCRIP_CLIENT)
     common = {"audience": "scrip", "jwks_cache_ttl": 3600, "jwks_min_refetch": 0}
     ENV = Env("shared", [
@@ -40,6 +41,8 @@ def setUpModule():
         ("short", issuers["short"], dict(common, jwks_cache_ttl=2, jwks_min_refetch=1)),
         ("aged", issuers["aged"], dict(common, jwks_max_stale=3600)),
         ("aging", issuers["aging"], dict(common, jwks_max_stale=3600)),
+        # A long timeout: its key-set lease (twice the timeout, plus 5 s) outlives any test.
+        ("stalling", issuers["stalling"], dict(common, timeout=30)),
         ("opaque", issuers["opaque"], dict(common, client_id=SCRIP_CLIENT[0], client_secret=SCRIP_CLIENT[1],
                                            opaque_tokens="introspect",
                                            introspection_cache_ttl=INTROSPECTION_TTL)),
@@ -235,6 +238,46 @@ class KeySets(SharedCase):
                 break
             time.sleep(0.5)
         self.assertEqual(r.status, 200, r)
+
+class Stopping(SharedCase):
+    def test_leases_released_when_a_scripd_stops(self):
+        """A scripd stopped while it fetches a key set (the issuer holds the request unanswered)
+        releases the key-set lease as it stops: the others need not wait the lease out."""
+        issuer = self.issuer("stalling")
+        key = "jwks|" + issuer.issuer
+        with open(self.env.scripd.key_path) as f:
+            kek = f.read().strip()
+        workdir = os.path.join(self.env.workdir, "third")
+        os.mkdir(workdir)
+        third = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=kek, server={"drain_timeout": 1})
+        third.redact = self.env.redact
+        third.start()
+        issuer.set_down(True, "stall")
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        try:
+            pending = pool.submit(self.exchange_at, third, self.token("stalling"))
+            deadline = time.monotonic() + 10
+            while int(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases WHERE key = :'k'"
+                                         " AND expires_at > now()", k=key)) != 1:
+                self.assertLess(time.monotonic(), deadline, "the stopping scripd never took the key-set lease")
+                time.sleep(0.1)
+            self.assertIsNone(third.stop())
+            self.assertEqual(int(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases WHERE key = :'k'",
+                                                    k=key)), 0, "the lease outlived the scripd that held it")
+            try:
+                r = pending.result(timeout=10)
+            except OSError:
+                r = None  # the connection closed unanswered: nothing issued either
+            if r is not None:
+                self.assertNotEqual(r.status, 200, r)
+        finally:
+            issuer.set_down(False)
+            third.stop()
+            pool.shutdown(wait=True)
+        self.assertEqual(self.exchange_at(self.env.scripd, self.token("stalling")).status, 200)
+        log = third.log_text()
+        self.assertFalse([m for m in SANITIZER_MARKS if m in log], "sanitizer report in the third scripd's log")
+
 
 class OpaqueTokens(SharedCase):
     def opaque_token(self, sub):
