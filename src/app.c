@@ -16,7 +16,6 @@
 #include "store/key_store.h"
 #include "store/store.h"
 #include "store/upstream_store.h"
-#include "util/clock.h"
 #include "util/log.h"
 #include "util/secret.h"
 
@@ -230,29 +229,31 @@ static void leases_released_cb(const scrip_err_t *err, void *arg)
 	((scrip_app_t *)arg)->leases_released = true;
 }
 
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
+static void wait_over_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	(void)arg;
+	((scrip_app_t *)arg)->leases_wait_over = true;
 }
 
 /* Upstream calls cut short by the stop leave the leases they held (a key
  * set's fetch, a user's session at the main issuer); the other scripd
  * sharing the database would answer upstream_busy until those ran out.
  * They are released while the database is still open, waiting at most
- * LEASES_RELEASE_WAIT_MS for it. */
+ * LEASES_RELEASE_WAIT_MS for it. A lease granted after this sweep (its
+ * request was already on another connection) is released by its holder,
+ * which also does so while stopping (lazy.c, jwks_cache.c). */
 static void leases_release(scrip_app_t *app)
 {
 	if (!app->base || !app->db || !scrip_db_is_up(app->db))
 		return;
 	app->leases_released = false;
-	scrip_store_leases_release_all(app->db, app->instance, leases_released_cb, app);
+	app->leases_wait_over = false;
 	struct timeval wait = { LEASES_RELEASE_WAIT_MS / 1000, (LEASES_RELEASE_WAIT_MS % 1000) * 1000 };
-	if (event_base_once(app->base, -1, EV_TIMEOUT, wake_cb, NULL, &wait) != 0)
+	if (event_base_once(app->base, -1, EV_TIMEOUT, wait_over_cb, app, &wait) != 0)
 		return;
-	int64_t until = scrip_mono_ms() + LEASES_RELEASE_WAIT_MS;
-	while (!app->leases_released && scrip_mono_ms() < until)
+	scrip_store_leases_release_all(app->db, app->instance, leases_released_cb, app);
+	while (!app->leases_released && !app->leases_wait_over)
 		event_base_loop(app->base, EVLOOP_ONCE);
 }
 

@@ -47,6 +47,7 @@ typedef struct {
 	scrip_lazy_t *lazy;                             /* what scrip holds there, and when it asks */
 	char instance[96];                              /* host/pid/random: names this scripd in shared rows */
 	bool leases_released;                           /* the stop's release of its upstream leases answered */
+	bool leases_wait_over;                          /* the stop waited for that long enough */
 	const char *vos[SCRIP_UPSTREAMS_MAX];           /* the VOs served (scrip_config_vos), borrowed from cfg */
 	size_t n_vos;
 	scrip_keyrings_t *keys;                         /* each VO's issuer and keys; NULL until loaded */

@@ -325,10 +325,13 @@ static void lease_released_cb(const scrip_err_t *err, void *arg)
 	job_land(arg);
 }
 
-/* Lands j, releasing its lease first when it holds one. */
+/* Lands j, releasing its lease first when it holds one: also while scripd
+ * stops, when the lease may have been granted after the stop's sweep
+ * (app.c: leases_release); a release asked after the database closed fails
+ * from the loop, which the stop runs until every such answer is in. */
 static void job_finish(job_t *j)
 {
-	if (j->leased && !j->l->stopping) {
+	if (j->leased) {
 		j->leased = false;
 		set_step(j, JOB_STORING);
 		scrip_store_lease_release(j->l->db, j->lease_key, j->holder, lease_released_cb, j);
@@ -785,7 +788,7 @@ static void in_set_step(introspection_t *in, in_step_t step)
 static void in_land(introspection_t *in)
 {
 	scrip_lazy_t *l = in->l;
-	if (in->leased && !l->stopping)
+	if (in->leased) /* also while stopping, as job_finish */
 		scrip_store_lease_release(l->db, in->lease_key, in->holder, NULL, NULL);
 	introspection_landing_t landing = {
 		.claims = in->result.outcome == SCRIP_LAZY_OK ? in->claims : NULL,

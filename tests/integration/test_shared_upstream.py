@@ -249,10 +249,15 @@ class Stopping(SharedCase):
             kek = f.read().strip()
         workdir = os.path.join(self.env.workdir, "third")
         os.mkdir(workdir)
-        third = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=kek, server={"drain_timeout": 1})
+        # One worker: the exchange below cannot reach a worker that is not ready yet.
+        third = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=kek,
+                       server={"drain_timeout": 1, "threads": 1})
         third.redact = self.env.redact
         third.start()
         issuer.set_down(True, "stall")
+        # Another scripd's lease, which the stopping one must leave alone.
+        self.env.db.execute("INSERT INTO scrip.upstream_leases (key, holder, expires_at)"
+                            " VALUES ('test|other', 'elsewhere/1/00000000/w0/jwks/x', now() + interval '1 hour')")
         pool = concurrent.futures.ThreadPoolExecutor(1)
         try:
             pending = pool.submit(self.exchange_at, third, self.token("stalling"))
@@ -264,6 +269,8 @@ class Stopping(SharedCase):
             self.assertIsNone(third.stop())
             self.assertEqual(int(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases WHERE key = :'k'",
                                                     k=key)), 0, "the lease outlived the scripd that held it")
+            self.assertEqual(int(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases"
+                                                    " WHERE key = 'test|other'")), 1, "another's lease was dropped")
             try:
                 r = pending.result(timeout=10)
             except OSError:
@@ -274,6 +281,7 @@ class Stopping(SharedCase):
             issuer.set_down(False)
             third.stop()
             pool.shutdown(wait=True)
+            self.env.db.execute("DELETE FROM scrip.upstream_leases WHERE key = 'test|other'")
         self.assertEqual(self.exchange_at(self.env.scripd, self.token("stalling")).status, 200)
         log = third.log_text()
         self.assertFalse([m for m in SANITIZER_MARKS if m in log], "sanitizer report in the third scripd's log")
