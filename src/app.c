@@ -239,10 +239,16 @@ static void wait_over_cb(evutil_socket_t fd, short what, void *arg)
 /* Upstream calls cut short by the stop leave the leases they held (a key
  * set's fetch, a user's session at the main issuer); the other scripd
  * sharing the database would answer upstream_busy until those ran out.
- * They are released while the database is still open, waiting at most
- * LEASES_RELEASE_WAIT_MS for it. A lease granted after this sweep (its
- * request was already on another connection) is released by its holder,
- * which also does so while stopping (lazy.c, jwks_cache.c). */
+ *
+ * Their holders release them as the failures of the cut calls reach them
+ * (lazy.c, jwks_cache.c: also while stopping), and whatever was queued
+ * before (a lease being taken, a session being stored under its lease)
+ * runs to its end: the loop turns until the database is quiet. Only then
+ * are this instance's leases that are left deleted all at once: never one
+ * whose holder is still storing what the main issuer answered under it
+ * (no answer can come any more: the transfers are gone). All of it waits
+ * at most LEASES_RELEASE_WAIT_MS, with the database still open; what is
+ * not done by then runs out by itself, as leases always do. */
 static void leases_release(scrip_app_t *app)
 {
 	if (!app->base || !app->db || !scrip_db_is_up(app->db))
@@ -251,6 +257,10 @@ static void leases_release(scrip_app_t *app)
 	app->leases_wait_over = false;
 	struct timeval wait = { LEASES_RELEASE_WAIT_MS / 1000, (LEASES_RELEASE_WAIT_MS % 1000) * 1000 };
 	if (event_base_once(app->base, -1, EV_TIMEOUT, wait_over_cb, app, &wait) != 0)
+		return;
+	while (!scrip_db_quiet(app->db) && !app->leases_wait_over)
+		event_base_loop(app->base, EVLOOP_ONCE);
+	if (app->leases_wait_over)
 		return;
 	scrip_store_leases_release_all(app->db, app->instance, leases_released_cb, app);
 	while (!app->leases_released && !app->leases_wait_over)
@@ -261,7 +271,8 @@ static void leases_release(scrip_app_t *app)
  * transfers, then queries) is failed while every object its callbacks use
  * still exists, and the loop runs until those failures have been answered;
  * only then are the objects freed, the HTTP server (which owns the
- * requests) last. */
+ * requests) last. Between the transfers and the queries, the leases of
+ * the cut transfers are released (at most a second, database open). */
 void scrip_app_stop(scrip_app_t *app)
 {
 	scrip_httpd_stop_accepting(app);

@@ -215,7 +215,7 @@ static const opt_t opts[] = {
 	{ SECT_UPSTREAM, "jwks_max_stale", T_SECONDS, UPS(jwks_max_stale), "172800", 0, 2592000, 0, NULL, NULL,
 	  "Longest seconds a key set is still used past `jwks_cache_ttl` while it cannot be fetched again (the "
 	  "issuer down, say). Past it, this issuer's tokens are refused with 503 until its keys are fetched; 0: a "
-	  "stale set is never used (requests wait for its refresh). Not for `jwks_file`." },
+	  "stale set is never used. Not for `jwks_file`." },
 	{ SECT_UPSTREAM, "clock_skew", T_SECONDS, UPS(clock_skew), "60", 0, 600, 0, NULL, NULL,
 	  "Seconds of leeway when checking `exp`, `nbf` and `iat`." },
 	{ SECT_UPSTREAM, "timeout", T_SECONDS, UPS(timeout), "5", 1, 300, 0, NULL, NULL,

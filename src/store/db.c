@@ -1017,6 +1017,16 @@ void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, co
 	query_queue(db, (struct query_how){ .prepare = false }, sql, n_params, values, cb, arg);
 }
 
+bool scrip_db_quiet(const scrip_db_t *db)
+{
+	if (db->head || db->failures_pending > 0)
+		return false;
+	for (int i = 0; i < db->n_conns; i++)
+		if (db->conns[i].query)
+			return false;
+	return true;
+}
+
 bool scrip_db_is_up(const scrip_db_t *db)
 {
 	for (int i = 0; i < db->n_conns; i++)

@@ -145,6 +145,10 @@ void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, co
 /* True when at least one connection is established. */
 bool scrip_db_is_up(const scrip_db_t *db);
 
+/* True when every query made so far has had its callback: none queued,
+ * none running, no failure waiting to be answered. */
+bool scrip_db_quiet(const scrip_db_t *db);
+
 /* Called (from the loop) whenever some connection becomes established;
  * used to load keys as soon as the database is reachable. */
 void scrip_db_set_up_cb(scrip_db_t *db, void (*cb)(void *arg), void *arg);

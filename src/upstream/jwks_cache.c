@@ -254,7 +254,7 @@ static void fetch_failed(scrip_jwks_cache_t *c, const scrip_fetch_response_t *re
 	/* Nothing held: a stale set another scripd stored beats none. */
 	if (!c->keys && c->stale_jwks &&
 	    adopt(c, c->stale_jwks, c->stale_len, c->stale_fresh_until_ms - scrip_mono_ms(),
-		  "stored earlier, stale, is used"))
+		  "stored earlier by another scripd (stale)"))
 		c->held_version = c->stale_version;
 	refresh_end(c, true);
 }

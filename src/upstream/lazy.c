@@ -84,6 +84,7 @@ struct scrip_lazy {
 	char *instance;
 	unsigned long next_job;
 	bool stopping;
+	bool freeing;  /* scrip_lazy_free runs: the loop will not run again, so no query may be made */
 	scrip_flights_t *flights;
 	job_t *jobs;
 	introspection_t *introspections; /* alive, for shutdown */
@@ -207,6 +208,7 @@ void scrip_lazy_free(scrip_lazy_t *l)
 	if (!l)
 		return;
 	scrip_lazy_shutdown(l);
+	l->freeing = true;
 	while (l->jobs) {
 		unavailable(&l->jobs->result, 1, "service_stopping", "the service is stopping");
 		job_land(l->jobs);
@@ -326,12 +328,12 @@ static void lease_released_cb(const scrip_err_t *err, void *arg)
 }
 
 /* Lands j, releasing its lease first when it holds one: also while scripd
- * stops, when the lease may have been granted after the stop's sweep
- * (app.c: leases_release); a release asked after the database closed fails
- * from the loop, which the stop runs until every such answer is in. */
+ * stops (app.c: leases_release waits for such releases while the database
+ * is open; one asked after it closed fails from the loop, which the stop
+ * runs until every such answer is in). */
 static void job_finish(job_t *j)
 {
-	if (j->leased) {
+	if (j->leased && !j->l->freeing) {
 		j->leased = false;
 		set_step(j, JOB_STORING);
 		scrip_store_lease_release(j->l->db, j->lease_key, j->holder, lease_released_cb, j);
@@ -788,7 +790,7 @@ static void in_set_step(introspection_t *in, in_step_t step)
 static void in_land(introspection_t *in)
 {
 	scrip_lazy_t *l = in->l;
-	if (in->leased) /* also while stopping, as job_finish */
+	if (in->leased && !l->freeing) /* also while stopping, as job_finish */
 		scrip_store_lease_release(l->db, in->lease_key, in->holder, NULL, NULL);
 	introspection_landing_t landing = {
 		.claims = in->result.outcome == SCRIP_LAZY_OK ? in->claims : NULL,
