@@ -183,7 +183,7 @@ static void answer_known_waiters(scrip_jwks_cache_t *c)
 /* The refresh is over: every waiter gets what is held now. */
 static void refresh_end(scrip_jwks_cache_t *c, bool failed)
 {
-	if (c->leased && c->ops) /* also while stopping: the lease may postdate the stop's sweep (app.c) */
+	if (c->leased && c->ops) /* also while stopping: the stop waits for it, database open (app.c) */
 		c->ops->lease_release(c->ops_ctx, c->lease_key, c->holder);
 	c->leased = false;
 	free(c->stale_jwks);
