@@ -483,16 +483,21 @@ static date_result_t numeric_date(json_t *claims, const char *name, int64_t *out
 	return DATE_BAD;
 }
 
-/* exp required, nbf and iat optional. Comparisons are arranged so that no
- * sum can overflow: dates are within ±1e11 and skew is clamped to [0, 1e11]. */
-static bool check_times(json_t *claims, int64_t now, int64_t skew, scrip_subject_t *subject, scrip_err_t *err)
+static int64_t leeway_clamped(int64_t seconds)
+{
+	return seconds < 0 ? 0 : seconds > NUMERIC_DATE_MAX ? NUMERIC_DATE_MAX : seconds;
+}
+
+/* exp required, nbf and iat optional; exp with skew seconds of leeway, nbf
+ * and iat with skew + ahead. Comparisons are arranged so that no sum can
+ * overflow: dates are within ±1e11 and each leeway is clamped to [0, 1e11]. */
+static bool check_times(json_t *claims, int64_t now, int64_t skew, int64_t ahead, scrip_subject_t *subject,
+			scrip_err_t *err)
 {
 	int64_t exp = 0, nbf = 0, iat = 0;
 
-	if (skew < 0)
-		skew = 0;
-	if (skew > NUMERIC_DATE_MAX)
-		skew = NUMERIC_DATE_MAX;
+	skew = leeway_clamped(skew);
+	int64_t early = leeway_clamped(skew + leeway_clamped(ahead));
 	switch (numeric_date(claims, "exp", &exp)) {
 	case DATE_ABSENT: REFUSE(err, "missing_exp", "the token has no exp"); return false;
 	case DATE_BAD: REFUSE(err, "bad_exp", "the token's exp is not a valid NumericDate"); return false;
@@ -507,7 +512,7 @@ static bool check_times(json_t *claims, int64_t now, int64_t skew, scrip_subject
 		REFUSE(err, "bad_nbf", "the token's nbf is not a valid NumericDate");
 		return false;
 	}
-	if (r == DATE_OK && nbf - skew > now) {
+	if (r == DATE_OK && nbf - early > now) {
 		REFUSE(err, "not_yet_valid", "the token is not valid yet (nbf)");
 		return false;
 	}
@@ -516,7 +521,7 @@ static bool check_times(json_t *claims, int64_t now, int64_t skew, scrip_subject
 		REFUSE(err, "bad_iat", "the token's iat is not a valid NumericDate");
 		return false;
 	}
-	if (r == DATE_OK && iat - skew > now) {
+	if (r == DATE_OK && iat - early > now) {
 		REFUSE(err, "issued_in_future", "the token was issued in the future (iat)");
 		return false;
 	}
@@ -646,8 +651,8 @@ bool scrip_claims_validate(json_t *claims, const scrip_jwt_policy_t *policy, int
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "internal_error", "claims validated without claims or policy");
 		goto end;
 	}
-	if (!check_times(claims, now, policy->clock_skew, subject, err) || !check_aud(claims, policy->audience, err) ||
-	    !check_sub(claims, err) || !check_optional(claims, err))
+	if (!check_times(claims, now, policy->clock_skew, policy->clock_ahead, subject, err) ||
+	    !check_aud(claims, policy->audience, err) || !check_sub(claims, err) || !check_optional(claims, err))
 		goto end;
 	subject->iss = strdup(policy->issuer);
 	subject->sub = dup_member(claims, "sub");

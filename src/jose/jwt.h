@@ -96,6 +96,8 @@ typedef struct {
 	const char *audience; /* required aud value, or NULL for no check */
 	unsigned algorithms;  /* bitmask of scrip_alg_t allowed for this issuer */
 	int64_t clock_skew;   /* seconds of leeway for exp/nbf/iat */
+	int64_t clock_ahead;  /* more seconds for nbf and iat alone: how far the issuer's clock may run
+	                       * ahead of ours, so that a token used at once is not refused */
 } scrip_jwt_policy_t;
 
 /* What scrip keeps of a verified subject token. All owned. */

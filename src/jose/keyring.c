@@ -202,11 +202,20 @@ static bool token_claims_valid(const scrip_jwt_t *jwt, const scrip_jwt_policy_t 
 	return true;
 }
 
+/* exp strictly (scrip's own promise), nbf and iat SCRIP_OWN_CLOCK_AHEAD. */
+static scrip_jwt_policy_t own_policy(const char *issuer, scrip_alg_t alg)
+{
+	return (scrip_jwt_policy_t){ .issuer = issuer,
+				     .algorithms = (unsigned)alg,
+				     .clock_skew = 0,
+				     .clock_ahead = SCRIP_OWN_CLOCK_AHEAD };
+}
+
 bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,
 				const char *issuer, int64_t now, scrip_subject_t *subject, scrip_err_t *err)
 {
 	memset(subject, 0, sizeof(*subject));
-	scrip_jwt_policy_t policy = { .issuer = issuer, .algorithms = (unsigned)alg, .clock_skew = 0 };
+	scrip_jwt_policy_t policy = own_policy(issuer, alg);
 	return token_header_valid(jwt, &policy, err) && scrip_jwt_verify_signature_pkey(jwt, key, pkey, err) &&
 	       token_claims_valid(jwt, &policy, now, subject, err);
 }
@@ -215,7 +224,7 @@ bool scrip_keyring_token_check_verified(const scrip_jwt_t *jwt, scrip_alg_t alg,
 					scrip_subject_t *subject, scrip_err_t *err)
 {
 	memset(subject, 0, sizeof(*subject));
-	scrip_jwt_policy_t policy = { .issuer = issuer, .algorithms = (unsigned)alg, .clock_skew = 0 };
+	scrip_jwt_policy_t policy = own_policy(issuer, alg);
 	return token_header_valid(jwt, &policy, err) && token_claims_valid(jwt, &policy, now, subject, err);
 }
 

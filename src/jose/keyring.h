@@ -71,13 +71,21 @@ const scrip_signing_key_t *scrip_keyring_find(const scrip_keyring_t *ring, const
 bool scrip_keyring_token_parse(const char *token, size_t token_len, const char *issuer, scrip_jwt_t *jwt,
 			       scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* How far ahead of this instance's clock the nbf and iat of scrip's own
+ * token may be, in seconds. Another instance sharing the database mints
+ * with its own clock: a token it issued at 12:00:01.010 says iat 12:00:01,
+ * and here, 20 ms behind, it is still 12:00:00, so a token used at once
+ * would be refused as issued in the future. The same as an upstream's
+ * default clock_skew. */
+#define SCRIP_OWN_CLOCK_AHEAD 60
+
 /* Step 2, with key (borrowed), scrip's public or private key for jwt->kid,
  * of algorithm alg, and pkey its public key made already (a ring key's
  * pkey; NULL: made here): header typ "at+jwt" (RFC 8725 §3.11: scrip signs
  * nothing else); jwt's alg exactly alg; the signature; then
- * scrip_jwt_validate_claims with no clock skew (exp is scrip's own promise:
- * now < exp; nbf and iat not after now) and a jti present. Refused with
- * SCRIP_E_INVALID_REQUEST ("bad_typ", "no_jti", or the reasons of jwt.h);
+ * scrip_jwt_validate_claims with no clock skew for exp (scrip's own promise:
+ * now < exp), SCRIP_OWN_CLOCK_AHEAD for nbf and iat, and a jti present.
+ * Refused with SCRIP_E_INVALID_REQUEST ("bad_typ", "no_jti", or the reasons of jwt.h);
  * SCRIP_E_SERVER_ERROR only when the check itself could not run.
  * [out] subject: free with scrip_subject_clear (also on failure). */
 bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,

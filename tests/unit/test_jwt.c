@@ -873,6 +873,38 @@ static void test_claims_policy_variants(void)
 	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &skew), "");
 }
 
+/* clock_ahead widens the leeway of nbf and iat only: exp keeps clock_skew. */
+static void test_claims_clock_ahead(void)
+{
+	scrip_jwt_policy_t own = policy;
+	own.clock_skew = 0;
+	own.clock_ahead = 60;
+	const char *t = sign_token(ec_key, ES_HDR, payload_with("iat", "1700000060"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "");
+	t = sign_token(ec_key, ES_HDR, payload_with("iat", "1700000061"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "issued_in_future");
+	t = sign_token(ec_key, ES_HDR, payload_with("nbf", "1700000060"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "");
+	t = sign_token(ec_key, ES_HDR, payload_with("nbf", "1700000061"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "not_yet_valid");
+	t = sign_token(ec_key, ES_HDR, payload_with("exp", "1700000000"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "expired");
+	t = sign_token(ec_key, ES_HDR, payload_with("exp", "1700000001"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "");
+	/* Added to clock_skew; a huge or negative one cannot overflow. */
+	own.clock_skew = 10;
+	t = sign_token(ec_key, ES_HDR, payload_with("iat", "1700000070"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "");
+	t = sign_token(ec_key, ES_HDR, payload_with("iat", "1700000071"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "issued_in_future");
+	own.clock_ahead = INT64_MAX;
+	t = sign_token(ec_key, ES_HDR, payload_with("nbf", "99999999999"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "");
+	own.clock_ahead = -100;
+	t = sign_token(ec_key, ES_HDR, payload_with("nbf", "1700000011"));
+	CU_ASSERT_STRING_EQUAL(check_len(t, strlen(t), ec_key, &own), "not_yet_valid");
+}
+
 static void test_claims_need_a_jwt(void)
 {
 	scrip_jwt_t jwt;
@@ -1175,6 +1207,7 @@ bool scrip_test_jwt_suite(void)
 	SCRIP_ADD_TEST(suite, test_claims);
 	SCRIP_ADD_TEST(suite, test_claims_fractional_dates);
 	SCRIP_ADD_TEST(suite, test_claims_policy_variants);
+	SCRIP_ADD_TEST(suite, test_claims_clock_ahead);
 	SCRIP_ADD_TEST(suite, test_claims_need_a_jwt);
 	SCRIP_ADD_TEST(suite, test_mint_es256_round_trip);
 	SCRIP_ADD_TEST(suite, test_mint_rs256_round_trip);

@@ -274,6 +274,47 @@ static void test_checks_of_a_verified_token(void)
 	scrip_keyring_free(ring);
 }
 
+/* scrip's own token from an instance whose clock runs ahead is taken while
+ * its iat and nbf are at most SCRIP_OWN_CLOCK_AHEAD seconds ahead; its exp
+ * still has no leeway. */
+static void test_own_token_from_a_clock_ahead(void)
+{
+	scrip_err_t err = {0};
+	scrip_keyring_t *ring = scrip_keyring_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_TRUE(add(ring, &ec1, NULL, "ES256", "current", enc_key, &err));
+	const scrip_signing_key_t *cur = scrip_keyring_current(ring);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
+	const char *iss = "https://scrip.example";
+	const int64_t minted = 1800000000;
+	scrip_jwt_t jwt;
+	scrip_subject_t subject;
+	own_token(cur, json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "iss", iss, "sub", "u", "iat", (json_int_t)minted,
+				 "nbf", (json_int_t)minted, "exp", (json_int_t)(minted + 600), "jti", "j-1"),
+		  &jwt);
+	CU_ASSERT_TRUE(scrip_keyring_token_verify(&jwt, cur->jwk, cur->pkey, cur->alg, iss, minted - 1, &subject, &err));
+	scrip_subject_clear(&subject);
+	int64_t behind = minted - SCRIP_OWN_CLOCK_AHEAD;
+	CU_ASSERT_TRUE(scrip_keyring_token_verify(&jwt, cur->jwk, cur->pkey, cur->alg, iss, behind, &subject, &err));
+	scrip_subject_clear(&subject);
+	CU_ASSERT_TRUE(scrip_keyring_token_check_verified(&jwt, cur->alg, iss, behind, &subject, &err));
+	scrip_subject_clear(&subject);
+	scrip_err_t e1 = {0}, e2 = {0}, e3 = {0};
+	CU_ASSERT_FALSE(
+		scrip_keyring_token_verify(&jwt, cur->jwk, cur->pkey, cur->alg, iss, behind - 1, &subject, &e1));
+	CU_ASSERT_STRING_EQUAL(e1.reason, "not_yet_valid");
+	scrip_subject_clear(&subject);
+	CU_ASSERT_FALSE(scrip_keyring_token_check_verified(&jwt, cur->alg, iss, behind - 1, &subject, &e2));
+	CU_ASSERT_STRING_EQUAL(e2.reason, "not_yet_valid");
+	scrip_subject_clear(&subject);
+	CU_ASSERT_FALSE(
+		scrip_keyring_token_verify(&jwt, cur->jwk, cur->pkey, cur->alg, iss, minted + 600, &subject, &e3));
+	CU_ASSERT_STRING_EQUAL(e3.reason, "expired");
+	scrip_subject_clear(&subject);
+	scrip_jwt_clear(&jwt);
+	scrip_keyring_free(ring);
+}
+
 /* The private members of key's JWK, as a new JSON object (or NULL). */
 static json_t *private_json(const cjose_jwk_t *key)
 {
@@ -611,6 +652,7 @@ bool scrip_test_keyring_suite(void)
 	SCRIP_ADD_TEST(suite, test_ring_publishes_and_signs);
 	SCRIP_ADD_TEST(suite, test_ring_jwks_text_kept_until_a_key_is_added);
 	SCRIP_ADD_TEST(suite, test_checks_of_a_verified_token);
+	SCRIP_ADD_TEST(suite, test_own_token_from_a_clock_ahead);
 	SCRIP_ADD_TEST(suite, test_ring_rsa_key_signs_fast);
 	SCRIP_ADD_TEST(suite, test_ring_refuses_rows);
 	SCRIP_ADD_TEST(suite, test_ring_without_current);
