@@ -1,65 +1,68 @@
 /* claims.c — the JSON payload of an issued token (RFC 9068, WLCG Common JWT
- * Profile) built from a grant; exactly the claims listed in claims.h. */
+ * Profile) built from a grant; exactly the claims listed in claims.h. The
+ * text is written directly (util/jsonw.h): building jansson values only to
+ * dump them cost an exchange more than the rest of its JSON. */
 #include "core/claims.h"
 
 #include <stdlib.h>
 
-/* Sets key to a new reference; json_object_set_new releases value on failure
- * and refuses a NULL value, so every failure is reported here and nothing leaks. */
-static bool set_new(json_t *obj, const char *key, json_t *value)
-{
-	return json_object_set_new(obj, key, value) == 0;
-}
+#include "util/jsonw.h"
 
 /* One audience is a string, several an array (RFC 7519 §4.1.3): some WLCG
  * relying parties only understand the string form. */
-static json_t *aud_build(const scrip_grant_t *grant)
+static void aud_write(scrip_jsonw_t *w, const scrip_grant_t *grant)
 {
-	if (grant->n_audiences == 1)
-		return json_string(grant->audiences[0]);
-	json_t *aud = json_array();
-	for (size_t i = 0; aud && i < grant->n_audiences; i++) {
-		if (json_array_append_new(aud, json_string(grant->audiences[i])) != 0) {
-			json_decref(aud);
-			return NULL;
-		}
+	scrip_jsonw_raw(w, ",\"aud\":");
+	if (grant->n_audiences == 1) {
+		scrip_jsonw_string(w, grant->audiences[0]);
+		return;
 	}
-	return aud;
+	scrip_jsonw_raw(w, "[");
+	for (size_t i = 0; i < grant->n_audiences; i++) {
+		if (i > 0)
+			scrip_jsonw_raw(w, ",");
+		scrip_jsonw_string(w, grant->audiences[i]);
+	}
+	scrip_jsonw_raw(w, "]");
 }
 
-/* A copy of the upstream's groups holding only its strings: the verifier
- * checked the claim's shape, and nothing else may ride along into our token. */
-static json_t *groups_build(const json_t *groups)
+/* The upstream's groups, only its strings: the verifier checked the
+ * claim's shape, and nothing else may ride along into our token. */
+static void groups_write(scrip_jsonw_t *w, const json_t *groups)
 {
-	json_t *out = json_array();
+	scrip_jsonw_raw(w, ",\"wlcg.groups\":[");
+	bool first = true;
 	size_t i;
 	json_t *g;
 	json_array_foreach (groups, i, g) {
-		if (!out)
-			break;
-		if (json_is_string(g) && json_array_append_new(out, json_string(json_string_value(g))) != 0) {
-			json_decref(out);
-			out = NULL;
-		}
+		if (!json_is_string(g))
+			continue;
+		if (!first)
+			scrip_jsonw_raw(w, ",");
+		first = false;
+		scrip_jsonw_string(w, json_string_value(g));
 	}
-	return out;
+	scrip_jsonw_raw(w, "]");
 }
 
 /* {"sub": client_id}, with the previous actors nested as "act" when this
  * token is re-delegated from another (RFC 8693 §4.1: the outermost actor is
- * the current one; nested ones are history, not for access decisions). */
-static json_t *act_build(const char *client_id, const json_t *parent)
+ * the current one; nested ones are history, not for access decisions). The
+ * parent is jansson's, from a parsed token, so its text is valid JSON. */
+static bool act_write(scrip_jsonw_t *w, const char *client_id, const json_t *parent)
 {
-	json_t *act = json_object();
-	if (act && !set_new(act, "sub", json_string(client_id))) {
-		json_decref(act);
-		act = NULL;
+	scrip_jsonw_raw(w, ",\"act\":{");
+	scrip_jsonw_member_string(w, "sub", client_id);
+	if (json_is_object(parent)) {
+		char *text = json_dumps(parent, JSON_COMPACT);
+		if (!text)
+			return false;
+		scrip_jsonw_raw(w, ",\"act\":");
+		scrip_jsonw_raw(w, text);
+		free(text);
 	}
-	if (act && json_is_object(parent) && !set_new(act, "act", json_deep_copy(parent))) {
-		json_decref(act);
-		act = NULL;
-	}
-	return act;
+	scrip_jsonw_raw(w, "}");
+	return true;
 }
 
 int scrip_act_depth(const json_t *act)
@@ -81,37 +84,38 @@ static bool input_complete(const scrip_claims_input_t *in)
 	       g->scopes.n > 0;
 }
 
-json_t *scrip_claims_build(const scrip_claims_input_t *in)
+char *scrip_claims_text(const scrip_claims_input_t *in, size_t *len)
 {
-	json_t *claims = NULL;
-	char *scope = NULL;
-	bool ok = false;
 	if (!input_complete(in))
-		goto end;
+		return NULL;
 	const scrip_grant_t *g = in->grant;
-	claims = json_object();
-	scope = scrip_scope_set_format(&g->scopes);
-	if (!claims || !scope)
-		goto end;
-	if (!set_new(claims, "iss", json_string(in->issuer)) || !set_new(claims, "sub", json_string(in->sub)) ||
-	    !set_new(claims, "aud", aud_build(g)) || !set_new(claims, "scope", json_string(scope)) ||
-	    !set_new(claims, "exp", json_integer(g->exp)) || !set_new(claims, "iat", json_integer(g->iat)) ||
-	    !set_new(claims, "nbf", json_integer(g->iat)) || !set_new(claims, "jti", json_string(in->jti)) ||
-	    !set_new(claims, "client_id", json_string(in->client_id)) ||
-	    !set_new(claims, "act", act_build(in->client_id, in->act_parent)) ||
-	    /* Without wlcg.ver, scitokens-cpp maps no WLCG scope to a permission. */
-	    !set_new(claims, "wlcg.ver", json_string(SCRIP_WLCG_VER)))
-		goto end;
-	if (in->job_id && !set_new(claims, "job_id", json_string(in->job_id)))
-		goto end;
-	if (json_is_array(in->groups) && !set_new(claims, "wlcg.groups", groups_build(in->groups)))
-		goto end;
-	ok = true;
-end:
+	char *scope = scrip_scope_set_format(&g->scopes);
+	if (!scope)
+		return NULL;
+	scrip_jsonw_t w;
+	scrip_jsonw_init(&w, 1024);
+	scrip_jsonw_raw(&w, "{");
+	scrip_jsonw_member_string(&w, "iss", in->issuer);
+	scrip_jsonw_member_string(&w, "sub", in->sub);
+	aud_write(&w, g);
+	scrip_jsonw_member_string(&w, "scope", scope);
+	scrip_jsonw_member_int(&w, "exp", g->exp);
+	scrip_jsonw_member_int(&w, "iat", g->iat);
+	scrip_jsonw_member_int(&w, "nbf", g->iat);
+	scrip_jsonw_member_string(&w, "jti", in->jti);
+	scrip_jsonw_member_string(&w, "client_id", in->client_id);
+	bool ok = act_write(&w, in->client_id, in->act_parent);
+	/* Without wlcg.ver, scitokens-cpp maps no WLCG scope to a permission. */
+	scrip_jsonw_member_string(&w, "wlcg.ver", SCRIP_WLCG_VER);
+	if (in->job_id)
+		scrip_jsonw_member_string(&w, "job_id", in->job_id);
+	if (json_is_array(in->groups))
+		groups_write(&w, in->groups);
+	scrip_jsonw_raw(&w, "}");
 	free(scope);
 	if (!ok) {
-		json_decref(claims);
-		claims = NULL;
+		scrip_jsonw_clear(&w);
+		return NULL;
 	}
-	return claims;
+	return scrip_jsonw_finish(&w, len); /* NULL when a string was not UTF-8 */
 }

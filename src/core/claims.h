@@ -25,15 +25,16 @@ typedef struct {
  * "act" members counted, RFC 8693 §4.1). */
 int scrip_act_depth(const json_t *act);
 
-/* Builds {iss, sub, aud, scope, exp, iat, nbf, jti, client_id,
- * act: {sub: client_id}, wlcg.ver: "1.0", [job_id], [wlcg.groups]}.
- * aud is a string when there is one audience, else an array; scope is the
- * space-separated canonical granted set; exp, iat and nbf (= iat) are JSON
- * integers; job_id only when given; wlcg.groups only when groups is an
- * array, holding its string members. Nothing else is copied from upstream.
- * Returns a new reference (caller json_decref's), NULL on ENOMEM or when
- * issuer, sub, client_id, jti or the grant is missing, or the grant has no
- * audience or no scope. */
-json_t *scrip_claims_build(const scrip_claims_input_t *in);
+/* The claims as JSON text, in this order: {iss, sub, aud, scope, exp, iat,
+ * nbf, jti, client_id, act: {sub: client_id[, act: act_parent]},
+ * wlcg.ver: "1.0", [job_id], [wlcg.groups]}. aud is a string when there
+ * is one audience, else an array; scope is the space-separated canonical
+ * granted set; exp, iat and nbf (= iat) are JSON integers; job_id only
+ * when given; wlcg.groups only when groups is an array, holding its string
+ * members. Nothing else is copied from upstream. Returns the text,
+ * malloc'd (*len its length when len is not NULL), or NULL on ENOMEM, when
+ * a string is not valid UTF-8, or when issuer, sub, client_id, jti or the
+ * grant is missing, or the grant has no audience or no scope. */
+char *scrip_claims_text(const scrip_claims_input_t *in, size_t *len);
 
 #endif

@@ -223,12 +223,13 @@ bool scrip_token_mint(scrip_token_req_t *t, const char *sub, const char *job_id,
 		.grant = &t->grant,
 		.act_parent = t->act_parent,
 	};
-	json_t *claims = scrip_claims_build(&in);
+	size_t claims_len = 0;
+	char *claims = scrip_claims_text(&in, &claims_len);
 	if (!t->scope_text)
 		t->scope_text = scrip_scope_set_format(&t->grant.scopes);
 	if (claims && t->scope_text)
-		t->access_token = scrip_jwt_mint(key->jwk, key->alg, key->kid, claims, err);
-	json_decref(claims);
+		t->access_token = scrip_jwt_mint_text(key->jwk, key->alg, key->kid, claims, claims_len, err);
+	free(claims);
 	if (!t->access_token && err->code == SCRIP_E_NONE)
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "mint_failed", "cannot sign the token");
 	return t->access_token != NULL;

@@ -1025,6 +1025,18 @@ static void test_mint_refused(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(pubkey);
 	CU_ASSERT_PTR_NULL(scrip_jwt_mint(pubkey, SCRIP_ALG_ES256, "k", claims, &err));
 	cjose_jwk_release(pubkey);
+	/* The text form takes an object's text only, of the length given. */
+	CU_ASSERT_PTR_NULL(scrip_jwt_mint_text(ec_key, SCRIP_ALG_ES256, "k", "[]", 2, &err));
+	CU_ASSERT_PTR_NULL(scrip_jwt_mint_text(ec_key, SCRIP_ALG_ES256, "k", "{", 1, &err));
+	CU_ASSERT_PTR_NULL(scrip_jwt_mint_text(ec_key, SCRIP_ALG_ES256, "k", NULL, 0, &err));
+	const char *text = "{\"sub\":\"x\"}, and not this";
+	char *token = scrip_jwt_mint_text(ec_key, SCRIP_ALG_ES256, "k", text, 11, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(token);
+	size_t len = 0;
+	const uint8_t *payload = segment(token, 1, &len);
+	CU_ASSERT_EQUAL(len, 11);
+	CU_ASSERT_EQUAL(memcmp(payload, text, 11), 0);
+	free(token);
 	json_decref(claims);
 	json_decref(array);
 }
