@@ -48,6 +48,12 @@ static void subject_ref(const scrip_token_req_t *t, char *ref, size_t size)
 
 /* ---- an access token ---------------------------------------------------- */
 
+/* Whether the subject token is scrip's own (own_token_start). */
+static bool redelegated(const scrip_token_req_t *t)
+{
+	return t->own_vo[0] != '\0';
+}
+
 static void access_recorded_cb(const scrip_err_t *db_err, void *arg)
 {
 	scrip_token_req_t *t = arg;
@@ -95,6 +101,7 @@ static void issue_access_token(scrip_token_req_t *t)
 		.requested_audiences = t->params.audiences,
 		.n_requested_audiences = t->params.n_audiences,
 		.vo = t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO,
+		.parent_jti = redelegated(t) ? t->subject.jti : NULL,
 	};
 	scrip_token_set_step(t, STEP_RECORDING);
 	scrip_store_token_record(t->app->records, &rec, access_recorded_cb, t);

@@ -264,9 +264,9 @@ static char *json_strings(const char *const *values, size_t n)
 static const char token_record_sql[] =
 	"WITH t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
-	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo)"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo, parent_jti)"
 	"  SELECT $1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
-	"         $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12, $15"
+	"         $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12, $15, $16"
 	"   WHERE " JOB_OPEN("$2", "$8")
 	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr, vo)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
@@ -283,14 +283,15 @@ static const char token_record_batch_sql[] =
 	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(jti text, client_id text, subject text,"
 	"    upstream_issuer text, subject_token_ref text, scopes text, audiences text, job_id text, kid text,"
 	"    issued_at bigint, expires_at bigint, remote_addr text, requested_scope text,"
-	"    requested_audiences text, vo text)),"
+	"    requested_audiences text, vo text, parent_jti text)),"
 	" o AS (" JOBS_OPEN("r", "jti") "),"
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
-	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo)"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo, parent_jti)"
 	"  SELECT r.jti, r.client_id, r.subject, r.upstream_issuer, r.subject_token_ref,"
 	"         string_to_array(r.scopes, ' '), ARRAY(SELECT jsonb_array_elements_text(r.audiences::jsonb)),"
-	"         r.job_id, r.kid, to_timestamp(r.issued_at), to_timestamp(r.expires_at), r.remote_addr, r.vo"
+	"         r.job_id, r.kid, to_timestamp(r.issued_at), to_timestamp(r.expires_at), r.remote_addr, r.vo,"
+	"         r.parent_jti"
 	"    FROM r"
 	"   WHERE " JOBS_OPEN_IN("o", "r")
 	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr, vo)"
@@ -306,14 +307,15 @@ static const char *const token_record_fields[] = { "jti",          "client_id", 
 						   "upstream_issuer", "subject_token_ref", "scopes",
 						   "audiences",    "job_id",          "kid",
 						   "issued_at",    "expires_at",      "remote_addr",
-						   "requested_scope", "requested_audiences", "vo" };
+						   "requested_scope", "requested_audiences", "vo",
+						   "parent_jti" };
 
 static const scrip_batch_kind_t token_record_kind = {
 	.name = "issued token",
 	.single_sql = token_record_sql,
 	.batch_sql = token_record_batch_sql,
 	.fields = token_record_fields,
-	.n = 15,
+	.n = 16,
 	.key = 0,
 };
 
@@ -358,7 +360,7 @@ void scrip_store_token_record(scrip_batcher_t *batcher, const scrip_token_record
 		abort();
 	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
 				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
-				 rec->requested_scope, requested, rec->vo };
+				 rec->requested_scope, requested, rec->vo, rec->parent_jti };
 	batched_add(batcher, &token_record_kind, params, guarded_by_ended_job_cb, cb, arg);
 	free(requested);
 	free(auds);

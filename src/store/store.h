@@ -67,6 +67,7 @@ typedef struct {
 	const char *const *requested_audiences; /* as asked (audience, then resource values) */
 	size_t n_requested_audiences;
 	const char *vo;              /* the client's VO (written as is: no trigger has to look it up) */
+	const char *parent_jti;      /* re-delegated: the jti of scrip's token it was made from; else NULL */
 } scrip_token_record_t;
 
 /* Commits the issued_tokens row and its 'granted' audit row in one

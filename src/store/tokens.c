@@ -52,14 +52,18 @@ struct access_op {
 
 /* The order of the CASE is the order of the debug reasons; any one of them
  * makes the token inactive. expires_at is checked by the database's clock,
- * which every instance shares, on top of the caller's check of exp. Three
- * columns: the row's client, why, the row's VO; the jti parameter follows. */
+ * which every instance shares, on top of the caller's check of exp. A
+ * re-delegated token is good only while the tokens it descends from are
+ * (sql/016_redelegation_lineage.sql). Three columns: the row's client,
+ * why, the row's VO; the jti parameter follows. */
 #define ACCESS_STATE_SELECT                                                                                     \
 	"SELECT t.client_id,"                                                                                   \
 	"       CASE WHEN NOT tc.enabled THEN 'client_disabled'"                                                \
 	"            WHEN t.revoked_at IS NOT NULL THEN 'revoked'"                                              \
 	"            WHEN g.grant_id IS NOT NULL AND g.state <> 'active' THEN 'grant_revoked'"                  \
 	"            WHEN e.job_id IS NOT NULL THEN 'job_ended'"                                                \
+	"            WHEN t.parent_jti IS NOT NULL AND scrip.token_lineage_inactive(t.parent_jti)"              \
+	"                 THEN 'parent_inactive'"                                                               \
 	"            WHEN t.expires_at <= now() THEN 'expired'"                                                 \
 	"            ELSE 'active' END, t.vo"                                                                   \
 	"  FROM scrip.issued_tokens t"                                                                          \

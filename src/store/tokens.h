@@ -32,6 +32,7 @@
 #define SCRIP_TOKEN_WHY_USED_UP "used_up"                 /* the grant reached max_uses */
 #define SCRIP_TOKEN_WHY_SUSPENDED "suspended"             /* the grant waits for the main issuer's yes */
 #define SCRIP_TOKEN_WHY_JOB_ENDED "job_ended"             /* (client_id, job_id) is in scrip.ended_jobs */
+#define SCRIP_TOKEN_WHY_PARENT_INACTIVE "parent_inactive" /* re-delegated from a token no longer good */
 #define SCRIP_TOKEN_WHY_CLIENT_DISABLED "client_disabled" /* the client it was issued to is disabled */
 
 /* ---- introspection -------------------------------------------------------- */

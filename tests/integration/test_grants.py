@@ -507,6 +507,72 @@ class RedelegationTest(GrantCase):
         self.assertOAuthError(r, 400, "invalid_request")
         self.assertEqual(self.events(mark), [("token_exchange", "denied", "subject_token_inactive")])
 
+    def revoke(self, client, token):
+        body = urllib.parse.urlencode([("token", token)]).encode("ascii")
+        r = self.env.scripd.request("POST", "/revoke", body,
+                                    {"Content-Type": "application/x-www-form-urlencoded",
+                                     "Authorization": basic_auth(client.id, client.secret)})
+        self.assertEqual(r.status, 200, repr(r))
+
+    def child(self, c, parent, **kw):
+        r = self.env.exchange(c, parent, **kw)
+        self.assertEqual(r.status, 200, repr(r))
+        child = r.json["access_token"]
+        self.assertTrue(self.introspect(child)["active"])
+        return child, self.env.verify_issued(child, audience=STORAGE)[1]["jti"]
+
+    def audit_state(self, jti):
+        rows = self.env.db.query("SELECT state, parent_jti FROM audit.issued_tokens WHERE jti = :'j'", j=jti)
+        self.assertEqual(len(rows), 1)
+        return rows[0]["state"], rows[0]["parent_jti"]
+
+    def assertEndedWithItsParent(self, c, child, child_jti):
+        self.assertEqual(self.introspect(child), {"active": False})
+        self.assertEqual(self.audit_state(child_jti)[0], "parent_inactive")
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.env.exchange(c, child), 400, "invalid_request")
+        self.assertEqual(self.events(mark), [("token_exchange", "denied", "subject_token_inactive")])
+
+    def test_revoking_the_parent_ends_its_descendants(self):
+        c = self.client()
+        parent = self.parent(c)
+        parent_jti = self.env.verify_issued(parent, audience=STORAGE)[1]["jti"]
+        child, child_jti = self.child(c, parent, scope="storage.read:/demo/sub")
+        grandchild, grandchild_jti = self.child(c, child)
+        self.assertEqual(self.audit_state(child_jti), ("active", parent_jti))
+        self.assertEqual(self.audit_state(grandchild_jti), ("active", child_jti))
+        self.revoke(c, parent)
+        self.assertEndedWithItsParent(c, child, child_jti)
+        self.assertEndedWithItsParent(c, grandchild, grandchild_jti)
+        self.assertEqual(self.audit_state(parent_jti)[0], "revoked")
+
+    def test_revoking_the_parents_grant_ends_its_descendants(self):
+        c = self.client()
+        redeemed = self.redeem(c, self.grant(c))
+        self.assertEqual(redeemed.status, 200, repr(redeemed))
+        child, child_jti = self.child(c, redeemed.json["access_token"])
+        self.revoke(c, redeemed.json["refresh_token"])
+        self.assertEndedWithItsParent(c, child, child_jti)
+
+    def test_ending_the_parents_job_ends_another_clients_child(self):
+        """A client of the same VO may re-delegate another's job token; the
+        job is the parent's client's, and its end reaches the child."""
+        owner, helper = self.client(), self.client()
+        parent = self.parent(owner, job_id="job-lineage")
+        child, child_jti = self.child(helper, parent)
+        self.assertEqual(self.env.issued_rows(jti=child_jti)[0]["client_id"], helper.id)
+        self.env.scripd.scripctl("job", "end", "job-lineage", "--client", owner.id, "--reason", "done", check=True)
+        self.assertEndedWithItsParent(helper, child, child_jti)
+
+    def test_disabling_the_parents_client_ends_another_clients_child(self):
+        owner, helper = self.client(), self.client()
+        child, child_jti = self.child(helper, self.parent(owner))
+        self.env.db.execute("UPDATE scrip.clients SET enabled = false WHERE client_id = :'c'", c=owner.id)
+        self.assertEqual(self.introspect(child), {"active": False})
+        self.assertEqual(self.audit_state(child_jti)[0], "parent_inactive")
+        self.env.db.execute("UPDATE scrip.clients SET enabled = true WHERE client_id = :'c'", c=owner.id)
+        self.assertTrue(self.introspect(child)["active"])
+
     def test_chain_depth_is_capped(self):
         c = self.client()
         token = self.parent(c)

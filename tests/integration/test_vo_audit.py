@@ -185,6 +185,24 @@ class TestOperatorRoles(VoCase):
                                  "%s_ops sees other VOs' rows in audit.%s" % (vo, view))
                 self.assertEqual(sum(r["n"] for r in seen), mine, "%s_ops misses rows of audit.%s" % (vo, view))
 
+    def test_operator_reads_the_state_of_a_redelegated_token(self):
+        """A re-delegated token's state walks up to its parent (migration 016), which an operator
+        role, with no privilege on scrip.*, reads through audit.issued_tokens as the owner does."""
+        atlas = FIXTURE["atlas"]["client"]
+        r = self.env.exchange(atlas, self.env.subject_token("atlas"), scope="storage.read:/demo",
+                              audiences=(STORAGE,))
+        self.assertEqual(r.status, 200, r)
+        r = self.env.exchange(atlas, r.json["access_token"], audiences=(STORAGE,))
+        self.assertEqual(r.status, 200, r)
+        child, parent = self.env.db.query("SELECT jti, parent_jti FROM scrip.issued_tokens WHERE client_id = :'c'"
+                                          " AND parent_jti IS NOT NULL ORDER BY issued_at DESC LIMIT 1",
+                                          c=atlas.id)[0].values()
+        state = "SELECT state FROM audit.issued_tokens WHERE jti = '%s'" % child
+        self.assertEqual(self.as_role("atlas_ops", state), [{"state": "active"}])
+        self.env.scripd.scripctl("token", "revoke", "--jti", parent, "--reason", "test", check=True)
+        self.assertEqual(self.as_role("atlas_ops", state), [{"state": "parent_inactive"}])
+        self.assertEqual(self.as_role("cms_ops", state), [])
+
     def test_cookbook_queries(self):
         subject = FIXTURE["atlas"]["subject"]
         rows = self.as_role("atlas_ops", "SELECT subject FROM audit.issued_tokens"
