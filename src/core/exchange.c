@@ -310,6 +310,17 @@ end:
 	return ok;
 }
 
+bool scrip_grant_within(scrip_grant_t *grant, int64_t subject_exp, int64_t now)
+{
+	if (grant->exp <= subject_exp)
+		return true;
+	if (subject_exp - now < 1)
+		return false;
+	grant->exp = subject_exp;
+	grant->lifetime = subject_exp - now;
+	return true;
+}
+
 void scrip_grant_clear(scrip_grant_t *grant)
 {
 	if (!grant)

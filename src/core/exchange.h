@@ -126,6 +126,12 @@ bool scrip_exchange_decide(const scrip_client_t *client, const scrip_scope_set_t
 			   const scrip_exchange_request_t *req, int64_t now, scrip_grant_t *grant,
 			   scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* A re-delegated token never outlives its subject token: grant's exp is
+ * cut to subject_exp, and its lifetime with it. False, and grant left as
+ * it was, when nothing of that life is left at now: the subject token was
+ * good when checked, but expired before its successor was decided. */
+bool scrip_grant_within(scrip_grant_t *grant, int64_t subject_exp, int64_t now) SCRIP_MUST_CHECK;
+
 void scrip_grant_clear(scrip_grant_t *grant);
 
 #endif

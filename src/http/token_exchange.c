@@ -448,10 +448,9 @@ static void own_token_state_cb(const scrip_access_state_t *state, const scrip_er
 		scrip_token_deny(t, &err);
 		return;
 	}
-	/* Never outlives the token it was made from. */
-	if (t->grant.exp > t->subject.exp) {
-		t->grant.exp = t->subject.exp;
-		t->grant.lifetime = t->grant.exp - now;
+	if (!scrip_grant_within(&t->grant, t->subject.exp, now)) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "expired", "the subject token has expired");
+		return;
 	}
 	issue_access_token(t);
 }

@@ -667,6 +667,30 @@ static void test_decide_bad_arguments(void)
 	fixture_clear(&f);
 }
 
+/* A re-delegated token is cut to its subject token's exp, and refused when
+ * nothing of that is left. */
+static void test_grant_within_the_subject_token(void)
+{
+	const int64_t now = 1700000000;
+	scrip_grant_t g = { .iat = now, .exp = now + 3600, .lifetime = 3600 };
+	CU_ASSERT_TRUE(scrip_grant_within(&g, now + 7200, now));
+	CU_ASSERT_EQUAL(g.exp, now + 3600);
+	CU_ASSERT_EQUAL(g.lifetime, 3600);
+	CU_ASSERT_TRUE(scrip_grant_within(&g, now + 3600, now));
+	CU_ASSERT_EQUAL(g.lifetime, 3600);
+	CU_ASSERT_TRUE(scrip_grant_within(&g, now + 60, now));
+	CU_ASSERT_EQUAL(g.exp, now + 60);
+	CU_ASSERT_EQUAL(g.lifetime, 60);
+	CU_ASSERT_TRUE(scrip_grant_within(&g, now + 1, now));
+	CU_ASSERT_EQUAL(g.exp, now + 1);
+	CU_ASSERT_EQUAL(g.lifetime, 1);
+	g = (scrip_grant_t){ .iat = now, .exp = now + 3600, .lifetime = 3600 };
+	CU_ASSERT_FALSE(scrip_grant_within(&g, now, now));
+	CU_ASSERT_FALSE(scrip_grant_within(&g, now - 5, now));
+	CU_ASSERT_EQUAL(g.exp, now + 3600);
+	CU_ASSERT_EQUAL(g.lifetime, 3600);
+}
+
 bool scrip_test_exchange_suite(void)
 {
 	CU_pSuite suite = CU_add_suite("exchange", NULL, NULL);
@@ -687,5 +711,6 @@ bool scrip_test_exchange_suite(void)
 	SCRIP_ADD_TEST(suite, test_decide_refused);
 	SCRIP_ADD_TEST(suite, test_decide_lifetime_by_risk);
 	SCRIP_ADD_TEST(suite, test_decide_bad_arguments);
+	SCRIP_ADD_TEST(suite, test_grant_within_the_subject_token);
 	return true;
 }
