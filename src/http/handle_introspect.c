@@ -105,6 +105,7 @@ static void introspect_free(introspect_req_t *t)
 /* The access log event and the request's metrics. */
 static void observe_done(const introspect_req_t *t, int status)
 {
+	status = scrip_http_status_recorded(t->req, status);
 	scrip_obs_request_done(&(scrip_obs_request_t){
 		.endpoint = SCRIP_EP_INTROSPECT, .started_us = t->started_us, .status = status, .client = t->client_id,
 		.jti = status == 200 ? t->subject.jti : NULL, .error = status >= 400 ? t->error : NULL,

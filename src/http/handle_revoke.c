@@ -98,7 +98,8 @@ static void finish_ok(revoke_req_t *t)
 {
 	set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us,
-						       .status = 200, .client = t->client_id, .jti = t->jti,
+						       .status = scrip_http_status_recorded(t->req, 200),
+						       .client = t->client_id, .jti = t->jti,
 						       .remote = t->remote_addr });
 	scrip_http_reply_json(t->req, 200, json_object(), true);
 	revoke_free(t);
@@ -119,7 +120,8 @@ static void finish_error(revoke_req_t *t, const scrip_err_t *err)
 {
 	set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){
-		.endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us, .status = scrip_errcode_status(err->code),
+		.endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us,
+		.status = scrip_http_status_recorded(t->req, scrip_errcode_status(err->code)),
 		.client = t->client_id, .jti = t->jti, .error = scrip_errcode_name(err->code), .reason = err->reason,
 		.remote = t->remote_addr });
 	scrip_http_reply_error(t->req, err);

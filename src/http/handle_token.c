@@ -70,7 +70,8 @@ void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err)
 {
 	scrip_token_set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){
-		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = scrip_errcode_status(err->code),
+		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us,
+		.status = scrip_http_status_recorded(t->req, scrip_errcode_status(err->code)),
 		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = t->client_id,
 		.error = scrip_errcode_name(err->code), .reason = err->reason, .remote = t->remote_addr });
 	scrip_http_reply_error(t->req, err);
@@ -102,7 +103,7 @@ void scrip_token_reply_ok(scrip_token_req_t *t, const scrip_token_answer_t *answ
 {
 	scrip_token_set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){
-		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = 200,
+		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = scrip_http_status_recorded(t->req, 200),
 		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = t->client_id,
 		.jti = t->jti[0] ? t->jti : NULL,
 		.grant = t->grant_row ? t->grant_row->grant_id : t->grant_id[0] ? t->grant_id : NULL,

@@ -19,6 +19,7 @@
 #include "http/listen.h"
 #include "http/tls.h"
 #include "util/log.h"
+#include "util/observe.h"
 #include "util/secret.h"
 
 /* One routed path. Every request evhttp dispatches goes through route_cb,
@@ -89,6 +90,11 @@ static size_t request_head_size(struct evhttp_request *req)
 	for (h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next)
 		n += strlen(h->key) + 2 + strlen(h->value) + 2;
 	return n;
+}
+
+int scrip_http_status_recorded(struct evhttp_request *req, int status)
+{
+	return evhttp_request_get_connection(req) ? status : SCRIP_OBS_CLIENT_GONE;
 }
 
 /* 431 (RFC 6585 §5), closing the connection. */

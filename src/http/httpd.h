@@ -37,6 +37,12 @@ void scrip_http_reply_json_text(struct evhttp_request *req, int status, char *te
  * WWW-Authenticate for invalid_client (401) and Retry-After for 503. */
 void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err);
 
+/* What the access log and the metrics record of an answer of status to
+ * req: SCRIP_OBS_CLIENT_GONE when its client closed the connection before
+ * the answer (libevent 2.1 keeps such a request until it is answered, and
+ * answering it then only frees it), status otherwise. */
+int scrip_http_status_recorded(struct evhttp_request *req, int status);
+
 /* 503 keys_not_loaded: scripd's signing keys are not loaded yet (the
  * database has not answered since the start), with Retry-After. */
 void scrip_http_reply_keys_not_loaded(struct evhttp_request *req);

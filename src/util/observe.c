@@ -33,7 +33,7 @@ static struct {
 
 static const char *const endpoints[] = { "token", "introspect", "revoke", NULL };
 static const char *const grant_types[] = { "token-exchange", "refresh_token", "none", "other", NULL };
-static const char *const outcomes[] = { "ok", "client_error", "server_error", "unavailable", NULL };
+static const char *const outcomes[] = { "ok", "client_error", "server_error", "unavailable", "client_gone", NULL };
 static const char *const issued_kinds[] = { "access", "refresh", "brokered", NULL };
 static const char *const caches[] = { "upstream_keys", "upstream_introspection", "keyring", "verified_subject",
 				      "verified_own", NULL };
@@ -205,6 +205,8 @@ const char *scrip_obs_outcome(int status)
 {
 	if (status < 400)
 		return "ok";
+	if (status == SCRIP_OBS_CLIENT_GONE)
+		return "client_gone";
 	if (status == 503)
 		return "unavailable";
 	return status >= 500 ? "server_error" : "client_error";
@@ -229,7 +231,7 @@ void scrip_obs_request_done(const scrip_obs_request_t *r)
 	double seconds = (double)(scrip_obs_now_us() - r->started_us) / 1e6;
 	scrip_metric_add_by(m.requests, (const char *[]){ endpoint, grant_type, outcome }, 1);
 	scrip_metric_observe_by(m.duration, (const char *[]){ endpoint }, seconds);
-	if (r->status >= 400)
+	if (r->status >= 400 && r->status != SCRIP_OBS_CLIENT_GONE)
 		scrip_metric_add_by(m.denials, (const char *[]){ endpoint, r->reason }, 1);
 	scrip_log_fields_t f = {
 		.endpoint = endpoint,

@@ -52,15 +52,20 @@ const scrip_metrics_t *scrip_obs_registry(void);
 /* Monotonic microseconds: the start of a request. */
 int64_t scrip_obs_now_us(void);
 
+/* The status recorded for a request whose client closed its connection
+ * before the answer: nothing was sent (nginx's convention). */
+#define SCRIP_OBS_CLIENT_GONE 499
+
 /* One answered request of /token, /introspect or /revoke. Only the named
  * members are read, and only these are logged: an "access" event (info)
  * with every field, requests counted by endpoint, grant type and outcome,
- * its latency observed, and a refusal (status >= 400) counted by reason.
- * All strings borrowed for the call; NULL when not known. */
+ * its latency observed, and a refusal (status >= 400, but not
+ * SCRIP_OBS_CLIENT_GONE) counted by reason. All strings borrowed for the
+ * call; NULL when not known. */
 typedef struct {
 	scrip_endpoint_t endpoint;
 	int64_t started_us;     /* scrip_obs_now_us() when the request arrived */
-	int status;             /* HTTP status sent */
+	int status;             /* HTTP status sent, or SCRIP_OBS_CLIENT_GONE */
 	const char *grant_type; /* the form's grant_type as sent: mapped to a known name or "other" */
 	const char *client;     /* client_id as presented */
 	const char *jti;        /* of the access token issued */

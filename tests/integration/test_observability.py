@@ -321,7 +321,7 @@ class ObservabilityTest(ScripTestCase):
         self.assertEqual(len(access), 10, "one access event per answered request")
         for rec in access:
             self.assertIn(rec["endpoint"], ("token", "introspect", "revoke"))
-            self.assertIn(rec["outcome"], ("ok", "client_error", "server_error", "unavailable"))
+            self.assertIn(rec["outcome"], ("ok", "client_error", "server_error", "unavailable", "client_gone"))
             self.assertIsInstance(rec["status"], int)
             self.assertIsInstance(rec["latency_ms"], (int, float))
             self.assertGreaterEqual(rec["latency_ms"], 0)

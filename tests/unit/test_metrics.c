@@ -246,6 +246,9 @@ static void test_observe_catalogue(void)
 						       .grant_type = "password", .reason = "bad_scope" });
 	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_REVOKE, .started_us = t0, .status = 503,
 						       .reason = "made_up_reason" });
+	/* A client gone before its answer: counted, but not as a refusal. */
+	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_INTROSPECT, .started_us = t0,
+						       .status = SCRIP_OBS_CLIENT_GONE });
 	char *text = scrip_metrics_render(scrip_obs_registry());
 	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
 	CU_ASSERT_TRUE(has_line(text, "scrip_tokens_issued_total{kind=\"access\"} 1"));
@@ -269,6 +272,9 @@ static void test_observe_catalogue(void)
 	CU_ASSERT_TRUE(has_line(text, "scrip_http_request_duration_seconds_count{endpoint=\"token\"} 2"));
 	CU_ASSERT_TRUE(has_line(text, "scrip_denials_total{endpoint=\"token\",reason=\"bad_scope\"} 1"));
 	CU_ASSERT_TRUE(has_line(text, "scrip_denials_total{endpoint=\"revoke\",reason=\"other\"} 1"));
+	CU_ASSERT_TRUE(has_line(text,
+		"scrip_http_requests_total{endpoint=\"introspect\",grant_type=\"none\",outcome=\"client_gone\"} 1"));
+	CU_ASSERT_PTR_NULL(strstr(text, "scrip_denials_total{endpoint=\"introspect\""));
 	CU_ASSERT_PTR_NULL(strstr(text, "made_up_reason"));
 	CU_ASSERT_PTR_NULL(strstr(text, "password"));
 	free(text);
@@ -285,6 +291,7 @@ static void test_observe_outcomes(void)
 	CU_ASSERT_STRING_EQUAL(scrip_obs_outcome(429), "client_error");
 	CU_ASSERT_STRING_EQUAL(scrip_obs_outcome(500), "server_error");
 	CU_ASSERT_STRING_EQUAL(scrip_obs_outcome(503), "unavailable");
+	CU_ASSERT_STRING_EQUAL(scrip_obs_outcome(SCRIP_OBS_CLIENT_GONE), "client_gone");
 	CU_ASSERT_STRING_EQUAL(scrip_obs_grant_type(NULL), "none");
 	CU_ASSERT_STRING_EQUAL(scrip_obs_grant_type("urn:ietf:params:oauth:grant-type:token-exchange"),
 			       "token-exchange");
