@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/observe.h"
@@ -220,6 +221,24 @@ static char *records_json(const scrip_batch_kind_t *kind, const struct record *r
 	return text;
 }
 
+/* Sends alone each of the n records taken whose deadline has passed while
+ * it waited (the database answers it database_timeout at once), so that
+ * its deadline does not cut short the statement of the others; returns
+ * how many are left in taken, in order. */
+static size_t send_expired_alone(scrip_batcher_t *b, const scrip_batch_kind_t *kind, struct record *taken,
+				 size_t n)
+{
+	int64_t now = scrip_mono_ms();
+	size_t left = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (taken[i].deadline_ms <= now)
+			send_single(b, kind, taken[i]);
+		else
+			taken[left++] = taken[i];
+	}
+	return left;
+}
+
 /* Sends what q holds, or as much of it as may share one statement
  * (kind->apart): alone by single_sql, or together by batch_sql. Records
  * that may not share it stay queued, in order, for the next statement. */
@@ -238,8 +257,10 @@ static void send_queue(scrip_batcher_t *b, struct queue *q)
 	}
 	q->n = kept;
 	scrip_obs_db_records_waiting(-(int)n);
-	if (n == 1) {
-		send_single(b, q->kind, taken[0]);
+	n = send_expired_alone(b, q->kind, taken, n);
+	if (n <= 1) {
+		if (n == 1)
+			send_single(b, q->kind, taken[0]);
 		free(taken);
 		return;
 	}

@@ -70,6 +70,7 @@ struct conn {
 	int64_t failed_after_ms; /* how long the last failed attempt took */
 	int64_t connect_deadline_ms;
 	struct query *query; /* the query in flight while BUSY */
+	int64_t sent_ms;     /* when its last statement was sent: the server's statement_timeout runs from then */
 	PGresult *result;    /* the result kept for the callback */
 	bool flushing;       /* PQflush still has output queued */
 	scrip_stmt_cache_t *stmts; /* statements prepared in this session; emptied on reset */
@@ -569,6 +570,7 @@ static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
 static bool conn_send_next(struct conn *c, struct query *q)
 {
 	const char *const *values = (const char *const *)q->values;
+	c->sent_ms = scrip_mono_ms();
 	const char *name = q->prepare ? scrip_stmt_cache_find(c->stmts, q->sql) : NULL;
 	if (name) {
 		c->stmt = name;
@@ -738,9 +740,15 @@ static void dispatch(scrip_db_t *db)
 	}
 }
 
-/* Every JANITOR_MS: queued queries past their deadline get 503; a query
- * or a connect attempt stuck past its deadline drops its connection (the
- * server or the network is gone; waiting longer helps nobody). */
+/* Every JANITOR_MS: queued queries past their deadline get 503; a connect
+ * attempt stuck past its deadline drops its connection, and so does a
+ * statement the server has not answered a second after its own
+ * statement_timeout (query_timeout from when it was sent) should have
+ * cancelled it: the server or the network is gone, and waiting longer
+ * helps nobody. Not the caller's deadline, which runs from when the query
+ * was queued: a statement that waited in the queue and then ran slowly is
+ * the server's to cancel (57014, database_timeout), on a connection that
+ * is still good. */
 static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 {
 	scrip_db_t *db = arg;
@@ -768,8 +776,8 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < db->n_conns; i++) {
 		struct conn *c = &db->conns[i];
 		if ((c->state == CONN_BUSY || c->state == CONN_PREPARING) && c->query &&
-		    c->query->deadline_ms + 1000 <= now)
-			conn_reset(c, "query deadline passed");
+		    c->sent_ms + db->timeout_ms + 1000 <= now)
+			conn_reset(c, "no answer from the server past query_timeout");
 		else if (c->state == CONN_CONNECTING && c->connect_deadline_ms <= now)
 			conn_reset(c, "connect timeout");
 	}

@@ -3,9 +3,11 @@
  * one batcher in one turn of the loop, and prints what each got.
  *
  *   record-driver DSN CLIENT_ID N [--grants] [--in-flight K] [--ended I] [--refused I] [--timeout MS]
+ *                 [--later I --after MS]
  *
  * Token i (0..N-1) has jti PREFIX-i (PREFIX random, printed first), job
- * "job-i", subject "sub-i". --ended I gives token I the job "ended-job"
+ * "job-i", subject "sub-i". --later I --after MS adds tokens I.. MS
+ * milliseconds after the others. --ended I gives token I the job "ended-job"
  * (the test ends that job first); --refused I gives token I no subject
  * (PostgreSQL refuses its row: NOT NULL). --grants creates grants instead
  * of recording access tokens: grant i has id PREFIX-i, refresh token hash
@@ -417,6 +419,7 @@ struct run {
 	scrip_batcher_t *batcher;
 	struct outcome *out;
 	int n, *left, ended, refused;
+	int later, after_ms; /* tokens later.. are added after_ms after the others */
 	bool grants;
 	struct event_base *base;
 	const char *client_id, *prefix;
@@ -452,16 +455,12 @@ static void add_grant(struct run *r, int i, const scrip_token_record_t *rec)
 	scrip_store_grant_create(r->batcher, &g, recorded_cb, &r->out[i]);
 }
 
-/* Adds every record in this one turn of the loop. */
-static void start_cb(void *arg)
+/* Adds records from .. to - 1 in this one turn of the loop. */
+static void add_records(struct run *r, int from, int to)
 {
-	struct run *r = arg;
-	if (r->started)
-		return;
-	r->started = true;
 	const char *audiences[] = { "https://storage.example.org" };
 	const char *requested[] = { "https://storage.example.org", "https://other.example.org" };
-	for (int i = 0; i < r->n; i++) {
+	for (int i = from; i < to; i++) {
 		struct outcome *o = &r->out[i];
 		char job[32], sub[32];
 		snprintf(job, sizeof(job), i == r->ended ? "ended-job" : "job-%d", i);
@@ -492,14 +491,38 @@ static void start_cb(void *arg)
 		else
 			scrip_store_token_record(r->batcher, &rec, recorded_cb, o);
 	}
+}
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct run *r = arg;
+	add_records(r, r->later, r->n);
+}
+
+/* Adds every record in this one turn of the loop, or those before
+ * r->later, and the others after r->after_ms. */
+static void start_cb(void *arg)
+{
+	struct run *r = arg;
+	if (r->started)
+		return;
+	r->started = true;
+	add_records(r, 0, r->later);
 	printf("waiting %zu\n", scrip_batcher_waiting(r->batcher));
 	fflush(stdout);
+	if (r->later < r->n) {
+		struct timeval tv = { r->after_ms / 1000, (r->after_ms % 1000) * 1000 };
+		if (event_base_once(r->base, -1, EV_TIMEOUT, later_cb, r, &tv) != 0)
+			abort();
+	}
 }
 
 static int usage(void)
 {
 	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--grants] [--ended I] [--refused I]\n"
-			"                     [--timeout MS]\n"
+			"                     [--timeout MS] [--later I --after MS]\n"
 			"       record-driver DSN CLIENT_ID N --reads\n"
 			"       record-driver DSN CLIENT_ID N --shutdown\n"
 			"       record-driver DSN CLIENT_ID N --settings\n"
@@ -513,7 +536,7 @@ int main(int argc, char **argv)
 	if (argc < 4)
 		return usage();
 	const char *dsn = argv[1], *client_id = argv[2];
-	int n = atoi(argv[3]), in_flight = 1, ended = -1, refused = -1, timeout_ms = 10000;
+	int n = atoi(argv[3]), in_flight = 1, ended = -1, refused = -1, timeout_ms = 10000, later = -1, after_ms = 0;
 	if (argc == 5 && strcmp(argv[4], "--reads") == 0 && n > 0 && n <= 1000)
 		return run_reads(dsn, client_id, n, false);
 	if (argc == 5 && strcmp(argv[4], "--shutdown") == 0 && n > 0 && n <= 1000)
@@ -542,11 +565,17 @@ int main(int argc, char **argv)
 			refused = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--timeout") == 0)
 			timeout_ms = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--later") == 0)
+			later = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--after") == 0)
+			after_ms = atoi(argv[i + 1]);
 		else
 			return usage();
 	}
-	if (n <= 0 || n > 1000)
+	if (n <= 0 || n > 1000 || later > n || after_ms < 0)
 		return usage();
+	if (later < 0)
+		later = n;
 	char *prefix = scrip_random_token(9);
 	struct event_base *base = event_base_new();
 	scrip_db_t *db = base ? scrip_db_new(base, dsn, 2, timeout_ms, "on") : NULL;
@@ -559,7 +588,8 @@ int main(int argc, char **argv)
 	printf("prefix %s\n", prefix);
 	int left = n;
 	struct run run = { .batcher = batcher, .out = out, .n = n, .left = &left, .base = base, .client_id = client_id,
-			   .prefix = prefix, .ended = ended, .refused = refused, .grants = grants };
+			   .prefix = prefix, .ended = ended, .refused = refused, .grants = grants, .later = later,
+			   .after_ms = after_ms };
 	/* Queries made before a connection is up fail at once: start once one is. */
 	scrip_db_set_up_cb(db, start_cb, &run);
 	event_base_dispatch(base);

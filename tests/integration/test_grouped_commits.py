@@ -286,6 +286,44 @@ class DriverTest(ScripTestCase):
         self.assertEqual((issued, audit), ({}, {}))
 
 
+    def test_record_past_its_time_fails_alone_not_its_group(self):
+        # Tokens 0 to 2 are added at once; 0's statement waits for the lock until the server
+        # cancels it, while 1 and 2 wait behind it and use up their time. Tokens 3 to 5, added
+        # 1.2 s later, still have 1.2 s left when the first statement ends: 1 and 2 are answered
+        # database_timeout alone, and 3 to 5 are written once the lock is gone.
+        locker = lock_issued_tokens(self, " SELECT pg_sleep(2.6); COMMIT;")
+        try:
+            prefix, waiting, outcomes, stderr = self.drive(6, "--timeout", 2000, "--later", 3, "--after", 1200)
+        finally:
+            locker.stdin.close()
+            locker.wait(timeout=30)
+        self.assertEqual(waiting, 2)
+        self.assertEqual(outcomes, {0: "error:database_timeout", 1: "error:database_timeout",
+                                    2: "error:database_timeout", 3: "written", 4: "written", 5: "written"})
+        issued, audit = self.rows(prefix)
+        self.assertEqual(sorted(issued), ["%s-%d" % (prefix, i) for i in (3, 4, 5)])
+        for i in (3, 4, 5):
+            self.assert_recorded(prefix, i, issued, audit)
+
+
+    def test_statement_that_waited_in_line_gets_its_full_time_on_the_server(self):
+        # Token 0's statement waits for the lock until the server cancels it at 3 s. Tokens 1 to 3,
+        # added at 0.5 s, are sent then as one statement with 0.5 s left of their own time, and
+        # wait for the lock, gone at 5 s: the server gives a statement query_timeout from when it
+        # was sent, and scripd must not drop the connection under it a second after the
+        # records' deadline (4.5 s), answering 503 for rows the server would still write.
+        locker = lock_issued_tokens(self, " SELECT pg_sleep(5); COMMIT;")
+        try:
+            prefix, waiting, outcomes, stderr = self.drive(4, "--timeout", 3000, "--later", 1, "--after", 500)
+        finally:
+            locker.stdin.close()
+            locker.wait(timeout=30)
+        self.assertEqual(outcomes, {0: "error:database_timeout", 1: "written", 2: "written", 3: "written"})
+        self.assertNotIn("no answer from the server", stderr)
+        issued, audit = self.rows(prefix)
+        self.assertEqual(sorted(issued), ["%s-%d" % (prefix, i) for i in (1, 2, 3)])
+
+
 class RedeemDriverTest(ScripTestCase):
     """Grouped redemptions, through record-driver --redeem."""
 
