@@ -6,6 +6,7 @@
  * then PQsendQueryPrepared + PQflush + PQconsumeInput/PQisBusy. */
 #include "store/db.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -80,7 +81,7 @@ struct conn {
 struct scrip_db {
 	struct event_base *base;
 	char *conninfo;
-	char session_options[256]; /* libpq options: timeouts, synchronous_commit, planner (scrip_db_new) */
+	char *session_options;     /* libpq options: conninfo's, then scripd's settings (scrip_db_new) */
 	int timeout_ms;
 	int n_conns;
 	struct conn *conns;
@@ -272,10 +273,13 @@ static void notice_cb(void *arg, const PGresult *res)
 
 static void conn_start(struct conn *c)
 {
-	/* Our defaults first, the operator's conninfo after: libpq keeps the
-	 * last value of a repeated keyword, so the operator's settings win. */
-	const char *const keys[] = { "connect_timeout", "keepalives", "options", "application_name", "dbname", NULL };
-	const char *const values[] = { "5", "1", c->db->session_options, "scripd", c->db->conninfo, NULL };
+	/* libpq keeps the last value of a repeated keyword. Our defaults come
+	 * first and the operator's conninfo after, so the operator's connect
+	 * timeout and application name win; options come last, holding the
+	 * conninfo's own and then scripd's settings, which win over the same
+	 * settings there (session_options_of). */
+	const char *const keys[] = { "connect_timeout", "keepalives", "application_name", "dbname", "options", NULL };
+	const char *const values[] = { "5", "1", "scripd", c->db->conninfo, c->db->session_options, NULL };
 	c->tried_ms = scrip_mono_ms();
 	c->pg = PQconnectStartParams(keys, values, 1);
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
@@ -783,6 +787,33 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The options of conninfo (libpq's keyword, or NULL), malloc'd. */
+static char *conninfo_options(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	char *found = NULL;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val && o->val[0])
+			found = strdup(o->val);
+	PQconninfoFree(opts);
+	return found;
+}
+
+/* The options scripd's sessions start with: the conninfo's own first (an
+ * operator's search_path or work_mem, say), then scripd's settings, each
+ * of which the server takes over an earlier -c of the same name. */
+static char *session_options_of(const char *conninfo, int query_timeout_ms, const char *synchronous_commit)
+{
+	char *theirs = conninfo_options(conninfo);
+	char *options = NULL;
+	int n = asprintf(&options,
+			 "%s%s-c statement_timeout=%d -c lock_timeout=%d -c synchronous_commit=%s -c enable_seqscan=off"
+			 " -c jit=off -c default_transaction_isolation=read\\ committed",
+			 theirs ? theirs : "", theirs ? " " : "", query_timeout_ms, query_timeout_ms, synchronous_commit);
+	free(theirs);
+	return n < 0 ? NULL : options;
+}
+
 scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool_size, int query_timeout_ms,
 			  const char *synchronous_commit)
 {
@@ -815,11 +846,8 @@ scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool
 	 * default_transaction_isolation=read committed: a statement that waits
 	 * for a job's lock (migration 014) must then read what committed
 	 * meanwhile, which REPEATABLE READ would not. */
-	snprintf(db->session_options, sizeof(db->session_options),
-		 "-c statement_timeout=%d -c lock_timeout=%d -c synchronous_commit=%s -c enable_seqscan=off -c jit=off"
-		 " -c default_transaction_isolation=read\\ committed",
-		 query_timeout_ms, query_timeout_ms, synchronous_commit);
-	if (!db->conninfo || !db->conns || !db->janitor) {
+	db->session_options = session_options_of(conninfo, query_timeout_ms, synchronous_commit);
+	if (!db->conninfo || !db->conns || !db->janitor || !db->session_options) {
 		scrip_db_free(db);
 		return NULL;
 	}
@@ -875,6 +903,7 @@ void scrip_db_free(scrip_db_t *db)
 		event_free(db->janitor);
 	free(db->conns);
 	free(db->conninfo);
+	free(db->session_options);
 	free(db);
 }
 

@@ -155,7 +155,7 @@ static int run_reads(const char *dsn, const char *client_id, int n, bool shut)
 /* ---- --settings ---- */
 
 static const char *const session_settings[] = { "synchronous_commit", "statement_timeout", "lock_timeout",
-						 "enable_seqscan", "jit", "transaction_isolation" };
+						 "enable_seqscan", "jit", "transaction_isolation", "work_mem" };
 #define N_SESSION_SETTINGS (sizeof(session_settings) / sizeof(session_settings[0]))
 
 struct settings {
@@ -181,7 +181,7 @@ static void settings_start_cb(void *arg)
 	scrip_db_query(st->db,
 		       "SELECT current_setting('synchronous_commit'), current_setting('statement_timeout'),"
 		       " current_setting('lock_timeout'), current_setting('enable_seqscan'), current_setting('jit'),"
-		       " current_setting('transaction_isolation')",
+		       " current_setting('transaction_isolation'), current_setting('work_mem')",
 		       0, NULL, settings_cb, st);
 }
 

@@ -229,9 +229,27 @@ class DriverTest(ScripTestCase):
         finally:
             self.env.db.execute("; ".join("ALTER ROLE CURRENT_USER RESET %s" % n for n in names))
         self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        settings = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+        settings.pop("work_mem")
+        self.assertEqual(settings, {"synchronous_commit": "on", "statement_timeout": "10s", "lock_timeout": "10s",
+                                    "enable_seqscan": "off", "jit": "off", "transaction_isolation": "read committed"})
+
+    def test_sessions_settings_win_over_the_conninfos_options(self):
+        """options in conninfo are kept, but scripd's own settings come after them: a conninfo that
+        turned synchronous_commit or the timeouts off would answer tokens before their rows are durable."""
+        theirs = "-c work_mem=8MB -c synchronous_commit=off -c statement_timeout=0 -c jit=on"
+        dsn = self.env.db.dsn
+        if dsn.startswith(("postgres://", "postgresql://")):
+            dsn += ("&" if "?" in dsn else "?") + "options=" + urllib.parse.quote(theirs, safe="")
+        else:
+            dsn += " options='%s'" % theirs
+        out = subprocess.run([DRIVER, dsn, self.client.id, "1", "--settings"], capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
         self.assertEqual(dict(line.split(" ", 1) for line in out.stdout.splitlines()),
                          {"synchronous_commit": "on", "statement_timeout": "10s", "lock_timeout": "10s",
-                          "enable_seqscan": "off", "jit": "off", "transaction_isolation": "read committed"})
+                          "enable_seqscan": "off", "jit": "off", "transaction_isolation": "read committed",
+                          "work_mem": "8MB"})
 
     def test_nothing_waits_while_a_statement_is_free(self):
         prefix, waiting, outcomes, _ = self.drive(4, "--in-flight", 4)
