@@ -343,6 +343,28 @@ end:
 	return d.status;
 }
 
+/* Settings that are valid but weaker than an operator most likely means:
+ * said by --check-config (to stderr) and at every start (logged). */
+static void config_advice(const scrip_config_t *cfg, bool to_stderr)
+{
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		const scrip_upstream_config_t *u = &cfg->upstreams[i];
+		if (u->audience)
+			continue;
+		static const char text[] =
+			"[upstream %s] sets no audience: a token its issuer made for any service (a storage "
+			"endpoint, another relying party) is exchanged as readily as one made for scrip "
+			"(RFC 8725 §3.9); set audience to what its tokens for scrip carry in aud";
+		if (to_stderr) {
+			fprintf(stderr, "scripd: warning: ");
+			fprintf(stderr, text, u->name);
+			fputc('\n', stderr);
+		} else {
+			scrip_log_warn(text, u->name);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -383,6 +405,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		scrip_tls_free(tls);
+		config_advice(&cfg, true);
 		printf("%s: configuration OK\n", path);
 		scrip_config_clear(&cfg);
 		return 0;
@@ -404,6 +427,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	scrip_log_info("scripd %s starting", SCRIP_VERSION);
+	config_advice(&cfg, false);
 	/* Process-wide initialisations that are not thread-safe come before
 	 * the first worker thread. */
 	if (evthread_use_pthreads() != 0) {

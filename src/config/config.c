@@ -203,7 +203,8 @@ static const opt_t opts[] = {
 	  "A JWK set file used instead of fetching one; a relative path is taken from the configuration file's "
 	  "directory. It must be readable at startup. Not together with `jwks_uri`." },
 	{ SECT_UPSTREAM, "audience", T_STRING, UPS(audience), NULL, 0, 0, 0, NULL, NULL,
-	  "Audience this issuer's tokens must name in `aud` to be exchanged. Not set: `aud` is not checked." },
+	  "Audience this issuer's tokens must name in `aud` to be exchanged. Not set: `aud` is not checked, and "
+	  "scripd warns at start and at `--check-config`." },
 	{ SECT_UPSTREAM, "algorithms", T_ALGS, UPS(algorithms), "ES256 RS256", 0, 0, 0, NULL, NULL,
 	  "Signature algorithms accepted on this issuer's tokens. `none` and HMAC algorithms (HS256...) are "
 	  "refused." },

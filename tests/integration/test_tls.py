@@ -343,6 +343,16 @@ class RefusedConfigTest(ScripTestCase):
         path = self.variant(replace=(("issuer = https://127.0.0.1", "issuer = http://127.0.0.1"),))
         self.refused(path, "issuer must be an https:// URL")
 
+    def test_upstream_without_audience_is_accepted_with_a_warning(self):
+        out = subprocess.run([SCRIPD, "-c", self.variant(), "--check-config"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertNotIn("warning", out.stderr)
+        out = subprocess.run([SCRIPD, "-c", self.variant(drop=("audience",)), "--check-config"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("scripd: warning: [upstream demo] sets no audience", out.stderr)
+
     def test_behind_proxy_without_certificate_starts(self):
         path = self.variant(drop=("tls_certificate", "tls_key"), add=("plain_http = behind_proxy",))
         out = subprocess.run([SCRIPD, "-c", path, "--check-config"], capture_output=True, text=True, timeout=30)
