@@ -424,7 +424,7 @@ static bool parse_access(introspect_req_t *t, const char *token, scrip_err_t *er
 static void key_from_database(introspect_req_t *t)
 {
 	set_step(t, STEP_KEY);
-	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->vo, key_cb, t);
+	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->vo, t->app->cfg->encryption_key, key_cb, t);
 }
 
 static void introspect_access(introspect_req_t *t, const char *token)

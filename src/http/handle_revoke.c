@@ -293,7 +293,7 @@ static void revoke_access(revoke_req_t *t, const char *token)
 	/* Perhaps signed by a key made moments ago elsewhere: answering 200
 	 * without revoking it would be a lie, so the database is asked. */
 	set_step(t, STEP_KEY);
-	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->vo, key_cb, t);
+	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->vo, t->app->cfg->encryption_key, key_cb, t);
 }
 
 static void revoke_refresh(revoke_req_t *t, const char *token)

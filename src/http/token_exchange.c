@@ -525,7 +525,7 @@ static void own_token_start(scrip_token_req_t *t, const char *vo)
 		return;
 	}
 	scrip_token_set_step(t, STEP_SUBJECT);
-	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->own_vo, own_key_cb, t);
+	scrip_tokens_public_key(t->app->db, t->jwt.kid, t->own_vo, t->app->cfg->encryption_key, own_key_cb, t);
 }
 
 void scrip_token_exchange_start(scrip_token_req_t *t)

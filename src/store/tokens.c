@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "jose/jwk.h"
+#include "jose/keyring.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -421,44 +423,83 @@ void scrip_tokens_revoke_refresh(scrip_db_t *db, const uint8_t hash[SCRIP_SHA256
 struct key_op {
 	scrip_tokens_key_cb cb;
 	void *arg;
+	uint8_t enc_key[32];
 };
 
-/* The stored public JWK, wrapped as a one-key set for the strict parser. */
-static const char public_key_sql[] =
-	"SELECT json_build_object('keys', json_build_array(public_jwk))::text, alg FROM scrip.signing_keys"
+static const char signing_key_sql[] =
+	"SELECT kid, alg, state, private_sealed FROM scrip.signing_keys"
 	" WHERE kid = $1 AND vo = $2 AND state IN ('next', 'current', 'retiring')";
 
-static void public_key_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+/* The public half of the key in row 0, opened as a reload opens it
+ * (scrip_keyring_add: the kid is the sealing's associated data), as a
+ * one-key set; NULL when the row does not open. */
+static scrip_keyset_t *opened_public_key(const scrip_db_result_t *res, const uint8_t enc_key[32], scrip_alg_t *alg,
+					 scrip_err_t *err)
+{
+	const char *kid = scrip_db_result_value(res, 0, 0);
+	uint8_t *sealed = NULL;
+	size_t len = 0;
+	scrip_keyring_t *ring = scrip_keyring_new();
+	scrip_keyset_t *set = NULL;
+	const scrip_signing_key_t *key = NULL;
+	char *text = NULL;
+	json_t *doc = NULL;
+	size_t skipped = 0;
+	if (!ring || !scrip_db_result_bytea(res, 0, 3, &sealed, &len) ||
+	    !scrip_keyring_add(ring, kid, scrip_db_result_value(res, 0, 1), scrip_db_result_value(res, 0, 2), sealed,
+			       len, enc_key, err))
+		goto end;
+	key = scrip_keyring_find(ring, kid);
+	json_t *pub = key ? scrip_jwk_public(key->jwk, key->alg) : NULL;
+	doc = pub ? json_pack("{s:[o]}", "keys", pub) : NULL;
+	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	set = text ? scrip_keyset_parse(text, strlen(text), &skipped, err) : NULL;
+	if (set && scrip_keyset_size(set) != 1) {
+		scrip_keyset_release(set);
+		set = NULL;
+	}
+	*alg = key && set ? key->alg : SCRIP_ALG_NONE;
+end:
+	free(sealed);
+	free(text);
+	json_decref(doc);
+	scrip_keyring_free(ring);
+	return set;
+}
+
+static void signing_key_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct key_op *op = arg;
-	const char *jwks = res && scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 0) : NULL;
-	scrip_alg_t alg = res && jwks ? scrip_alg_from_name(scrip_db_result_value(res, 0, 1)) : SCRIP_ALG_NONE;
+	scrip_alg_t alg = SCRIP_ALG_NONE;
 	scrip_keyset_t *set = NULL;
 	scrip_err_t e;
 	scrip_err_clear(&e);
-	size_t skipped = 0;
 	if (!res) {
 		op->cb(NULL, SCRIP_ALG_NONE, err, op->arg);
-	} else if (!jwks) {
+	} else if (scrip_db_result_rows(res) != 1) {
 		op->cb(NULL, SCRIP_ALG_NONE, NULL, op->arg);
-	} else if (alg == SCRIP_ALG_NONE || !(set = scrip_keyset_parse(jwks, strlen(jwks), &skipped, &e)) ||
-		   scrip_keyset_size(set) != 1) {
-		scrip_keyset_release(set);
-		unexpected(&e, "a signing key lookup");
+	} else if (!(set = opened_public_key(res, op->enc_key, &alg, &e))) {
+		scrip_log_error("signing key %s of the database does not open: %s", scrip_db_result_value(res, 0, 0),
+				e.code != SCRIP_E_NONE ? e.text : "not a usable key");
+		scrip_err_clear(&e);
+		SCRIP_ERR(&e, SCRIP_E_SERVER_ERROR, "key_unreadable", "a signing key cannot be read");
 		op->cb(NULL, SCRIP_ALG_NONE, &e, op->arg);
 	} else {
 		op->cb(set, alg, NULL, op->arg);
 	}
+	explicit_bzero(op->enc_key, sizeof(op->enc_key));
 	free(op);
 }
 
-void scrip_tokens_public_key(scrip_db_t *db, const char *kid, const char *vo, scrip_tokens_key_cb cb, void *arg)
+void scrip_tokens_public_key(scrip_db_t *db, const char *kid, const char *vo, const uint8_t enc_key[32],
+			     scrip_tokens_key_cb cb, void *arg)
 {
 	struct key_op *op = op_new(sizeof(*op));
 	op->cb = cb;
 	op->arg = arg;
+	memcpy(op->enc_key, enc_key, sizeof(op->enc_key));
 	const char *params[] = { kid, vo };
-	scrip_db_query(db, public_key_sql, 2, params, public_key_cb, op);
+	scrip_db_query(db, signing_key_sql, 2, params, signing_key_cb, op);
 }
 
 /* ---- refusals ------------------------------------------------------------- */

@@ -152,13 +152,16 @@ void scrip_tokens_revoke_refresh(scrip_db_t *db, const uint8_t hash[SCRIP_SHA256
  * has it in a published state (next, current, retiring) — never another
  * VO's key, whatever the kid: a token signed by a key
  * that another instance or scripctl made moments ago, before this
- * instance's next reload. set holds that one key (find it with
- * scrip_keyset_find; the JWK row is parsed as strictly as an upstream's
- * JWKS) and alg is its algorithm; set is NULL when there is no such key
- * (err NULL) or on failure (err set). The callback owns set
- * (scrip_keyset_release). */
+ * instance's next reload. The key is taken from the row's sealed private
+ * key, opened with enc_key (as a reload opens it), never from its
+ * public_jwk column: a row that whoever may write the database changed
+ * cannot make a key scrip would trust. set holds that one key (find it
+ * with scrip_keyset_find) and alg is its algorithm; set is NULL when
+ * there is no such key (err NULL) or on failure, a row that does not open
+ * included (err set). The callback owns set (scrip_keyset_release). */
 typedef void (*scrip_tokens_key_cb)(scrip_keyset_t *set, scrip_alg_t alg, const scrip_err_t *err, void *arg);
-void scrip_tokens_public_key(scrip_db_t *db, const char *kid, const char *vo, scrip_tokens_key_cb cb, void *arg);
+void scrip_tokens_public_key(scrip_db_t *db, const char *kid, const char *vo, const uint8_t enc_key[32],
+			     scrip_tokens_key_cb cb, void *arg);
 
 /* ---- refusals ------------------------------------------------------------- */
 

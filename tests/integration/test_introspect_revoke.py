@@ -902,44 +902,93 @@ class CtlJobTest(Case):
 
 
 class UnloadedKeyTest(Case):
-    def test_token_of_a_key_not_yet_loaded(self):
-        """A token signed by a published key of the database that this scripd's ring does not hold (made
-        elsewhere moments ago) is checked with the key read from the database: active when its row is, and
-        revocable. The row's sealed private key is junk, so that no reload can put the key in the ring and
-        the database path is the only one."""
-        caller = self.caller()
-        client = self.issuer_client()
+    """A token signed by a published key of the database that this scripd's ring does not hold (made
+    elsewhere moments ago) is checked with the key read from the database, opened from its sealed private
+    key as a reload opens it; the row's public_jwk is never trusted. Each test also stores a row of another
+    VO whose sealed key does not open: every reload then fails and keeps the keys it had, so that the
+    database path is the only one."""
+
+    def setUp(self):
+        self.kids = []
+        self.store(SigningKey("ES256"), sealed=b"\x00", vo="zz-unreadable")
+
+    def tearDown(self):
+        for kid in self.kids:
+            self.env.db.execute("DELETE FROM scrip.signing_keys WHERE kid = :'k'", k=kid)
+
+    def sealed(self, key):
+        """key's private JWK sealed as scripd seals it: AES-256-GCM under the encryption key, nonce ||
+        ciphertext || tag, the kid as associated data."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        with open(self.env.scripd.key_path) as f:
+            kek = bytes.fromhex(f.read().strip())
+        d = key.private.private_numbers().private_value.to_bytes(32, "big")
+        jwk = dict(key.public_jwk(), d=b64url(d))
+        nonce = secrets.token_bytes(12)
+        return nonce + AESGCM(kek).encrypt(nonce, json.dumps(jwk).encode(), key.kid.encode())
+
+    def store(self, key, public=None, sealed=None, vo="default", state="next"):
+        """A published row for key's kid (a VO has one next key at most): public_jwk that of public
+        (default key), its sealed private key key's own (or the bytes given)."""
+        jwk = dict((public or key).public_jwk(), kid=key.kid)
+        self.env.db.execute("INSERT INTO scrip.vos (vo) VALUES (:'vo') ON CONFLICT DO NOTHING", vo=vo)
+        self.env.db.execute(
+            "INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed, vo)"
+            " VALUES (:'k', 'ES256', :'st', :'jwk'::jsonb, decode(:'s', 'hex'), :'vo')",
+            k=key.kid, jwk=json.dumps(jwk), s=(sealed if sealed is not None else self.sealed(key)).hex(), vo=vo,
+            st=state)
+        self.kids.append(key.kid)
+
+    def token(self, client, kid, signer):
+        """A copy of a token issued to client, under a new jti, with its row, signed by signer under kid."""
         _, claims = self.issue(client)
-        key = SigningKey("ES256")
         jti = "fallback-" + secrets.token_hex(8)
         self.env.db.execute(
-            "INSERT INTO scrip.signing_keys (kid, alg, state, public_jwk, private_sealed)"
-            " VALUES (:'k', 'ES256', 'next', :'jwk'::jsonb, '\\x00')", k=key.kid, jwk=json.dumps(key.public_jwk()))
-        try:
-            self.env.db.execute(
-                "INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref,"
-                " scopes, audiences, job_id, kid, issued_at, expires_at)"
-                " SELECT :'j', client_id, subject, upstream_issuer, subject_token_ref, scopes, audiences, job_id,"
-                " :'k', issued_at, expires_at FROM scrip.issued_tokens WHERE jti = :'old'",
-                j=jti, k=key.kid, old=claims["jti"])
-            mine = dict(claims, jti=jti)
-            signing_input = b64url_json({"alg": "ES256", "typ": "at+jwt", "kid": key.kid}) + "." + b64url_json(mine)
-            token = self.env.remember(signing_input + "." + b64url(key.sign(signing_input.encode())),
-                                      "issued token")
-            before = self.env.scripd.log_text().count("-> key")
-            self.assertActiveAccess(self.introspect(caller, token), mine)
-            self.assertGreater(self.env.scripd.log_text().count("-> key"), before, "the key was not looked up")
-            # Another key under the same kid does not pass.
-            forged = SigningKey("ES256", kid=key.kid)
-            bad = self.env.remember(signing_input + "." + b64url(forged.sign(signing_input.encode())), "test token")
-            self.assertInactive(self.introspect(caller, bad))
-            self.assertRevokedOk(self.revoke(client, token))
-            self.assertIsNotNone(self.env.issued_rows(jti=jti)[0]["revoked_at"])
-            self.assertInactive(self.introspect(caller, token))
-        finally:
-            self.env.db.execute("DELETE FROM scrip.signing_keys WHERE kid = :'k'", k=key.kid)
-        # Once the key is gone from the database (retired, say), its tokens are nobody's.
+            "INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref,"
+            " scopes, audiences, job_id, kid, issued_at, expires_at)"
+            " SELECT :'j', client_id, subject, upstream_issuer, subject_token_ref, scopes, audiences, job_id,"
+            " :'k', issued_at, expires_at FROM scrip.issued_tokens WHERE jti = :'old'",
+            j=jti, k=kid, old=claims["jti"])
+        mine = dict(claims, jti=jti)
+        signing_input = b64url_json({"alg": "ES256", "typ": "at+jwt", "kid": kid}) + "." + b64url_json(mine)
+        return self.env.remember(signing_input + "." + b64url(signer.sign(signing_input.encode())),
+                                 "issued token"), mine
+
+    def test_token_of_a_key_not_yet_loaded(self):
+        caller, client = self.caller(), self.issuer_client()
+        key = SigningKey("ES256")
+        self.store(key)
+        token, claims = self.token(client, key.kid, key)
+        before = self.env.scripd.log_text().count("-> key")
+        self.assertActiveAccess(self.introspect(caller, token), claims)
+        self.assertGreater(self.env.scripd.log_text().count("-> key"), before, "the key was not looked up")
+        # Another key under the same kid does not pass.
+        forged, _ = self.token(client, key.kid, SigningKey("ES256", kid=key.kid))
+        self.assertInactive(self.introspect(caller, forged))
+        self.assertRevokedOk(self.revoke(client, token))
+        self.assertIsNotNone(self.env.issued_rows(jti=claims["jti"])[0]["revoked_at"])
         self.assertInactive(self.introspect(caller, token))
+        # Once the key is gone from the database (retired, say), its tokens are nobody's.
+        self.env.db.execute("DELETE FROM scrip.signing_keys WHERE kid = :'k'", k=key.kid)
+        self.assertInactive(self.introspect(caller, token))
+
+    def test_public_jwk_written_into_the_database_is_not_trusted(self):
+        """Whoever may write the database but has no encryption key cannot make scrip trust a key: a row
+        whose public_jwk is another key than the one sealed in it verifies the sealed one's tokens only,
+        and a row whose sealed key does not open verifies nothing."""
+        caller, client = self.caller(), self.issuer_client()
+        real, planted = SigningKey("ES256"), SigningKey("ES256")
+        self.store(real, public=planted)
+        token, claims = self.token(client, real.kid, planted)
+        self.assertInactive(self.introspect(caller, token))
+        token, claims = self.token(client, real.kid, real)
+        self.assertActiveAccess(self.introspect(caller, token), claims)
+        junk = SigningKey("ES256")
+        self.store(junk, sealed=secrets.token_bytes(80), state="retiring")
+        token, _ = self.token(client, junk.kid, junk)
+        r = self.introspect(caller, token)
+        self.assertEqual((r.status, r.json.get("error")), (500, "server_error"), r)
+        self.assertIn("signing key %s of the database does not open" % junk.kid, self.env.scripd.log_text())
 
 
 # ----------------------------------------------------------------------------
