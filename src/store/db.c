@@ -275,11 +275,16 @@ static void conn_start(struct conn *c)
 {
 	/* libpq keeps the last value of a repeated keyword. Our defaults come
 	 * first and the operator's conninfo after, so the operator's connect
-	 * timeout and application name win; options come last, holding the
-	 * conninfo's own and then scripd's settings, which win over the same
-	 * settings there (session_options_of). */
-	const char *const keys[] = { "connect_timeout", "keepalives", "application_name", "dbname", "options", NULL };
-	const char *const values[] = { "5", "1", "scripd", c->db->conninfo, c->db->session_options, NULL };
+	 * timeout, application name and target_session_attrs win; options
+	 * come last, holding the conninfo's own and then scripd's settings,
+	 * which win over the same settings there (session_options_of).
+	 * target_session_attrs=read-write: scripd writes, so a server that
+	 * cannot take writes (a standby, of several hosts the one not
+	 * promoted) is no connection at all. */
+	const char *const keys[] = { "connect_timeout", "keepalives", "application_name", "target_session_attrs",
+				     "dbname", "options", NULL };
+	const char *const values[] = { "5", "1", "scripd", "read-write", c->db->conninfo, c->db->session_options,
+				       NULL };
 	c->tried_ms = scrip_mono_ms();
 	c->pg = PQconnectStartParams(keys, values, 1);
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
@@ -486,7 +491,11 @@ static void conn_deliver(struct conn *c)
 		return;
 	}
 	c->stmt = NULL;
-	if (!broken) {
+	/* A server that turned read-only (a primary demoted, or sessions made
+	 * read-only) refuses every write on this connection: it is dropped,
+	 * to connect again where writes go (target_session_attrs). */
+	bool read_only = sqlstate && strcmp(sqlstate, "25006") == 0;
+	if (!broken && !read_only) {
 		set_state(c, CONN_IDLE);
 		watch(c, EV_READ | EV_PERSIST);
 	}
@@ -502,6 +511,8 @@ static void conn_deliver(struct conn *c)
 		PQclear(res);
 	if (broken)
 		conn_reset(c, "connection closed");
+	else if (read_only)
+		conn_reset(c, "the server is read-only");
 	else
 		dispatch(c->db);
 }

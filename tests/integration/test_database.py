@@ -30,7 +30,7 @@ def tearDownModule():
         raise AssertionError("; ".join(problems))
 
 
-class DatabaseOutageTest(ScripTestCase):
+class OutageCase(ScripTestCase):
     def exchange(self, client):
         token = self.env.subject_token(claims={"sub": "alice"})
         return self.env.exchange(client, token, scope="storage.read:/demo")
@@ -61,6 +61,8 @@ class DatabaseOutageTest(ScripTestCase):
         self.assertOAuthError(r, 503, "temporarily_unavailable")
         return False
 
+
+class DatabaseOutageTest(OutageCase):
     def test_outage_fails_closed_and_recovers(self):
         client = self.client_then_halt()
         try:
@@ -109,6 +111,36 @@ class DatabaseOutageTest(ScripTestCase):
             self.assertLess(time.monotonic() - back, 30, "scripd never issued again")
         took = time.monotonic() - back
         self.assertLess(took, 2.5, "the first token came %.1f s after PostgreSQL returned" % took)
+
+
+class ReadOnlyServerTest(OutageCase):
+    def test_server_that_stops_taking_writes_is_left_until_it_takes_them(self):
+        """A server that stops taking writes (a primary demoted by a failover; here every session made
+        read-only): its writes fail 503, scripd drops the connections they failed on and does not connect
+        again while the server refuses writes (libpq's target_session_attrs=read-write), so /healthz says
+        so; once it takes writes again, scripd issues by itself."""
+        if not self.env.db.owned:
+            self.skipTest("SCRIP_TEST_PG_DSN names a database whose settings this test cannot change")
+        client = self.env.new_client()
+        self.assertEqual(self.exchange(client).status, 200)
+        self.env.db.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        self.env.db.execute("SELECT pg_reload_conf()")
+        try:
+            def healthz_down():
+                self.assertOAuthError(self.exchange(client), 503, "temporarily_unavailable")
+                return self.env.scripd.request("GET", "/healthz").status == 503
+            self.poll("/healthz turning 503 once every connection met the read-only server", healthz_down, 20)
+            self.assertIn("the server is read-only", self.env.scripd.log_text())
+            self.assertIn("read-only", self.env.scripd.log_text().split("the server is read-only", 1)[1],
+                          "a connection was made again to the read-only server")
+        finally:
+            self.env.db.execute("SET default_transaction_read_only = off;"
+                                " ALTER SYSTEM RESET default_transaction_read_only")
+            self.env.db.execute("SELECT pg_reload_conf()")
+        took = self.poll("scripd issuing again", lambda: self.issued_again(client), RECOVERY_LIMIT)
+        print("  (first token %.1f s after the server took writes again)" % took)
+        self.poll("/healthz back to 200", lambda: self.env.scripd.request("GET", "/healthz").status == 200, 10)
+        self.assertEqual(len(self.env.issued_rows(client_id=client.id)), 2)
 
 
 class LoadWorker(threading.Thread):
