@@ -62,7 +62,7 @@ TT_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 TT_JWT = "urn:ietf:params:oauth:token-type:jwt"
 TT_REFRESH_TOKEN = "urn:ietf:params:oauth:token-type:refresh_token"
 EXCHANGE_STYLES = ("iam", "rfc8693")
-FAULT_MODES = ("503", "500", "close", "stall", "empty")
+FAULT_MODES = ("503", "500", "close", "stall", "empty", "lost")
 KINDS = ("exchange", "refresh", "introspect", "jwks", "discovery", "token")  # "token": other POST /token
 MAX_BODY = 64 * 1024  # bytes of a POST body it reads at most
 
@@ -344,7 +344,9 @@ class DemoIssuer:
         """While down, every request (GET or POST) is answered 503 (mode "503") or 500 ("500"),
         200 with an empty JSON object ("empty", as a broken gateway might), closed unanswered
         ("close"), or held unanswered ("stall") until set_down(False), stop() or stall_limit
-        seconds, then closed. set_down(False) releases stalled requests."""
+        seconds, then closed. "lost" carries a POST out (a refresh token is rotated) and then
+        closes the connection unanswered, as an answer lost on the way back; a GET is closed.
+        set_down(False) releases stalled requests."""
         if down and mode not in FAULT_MODES:
             raise ValueError("mode must be one of %s" % ", ".join(FAULT_MODES))
         with self._lock:
@@ -688,7 +690,7 @@ def _handler_for(issuer):
         def fault(self, mode, stall):
             """Answers as a down or failing issuer would: 503, 500, a 200 that is no answer, or no
             answer at all."""
-            if mode in ("close", "stall"):
+            if mode in ("close", "stall", "lost"):
                 if mode == "stall":
                     stall.wait(issuer.stall_limit)
                 self.close_connection = True
@@ -767,7 +769,10 @@ def _handler_for(issuer):
             self.entry, mode, stall = issuer._arrive(kind, sub, presented, post=kind is not None)
             if kind and issuer.token_delay:
                 issuer._stopped.wait(issuer.token_delay)
-            if mode:
+            if mode == "lost" and kind is not None and form is not None:
+                issuer._post(url.path, form, self.headers.get_all("Authorization") or [])
+                self.close_connection = True
+            elif mode:
                 self.fault(mode, stall)
             elif kind is None:
                 self.reply(404, {"error": "not_found"})

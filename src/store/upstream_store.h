@@ -116,4 +116,13 @@ typedef struct {
 void scrip_store_session_refused(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
 				 void *arg);
 
+/* scrip's refresh token at the issuer is gone without the issuer turning
+ * the user away (refused after an answer that never arrived: the issuer
+ * may have rotated it then). Forgets the held refresh token and releases
+ * the lease; no refusal is remembered and no grant is suspended. rec's
+ * reason and drop_refresh are not read. Nothing if another holder has
+ * taken the lease over. */
+void scrip_store_session_lost(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
+			      void *arg);
+
 #endif

@@ -355,6 +355,13 @@ void scrip_fetch_post_form(scrip_fetcher_t *f, const char *url, const char *form
 		return;
 	}
 	curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
+	/* Never on a reused connection: when a reused connection dies before
+	 * the answer, libcurl sends the request again by itself on a new one,
+	 * and a token endpoint may have acted on the first (rotated a refresh
+	 * token, which the second then presents spent). On a new connection a
+	 * lost answer is an error the caller sees (oauth.c knows its call may
+	 * have been taken). POSTs are rare: once per user and interval. */
+	curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->post);
 	curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->post_len);
 	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);

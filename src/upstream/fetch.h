@@ -34,7 +34,8 @@ void scrip_fetch_get(scrip_fetcher_t *f, const char *url, long timeout_ms, size_
 		     void *arg);
 
 /* POSTs form (application/x-www-form-urlencoded, already encoded) to url
- * with the same hardening, and authorization as the Authorization header
+ * with the same hardening, on a new connection (never sent twice by
+ * libcurl itself), and authorization as the Authorization header
  * value when not NULL. The body and the header are wiped when the transfer
  * ends, and so is the response body after the callback. */
 void scrip_fetch_post_form(scrip_fetcher_t *f, const char *url, const char *form, const char *authorization,

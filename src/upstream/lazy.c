@@ -577,6 +577,28 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		job_finish(j);
 		return;
 	}
+	if (r->outcome == SCRIP_OAUTH_REFUSED && r->after_lost_answer && j->action == SCRIP_CUSTODY_REFRESH) {
+		/* The first attempt may have been taken and its answer lost: the
+		 * refresh token presented again was then spent by scrip itself,
+		 * and the refusal says nothing of the user. The session is gone;
+		 * the user is not suspended, and the next grant makes a new one. */
+		scrip_log_warn("upstream %s refused the refresh for %s (%s) after an answer that did not arrive: "
+			       "scrip's session there is taken as lost, the user as not refused",
+			       u->name, j->subject, r->error);
+		refused(j, "upstream_session_lost",
+			"scrip's session at the main issuer for this user was lost: make a new grant");
+		scrip_session_refuse_t rec = {
+			.upstream = u->name,
+			.upstream_issuer = j->issuer,
+			.subject = j->subject,
+			.scopes = j->scopes,
+			.lease_key = j->lease_key,
+			.holder = j->holder,
+		};
+		set_step(j, JOB_STORING);
+		scrip_store_session_lost(j->l->db, &rec, stored_cb, j);
+		return;
+	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED) {
 		snprintf(j->refusal, sizeof(j->refusal), "%s", r->error);
 		scrip_log_warn("upstream %s refused %s for %s: %s", u->name, scrip_custody_action_name(j->action),

@@ -37,6 +37,7 @@ struct call {
 	scrip_oauth_cb cb;
 	void *arg;
 	int attempt;  /* HTTP attempts made */
+	bool lost_answer; /* an attempt got no usable answer, though the issuer may have acted on it */
 	int64_t attempt_started_ms;
 	struct event *retry_timer;
 	bool in_transfer; /* a POST (or the discovery it waits for) is out: the fetcher will answer */
@@ -371,11 +372,12 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_OK, .body = body };
 		call_finish(c, &r);
 	} else if (outcome == SCRIP_OAUTH_REFUSED) {
-		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_REFUSED };
+		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_REFUSED, .after_lost_answer = c->lost_answer };
 		snprintf(r.error, sizeof(r.error), "%s", error);
 		SCRIP_ERR(&r.err, SCRIP_E_INVALID_GRANT, "upstream_refused", "the main issuer refused: %.40s", error);
 		call_finish(c, &r);
 	} else if (retryable) {
+		c->lost_answer = true;
 		retry_or_fail(c, why);
 	} else {
 		/* 4xx that is not about the user (invalid_client, a 404...): scrip's

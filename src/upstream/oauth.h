@@ -44,6 +44,9 @@ typedef struct {
 	char error[48];       /* REFUSED: the issuer's error code */
 	int64_t retry_after;  /* ERROR: seconds until it is worth trying again */
 	scrip_err_t err;      /* REFUSED or ERROR: what to tell the client */
+	bool after_lost_answer; /* REFUSED after an earlier attempt of this call got no usable answer: the
+	                         * issuer may have acted on it (a refresh token rotated, and the one
+	                         * presented again spent), so the refusal may be of scrip's own making */
 } scrip_oauth_result_t;
 
 typedef void (*scrip_oauth_cb)(const scrip_oauth_result_t *r, void *arg);

@@ -81,7 +81,7 @@ static const char *const reasons[] = {
 	"upstream_bad_answer", "upstream_body_too_large", "upstream_busy", "upstream_circuit_open",
 	"upstream_keys_unavailable", "upstream_misconfigured", "upstream_no_client", "upstream_no_endpoint",
 	"upstream_not_configured", "upstream_refused", "upstream_refused_request", "upstream_scope_narrowed",
-	"upstream_unavailable", "upstream_unreachable", "upstream_url_refused", "vo_not_served",
+	"upstream_session_lost", "upstream_unavailable", "upstream_unreachable", "upstream_url_refused", "vo_not_served",
 	"wrong_audience", "wrong_issuer", "zip_unsupported", "other", NULL,
 };
 

@@ -309,6 +309,35 @@ class ConfirmPolicies(LazyCase):
         r = self.redeem(client, grant_a)
         self.assertEqual(r.status, 200, r.json)
 
+    def test_refusal_after_a_lost_answer_is_no_refusal_of_the_user(self):
+        """The issuer rotates scrip's refresh token but its answer never arrives; the retry presents the
+        spent token and is refused. That refusal is scrip's own doing, not the user turned away: the
+        session is forgotten, nothing is suspended, no refusal is remembered, and the next grant makes a
+        new session at once."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "lost-" + secrets.token_hex(3)
+        g1 = self.grant(client, "confirm", sub)
+        g2 = self.grant(client, "confirm", sub)
+        time.sleep(3.2)
+        issuer.fail_next(1, "lost")
+        mark = self.env.audit_mark()
+        r = self.redeem(client, g1)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertRefusedOnce(mark, "token_refresh", "upstream_session_lost", client.id)
+        self.assertEqual(issuer.calls("refresh", sub=sub), 2, "the lost attempt and its retry")
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'"
+                                            " AND suspended_at IS NOT NULL", s=sub), 0)
+        self.assertEqual([a for a in self.env.audit_since(mark) if a["outcome"] == "suspended"], [])
+        session = self.env.db.query("SELECT refresh_sealed IS NULL AS gone, refused_at FROM"
+                                    " scrip.upstream_sessions WHERE upstream = 'confirm' AND subject = :'s'", s=sub)
+        self.assertEqual(session, [{"gone": True, "refused_at": None}])
+        # Without a session, a redemption cannot be confirmed; a new grant makes one at once.
+        self.assertOAuthError(self.redeem(client, g2), 400, "invalid_grant")
+        self.grant(client, "confirm", sub)
+        r = self.redeem(client, g2)
+        self.assertEqual(r.status, 200, r.json)
+
     def test_refused_at_grant_time(self):
         issuer = self.issuer("flaky")
         client = self.client()
