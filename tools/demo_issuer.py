@@ -152,6 +152,8 @@ class DemoIssuer:
         self.demo = demo
         self.log = log
         self.discovery_issuer = None  # when set, discovery claims this issuer instead
+        self.expires_in_style = "integer"  # of an access token's answer: "integer", "string" or "absent"
+        self.opaque_access_tokens = False  # access tokens of token-endpoint answers: opaque strings, not JWTs
         self.down_mode = None         # None or one of FAULT_MODES (see set_down)
         self.exchange_style = exchange_style  # "iam" or "rfc8693": the answer to a token exchange
         self.access_token_lifetime = DEFAULT_LIFETIME  # seconds, of the access tokens /token issues
@@ -553,8 +555,13 @@ class DemoIssuer:
         if audience is not None:
             claims["aud"] = audience
         token = self.mint(claims, key=found[-1], lifetime=self.access_token_lifetime)
-        answer = {"access_token": token, "issued_token_type": TT_ACCESS_TOKEN, "token_type": "Bearer",
-                  "expires_in": self.access_token_lifetime}
+        if self.opaque_access_tokens:
+            token = secrets.token_urlsafe(32)
+        answer = {"access_token": token, "issued_token_type": TT_ACCESS_TOKEN, "token_type": "Bearer"}
+        if self.expires_in_style == "integer":
+            answer["expires_in"] = self.access_token_lifetime
+        elif self.expires_in_style == "string":
+            answer["expires_in"] = str(self.access_token_lifetime)
         if scope:
             answer["scope"] = scope
         return answer

@@ -69,6 +69,7 @@ typedef struct job {
 	char access_ref[80];
 	int64_t access_expires_at;
 	char *refresh_hex, *access_hex; /* sealed, for the store */
+	bool access_unusable; /* broker: the answer held no access token with a known lifetime */
 	char refusal[48];
 	scrip_lazy_result_t result;
 } job_t;
@@ -505,9 +506,39 @@ static void token_ref(const char *token, char *ref, size_t size)
 	scrip_jwt_clear(&jwt);
 }
 
+/* The lifetime of the access token of an answer, in seconds: expires_in as
+ * RFC 6749 §5.1 gives it (an integer), or as some issuers do (digits in a
+ * string); without it, the token's own exp when it is a JWT (only read, to
+ * know how long to keep it: the relying party verifies it); 0 when none
+ * is known. */
+static int64_t answer_lifetime(const json_t *body, const char *access)
+{
+	const json_t *e = json_object_get(body, "expires_in");
+	const char *digits = json_string_value(e);
+	if (json_is_integer(e))
+		return (int64_t)json_integer_value(e);
+	if (digits && digits[0] && strlen(digits) <= 9 && strspn(digits, "0123456789") == strlen(digits))
+		return strtoll(digits, NULL, 10);
+	scrip_jwt_t jwt;
+	scrip_err_t err;
+	memset(&jwt, 0, sizeof(jwt));
+	scrip_err_clear(&err);
+	int64_t lifetime = 0;
+	if (access && scrip_jwt_parse(access, strlen(access), &jwt, &err)) {
+		json_t *exp = json_object_get(jwt.claims, "exp");
+		int64_t now = (int64_t)time(NULL);
+		if (json_is_integer(exp) && json_integer_value(exp) > now)
+			lifetime = (int64_t)json_integer_value(exp) - now;
+	}
+	scrip_jwt_clear(&jwt);
+	return lifetime;
+}
+
 /* Reads the issuer's yes: the refresh token (RFC 8693 puts a requested
  * refresh token in access_token; INDIGO IAM sends refresh_token beside an
- * access token) and the access token with its lifetime. */
+ * access token) and the access token with its lifetime. A refresh token is
+ * kept even when the access token is unusable (j->access_unusable): the
+ * issuer may have rotated the one presented, and it must not be lost. */
 static bool take_answer(job_t *j, const json_t *body, const char **why)
 {
 	const char *issued_type = json_string_value(json_object_get(body, "issued_token_type"));
@@ -517,24 +548,25 @@ static bool take_answer(job_t *j, const json_t *body, const char **why)
 		refresh = access;
 		access = NULL;
 	}
-	json_int_t expires_in = json_integer_value(json_object_get(body, "expires_in"));
 	if (j->need_refresh && !refresh && j->action == SCRIP_CUSTODY_EXCHANGE) {
 		*why = "the main issuer returned no refresh token (does it need offline_access in extra_scopes?)";
 		return false;
 	}
-	if (j->audience && (!access || expires_in <= 0)) {
-		*why = "the main issuer returned no access token with an expiry";
+	if (refresh && !(j->refresh_hex = seal_hex(j, "refresh", refresh))) {
+		*why = "cannot seal the refresh token";
 		return false;
+	}
+	int64_t expires_in = j->audience && access ? answer_lifetime(body, access) : 0;
+	if (j->audience && expires_in <= 0) {
+		*why = "the main issuer returned no access token with a known lifetime";
+		j->access_unusable = true;
+		return true;
 	}
 	/* Held no longer than this, whatever the issuer says (its value is
 	 * not trusted to be sane: time(NULL) + expires_in must not overflow,
 	 * and a cached token must not outlive its real expiry by years). */
 	if (expires_in > UPSTREAM_ACCESS_MAX_S)
 		expires_in = UPSTREAM_ACCESS_MAX_S;
-	if (refresh && !(j->refresh_hex = seal_hex(j, "refresh", refresh))) {
-		*why = "cannot seal the refresh token";
-		return false;
-	}
 	if (j->audience) {
 		scrip_secret_free(j->access_token);
 		j->access_token = strdup(access);
@@ -624,7 +656,14 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		job_finish(j);
 		return;
 	}
-	j->result.outcome = SCRIP_LAZY_OK;
+	if (j->access_unusable) {
+		/* The yes and its refresh token are stored; only the access
+		 * token asked for cannot be handed out. */
+		scrip_log_error("upstream %s %s: %s", u->name, scrip_custody_action_name(j->action), why);
+		unavailable(&j->result, u->breaker_cooldown, "upstream_bad_answer", "the main issuer's answer is unusable");
+	} else {
+		j->result.outcome = SCRIP_LAZY_OK;
+	}
 	scrip_session_confirm_t rec = {
 		.upstream = u->name,
 		.upstream_issuer = j->issuer,

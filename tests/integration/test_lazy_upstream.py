@@ -187,6 +187,45 @@ class BrokerMode(LazyCase):
         finally:
             issuer.access_token_lifetime = 600
 
+    def test_answer_without_an_integer_expires_in(self):
+        """expires_in is only RECOMMENDED (RFC 6749 §5.1), and some issuers send it as a string: the
+        token's lifetime is then its string's digits, or the token's own exp. An answer whose access
+        token has no known lifetime is no token to hand out, but its rotated refresh token is kept."""
+        issuer = self.issuer("broker")
+        client = self.client(upstream_audiences=(DCACHE,))
+        sub = "expiry-" + secrets.token_hex(3)
+        refresh = self.grant(client, "broker", sub, audiences=(DCACHE,))
+        try:
+            for style in ("string", "absent"):
+                issuer.expires_in_style = style
+                self.env.db.execute("DELETE FROM scrip.upstream_access_tokens WHERE subject = :'s'", s=sub)
+                r = self.redeem(client, refresh, audience=DCACHE)
+                self.assertEqual(r.status, 200, (style, r.json))
+                refresh = r.json["refresh_token"]
+                claims = self.verify_upstream_token("broker", r.json["access_token"], DCACHE)
+                left = self.env.db.scalar("SELECT extract(epoch FROM expires_at)::bigint FROM"
+                                          " scrip.upstream_access_tokens WHERE subject = :'s'", s=sub)
+                self.assertLessEqual(abs(left - claims["exp"]), 5, style)
+            # A token that is not a JWT, with no expires_in: unusable; the rotated refresh token is kept.
+            issuer.expires_in_style = "absent"
+            issuer.opaque_access_tokens = True
+            self.env.db.execute("DELETE FROM scrip.upstream_access_tokens WHERE subject = :'s'", s=sub)
+            before = self.env.db.scalar("SELECT refresh_sealed FROM scrip.upstream_sessions"
+                                        " WHERE upstream = 'broker' AND subject = :'s'", s=sub)
+            r = self.redeem(client, refresh, audience=DCACHE)
+            self.assertOAuthError(r, 503, "temporarily_unavailable")
+            after = self.env.db.scalar("SELECT refresh_sealed FROM scrip.upstream_sessions"
+                                       " WHERE upstream = 'broker' AND subject = :'s'", s=sub)
+            self.assertIsNotNone(after)
+            self.assertNotEqual(after, before, "the refresh token the issuer rotated was not kept")
+            issuer.opaque_access_tokens = False
+            issuer.expires_in_style = "integer"
+            r = self.redeem(client, refresh, audience=DCACHE)
+            self.assertEqual(r.status, 200, r.json)
+        finally:
+            issuer.expires_in_style = "integer"
+            issuer.opaque_access_tokens = False
+
     def test_scrip_tokens_still_for_other_audiences(self):
         client = self.client(upstream_audiences=(DCACHE,), audiences=(STORAGE,))
         refresh = self.grant(client, "broker", "mixed-" + secrets.token_hex(3), audiences=(STORAGE, DCACHE))
