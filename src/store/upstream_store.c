@@ -162,11 +162,20 @@ struct done_op {
 	scrip_store_done_fn cb;
 	void *arg;
 	const char *what;
+	bool must_write; /* the statement's first column counts what it wrote: 0 is a failure */
 };
 
 static void done_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct done_op *op = arg;
+	scrip_err_t not_written;
+	if (res && op->must_write && scrip_db_result_rows(res) == 1 &&
+	    strcmp(scrip_db_result_value(res, 0, 0), "0") == 0) {
+		SCRIP_ERR(&not_written, SCRIP_E_TEMPORARILY_UNAVAILABLE, "upstream_lease_lost",
+			  "another scripd took the upstream call's lease over: nothing was stored");
+		err = &not_written;
+		res = NULL;
+	}
 	if (!res)
 		scrip_log_warn("%s: %s", op->what, err->text);
 	if (op->cb)
@@ -244,7 +253,7 @@ static const char confirmed_sql[] =
 	"  SELECT 'upstream_confirm', 'restored', client_id, $2, $9, job_id, grant_id,"
 	"         'the main issuer confirmed the subject again' FROM r),"
 	" l AS (DELETE FROM scrip.upstream_leases WHERE key = $10 AND holder = $11)"
-	" SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM r)";
+	" SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM a), (SELECT count(*) FROM r)";
 
 void scrip_store_session_confirmed(scrip_db_t *db, const scrip_session_confirm_t *rec, scrip_store_done_fn cb,
 				   void *arg)
@@ -263,7 +272,12 @@ void scrip_store_session_confirmed(scrip_db_t *db, const scrip_session_confirm_t
 				 rec->upstream_issuer,
 				 rec->lease_key,
 				 rec->holder };
-	scrip_store_exec_done(db, confirmed_sql, 11, params, "upstream confirmation not stored", cb, arg);
+	/* The session row must be written: a rotated refresh token is in it. */
+	struct done_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	*op = (struct done_op){ .cb = cb, .arg = arg, .what = "upstream confirmation not stored", .must_write = true };
+	scrip_db_query(db, confirmed_sql, 11, params, done_cb, op);
 }
 
 static const char refused_sql[] =

@@ -284,17 +284,18 @@ static char *unseal(const job_t *j, const char *kind, const uint8_t *sealed, siz
 /* ---- leases ---------------------------------------------------------------------------- */
 
 /* How long a lease on a call to u is taken for: discovery, every attempt,
- * the backoffs and the store, with room to spare. */
-static int64_t lease_ttl_ms(const scrip_upstream_config_t *u)
+ * the backoffs, and the session read again and stored, each of which may
+ * wait query_timeout for the database, with room to spare. */
+static int64_t lease_ttl_ms(const scrip_config_t *cfg, const scrip_upstream_config_t *u)
 {
-	return u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 5000;
+	return u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 2 * cfg->query_timeout * 1000 + 5000;
 }
 
 /* When a waiter for someone else's lease on u gives up: a second past its
  * longest lease. */
-static int64_t lease_deadline_ms(const scrip_upstream_config_t *u)
+static int64_t lease_deadline_ms(const scrip_config_t *cfg, const scrip_upstream_config_t *u)
 {
-	return scrip_mono_ms() + lease_ttl_ms(u) + 1000;
+	return scrip_mono_ms() + lease_ttl_ms(cfg, u) + 1000;
 }
 
 /* Calls cb(arg) after the next wait for someone else's lease: POLL_FIRST_MS
@@ -452,7 +453,7 @@ static void session_cb(scrip_session_row_t *row, const scrip_err_t *err, void *a
 	}
 	if (!j->leased) {
 		set_step(j, JOB_LEASING);
-		scrip_store_lease_try(j->l->db, j->lease_key, j->holder, lease_ttl_ms(u), lease_cb, j);
+		scrip_store_lease_try(j->l->db, j->lease_key, j->holder, lease_ttl_ms(j->l->cfg, u), lease_cb, j);
 		return;
 	}
 	job_call(j);
@@ -774,7 +775,7 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 	j->need_confirmation = ask->need_confirmation;
 	j->subject_token_exp = ask->subject_token_exp;
 	const scrip_upstream_config_t *u = &l->cfg->upstreams[j->up];
-	j->deadline_ms = lease_deadline_ms(u);
+	j->deadline_ms = lease_deadline_ms(j->l->cfg, u);
 	if (!j->issuer || !j->subject || !j->scopes || (ask->subject_token && !j->subject_token) ||
 	    (ask->audience && !j->audience))
 		abort();
@@ -1050,7 +1051,7 @@ static void in_row_cb(const scrip_introspection_row_t *row, const scrip_err_t *e
 		return;
 	}
 	in_set_step(in, IN_LEASING);
-	scrip_store_lease_try(l->db, in->lease_key, in->holder, lease_ttl_ms(&l->cfg->upstreams[in->up]), in_lease_cb,
+	scrip_store_lease_try(l->db, in->lease_key, in->holder, lease_ttl_ms(l->cfg, &l->cfg->upstreams[in->up]), in_lease_cb,
 			      in);
 }
 
@@ -1092,7 +1093,7 @@ void scrip_lazy_introspect(scrip_lazy_t *l, size_t up, const char *token, scrip_
 	in->key = key;
 	memcpy(in->hash, hash, sizeof(hash));
 	snprintf(in->holder, sizeof(in->holder), "%s/i%lu", l->instance, ++l->next_job);
-	in->deadline_ms = lease_deadline_ms(&l->cfg->upstreams[up]);
+	in->deadline_ms = lease_deadline_ms(l->cfg, &l->cfg->upstreams[up]);
 	in->next = l->introspections;
 	if (in->next)
 		in->next->prev = in;

@@ -377,6 +377,33 @@ class ConfirmPolicies(LazyCase):
         r = self.redeem(client, g2)
         self.assertEqual(r.status, 200, r.json)
 
+    def test_answer_not_stored_when_the_lease_was_taken_over(self):
+        """A call whose lease another scripd took over meanwhile stores nothing (the other holder's
+        session wins): the request gets 503 and the log says why, rather than a confirmation that was
+        never written."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "taken-" + secrets.token_hex(3)
+        issuer.token_delay = 1.5
+        try:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(self.grant, client, "confirm", sub, (STORAGE,), 503)
+                deadline = time.monotonic() + 10
+                while not self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases"
+                                             " WHERE key LIKE '%' || :'s' || '%'", s=sub):
+                    self.assertLess(time.monotonic(), deadline, "no lease was taken")
+                    time.sleep(0.02)
+                self.env.db.execute("UPDATE scrip.upstream_leases SET holder = 'another-scripd/1'"
+                                    " WHERE key LIKE '%' || :'s' || '%'", s=sub)
+                r = pending.result(timeout=30)
+        finally:
+            issuer.token_delay = 0
+            self.env.db.execute("DELETE FROM scrip.upstream_leases WHERE key LIKE '%' || :'s' || '%'", s=sub)
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        self.assertIn("another scripd took the upstream call's lease over", self.env.scripd.log_text())
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_sessions"
+                                            " WHERE upstream = 'confirm' AND subject = :'s'", s=sub), 0)
+
     def test_refused_at_grant_time(self):
         issuer = self.issuer("flaky")
         client = self.client()
