@@ -168,6 +168,7 @@ class DemoIssuer:
         self._clients = dict(clients or {})   # client_id -> secret
         self._refused = set()                 # subjects it refuses
         self._refresh = {}                    # refresh token -> its record
+        self._withheld = {}                   # sub -> scopes its answers leave out (withhold)
         self._opaque = {}                     # opaque access token -> its record
         self._fail_left = 0
         self._fail_mode = None
@@ -319,6 +320,20 @@ class DemoIssuer:
     def unrefuse(self, sub):
         with self._lock:
             self._refused.discard(sub)
+
+    def withhold(self, sub, scope):
+        """From now on answers for sub leave scope out, without an error, as INDIGO IAM does for a
+        user who lost the group behind it; withhold(sub, None) gives everything back."""
+        with self._lock:
+            if scope is None:
+                self._withheld.pop(sub, None)
+            else:
+                self._withheld.setdefault(sub, set()).add(scope)
+
+    def _narrowed(self, sub, scope):
+        with self._lock:
+            withheld = self._withheld.get(sub, set())
+        return " ".join(s for s in (scope or "").split() if s not in withheld)
 
     def refused(self, sub):
         with self._lock:
@@ -590,7 +605,7 @@ class DemoIssuer:
         if self.refused(sub):
             raise OAuthError(400, "invalid_grant", "subject refused")
         held = claims.get("scope") if isinstance(claims.get("scope"), str) else ""
-        scope = self._granted_scope(_single(form, "scope"), held)
+        scope = self._narrowed(sub, self._granted_scope(_single(form, "scope"), held))
         audience = self._audience(form)
         groups = claims.get("wlcg.groups") if isinstance(claims.get("wlcg.groups"), list) else None
         if self.exchange_style == "rfc8693":
@@ -626,7 +641,8 @@ class DemoIssuer:
             scope = self._granted_scope(requested, record["scope"])
             record["active"] = False  # rotation: each refresh token is good for one use
             rotated = self._new_refresh_token(client_id, record["sub"], record["scope"], record["groups"])
-        answer = self._access_token_answer(record["sub"], scope, record["groups"], audience)
+        answer = self._access_token_answer(record["sub"], self._narrowed(record["sub"], scope), record["groups"],
+                                           audience)
         answer["refresh_token"] = rotated
         return answer
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/custody.h"
@@ -558,8 +559,15 @@ static bool take_answer(job_t *j, const json_t *body, const char **why)
 		return false;
 	}
 	int64_t expires_in = j->audience && access ? answer_lifetime(body, access) : 0;
+	const char *token_type = json_string_value(json_object_get(body, "token_type"));
 	if (j->audience && expires_in <= 0) {
 		*why = "the main issuer returned no access token with a known lifetime";
+		j->access_unusable = true;
+		return true;
+	}
+	if (j->audience && (!token_type || strcasecmp(token_type, "Bearer") != 0)) {
+		/* A DPoP-bound or N_A token handed out as a bearer token would not work. */
+		*why = "the main issuer's access token is not a bearer token";
 		j->access_unusable = true;
 		return true;
 	}
@@ -585,6 +593,54 @@ static bool take_answer(job_t *j, const json_t *body, const char **why)
 static bool refuses_the_user(const char *error)
 {
 	return strcmp(error, "invalid_grant") == 0 || strcmp(error, "access_denied") == 0;
+}
+
+/* The main issuer turned the user away (error: its error code, or
+ * "scope_narrowed"): stored as refused, the user's grants there suspended,
+ * and the held refresh token forgotten when drop_refresh. */
+static void user_refused(job_t *j, const char *error, bool drop_refresh)
+{
+	const scrip_upstream_config_t *u = &j->l->cfg->upstreams[j->up];
+	snprintf(j->refusal, sizeof(j->refusal), "%s", error);
+	scrip_log_warn("upstream %s refused %s for %s: %s", u->name, scrip_custody_action_name(j->action), j->subject,
+		       error);
+	refused(j, "upstream_refused", "the main issuer refused this user");
+	scrip_session_refuse_t rec = {
+		.upstream = u->name,
+		.upstream_issuer = j->issuer,
+		.subject = j->subject,
+		.scopes = j->scopes,
+		.reason = j->refusal,
+		.drop_refresh = drop_refresh,
+		.lease_key = j->lease_key,
+		.holder = j->holder,
+	};
+	set_step(j, JOB_STORING);
+	scrip_store_session_refused(j->l->db, &rec, stored_cb, j);
+}
+
+/* Whether the issuer's yes grants less than the session's scope set: its
+ * answer names a scope (RFC 6749 §5.1: required when it differs from what
+ * was asked) that lacks one of the session's scopes. Compared token by
+ * token, exactly; scopes the issuer adds (extra_scopes) do not matter. */
+static bool scope_narrowed(const job_t *j, const json_t *body)
+{
+	const char *granted = json_string_value(json_object_get(body, "scope"));
+	if (!granted)
+		return false;
+	for (const char *s = j->scopes; *s;) {
+		size_t len = strcspn(s, " ");
+		bool found = false;
+		for (const char *g = granted; *g && !found;) {
+			size_t glen = strcspn(g, " ");
+			found = glen == len && strncmp(g, s, len) == 0;
+			g += glen + (g[glen] == ' ');
+		}
+		if (len > 0 && !found)
+			return true;
+		s += len + (s[len] == ' ');
+	}
+	return false;
 }
 
 static void call_cb(const scrip_oauth_result_t *r, void *arg)
@@ -633,22 +689,13 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		return;
 	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED) {
-		snprintf(j->refusal, sizeof(j->refusal), "%s", r->error);
-		scrip_log_warn("upstream %s refused %s for %s: %s", u->name, scrip_custody_action_name(j->action),
-			       j->subject, r->error);
-		refused(j, "upstream_refused", "the main issuer refused this user");
-		scrip_session_refuse_t rec = {
-			.upstream = u->name,
-			.upstream_issuer = j->issuer,
-			.subject = j->subject,
-			.scopes = j->scopes,
-			.reason = j->refusal,
-			.drop_refresh = j->action == SCRIP_CUSTODY_REFRESH,
-			.lease_key = j->lease_key,
-			.holder = j->holder,
-		};
-		set_step(j, JOB_STORING);
-		scrip_store_session_refused(j->l->db, &rec, stored_cb, j);
+		user_refused(j, r->error, j->action == SCRIP_CUSTODY_REFRESH);
+		return;
+	}
+	if (scope_narrowed(j, r->body)) {
+		/* INDIGO IAM answers a user who lost the group behind a scope
+		 * with fewer scopes, not with an error: the same no. */
+		user_refused(j, "scope_narrowed", true);
 		return;
 	}
 	if (!take_answer(j, r->body, &why)) {
