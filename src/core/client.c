@@ -13,6 +13,11 @@ bool scrip_client_id_valid(const char *client_id)
 	return len >= 1 && len <= SCRIP_CLIENT_ID_MAX && client_id[len] == '\0';
 }
 
+const char *scrip_client_id_shown(const char *client_id)
+{
+	return !client_id ? "-" : scrip_client_id_valid(client_id) ? client_id : "(invalid)";
+}
+
 bool scrip_client_vo_valid(const char *vo)
 {
 	if (!vo)

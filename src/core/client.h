@@ -47,6 +47,11 @@ typedef struct {
 /* True if client_id has the allowed syntax. */
 bool scrip_client_id_valid(const char *client_id);
 
+/* A presented client_id as logs may show it: itself when it has the
+ * allowed syntax, "-" when there is none, else "(invalid)" — never text
+ * a client chose that could pass for other fields of a log line. */
+const char *scrip_client_id_shown(const char *client_id);
+
 /* Checks a presented secret against client (NULL client: compares against
  * a fixed dummy so an unknown client costs the same). The current and the
  * previous secret's hash (a dummy when there is none) are both compared,

@@ -148,11 +148,11 @@ static void reply_limited(struct evhttp_request *req, const char *remote_addr, c
 	if (v->first)
 		scrip_log_warn("%s: rate limited (%s) client=%s remote=%s retry_after=%s; further refusals of it in "
 			       "this window are only counted",
-			       endpoint, scrip_ratelimit_kind_name(v->kind), client_id ? client_id : "-", remote_addr,
+			       endpoint, scrip_ratelimit_kind_name(v->kind), scrip_client_id_shown(client_id), remote_addr,
 			       seconds);
 	else
 		scrip_log_debug("%s: rate limited (%s) client=%s remote=%s", endpoint, scrip_ratelimit_kind_name(v->kind),
-				client_id ? client_id : "-", remote_addr);
+				scrip_client_id_shown(client_id), remote_addr);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", seconds);
 	json_t *body = json_pack("{s:s, s:s}", "error", "temporarily_unavailable", "error_description", text);
 	scrip_http_reply_json(req, 429, body, true);

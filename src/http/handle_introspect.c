@@ -107,7 +107,7 @@ static void observe_done(const introspect_req_t *t, int status)
 {
 	status = scrip_http_status_recorded(t->req, status);
 	scrip_obs_request_done(&(scrip_obs_request_t){
-		.endpoint = SCRIP_EP_INTROSPECT, .started_us = t->started_us, .status = status, .client = t->client_id,
+		.endpoint = SCRIP_EP_INTROSPECT, .started_us = t->started_us, .status = status, .client = scrip_client_id_shown(t->client_id),
 		.jti = status == 200 ? t->subject.jti : NULL, .error = status >= 400 ? t->error : NULL,
 		.reason = status >= 400 ? t->err.reason : NULL, .remote = t->remote_addr });
 }
@@ -169,7 +169,7 @@ static void refusal_recorded_cb(const scrip_err_t *db_err, void *arg)
 	introspect_req_t *t = arg;
 	if (db_err)
 		/* The refusal stands; only its audit row is missing. */
-		scrip_log_error("introspect: refusal of client %s not audited: %s", t->client_id ? t->client_id : "-",
+		scrip_log_error("introspect: refusal of client %s not audited: %s", scrip_client_id_shown(t->client_id),
 				db_err->text);
 	finish_refusal(t);
 }
@@ -181,7 +181,7 @@ static void deny_as(introspect_req_t *t, const scrip_err_t *err, int status, con
 	t->err = *err;
 	t->status = status ? status : scrip_errcode_status(err->code);
 	t->error = error ? error : scrip_errcode_name(err->code);
-	scrip_log_info("introspect: denied client=%s error=%s reason=%s remote=%s", t->client_id ? t->client_id : "-",
+	scrip_log_info("introspect: denied client=%s error=%s reason=%s remote=%s", scrip_client_id_shown(t->client_id),
 		       t->error, err->reason, t->remote_addr);
 	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
 		finish_refusal(t); /* nowhere to audit it */

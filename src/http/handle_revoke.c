@@ -99,7 +99,7 @@ static void finish_ok(revoke_req_t *t)
 	set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us,
 						       .status = scrip_http_status_recorded(t->req, 200),
-						       .client = t->client_id, .jti = t->jti,
+						       .client = scrip_client_id_shown(t->client_id), .jti = t->jti,
 						       .remote = t->remote_addr });
 	scrip_http_reply_json(t->req, 200, json_object(), true);
 	revoke_free(t);
@@ -111,7 +111,7 @@ static void finish_limited(revoke_req_t *t, const char *reason)
 {
 	set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){
-		.endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us, .status = 429, .client = t->client_id,
+		.endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us, .status = 429, .client = scrip_client_id_shown(t->client_id),
 		.error = "temporarily_unavailable", .reason = reason, .remote = t->remote_addr });
 	revoke_free(t);
 }
@@ -122,7 +122,7 @@ static void finish_error(revoke_req_t *t, const scrip_err_t *err)
 	scrip_obs_request_done(&(scrip_obs_request_t){
 		.endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us,
 		.status = scrip_http_status_recorded(t->req, scrip_errcode_status(err->code)),
-		.client = t->client_id, .jti = t->jti, .error = scrip_errcode_name(err->code), .reason = err->reason,
+		.client = scrip_client_id_shown(t->client_id), .jti = t->jti, .error = scrip_errcode_name(err->code), .reason = err->reason,
 		.remote = t->remote_addr });
 	scrip_http_reply_error(t->req, err);
 	revoke_free(t);
@@ -135,7 +135,7 @@ static void refusal_recorded_cb(const scrip_err_t *db_err, void *arg)
 	revoke_req_t *t = arg;
 	if (db_err)
 		/* The refusal stands; only its audit row is missing. */
-		scrip_log_error("revoke: refusal of client %s not audited: %s", t->client_id ? t->client_id : "-",
+		scrip_log_error("revoke: refusal of client %s not audited: %s", scrip_client_id_shown(t->client_id),
 				db_err->text);
 	finish_error(t, &t->err);
 }
@@ -144,7 +144,7 @@ static void refusal_recorded_cb(const scrip_err_t *db_err, void *arg)
 static void deny(revoke_req_t *t, const scrip_err_t *err)
 {
 	t->err = *err;
-	scrip_log_info("revoke: denied client=%s error=%s reason=%s remote=%s", t->client_id ? t->client_id : "-",
+	scrip_log_info("revoke: denied client=%s error=%s reason=%s remote=%s", scrip_client_id_shown(t->client_id),
 		       scrip_errcode_name(err->code), err->reason, t->remote_addr);
 	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
 		/* Nowhere to audit it. RFC 7009 §2.2.1: with 503 the client

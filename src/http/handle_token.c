@@ -72,7 +72,7 @@ void scrip_token_reply_error(scrip_token_req_t *t, const scrip_err_t *err)
 	scrip_obs_request_done(&(scrip_obs_request_t){
 		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us,
 		.status = scrip_http_status_recorded(t->req, scrip_errcode_status(err->code)),
-		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = t->client_id,
+		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = scrip_client_id_shown(t->client_id),
 		.error = scrip_errcode_name(err->code), .reason = err->reason, .remote = t->remote_addr });
 	scrip_http_reply_error(t->req, err);
 	token_free(t);
@@ -104,7 +104,7 @@ void scrip_token_reply_ok(scrip_token_req_t *t, const scrip_token_answer_t *answ
 	scrip_token_set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){
 		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = scrip_http_status_recorded(t->req, 200),
-		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = t->client_id,
+		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = scrip_client_id_shown(t->client_id),
 		.jti = t->jti[0] ? t->jti : NULL,
 		.grant = t->grant_row ? t->grant_row->grant_id : t->grant_id[0] ? t->grant_id : NULL,
 		.remote = t->remote_addr });
@@ -123,7 +123,7 @@ static void token_limited(scrip_token_req_t *t, const char *reason)
 	scrip_token_set_step(t, STEP_DONE);
 	scrip_obs_request_done(&(scrip_obs_request_t){
 		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = 429,
-		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = t->client_id,
+		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = scrip_client_id_shown(t->client_id),
 		.error = "temporarily_unavailable", .reason = reason, .remote = t->remote_addr });
 	token_free(t);
 }
@@ -133,7 +133,7 @@ static void denial_recorded_cb(const scrip_err_t *db_err, void *arg)
 	scrip_token_req_t *t = arg;
 	if (db_err)
 		/* The refusal stands; only its audit row is missing. */
-		scrip_log_error("token: denial of client %s not audited: %s", t->client_id ? t->client_id : "-",
+		scrip_log_error("token: denial of client %s not audited: %s", scrip_client_id_shown(t->client_id),
 				db_err->text);
 	scrip_token_reply_error(t, &t->err);
 }
@@ -141,7 +141,7 @@ static void denial_recorded_cb(const scrip_err_t *db_err, void *arg)
 void scrip_token_deny(scrip_token_req_t *t, const scrip_err_t *err)
 {
 	t->err = *err;
-	scrip_log_info("token: denied client=%s error=%s reason=%s remote=%s", t->client_id ? t->client_id : "-",
+	scrip_log_info("token: denied client=%s error=%s reason=%s remote=%s", scrip_client_id_shown(t->client_id),
 		       scrip_errcode_name(err->code), err->reason, t->remote_addr);
 	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
 		scrip_token_reply_error(t, err); /* nowhere to audit it */

@@ -349,6 +349,25 @@ class HostileRequestTest(HostileCase):
 add_cases(HostileRequestTest, CASES, run_case)
 
 
+class LogInjectionTest(ScripTestCase):
+    def test_presented_client_id_cannot_forge_log_fields(self):
+        """A client_id of the wrong syntax is logged as (invalid): its text could pass for other fields
+        of a line (remote=, error=) in the text log format."""
+        forged = "x remote=203.0.113.7 error=none"
+        before = len(self.env.scripd.log_text())
+        for path in ("/token", "/introspect", "/revoke"):
+            params = [("client_id", forged), ("client_secret", "y"), ("token", "t")]
+            if path == "/token":
+                params = [("grant_type", GRANT_TOKEN_EXCHANGE), ("subject_token", "t"),
+                          ("subject_token_type", TT_ACCESS_TOKEN), ("client_id", forged), ("client_secret", "y")]
+            r = self.env.scripd.request("POST", path, urllib.parse.urlencode(params).encode("ascii"),
+                                        {"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(r.status, 401, (path, r.body))
+        log = self.env.scripd.log_text()[before:]
+        self.assertNotIn("remote=203.0.113.7", log)
+        self.assertIn("denied client=(invalid)", log)
+
+
 class ZLogHygieneTest(ScripTestCase):
     """Runs last (classes run by name): scripd's log holds no token or secret."""
 

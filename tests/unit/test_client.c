@@ -40,6 +40,23 @@ static void client_with_secret(scrip_client_t *c, const char *secret)
 	scrip_sha256(secret, strlen(secret), c->secret_hash);
 }
 
+/* What logs show of a presented client_id: never text that could pass
+ * for other fields of a line. */
+static void test_client_id_shown(void)
+{
+	CU_ASSERT_STRING_EQUAL(scrip_client_id_shown("pilot-factory_1.a"), "pilot-factory_1.a");
+	CU_ASSERT_STRING_EQUAL(scrip_client_id_shown(NULL), "-");
+	CU_ASSERT_STRING_EQUAL(scrip_client_id_shown(""), "(invalid)");
+	CU_ASSERT_STRING_EQUAL(scrip_client_id_shown("x remote=203.0.113.7 error=none"), "(invalid)");
+	CU_ASSERT_STRING_EQUAL(scrip_client_id_shown("a\nb"), "(invalid)");
+	char longest[66];
+	memset(longest, 'a', 65);
+	longest[65] = '\0';
+	CU_ASSERT_STRING_EQUAL(scrip_client_id_shown(longest), "(invalid)");
+	longest[64] = '\0';
+	CU_ASSERT_STRING_EQUAL(scrip_client_id_shown(longest), longest);
+}
+
 static void test_secret_matches(void)
 {
 	const char *secret = "Wm9vLWJhci1zZWNyZXQtMzItYnl0ZXMtbG9uZyEh";
@@ -203,6 +220,7 @@ bool scrip_test_client_suite(void)
 	if (!suite)
 		return false;
 	SCRIP_ADD_TEST(suite, test_client_id_valid);
+	SCRIP_ADD_TEST(suite, test_client_id_shown);
 	SCRIP_ADD_TEST(suite, test_secret_matches);
 	SCRIP_ADD_TEST(suite, test_secret_disabled_or_unknown);
 	SCRIP_ADD_TEST(suite, test_secret_previous);
