@@ -14,6 +14,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "http/conn.h"
+#include "http/framing.h"
 #include "http/handlers.h"
 #include "jose/keyrings.h"
 #include "http/listen.h"
@@ -97,22 +98,35 @@ int scrip_http_status_recorded(struct evhttp_request *req, int status)
 	return evhttp_request_get_connection(req) ? status : SCRIP_OBS_CLIENT_GONE;
 }
 
-/* 431 (RFC 6585 §5), closing the connection. */
-static void reply_headers_too_large(struct evhttp_request *req, int64_t max)
+/* An answer to a request whose connection must not carry another: status
+ * with the error body of RFC 6749 §5.2, and Connection: close (evhttp
+ * closes after sending, and drops whatever else the client sent). */
+static void reply_and_close(struct evhttp_request *req, int status, const char *reason_phrase, const char *error,
+			    const char *description)
 {
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	evhttp_add_header(headers, "Content-Type", "application/json");
 	evhttp_add_header(headers, "Cache-Control", "no-store");
+	evhttp_add_header(headers, "Pragma", "no-cache");
 	evhttp_add_header(headers, "Connection", "close");
+	json_t *body = json_pack("{s:s, s:s}", "error", error, "error_description", description);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
 	struct evbuffer *out = evbuffer_new();
-	if (out)
-		evbuffer_add_printf(out,
-				    "{\"error\":\"invalid_request\",\"error_description\":\"the request line and "
-				    "headers are larger than %lld bytes\"}\n",
-				    (long long)max);
-	evhttp_send_reply(req, 431, "Request Header Fields Too Large", out);
+	if (out && text)
+		evbuffer_add_printf(out, "%s\n", text);
+	free(text);
+	evhttp_send_reply(req, status, reason_phrase, out);
 	if (out)
 		evbuffer_free(out);
+}
+
+/* 431 (RFC 6585 §5), closing the connection. */
+static void reply_headers_too_large(struct evhttp_request *req, int64_t max)
+{
+	char text[96];
+	snprintf(text, sizeof(text), "the request line and headers are larger than %lld bytes", (long long)max);
+	reply_and_close(req, 431, "Request Header Fields Too Large", "invalid_request", text);
 }
 
 static void route_cb(struct evhttp_request *req, void *arg)
@@ -125,6 +139,23 @@ static void route_cb(struct evhttp_request *req, void *arg)
 	 * invalid header); between the two the answer is the right one, 431. */
 	if (request_head_size(req) > (size_t)app->cfg->max_headers) {
 		reply_headers_too_large(req, app->cfg->max_headers);
+		return;
+	}
+	const char *framing = scrip_framing_problem(evhttp_request_get_command(req),
+						    evhttp_request_get_input_headers(req));
+	if (framing) {
+		char remote[64];
+		scrip_http_remote_addr(req, remote, sizeof(remote));
+		scrip_log_info("http: refused a request whose end is ambiguous (%s) remote=%s", framing, remote);
+		reply_and_close(req, 400, "Bad Request", "invalid_request", framing);
+		return;
+	}
+	/* evhttp itself refuses bodies over twice max_body (with its own
+	 * HTML 413); between the two the answer is this JSON one. */
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > (size_t)app->cfg->max_body) {
+		char text[96];
+		snprintf(text, sizeof(text), "the request body is larger than %lld bytes", (long long)app->cfg->max_body);
+		reply_and_close(req, 413, "Payload Too Large", "invalid_request", text);
 		return;
 	}
 	/* While draining, the connection ends with this answer (evhttp closes
@@ -176,7 +207,8 @@ bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, bool accept_
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "http_init", "cannot create the connection layer");
 		return false;
 	}
-	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->max_body);
+	/* Twice the limit: route_cb answers 413 to bodies over it (see there). */
+	evhttp_set_max_body_size(app->http, (ev_ssize_t)app->cfg->max_body * 2);
 	/* Twice the limit: route_cb answers 431 to heads over it (see there). */
 	evhttp_set_max_headers_size(app->http, (ev_ssize_t)app->cfg->max_headers * 2);
 	evhttp_set_timeout(app->http, (int)app->cfg->idle_timeout);

@@ -8,6 +8,7 @@ go on, and accepted again once they close; and the count of connections
 on /metrics comes back down (no leak)."""
 
 import http.client
+import json
 import re
 import socket
 import time
@@ -19,6 +20,7 @@ HEADER_TIMEOUT = 2
 REQUEST_TIMEOUT = 4
 IDLE_TIMEOUT = 20
 MAX_HEADERS = 4096
+MAX_BODY = 65536  # [limits] max_body's default
 ENV = None
 
 
@@ -215,11 +217,58 @@ class ConnectionTest(ScripTestCase):
             s.close()
 
     def test_oversized_body_413(self):
+        # Beyond twice max_body evhttp refuses it itself, before the body comes.
         s = connect()
         s.sendall(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                  b"Content-Length: 70000\r\n\r\n")
+                  b"Content-Length: 140000\r\n\r\n")
         self.assertEqual(read_response(s)[0], 413)
         s.close()
+
+    def test_body_over_max_body_413_json(self):
+        s = connect()
+        body = b"a=" + b"b" * (MAX_BODY + 10)
+        s.sendall(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status, answer = read_response(s)
+        self.assertEqual(status, 413)
+        self.assertEqual(json.loads(answer)["error"], "invalid_request")
+        self.assertTrue(closed_by_peer(s, 5))
+        s.close()
+
+    def test_body_of_a_get_is_not_a_second_request(self):
+        """Request smuggling (RFC 9112 §11.2): evhttp reads no body for a GET, so the bytes of one would
+        be read as the next request, where a proxy in front saw one request. Refused, and the
+        connection closed: the second request is never answered."""
+        smuggled = b"GET /metrics HTTP/1.1\r\nHost: sts\r\n\r\n"
+        s = connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: sts\r\nContent-Length: %d\r\n\r\n" % len(smuggled) + smuggled)
+        reader = s.makefile("rb")
+        status, answer = read_response(s, reader=reader)
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(answer)["error"], "invalid_request")
+        self.assertEqual(reader.read(), b"", "a second answer came: the body was read as a request")
+        s.close()
+
+    def test_ambiguous_ends_are_refused(self):
+        form = b"grant_type=x"
+        heads = [
+            (b"Content-Length: %d\r\nContent-Length: %d\r\n" % (len(form), len(form)), True),
+            (b"Content-Length: +%d\r\n" % len(form), True),
+            # Debian's evhttp refuses these itself (its own 400, not JSON): refused all the same.
+            (b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n" % len(form), False),
+            (b"Content-Length: %d\r\nTransfer-Encoding: gzip, chunked\r\n" % len(form), False),
+        ]
+        for head, judged_by_scripd in heads:
+            with self.subTest(head=head):
+                s = connect()
+                s.sendall(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                          + head + b"\r\n" + form)
+                status, answer = read_response(s)
+                self.assertEqual(status, 400)
+                if judged_by_scripd:
+                    self.assertEqual(json.loads(answer)["error"], "invalid_request")
+                self.assertTrue(closed_by_peer(s, 5))
+                s.close()
 
     def test_max_connections(self):
         self.assertConnectionsSettle()

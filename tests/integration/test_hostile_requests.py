@@ -297,7 +297,8 @@ CASES = [
     # --- methods, size, URL --------------------------------------------------
     ("method_get", "GET /token", method("GET"), MethodRefused()),
     ("method_put", "PUT /token with a good form", method("PUT"), MethodRefused()),
-    ("method_delete", "DELETE /token with a good form", method("DELETE"), MethodRefused()),
+    # evhttp reads no body for a DELETE: refused by the HTTP layer as a request whose end is ambiguous.
+    ("method_delete", "DELETE /token with a good form", method("DELETE"), R(400, None, audited=False)),
     ("method_head", "HEAD /token", method("HEAD"), MethodRefused()),
     ("body_exactly_cap", "a good body of exactly 64 KiB: accepted", sized_body(BODY_CAP), Granted()),
     ("body_cap_plus_1", "a good body of 64 KiB + 1", sized_body(BODY_CAP + 1), R(413, None, audited=False)),
