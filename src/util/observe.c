@@ -53,7 +53,7 @@ static const char *const reasons[] = {
 	"bad_expires_in", "bad_groups", "bad_iat", "bad_iss", "bad_job_id", "bad_json", "bad_jti",
 	"bad_key_row", "bad_max_uses", "bad_nbf", "bad_resource", "bad_scope", "bad_scope_separator",
 	"bad_sealed_key", "bad_session_row", "bad_signature", "bad_signature_length", "bad_sub", "bad_typ",
-	"bind", "broker_failed", "client_auth_malformed", "client_exists", "client_id_mismatch",
+	"bind", "broker_failed", "client_auth_malformed", "client_authentication_failed", "client_exists", "client_id_mismatch",
 	"client_row_invalid", "client_unknown", "config_invalid", "config_unreadable", "crit_unsupported",
 	"crypto_error", "database_error", "database_overloaded", "database_timeout", "database_unavailable",
 	"db_connect", "db_connection_lost", "delegation_too_deep", "duplicate_kid", "duplicate_member",
@@ -223,6 +223,16 @@ const char *scrip_obs_grant_type(const char *grant_type)
 	return "other";
 }
 
+/* The reason label of a refusal. An unknown client_id and a wrong secret
+ * are one label, so that whoever can read /metrics cannot tell which
+ * client_ids exist by trying them; the audit row tells them apart. */
+static const char *reason_label(const char *reason)
+{
+	if (reason && (strcmp(reason, "unknown_client") == 0 || strcmp(reason, "bad_client_secret") == 0))
+		return "client_authentication_failed";
+	return reason;
+}
+
 void scrip_obs_request_done(const scrip_obs_request_t *r)
 {
 	const char *endpoint = (unsigned)r->endpoint < SCRIP_EP_COUNT ? endpoints[r->endpoint] : "other";
@@ -232,7 +242,7 @@ void scrip_obs_request_done(const scrip_obs_request_t *r)
 	scrip_metric_add_by(m.requests, (const char *[]){ endpoint, grant_type, outcome }, 1);
 	scrip_metric_observe_by(m.duration, (const char *[]){ endpoint }, seconds);
 	if (r->status >= 400 && r->status != SCRIP_OBS_CLIENT_GONE)
-		scrip_metric_add_by(m.denials, (const char *[]){ endpoint, r->reason }, 1);
+		scrip_metric_add_by(m.denials, (const char *[]){ endpoint, reason_label(r->reason) }, 1);
 	scrip_log_fields_t f = {
 		.endpoint = endpoint,
 		.grant_type = r->endpoint == SCRIP_EP_TOKEN ? grant_type : NULL,

@@ -287,10 +287,15 @@ class ObservabilityTest(ScripTestCase):
         self.assertMoved(before, after, issued, 0, kind="brokered")
         # -- denials, by the audit's reason codes (the 405 is not audited: nothing reached the flow)
         self.assertEqual(len(reasons), 3, reasons)  # password, wrong secret, no permission
+        # An unknown client and a wrong secret are one label: /metrics must not tell which clients exist.
+        self.assertIn("bad_client_secret", reasons)
         for reason in reasons:
             endpoint = "introspect" if reason == "no_introspect_permission" else "token"
+            label = "client_authentication_failed" if reason in ("unknown_client", "bad_client_secret") else reason
             self.assertMoved(before, after, "scrip_denials_total", reasons.count(reason), endpoint=endpoint,
-                             reason=reason)
+                             reason=label)
+            if label != reason:
+                self.assertMoved(before, after, "scrip_denials_total", 0, endpoint=endpoint, reason=reason)
         self.assertMoved(before, after, "scrip_denials_total", 1, endpoint="token", reason="method_not_allowed")
         self.assertEqual(after.total("scrip_denials_total") - before.total("scrip_denials_total"), 4)
         # -- caches: two lookups of the subject tokens' key per exchange path, scrip's keyring at introspection

@@ -246,6 +246,11 @@ static void test_observe_catalogue(void)
 						       .grant_type = "password", .reason = "bad_scope" });
 	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_REVOKE, .started_us = t0, .status = 503,
 						       .reason = "made_up_reason" });
+	/* Which client_ids exist is not told: unknown and wrong secret are one label. */
+	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_REVOKE, .started_us = t0, .status = 401,
+						       .reason = "unknown_client" });
+	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_REVOKE, .started_us = t0, .status = 401,
+						       .reason = "bad_client_secret" });
 	/* A client gone before its answer: counted, but not as a refusal. */
 	scrip_obs_request_done(&(scrip_obs_request_t){ .endpoint = SCRIP_EP_INTROSPECT, .started_us = t0,
 						       .status = SCRIP_OBS_CLIENT_GONE });
@@ -275,6 +280,10 @@ static void test_observe_catalogue(void)
 	CU_ASSERT_TRUE(has_line(text,
 		"scrip_http_requests_total{endpoint=\"introspect\",grant_type=\"none\",outcome=\"client_gone\"} 1"));
 	CU_ASSERT_PTR_NULL(strstr(text, "scrip_denials_total{endpoint=\"introspect\""));
+	CU_ASSERT_TRUE(
+		has_line(text, "scrip_denials_total{endpoint=\"revoke\",reason=\"client_authentication_failed\"} 2"));
+	CU_ASSERT_PTR_NULL(strstr(text, "reason=\"unknown_client\""));
+	CU_ASSERT_PTR_NULL(strstr(text, "reason=\"bad_client_secret\""));
 	CU_ASSERT_PTR_NULL(strstr(text, "made_up_reason"));
 	CU_ASSERT_PTR_NULL(strstr(text, "password"));
 	free(text);
