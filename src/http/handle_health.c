@@ -10,7 +10,7 @@
 void scrip_handle_health(struct evhttp_request *req, void *arg)
 {
 	const scrip_app_t *app = arg;
-	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
+	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
 		return;
 	bool db_up = scrip_db_is_up(app->db);
 	bool keys = app->keys && !scrip_keyrings_missing_current(app->keys); /* every VO's */

@@ -18,7 +18,7 @@
 void scrip_handle_metrics(struct evhttp_request *req, void *arg)
 {
 	const scrip_app_t *app = arg;
-	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
+	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
 		return;
 	scrip_metrics_text_t text = { 0 };
 	scrip_metrics_render_into(scrip_obs_registry(), &text);
@@ -44,6 +44,6 @@ void scrip_handle_metrics(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_add_header(headers, "Cache-Control", "no-store");
-	evhttp_send_reply(req, 200, "OK", out);
+	scrip_http_send(req, 200, "OK", out);
 	evbuffer_free(out);
 }

@@ -59,7 +59,7 @@ static json_t *discovery_document(const scrip_app_t *app, const char *issuer)
 
 void scrip_handle_discovery(struct evhttp_request *req, const scrip_app_t *app, const char *vo)
 {
-	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
+	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
 		return;
 	char *issuer = scrip_vo_issuer(app->cfg->issuer, vo);
 	if (!issuer)
@@ -71,7 +71,7 @@ void scrip_handle_discovery(struct evhttp_request *req, const scrip_app_t *app, 
 
 void scrip_handle_jwks(struct evhttp_request *req, const scrip_app_t *app, const char *vo)
 {
-	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET"))
+	if (!scrip_http_method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
 		return;
 	const scrip_vo_keys_t *keys = scrip_keyrings_vo(app->keys, vo);
 	if (!keys) {

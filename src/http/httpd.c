@@ -98,6 +98,13 @@ int scrip_http_status_recorded(struct evhttp_request *req, int status)
 	return evhttp_request_get_connection(req) ? status : SCRIP_OBS_CLIENT_GONE;
 }
 
+void scrip_http_send(struct evhttp_request *req, int status, const char *reason, struct evbuffer *body)
+{
+	if (body && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+		evbuffer_drain(body, evbuffer_get_length(body));
+	evhttp_send_reply(req, status, reason, body);
+}
+
 /* An answer to a request whose connection must not carry another: status
  * with the error body of RFC 6749 §5.2, and Connection: close (evhttp
  * closes after sending, and drops whatever else the client sent). */
@@ -116,7 +123,7 @@ static void reply_and_close(struct evhttp_request *req, int status, const char *
 	if (out && text)
 		evbuffer_add_printf(out, "%s\n", text);
 	free(text);
-	evhttp_send_reply(req, status, reason_phrase, out);
+	scrip_http_send(req, status, reason_phrase, out);
 	if (out)
 		evbuffer_free(out);
 }
@@ -294,7 +301,7 @@ void scrip_http_reply_json(struct evhttp_request *req, int status, json_t *body,
 		evbuffer_add(out, "\n", 1);
 	}
 	const char *reason = status == 200 ? "OK" : NULL;
-	evhttp_send_reply(req, status, reason, out);
+	scrip_http_send(req, status, reason, out);
 	free(text);
 	if (out)
 		evbuffer_free(out);
@@ -321,7 +328,7 @@ void scrip_http_reply_json_text(struct evhttp_request *req, int status, char *te
 	struct evbuffer *out = evbuffer_new();
 	if (!out || evbuffer_add_reference(out, text, len, sent_text_free, NULL) != 0)
 		scrip_secret_free(text); /* an empty answer, as scrip_http_reply_json sends when out of memory */
-	evhttp_send_reply(req, status, status == 200 ? "OK" : NULL, out);
+	scrip_http_send(req, status, status == 200 ? "OK" : NULL, out);
 	if (out)
 		evbuffer_free(out);
 }
@@ -355,7 +362,9 @@ void scrip_http_reply_keys_not_loaded(struct evhttp_request *req)
 
 bool scrip_http_method_is(struct evhttp_request *req, enum evhttp_cmd_type allowed, const char *allow_header)
 {
-	if (evhttp_request_get_command(req) == allowed)
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	/* HEAD wherever GET (RFC 9110 §9.3.2): evhttp sends the head alone. */
+	if (method == allowed || (allowed == EVHTTP_REQ_GET && method == EVHTTP_REQ_HEAD))
 		return true;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow_header);
 	json_t *body = json_pack("{s:s, s:s}", "error", "invalid_request", "error_description",

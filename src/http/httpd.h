@@ -37,6 +37,11 @@ void scrip_http_reply_json_text(struct evhttp_request *req, int status, char *te
  * WWW-Authenticate for invalid_client (401) and Retry-After for 503. */
 void scrip_http_reply_error(struct evhttp_request *req, const scrip_err_t *err);
 
+/* evhttp_send_reply, with the body left out when answering HEAD (RFC 9110
+ * §9.3.2: the head a GET would get, and no content; libevent 2.1 would
+ * send the body too). */
+void scrip_http_send(struct evhttp_request *req, int status, const char *reason, struct evbuffer *body);
+
 /* What the access log and the metrics record of an answer of status to
  * req: SCRIP_OBS_CLIENT_GONE when its client closed the connection before
  * the answer (libevent 2.1 keeps such a request until it is answered, and
@@ -47,8 +52,9 @@ int scrip_http_status_recorded(struct evhttp_request *req, int status);
  * database has not answered since the start), with Retry-After. */
 void scrip_http_reply_keys_not_loaded(struct evhttp_request *req);
 
-/* Refuses a method other than allowed ("GET", "POST") with 405 and Allow;
- * returns false when it did (the request is answered). */
+/* Refuses a method other than allowed (GET, which takes HEAD too, or POST)
+ * with 405 and Allow: allow_header; returns false when it did (the request
+ * is answered). */
 bool scrip_http_method_is(struct evhttp_request *req, enum evhttp_cmd_type allowed, const char *allow_header);
 
 /* The value of header name, when it appears at most once. False when it is

@@ -235,6 +235,27 @@ class ConnectionTest(ScripTestCase):
         self.assertTrue(closed_by_peer(s, 5))
         s.close()
 
+    def test_head_wherever_get(self):
+        """HEAD is answered wherever GET is (RFC 9110 §9.3.2: load balancers check health with it), with
+        the head alone: the GET pipelined after it on the same connection is read intact."""
+        for path in (b"/healthz", b"/jwks", b"/.well-known/openid-configuration", b"/metrics"):
+            with self.subTest(path=path):
+                s = connect()
+                s.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\nGET %s HTTP/1.1\r\nHost: x\r\n\r\n" % (path, path))
+                reader = s.makefile("rb")
+                s.settimeout(10)
+                self.assertEqual(int(reader.readline().split(b" ", 2)[1]), 200)
+                while reader.readline() not in (b"\r\n", b""):
+                    pass
+                status, body = read_response(s, reader=reader)
+                self.assertEqual(status, 200)
+                self.assertGreater(len(body), 0)
+                s.close()
+        r = ENV.scripd.request("HEAD", "/token")
+        self.assertEqual((r.status, r.header("allow")), (405, "POST"))
+        r = ENV.scripd.request("PUT", "/healthz", b"")
+        self.assertEqual((r.status, r.header("allow")), (405, "GET, HEAD"))
+
     def test_body_of_a_get_is_not_a_second_request(self):
         """Request smuggling (RFC 9112 §11.2): evhttp reads no body for a GET, so the bytes of one would
         be read as the next request, where a proxy in front saw one request. Refused, and the
