@@ -366,8 +366,10 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 		snprintf(why, sizeof(why), "HTTP %ld%s%.40s", status, error ? " " : "", error ? error : "");
 	record(o, c->up, c->kind, outcome, status, outcome == SCRIP_OAUTH_OK ? NULL : (error ? error : why),
 	       c->subject, c->attempt_started_ms);
-	/* The issuer answered when it refused: only failures count against it. */
-	breaker_record(o, c->up, outcome != SCRIP_OAUTH_ERROR || !retryable);
+	/* The issuer answered when it refused: only failures count against it,
+	 * a 4xx to scrip's own request (invalid_client, a 404) included, so
+	 * that a misconfigured upstream is not asked again on every request. */
+	breaker_record(o, c->up, outcome != SCRIP_OAUTH_ERROR);
 	if (outcome == SCRIP_OAUTH_OK) {
 		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_OK, .body = body };
 		call_finish(c, &r);

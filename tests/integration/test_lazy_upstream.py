@@ -44,12 +44,16 @@ def setUpModule():
     confirm = DemoIssuer(audience="scrip")
     flaky = DemoIssuer(audience="scrip")
     opaque = DemoIssuer(audience="scrip")
+    misconfigured = DemoIssuer(audience="scrip")
     ENV = Env("lazy", [
         ("broker", broker, upstream(broker, min_remaining=30)),
         ("confirm", confirm, upstream(confirm, confirm="on_redeem", confirm_interval=3)),
         ("flaky", flaky, upstream(flaky, confirm="on_grant", confirm_interval=600, retries=1, retry_backoff_ms=50,
                                   breaker_failures=2, breaker_cooldown=2, timeout=1)),
         ("opaque", opaque, upstream(opaque, opaque_tokens="introspect", introspection_cache_ttl=2)),
+        ("misconfigured", misconfigured, upstream(misconfigured, confirm="on_grant", confirm_interval=600,
+                                                  client_secret="not-" + SCRIP_CLIENT[1], breaker_failures=2,
+                                                  breaker_cooldown=30)),
     ])
     ScripTestCase.env = ENV
     ENV.up()
@@ -516,6 +520,22 @@ class UpstreamTrouble(LazyCase):
         failures = self.env.db.scalar("SELECT count(*) FROM scrip.upstream_failures WHERE upstream = 'broker'"
                                       " AND http_status = 503")
         self.assertGreaterEqual(failures, 1)
+
+    def test_misconfigured_upstream_opens_the_circuit(self):
+        """The issuer answers 401 invalid_client: scrip's registration there is wrong. That is no refusal
+        of the user, but it is a failure: after breaker_failures of them the circuit opens, and requests
+        get 503 without a call until breaker_cooldown has passed."""
+        issuer = self.issuer("misconfigured")
+        client = self.client()
+        for i in range(2):
+            r = self.grant(client, "misconfigured", "who-%d-%s" % (i, secrets.token_hex(2)), expect=503)
+            self.assertOAuthError(r, 503, "temporarily_unavailable")
+        calls = issuer.calls("exchange")
+        self.assertEqual(calls, 2)
+        r = self.grant(client, "misconfigured", "who-else-" + secrets.token_hex(2), expect=503)
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        self.assertEqual(issuer.calls("exchange"), calls, "the open circuit still let a call through")
+        self.assertIn("check client_id, client_secret", self.env.scripd.log_text())
 
     def test_stalled_issuer_gives_503_within_the_timeout(self):
         issuer = self.issuer("broker")
