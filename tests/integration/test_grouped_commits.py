@@ -99,6 +99,15 @@ class DriverTest(ScripTestCase):
         self.assertEqual(sorted(outcomes), list(range(n)))
         return prefix, waiting, outcomes, out.stderr
 
+    def drive_locked(self, seconds, n, *args):
+        """drive, while a session holds the lock every insert into issued_tokens waits for, for seconds."""
+        locker = lock_issued_tokens(self, " SELECT pg_sleep(%s); COMMIT;" % seconds)
+        try:
+            return self.drive(n, *args)
+        finally:
+            locker.stdin.close()
+            locker.wait(timeout=30)
+
     def rows(self, prefix):
         issued = {r["jti"]: r for r in self.env.db.query(
             "SELECT *, extract(epoch FROM issued_at)::bigint AS iat, extract(epoch FROM expires_at)::bigint AS exp"
@@ -291,30 +300,19 @@ class DriverTest(ScripTestCase):
         # then (a waiting record's timeout counts from when it was added), so their group
         # fails at once instead of waiting a second timeout; and none is written again token
         # by token (a timeout is not one token's fault).
-        locker = lock_issued_tokens(self, " SELECT pg_sleep(4); COMMIT;")
-        try:
-            prefix, waiting, outcomes, stderr = self.drive(6, "--timeout", 1000)
-        finally:
-            locker.stdin.close()
-            locker.wait(timeout=30)
+        prefix, waiting, outcomes, stderr = self.drive_locked(4, 6, "--timeout", 1000)
         self.assertEqual(waiting, 5)
         self.assertEqual(outcomes, {i: "error:database_timeout" for i in range(6)})
         self.assertNotIn("writing each alone", stderr)
         issued, audit = self.rows(prefix)
         self.assertEqual((issued, audit), ({}, {}))
 
-
     def test_record_past_its_time_fails_alone_not_its_group(self):
         # Tokens 0 to 2 are added at once; 0's statement waits for the lock until the server
         # cancels it, while 1 and 2 wait behind it and use up their time. Tokens 3 to 5, added
         # 1.2 s later, still have 1.2 s left when the first statement ends: 1 and 2 are answered
         # database_timeout alone, and 3 to 5 are written once the lock is gone.
-        locker = lock_issued_tokens(self, " SELECT pg_sleep(2.6); COMMIT;")
-        try:
-            prefix, waiting, outcomes, stderr = self.drive(6, "--timeout", 2000, "--later", 3, "--after", 1200)
-        finally:
-            locker.stdin.close()
-            locker.wait(timeout=30)
+        prefix, waiting, outcomes, stderr = self.drive_locked(2.6, 6, "--timeout", 2000, "--later", 3, "--after", 1200)
         self.assertEqual(waiting, 2)
         self.assertEqual(outcomes, {0: "error:database_timeout", 1: "error:database_timeout",
                                     2: "error:database_timeout", 3: "written", 4: "written", 5: "written"})
@@ -323,19 +321,13 @@ class DriverTest(ScripTestCase):
         for i in (3, 4, 5):
             self.assert_recorded(prefix, i, issued, audit)
 
-
     def test_statement_that_waited_in_line_gets_its_full_time_on_the_server(self):
         # Token 0's statement waits for the lock until the server cancels it at 3 s. Tokens 1 to 3,
         # added at 0.5 s, are sent then as one statement with 0.5 s left of their own time, and
         # wait for the lock, gone at 5 s: the server gives a statement query_timeout from when it
         # was sent, and scripd must not drop the connection under it a second after the
         # records' deadline (4.5 s), answering 503 for rows the server would still write.
-        locker = lock_issued_tokens(self, " SELECT pg_sleep(5); COMMIT;")
-        try:
-            prefix, waiting, outcomes, stderr = self.drive(4, "--timeout", 3000, "--later", 1, "--after", 500)
-        finally:
-            locker.stdin.close()
-            locker.wait(timeout=30)
+        prefix, waiting, outcomes, stderr = self.drive_locked(5, 4, "--timeout", 3000, "--later", 1, "--after", 500)
         self.assertEqual(outcomes, {0: "error:database_timeout", 1: "written", 2: "written", 3: "written"})
         self.assertNotIn("no answer from the server", stderr)
         issued, audit = self.rows(prefix)

@@ -230,16 +230,24 @@ static void own_token(const scrip_signing_key_t *cur, json_t *claims, scrip_jwt_
 	free(token);
 }
 
+/* A ring whose current key is ec1. */
+static scrip_keyring_t *ring_of_ec1(void)
+{
+	scrip_err_t err = {0};
+	scrip_keyring_t *ring = scrip_keyring_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
+	CU_ASSERT_TRUE_FATAL(add(ring, &ec1, NULL, "ES256", "current", enc_key, &err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(scrip_keyring_current(ring));
+	return ring;
+}
+
 /* For a token whose signature was verified before, every other check
  * still runs: the key's algorithm, the issuer, exp against now, a jti. */
 static void test_checks_of_a_verified_token(void)
 {
 	scrip_err_t err = {0};
-	scrip_keyring_t *ring = scrip_keyring_new();
-	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
-	CU_ASSERT_TRUE(add(ring, &ec1, NULL, "ES256", "current", enc_key, &err));
+	scrip_keyring_t *ring = ring_of_ec1();
 	const scrip_signing_key_t *cur = scrip_keyring_current(ring);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
 	const char *iss = "https://scrip.example";
 	const int64_t now = 1800000000;
 	scrip_jwt_t jwt;
@@ -280,11 +288,8 @@ static void test_checks_of_a_verified_token(void)
 static void test_own_token_from_a_clock_ahead(void)
 {
 	scrip_err_t err = {0};
-	scrip_keyring_t *ring = scrip_keyring_new();
-	CU_ASSERT_PTR_NOT_NULL_FATAL(ring);
-	CU_ASSERT_TRUE(add(ring, &ec1, NULL, "ES256", "current", enc_key, &err));
+	scrip_keyring_t *ring = ring_of_ec1();
 	const scrip_signing_key_t *cur = scrip_keyring_current(ring);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
 	const char *iss = "https://scrip.example";
 	const int64_t minted = 1800000000;
 	scrip_jwt_t jwt;
