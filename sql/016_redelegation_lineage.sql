@@ -16,12 +16,13 @@
 -- parents is walked when the state is read, so that a parent revoked after
 -- the child was issued, or while it was being issued, ends the child too,
 -- with no cascade that a concurrent issue could miss. Only tokens with a
--- parent pay for the walk. A parent that is gone (pruned after its expiry)
--- counts as inactive: a child never outlives its parent's exp.
+-- parent pay for the walk. A child never outlives its parent's exp, so the
+-- child's own expiry, checked first, covers its parents'; a parent that is
+-- gone (pruned after its expiry) counts as inactive all the same.
 
 -- Whether a token whose parent is parent can no longer be good because of
--- one of its ancestors: an ancestor missing, revoked, expired, its grant
--- no longer active, its job ended or its client disabled. The chain is at
+-- one of its ancestors: an ancestor missing, revoked, its grant no longer
+-- active, its job ended or its client disabled. The chain is at
 -- most a few tokens long (scripd caps re-delegation at 4 actors); the walk
 -- stops after 16 in any case. SECURITY DEFINER so that an operator role
 -- reading audit.issued_tokens (which may not read scrip.* itself) gets
@@ -44,24 +45,24 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 		  LEFT JOIN scrip.ended_jobs e ON e.client_id = p.client_id AND e.job_id = p.job_id
 		 WHERE p.jti IS NULL
 		    OR p.revoked_at IS NOT NULL
-		    OR p.expires_at <= now()
 		    OR (p.grant_id IS NOT NULL AND g.state IS DISTINCT FROM 'active')
 		    OR e.job_id IS NOT NULL
 		    OR c.enabled IS NOT TRUE)
 $$;
 
 -- The state of audit.issued_tokens gains 'parent_inactive', after the
--- token's own lasting reasons and before its expiry. Columns and their
--- order are unchanged (see 010 on replacing the view in place).
+-- token's own reasons, its expiry included (an expired child is 'expired',
+-- whatever its parents). Columns and their order are unchanged (see 010 on
+-- replacing the view in place).
 CREATE OR REPLACE VIEW audit.issued_tokens WITH (security_barrier = true) AS
 SELECT t.vo, t.jti, t.client_id, t.subject, t.upstream_issuer, t.scopes, t.audiences, t.job_id, t.grant_id,
        t.parent_jti, t.kid, t.issued_at, t.expires_at,
        CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked'
             WHEN g.state IS DISTINCT FROM 'active' AND t.grant_id IS NOT NULL THEN 'grant_revoked'
             WHEN e.job_id IS NOT NULL THEN 'job_ended'
-            WHEN t.parent_jti IS NOT NULL AND scrip.token_lineage_inactive(t.parent_jti) THEN 'parent_inactive'
             WHEN t.expires_at <= now() THEN 'expired'
             WHEN c.enabled IS FALSE THEN 'client_disabled'
+            WHEN t.parent_jti IS NOT NULL AND scrip.token_lineage_inactive(t.parent_jti) THEN 'parent_inactive'
             ELSE 'active' END AS state,
        t.revoked_at, t.revoked_by, t.revoked_reason, t.remote_addr
   FROM scrip.issued_tokens t

@@ -44,9 +44,22 @@ static bool body_never_read(enum evhttp_cmd_type method)
 	}
 }
 
+/* RFC 9112 §5.1: white space between a field name and its colon must be
+ * refused (evhttp keeps "Content-Length " as another name, and would not
+ * see the length a proxy saw). */
+static bool name_has_white_space(const struct evkeyvalq *headers)
+{
+	for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next)
+		if (strpbrk(h->key, " \t"))
+			return true;
+	return false;
+}
+
 const char *scrip_framing_problem(enum evhttp_cmd_type method, const struct evkeyvalq *headers)
 {
 	const char *length, *coding;
+	if (name_has_white_space(headers))
+		return "a header field name holds white space";
 	int n_length = header_count(headers, "Content-Length", &length);
 	int n_coding = header_count(headers, "Transfer-Encoding", &coding);
 	if (n_length > 1)

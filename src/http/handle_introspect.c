@@ -102,10 +102,10 @@ static void introspect_free(introspect_req_t *t)
 	free(t);
 }
 
-/* The access log event and the request's metrics. */
+/* The access log event and the request's metrics; status as recorded
+ * (scrip_http_status_recorded, read before the answer is sent). */
 static void observe_done(const introspect_req_t *t, int status)
 {
-	status = scrip_http_status_recorded(t->req, status);
 	scrip_obs_request_done(&(scrip_obs_request_t){
 		.endpoint = SCRIP_EP_INTROSPECT, .started_us = t->started_us, .status = status, .client = scrip_client_id_shown(t->client_id),
 		.jti = status == 200 ? t->subject.jti : NULL, .error = status >= 400 ? t->error : NULL,
@@ -115,7 +115,7 @@ static void observe_done(const introspect_req_t *t, int status)
 static void finish_json(introspect_req_t *t, int status, json_t *body)
 {
 	set_step(t, STEP_DONE);
-	observe_done(t, status);
+	observe_done(t, scrip_http_status_recorded(t->req, status));
 	scrip_http_reply_json(t->req, status, body, true);
 	introspect_free(t);
 }
@@ -138,7 +138,7 @@ static void finish_error(introspect_req_t *t, const scrip_err_t *err)
 		t->err = *err;
 		t->error = scrip_errcode_name(err->code);
 	}
-	observe_done(t, scrip_errcode_status(err->code));
+	observe_done(t, scrip_http_status_recorded(t->req, scrip_errcode_status(err->code)));
 	scrip_http_reply_error(t->req, err);
 	introspect_free(t);
 }

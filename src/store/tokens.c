@@ -64,9 +64,9 @@ struct access_op {
 	"            WHEN t.revoked_at IS NOT NULL THEN 'revoked'"                                              \
 	"            WHEN g.grant_id IS NOT NULL AND g.state <> 'active' THEN 'grant_revoked'"                  \
 	"            WHEN e.job_id IS NOT NULL THEN 'job_ended'"                                                \
+	"            WHEN t.expires_at <= now() THEN 'expired'"                                                 \
 	"            WHEN t.parent_jti IS NOT NULL AND scrip.token_lineage_inactive(t.parent_jti)"              \
 	"                 THEN 'parent_inactive'"                                                               \
-	"            WHEN t.expires_at <= now() THEN 'expired'"                                                 \
 	"            ELSE 'active' END, t.vo"                                                                   \
 	"  FROM scrip.issued_tokens t"                                                                          \
 	"  JOIN scrip.clients tc ON tc.client_id = t.client_id"                                                 \

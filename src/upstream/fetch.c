@@ -161,11 +161,16 @@ static void transfer_finish(struct transfer *t, CURLcode code)
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &resp.status);
 		t->cb(&resp, NULL, t->arg);
 	} else {
+		/* Whether any of the request went out: after that, the server may
+		 * have carried it out even though no answer came back. */
+		long sent = 0;
+		curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
 		if (t->too_big)
 			SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "upstream_body_too_large",
 				  "the upstream response is larger than %zu bytes", t->max);
 		else
-			SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "upstream_unreachable", "%s",
+			SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE,
+				  sent > 0 ? "upstream_answer_lost" : "upstream_unreachable", "%s",
 				  t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
 		scrip_log_warn("fetch %s failed: %s", t->url, err.text);
 		t->cb(NULL, &err, t->arg);

@@ -20,7 +20,10 @@ typedef struct {
 } scrip_fetch_response_t;
 
 /* Called once, from the loop. On transport failure (timeout, refused,
- * body over the cap, TLS) resp is NULL and err says why. */
+ * body over the cap, TLS) resp is NULL and err says why: reason
+ * "upstream_answer_lost" when the request went out and no answer came
+ * back (the server may have carried it out), "upstream_unreachable" when
+ * nothing was sent, "upstream_body_too_large". */
 typedef void (*scrip_fetch_cb)(const scrip_fetch_response_t *resp, const scrip_err_t *err, void *arg);
 
 scrip_fetcher_t *scrip_fetcher_new(struct event_base *base);

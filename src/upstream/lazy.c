@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "core/custody.h"
+#include "core/scope.h"
 #include "jose/jwt.h"
 #include "store/shared_store.h"
 #include "store/upstream_store.h"
@@ -286,10 +287,12 @@ static char *unseal(const job_t *j, const char *kind, const uint8_t *sealed, siz
 
 /* How long a lease on a call to u is taken for: discovery, every attempt,
  * the backoffs, and the session read again and stored, each of which may
- * wait query_timeout for the database, with room to spare. */
+ * wait query_timeout in the queue and query_timeout on the server, and a
+ * second more (db.h), with room to spare. */
 static int64_t lease_ttl_ms(const scrip_config_t *cfg, const scrip_upstream_config_t *u)
 {
-	return u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 2 * cfg->query_timeout * 1000 + 5000;
+	int64_t round_trip_ms = 2 * cfg->query_timeout * 1000 + 1000;
+	return u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 2 * round_trip_ms + 5000;
 }
 
 /* When a waiter for someone else's lease on u gives up: a second past its
@@ -621,26 +624,31 @@ static void user_refused(job_t *j, const char *error, bool drop_refresh)
 
 /* Whether the issuer's yes grants less than the session's scope set: its
  * answer names a scope (RFC 6749 §5.1: required when it differs from what
- * was asked) that lacks one of the session's scopes. Compared token by
- * token, exactly; scopes the issuer adds (extra_scopes) do not matter. */
-static bool scope_narrowed(const job_t *j, const json_t *body)
+ * was asked) under which one of the session's scopes is not covered, by
+ * the WLCG rules (core/scope.h: storage.read:/atlas covers
+ * storage.read:/atlas/x). Scopes it adds (extra_scopes), or that scrip
+ * does not read, do not matter. */
+typedef enum { SCOPE_HELD, SCOPE_NARROWED, SCOPE_UNREADABLE } scope_answer_t;
+
+static scope_answer_t scope_narrowed(const job_t *j, const json_t *body)
 {
-	const char *granted = json_string_value(json_object_get(body, "scope"));
-	if (!granted)
-		return false;
-	for (const char *s = j->scopes; *s;) {
-		size_t len = strcspn(s, " ");
-		bool found = false;
-		for (const char *g = granted; *g && !found;) {
-			size_t glen = strcspn(g, " ");
-			found = glen == len && strncmp(g, s, len) == 0;
-			g += glen + (g[glen] == ' ');
-		}
-		if (len > 0 && !found)
-			return true;
-		s += len + (s[len] == ' ');
+	const json_t *member = json_object_get(body, "scope");
+	if (!member)
+		return SCOPE_HELD;
+	scrip_scope_set_t granted = { 0 }, asked = { 0 };
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	scope_answer_t answer = SCOPE_UNREADABLE;
+	if (json_is_string(member) && scrip_scope_set_parse(json_string_value(member), false, &granted, &err) &&
+	    scrip_scope_set_parse(j->scopes, false, &asked, &err)) {
+		answer = SCOPE_HELD;
+		for (size_t i = 0; i < asked.n && answer == SCOPE_HELD; i++)
+			if (!scrip_scope_set_covers(&granted, &asked.items[i]))
+				answer = SCOPE_NARROWED;
 	}
-	return false;
+	scrip_scope_set_clear(&granted);
+	scrip_scope_set_clear(&asked);
+	return answer;
 }
 
 static void call_cb(const scrip_oauth_result_t *r, void *arg)
@@ -692,13 +700,16 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		user_refused(j, r->error, j->action == SCRIP_CUSTODY_REFRESH);
 		return;
 	}
-	if (scope_narrowed(j, r->body)) {
+	scope_answer_t scope = scope_narrowed(j, r->body);
+	if (scope == SCOPE_NARROWED) {
 		/* INDIGO IAM answers a user who lost the group behind a scope
 		 * with fewer scopes, not with an error: the same no. */
 		user_refused(j, "scope_narrowed", true);
 		return;
 	}
-	if (!take_answer(j, r->body, &why)) {
+	if (scope == SCOPE_UNREADABLE || !take_answer(j, r->body, &why)) {
+		if (scope == SCOPE_UNREADABLE)
+			why = "the scope of the main issuer's answer cannot be read";
 		scrip_log_error("upstream %s %s: %s", u->name, scrip_custody_action_name(j->action), why);
 		unavailable(&j->result, u->breaker_cooldown, "upstream_bad_answer", "the main issuer's answer is unusable");
 		job_finish(j);

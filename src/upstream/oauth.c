@@ -37,7 +37,7 @@ struct call {
 	scrip_oauth_cb cb;
 	void *arg;
 	int attempt;  /* HTTP attempts made */
-	bool lost_answer; /* an attempt got no usable answer, though the issuer may have acted on it */
+	bool lost_answer; /* an attempt got no usable answer, though the issuer may have acted on it (maybe_taken) */
 	int64_t attempt_started_ms;
 	struct event *retry_timer;
 	bool in_transfer; /* a POST (or the discovery it waits for) is out: the fetcher will answer */
@@ -324,6 +324,25 @@ static bool is_refusal(const char *error)
 	return false;
 }
 
+/* A 4xx that says scrip's registration or endpoints at the issuer are
+ * wrong, whoever the user: bad client credentials, a path that is not
+ * there, a method it does not take. */
+static bool misconfigured(long status, const char *error)
+{
+	return status == 401 || status == 403 || status == 404 || status == 405 ||
+	       (error && (strcmp(error, "invalid_client") == 0 || strcmp(error, "unauthorized_client") == 0));
+}
+
+/* Whether a failed attempt may have been carried out by the issuer: the
+ * request went out and no usable answer came back (a 503 or 429 says it
+ * was not taken; a failure before anything was sent, that nothing was). */
+static bool maybe_taken(const scrip_fetch_response_t *resp, const scrip_err_t *fetch_err, bool answered)
+{
+	if (!resp)
+		return strcmp(fetch_err->reason, "upstream_answer_lost") == 0;
+	return (resp->status >= 500 && resp->status != 503) || (resp->status == 200 && !answered);
+}
+
 /* What a 200 must hold to be the issuer's answer, and never an "error"
  * member: a token response (RFC 6749 §5.1: access_token and token_type,
  * strings) or an introspection response (RFC 7662 §2.2: active, a
@@ -367,9 +386,9 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 	record(o, c->up, c->kind, outcome, status, outcome == SCRIP_OAUTH_OK ? NULL : (error ? error : why),
 	       c->subject, c->attempt_started_ms);
 	/* The issuer answered when it refused: only failures count against it,
-	 * a 4xx to scrip's own request (invalid_client, a 404) included, so
-	 * that a misconfigured upstream is not asked again on every request. */
-	breaker_record(o, c->up, outcome != SCRIP_OAUTH_ERROR);
+	 * and of its 4xx only those that say scrip is misconfigured there (a
+	 * 400 may be about the user's token, which any client could send). */
+	breaker_record(o, c->up, outcome != SCRIP_OAUTH_ERROR || (!retryable && !misconfigured(status, error)));
 	if (outcome == SCRIP_OAUTH_OK) {
 		scrip_oauth_result_t r = { .outcome = SCRIP_OAUTH_OK, .body = body };
 		call_finish(c, &r);
@@ -379,7 +398,8 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 		SCRIP_ERR(&r.err, SCRIP_E_INVALID_GRANT, "upstream_refused", "the main issuer refused: %.40s", error);
 		call_finish(c, &r);
 	} else if (retryable) {
-		c->lost_answer = true;
+		if (maybe_taken(resp, fetch_err, answered))
+			c->lost_answer = true;
 		retry_or_fail(c, why);
 	} else {
 		/* 4xx that is not about the user (invalid_client, a 404...): scrip's

@@ -77,7 +77,7 @@ static const char *const reasons[] = {
 	"too_many_audiences", "too_many_scopes", "two_auth_methods", "two_current_keys", "unexpected_result",
 	"unknown_client", "unknown_kid", "unknown_refresh_token", "unseal_failed", "unsupported_grant_type",
 	"unsupported_requested_token_type", "unsupported_token_type", "untrusted_issuer",
-	"upstream_answer_not_stored", "upstream_audience_needs_grant", "upstream_audience_not_alone",
+	"upstream_answer_lost", "upstream_answer_not_stored", "upstream_audience_needs_grant", "upstream_audience_not_alone",
 	"upstream_bad_answer", "upstream_body_too_large", "upstream_busy", "upstream_circuit_open",
 	"upstream_keys_unavailable", "upstream_misconfigured", "upstream_no_client", "upstream_no_endpoint",
 	"upstream_not_configured", "upstream_refused", "upstream_refused_request", "upstream_scope_narrowed",

@@ -545,6 +545,10 @@ class RedelegationTest(GrantCase):
         self.assertEndedWithItsParent(c, child, child_jti)
         self.assertEndedWithItsParent(c, grandchild, grandchild_jti)
         self.assertEqual(self.audit_state(parent_jti)[0], "revoked")
+        # Its own expiry is named first: an expired child is 'expired', whatever its parents.
+        self.env.db.execute("UPDATE scrip.issued_tokens SET expires_at = now() - interval '1 second'"
+                            " WHERE jti = :'j'", j=child_jti)
+        self.assertEqual(self.audit_state(child_jti)[0], "expired")
 
     def test_revoking_the_parents_grant_ends_its_descendants(self):
         c = self.client()

@@ -383,6 +383,27 @@ class ConfirmPolicies(LazyCase):
         r = self.redeem(client, g2)
         self.assertEqual(r.status, 200, r.json)
 
+    def test_refusal_after_a_503_is_a_refusal_of_the_user(self):
+        """A 503 says the issuer did not take the request: the refusal of the retry that follows is the
+        user's, as if it had come first."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "busy-" + secrets.token_hex(3)
+        g = self.grant(client, "confirm", sub)
+        issuer.refuse(sub)
+        try:
+            time.sleep(3.2)
+            issuer.fail_next(1, "503")
+            mark = self.env.audit_mark()
+            r = self.redeem(client, g)
+            self.assertOAuthError(r, 400, "invalid_grant")
+            self.assertRefusedOnce(mark, "token_refresh", "upstream_refused", client.id)
+            self.assertEqual(issuer.calls("refresh", sub=sub), 2)
+            self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'"
+                                                " AND suspended_at IS NOT NULL", s=sub), 1)
+        finally:
+            issuer.unrefuse(sub)
+
     def test_answer_not_stored_when_the_lease_was_taken_over(self):
         """A call whose lease another scripd took over meanwhile stores nothing (the other holder's
         session wins): the request gets 503 and the log says why, rather than a confirmation that was

@@ -46,6 +46,9 @@ static void test_framing_refused(void)
 		const char *const *headers;
 		const char *says;
 	} cases[] = {
+		{ EVHTTP_REQ_POST, H("Content-Length ", "5"), "white space" },
+		{ EVHTTP_REQ_POST, H("Content-Length\t", "5"), "white space" },
+		{ EVHTTP_REQ_GET, H("X Y", "1"), "white space" },
 		{ EVHTTP_REQ_POST, H("Content-Length", "5", "Content-Length", "5"), "more than one Content-Length" },
 		{ EVHTTP_REQ_POST, H("Content-Length", "5", "content-length", "7"), "more than one Content-Length" },
 		{ EVHTTP_REQ_POST, H("Transfer-Encoding", "chunked", "Transfer-Encoding", "chunked"),
