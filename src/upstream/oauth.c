@@ -488,7 +488,15 @@ static void discovery_cb(const scrip_fetch_response_t *resp, const scrip_err_t *
 	json_decref(doc);
 	record(o, up, SCRIP_CALL_DISCOVERY, why ? SCRIP_OAUTH_ERROR : SCRIP_OAUTH_OK, resp ? resp->status : 0, why,
 	       NULL, c->attempt_started_ms);
-	breaker_record(o, up, why == NULL);
+	/* A failed discovery counts against the issuer; one that worked says
+	 * nothing of its token endpoint, where the call waiting for it goes
+	 * next: it frees the half-open trial for that call, and does not
+	 * reset the count of failures (each worker discovers once, and would
+	 * close a circuit that a misconfigured endpoint keeps failing). */
+	if (why)
+		breaker_record(o, up, false);
+	else
+		breaker_release_trial(o, up);
 	if (why)
 		scrip_log_warn("upstream %s: discovery failed: %s", u->name, why);
 	s->discovering = false;
