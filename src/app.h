@@ -30,7 +30,9 @@ struct scrip_tls;
 typedef struct {
 	scrip_ratelimit_t *ratelimit; /* [limits]: one budget per process, not per loop */
 	struct scrip_tls *tls;        /* the listener's TLS context; NULL: plain HTTP */
-	atomic_size_t connections;    /* client connections open, over every loop ([limits] max_connections) */
+	atomic_size_t *connections;   /* client connections open in the process, the loops of every
+	                               * configuration together (one still draining after a reload
+	                               * included): what [limits] max_connections caps */
 	scrip_oauth_shared_t *oauth;  /* per-upstream circuit breakers, one per process */
 } scrip_shared_t;
 

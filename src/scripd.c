@@ -57,10 +57,15 @@ static bool log_settings(const scrip_config_t *cfg)
 	return scrip_log_setup(cfg->log_format, cfg->log_target, "scripd");
 }
 
+/* Client connections open in the process: one count across reloads, so
+ * that the workers of a new configuration and those still draining the
+ * old one stay under max_connections together. */
+static atomic_size_t open_connections;
+
 /* The objects the workers of one configuration share (app.h). */
 static bool shared_make(scrip_shared_t *sh, const scrip_config_t *cfg, scrip_err_t *err)
 {
-	atomic_init(&sh->connections, 0);
+	sh->connections = &open_connections;
 	scrip_ratelimit_config_t limits = {
 		.window_ms = cfg->rate_window * 1000,
 		.address_failures = cfg->auth_failures_per_address,

@@ -174,7 +174,8 @@ static const opt_t opts[] = {
 	  "Addresses and client_ids each rate-limit table tracks (four tables of about 190 bytes a key); when "
 	  "full, the least active key is forgotten." },
 	{ SECT_LIMITS, "max_connections", T_COUNT, CFG(max_connections), "512", 1, 1000000, 0, NULL, NULL,
-	  "Client connections open at once. A connection beyond it is closed as soon as it is accepted (no "
+	  "Client connections open at once, over every worker (and, after a reload, those of the old "
+	  "configuration still draining). A connection beyond it is closed as soon as it is accepted (no "
 	  "answer), so that clients fail fast and retry rather than wait; the connections already open go on. "
 	  "Keep it below the open-file limit (`ulimit -n`), which also covers database and upstream connections." },
 	{ SECT_LIMITS, "header_timeout", T_SECONDS, CFG(header_timeout), "10", 1, 3600, 0, NULL, NULL,

@@ -205,7 +205,7 @@ bool scrip_httpd_start(scrip_app_t *app, evutil_socket_t listen_fd, bool accept_
 	}
 	scrip_conn_limits_t limits = {
 		.max_connections = (size_t)app->cfg->max_connections,
-		.open = &app->shared->connections,
+		.open = app->shared->connections,
 		.header_timeout = app->cfg->header_timeout,
 		.request_timeout = app->cfg->request_timeout,
 	};

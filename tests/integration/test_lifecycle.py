@@ -110,6 +110,39 @@ class ReloadTest(LifecycleCase):
                               extra=extra_params)
         self.assertOAuthError(r, 400, "invalid_request", client)
 
+    def test_connections_of_a_draining_configuration_count_against_the_cap(self):
+        """After a reload the old workers drain while the new ones accept: max_connections caps them
+        together, not each configuration's on its own."""
+        self.env.scripd.limits = dict(self.saved_limits, max_connections=3, header_timeout=15)
+        self.env.scripd.write_config(self.env.scripd.port)
+        mark = self.log_mark()
+        self.signal(signal.SIGHUP)
+        self.wait_log("configuration reloaded", mark)
+        held = []
+        try:
+            for _ in range(3):  # requests begun, not finished: kept by the draining workers
+                s = socket.create_connection(("127.0.0.1", self.env.scripd.port), timeout=10)
+                s.sendall(b"GET /healthz HTTP/1.1\r\n")
+                held.append(s)
+            time.sleep(0.3)
+            mark = self.log_mark()
+            self.signal(signal.SIGHUP)
+            self.wait_log("configuration reloaded", mark)
+            extra = socket.create_connection(("127.0.0.1", self.env.scripd.port), timeout=10)
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                extra.settimeout(3)
+                answer = extra.recv(100)
+            except (BrokenPipeError, ConnectionResetError):
+                answer = b""
+            finally:
+                extra.close()
+            self.assertEqual(answer, b"", "a connection beyond max_connections was answered")
+            self.assertIn("max_connections (3) reached", self.env.scripd.log_text()[mark:])
+        finally:
+            for s in held:
+                s.close()
+
     def test_broken_file_keeps_the_running_configuration(self):
         client = self.env.new_client()
         with open(self.env.scripd.conf, "a") as f:
