@@ -1,11 +1,8 @@
-/* cmd_operator.c — `scripctl operator grant|revoke` and `scripctl audit
- * prune`: who reads which experiment's (VO's) audit rows, and dropping old
- * months of the audit trail. The work is done by SQL functions of the
+/* cmd_operator.c — `scripctl operator grant|revoke`: who reads which
+ * experiment's (VO's) audit rows. The work is done by SQL functions of the
  * schema (sql/006_vos.sql, 007_audit_views.sql); this file parses, calls
  * them in one transaction and reports. */
-#include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +11,6 @@
 #include "ctl/scripctl.h"
 
 #define ROLE_MAX 63          /* NAMEDATALEN - 1 */
-#define PRUNE_MIN_DAYS 31    /* never less than a month: pruning is for old records */
-#define PRUNE_MAX_DAYS 36500 /* a century */
 
 /* The parsed command line of `operator grant|revoke`. */
 typedef struct {
@@ -200,122 +195,4 @@ int scrip_ctl_operator_grant(scrip_ctl_t *ctl, int argc, char **argv)
 int scrip_ctl_operator_revoke(scrip_ctl_t *ctl, int argc, char **argv)
 {
 	return operator_run(ctl, argc, argv, &operator_revoke_cmd);
-}
-
-/* ---- audit prune ------------------------------------------------------------- */
-
-/* "400d": whole days, PRUNE_MIN_DAYS..PRUNE_MAX_DAYS. Returns -1 to go on. */
-static int parse_days(const char *text, long *days)
-{
-	char *end = NULL;
-	errno = 0;
-	long v = strtol(text, &end, 10);
-	if (text[0] < '0' || text[0] > '9' || errno != 0 || !end || strcmp(end, "d") != 0 || v < PRUNE_MIN_DAYS ||
-	    v > PRUNE_MAX_DAYS)
-		return scrip_ctl_usage_error("invalid --older-than '%.40s': a number of days from %d to %d followed "
-					     "by d, e.g. 400d",
-					     text, PRUNE_MIN_DAYS, PRUNE_MAX_DAYS);
-	*days = v;
-	return -1;
-}
-
-static int parse_prune(int argc, char **argv, long *days, bool *json)
-{
-	static const struct option opts[] = {
-		{ "older-than", required_argument, NULL, 'o' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c, rc;
-	bool given = false;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			if (given)
-				return scrip_ctl_usage_error("--older-than given twice");
-			if ((rc = parse_days(optarg, days)) >= 0)
-				return rc;
-			given = true;
-			break;
-		case 'j':
-			*json = true;
-			break;
-		case 'h':
-			scrip_ctl_usage(stdout);
-			return SCRIP_CTL_OK;
-		default:
-			return scrip_ctl_bad_option(argv, c);
-		}
-	}
-	if (argc != optind)
-		return scrip_ctl_usage_error("'audit prune' takes no argument '%s'", argv[optind]);
-	if (!given)
-		return scrip_ctl_usage_error("'audit prune' needs --older-than DAYSd");
-	return -1;
-}
-
-/* One statement (one transaction): the partitions are dropped and the
- * audit row naming them written together. */
-static const char prune_sql[] =
-	"SELECT coalesce(json_agg(json_build_object('partition', p.name,"
-	"         'from', to_char(p.range_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-	"         'to', to_char(p.range_to AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-	"         'rows', p.row_count) ORDER BY p.range_from), '[]')::text,"
-	"       to_char((now() - make_interval(days => $1::integer)) AT TIME ZONE 'UTC',"
-	"               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-	"  FROM scrip.audit_prune(now() - make_interval(days => $1::integer)) p";
-
-int scrip_ctl_audit_prune(scrip_ctl_t *ctl, int argc, char **argv)
-{
-	scrip_sync_t *db = NULL;
-	scrip_err_t err = { 0 };
-	scrip_sync_result_t *res = NULL;
-	json_t *dropped = NULL, *out = NULL;
-	long days = 0;
-	bool json = false;
-	char text[24];
-	int rc = parse_prune(argc, argv, &days, &json);
-	if (rc >= 0)
-		return rc;
-	if ((rc = scrip_ctl_connect(ctl, &db)) != SCRIP_CTL_OK)
-		goto end;
-	rc = SCRIP_CTL_FAIL;
-	snprintf(text, sizeof(text), "%ld", days);
-	const char *params[] = { text };
-	if (!(res = scrip_sync_query(db, prune_sql, 1, params, &err))) {
-		scrip_ctl_error_err(&err);
-		goto end;
-	}
-	const char *list = scrip_sync_result_value(res, 0, 0), *cutoff = scrip_sync_result_value(res, 0, 1);
-	if (!list || !cutoff || !(dropped = json_loads(list, 0, NULL)) || !json_is_array(dropped)) {
-		scrip_ctl_error("unexpected answer from scrip.audit_prune");
-		goto end;
-	}
-	if (json) {
-		out = json_pack("{s:s, s:O}", "cutoff", cutoff, "dropped", dropped);
-		if (!out || !scrip_ctl_print_json(out))
-			goto end;
-	} else if (json_array_size(dropped) == 0) {
-		printf("no audit partition lies wholly before %s: nothing dropped\n", cutoff);
-	} else {
-		size_t i;
-		json_t *p;
-		json_array_foreach(dropped, i, p)
-		{
-			printf("dropped %s (%s to %s, %" JSON_INTEGER_FORMAT " rows)\n",
-			       json_string_value(json_object_get(p, "partition")),
-			       json_string_value(json_object_get(p, "from")), json_string_value(json_object_get(p, "to")),
-			       json_integer_value(json_object_get(p, "rows")));
-		}
-		printf("partitions ending by %s were dropped; the month that contains it is kept whole\n", cutoff);
-	}
-	rc = SCRIP_CTL_OK;
-end:
-	json_decref(out);
-	json_decref(dropped);
-	scrip_sync_result_free(res);
-	scrip_sync_close(db);
-	return rc;
 }

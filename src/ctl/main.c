@@ -25,6 +25,7 @@ static const struct {
 } commands[] = {
 	{ "db", "migrate", scrip_ctl_db_migrate },
 	{ "db", "status", scrip_ctl_db_status },
+	{ "db", "prune", scrip_ctl_db_prune },
 	{ "client", "create", scrip_ctl_client_create },
 	{ "client", "list", scrip_ctl_client_list },
 	{ "client", "show", scrip_ctl_client_show },
@@ -54,6 +55,11 @@ static const char usage_text[] =
 	"  db migrate [--json]        apply every pending schema migration (idempotent)\n"
 	"  db status [--json]         current and latest schema version, pending migrations;\n"
 	"                             exits 1 when migrations are pending\n"
+	"  db prune --older-than DAYSd [--batch ROWS] [--json]\n"
+	"                             delete access tokens, grants and main-issuer records\n"
+	"                             that ended DAYS days ago or earlier and that nothing\n"
+	"                             needs any more, ROWS of each kind (default 10000) per\n"
+	"                             transaction (owner of the tables only)\n"
 	"\n"
 	"Clients (the services that exchange tokens):\n"
 	"  client create NAME [--scope SCOPE]... [--audience AUD]...\n"

@@ -96,6 +96,7 @@ int scrip_ctl_check_client(const char *option, const char *value);
  * returns an exit code. */
 int scrip_ctl_db_migrate(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_db_status(scrip_ctl_t *ctl, int argc, char **argv);
+int scrip_ctl_db_prune(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_client_list(scrip_ctl_t *ctl, int argc, char **argv);
 int scrip_ctl_client_show(scrip_ctl_t *ctl, int argc, char **argv);
