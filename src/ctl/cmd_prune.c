@@ -175,41 +175,69 @@ end:
 
 /* ---- db prune ------------------------------------------------------------------ */
 
-/* What scrip.records_prune returns, in its order: the kind's name there
- * and in --json, and its label in the table printed. */
+/* What scrip.records_prune deletes: each kind's name there and in --json,
+ * its label in the table printed, and whether it is asked for by name
+ * (refresh tokens go with their grants; broker tokens go alone when they
+ * expire and with their session). Asked for in this order: a grant goes
+ * once its access tokens are gone. */
 static const struct {
 	const char *kind;
 	const char *label;
+	bool asked;
 } record_kinds[] = {
-	{ "access_tokens", "access tokens" },
-	{ "grants", "grants" },
-	{ "refresh_tokens", "refresh tokens (of those grants)" },
-	{ "upstream_calls", "main-issuer calls" },
-	{ "upstream_sessions", "main-issuer sessions" },
-	{ "upstream_access_tokens", "main-issuer access tokens" },
+	{ "access_tokens", "access tokens", true },
+	{ "grants", "grants", true },
+	{ "refresh_tokens", "refresh tokens (of those grants)", false },
+	{ "upstream_calls", "main-issuer calls", true },
+	{ "upstream_access_tokens", "main-issuer access tokens", true },
+	{ "upstream_sessions", "main-issuer sessions", true },
 };
 #define N_KINDS (sizeof(record_kinds) / sizeof(record_kinds[0]))
+#define LOST_RACE_TRIES 3 /* a call that lost to a concurrent transaction is run again, this many times in all */
 
 static const char cutoff_sql[] = "SELECT " UTC_TEXT("now() - make_interval(days => $1::integer)");
 
 /* Each call is one statement, so one transaction with its audit row. */
-static const char records_prune_sql[] = "SELECT kind, row_count FROM scrip.records_prune($1::timestamptz, $2::integer)";
+static const char records_prune_sql[] =
+	"SELECT kind, row_count FROM scrip.records_prune($1, $2::timestamptz, $3::integer)";
 
-/* Adds one call's counts to totals; *any: it deleted something. */
-static bool add_counts(const scrip_sync_result_t *res, int64_t *totals, bool *any)
+/* Adds one call's counts to totals; false when the answer is not one. */
+static bool add_counts(const scrip_sync_result_t *res, int64_t *totals, int64_t *deleted)
 {
-	if (scrip_sync_result_rows(res) != (int)N_KINDS)
-		return false;
-	*any = false;
-	for (size_t i = 0; i < N_KINDS; i++) {
-		const char *kind = scrip_sync_result_value(res, (int)i, 0), *count = scrip_sync_result_value(res, (int)i, 1);
-		if (!kind || !count || strcmp(kind, record_kinds[i].kind) != 0)
+	*deleted = 0;
+	for (int row = 0; row < scrip_sync_result_rows(res); row++) {
+		const char *kind = scrip_sync_result_value(res, row, 0), *count = scrip_sync_result_value(res, row, 1);
+		size_t i = 0;
+		while (i < N_KINDS && kind && strcmp(kind, record_kinds[i].kind) != 0)
+			i++;
+		if (i == N_KINDS || !count)
 			return false;
 		int64_t n = strtoll(count, NULL, 10);
 		totals[i] += n;
-		*any = *any || n > 0;
+		*deleted += n;
 	}
-	return true;
+	return scrip_sync_result_rows(res) > 0;
+}
+
+static bool lost_race(const scrip_err_t *err)
+{
+	return strcmp(err->reason, "40P01") == 0 || strcmp(err->reason, "40001") == 0;
+}
+
+/* One call for kind, run again when it lost to a concurrent transaction
+ * (a deadlock victim or a serialization failure: rolled back whole). */
+static scrip_sync_result_t *prune_call(scrip_sync_t *db, const char *kind, const char *cutoff, const char *batch,
+				       scrip_err_t *err)
+{
+	const char *params[] = { kind, cutoff, batch };
+	scrip_sync_result_t *res = NULL;
+	for (int tries = 1; !res && tries <= LOST_RACE_TRIES; tries++) {
+		scrip_err_clear(err);
+		res = scrip_sync_query(db, records_prune_sql, 3, params, err);
+		if (!res && !lost_race(err))
+			break;
+	}
+	return res;
 }
 
 static int records_prune_report(const char *cutoff, const int64_t *totals, long calls, bool json)
@@ -217,10 +245,17 @@ static int records_prune_report(const char *cutoff, const int64_t *totals, long 
 	if (json) {
 		json_t *deleted = json_object();
 		for (size_t i = 0; deleted && i < N_KINDS; i++)
-			json_object_set_new(deleted, record_kinds[i].kind, json_integer(totals[i]));
-		json_t *out = json_pack("{s:s, s:o, s:i}", "cutoff", cutoff, "deleted", deleted, "transactions", (int)calls);
+			if (json_object_set_new(deleted, record_kinds[i].kind, json_integer(totals[i])) != 0) {
+				json_decref(deleted);
+				deleted = NULL;
+			}
+		json_t *out = deleted ? json_pack("{s:s, s:o, s:i}", "cutoff", cutoff, "deleted", deleted,
+						  "transactions", (int)calls)
+				      : NULL;
 		bool ok = out && scrip_ctl_print_json(out);
 		json_decref(out);
+		if (!ok)
+			scrip_ctl_error("cannot write the result as JSON");
 		return ok ? SCRIP_CTL_OK : SCRIP_CTL_FAIL;
 	}
 	printf("records that ended before %s, deleted:\n", cutoff);
@@ -229,6 +264,31 @@ static int records_prune_report(const char *cutoff, const int64_t *totals, long 
 	printf("in %ld transaction%s; each that deleted rows wrote an audit row (event records_prune)\n", calls,
 	       calls == 1 ? "" : "s");
 	return SCRIP_CTL_OK;
+}
+
+/* Calls scrip.records_prune for each kind until a call deletes nothing;
+ * false with err set when a call fails (what earlier calls deleted stays
+ * deleted, and is counted in totals). */
+static bool prune_all(scrip_sync_t *db, const char *cutoff, const char *batch, int64_t *totals, long *calls,
+		      scrip_err_t *err)
+{
+	for (size_t k = 0; k < N_KINDS; k++) {
+		if (!record_kinds[k].asked)
+			continue;
+		for (int64_t deleted = 1; deleted > 0; (*calls)++) {
+			scrip_sync_result_t *res = prune_call(db, record_kinds[k].kind, cutoff, batch, err);
+			if (!res)
+				return false;
+			bool ok = add_counts(res, totals, &deleted);
+			scrip_sync_result_free(res);
+			if (!ok) {
+				SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_answer",
+					  "unexpected answer from scrip.records_prune");
+				return false;
+			}
+		}
+	}
+	return true;
 }
 
 int scrip_ctl_db_prune(scrip_ctl_t *ctl, int argc, char **argv)
@@ -260,24 +320,17 @@ int scrip_ctl_db_prune(scrip_ctl_t *ctl, int argc, char **argv)
 		goto end;
 	}
 	snprintf(cutoff, sizeof(cutoff), "%s", at);
-	/* Until a call deletes nothing: a grant can go only once a previous
-	 * call has deleted its access tokens. */
-	for (bool any = true; any; calls++) {
-		const char *params[] = { cutoff, batch };
-		scrip_sync_result_free(res);
-		if (!(res = scrip_sync_query(db, records_prune_sql, 2, params, &err))) {
-			scrip_ctl_error_err(&err);
-			if (calls > 0)
-				scrip_ctl_error("what the %ld transaction%s before it deleted stays deleted", calls,
-						calls == 1 ? "" : "s");
-			goto end;
-		}
-		if (!add_counts(res, totals, &any)) {
-			scrip_ctl_error("unexpected answer from scrip.records_prune");
-			goto end;
-		}
+	if (prune_all(db, cutoff, batch, totals, &calls, &err)) {
+		rc = records_prune_report(cutoff, totals, calls, args.json);
+		goto end;
 	}
-	rc = records_prune_report(cutoff, totals, calls, args.json);
+	scrip_ctl_error_err(&err);
+	if (calls > 0) {
+		/* What was committed before the failure, on stdout as on success. */
+		scrip_ctl_error("what the %ld transaction%s before it deleted stays deleted:", calls,
+				calls == 1 ? "" : "s");
+		records_prune_report(cutoff, totals, calls, args.json);
+	}
 end:
 	scrip_sync_result_free(res);
 	scrip_sync_close(db);

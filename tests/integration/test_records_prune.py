@@ -113,10 +113,11 @@ class TestPrune(PruneCase):
 
         self.assertEqual(result["deleted"], {"access_tokens": 6, "grants": 1, "refresh_tokens": 2,
                                              "upstream_calls": 3, "upstream_sessions": 1,
-                                             "upstream_access_tokens": 1})
-        # Six tokens two at a time (three calls); the grant in the call after its token went; then a
-        # call that finds nothing.
-        self.assertIn(result["transactions"], (4, 5))
+                                             "upstream_access_tokens": 2})
+        # Kind by kind, each until a call deletes nothing: six tokens two at a time (3 + 1), the
+        # grant with its two refresh tokens (1 + 1), three calls (2 + 1), the expired broker token
+        # (1 + 1), the session with its broker token (1 + 1).
+        self.assertEqual(result["transactions"], 13)
         self.assertRegex(result["cutoff"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertEqual(self.count("issued_tokens", "jti = ANY(string_to_array(:'j', ','))", j=",".join(old)), 0)
         self.assertEqual(self.count("issued_tokens", "jti = :'j'", j=live), 1)
@@ -139,16 +140,19 @@ class TestPrune(PruneCase):
         # One audit row per transaction that deleted something, with its counts, which add up to what
         # scripctl reports, and who ran it.
         rows = self.prune_audit_rows()[audit_before:]
-        self.assertEqual(len(rows), result["transactions"] - 1)
+        self.assertEqual(len(rows), 8)
+        labels = {"access tokens": "access_tokens", "grants": "grants", "refresh tokens": "refresh_tokens",
+                  "main-issuer calls": "upstream_calls", "main-issuer sessions": "upstream_sessions",
+                  "main-issuer access tokens": "upstream_access_tokens",
+                  "of their access tokens": "upstream_access_tokens"}
         summed = dict.fromkeys(KINDS, 0)
-        pattern = (r"deleted: (\d+) access tokens, (\d+) grants \((\d+) refresh tokens\), (\d+) main-issuer calls, "
-                   r"(\d+) main-issuer sessions, (\d+) main-issuer access tokens$")
         for row in rows:
-            m = re.search(pattern, row["description"])
-            self.assertIsNotNone(m, row["description"])
-            for kind, n in zip(KINDS, m.groups()):
-                summed[kind] += int(n)
-            self.assertLessEqual(int(m.group(1)), 2)
+            self.assertRegex(row["description"], r"^records ended before .* deleted: ")
+            counts = re.findall(r"(\d+) (%s)" % "|".join(labels), row["description"])
+            self.assertTrue(counts, row["description"])
+            for n, label in counts:
+                summed[labels[label]] += int(n)
+                self.assertLessEqual(int(n), 2, row["description"])
         self.assertEqual(summed, result["deleted"])
         self.assertEqual({r["actor"] for r in rows}, {db.scalar("SELECT current_user")})
         # scripd goes on: the live token is still introspectable state 'active' in the audit view.
@@ -158,11 +162,11 @@ class TestPrune(PruneCase):
         # Nothing is left to prune: one call, no audit row; the text output says so.
         again = self.prune()
         self.assertEqual(again["deleted"], {k: 0 for k in KINDS})
-        self.assertEqual(again["transactions"], 1)
+        self.assertEqual(again["transactions"], 5)
         self.assertEqual(len(self.prune_audit_rows()), audit_before + len(rows))
         out = self.env.scripd.scripctl("db", "prune", "--older-than", "30d", check=True)
         self.assertIn("access tokens", out.stdout)
-        self.assertIn("in 1 transaction;", out.stdout)
+        self.assertIn("in 5 transactions;", out.stdout)
 
     def test_each_key_keeps_its_latest_token(self):
         """The key schedule keeps a retired key published until its last token expires: that token's
@@ -183,6 +187,23 @@ class TestPrune(PruneCase):
         self.assertEqual(db.query("SELECT jti FROM scrip.issued_tokens WHERE kid = :'k'", k=kid), [{"jti": first[1]}])
 
 
+    def test_a_recent_answer_of_the_main_issuer_keeps_its_session(self):
+        """A refusal stands, and a confirmation is served, for up to 30 days (the longest
+        confirm_interval): a session confirmed or refused since then stays, however old its cutoff."""
+        db = self.env.db
+        subs = {what: "s-%s-%s" % (what, secrets.token_hex(3)) for what in ("refused", "confirmed", "quiet")}
+        for what, sub in subs.items():
+            column = {"refused": "refused_at", "confirmed": "confirmed_at", "quiet": "created_at"}[what]
+            db.execute("INSERT INTO scrip.upstream_sessions (upstream, subject, scopes, %s, updated_at)"
+                       " VALUES ('demo', :'s', 'storage.read:/demo', now() - interval '5 days',"
+                       " now() - interval '5 days')" % column, s=sub)
+        self.env.scripd.scripctl("db", "prune", "--older-than", "2d", check=True)
+        kept = {r["subject"] for r in db.query("SELECT subject FROM scrip.upstream_sessions")}
+        self.assertIn(subs["refused"], kept)
+        self.assertIn(subs["confirmed"], kept)
+        self.assertNotIn(subs["quiet"], kept)
+
+
 class TestPruneRules(PruneCase):
     def test_arguments(self):
         for args in ((), ("--older-than", "30"), ("--older-than", "0d"), ("--older-than", "x"),
@@ -194,17 +215,24 @@ class TestPruneRules(PruneCase):
         self.assertEqual(out.returncode, 2)
 
     def test_cutoff_of_less_than_a_day_is_refused(self):
+        for sql, message in (
+                ("'grants', now() - interval '23 hours', 10", "not at least a day in the past"),
+                ("'grants', now() - interval '2 days', 0", "max_rows must be positive"),
+                ("'clients', now() - interval '2 days', 10", "unknown kind clients")):
+            with self.assertRaises(RuntimeError) as cm:
+                self.env.db.execute("SELECT * FROM scrip.records_prune(%s)" % sql)
+            self.assertIn(message, str(cm.exception))
+
+    def test_read_committed_only(self):
         with self.assertRaises(RuntimeError) as cm:
-            self.env.db.execute("SELECT * FROM scrip.records_prune(now() - interval '23 hours', 10)")
-        self.assertIn("not at least a day in the past", str(cm.exception))
-        with self.assertRaises(RuntimeError) as cm:
-            self.env.db.execute("SELECT * FROM scrip.records_prune(now() - interval '2 days', 0)")
-        self.assertIn("max_rows must be positive", str(cm.exception))
+            self.env.db._psql("BEGIN ISOLATION LEVEL REPEATABLE READ;\n"
+                              "SELECT * FROM scrip.records_prune('grants', now() - interval '2 days', 10);\n", {})
+        self.assertIn("runs only in READ COMMITTED", str(cm.exception))
 
     def test_only_the_owner_may_prune(self):
         role = "ops_" + secrets.token_hex(3)
         self.env.db.execute("CREATE ROLE %s NOLOGIN" % role)
         with self.assertRaises(RuntimeError) as cm:
-            self.env.db._psql("SET ROLE \"%s\";\nSELECT * FROM scrip.records_prune(now() - interval '2 days', 10);\n"
+            self.env.db._psql("SET ROLE \"%s\";\nSELECT * FROM scrip.records_prune('grants', now() - interval '2 days', 10);\n"
                               % role, {})
         self.assertIn("permission denied", str(cm.exception))
