@@ -21,7 +21,10 @@
  * revoked (RFC 9700 §4.14.2) — unless the client's grace period still runs
  * and the successor it never received is unused, in which case it is a
  * retry after a lost response. Of concurrent redemptions of one token the
- * database lets exactly one claim it. */
+ * database lets exactly one claim it. A redemption whose commit's answer
+ * scripd itself lost (its database connection broke) is read back, and
+ * answered when it was committed: the client, answered 503 instead, would
+ * retry with the token that redemption rotated, a replay. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@
 
 #include "core/grant.h"
 #include "http/token_int.h"
+#include "store/db.h"
 #include "util/log.h"
 #include "util/secret.h"
 
@@ -37,15 +41,57 @@
  * client cannot probe for other clients' grants; the audit tells them apart. */
 #define INVALID_REFRESH "the refresh token is invalid, expired or revoked"
 
-/* ---- the answer ------------------------------------------------------------ */
+/* ---- a lost answer ---------------------------------------------------------- */
 
-static void redeemed_cb(const scrip_err_t *db_err, void *arg)
+typedef void (*answer_fn)(scrip_token_req_t *t);
+
+struct settling {
+	scrip_token_req_t *t;
+	answer_fn answer;
+	const char *what;
+};
+
+static void settled_cb(bool recorded, const scrip_err_t *err, void *arg)
 {
-	scrip_token_req_t *t = arg;
-	if (db_err) {
-		scrip_token_not_recorded(t, db_err, "redemption");
+	struct settling s = *(struct settling *)arg;
+	free(arg);
+	if (recorded) {
+		scrip_log_warn("token: %s committed although the database connection was lost before its answer: "
+			       "answered (grant=%s)",
+			       s.what, s.t->grant_row->grant_id);
+		s.answer(s.t);
 		return;
 	}
+	scrip_err_t lost;
+	scrip_err_clear(&lost);
+	SCRIP_ERR(&lost, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database connection was lost");
+	scrip_log_warn("token: %s read back after its answer was lost: %s (grant=%s)", s.what,
+		       err ? "the read failed too; if it was committed, a retry with the same refresh token is a replay"
+			   : "not committed",
+		       s.t->grant_row->grant_id);
+	scrip_token_not_recorded(s.t, err ? err : &lost, s.what);
+}
+
+/* The redemption of t may have been committed (SCRIP_DB_OUTCOME_UNKNOWN):
+ * reads back whether it was, then answers it or refuses it as not recorded. */
+static void settle(scrip_token_req_t *t, answer_fn answer, const char *what)
+{
+	struct settling *s = malloc(sizeof(*s));
+	if (!s)
+		abort();
+	*s = (struct settling){ .t = t, .answer = answer, .what = what };
+	scrip_redeem_record_t rec = {
+		.grant_id = t->grant_row->grant_id,
+		.old_hash_hex = t->refresh_hash,
+		.new_hash_hex = t->new_hash,
+	};
+	scrip_store_redemption_settled(t->app->db, &rec, settled_cb, s);
+}
+
+/* ---- the answer ------------------------------------------------------------ */
+
+static void answer_redeemed(scrip_token_req_t *t)
+{
 	scrip_obs_issued(SCRIP_ISSUED_ACCESS);
 	scrip_obs_issued(SCRIP_ISSUED_REFRESH); /* the successor */
 	scrip_log_info("token: redeemed client=%s grant=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
@@ -59,17 +105,23 @@ static void redeemed_cb(const scrip_err_t *db_err, void *arg)
 							 .refresh_token = t->refresh_token });
 }
 
+static void redeemed_cb(const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	if (scrip_db_outcome_unknown(db_err))
+		settle(t, answer_redeemed, "redemption");
+	else if (db_err)
+		scrip_token_not_recorded(t, db_err, "redemption");
+	else
+		answer_redeemed(t);
+}
+
 static void redeem(scrip_token_req_t *t, bool retry);
 
 /* ---- broker mode: the main issuer's token -------------------------------------- */
 
-static void brokered_cb(const scrip_err_t *db_err, void *arg)
+static void answer_brokered(scrip_token_req_t *t)
 {
-	scrip_token_req_t *t = arg;
-	if (db_err) {
-		scrip_token_not_recorded(t, db_err, "brokered redemption");
-		return;
-	}
 	scrip_obs_issued(SCRIP_ISSUED_BROKERED);
 	scrip_obs_issued(SCRIP_ISSUED_REFRESH); /* the successor */
 	int64_t expires_in = t->upstream_expires_at - (int64_t)time(NULL);
@@ -81,6 +133,17 @@ static void brokered_cb(const scrip_err_t *db_err, void *arg)
 							 .expires_in = expires_in > 0 ? expires_in : 1,
 							 .scope = t->grant_row->scopes,
 							 .refresh_token = t->refresh_token });
+}
+
+static void brokered_cb(const scrip_err_t *db_err, void *arg)
+{
+	scrip_token_req_t *t = arg;
+	if (scrip_db_outcome_unknown(db_err))
+		settle(t, answer_brokered, "brokered redemption");
+	else if (db_err)
+		scrip_token_not_recorded(t, db_err, "brokered redemption");
+	else
+		answer_brokered(t);
 }
 
 static scrip_redeem_record_t redeem_record(const scrip_token_req_t *t, bool retry, const char *kid)

@@ -46,6 +46,7 @@ struct query {
 	bool retried;        /* re-prepared once already after the server dropped its statement */
 	bool rerun;          /* run once more already after it lost to another transaction */
 	bool shared;         /* scrip_db_query_shared: identical shared reads queued later join it */
+	bool patient;        /* scrip_db_query_patient: waits out an outage until its deadline */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped: sent with the others of its group queued */
 	struct waiter *waiters, **waiters_end; /* those that joined, answered after cb, in order */
 };
@@ -184,16 +185,27 @@ static void query_fail(scrip_db_t *db, struct query *q, scrip_errcode_t code, co
 		abort();
 }
 
-static void queue_fail_all(scrip_db_t *db, const char *reason, const char *text)
+/* Fails every query queued, or (patient_too false) every one but the
+ * patient ones, which stay queued in order until their deadline. */
+static void queue_fail_all(scrip_db_t *db, bool patient_too, const char *reason, const char *text)
 {
-	while (db->head) {
-		struct query *q = db->head;
-		db->head = q->next;
-		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, reason, text);
+	struct query *q = db->head, *kept = NULL, **kept_end = &kept;
+	db->head = db->tail = NULL;
+	while (q) {
+		struct query *next = q->next;
+		q->next = NULL;
+		if (q->patient && !patient_too) {
+			*kept_end = q;
+			kept_end = &q->next;
+			db->tail = q;
+		} else {
+			db->queued--;
+			scrip_obs_db_queue(-1);
+			query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, reason, text);
+		}
+		q = next;
 	}
-	db->tail = NULL;
-	scrip_obs_db_queue(-(int)db->queued);
-	db->queued = 0;
+	db->head = kept;
 }
 
 static void watch(struct conn *c, short what)
@@ -217,10 +229,48 @@ static void watch(struct conn *c, short what)
 	c->io_what = what;
 }
 
+bool scrip_db_outcome_unknown(const scrip_err_t *err)
+{
+	return err && strcmp(err->reason, SCRIP_DB_OUTCOME_UNKNOWN) == 0;
+}
+
+/* Whether c's query was sent whole, its execution included: the server
+ * commits an implicit transaction at the Sync that ends what libpq sends,
+ * so a query whose preparation is still running (CONN_PREPARING) or whose
+ * bytes are not all out (flushing) cannot have been committed. */
+static bool conn_query_sent(const struct conn *c)
+{
+	return c->query && c->state == CONN_BUSY && !c->flushing;
+}
+
+/* Fails q, lost with its connection: SCRIP_DB_OUTCOME_UNKNOWN when it was
+ * sent whole (sent), else database_unavailable. A patient query (which
+ * may run twice, db.h) goes back to the head of the queue instead, while
+ * its deadline lasts; the caller dispatches. */
+static void query_fail_lost(scrip_db_t *db, struct query *q, bool sent)
+{
+	if (q->patient && !db->closing && q->deadline_ms > scrip_mono_ms()) {
+		q->next = db->head;
+		db->head = q;
+		if (!db->tail)
+			db->tail = q;
+		db->queued++;
+		scrip_obs_db_queue(1);
+		return;
+	}
+	if (sent)
+		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, SCRIP_DB_OUTCOME_UNKNOWN,
+			   "the connection to the database was lost before the statement's answer came: it may have "
+			   "been committed");
+	else
+		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
+}
+
 /* Drops the connection, fails its query, and schedules a reconnect with
  * exponential backoff and jitter. */
 static void conn_reset(struct conn *c, const char *why)
 {
+	bool sent = conn_query_sent(c);
 	if (state_is_up(c->state)) {
 		scrip_log_warn("db conn %d lost: %s", c->index, why);
 		c->failed_after_ms = 0;
@@ -248,10 +298,10 @@ static void conn_reset(struct conn *c, const char *why)
 	c->stmt = NULL;
 	set_state(c, CONN_DOWN);
 	if (q)
-		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
-			   "the database is unavailable");
+		query_fail_lost(c->db, q, sent);
 	if (c->db->closing)
 		return;
+	dispatch(c->db); /* a patient query put back, to another connection still up */
 	int jitter = c->backoff_ms / 4 > 0 ? rand() % (c->backoff_ms / 4 + 1) : 0;
 	struct timeval tv = { .tv_sec = (c->backoff_ms + jitter) / 1000,
 			      .tv_usec = ((c->backoff_ms + jitter) % 1000) * 1000 };
@@ -259,7 +309,7 @@ static void conn_reset(struct conn *c, const char *why)
 	evtimer_add(c->retry, &tv);
 	/* With no connection left, nothing queued can be served in time. */
 	if (!scrip_db_is_up(c->db))
-		queue_fail_all(c->db, "database_unavailable", "the database is unavailable");
+		queue_fail_all(c->db, false, "database_unavailable", "the database is unavailable");
 }
 
 /* Server notices go to our log, not to libpq's default (stderr), so that
@@ -440,7 +490,12 @@ static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool
 	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg);
 	scrip_log_warn("db query failed (SQLSTATE %s): %s", sqlstate ? sqlstate : "none", msg);
-	if (broken || sqlstate_is_unavailable(sqlstate))
+	/* A connection that broke under a statement sent whole (even with an
+	 * error from the server: a backend terminated after its commit reports
+	 * 57P01 all the same) leaves the outcome unknown. */
+	if (broken)
+		query_fail_lost(c->db, q, c->state == CONN_BUSY);
+	else if (sqlstate_is_unavailable(sqlstate))
 		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
 			   "the database is unavailable");
 	else if (sqlstate_is_conflict(sqlstate)) /* not run again: the caller may try later (503) */
@@ -890,7 +945,7 @@ void scrip_db_shutdown(scrip_db_t *db)
 		if (c->state != CONN_DOWN)
 			conn_reset(c, "shutting down");
 	}
-	queue_fail_all(db, "shutting_down", "the service is shutting down");
+	queue_fail_all(db, true, "shutting_down", "the service is shutting down");
 	if (db->janitor)
 		event_del(db->janitor);
 }
@@ -958,6 +1013,7 @@ static void query_join(struct query *twin, scrip_db_cb cb, void *arg)
 struct query_how {
 	bool prepare;                  /* scrip_db_query (not _unprepared) */
 	bool shared;                   /* may join a queued twin (scrip_db_query_shared, _grouped) */
+	bool patient;                  /* scrip_db_query_patient */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped */
 	int64_t deadline_ms;           /* monotonic; 0 for query_timeout from now */
 };
@@ -981,6 +1037,7 @@ static void query_queue(scrip_db_t *db, struct query_how how, const char *sql, i
 		goto oom;
 	q->prepare = how.prepare;
 	q->shared = how.shared;
+	q->patient = how.patient;
 	q->group = how.group;
 	q->cb = cb;
 	q->arg = arg;
@@ -999,11 +1056,13 @@ static void query_queue(scrip_db_t *db, struct query_how how, const char *sql, i
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "shutting_down", "the service is shutting down");
 		return;
 	}
-	if (!scrip_db_is_up(db)) {
+	if (!scrip_db_is_up(db) && !q->patient) {
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
 		reconnect_on_demand(db);
 		return;
 	}
+	if (!scrip_db_is_up(db))
+		reconnect_on_demand(db);
 	if (q->deadline_ms <= now_ms) {
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_timeout", "the database did not answer in time");
 		return;
@@ -1044,6 +1103,12 @@ void scrip_db_query_until(scrip_db_t *db, int64_t deadline_ms, const char *sql, 
 {
 	query_queue(db, (struct query_how){ .prepare = true, .deadline_ms = deadline_ms }, sql, n_params, values, cb,
 		    arg);
+}
+
+void scrip_db_query_patient(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
+			    void *arg)
+{
+	query_queue(db, (struct query_how){ .prepare = true, .patient = true }, sql, n_params, values, cb, arg);
 }
 
 void scrip_db_query_shared(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,

@@ -29,6 +29,16 @@ typedef struct scrip_db_result scrip_db_result_t;
  * during the call. */
 typedef void (*scrip_db_cb)(const scrip_db_result_t *res, const scrip_err_t *err, void *arg);
 
+/* The reason (SCRIP_E_TEMPORARILY_UNAVAILABLE) of a statement whose
+ * connection was lost after the statement had been sent whole and before
+ * its answer came: the server may have committed it, or may still. Any
+ * other failure means the statement changed nothing. A caller that must
+ * not take a committed write for a failed one reads back what it wrote. */
+#define SCRIP_DB_OUTCOME_UNKNOWN "database_outcome_unknown"
+
+/* True when err is such a failure. */
+bool scrip_db_outcome_unknown(const scrip_err_t *err);
+
 /* Starts pool_size connections with conninfo (connections begin at once and
  * reconnect on failure with exponential backoff, 100 ms to 5 s).
  * query_timeout_ms bounds the wait for a connection plus the query. */
@@ -84,6 +94,15 @@ void scrip_db_free(scrip_db_t *db);
  * (the pool never opens a transaction block). */
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 		    void *arg);
+
+/* As scrip_db_query, for a query that is worth waiting for and may run
+ * twice (a read): while no connection is up, it stays queued (and a
+ * reconnection is tried) until its deadline, where any other query fails
+ * at once; and when its connection is lost under it, it is queued again.
+ * For what follows a lost connection (SCRIP_DB_OUTCOME_UNKNOWN), whose
+ * answer is wanted as soon as the database is back. */
+void scrip_db_query_patient(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
+			    void *arg);
 
 /* As scrip_db_query, for a read (a SELECT that changes nothing) that
  * callers may share: while a shared query with the same SQL and the same

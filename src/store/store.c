@@ -874,6 +874,46 @@ void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *r
 	free(auds);
 }
 
+/* Whether a redemption whose answer was lost was committed. The grant's
+ * row and the presented token's are locked as the redemption locks them
+ * (the grant first), so that a redemption still running on the server
+ * (its connection lost, its backend not yet aware) is waited for, and
+ * then read as it ended. A redemption whose backend has not yet reached
+ * the grant's row cannot be waited for: it is read as not committed,
+ * which is what the caller answered before this read existed. */
+static const char redemption_settled_sql[] =
+	"SELECT r.state = 'rotated' AND r.successor_hash IS NOT DISTINCT FROM decode($3, 'hex')"
+	"  FROM scrip.grants g JOIN scrip.refresh_tokens r ON r.grant_id = g.grant_id"
+	" WHERE g.grant_id = $1 AND r.token_hash = decode($2, 'hex')"
+	"   FOR NO KEY UPDATE OF g, r";
+
+struct settled_op {
+	scrip_store_settled_cb cb;
+	void *arg;
+};
+
+static void redemption_settled_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	struct settled_op op = *(struct settled_op *)arg;
+	free(arg);
+	if (!res) {
+		op.cb(false, err, op.arg);
+		return;
+	}
+	op.cb(scrip_db_result_rows(res) == 1 && bool_value(res, 0, 0), NULL, op.arg);
+}
+
+void scrip_store_redemption_settled(scrip_db_t *db, const scrip_redeem_record_t *rec, scrip_store_settled_cb cb,
+				    void *arg)
+{
+	struct settled_op *op = malloc(sizeof(*op));
+	if (!op)
+		abort();
+	*op = (struct settled_op){ .cb = cb, .arg = arg };
+	const char *params[] = { rec->grant_id, rec->old_hash_hex, rec->new_hash_hex };
+	scrip_db_query_patient(db, redemption_settled_sql, 3, params, redemption_settled_cb, op);
+}
+
 /* The grant and its tokens (scrip.grant_revoke, migration 014: the tokens
  * by statements after the grant's, so that those of a redemption the
  * grant's update waited for are revoked too); the job goes on. */

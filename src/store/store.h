@@ -210,6 +210,16 @@ void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *r
 void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *rec, const char *upstream_ref,
 				 const char *audience, scrip_store_done_cb cb, void *arg);
 
+/* After a redemption of rec failed with SCRIP_DB_OUTCOME_UNKNOWN (db.h):
+ * whether it was committed, read back. cb gets recorded = true when the
+ * presented token (rec->old_hash_hex, of rec->grant_id) is rotated to
+ * rec->new_hash_hex, the successor of that very redemption, which was
+ * written with its access token in one transaction; false when it was not
+ * (as far as can be known: see store.c); err when the read failed. */
+typedef void (*scrip_store_settled_cb)(bool recorded, const scrip_err_t *err, void *arg);
+void scrip_store_redemption_settled(scrip_db_t *db, const scrip_redeem_record_t *rec, scrip_store_settled_cb cb,
+				    void *arg);
+
 /* A rotated refresh token came back: revokes the whole grant (its refresh
  * and access tokens) and writes the 'replay' audit row (RFC 9700 §4.14.2). */
 void scrip_store_grant_revoke_replay(scrip_db_t *db, const char *grant_id, const char *remote_addr,
