@@ -55,21 +55,29 @@ static void settled_cb(bool recorded, const scrip_err_t *err, void *arg)
 {
 	struct settling s = *(struct settling *)arg;
 	free(arg);
+	const char *grant_id = s.t->grant_row->grant_id;
+	scrip_err_t answer;
+	scrip_err_clear(&answer);
 	if (recorded) {
 		scrip_log_warn("token: %s committed although the database connection was lost before its answer: "
 			       "answered (grant=%s)",
-			       s.what, s.t->grant_row->grant_id);
+			       s.what, grant_id);
 		s.answer(s.t);
-		return;
+	} else if (err) {
+		scrip_log_warn("token: %s read back after its answer was lost: the read failed (%s); if it was "
+			       "committed, a retry with the same refresh token is a replay (grant=%s)",
+			       s.what, err->reason, grant_id);
+		SCRIP_ERR(&answer, SCRIP_E_TEMPORARILY_UNAVAILABLE, "redemption_outcome_unknown",
+			  "the database was lost while the redemption was recorded, and whether it was cannot be read "
+			  "now; retry later");
+		scrip_token_reply_error(s.t, &answer);
+	} else {
+		scrip_log_warn("token: %s read back after its answer was lost: not committed (grant=%s)", s.what,
+			       grant_id);
+		SCRIP_ERR(&answer, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
+			  "the database connection was lost");
+		scrip_token_not_recorded(s.t, &answer, s.what);
 	}
-	scrip_err_t lost;
-	scrip_err_clear(&lost);
-	SCRIP_ERR(&lost, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database connection was lost");
-	scrip_log_warn("token: %s read back after its answer was lost: %s (grant=%s)", s.what,
-		       err ? "the read failed too; if it was committed, a retry with the same refresh token is a replay"
-			   : "not committed",
-		       s.t->grant_row->grant_id);
-	scrip_token_not_recorded(s.t, err ? err : &lost, s.what);
 }
 
 /* The redemption of t may have been committed (SCRIP_DB_OUTCOME_UNKNOWN):

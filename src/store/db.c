@@ -75,6 +75,7 @@ struct conn {
 	int64_t sent_ms;     /* when its last statement was sent: the server's statement_timeout runs from then */
 	PGresult *result;    /* the result kept for the callback */
 	bool flushing;       /* PQflush still has output queued */
+	bool sent_whole;     /* the query's execution went out whole: PQflush returned 0 after it was sent */
 	scrip_stmt_cache_t *stmts; /* statements prepared in this session; emptied on reset */
 	const char *stmt;    /* name of the prepared statement in flight (in stmts); NULL if unprepared */
 };
@@ -236,11 +237,12 @@ bool scrip_db_outcome_unknown(const scrip_err_t *err)
 
 /* Whether c's query was sent whole, its execution included: the server
  * commits an implicit transaction at the Sync that ends what libpq sends,
- * so a query whose preparation is still running (CONN_PREPARING) or whose
- * bytes are not all out (flushing) cannot have been committed. */
+ * so a query whose preparation is still running (CONN_PREPARING), whose
+ * sending failed or whose bytes are not all out cannot have been
+ * committed. */
 static bool conn_query_sent(const struct conn *c)
 {
-	return c->query && c->state == CONN_BUSY && !c->flushing;
+	return c->state == CONN_BUSY && c->sent_whole;
 }
 
 /* Fails q, lost with its connection: SCRIP_DB_OUTCOME_UNKNOWN when it was
@@ -270,7 +272,7 @@ static void query_fail_lost(scrip_db_t *db, struct query *q, bool sent)
  * exponential backoff and jitter. */
 static void conn_reset(struct conn *c, const char *why)
 {
-	bool sent = conn_query_sent(c);
+	bool sent = c->query && conn_query_sent(c);
 	if (state_is_up(c->state)) {
 		scrip_log_warn("db conn %d lost: %s", c->index, why);
 		c->failed_after_ms = 0;
@@ -490,11 +492,13 @@ static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool
 	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg);
 	scrip_log_warn("db query failed (SQLSTATE %s): %s", sqlstate ? sqlstate : "none", msg);
-	/* A connection that broke under a statement sent whole (even with an
-	 * error from the server: a backend terminated after its commit reports
-	 * 57P01 all the same) leaves the outcome unknown. */
-	if (broken)
-		query_fail_lost(c->db, q, c->state == CONN_BUSY);
+	/* A connection that broke under a statement sent whole leaves the
+	 * outcome unknown, unless the server said the statement itself failed:
+	 * an error of the connection or the server going away (08, 57P0x: a
+	 * backend terminated after its commit reports 57P01 all the same) or
+	 * none at all says nothing of it. */
+	if (broken && (!sqlstate || sqlstate_is_unavailable(sqlstate)))
+		query_fail_lost(c->db, q, conn_query_sent(c));
 	else if (sqlstate_is_unavailable(sqlstate))
 		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
 			   "the database is unavailable");
@@ -530,7 +534,9 @@ static bool conn_prepared(struct conn *c)
 
 static void conn_deliver(struct conn *c)
 {
-	if (c->state == CONN_PREPARING && conn_prepared(c))
+	/* A preparation not followed by its execution failed, whatever its result. */
+	bool prepare_failed = c->state == CONN_PREPARING;
+	if (prepare_failed && conn_prepared(c))
 		return;
 	struct query *q = c->query;
 	PGresult *res = c->result;
@@ -539,7 +545,7 @@ static void conn_deliver(struct conn *c)
 	/* A broken connection is never marked idle, so nothing is sent on it. */
 	bool broken = PQstatus(c->pg) == CONNECTION_BAD;
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	bool ok = !prepare_failed && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
 	const char *sqlstate = !ok && res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	if (!ok && !broken && (conn_retry_stale(c, q, sqlstate) || conn_rerun_conflict(c, q, sqlstate))) {
 		PQclear(res);
@@ -618,6 +624,7 @@ static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
 			}
 			if (r == 0) {
 				c->flushing = false;
+				c->sent_whole = c->state == CONN_BUSY;
 				watch(c, EV_READ | EV_PERSIST);
 			}
 		}
@@ -641,6 +648,7 @@ static bool conn_send_next(struct conn *c, struct query *q)
 {
 	const char *const *values = (const char *const *)q->values;
 	c->sent_ms = scrip_mono_ms();
+	c->sent_whole = false;
 	const char *name = q->prepare ? scrip_stmt_cache_find(c->stmts, q->sql) : NULL;
 	if (name) {
 		c->stmt = name;
@@ -672,6 +680,7 @@ static void conn_send(struct conn *c, struct query *q)
 		return;
 	}
 	c->flushing = r > 0;
+	c->sent_whole = r == 0 && c->state == CONN_BUSY;
 	watch(c, c->flushing ? (EV_READ | EV_WRITE | EV_PERSIST) : (EV_READ | EV_PERSIST));
 }
 

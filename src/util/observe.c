@@ -71,6 +71,7 @@ static const char *const reasons[] = {
 	"no_upstream_session", "not_an_object", "not_committed", "not_found", "not_private", "not_yet_valid",
 	"out_of_memory", "query_parameters", "random_failed", "rate_limited_address",
 	"rate_limited_client_failures", "rate_limited_client_requests", "redeemed_concurrently",
+	"redemption_outcome_unknown",
 	"refresh_token_replay", "refresh_token_revoked", "repeated_header", "schema_newer", "schema_older",
 	"scope_not_allowed", "scope_not_held", "scope_not_in_grant", "seal_failed", "service_stopping",
 	"shutting_down", "subject_token_expired", "subject_token_foreign_vo", "subject_token_inactive",
