@@ -47,6 +47,7 @@ struct query {
 	bool rerun;          /* run once more already after it lost to another transaction */
 	bool shared;         /* scrip_db_query_shared: identical shared reads queued later join it */
 	bool patient;        /* scrip_db_query_patient: waits out an outage until its deadline */
+	bool fence;          /* ends the server process of a statement lost in doubt (fence_backend) */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped: sent with the others of its group queued */
 	struct waiter *waiters, **waiters_end; /* those that joined, answered after cb, in order */
 };
@@ -76,6 +77,7 @@ struct conn {
 	PGresult *result;    /* the result kept for the callback */
 	bool flushing;       /* PQflush still has output queued */
 	bool sent_whole;     /* the query's execution went out whole: PQflush returned 0 after it was sent */
+	int backend_pid;     /* the server process of this session (PQbackendPID), 0 before the first */
 	scrip_stmt_cache_t *stmts; /* statements prepared in this session; emptied on reset */
 	const char *stmt;    /* name of the prepared statement in flight (in stmts); NULL if unprepared */
 };
@@ -93,6 +95,7 @@ struct scrip_db {
 	int64_t demand_tried_ms;   /* reconnect_on_demand's last attempt */
 	bool closing;              /* scrip_db_shutdown ran: every query fails */
 	size_t failures_pending;   /* query_fail'ed, not yet answered (failure_cb) */
+	int fences_pending;        /* fence queries not yet answered: patient queries wait for them */
 	void (*up_cb)(void *arg);
 	void *up_arg;
 };
@@ -245,12 +248,16 @@ static bool conn_query_sent(const struct conn *c)
 	return c->state == CONN_BUSY && c->sent_whole;
 }
 
-/* Fails q, lost with its connection: SCRIP_DB_OUTCOME_UNKNOWN when it was
- * sent whole (sent), else database_unavailable. A patient query (which
- * may run twice, db.h) goes back to the head of the queue instead, while
- * its deadline lasts; the caller dispatches. */
-static void query_fail_lost(scrip_db_t *db, struct query *q, bool sent)
+static void fence_backend(scrip_db_t *db, int pid);
+
+/* Fails q, lost with its connection c: SCRIP_DB_OUTCOME_UNKNOWN when it
+ * was sent whole (sent), after asking for c's server process to be ended,
+ * else database_unavailable. A patient query (which may run twice, db.h)
+ * goes back to the head of the queue instead, while its deadline lasts;
+ * the caller dispatches. */
+static void query_fail_lost(struct conn *c, struct query *q, bool sent)
 {
+	scrip_db_t *db = c->db;
 	if (q->patient && !db->closing && q->deadline_ms > scrip_mono_ms()) {
 		q->next = db->head;
 		db->head = q;
@@ -260,6 +267,8 @@ static void query_fail_lost(scrip_db_t *db, struct query *q, bool sent)
 		scrip_obs_db_queue(1);
 		return;
 	}
+	if (sent)
+		fence_backend(db, c->backend_pid);
 	if (sent)
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, SCRIP_DB_OUTCOME_UNKNOWN,
 			   "the connection to the database was lost before the statement's answer came: it may have "
@@ -300,7 +309,7 @@ static void conn_reset(struct conn *c, const char *why)
 	c->stmt = NULL;
 	set_state(c, CONN_DOWN);
 	if (q)
-		query_fail_lost(c->db, q, sent);
+		query_fail_lost(c, q, sent);
 	if (c->db->closing)
 		return;
 	dispatch(c->db); /* a patient query put back, to another connection still up */
@@ -396,6 +405,7 @@ static void conn_poll_connect(struct conn *c)
 			return;
 		}
 		c->backoff_ms = BACKOFF_MIN_MS;
+		c->backend_pid = PQbackendPID(c->pg);
 		bool was_up = scrip_db_is_up(c->db);
 		set_state(c, CONN_IDLE);
 		watch(c, EV_READ | EV_PERSIST);
@@ -498,7 +508,7 @@ static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool
 	 * backend terminated after its commit reports 57P01 all the same) or
 	 * none at all says nothing of it. */
 	if (broken && (!sqlstate || sqlstate_is_unavailable(sqlstate)))
-		query_fail_lost(c->db, q, conn_query_sent(c));
+		query_fail_lost(c, q, conn_query_sent(c));
 	else if (sqlstate_is_unavailable(sqlstate))
 		query_fail(c->db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
 			   "the database is unavailable");
@@ -802,19 +812,37 @@ static struct query *group_of(scrip_db_t *db, struct query *q)
 	return carrier;
 }
 
+/* Takes the first query that may run now out of the queue: a patient
+ * query waits while a fence runs (fence_backend); NULL when none may. */
+static struct query *queue_take(scrip_db_t *db)
+{
+	struct query *prev = NULL;
+	for (struct query *q = db->head; q; prev = q, q = q->next) {
+		if (q->patient && !q->fence && db->fences_pending > 0)
+			continue;
+		if (prev)
+			prev->next = q->next;
+		else
+			db->head = q->next;
+		if (db->tail == q)
+			db->tail = prev;
+		db->queued--;
+		scrip_obs_db_queue(-1);
+		q->next = NULL;
+		return q;
+	}
+	return NULL;
+}
+
 static void dispatch(scrip_db_t *db)
 {
 	for (int i = 0; i < db->n_conns && db->head; i++) {
 		struct conn *c = &db->conns[i];
 		if (c->state != CONN_IDLE)
 			continue;
-		struct query *q = db->head;
-		db->head = q->next;
-		if (!db->head)
-			db->tail = NULL;
-		db->queued--;
-		scrip_obs_db_queue(-1);
-		q->next = NULL;
+		struct query *q = queue_take(db);
+		if (!q)
+			return;
 		conn_send(c, q->group && db->head ? group_of(db, q) : q);
 	}
 }
@@ -1023,6 +1051,7 @@ struct query_how {
 	bool prepare;                  /* scrip_db_query (not _unprepared) */
 	bool shared;                   /* may join a queued twin (scrip_db_query_shared, _grouped) */
 	bool patient;                  /* scrip_db_query_patient */
+	bool fence;                    /* fence_backend's */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped */
 	int64_t deadline_ms;           /* monotonic; 0 for query_timeout from now */
 };
@@ -1047,6 +1076,7 @@ static void query_queue(scrip_db_t *db, struct query_how how, const char *sql, i
 	q->prepare = how.prepare;
 	q->shared = how.shared;
 	q->patient = how.patient;
+	q->fence = how.fence;
 	q->group = how.group;
 	q->cb = cb;
 	q->arg = arg;
@@ -1094,6 +1124,50 @@ oom:
 	/* Out of memory: there is no safe way to report asynchronously. */
 	scrip_log_error("out of memory queueing a database query");
 	abort();
+}
+
+/* ---- statements lost in doubt ---------------------------------------------- */
+
+/* A connection lost under a statement sent whole leaves that statement to
+ * its server process, which may still commit it: PostgreSQL notices a
+ * closed client only when it writes to it. What the caller reads back
+ * would not be final while that process runs, so it is ended first:
+ * pg_terminate_backend, which waits (half of query_timeout at most) until
+ * the process is gone, its transaction committed or rolled back. Patient
+ * queries (the callers' reads back) run only once every fence queued
+ * before them is answered, whatever its answer; a fence is itself patient,
+ * so it waits for the database to be back, until its deadline. The process
+ * is of scripd's own role (it may end it); one already gone (a server that
+ * restarted) is as good as ended. */
+static const char fence_sql[] =
+	"SELECT pg_catalog.pg_terminate_backend($1::integer, $2::bigint)"
+	"    OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = $1::integer)";
+
+static void fence_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
+{
+	scrip_db_t *db = arg;
+	const char *ended = res ? scrip_db_result_value(res, 0, 0) : NULL;
+	if (ended && strcmp(ended, "t") == 0)
+		scrip_log_info("db: the server process of a statement lost in doubt has ended");
+	else
+		scrip_log_warn("db: the server process of a statement lost in doubt was not ended (%s): a read back "
+			       "may not see its outcome as final",
+			       res ? "it did not end in time" : err->reason);
+	db->fences_pending--;
+	dispatch(db);
+}
+
+static void fence_backend(scrip_db_t *db, int pid)
+{
+	if (pid <= 0 || db->closing)
+		return;
+	char pid_text[16], wait_text[24];
+	snprintf(pid_text, sizeof(pid_text), "%d", pid);
+	snprintf(wait_text, sizeof(wait_text), "%d", db->timeout_ms / 2);
+	const char *params[] = { pid_text, wait_text };
+	db->fences_pending++;
+	query_queue(db, (struct query_how){ .prepare = false, .patient = true, .fence = true }, fence_sql, 2, params,
+		    fence_cb, db);
 }
 
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,

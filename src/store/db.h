@@ -33,7 +33,10 @@ typedef void (*scrip_db_cb)(const scrip_db_result_t *res, const scrip_err_t *err
  * connection was lost after the statement had been sent whole and before
  * its answer came: the server may have committed it, or may still. Any
  * other failure means the statement changed nothing. A caller that must
- * not take a committed write for a failed one reads back what it wrote. */
+ * not take a committed write for a failed one reads back what it wrote,
+ * with scrip_db_query_patient: the pool first ends the server process
+ * that ran the statement (pg_terminate_backend), and a patient query runs
+ * only after that, so what it reads is final. */
 #define SCRIP_DB_OUTCOME_UNKNOWN "database_outcome_unknown"
 
 /* True when err is such a failure. */
@@ -98,9 +101,11 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 /* As scrip_db_query, for a query that is worth waiting for and may run
  * twice (a read): while no connection is up, it stays queued (and a
  * reconnection is tried) until its deadline, where any other query fails
- * at once; and when its connection is lost under it, it is queued again.
- * For what follows a lost connection (SCRIP_DB_OUTCOME_UNKNOWN), whose
- * answer is wanted as soon as the database is back. */
+ * at once; when its connection is lost under it, it is queued again; and
+ * it is sent only once the server processes of statements lost in doubt
+ * before it have been ended (or their ending has failed). For what follows
+ * a lost connection (SCRIP_DB_OUTCOME_UNKNOWN), whose answer is wanted,
+ * final, as soon as the database is back. */
 void scrip_db_query_patient(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 			    void *arg);
 

@@ -874,13 +874,13 @@ void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *r
 	free(auds);
 }
 
-/* Whether a redemption whose answer was lost was committed. The grant's
- * row and the presented token's are locked as the redemption locks them
- * (the grant first), so that a redemption still running on the server
- * (its connection lost, its backend not yet aware) is waited for, and
- * then read as it ended. A redemption whose backend has not yet reached
- * the grant's row cannot be waited for: it is read as not committed,
- * which is what the caller answered before this read existed. */
+/* Whether a redemption whose answer was lost was committed. A patient
+ * query: the pool has ended the server process that ran the redemption
+ * before it runs (db.h), so the redemption is over, committed or rolled
+ * back. The grant's row and the presented token's are locked as the
+ * redemption locks them (the grant first) all the same, so that a
+ * redemption whose process could not be ended in time is waited for if it
+ * holds or waits for the grant's row. */
 static const char redemption_settled_sql[] =
 	"SELECT r.state = 'rotated' AND r.successor_hash IS NOT DISTINCT FROM decode($3, 'hex')"
 	"  FROM scrip.grants g JOIN scrip.refresh_tokens r ON r.grant_id = g.grant_id"

@@ -7,12 +7,16 @@ retry with the refresh token it rotated, which would be a replay and revoke
 the grant. Not committed, it is answered 503 and the client's retry with
 the same refresh token is an ordinary redemption.
 
+Before it reads back, scripd ends the server process that ran the lost
+statement (pg_terminate_backend), so that what it reads is final: a
+redemption still running is rolled back, not committed behind the read.
+
 scripd reaches PostgreSQL through a TCP proxy of this test, whose cut()
 closes scripd's side of every connection and keeps the server's side open:
-the server never learns of it, and its statement goes on to commit. A
-deferred constraint trigger of the test makes the commit of a chosen grant's
-redemption sleep, so that the cut falls between the statement and its
-answer."""
+the server never learns of it. mute() drops what the server sends from
+then on, so that a statement commits and its answer is lost. A deferred
+constraint trigger of the test makes the commit of a chosen grant's
+redemption sleep, so that a cut falls inside it."""
 
 import socket
 import threading
@@ -50,7 +54,7 @@ class CuttableProxy:
             except OSError:
                 client.close()
                 continue
-            pair = {"client": client, "server": server, "cut": False}
+            pair = {"client": client, "server": server, "cut": False, "mute": False}
             with self.lock:
                 self.pairs.append(pair)
             threading.Thread(target=self._pump, args=(pair, "client", "server"), daemon=True).start()
@@ -64,8 +68,8 @@ class CuttableProxy:
                 data = b""
             if not data:
                 break
-            if pair["cut"]:
-                continue  # the server's answers after the cut go nowhere
+            if pair["cut"] or (src == "server" and pair["mute"]):
+                continue  # the server's answers after a cut or a mute go nowhere
             try:
                 pair[dst].sendall(data)
             except OSError:
@@ -75,6 +79,12 @@ class CuttableProxy:
         # stays open until close(), so that the server notices nothing.
         if src == "client" and not pair["cut"]:
             pair["server"].close()
+
+    def mute(self):
+        """Drops everything the server sends on the connections open now."""
+        with self.lock:
+            for pair in self.pairs:
+                pair["mute"] = True
 
     def cut(self):
         """Ends scripd's side of every connection now."""
@@ -160,9 +170,9 @@ class LostAnswerTest(ScripTestCase):
             self.env.remember(r.json["refresh_token"], "refresh token")
         return r
 
-    def redeem_paused_then_cut(self, client, refresh, grant_id, after_cut=None):
-        """Redeems refresh with its commit paused; cuts scripd's database connections while the
-        server sleeps in that commit, then calls after_cut(pid of the paused backend)."""
+    def redeem_paused(self, client, refresh, grant_id, meanwhile):
+        """Redeems refresh with its commit paused; calls meanwhile() while the server sleeps in that
+        commit; returns the answer."""
         db = self.env.db
         # A commit paused by an earlier test that did not wait for it ends first.
         deadline = time.monotonic() + 2 * PAUSE_S
@@ -180,33 +190,44 @@ class LostAnswerTest(ScripTestCase):
             self.assertLess(time.monotonic(), deadline, "no statement reached the paused commit")
             time.sleep(0.05)
             pid = db.scalar("SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' LIMIT 1")
-        PROXY.cut()
-        if after_cut:
-            after_cut(pid)
+        meanwhile()
         worker.join(60)
         self.assertFalse(worker.is_alive(), "the redemption was not answered")
         return answer["r"]
 
     def test_committed_redemption_is_answered(self):
+        """The redemption commits, its answer is lost, the connection ends: scripd reads back what
+        was committed and answers it."""
         client, refresh, grant_id = self.grant()
-        r = self.redeem_paused_then_cut(client, refresh, grant_id)
+        db = self.env.db
+
+        def lose_the_answer():
+            PROXY.mute()
+            deadline = time.monotonic() + 15
+            while db.scalar("SELECT state FROM scrip.refresh_tokens WHERE token_hash = sha256(convert_to(:'t',"
+                            " 'UTF8'))", t=refresh) != "rotated":
+                self.assertLess(time.monotonic(), deadline, "the redemption was not committed")
+                time.sleep(0.05)
+            PROXY.cut()
+        r = self.redeem_paused(client, refresh, grant_id, lose_the_answer)
         self.assertEqual(r.status, 200, repr(r))
         self.assertTrue(r.json.get("access_token"))
         successor = r.json["refresh_token"]
         self.assertNotEqual(successor, refresh)
-        self.assertIn("committed although the database connection was lost", self.env.scripd.log_text())
+        log = self.env.scripd.log_text()
+        self.assertIn("committed although the database connection was lost", log)
+        self.assertIn("the server process of a statement lost in doubt has ended", log)
         # What was answered is what was recorded: the successor redeems, the grant is intact.
         r = self.redeem(client, successor)
         self.assertEqual(r.status, 200, repr(r))
-        self.assertEqual(self.env.db.scalar("SELECT state FROM scrip.grants WHERE grant_id = :'g'", g=grant_id),
-                         "active")
+        self.assertEqual(db.scalar("SELECT state FROM scrip.grants WHERE grant_id = :'g'", g=grant_id), "active")
 
     def test_redemption_not_committed_is_refused_and_can_be_retried(self):
         client, refresh, grant_id = self.grant()
         db = self.env.db
-        r = self.redeem_paused_then_cut(
-            client, refresh, grant_id,
-            after_cut=lambda pid: db.scalar("SELECT pg_terminate_backend(:'p'::integer, 10000)", p=pid))
+        # The commit sleeps when the connection is cut: scripd ends its server process, which rolls
+        # it back, and reads that back.
+        r = self.redeem_paused(client, refresh, grant_id, PROXY.cut)
         self.assertOAuthError(r, 503, "temporarily_unavailable")
         self.assertEqual(db.scalar("SELECT state FROM scrip.refresh_tokens"
                                    " WHERE token_hash = sha256(convert_to(:'t', 'UTF8'))", t=refresh), "active")
