@@ -51,32 +51,40 @@ struct settling {
 	const char *what;
 };
 
+/* Whether the redemption of t was committed cannot be told (its database
+ * connection was lost, and the read back failed or could not be final):
+ * 503, without saying that nothing was issued. */
+static void reply_unsettled(scrip_token_req_t *t, const char *what, const char *why)
+{
+	scrip_log_warn("token: %s lost with its database connection, and %s: if it was committed, a retry with the "
+		       "same refresh token is a replay (grant=%s)",
+		       what, why, t->grant_row->grant_id);
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	SCRIP_ERR(&err, SCRIP_E_TEMPORARILY_UNAVAILABLE, "redemption_outcome_unknown",
+		  "the database was lost while the redemption was recorded, and whether it was cannot be told now; "
+		  "retry later");
+	scrip_token_reply_error(t, &err);
+}
+
 static void settled_cb(bool recorded, const scrip_err_t *err, void *arg)
 {
 	struct settling s = *(struct settling *)arg;
 	free(arg);
-	const char *grant_id = s.t->grant_row->grant_id;
-	scrip_err_t answer;
-	scrip_err_clear(&answer);
 	if (recorded) {
 		scrip_log_warn("token: %s committed although the database connection was lost before its answer: "
 			       "answered (grant=%s)",
-			       s.what, grant_id);
+			       s.what, s.t->grant_row->grant_id);
 		s.answer(s.t);
 	} else if (err) {
-		scrip_log_warn("token: %s read back after its answer was lost: the read failed (%s); if it was "
-			       "committed, a retry with the same refresh token is a replay (grant=%s)",
-			       s.what, err->reason, grant_id);
-		SCRIP_ERR(&answer, SCRIP_E_TEMPORARILY_UNAVAILABLE, "redemption_outcome_unknown",
-			  "the database was lost while the redemption was recorded, and whether it was cannot be read "
-			  "now; retry later");
-		scrip_token_reply_error(s.t, &answer);
+		reply_unsettled(s.t, s.what, "the read back failed");
 	} else {
 		scrip_log_warn("token: %s read back after its answer was lost: not committed (grant=%s)", s.what,
-			       grant_id);
-		SCRIP_ERR(&answer, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable",
-			  "the database connection was lost");
-		scrip_token_not_recorded(s.t, &answer, s.what);
+			       s.t->grant_row->grant_id);
+		scrip_err_t lost;
+		scrip_err_clear(&lost);
+		SCRIP_ERR(&lost, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database connection was lost");
+		scrip_token_not_recorded(s.t, &lost, s.what);
 	}
 }
 
@@ -118,6 +126,8 @@ static void redeemed_cb(const scrip_err_t *db_err, void *arg)
 	scrip_token_req_t *t = arg;
 	if (scrip_db_outcome_unknown(db_err))
 		settle(t, answer_redeemed, "redemption");
+	else if (scrip_db_outcome_unsettled(db_err))
+		reply_unsettled(t, "redemption", "its server process could not be ended");
 	else if (db_err)
 		scrip_token_not_recorded(t, db_err, "redemption");
 	else
@@ -148,6 +158,8 @@ static void brokered_cb(const scrip_err_t *db_err, void *arg)
 	scrip_token_req_t *t = arg;
 	if (scrip_db_outcome_unknown(db_err))
 		settle(t, answer_brokered, "brokered redemption");
+	else if (scrip_db_outcome_unsettled(db_err))
+		reply_unsettled(t, "brokered redemption", "its server process could not be ended");
 	else if (db_err)
 		scrip_token_not_recorded(t, db_err, "brokered redemption");
 	else

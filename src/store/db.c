@@ -28,6 +28,7 @@
 typedef enum {
 	CONN_DOWN,       /* no connection; the retry timer will start one */
 	CONN_CONNECTING, /* PQconnectPoll in progress */
+	CONN_IDENTIFYING, /* connected; asking the session's identity (conn_identify) before it serves */
 	CONN_IDLE,       /* connected, watching the socket for a server-side close */
 	CONN_PREPARING,  /* the query's statement is being prepared; the query is sent next */
 	CONN_BUSY,       /* a query was sent; collecting its results */
@@ -47,7 +48,6 @@ struct query {
 	bool rerun;          /* run once more already after it lost to another transaction */
 	bool shared;         /* scrip_db_query_shared: identical shared reads queued later join it */
 	bool patient;        /* scrip_db_query_patient: waits out an outage until its deadline */
-	bool fence;          /* ends the server process of a statement lost in doubt (fence_backend) */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped: sent with the others of its group queued */
 	struct waiter *waiters, **waiters_end; /* those that joined, answered after cb, in order */
 };
@@ -77,7 +77,8 @@ struct conn {
 	PGresult *result;    /* the result kept for the callback */
 	bool flushing;       /* PQflush still has output queued */
 	bool sent_whole;     /* the query's execution went out whole: PQflush returned 0 after it was sent */
-	int backend_pid;     /* the server process of this session (PQbackendPID), 0 before the first */
+	int backend_pid;     /* the server process of this session (conn_identify); 0: unknown, or not to be ended */
+	char backend_start[24]; /* when that process began, in microseconds since 1970 (text) */
 	scrip_stmt_cache_t *stmts; /* statements prepared in this session; emptied on reset */
 	const char *stmt;    /* name of the prepared statement in flight (in stmts); NULL if unprepared */
 };
@@ -95,7 +96,7 @@ struct scrip_db {
 	int64_t demand_tried_ms;   /* reconnect_on_demand's last attempt */
 	bool closing;              /* scrip_db_shutdown ran: every query fails */
 	size_t failures_pending;   /* query_fail'ed, not yet answered (failure_cb) */
-	int fences_pending;        /* fence queries not yet answered: patient queries wait for them */
+	bool pooler_told;          /* the warning that a pooler hides the server's processes was logged */
 	void (*up_cb)(void *arg);
 	void *up_arg;
 };
@@ -109,7 +110,7 @@ struct scrip_db_result {
 	int col0;
 };
 
-static const char *const state_names[] = { "down", "connecting", "idle", "preparing", "busy" };
+static const char *const state_names[] = { "down", "connecting", "identifying", "idle", "preparing", "busy" };
 
 static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_retry_cb(evutil_socket_t fd, short what, void *arg);
@@ -238,6 +239,11 @@ bool scrip_db_outcome_unknown(const scrip_err_t *err)
 	return err && strcmp(err->reason, SCRIP_DB_OUTCOME_UNKNOWN) == 0;
 }
 
+bool scrip_db_outcome_unsettled(const scrip_err_t *err)
+{
+	return err && strcmp(err->reason, SCRIP_DB_OUTCOME_UNSETTLED) == 0;
+}
+
 /* Whether c's query was sent whole, its execution included: the server
  * commits an implicit transaction at the Sync that ends what libpq sends,
  * so a query whose preparation is still running (CONN_PREPARING), whose
@@ -248,11 +254,11 @@ static bool conn_query_sent(const struct conn *c)
 	return c->state == CONN_BUSY && c->sent_whole;
 }
 
-static void fence_backend(scrip_db_t *db, int pid);
+static void fence_then_fail(struct conn *c, struct query *q);
 
-/* Fails q, lost with its connection c: SCRIP_DB_OUTCOME_UNKNOWN when it
- * was sent whole (sent), after asking for c's server process to be ended,
- * else database_unavailable. A patient query (which may run twice, db.h)
+/* Fails q, lost with its connection c: when it was sent whole (sent),
+ * once c's server process has been ended or could not be
+ * (fence_then_fail), else at once, database_unavailable. A patient query (which may run twice, db.h)
  * goes back to the head of the queue instead, while its deadline lasts;
  * the caller dispatches. */
 static void query_fail_lost(struct conn *c, struct query *q, bool sent)
@@ -268,11 +274,7 @@ static void query_fail_lost(struct conn *c, struct query *q, bool sent)
 		return;
 	}
 	if (sent)
-		fence_backend(db, c->backend_pid);
-	if (sent)
-		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, SCRIP_DB_OUTCOME_UNKNOWN,
-			   "the connection to the database was lost before the statement's answer came: it may have "
-			   "been committed");
+		fence_then_fail(c, q);
 	else
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
 }
@@ -390,6 +392,63 @@ static void reconnect_on_demand(scrip_db_t *db)
 	}
 }
 
+/* The session's identity, asked once before it serves: its server
+ * process and when that began, so that a statement lost in doubt can be
+ * ended (fence_then_fail) without ending another process that got the
+ * same pid (after a restart of the server). A pid other than the one
+ * libpq was told at connect means a pooler stands between scripd and the
+ * server: its server processes cannot be told, nor ended. */
+static const char identity_sql[] =
+	"SELECT pg_catalog.pg_backend_pid(), (extract(epoch FROM a.backend_start) * 1000000)::bigint"
+	"  FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()";
+
+static void conn_identify(struct conn *c)
+{
+	c->backend_pid = 0;
+	c->backend_start[0] = '\0';
+	set_state(c, CONN_IDENTIFYING);
+	c->sent_whole = false;
+	int r = PQsendQuery(c->pg, identity_sql) ? PQflush(c->pg) : -1;
+	if (r < 0) {
+		conn_reset(c, PQerrorMessage(c->pg));
+		return;
+	}
+	c->flushing = r > 0;
+	watch(c, c->flushing ? (EV_READ | EV_WRITE | EV_PERSIST) : (EV_READ | EV_PERSIST));
+}
+
+/* The identity's answer is in (c->result; NULL or an error: unknown); the
+ * connection now serves. */
+static void conn_identified(struct conn *c)
+{
+	PGresult *res = c->result;
+	c->result = NULL;
+	int pid = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	if (pid > 0 && pid == PQbackendPID(c->pg)) {
+		c->backend_pid = pid;
+		snprintf(c->backend_start, sizeof(c->backend_start), "%s", PQgetvalue(res, 0, 1));
+	} else if (pid > 0 && !c->db->pooler_told) {
+		c->db->pooler_told = true;
+		scrip_log_warn("db: the server process (pid %d) is not the one the connection was told (%d): a pooler "
+			       "stands between scripd and PostgreSQL, and a redemption whose connection is lost cannot "
+			       "be settled (its client's retry may be taken for a replay)",
+			       pid, PQbackendPID(c->pg));
+	} else if (pid <= 0) {
+		scrip_log_warn("db conn %d: the session's server process is unknown (%s)", c->index,
+			       res ? PQresultErrorMessage(res) : "no answer");
+	}
+	PQclear(res);
+	c->backoff_ms = BACKOFF_MIN_MS;
+	bool was_up = scrip_db_is_up(c->db);
+	set_state(c, CONN_IDLE);
+	watch(c, EV_READ | EV_PERSIST);
+	if (!was_up)
+		scrip_log_info("database connection established");
+	if (c->db->up_cb)
+		c->db->up_cb(c->db->up_arg);
+	dispatch(c->db);
+}
+
 static void conn_poll_connect(struct conn *c)
 {
 	switch (PQconnectPoll(c->pg)) {
@@ -404,16 +463,7 @@ static void conn_poll_connect(struct conn *c)
 			conn_reset(c, "cannot make the connection non-blocking");
 			return;
 		}
-		c->backoff_ms = BACKOFF_MIN_MS;
-		c->backend_pid = PQbackendPID(c->pg);
-		bool was_up = scrip_db_is_up(c->db);
-		set_state(c, CONN_IDLE);
-		watch(c, EV_READ | EV_PERSIST);
-		if (!was_up)
-			scrip_log_info("database connection established");
-		if (c->db->up_cb)
-			c->db->up_cb(c->db->up_arg);
-		dispatch(c->db);
+		conn_identify(c);
 		return;
 	default:
 		conn_reset(c, PQerrorMessage(c->pg));
@@ -544,6 +594,10 @@ static bool conn_prepared(struct conn *c)
 
 static void conn_deliver(struct conn *c)
 {
+	if (c->state == CONN_IDENTIFYING) {
+		conn_identified(c);
+		return;
+	}
 	/* A preparation not followed by its execution failed, whatever its result. */
 	bool prepare_failed = c->state == CONN_PREPARING;
 	if (prepare_failed && conn_prepared(c))
@@ -624,6 +678,7 @@ static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
 		while ((n = PQnotifies(c->pg)) != NULL)
 			PQfreemem(n);
 		return;
+	case CONN_IDENTIFYING:
 	case CONN_PREPARING:
 	case CONN_BUSY:
 		if (c->flushing) {
@@ -812,37 +867,19 @@ static struct query *group_of(scrip_db_t *db, struct query *q)
 	return carrier;
 }
 
-/* Takes the first query that may run now out of the queue: a patient
- * query waits while a fence runs (fence_backend); NULL when none may. */
-static struct query *queue_take(scrip_db_t *db)
-{
-	struct query *prev = NULL;
-	for (struct query *q = db->head; q; prev = q, q = q->next) {
-		if (q->patient && !q->fence && db->fences_pending > 0)
-			continue;
-		if (prev)
-			prev->next = q->next;
-		else
-			db->head = q->next;
-		if (db->tail == q)
-			db->tail = prev;
-		db->queued--;
-		scrip_obs_db_queue(-1);
-		q->next = NULL;
-		return q;
-	}
-	return NULL;
-}
-
 static void dispatch(scrip_db_t *db)
 {
 	for (int i = 0; i < db->n_conns && db->head; i++) {
 		struct conn *c = &db->conns[i];
 		if (c->state != CONN_IDLE)
 			continue;
-		struct query *q = queue_take(db);
-		if (!q)
-			return;
+		struct query *q = db->head;
+		db->head = q->next;
+		if (!db->head)
+			db->tail = NULL;
+		db->queued--;
+		scrip_obs_db_queue(-1);
+		q->next = NULL;
 		conn_send(c, q->group && db->head ? group_of(db, q) : q);
 	}
 }
@@ -885,7 +922,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 		if ((c->state == CONN_BUSY || c->state == CONN_PREPARING) && c->query &&
 		    c->sent_ms + db->timeout_ms + 1000 <= now)
 			conn_reset(c, "no answer from the server past query_timeout");
-		else if (c->state == CONN_CONNECTING && c->connect_deadline_ms <= now)
+		else if ((c->state == CONN_CONNECTING || c->state == CONN_IDENTIFYING) && c->connect_deadline_ms <= now)
 			conn_reset(c, "connect timeout");
 	}
 }
@@ -1051,7 +1088,6 @@ struct query_how {
 	bool prepare;                  /* scrip_db_query (not _unprepared) */
 	bool shared;                   /* may join a queued twin (scrip_db_query_shared, _grouped) */
 	bool patient;                  /* scrip_db_query_patient */
-	bool fence;                    /* fence_backend's */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped */
 	int64_t deadline_ms;           /* monotonic; 0 for query_timeout from now */
 };
@@ -1076,7 +1112,6 @@ static void query_queue(scrip_db_t *db, struct query_how how, const char *sql, i
 	q->prepare = how.prepare;
 	q->shared = how.shared;
 	q->patient = how.patient;
-	q->fence = how.fence;
 	q->group = how.group;
 	q->cb = cb;
 	q->arg = arg;
@@ -1130,44 +1165,69 @@ oom:
 
 /* A connection lost under a statement sent whole leaves that statement to
  * its server process, which may still commit it: PostgreSQL notices a
- * closed client only when it writes to it. What the caller reads back
- * would not be final while that process runs, so it is ended first:
- * pg_terminate_backend, which waits (half of query_timeout at most) until
- * the process is gone, its transaction committed or rolled back. Patient
- * queries (the callers' reads back) run only once every fence queued
- * before them is answered, whatever its answer; a fence is itself patient,
- * so it waits for the database to be back, until its deadline. The process
- * is of scripd's own role (it may end it); one already gone (a server that
- * restarted) is as good as ended. */
+ * closed client only when it writes to it. Before the statement is failed
+ * (SCRIP_DB_OUTCOME_UNKNOWN), that process is ended: pg_terminate_backend,
+ * which waits (half of query_timeout at most) until it is gone, its
+ * transaction committed or rolled back, so that what the caller reads back
+ * is final. The process is found by its pid and start (conn_identify): one
+ * that began later is another. One gone already (a server that restarted,
+ * or a failover) is as good as ended. The fence is a patient query: it
+ * waits for the database to be back, until its deadline. The process is of
+ * scripd's own role, which may end it. What cannot be so settled (no
+ * identity, a pooler in between, the process not ended in time, the fence
+ * failed, or shutting down) is failed SCRIP_DB_OUTCOME_UNSETTLED. */
 static const char fence_sql[] =
-	"SELECT pg_catalog.pg_terminate_backend($1::integer, $2::bigint)"
-	"    OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = $1::integer)";
+	"SELECT coalesce((SELECT pg_catalog.pg_terminate_backend(a.pid, $3::bigint)"
+	"                   FROM pg_catalog.pg_stat_activity a"
+	"                  WHERE a.pid = $1::integer"
+	"                    AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = $2::bigint), true)";
+
+struct fence {
+	scrip_db_t *db;
+	struct query *lost; /* failed once the fence is answered */
+	int pid;
+};
+
+static void fail_unsettled(scrip_db_t *db, struct query *q)
+{
+	query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, SCRIP_DB_OUTCOME_UNSETTLED,
+		   "the connection to the database was lost before the statement's answer came, and whether it was "
+		   "committed cannot be settled now");
+}
 
 static void fence_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
-	scrip_db_t *db = arg;
+	struct fence f = *(struct fence *)arg;
+	free(arg);
 	const char *ended = res ? scrip_db_result_value(res, 0, 0) : NULL;
-	if (ended && strcmp(ended, "t") == 0)
-		scrip_log_info("db: the server process of a statement lost in doubt has ended");
-	else
-		scrip_log_warn("db: the server process of a statement lost in doubt was not ended (%s): a read back "
-			       "may not see its outcome as final",
-			       res ? "it did not end in time" : err->reason);
-	db->fences_pending--;
-	dispatch(db);
+	if (ended && strcmp(ended, "t") == 0) {
+		scrip_log_info("db: the server process (pid %d) of a statement lost in doubt has ended", f.pid);
+		query_fail(f.db, f.lost, SCRIP_E_TEMPORARILY_UNAVAILABLE, SCRIP_DB_OUTCOME_UNKNOWN,
+			   "the connection to the database was lost before the statement's answer came: it may have "
+			   "been committed");
+		return;
+	}
+	scrip_log_warn("db: the server process (pid %d) of a statement lost in doubt was not ended (%s)", f.pid,
+		       res ? "not within half of query_timeout" : err->reason);
+	fail_unsettled(f.db, f.lost);
 }
 
-static void fence_backend(scrip_db_t *db, int pid)
+static void fence_then_fail(struct conn *c, struct query *q)
 {
-	if (pid <= 0 || db->closing)
+	scrip_db_t *db = c->db;
+	if (c->backend_pid <= 0 || db->closing) {
+		fail_unsettled(db, q);
 		return;
+	}
+	struct fence *f = malloc(sizeof(*f));
+	if (!f)
+		abort();
+	*f = (struct fence){ .db = db, .lost = q, .pid = c->backend_pid };
 	char pid_text[16], wait_text[24];
-	snprintf(pid_text, sizeof(pid_text), "%d", pid);
+	snprintf(pid_text, sizeof(pid_text), "%d", c->backend_pid);
 	snprintf(wait_text, sizeof(wait_text), "%d", db->timeout_ms / 2);
-	const char *params[] = { pid_text, wait_text };
-	db->fences_pending++;
-	query_queue(db, (struct query_how){ .prepare = false, .patient = true, .fence = true }, fence_sql, 2, params,
-		    fence_cb, db);
+	const char *params[] = { pid_text, c->backend_start, wait_text };
+	query_queue(db, (struct query_how){ .prepare = false, .patient = true }, fence_sql, 3, params, fence_cb, f);
 }
 
 void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,

@@ -29,18 +29,26 @@ typedef struct scrip_db_result scrip_db_result_t;
  * during the call. */
 typedef void (*scrip_db_cb)(const scrip_db_result_t *res, const scrip_err_t *err, void *arg);
 
-/* The reason (SCRIP_E_TEMPORARILY_UNAVAILABLE) of a statement whose
+/* The reasons (SCRIP_E_TEMPORARILY_UNAVAILABLE) of a statement whose
  * connection was lost after the statement had been sent whole and before
- * its answer came: the server may have committed it, or may still. Any
- * other failure means the statement changed nothing. A caller that must
- * not take a committed write for a failed one reads back what it wrote,
- * with scrip_db_query_patient: the pool first ends the server process
- * that ran the statement (pg_terminate_backend), and a patient query runs
- * only after that, so what it reads is final. */
+ * its answer came, when the server may have committed it. The pool then
+ * ends the server process that ran it (pg_terminate_backend; db.c, "lost
+ * in doubt") before failing it:
+ *   SCRIP_DB_OUTCOME_UNKNOWN   that process has ended: the statement was
+ *                              committed or rolled back for good, and a
+ *                              read from now on sees which;
+ *   SCRIP_DB_OUTCOME_UNSETTLED it could not be ended (or told: a pooler in
+ *                              between), in time or at all: the statement
+ *                              may still commit.
+ * Any other failure means the statement changed nothing. A caller that
+ * must not take a committed write for a failed one reads back what it
+ * wrote after SCRIP_DB_OUTCOME_UNKNOWN (scrip_db_query_patient). */
 #define SCRIP_DB_OUTCOME_UNKNOWN "database_outcome_unknown"
+#define SCRIP_DB_OUTCOME_UNSETTLED "database_outcome_unsettled"
 
-/* True when err is such a failure. */
+/* True when err is a failure of that reason. */
 bool scrip_db_outcome_unknown(const scrip_err_t *err);
+bool scrip_db_outcome_unsettled(const scrip_err_t *err);
 
 /* Starts pool_size connections with conninfo (connections begin at once and
  * reconnect on failure with exponential backoff, 100 ms to 5 s).
@@ -101,11 +109,9 @@ void scrip_db_query(scrip_db_t *db, const char *sql, int n_params, const char *c
 /* As scrip_db_query, for a query that is worth waiting for and may run
  * twice (a read): while no connection is up, it stays queued (and a
  * reconnection is tried) until its deadline, where any other query fails
- * at once; when its connection is lost under it, it is queued again; and
- * it is sent only once the server processes of statements lost in doubt
- * before it have been ended (or their ending has failed). For what follows
- * a lost connection (SCRIP_DB_OUTCOME_UNKNOWN), whose answer is wanted,
- * final, as soon as the database is back. */
+ * at once; and when its connection is lost under it, it is queued again.
+ * For what follows a lost connection (SCRIP_DB_OUTCOME_UNKNOWN), whose
+ * answer is wanted as soon as the database is back. */
 void scrip_db_query_patient(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,
 			    void *arg);
 

@@ -874,13 +874,14 @@ void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *r
 	free(auds);
 }
 
-/* Whether a redemption whose answer was lost was committed. A patient
- * query: the pool has ended the server process that ran the redemption
- * before it runs (db.h), so the redemption is over, committed or rolled
- * back. The grant's row and the presented token's are locked as the
- * redemption locks them (the grant first) all the same, so that a
- * redemption whose process could not be ended in time is waited for if it
- * holds or waits for the grant's row. */
+/* Whether a redemption whose answer was lost was committed: read after
+ * the pool has ended the server process that ran it (db.h:
+ * SCRIP_DB_OUTCOME_UNKNOWN), so the redemption is over, committed or
+ * rolled back. The grant's row and the token's are locked (the grant
+ * first, as the redemption takes them) so that this read is a transaction
+ * with an id: with synchronous standbys, its commit, and so the 200 that
+ * follows, waits until the standbys have what it read, which a redemption
+ * ended while it waited for them may not yet have. */
 static const char redemption_settled_sql[] =
 	"SELECT r.state = 'rotated' AND r.successor_hash IS NOT DISTINCT FROM decode($3, 'hex')"
 	"  FROM scrip.grants g JOIN scrip.refresh_tokens r ON r.grant_id = g.grant_id"

@@ -38,7 +38,8 @@ static const char *const issued_kinds[] = { "access", "refresh", "brokered", NUL
 static const char *const caches[] = { "upstream_keys", "upstream_introspection", "keyring", "verified_subject",
 				      "verified_own", NULL };
 static const char *const hit_miss[] = { "hit", "miss", NULL };
-static const char *const db_failures[] = { "database_unavailable", "database_outcome_unknown", "database_timeout",
+static const char *const db_failures[] = { "database_unavailable", "database_outcome_unknown",
+					   "database_outcome_unsettled", "database_timeout",
 					   "database_overloaded", "shutting_down", "query_error", NULL };
 static const char *const call_kinds[] = { "discovery", "jwks", "exchange", "refresh", "introspect", NULL };
 static const char *const call_outcomes[] = { "ok", "refused", "error", NULL };
@@ -55,7 +56,8 @@ static const char *const reasons[] = {
 	"bad_sealed_key", "bad_session_row", "bad_signature", "bad_signature_length", "bad_sub", "bad_typ",
 	"bind", "broker_failed", "client_auth_malformed", "client_authentication_failed", "client_exists", "client_id_mismatch",
 	"client_row_invalid", "client_unknown", "config_invalid", "config_unreadable", "crit_unsupported",
-	"crypto_error", "database_error", "database_outcome_unknown", "database_overloaded", "database_timeout",
+	"crypto_error", "database_error", "database_outcome_unknown", "database_outcome_unsettled",
+	"database_overloaded", "database_timeout",
 	"database_unavailable",
 	"db_connect", "db_connection_lost", "delegation_too_deep", "duplicate_kid", "duplicate_member",
 	"expired", "foreign_issuer", "form_duplicate", "form_malformed", "form_too_many", "grant_expired",

@@ -216,7 +216,7 @@ class LostAnswerTest(ScripTestCase):
         self.assertNotEqual(successor, refresh)
         log = self.env.scripd.log_text()
         self.assertIn("committed although the database connection was lost", log)
-        self.assertIn("the server process of a statement lost in doubt has ended", log)
+        self.assertRegex(log, r"the server process \(pid \d+\) of a statement lost in doubt has ended")
         # What was answered is what was recorded: the successor redeems, the grant is intact.
         r = self.redeem(client, successor)
         self.assertEqual(r.status, 200, repr(r))
@@ -229,6 +229,7 @@ class LostAnswerTest(ScripTestCase):
         # it back, and reads that back.
         r = self.redeem_paused(client, refresh, grant_id, PROXY.cut)
         self.assertOAuthError(r, 503, "temporarily_unavailable")
+        self.assertIn("read back after its answer was lost: not committed", self.env.scripd.log_text())
         self.assertEqual(db.scalar("SELECT state FROM scrip.refresh_tokens"
                                    " WHERE token_hash = sha256(convert_to(:'t', 'UTF8'))", t=refresh), "active")
         db.execute("DELETE FROM public.pause_commit WHERE grant_id = :'g'", g=grant_id)
