@@ -127,7 +127,7 @@ static void redeemed_cb(const scrip_err_t *db_err, void *arg)
 	if (scrip_db_outcome_unknown(db_err))
 		settle(t, answer_redeemed, "redemption");
 	else if (scrip_db_outcome_unsettled(db_err))
-		reply_unsettled(t, "redemption", "its server process could not be ended");
+		reply_unsettled(t, "redemption", "whether it was committed cannot be settled");
 	else if (db_err)
 		scrip_token_not_recorded(t, db_err, "redemption");
 	else
@@ -159,7 +159,7 @@ static void brokered_cb(const scrip_err_t *db_err, void *arg)
 	if (scrip_db_outcome_unknown(db_err))
 		settle(t, answer_brokered, "brokered redemption");
 	else if (scrip_db_outcome_unsettled(db_err))
-		reply_unsettled(t, "brokered redemption", "its server process could not be ended");
+		reply_unsettled(t, "brokered redemption", "whether it was committed cannot be settled");
 	else if (db_err)
 		scrip_token_not_recorded(t, db_err, "brokered redemption");
 	else

@@ -80,6 +80,16 @@ size_t scrip_batcher_waiting(const scrip_batcher_t *b)
 
 static void pump(scrip_batcher_t *b);
 
+/* Sends one statement of kind, settled if the kind asks (batch.h). */
+static void send_query(scrip_batcher_t *b, const scrip_batch_kind_t *kind, int64_t deadline_ms, const char *sql,
+		       int n, const char *const *values, scrip_db_cb cb, void *arg)
+{
+	if (kind->settle)
+		scrip_db_query_settled(b->db, deadline_ms, sql, n, values, cb, arg);
+	else
+		scrip_db_query_until(b->db, deadline_ms, sql, n, values, cb, arg);
+}
+
 static void sent_free(struct sent *s)
 {
 	for (size_t i = 0; i < s->n; i++)
@@ -110,8 +120,7 @@ static void send_single(scrip_batcher_t *b, const scrip_batch_kind_t *kind, stru
 		abort();
 	s->records[0] = r;
 	b->in_flight++;
-	scrip_db_query_until(b->db, r.deadline_ms, kind->single_sql, kind->n, (const char *const *)r.values, single_cb,
-			     s);
+	send_query(b, kind, r.deadline_ms, kind->single_sql, kind->n, (const char *const *)r.values, single_cb, s);
 }
 
 static bool result_has_key(const scrip_db_result_t *res, const char *key)
@@ -275,7 +284,7 @@ static void send_queue(scrip_batcher_t *b, struct queue *q)
 	*s = (struct sent){ .b = b, .kind = q->kind, .records = taken, .n = n };
 	b->in_flight++;
 	const char *params[] = { text };
-	scrip_db_query_until(b->db, deadline_ms, s->kind->batch_sql, 1, params, batch_cb, s);
+	send_query(b, s->kind, deadline_ms, s->kind->batch_sql, 1, params, batch_cb, s);
 	free(text);
 }
 
@@ -361,7 +370,7 @@ static void send_lone(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const 
 	if (!l)
 		abort();
 	*l = (struct lone){ .cb = cb, .arg = arg };
-	scrip_db_query(b->db, kind->single_sql, kind->n, values, lone_cb, l);
+	send_query(b, kind, scrip_db_deadline(b->db), kind->single_sql, kind->n, values, lone_cb, l);
 }
 
 void scrip_batcher_add(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const char *const *values,

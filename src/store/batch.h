@@ -38,6 +38,10 @@ typedef struct {
 	 * statement, when batch_sql could not tell their rows apart (two
 	 * redemptions of one grant would update its row once for both). */
 	const char *apart;
+	/* Its statements are settled when their connection is lost under them
+	 * (scrip_db_query_settled): for records whose outcome the caller reads
+	 * back (a redemption rotates the token presented). */
+	bool settle;
 } scrip_batch_kind_t;
 
 /* A record waits at most query_timeout in all, counted from when it was

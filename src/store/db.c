@@ -48,6 +48,7 @@ struct query {
 	bool rerun;          /* run once more already after it lost to another transaction */
 	bool shared;         /* scrip_db_query_shared: identical shared reads queued later join it */
 	bool patient;        /* scrip_db_query_patient: waits out an outage until its deadline */
+	bool settle;         /* scrip_db_query_settled: lost in doubt, answered once settled (fence_then_fail) */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped: sent with the others of its group queued */
 	struct waiter *waiters, **waiters_end; /* those that joined, answered after cb, in order */
 };
@@ -255,6 +256,7 @@ static bool conn_query_sent(const struct conn *c)
 }
 
 static void fence_then_fail(struct conn *c, struct query *q);
+static void fail_unsettled(scrip_db_t *db, struct query *q);
 
 /* Fails q, lost with its connection c: when it was sent whole (sent),
  * once c's server process has been ended or could not be
@@ -273,8 +275,10 @@ static void query_fail_lost(struct conn *c, struct query *q, bool sent)
 		scrip_obs_db_queue(1);
 		return;
 	}
-	if (sent)
+	if (sent && q->settle)
 		fence_then_fail(c, q);
+	else if (sent)
+		fail_unsettled(db, q);
 	else
 		query_fail(db, q, SCRIP_E_TEMPORARILY_UNAVAILABLE, "database_unavailable", "the database is unavailable");
 }
@@ -423,6 +427,11 @@ static void conn_identified(struct conn *c)
 {
 	PGresult *res = c->result;
 	c->result = NULL;
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		PQclear(res);
+		conn_reset(c, "connection closed while asking its identity");
+		return;
+	}
 	int pid = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
 	if (pid > 0 && pid == PQbackendPID(c->pg)) {
 		c->backend_pid = pid;
@@ -1088,6 +1097,7 @@ struct query_how {
 	bool prepare;                  /* scrip_db_query (not _unprepared) */
 	bool shared;                   /* may join a queued twin (scrip_db_query_shared, _grouped) */
 	bool patient;                  /* scrip_db_query_patient */
+	bool settle;                   /* scrip_db_query_settled */
 	const scrip_db_group_t *group; /* scrip_db_query_grouped */
 	int64_t deadline_ms;           /* monotonic; 0 for query_timeout from now */
 };
@@ -1112,6 +1122,7 @@ static void query_queue(scrip_db_t *db, struct query_how how, const char *sql, i
 	q->prepare = how.prepare;
 	q->shared = how.shared;
 	q->patient = how.patient;
+	q->settle = how.settle;
 	q->group = how.group;
 	q->cb = cb;
 	q->arg = arg;
@@ -1165,8 +1176,10 @@ oom:
 
 /* A connection lost under a statement sent whole leaves that statement to
  * its server process, which may still commit it: PostgreSQL notices a
- * closed client only when it writes to it. Before the statement is failed
- * (SCRIP_DB_OUTCOME_UNKNOWN), that process is ended: pg_terminate_backend,
+ * closed client only when it writes to it. Such a statement is failed
+ * SCRIP_DB_OUTCOME_UNSETTLED at once, unless it was queued to be settled
+ * (scrip_db_query_settled). Then, before it is failed
+ * (SCRIP_DB_OUTCOME_UNKNOWN), its process is ended: pg_terminate_backend,
  * which waits (half of query_timeout at most) until it is gone, its
  * transaction committed or rolled back, so that what the caller reads back
  * is final. The process is found by its pid and start (conn_identify): one
@@ -1246,6 +1259,13 @@ void scrip_db_query_until(scrip_db_t *db, int64_t deadline_ms, const char *sql, 
 {
 	query_queue(db, (struct query_how){ .prepare = true, .deadline_ms = deadline_ms }, sql, n_params, values, cb,
 		    arg);
+}
+
+void scrip_db_query_settled(scrip_db_t *db, int64_t deadline_ms, const char *sql, int n_params,
+			    const char *const *values, scrip_db_cb cb, void *arg)
+{
+	query_queue(db, (struct query_how){ .prepare = true, .settle = true, .deadline_ms = deadline_ms }, sql, n_params,
+		    values, cb, arg);
 }
 
 void scrip_db_query_patient(scrip_db_t *db, const char *sql, int n_params, const char *const *values, scrip_db_cb cb,

@@ -31,9 +31,9 @@ typedef void (*scrip_db_cb)(const scrip_db_result_t *res, const scrip_err_t *err
 
 /* The reasons (SCRIP_E_TEMPORARILY_UNAVAILABLE) of a statement whose
  * connection was lost after the statement had been sent whole and before
- * its answer came, when the server may have committed it. The pool then
- * ends the server process that ran it (pg_terminate_backend; db.c, "lost
- * in doubt") before failing it:
+ * its answer came, when the server may have committed it. For a statement
+ * queued with scrip_db_query_settled, the pool first ends the server
+ * process that ran it (pg_terminate_backend; db.c, "lost in doubt"):
  *   SCRIP_DB_OUTCOME_UNKNOWN   that process has ended: the statement was
  *                              committed or rolled back for good, and a
  *                              read from now on sees which;
@@ -160,6 +160,16 @@ void scrip_db_query_grouped(scrip_db_t *db, const scrip_db_group_t *group, const
  * util/clock.h's scrip_mono_ms): for a caller that holds work back before
  * queueing it and must not wait longer in all than query_timeout. */
 int64_t scrip_db_deadline(const scrip_db_t *db);
+
+/* As scrip_db_query_until (deadline_ms 0: query_timeout from now), for a
+ * write whose outcome the caller must know: when its connection is lost
+ * after it was sent whole, it is answered only once its server process has
+ * been ended (SCRIP_DB_OUTCOME_UNKNOWN: what it did is final) or could not
+ * be (SCRIP_DB_OUTCOME_UNSETTLED), which may take up to query_timeout
+ * more. Any other statement so lost is failed SCRIP_DB_OUTCOME_UNSETTLED
+ * at once. */
+void scrip_db_query_settled(scrip_db_t *db, int64_t deadline_ms, const char *sql, int n_params,
+			    const char *const *values, scrip_db_cb cb, void *arg);
 
 /* As scrip_db_query, with the deadline given (from scrip_db_deadline when
  * the work was first held back) instead of query_timeout from now: one

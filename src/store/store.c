@@ -206,8 +206,8 @@ static void done_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *
 	free(op);
 }
 
-static void query_done_or(scrip_db_t *db, const char *sql, int n, const char *const *params, scrip_errcode_t code,
-			  const char *reason, const char *text, scrip_store_done_cb cb, void *arg)
+static struct done_op *done_op_new(scrip_errcode_t code, const char *reason, const char *text, scrip_store_done_cb cb,
+				   void *arg)
 {
 	struct done_op *op = calloc(1, sizeof(*op));
 	if (!op)
@@ -215,7 +215,13 @@ static void query_done_or(scrip_db_t *db, const char *sql, int n, const char *co
 	op->cb = cb;
 	op->arg = arg;
 	SCRIP_ERR(&op->none, code, reason, "%s", text);
-	scrip_db_query(db, sql, n, params, done_cb, op);
+	return op;
+}
+
+static void query_done_or(scrip_db_t *db, const char *sql, int n, const char *const *params, scrip_errcode_t code,
+			  const char *reason, const char *text, scrip_store_done_cb cb, void *arg)
+{
+	scrip_db_query(db, sql, n, params, done_cb, done_op_new(code, reason, text, cb, arg));
 }
 
 static void query_done(scrip_db_t *db, const char *sql, int n, const char *const *params, scrip_store_done_cb cb,
@@ -750,8 +756,10 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
 	const char *params[] = { rec->old_hash_hex, rec->new_hash_hex, rec->retry ? "true" : "false", rec->grant_id,
 				 rec->client_id, upstream_ref, rec->remote_addr, rec->requested_scope, requested,
 				 audience, uses };
-	query_done_or(db, redeem_brokered_sql, 11, params, SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
-		      "the refresh token was redeemed by another request at the same time", cb, arg);
+	/* Settled if its connection is lost under it: the caller reads it back. */
+	scrip_db_query_settled(db, 0, redeem_brokered_sql, 11, params, done_cb,
+			       done_op_new(SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
+					   "the refresh token was redeemed by another request at the same time", cb, arg));
 	free(requested);
 }
 
@@ -839,6 +847,7 @@ static const scrip_batch_kind_t redeem_kind = {
 	.n = 15,
 	.key = 5,
 	.apart = "grant_id",
+	.settle = true,
 };
 
 /* Not written with no error: the claim found nothing to claim. */
