@@ -785,7 +785,10 @@ int scrip_ctl_client_rotate_secret(scrip_ctl_t *ctl, int argc, char **argv)
 		goto end;
 	}
 	scrip_sha256(secret, strlen(secret), hash);
-	if (!scrip_sync_client_rotate_secret(db, name, hash, overlap, &until, &err)) {
+	/* The new secret is written out before the rotation commits: a secret
+	 * that cannot be shown is never the only one that works. */
+	if (!scrip_sync_begin(db, &err) || !scrip_sync_client_rotate_secret(db, name, hash, overlap, &until, &err)) {
+		scrip_sync_rollback(db);
 		scrip_ctl_error_err(&err);
 		goto end;
 	}
@@ -800,8 +803,15 @@ int scrip_ctl_client_rotate_secret(scrip_ctl_t *ctl, int argc, char **argv)
 		       "Store the secret now: scrip keeps only its hash and cannot show it again.\n",
 		       name, secret, until ? "accepted until " : "no longer accepted", until ? until : "");
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		scrip_ctl_error("the secret of '%s' was rotated but the new one could not be written: rotate it again",
+		scrip_sync_rollback(db);
+		scrip_ctl_error("the new secret of '%s' could not be written out: nothing was rotated, the old secret "
+				"still works",
 				name);
+		goto end;
+	}
+	if (!scrip_sync_commit(db, &err)) {
+		scrip_ctl_error_err(&err);
+		scrip_ctl_error("nothing was rotated: the secret printed is not valid, the old one still works");
 		goto end;
 	}
 	rc = SCRIP_CTL_OK;

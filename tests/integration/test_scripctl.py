@@ -584,6 +584,22 @@ class RotateSecretTest(PolicyCase):
         self.assertEqual(self.ctl("client", "rotate-secret").returncode, 2)
         self.assertEqual(self.stored(c.id)["row"], before)
 
+    def test_secret_that_cannot_be_written_out_is_not_rotated(self):
+        """The new secret is written out before the rotation commits: with stdout full, nothing is
+        rotated and the old secret, with no overlap asked, keeps working."""
+        c = self.env.new_client()
+        before = self.stored(c.id)["row"]
+        mark = self.env.audit_mark()
+        with open("/dev/full", "w") as full:
+            out = subprocess.run([SCRIPCTL, "-c", self.env.scripd.conf, "client", "rotate-secret", c.id],
+                                 stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+                                 stdin=subprocess.DEVNULL)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn("nothing was rotated", out.stderr)
+        self.assertEqual(self.stored(c.id)["row"], before)
+        self.assertEqual(self.audit_of(mark, "client_rotate_secret"), [])
+        self.assertEqual(self.token(c).status, 200)
+
 
 class RevokeTest(PolicyCase):
     def issue(self, client, sub=None, job=None):
