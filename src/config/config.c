@@ -241,7 +241,9 @@ static const opt_t opts[] = {
 	  "When scrip asks this issuer whether a user is still good: `never` (subject tokens are validated "
 	  "locally only), `on_grant` (when a grant is made, by a token exchange there), `on_redeem` (also before "
 	  "redeeming a grant, by refreshing the refresh token scrip holds). A confirmation serves every request of "
-	  "that user and scope set for `confirm_interval`. A refusal suspends the user's grants." },
+	  "that user and scope set for `confirm_interval`. A refusal suspends the user's grants; a yes for a scope "
+	  "set lifts it for that set's grants (a suspended grant asks for its own once the refusal is "
+	  "`confirm_interval` old)." },
 	{ SECT_UPSTREAM, "confirm_interval", T_SECONDS, UPS(confirm_interval), "3600", 1, 2592000, 0, NULL, NULL,
 	  "Seconds a confirmation (or a refusal) is reused before the issuer is asked again." },
 	{ SECT_UPSTREAM, "min_remaining", T_SECONDS, UPS(min_remaining), "60", 0, 86400, 0, NULL, NULL,

@@ -221,7 +221,7 @@ static void grant_upstream_then_issue(scrip_token_req_t *t)
 		.need_refresh = need_refresh,
 		.need_confirmation = need_confirmation,
 	};
-	scrip_token_ask_upstream(t, &ask, grant_confirmed_cb);
+	scrip_token_ask_upstream(t, &ask, grant_confirmed_cb, NULL);
 }
 
 /* ---- the subject token ---------------------------------------------------- */

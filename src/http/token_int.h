@@ -139,9 +139,12 @@ const scrip_upstream_config_t *scrip_token_upstream_for_issuer(const scrip_app_t
 								size_t *index);
 
 /* Asks the lazy upstream (upstream/lazy.h) and continues with then(t, r)
- * when it says OK; a refusal or unavailability is audited and answered. */
+ * when it says OK; a refusal or unavailability is audited and answered.
+ * refusal, when not NULL, is the answer to a refusal instead of the
+ * issuer's own (copied). */
 typedef void (*scrip_token_upstream_then)(scrip_token_req_t *t, const scrip_lazy_result_t *r);
-void scrip_token_ask_upstream(scrip_token_req_t *t, const scrip_lazy_ask_t *ask, scrip_token_upstream_then then);
+void scrip_token_ask_upstream(scrip_token_req_t *t, const scrip_lazy_ask_t *ask, scrip_token_upstream_then then,
+			      const scrip_err_t *refusal);
 
 /* The client's row is in (client NULL: unknown; owned by t from here):
  * true when it is authenticated; false when the request is being answered

@@ -10,10 +10,11 @@
  * authenticated: two round trips per redemption, not three.
  *
  * It is asked (upstream/lazy.c, which answers from what scrip holds when it
- * can) only when the upstream's policy is confirm = on_redeem, or when the
- * one audience asked is one the client's policy marks upstream (broker
- * mode: the main issuer's access token is handed out instead of a token
- * signed here):
+ * can) only when the upstream's policy is confirm = on_redeem, when the
+ * grant is suspended (the issuer refused its user: only its new yes lifts
+ * that), or when the one audience asked is one the client's policy marks
+ * upstream (broker mode: the main issuer's access token is handed out
+ * instead of a token signed here):
  *
  *   ... decide ─▶ the main issuer's word (STEP_UPSTREAM) ─▶ sign, or take its token ─▶ record ─▶ 200
  *
@@ -297,6 +298,20 @@ static bool broker_audience(scrip_token_req_t *t, scrip_err_t *err)
 	return true;
 }
 
+static void suspended_error(scrip_err_t *err)
+{
+	SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_suspended",
+		  "the main issuer has refused this user; the grant is suspended until it confirms them again");
+}
+
+/* A suspended grant (the main issuer refused its user, perhaps for another
+ * scope set) is confirmed again before it is redeemed, whatever the
+ * policy: the yes held for its scope set is older than the refusal, so
+ * the lazy upstream asks the issuer (once for every grant of the scope
+ * set, and not within confirm_interval of the refusal), and a yes lifts
+ * the suspension of the scope set's grants in the statement that records
+ * it. The redemption's own statement still finds the grant suspended if
+ * nothing lifted it. */
 static void upstream_then_redeem(scrip_token_req_t *t)
 {
 	scrip_err_t err;
@@ -306,14 +321,19 @@ static void upstream_then_redeem(scrip_token_req_t *t)
 		return;
 	}
 	t->upstream = scrip_token_upstream_for_issuer(t->app, t->grant_row->upstream_issuer, &t->upstream_index);
-	bool confirm = t->upstream && t->upstream->confirm_policy == SCRIP_CONFIRM_ON_REDEEM;
+	bool suspended = t->grant_row->suspended;
+	bool confirm = suspended || (t->upstream && t->upstream->confirm_policy == SCRIP_CONFIRM_ON_REDEEM);
 	if (!t->broker_audience && !confirm) {
 		redeem(t, t->step_retry); /* the usual case: the main issuer is not involved */
 		return;
 	}
 	if (!t->upstream || !t->upstream->client_id) {
-		scrip_token_deny_with(t, SCRIP_E_INVALID_TARGET, "upstream_not_configured",
-				      "the grant's main issuer has no client for scrip configured: it cannot be asked");
+		if (suspended)
+			suspended_error(&err);
+		else
+			SCRIP_ERR(&err, SCRIP_E_INVALID_TARGET, "upstream_not_configured",
+				  "the grant's main issuer has no client for scrip configured: it cannot be asked");
+		scrip_token_deny(t, &err);
 		return;
 	}
 	scrip_lazy_ask_t ask = {
@@ -324,7 +344,10 @@ static void upstream_then_redeem(scrip_token_req_t *t)
 		.audience = t->broker_audience,
 		.need_confirmation = confirm,
 	};
-	scrip_token_ask_upstream(t, &ask, t->broker_audience ? broker_token_cb : confirmed_cb);
+	if (suspended)
+		suspended_error(&err);
+	scrip_token_ask_upstream(t, &ask, t->broker_audience ? broker_token_cb : confirmed_cb,
+				 suspended ? &err : NULL);
 }
 
 /* ---- checking the grant ------------------------------------------------------- */
@@ -338,7 +361,10 @@ typedef enum {
 
 /* The checks on a stored grant, in order; pure. A replay is found before
  * the grant's other states are looked at: a grant used up, suspended or
- * expired still has access tokens to revoke (RFC 9700 §4.14.2). */
+ * expired still has access tokens to revoke (RFC 9700 §4.14.2). A
+ * suspended grant is not refused here: its redemption asks the main issuer
+ * again first (upstream_then_redeem), and only the issuer's no, or nothing
+ * held to ask it with, keeps it suspended. */
 static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_grant_row_t *row, int64_t now,
 				   scrip_err_t *err)
 {
@@ -360,11 +386,6 @@ static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_gra
 	 * revokes all its tokens, and the grant is active). */
 	if ((rotated && !retry) || strcmp(row->token_state, "revoked") == 0)
 		return GRANT_REPLAY;
-	if (row->suspended) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_suspended",
-			  "the main issuer has refused this user; the grant is suspended until it confirms them again");
-		return GRANT_REFUSED;
-	}
 	if (row->job_ended) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "job_ended", "the job this grant is bound to has ended");
 		return GRANT_REFUSED;

@@ -23,6 +23,8 @@ const scrip_upstream_config_t *scrip_token_upstream_for_issuer(const scrip_app_t
 struct upstream_wait {
 	scrip_token_req_t *t;
 	scrip_token_upstream_then then;
+	bool own_refusal; /* a refusal is answered with refusal, not the issuer's error */
+	scrip_err_t refusal;
 };
 
 static void answered_cb(const scrip_lazy_result_t *r, void *arg)
@@ -39,18 +41,25 @@ static void answered_cb(const scrip_lazy_result_t *r, void *arg)
 		return;
 	}
 	scrip_err_t err = r->err;
+	if (r->outcome == SCRIP_LAZY_REFUSED && w.own_refusal)
+		err = w.refusal;
 	if (r->outcome == SCRIP_LAZY_UNAVAILABLE)
 		err.retry_after = r->retry_after;
 	scrip_token_deny(t, &err);
 }
 
-void scrip_token_ask_upstream(scrip_token_req_t *t, const scrip_lazy_ask_t *ask, scrip_token_upstream_then then)
+void scrip_token_ask_upstream(scrip_token_req_t *t, const scrip_lazy_ask_t *ask, scrip_token_upstream_then then,
+			      const scrip_err_t *refusal)
 {
 	struct upstream_wait *w = calloc(1, sizeof(*w));
 	if (!w)
 		abort();
 	w->t = t;
 	w->then = then;
+	if (refusal) {
+		w->own_refusal = true;
+		w->refusal = *refusal;
+	}
 	scrip_token_set_step(t, STEP_UPSTREAM);
 	scrip_lazy_session(t->app->lazy, ask, answered_cb, w);
 }

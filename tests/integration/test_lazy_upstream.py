@@ -354,6 +354,82 @@ class ConfirmPolicies(LazyCase):
         r = self.redeem(client, grant_a)
         self.assertEqual(r.status, 200, r.json)
 
+    def test_suspended_grant_asks_the_issuer_again_for_its_scope_set(self):
+        """The issuer narrows one scope set of a user (they lost the group behind it): every grant of the
+        user is suspended. A grant of another scope set then asks the issuer again on its own, with the
+        refresh token scrip holds for that set: not within confirm_interval of the refusal, then once for
+        every grant of the set however many redeem together; the yes lifts the suspension of that set's
+        grants only. The narrowed set has nothing left to ask with and stays suspended, at no call."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "regroup-" + secrets.token_hex(3)
+        kept = "storage.read:/demo"
+        grant_lost = self.grant(client, "confirm", sub, scope=SCOPE)
+        grants_kept = [self.grant(client, "confirm", sub, scope=kept) for _ in range(4)]
+        issuer.withhold(sub, "storage.create:/demo/output")
+        try:
+            time.sleep(3.2)
+            self.assertOAuthError(self.redeem(client, grant_lost), 400, "invalid_grant")
+            suspended = "SELECT count(*) FROM scrip.grants WHERE subject = :'s' AND suspended_at IS NOT NULL"
+            self.assertEqual(self.env.db.scalar(suspended, s=sub), 5)
+            calls = issuer.calls("refresh", sub=sub)
+            # Within confirm_interval of the refusal: refused from what scrip holds.
+            mark = self.env.audit_mark()
+            self.assertOAuthError(self.redeem(client, grants_kept[0]), 400, "invalid_grant")
+            self.assertRefusedOnce(mark, "token_refresh", "grant_suspended", client.id)
+            self.assertEqual(issuer.calls("refresh", sub=sub), calls, "no call within confirm_interval")
+            time.sleep(3.2)
+            mark = self.env.audit_mark()
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                results = list(pool.map(lambda g: self.redeem(client, g), grants_kept))
+            self.assertEqual([r.status for r in results], [200] * 4, [r.json for r in results])
+            self.assertEqual(issuer.calls("refresh", sub=sub), calls + 1, "one call for the scope set")
+            restored = [(a["outcome"], a["grant_id"] is not None) for a in self.env.audit_since(mark)
+                        if a["event"] == "upstream_confirm"]
+            self.assertEqual(restored, [("restored", True)] * 4)
+            self.assertEqual(self.env.db.scalar(suspended, s=sub), 1)
+            # The narrowed set's session lost its refresh token with the refusal: nothing to ask with.
+            mark = self.env.audit_mark()
+            self.assertOAuthError(self.redeem(client, grant_lost), 400, "invalid_grant")
+            self.assertRefusedOnce(mark, "token_refresh", "grant_suspended", client.id)
+            self.assertEqual(issuer.calls("refresh", sub=sub), calls + 1)
+        finally:
+            issuer.withhold(sub, None)
+
+    def test_suspended_grant_refused_again_stays_suspended(self):
+        """The issuer still refuses the user when a suspended grant asks again: one call, the grant stays
+        suspended with its refresh token unspent, no second suspension is audited, and the refusal is
+        remembered for confirm_interval."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "still-out-" + secrets.token_hex(3)
+        g1 = self.grant(client, "confirm", sub, scope="storage.read:/demo")
+        g2 = self.grant(client, "confirm", sub, scope="storage.create:/demo/output")
+        issuer.refuse(sub)
+        try:
+            time.sleep(3.2)
+            self.assertOAuthError(self.redeem(client, g1), 400, "invalid_grant")
+            time.sleep(3.2)
+            calls = issuer.calls("refresh", sub=sub)
+            mark = self.env.audit_mark()
+            self.assertOAuthError(self.redeem(client, g2), 400, "invalid_grant")
+            self.assertRefusedOnce(mark, "token_refresh", "grant_suspended", client.id)
+            self.assertEqual(issuer.calls("refresh", sub=sub), calls + 1, "its own scope set was asked")
+            self.assertEqual([a for a in self.env.audit_since(mark) if a["outcome"] == "suspended"], [])
+            self.assertOAuthError(self.redeem(client, g2), 400, "invalid_grant")
+            self.assertEqual(issuer.calls("refresh", sub=sub), calls + 1, "the new refusal stands")
+            state = self.env.db.scalar("SELECT t.state FROM scrip.refresh_tokens t JOIN scrip.grants g"
+                                       " USING (grant_id) WHERE g.subject = :'s' AND g.scopes = '{storage.create:/demo/output}'",
+                                       s=sub)
+            self.assertEqual(state, "active", "a refused redemption spends nothing")
+        finally:
+            issuer.unrefuse(sub)
+        # The user is back: a new grant of the set confirms it and lifts the suspension.
+        time.sleep(3.2)
+        self.grant(client, "confirm", sub, scope="storage.create:/demo/output")
+        r = self.redeem(client, g2)
+        self.assertEqual(r.status, 200, r.json)
+
     def test_refusal_after_a_lost_answer_is_no_refusal_of_the_user(self):
         """The issuer rotates scrip's refresh token but its answer never arrives; the retry presents the
         spent token and is refused. That refusal is scrip's own doing, not the user turned away: the
