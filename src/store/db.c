@@ -936,7 +936,9 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The options of conninfo (libpq's keyword, or NULL), malloc'd. */
+/* The options of conninfo (libpq's keyword), or else PGOPTIONS, as libpq
+ * itself would take them (NULL: none), malloc'd. scripd passes options of
+ * its own, which would hide the environment's from libpq. */
 static char *conninfo_options(const char *conninfo)
 {
 	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
@@ -945,11 +947,15 @@ static char *conninfo_options(const char *conninfo)
 		if (strcmp(o->keyword, "options") == 0 && o->val && o->val[0])
 			found = strdup(o->val);
 	PQconninfoFree(opts);
+	const char *env = getenv("PGOPTIONS");
+	if (!found && env && env[0])
+		found = strdup(env);
 	return found;
 }
 
-/* The options scripd's sessions start with: the conninfo's own first (an
- * operator's search_path or work_mem, say), then scripd's settings, each
+/* The options scripd's sessions start with: the conninfo's own (or
+ * PGOPTIONS) first (an operator's search_path or work_mem, say), then
+ * scripd's settings, each
  * of which the server takes over an earlier -c of the same name. */
 static char *session_options_of(const char *conninfo, int query_timeout_ms, const char *synchronous_commit)
 {

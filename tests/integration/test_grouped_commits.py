@@ -243,6 +243,25 @@ class DriverTest(ScripTestCase):
         self.assertEqual(settings, {"synchronous_commit": "on", "statement_timeout": "10s", "lock_timeout": "10s",
                                     "enable_seqscan": "off", "jit": "off", "transaction_isolation": "read committed"})
 
+    def test_pgoptions_are_kept_unless_the_conninfo_has_options(self):
+        """PGOPTIONS is libpq's default for options: kept as the conninfo's options would be (scripd's own
+        settings still coming after them), and ignored when the conninfo names options, as libpq does."""
+        env = dict(os.environ, PGOPTIONS="-c work_mem=7MB -c synchronous_commit=off")
+        out = subprocess.run([DRIVER, self.env.db.dsn, self.client.id, "1", "--settings"], capture_output=True,
+                             text=True, timeout=60, env=env)
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        settings = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+        self.assertEqual((settings["work_mem"], settings["synchronous_commit"]), ("7MB", "on"))
+        dsn = self.env.db.dsn
+        if dsn.startswith(("postgres://", "postgresql://")):
+            dsn += ("&" if "?" in dsn else "?") + "options=" + urllib.parse.quote("-c work_mem=9MB", safe="")
+        else:
+            dsn += " options='-c work_mem=9MB'"
+        out = subprocess.run([DRIVER, dsn, self.client.id, "1", "--settings"], capture_output=True, text=True,
+                             timeout=60, env=env)
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        self.assertEqual(dict(line.split(" ", 1) for line in out.stdout.splitlines())["work_mem"], "9MB")
+
     def test_sessions_settings_win_over_the_conninfos_options(self):
         """options in conninfo are kept, but scripd's own settings come after them: a conninfo that
         turned synchronous_commit or the timeouts off would answer tokens before their rows are durable."""
