@@ -189,6 +189,8 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 	if (!app->db)
 		return false;
 	app->records = scrip_batcher_new(app->db, records_in_flight(app->cfg));
+	if (!scrip_shared_store_init(&app->shared_rows, app->db, app->cfg->encryption_key))
+		return false;
 	app->own_verified = scrip_verified_cache_new(SCRIP_VERIFIED_CACHE_MAX, SCRIP_VERIFIED_CACHE_MAX_AGE_MS);
 	if (!app->own_verified)
 		return false;
@@ -202,7 +204,7 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 	for (size_t i = 0; i < app->cfg->n_upstreams; i++) {
 		scrip_jwks_cache_set_note(app->jwks[i], jwks_fetch_noted, app);
 		/* One fetch per key set between all the scripd sharing the database. */
-		if (!scrip_jwks_cache_set_shared(app->jwks[i], &scrip_jwks_shared_db, app->db, app->instance))
+		if (!scrip_jwks_cache_set_shared(app->jwks[i], &scrip_jwks_shared_db, &app->shared_rows, app->instance))
 			return false;
 	}
 	scrip_db_set_up_cb(app->db, db_up_cb, app);
@@ -303,6 +305,7 @@ void scrip_app_stop(scrip_app_t *app)
 	scrip_oauth_free(app->oauth);
 	scrip_lazy_free(app->lazy);
 	scrip_db_free(app->db);
+	explicit_bzero(&app->shared_rows, sizeof(app->shared_rows));
 	scrip_batcher_free(app->records);
 	scrip_verified_cache_free(app->own_verified);
 	scrip_httpd_stop(app);

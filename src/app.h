@@ -17,6 +17,7 @@
 #include "jose/verified_cache.h"
 #include "store/batch.h"
 #include "store/db.h"
+#include "store/shared_store.h"
 #include "upstream/fetch.h"
 #include "upstream/jwks_cache.h"
 #include "upstream/lazy.h"
@@ -43,6 +44,7 @@ typedef struct {
 	struct event_base *base;
 	scrip_db_t *db;
 	scrip_batcher_t *records;   /* issued tokens, grants and redemptions written to db, grouped when busy */
+	scrip_shared_store_t shared_rows; /* key sets and introspection answers shared with the other scripd (db) */
 	scrip_fetcher_t *fetcher;
 	scrip_jwks_cache_t *jwks[SCRIP_UPSTREAMS_MAX]; /* one per cfg->upstreams[i] */
 	scrip_oauth_t *oauth;                           /* scrip as a client of the main issuers */

@@ -13,6 +13,21 @@
 
 #include "store/db.h"
 #include "util/err.h"
+#include "util/fieldmac.h"
+
+/* Where the shared rows are, and the key of their MACs. Every row one
+ * scripd writes here carries a MAC (HMAC-SHA256, fieldmac.h) over its
+ * content and times, with a key derived from encryption_key; a row read
+ * back is used only if its MAC checks out, so that write access to these
+ * tables cannot make a scripd trust a key set or an answer of someone
+ * else's, nor keep one alive past its time. A row that fails is taken as
+ * no row (one that has a MAC, and a wrong one, is logged). */
+typedef struct {
+	scrip_db_t *db;
+	uint8_t mac_key[SCRIP_FIELDMAC_LEN];
+} scrip_shared_store_t;
+
+bool scrip_shared_store_init(scrip_shared_store_t *s, scrip_db_t *db, const uint8_t enc_key[32]) SCRIP_MUST_CHECK;
 
 /* ---- key sets ---- */
 
@@ -27,7 +42,7 @@ typedef struct {
 
 /* row is NULL when none is stored (err NULL) or the database failed (err set). */
 typedef void (*scrip_store_keyset_cb)(const scrip_keyset_row_t *row, const scrip_err_t *err, void *arg);
-void scrip_store_keyset_get(scrip_db_t *db, const char *issuer, scrip_store_keyset_cb cb, void *arg);
+void scrip_store_keyset_get(const scrip_shared_store_t *s, const char *issuer, scrip_store_keyset_cb cb, void *arg);
 
 typedef struct {
 	const char *issuer;
@@ -44,7 +59,8 @@ typedef struct {
  * the lease over meanwhile (then nothing is written and version is 0).
  * version is the stored set's on success. */
 typedef void (*scrip_store_keyset_put_cb)(int64_t version, const scrip_err_t *err, void *arg);
-void scrip_store_keyset_put(scrip_db_t *db, const scrip_keyset_put_t *rec, scrip_store_keyset_put_cb cb, void *arg);
+void scrip_store_keyset_put(const scrip_shared_store_t *s, const scrip_keyset_put_t *rec, scrip_store_keyset_put_cb cb,
+			    void *arg);
 
 /* ---- introspections ---- */
 
@@ -57,7 +73,7 @@ typedef struct {
 /* row is NULL when no live answer is stored (err NULL) or the database failed (err set). */
 typedef void (*scrip_store_introspection_cb)(const scrip_introspection_row_t *row, const scrip_err_t *err,
 					     void *arg);
-void scrip_store_introspection_get(scrip_db_t *db, const char *upstream, const char *token_sha256,
+void scrip_store_introspection_get(const scrip_shared_store_t *s, const char *upstream, const char *token_sha256,
 				   scrip_store_introspection_cb cb, void *arg);
 
 typedef struct {
@@ -74,7 +90,7 @@ typedef struct {
 /* Stores the answer and releases the lease (nothing written if another
  * holder took the lease over). cb may be NULL. */
 typedef void (*scrip_store_shared_done_fn)(const scrip_err_t *err, void *arg); /* = scrip_store_done_fn */
-void scrip_store_introspection_put(scrip_db_t *db, const scrip_introspection_put_t *rec,
+void scrip_store_introspection_put(const scrip_shared_store_t *s, const scrip_introspection_put_t *rec,
 				   scrip_store_shared_done_fn cb, void *arg);
 
 /* Months ahead of the current one whose audit partitions are kept made. */

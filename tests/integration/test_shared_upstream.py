@@ -7,7 +7,10 @@ issuers count every request they get; the tests count what they saw."""
 
 import concurrent.futures
 import hashlib
+import hmac
+import json
 import os
+import struct
 import re
 import secrets
 import time
@@ -32,7 +35,7 @@ SECOND = None
 def setUpModule():
     global ENV, SECOND
     issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque", "aged", "aging",
-                                                              "stalling")}
+                                                              "stalling", "forged")}
     issuers["opaque"].add_client(*SCRIP_CLIENT)
     common = {"audience": "scrip", "jwks_cache_ttl": 3600, "jwks_min_refetch": 0}
     ENV = Env("shared", [
@@ -41,6 +44,7 @@ def setUpModule():
         ("short", issuers["short"], dict(common, jwks_cache_ttl=2, jwks_min_refetch=1)),
         ("aged", issuers["aged"], dict(common, jwks_max_stale=3600)),
         ("aging", issuers["aging"], dict(common, jwks_max_stale=3600)),
+        ("forged", issuers["forged"], common),
         # A long timeout: its key-set lease (twice the timeout, plus 5 s) outlives any test.
         ("stalling", issuers["stalling"], dict(common, timeout=30)),
         ("opaque", issuers["opaque"], dict(common, client_id=SCRIP_CLIENT[0], client_secret=SCRIP_CLIENT[1],
@@ -114,7 +118,66 @@ class SharedCase(ScripTestCase):
                          [r for r in results if r.status != status])
 
 
+def shared_row_mac(kek_hex, *fields):
+    """The MAC scripd writes on a shared row (src/store/shared_store.c): HMAC-SHA256, with a key derived from
+    the encryption key, over the fields each prefixed with its length (8 bytes, big-endian)."""
+    key = hmac.new(bytes.fromhex(kek_hex), b"scrip shared upstream rows v1", hashlib.sha256).digest()
+    data = b"".join(struct.pack(">Q", len(f)) + f for f in (f.encode() for f in fields))
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
 class KeySets(SharedCase):
+    def kek(self):
+        with open(self.env.scripd.key_path) as f:
+            return f.read().strip()
+
+    def stored_set(self, issuer):
+        deadline = time.monotonic() + 10  # an answer may come before its set is stored
+        while True:
+            rows = self.env.db.query("SELECT jwks, (extract(epoch FROM fetched_at) * 1000)::bigint AS fetched,"
+                                     " (extract(epoch FROM expires_at) * 1000)::bigint AS expires,"
+                                     " encode(mac, 'hex') AS mac FROM scrip.upstream_key_sets WHERE issuer = :'i'",
+                                     i=issuer.issuer)
+            if rows:
+                return rows[0]
+            self.assertLess(time.monotonic(), deadline, "the fetched key set was never stored")
+            time.sleep(0.1)
+
+    def test_stored_set_carries_the_mac_of_its_content_and_times(self):
+        issuer = self.issuer("cold")
+        self.assertEqual(self.exchange_at(self.env.scripd, self.token("cold")).status, 200)
+        row = self.stored_set(issuer)
+        self.assertEqual(row["mac"], shared_row_mac(self.kek(), "upstream_key_sets", issuer.issuer, row["jwks"],
+                                                    str(row["fetched"]), str(row["expires"])))
+
+    def test_forged_key_set_is_not_trusted(self):
+        """Whoever can write scrip.upstream_key_sets, but has not the encryption key, adds a key of their own
+        to an issuer's stored set: no scripd takes it, so a subject token they sign is refused; the same set
+        kept alive past its expiry is not taken either. The issuer's own tokens still work."""
+        issuer = self.issuer("forged")
+        self.assertEqual(self.exchange_at(self.env.scripd, self.token("forged")).status, 200)
+        row = self.stored_set(issuer)
+        theirs = SigningKey("ES256")
+        forged = json.dumps({"keys": json.loads(row["jwks"])["keys"] + [theirs.public_jwk()]})
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET jwks = :'j', version = version + 1000"
+                            " WHERE issuer = :'i'", j=forged, i=issuer.issuer)
+        before = issuer.calls("jwks")
+        for s in (SECOND, self.env.scripd):  # SECOND has never held this issuer's set
+            self.assertOAuthError(self.exchange_at(s, self.token("forged", key=theirs)), 400, "invalid_request")
+        self.assertGreaterEqual(issuer.calls("jwks") - before, 1, "the issuer itself was asked instead")
+        self.assertRegex(SECOND.log_text(), r"the key set of %s in the database fails its MAC check"
+                         % re.escape(issuer.issuer))
+        self.assertNotIn(theirs.kid, self.stored_set(issuer)["jwks"], "the forged set was replaced by the issuer's")
+        # A genuine set whose times were changed: not taken either.
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET expires_at = expires_at + interval '1 day',"
+                            " version = version + 1000 WHERE issuer = :'i'", i=issuer.issuer)
+        before = issuer.calls("jwks")
+        self.assertOAuthError(self.exchange_at(SECOND, self.token("forged", key=SigningKey("ES256"))), 400,
+                              "invalid_request")
+        self.assertEqual(issuer.calls("jwks") - before, 1)
+        for s in self.both:
+            self.assertEqual(self.exchange_at(s, self.token("forged")).status, 200)
+
     def test_cold_key_set_is_fetched_once_for_both(self):
         """Neither scripd has the issuer's keys: 20 concurrent exchanges on both cost one discovery and one
         JWKS fetch in all; the other scripd reads the stored set."""
@@ -204,8 +267,13 @@ class KeySets(SharedCase):
                                      i=issuer.issuer)) != 1:
             self.assertLess(time.monotonic(), deadline, "the fetched key set was never stored")
             time.sleep(0.1)
-        self.env.db.execute("UPDATE scrip.upstream_key_sets SET fetched_at = now() - interval '1 hour' - :'s'::interval,"
-                            " expires_at = now() - :'s'::interval WHERE issuer = :'i'", i=issuer.issuer, s=stale)
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET fetched_at = date_trunc('milliseconds', now() - interval"
+                            " '1 hour' - :'s'::interval), expires_at = date_trunc('milliseconds', now() - :'s'::interval)"
+                            " WHERE issuer = :'i'", i=issuer.issuer, s=stale)
+        row = self.stored_set(issuer)  # and signed again, as the scripd that fetched it then would have
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET mac = decode(:'m', 'hex') WHERE issuer = :'i'",
+                            i=issuer.issuer, m=shared_row_mac(self.kek(), "upstream_key_sets", issuer.issuer,
+                                                              row["jwks"], str(row["fetched"]), str(row["expires"])))
         return issuer
 
     def test_stored_set_stale_within_jwks_max_stale_is_used(self):
@@ -346,6 +414,36 @@ class OpaqueTokens(SharedCase):
         for s in self.both:
             self.assertOAuthError(self.exchange_at(s, token), 400, "invalid_request")
         self.assertEqual(issuer.calls("introspect", sub=sub), 3)
+
+    def test_forged_introspection_answer_is_not_trusted(self):
+        """Whoever can write scrip.upstream_introspections, but has not the encryption key, stores an active
+        answer for a token the issuer never issued: no scripd takes it; the issuer is asked, and refuses."""
+        issuer = self.issuer("opaque")
+        claims = json.dumps({"active": True, "sub": "victim", "scope": SCOPE, "iss": issuer.issuer,
+                             "exp": int(time.time()) + 3600, "client_id": "anyone"})
+        for mac in (None, "00" * 32):  # none (as written before migration 18), and a wrong one
+            token = self.env.remember("forged-" + secrets.token_urlsafe(24), "subject token")
+            digest = hashlib.sha256(token.encode()).hexdigest()
+            self.env.db.execute("INSERT INTO scrip.upstream_introspections (upstream, token_sha256, active, claims,"
+                                " expires_at, introspected_by, mac) VALUES ('opaque', :'h', true, :'c',"
+                                " now() + interval '1 hour', 'elsewhere', decode(nullif(:'m', ''), 'hex'))"
+                                " ON CONFLICT (upstream, token_sha256) DO UPDATE SET active = true,"
+                                " claims = EXCLUDED.claims, expires_at = EXCLUDED.expires_at, mac = EXCLUDED.mac",
+                                h=digest, c=claims, m=mac or "")
+            before = issuer.calls("introspect")
+            self.assertOAuthError(self.exchange_at(SECOND, token), 400, "invalid_request")
+            self.assertEqual(issuer.calls("introspect") - before, 1, "the issuer itself was asked")
+        self.assertIn("an introspection answer of opaque in the database fails its MAC check", SECOND.log_text())
+        # What scripd stored in its place is the issuer's answer, with its MAC.
+        row = self.env.db.query("SELECT active, (extract(epoch FROM introspected_at) * 1000)::bigint AS at,"
+                                " (extract(epoch FROM expires_at) * 1000)::bigint AS expires, encode(mac, 'hex') AS mac"
+                                " FROM scrip.upstream_introspections WHERE upstream = 'opaque' AND token_sha256 = :'h'",
+                                h=digest)[0]
+        self.assertFalse(row["active"])
+        with open(self.env.scripd.key_path) as f:
+            kek = f.read().strip()
+        self.assertEqual(row["mac"], shared_row_mac(kek, "upstream_introspections", "opaque", digest, "f", "",
+                                                    str(row["at"]), str(row["expires"])))
 
     def test_cleanup_drops_expired_rows(self):
         self.env.db.execute("INSERT INTO scrip.upstream_introspections (upstream, token_sha256, active, expires_at,"

@@ -13,6 +13,7 @@ bool scrip_test_jsonw_suite(void);
 bool scrip_test_idgaps_suite(void);
 bool scrip_test_secret_suite(void);
 bool scrip_test_aead_suite(void);
+bool scrip_test_fieldmac_suite(void);
 bool scrip_test_form_suite(void);
 bool scrip_test_framing_suite(void);
 bool scrip_test_scope_suite(void);
