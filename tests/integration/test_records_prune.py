@@ -18,7 +18,8 @@ from harness import DemoIssuer, Env, ScripTestCase
 ENV = None
 STORAGE = "https://storage.example.org"
 TT_REFRESH = "urn:ietf:params:oauth:token-type:refresh_token"
-KINDS = ("access_tokens", "grants", "refresh_tokens", "upstream_calls", "upstream_sessions", "upstream_access_tokens")
+KINDS = ("access_tokens", "grants", "refresh_tokens", "upstream_calls", "upstream_sessions", "upstream_access_tokens",
+         "ended_jobs")
 
 
 def setUpModule():
@@ -113,11 +114,11 @@ class TestPrune(PruneCase):
 
         self.assertEqual(result["deleted"], {"access_tokens": 6, "grants": 1, "refresh_tokens": 2,
                                              "upstream_calls": 3, "upstream_sessions": 1,
-                                             "upstream_access_tokens": 2})
+                                             "upstream_access_tokens": 2, "ended_jobs": 0})
         # Kind by kind, each until a call deletes nothing: six tokens two at a time (3 + 1), the
         # grant with its two refresh tokens (1 + 1), three calls (2 + 1), the expired broker token
-        # (1 + 1), the session with its broker token (1 + 1).
-        self.assertEqual(result["transactions"], 13)
+        # (1 + 1), the session with its broker token (1 + 1), no ended job (1).
+        self.assertEqual(result["transactions"], 14)
         self.assertRegex(result["cutoff"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertEqual(self.count("issued_tokens", "jti = ANY(string_to_array(:'j', ','))", j=",".join(old)), 0)
         self.assertEqual(self.count("issued_tokens", "jti = :'j'", j=live), 1)
@@ -162,11 +163,56 @@ class TestPrune(PruneCase):
         # Nothing is left to prune: one call, no audit row; the text output says so.
         again = self.prune()
         self.assertEqual(again["deleted"], {k: 0 for k in KINDS})
-        self.assertEqual(again["transactions"], 5)
+        self.assertEqual(again["transactions"], 6)
         self.assertEqual(len(self.prune_audit_rows()), audit_before + len(rows))
         out = self.env.scripd.scripctl("db", "prune", "--older-than", "30d", check=True)
         self.assertIn("access tokens", out.stdout)
-        self.assertIn("in 5 transactions;", out.stdout)
+        self.assertIn("in 6 transactions;", out.stdout)
+        self.assertIn("ended jobs", out.stdout)
+
+    def test_ended_jobs_go_once_nothing_of_them_is_left(self):
+        """A job ended before the cutoff is forgotten once every grant and access token made for it
+        expired before the cutoff; its id then makes a new job. A job ended since, or with a grant or a
+        token of it not expired that long (revoked at its end, all of them), stays ended."""
+        db = self.env.db
+        jobs = {what: "job-%s-%s" % (what, secrets.token_hex(3)) for what in ("done", "recent", "granted", "token")}
+        for what, job in jobs.items():
+            if what == "granted":
+                r = self.env.exchange(self.client, self.subject(), scope="storage.read:/demo", audiences=(STORAGE,),
+                                      job_id=job, extra=[("requested_token_type", TT_REFRESH)])
+            else:
+                r = self.env.exchange(self.client, self.subject(), scope="storage.read:/demo", audiences=(STORAGE,),
+                                      job_id=job)
+            self.assertEqual(r.status, 200, repr(r))
+            self.env.remember(r.json["access_token"], "token")
+            self.env.scripd.scripctl("job", "end", job, "--client", self.client.id, "--reason", "done", check=True)
+            if what != "recent":
+                db.execute("UPDATE scrip.ended_jobs SET ended_at = now() - interval '40 days'"
+                           " WHERE client_id = :'c' AND job_id = :'j'", c=self.client.id, j=job)
+            if what in ("done", "granted"):
+                self.age_tokens("client_id = :'c' AND job_id = :'j'", c=self.client.id, j=job)
+            if what == "token":  # its token expired, but within the 30 days
+                db.execute("UPDATE scrip.issued_tokens SET issued_at = now() - interval '21 days',"
+                           " expires_at = now() - interval '20 days' WHERE client_id = :'c' AND job_id = :'j'",
+                           c=self.client.id, j=job)
+        audit_before = len(self.prune_audit_rows())
+
+        result = self.prune("--batch", "1")
+
+        self.assertEqual(result["deleted"]["ended_jobs"], 1)
+        ended = {r["job_id"] for r in db.query("SELECT job_id FROM scrip.ended_jobs WHERE client_id = :'c'",
+                                               c=self.client.id)}
+        self.assertEqual(ended, {jobs["recent"], jobs["granted"], jobs["token"]})
+        rows = [r for r in self.prune_audit_rows()[audit_before:] if "ended jobs" in r["description"]]
+        self.assertEqual(len(rows), 1)
+        self.assertRegex(rows[0]["description"], r"^records ended before .* deleted: 1 ended jobs$")
+        # The forgotten id makes a new job; the others stay ended.
+        for what, status in (("done", 200), ("recent", 400), ("granted", 400), ("token", 400)):
+            r = self.env.exchange(self.client, self.subject(), scope="storage.read:/demo", audiences=(STORAGE,),
+                                  job_id=jobs[what])
+            self.assertEqual(r.status, status, (what, repr(r)))
+            if status == 200:
+                self.env.remember(r.json["access_token"], "token")
 
     def test_each_key_keeps_its_latest_token(self):
         """The key schedule keeps a retired key published until its last token expires: that token's
@@ -216,23 +262,27 @@ class TestPruneRules(PruneCase):
 
     def test_cutoff_of_less_than_a_day_is_refused(self):
         for sql, message in (
-                ("'grants', now() - interval '23 hours', 10", "not at least a day in the past"),
-                ("'grants', now() - interval '2 days', 0", "max_rows must be positive"),
-                ("'clients', now() - interval '2 days', 10", "unknown kind clients")):
+                ("records_prune('grants', now() - interval '23 hours', 10)", "not at least a day in the past"),
+                ("records_prune('grants', now() - interval '2 days', 0)", "max_rows must be positive"),
+                ("records_prune('clients', now() - interval '2 days', 10)", "unknown kind clients"),
+                ("ended_jobs_prune(now() - interval '23 hours', 10)", "not at least a day in the past"),
+                ("ended_jobs_prune(now() - interval '2 days', 0)", "max_rows must be positive")):
             with self.assertRaises(RuntimeError) as cm:
-                self.env.db.execute("SELECT * FROM scrip.records_prune(%s)" % sql)
+                self.env.db.execute("SELECT * FROM scrip.%s" % sql)
             self.assertIn(message, str(cm.exception))
 
     def test_read_committed_only(self):
-        with self.assertRaises(RuntimeError) as cm:
-            self.env.db._psql("BEGIN ISOLATION LEVEL REPEATABLE READ;\n"
-                              "SELECT * FROM scrip.records_prune('grants', now() - interval '2 days', 10);\n", {})
-        self.assertIn("runs only in READ COMMITTED", str(cm.exception))
+        for call in ("records_prune('grants', now() - interval '2 days', 10)",
+                     "ended_jobs_prune(now() - interval '2 days', 10)"):
+            with self.assertRaises(RuntimeError) as cm:
+                self.env.db._psql("BEGIN ISOLATION LEVEL REPEATABLE READ;\nSELECT * FROM scrip.%s;\n" % call, {})
+            self.assertIn("runs only in READ COMMITTED", str(cm.exception))
 
     def test_only_the_owner_may_prune(self):
         role = "ops_" + secrets.token_hex(3)
         self.env.db.execute("CREATE ROLE %s NOLOGIN" % role)
-        with self.assertRaises(RuntimeError) as cm:
-            self.env.db._psql("SET ROLE \"%s\";\nSELECT * FROM scrip.records_prune('grants', now() - interval '2 days', 10);\n"
-                              % role, {})
-        self.assertIn("permission denied", str(cm.exception))
+        for call in ("records_prune('grants', now() - interval '2 days', 10)",
+                     "ended_jobs_prune(now() - interval '2 days', 10)"):
+            with self.assertRaises(RuntimeError) as cm:
+                self.env.db._psql("SET ROLE \"%s\";\nSELECT * FROM scrip.%s;\n" % (role, call), {})
+            self.assertIn("permission denied", str(cm.exception))
