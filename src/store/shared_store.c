@@ -41,8 +41,8 @@ static int64_t wall_ms(void)
 
 /* What a row's MAC covers, as fieldmac.h takes it. */
 typedef struct {
-	const char *fields[7];
-	size_t lens[7];
+	const char *fields[8];
+	size_t lens[8];
 	size_t n;
 } mac_input_t;
 
@@ -66,15 +66,18 @@ static mac_input_t keyset_mac_input(const char *issuer, const char *jwks, size_t
 	return in;
 }
 
-/* An introspection answer's: the table, the upstream, the token's
- * SHA-256, the answer (active or not, and the claims) and its times. */
-static mac_input_t introspection_mac_input(const char *upstream, const char *token_sha256, bool active,
-					   const char *claims, const char *introspected_ms, const char *expires_ms)
+/* An introspection answer's: the table, the upstream (its name and
+ * issuer), the token's SHA-256, the answer (active or not, and the
+ * claims) and its times. */
+static mac_input_t introspection_mac_input(const char *upstream, const char *issuer, const char *token_sha256,
+					   bool active, const char *claims, const char *introspected_ms,
+					   const char *expires_ms)
 {
 	const char *body = active && claims ? claims : "";
 	mac_input_t in = { .n = 0 };
 	mac_add(&in, "upstream_introspections", strlen("upstream_introspections"));
 	mac_add(&in, upstream, strlen(upstream));
+	mac_add(&in, issuer, strlen(issuer));
 	mac_add(&in, token_sha256, strlen(token_sha256));
 	mac_add(&in, active ? "t" : "f", 1);
 	mac_add(&in, body, strlen(body));
@@ -93,8 +96,8 @@ static bool row_authentic(const scrip_shared_store_t *s, const mac_input_t *in, 
 	if (!mac_hex)
 		scrip_log_debug("%s of %s in the database has no MAC (written before migration 18): not used", what, which);
 	else
-		scrip_log_warn("%s of %s in the database fails its MAC check (altered, or written with another "
-			       "encryption_key): not used", what, which);
+		scrip_log_warn("%s of %s in the database fails its MAC check (altered, written with another "
+			       "encryption_key, or updated by a scripd older than migration 18): not used", what, which);
 	return false;
 }
 
@@ -106,9 +109,7 @@ static bool row_authentic(const scrip_shared_store_t *s, const mac_input_t *in, 
 /* ---- key sets ---------------------------------------------------------------------- */
 
 static const char keyset_get_sql[] =
-	"SELECT version, jwks, (extract(epoch FROM now() - fetched_at) * 1000)::bigint,"
-	"       (extract(epoch FROM expires_at - now()) * 1000)::bigint,"
-	"       " TIMESTAMP_TO_MS("fetched_at") ", " TIMESTAMP_TO_MS("expires_at") ", encode(mac, 'hex')"
+	"SELECT jwks, " TIMESTAMP_TO_MS("fetched_at") ", " TIMESTAMP_TO_MS("expires_at") ", encode(mac, 'hex')"
 	"  FROM scrip.upstream_key_sets WHERE issuer = $1";
 
 struct keyset_get_op {
@@ -121,23 +122,26 @@ struct keyset_get_op {
 static void keyset_get_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct keyset_get_op *op = arg;
-	const char *jwks = res && scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 1) : NULL;
+	const char *jwks = res && scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 0) : NULL;
+	const char *fetched = jwks ? scrip_db_result_value(res, 0, 1) : NULL;
+	const char *expires = jwks ? scrip_db_result_value(res, 0, 2) : NULL;
 	if (!res) {
 		op->cb(NULL, err, op->arg);
-	} else if (!jwks || !scrip_db_result_value(res, 0, 4) || !scrip_db_result_value(res, 0, 5)) {
+	} else if (!jwks || !fetched || !expires) {
 		op->cb(NULL, NULL, op->arg);
 	} else {
-		mac_input_t in = keyset_mac_input(op->issuer, jwks, strlen(jwks), scrip_db_result_value(res, 0, 4),
-						  scrip_db_result_value(res, 0, 5));
+		/* Only what the MAC covers is used, the times included. */
+		mac_input_t in = keyset_mac_input(op->issuer, jwks, strlen(jwks), fetched, expires);
+		int64_t now = wall_ms();
 		scrip_keyset_row_t row = {
-			.version = int_at(res, 0),
+			.version = int_at(res, 1),
 			.jwks = jwks,
 			.jwks_len = strlen(jwks),
-			.age_ms = int_at(res, 2),
-			.ttl_left_ms = int_at(res, 3),
+			.age_ms = now - int_at(res, 1),
+			.ttl_left_ms = int_at(res, 2) - now,
 		};
-		bool authentic = row_authentic(op->s, &in, scrip_db_result_value(res, 0, 6), "the key set", op->issuer);
-		op->cb(authentic ? &row : NULL, NULL, op->arg);
+		bool authentic = row_authentic(op->s, &in, scrip_db_result_value(res, 0, 3), "the key set", op->issuer);
+		op->cb(authentic && row.version > 0 ? &row : NULL, NULL, op->arg);
 	}
 	free(op->issuer);
 	free(op);
@@ -173,6 +177,7 @@ static const char keyset_put_sql[] =
 struct keyset_put_op {
 	scrip_store_keyset_put_cb cb;
 	void *arg;
+	int64_t fetched_ms; /* the version readers will see */
 };
 
 static void keyset_put_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
@@ -180,7 +185,8 @@ static void keyset_put_cb(const scrip_db_result_t *res, const scrip_err_t *err, 
 	struct keyset_put_op *op = arg;
 	if (!res)
 		scrip_log_warn("upstream key set not stored: %s", err->text);
-	op->cb(res && scrip_db_result_rows(res) == 1 ? int_at(res, 0) : 0, res ? NULL : err, op->arg);
+	bool stored = res && scrip_db_result_rows(res) == 1 && scrip_db_result_value(res, 0, 0);
+	op->cb(stored ? op->fetched_ms : 0, res ? NULL : err, op->arg);
 	free(op);
 }
 
@@ -194,6 +200,7 @@ void scrip_store_keyset_put(const scrip_shared_store_t *s, const scrip_keyset_pu
 	op->cb = cb;
 	op->arg = arg;
 	int64_t now = wall_ms();
+	op->fetched_ms = now;
 	char fetched[24], expires[24], mac[SCRIP_FIELDMAC_HEX_LEN + 1];
 	snprintf(fetched, sizeof(fetched), "%" PRId64, now);
 	snprintf(expires, sizeof(expires), "%" PRId64, now + rec->ttl_s * 1000);
@@ -209,14 +216,13 @@ void scrip_store_keyset_put(const scrip_shared_store_t *s, const scrip_keyset_pu
 /* ---- introspections -------------------------------------------------------------------- */
 
 static const char introspection_get_sql[] =
-	"SELECT active, claims, (extract(epoch FROM expires_at - now()) * 1000)::bigint,"
-	"       " TIMESTAMP_TO_MS("introspected_at") ", " TIMESTAMP_TO_MS("expires_at") ", encode(mac, 'hex')"
-	"  FROM scrip.upstream_introspections"
-	" WHERE upstream = $1 AND token_sha256 = $2 AND expires_at > now()";
+	"SELECT active, claims, " TIMESTAMP_TO_MS("introspected_at") ", " TIMESTAMP_TO_MS("expires_at") ","
+	"       encode(mac, 'hex')"
+	"  FROM scrip.upstream_introspections WHERE upstream = $1 AND token_sha256 = $2";
 
 struct introspection_get_op {
 	const scrip_shared_store_t *s;
-	char *upstream, *token_sha256;
+	char *upstream, *issuer, *token_sha256;
 	scrip_store_introspection_cb cb;
 	void *arg;
 };
@@ -226,34 +232,38 @@ static void introspection_get_cb(const scrip_db_result_t *res, const scrip_err_t
 	struct introspection_get_op *op = arg;
 	if (!res) {
 		op->cb(NULL, err, op->arg);
-	} else if (scrip_db_result_rows(res) != 1 || !scrip_db_result_value(res, 0, 3) ||
-		   !scrip_db_result_value(res, 0, 4)) {
+	} else if (scrip_db_result_rows(res) != 1 || !scrip_db_result_value(res, 0, 2) ||
+		   !scrip_db_result_value(res, 0, 3)) {
 		op->cb(NULL, NULL, op->arg);
 	} else {
+		/* Only what the MAC covers is used, the expiry included. */
 		const char *active = scrip_db_result_value(res, 0, 0);
 		scrip_introspection_row_t row = {
 			.active = active && strcmp(active, "t") == 0,
 			.claims = scrip_db_result_value(res, 0, 1),
-			.ttl_left_ms = int_at(res, 2),
+			.ttl_left_ms = int_at(res, 3) - wall_ms(),
 		};
-		mac_input_t in = introspection_mac_input(op->upstream, op->token_sha256, row.active, row.claims,
-							 scrip_db_result_value(res, 0, 3), scrip_db_result_value(res, 0, 4));
+		mac_input_t in = introspection_mac_input(op->upstream, op->issuer, op->token_sha256, row.active,
+							 row.claims, scrip_db_result_value(res, 0, 2),
+							 scrip_db_result_value(res, 0, 3));
 		if (row.ttl_left_ms <= 0 || (row.active && !row.claims) ||
-		    !row_authentic(op->s, &in, scrip_db_result_value(res, 0, 5), "an introspection answer", op->upstream))
+		    !row_authentic(op->s, &in, scrip_db_result_value(res, 0, 4), "an introspection answer", op->upstream))
 			op->cb(NULL, NULL, op->arg);
 		else
 			op->cb(&row, NULL, op->arg);
 	}
 	free(op->upstream);
+	free(op->issuer);
 	free(op->token_sha256);
 	free(op);
 }
 
-void scrip_store_introspection_get(const scrip_shared_store_t *s, const char *upstream, const char *token_sha256,
-				   scrip_store_introspection_cb cb, void *arg)
+void scrip_store_introspection_get(const scrip_shared_store_t *s, const char *upstream, const char *issuer,
+				   const char *token_sha256, scrip_store_introspection_cb cb, void *arg)
 {
 	struct introspection_get_op *op = calloc(1, sizeof(*op));
-	if (!op || !(op->upstream = strdup(upstream)) || !(op->token_sha256 = strdup(token_sha256)))
+	if (!op || !(op->upstream = strdup(upstream)) || !(op->issuer = strdup(issuer)) ||
+	    !(op->token_sha256 = strdup(token_sha256)))
 		abort();
 	op->s = s;
 	op->cb = cb;
@@ -284,8 +294,8 @@ void scrip_store_introspection_put(const scrip_shared_store_t *s, const scrip_in
 	snprintf(introspected, sizeof(introspected), "%" PRId64, now);
 	snprintf(expires, sizeof(expires), "%" PRId64, now + rec->ttl_ms);
 	const char *claims = rec->active ? rec->claims : NULL;
-	mac_input_t in = introspection_mac_input(rec->upstream, rec->token_sha256, rec->active, claims, introspected,
-						 expires);
+	mac_input_t in = introspection_mac_input(rec->upstream, rec->issuer, rec->token_sha256, rec->active, claims,
+						 introspected, expires);
 	if (!scrip_fieldmac_hex(s->mac_key, in.fields, in.lens, in.n, mac))
 		abort(); /* HMAC fails only without memory */
 	const char *params[] = { rec->upstream, rec->token_sha256, rec->active ? "true" : "false", claims,

@@ -20,8 +20,12 @@
  * content and times, with a key derived from encryption_key; a row read
  * back is used only if its MAC checks out, so that write access to these
  * tables cannot make a scripd trust a key set or an answer of someone
- * else's, nor keep one alive past its time. A row that fails is taken as
- * no row (one that has a MAC, and a wrong one, is logged). */
+ * else's, keep one alive past its time, or pass an older key set off as
+ * newer (sets are ordered by the time they were fetched, not by the
+ * version column). A row that fails is taken as no row (one that has a
+ * MAC, and a wrong one, is logged). The times are the writer's wall clock
+ * and are read against the reader's: the hosts of scripd must keep time
+ * (NTP), as they must for tokens anyway. */
 typedef struct {
 	scrip_db_t *db;
 	uint8_t mac_key[SCRIP_FIELDMAC_LEN];
@@ -33,11 +37,11 @@ bool scrip_shared_store_init(scrip_shared_store_t *s, scrip_db_t *db, const uint
 
 /* The stored key set of one issuer. */
 typedef struct {
-	int64_t version;        /* grows with every set stored, whoever stored it */
+	int64_t version;        /* when it was fetched (ms since the epoch, under the MAC): a later set is newer */
 	const char *jwks;       /* the JWKS JSON as fetched: untrusted, parse strictly; borrowed for the callback */
 	size_t jwks_len;
-	int64_t age_ms;         /* database now - fetched_at */
-	int64_t ttl_left_ms;    /* expires_at - database now (<= 0: stale) */
+	int64_t age_ms;         /* now - fetched_at, on this host's clock */
+	int64_t ttl_left_ms;    /* expires_at - now, on this host's clock (<= 0: stale) */
 } scrip_keyset_row_t;
 
 /* row is NULL when none is stored (err NULL) or the database failed (err set). */
@@ -57,7 +61,7 @@ typedef struct {
 
 /* Stores the set and releases the lease, unless another holder has taken
  * the lease over meanwhile (then nothing is written and version is 0).
- * version is the stored set's on success. */
+ * version is the stored set's on success (as a reader gets it). */
 typedef void (*scrip_store_keyset_put_cb)(int64_t version, const scrip_err_t *err, void *arg);
 void scrip_store_keyset_put(const scrip_shared_store_t *s, const scrip_keyset_put_t *rec, scrip_store_keyset_put_cb cb,
 			    void *arg);
@@ -67,17 +71,18 @@ void scrip_store_keyset_put(const scrip_shared_store_t *s, const scrip_keyset_pu
 typedef struct {
 	bool active;
 	const char *claims;     /* active: the issuer's answer (JSON text, untrusted); borrowed for the callback */
-	int64_t ttl_left_ms;    /* expires_at - database now (> 0) */
+	int64_t ttl_left_ms;    /* expires_at - now, on this host's clock (> 0) */
 } scrip_introspection_row_t;
 
 /* row is NULL when no live answer is stored (err NULL) or the database failed (err set). */
 typedef void (*scrip_store_introspection_cb)(const scrip_introspection_row_t *row, const scrip_err_t *err,
 					     void *arg);
-void scrip_store_introspection_get(const scrip_shared_store_t *s, const char *upstream, const char *token_sha256,
-				   scrip_store_introspection_cb cb, void *arg);
+void scrip_store_introspection_get(const scrip_shared_store_t *s, const char *upstream, const char *issuer,
+				   const char *token_sha256, scrip_store_introspection_cb cb, void *arg);
 
 typedef struct {
 	const char *upstream;
+	const char *issuer;       /* the upstream's: under the MAC, with the name */
 	const char *token_sha256; /* hex */
 	bool active;
 	const char *claims;       /* active: JSON text */

@@ -36,9 +36,13 @@ scrip_keyset_shared_action_t scrip_keyset_shared_decide(const scrip_keyset_share
 	bool newer = in->stored && (!in->have_set || in->stored_version > in->held_version);
 	bool fresh = in->stored && in->stored_ttl_left_ms > 0;
 	if (newer) {
-		/* An unknown kid takes any newer set first (it may hold the kid);
-		 * a stale or missing set takes a newer one while it is fresh. */
-		if (in->forced || fresh)
+		/* An unknown kid takes a set fetched after the held one first,
+		 * even stale (it may hold the kid); a stale or missing set takes
+		 * a newer one while it is fresh. With nothing held, a stale set
+		 * is no newer than anything, however it came to be stored: the
+		 * issuer is asked first, and the set serves only if that fails
+		 * (jwks_cache.c). */
+		if (fresh || (in->forced && in->have_set))
 			return SCRIP_KEYSET_USE_STORED;
 		return SCRIP_KEYSET_FETCH;
 	}

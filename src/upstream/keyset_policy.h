@@ -51,10 +51,10 @@ typedef struct {
 	bool forced;               /* an unknown kid asks (else: a stale or missing set) */
 	bool have_set;             /* a set is held here */
 	int64_t held_version;      /* version of the stored set held here; 0: none (or fetched directly) */
-	bool stored;               /* the database holds a set for this issuer */
-	int64_t stored_version;
-	int64_t stored_age_ms;     /* database now - its fetched_at */
-	int64_t stored_ttl_left_ms; /* its expires_at - database now; <= 0 once stale */
+	bool stored;               /* the database holds a set for this issuer (its MAC checked out) */
+	int64_t stored_version;    /* when it was fetched (under its MAC): larger is newer */
+	int64_t stored_age_ms;     /* now - its fetched_at */
+	int64_t stored_ttl_left_ms; /* its expires_at - now; <= 0 once stale */
 	int64_t min_refetch_ms;    /* jwks_min_refetch */
 } scrip_keyset_shared_t;
 

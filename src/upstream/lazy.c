@@ -84,7 +84,7 @@ struct scrip_lazy {
 	scrip_oauth_t *oauth;
 	const scrip_config_t *cfg;
 	const uint8_t *enc_key;
-	scrip_shared_store_t shared; /* the introspection answers shared with the other scripd */
+	const scrip_shared_store_t *shared; /* the introspection answers shared with the other scripd */
 	char *instance;
 	unsigned long next_job;
 	bool stopping;
@@ -115,14 +115,16 @@ static void cleanup_cb(evutil_socket_t fd, short what, void *arg)
 
 static void introspection_shutdown(scrip_lazy_t *l, bool all);
 
-scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, scrip_oauth_t *oauth,
-			     const scrip_config_t *cfg, const uint8_t enc_key[32], const char *instance)
+scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, const scrip_shared_store_t *shared,
+			     scrip_oauth_t *oauth, const scrip_config_t *cfg, const uint8_t enc_key[32],
+			     const char *instance)
 {
 	scrip_lazy_t *l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
 	l->base = base;
 	l->db = db;
+	l->shared = shared;
 	l->oauth = oauth;
 	l->cfg = cfg;
 	l->enc_key = enc_key;
@@ -132,7 +134,7 @@ scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, scrip_oaut
 	l->cleanup_timer = evtimer_new(base, cleanup_cb, l);
 	struct timeval first = { CLEANUP_FIRST_S, 0 };
 	if (!l->instance || !l->flights || !l->introspected || !l->cleanup_timer ||
-	    !scrip_shared_store_init(&l->shared, db, enc_key) || event_add(l->cleanup_timer, &first) != 0) {
+	    event_add(l->cleanup_timer, &first) != 0) {
 		scrip_lazy_free(l);
 		return NULL;
 	}
@@ -223,7 +225,6 @@ void scrip_lazy_free(scrip_lazy_t *l)
 		event_free(l->cleanup_timer);
 	scrip_flights_free(l->flights);
 	free(l->instance);
-	explicit_bzero(&l->shared, sizeof(l->shared));
 	free(l);
 }
 
@@ -1007,6 +1008,7 @@ static void introspected_cb(const scrip_oauth_result_t *r, void *arg)
 	}
 	scrip_introspection_put_t rec = {
 		.upstream = u->name,
+		.issuer = u->issuer,
 		.token_sha256 = in->hash,
 		.active = in->claims != NULL,
 		.claims = text,
@@ -1016,7 +1018,7 @@ static void introspected_cb(const scrip_oauth_result_t *r, void *arg)
 		.holder = in->holder,
 	};
 	in_set_step(in, IN_STORING);
-	scrip_store_introspection_put(&l->shared, &rec, in_stored_cb, in);
+	scrip_store_introspection_put(l->shared, &rec, in_stored_cb, in);
 	free(text);
 }
 
@@ -1118,7 +1120,8 @@ static void in_row_cb(const scrip_introspection_row_t *row, const scrip_err_t *e
 static void in_read(introspection_t *in)
 {
 	in_set_step(in, IN_READING);
-	scrip_store_introspection_get(&in->l->shared, in->l->cfg->upstreams[in->up].name, in->hash, in_row_cb, in);
+	const scrip_upstream_config_t *u = &in->l->cfg->upstreams[in->up];
+	scrip_store_introspection_get(in->l->shared, u->name, u->issuer, in->hash, in_row_cb, in);
 }
 
 void scrip_lazy_introspect(scrip_lazy_t *l, size_t up, const char *token, scrip_lazy_introspect_cb cb, void *arg)

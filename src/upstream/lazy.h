@@ -25,14 +25,17 @@
 
 #include "config/config.h"
 #include "store/db.h"
+#include "store/shared_store.h"
 #include "upstream/oauth.h"
 #include "util/err.h"
 
 typedef struct scrip_lazy scrip_lazy_t;
 
-/* cfg and enc_key (which seals the tokens held) are borrowed. */
-scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, scrip_oauth_t *oauth,
-			     const scrip_config_t *cfg, const uint8_t enc_key[32], const char *instance);
+/* cfg, enc_key (which seals the tokens held) and shared (where the
+ * introspection answers are shared) are borrowed. */
+scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, const scrip_shared_store_t *shared,
+			     scrip_oauth_t *oauth, const scrip_config_t *cfg, const uint8_t enc_key[32],
+			     const char *instance);
 /* Answers every waiting request with 503 and stops polling; calls made
  * afterwards fail the same way. */
 void scrip_lazy_shutdown(scrip_lazy_t *l);

@@ -35,7 +35,7 @@ SECOND = None
 def setUpModule():
     global ENV, SECOND
     issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque", "aged", "aging",
-                                                              "stalling", "forged")}
+                                                              "stalling", "forged", "replayed")}
     issuers["opaque"].add_client(*SCRIP_CLIENT)
     common = {"audience": "scrip", "jwks_cache_ttl": 3600, "jwks_min_refetch": 0}
     ENV = Env("shared", [
@@ -45,6 +45,7 @@ def setUpModule():
         ("aged", issuers["aged"], dict(common, jwks_max_stale=3600)),
         ("aging", issuers["aging"], dict(common, jwks_max_stale=3600)),
         ("forged", issuers["forged"], common),
+        ("replayed", issuers["replayed"], common),
         # A long timeout: its key-set lease (twice the timeout, plus 5 s) outlives any test.
         ("stalling", issuers["stalling"], dict(common, timeout=30)),
         ("opaque", issuers["opaque"], dict(common, client_id=SCRIP_CLIENT[0], client_secret=SCRIP_CLIENT[1],
@@ -178,6 +179,37 @@ class KeySets(SharedCase):
         for s in self.both:
             self.assertEqual(self.exchange_at(s, self.token("forged")).status, 200)
 
+    def test_older_key_set_is_not_passed_off_as_newer(self):
+        """A genuine stored set, saved before the issuer dropped a key and written back later with a higher
+        version, is older than the set a scripd holds (sets are ordered by when they were fetched, which
+        the MAC covers): looking for the dropped key's kid, the scripd asks the issuer, and the key stays
+        refused. (One worker, so that no other worker still holds the first set, as it may for up to
+        jwks_cache_ttl.)"""
+        issuer = self.issuer("replayed")
+        old_key = issuer.key("ES256")
+        workdir = os.path.join(self.env.workdir, "replayed")
+        os.mkdir(workdir)
+        one = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=self.kek(), server={"threads": 1})
+        one.redact = self.env.redact
+        one.start()
+        try:
+            self.assertEqual(self.exchange_at(one, self.token("replayed")).status, 200)
+            saved = self.env.db.query("SELECT jwks, fetched_at, expires_at, mac FROM scrip.upstream_key_sets"
+                                      " WHERE issuer = :'i'", i=issuer.issuer)[0]
+            time.sleep(0.1)
+            new_key = issuer.rotate("ES256", keep_old=False)
+            self.assertEqual(self.exchange_at(one, self.token("replayed", key=new_key)).status, 200)
+            self.env.db.execute("UPDATE scrip.upstream_key_sets SET jwks = :'j', fetched_at = :'f',"
+                                " expires_at = :'e', mac = :'m'::bytea, version = version + 1000 WHERE issuer = :'i'",
+                                j=saved["jwks"], f=saved["fetched_at"], e=saved["expires_at"], m=saved["mac"],
+                                i=issuer.issuer)
+            before = issuer.calls("jwks")
+            self.assertOAuthError(self.exchange_at(one, self.token("replayed", key=old_key)), 400, "invalid_request")
+            self.assertEqual(issuer.calls("jwks") - before, 1, "the issuer was asked, not the older set taken")
+            self.assertEqual(self.exchange_at(one, self.token("replayed", key=new_key)).status, 200)
+        finally:
+            self.assertIsNone(one.stop())
+
     def test_cold_key_set_is_fetched_once_for_both(self):
         """Neither scripd has the issuer's keys: 20 concurrent exchanges on both cost one discovery and one
         JWKS fetch in all; the other scripd reads the stored set."""
@@ -297,7 +329,8 @@ class KeySets(SharedCase):
             self.assertOAuthError(r, 503, "temporarily_unavailable")
         finally:
             issuer.set_down(False)
-        self.assertRegex(SECOND.log_text(), r"upstream aged: the key set read from the database \(version \d+\)"
+        # Asked first, the issuer fails; the stored set, kept to fall back on, is too stale.
+        self.assertRegex(SECOND.log_text(), r"upstream aged: the key set stored earlier by another scripd \(stale\)"
                          r" is stale past jwks_max_stale: not used")
         deadline = time.monotonic() + 10
         while True:
@@ -442,8 +475,8 @@ class OpaqueTokens(SharedCase):
         self.assertFalse(row["active"])
         with open(self.env.scripd.key_path) as f:
             kek = f.read().strip()
-        self.assertEqual(row["mac"], shared_row_mac(kek, "upstream_introspections", "opaque", digest, "f", "",
-                                                    str(row["at"]), str(row["expires"])))
+        self.assertEqual(row["mac"], shared_row_mac(kek, "upstream_introspections", "opaque", issuer.issuer, digest,
+                                                    "f", "", str(row["at"]), str(row["expires"])))
 
     def test_cleanup_drops_expired_rows(self):
         self.env.db.execute("INSERT INTO scrip.upstream_introspections (upstream, token_sha256, active, expires_at,"
