@@ -310,8 +310,9 @@ static void suspended_error(scrip_err_t *err)
  * the lazy upstream asks the issuer (once for every grant of the scope
  * set, and not within confirm_interval of the refusal), and a yes lifts
  * the suspension of the scope set's grants in the statement that records
- * it. The redemption's own statement still finds the grant suspended if
- * nothing lifted it. */
+ * it; a no ends that session only (lazy.h, for_suspended). The
+ * redemption's own statement still finds the grant suspended if nothing
+ * lifted it. */
 static void upstream_then_redeem(scrip_token_req_t *t)
 {
 	scrip_err_t err;
@@ -343,6 +344,7 @@ static void upstream_then_redeem(scrip_token_req_t *t)
 		.scopes = t->grant_row->scopes,
 		.audience = t->broker_audience,
 		.need_confirmation = confirm,
+		.for_suspended = suspended,
 	};
 	if (suspended)
 		suspended_error(&err);

@@ -62,7 +62,7 @@ typedef struct job {
 	/* the question, copied */
 	size_t up;
 	char *issuer, *subject, *scopes, *subject_token, *audience;
-	bool need_refresh, need_confirmation;
+	bool need_refresh, need_confirmation, for_suspended;
 	int64_t subject_token_exp;
 	scrip_custody_action_t action;
 	char *refresh_token; /* unsealed from the row for a refresh; wiped */
@@ -654,6 +654,25 @@ static scope_answer_t scope_narrowed(const job_t *j, const json_t *body)
 	return answer;
 }
 
+/* The issuer refused the refresh token held, and that says nothing more
+ * of the user: the token is forgotten (stored as lost), nothing is
+ * suspended and no refusal is remembered; the request is refused. */
+static void session_dropped(job_t *j, const char *reason, const char *text)
+{
+	const scrip_upstream_config_t *u = &j->l->cfg->upstreams[j->up];
+	refused(j, reason, text);
+	scrip_session_refuse_t rec = {
+		.upstream = u->name,
+		.upstream_issuer = j->issuer,
+		.subject = j->subject,
+		.scopes = j->scopes,
+		.lease_key = j->lease_key,
+		.holder = j->holder,
+	};
+	set_step(j, JOB_STORING);
+	scrip_store_session_lost(j->l->db, &rec, stored_cb, j);
+}
+
 static void call_cb(const scrip_oauth_result_t *r, void *arg)
 {
 	job_t *j = arg;
@@ -664,6 +683,19 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		j->result.err = r->err;
 		j->result.retry_after = r->retry_after;
 		job_finish(j);
+		return;
+	}
+	scope_answer_t scope = r->outcome == SCRIP_OAUTH_OK ? scope_narrowed(j, r->body) : SCOPE_HELD;
+	if (j->for_suspended && (r->outcome == SCRIP_OAUTH_REFUSED || scope == SCOPE_NARROWED)) {
+		/* The user was refused already, which is why the grant is
+		 * suspended; this no is to a refresh token that may have lain
+		 * unused for long. It ends that session, and no more: grants
+		 * confirmed since stay as they are, and nothing is asked with it
+		 * again. */
+		scrip_log_warn("upstream %s refused the refresh for %s (%s) asked for a suspended grant: scrip's session "
+			       "there for that scope set is forgotten; the grant stays suspended",
+			       u->name, j->subject, r->outcome == SCRIP_OAUTH_REFUSED ? r->error : "scope_narrowed");
+		session_dropped(j, "upstream_refused", "the main issuer has refused this user");
 		return;
 	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED && !refuses_the_user(r->error)) {
@@ -685,25 +717,14 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		scrip_log_warn("upstream %s refused the refresh for %s (%s) after an answer that did not arrive: "
 			       "scrip's session there is taken as lost, the user as not refused",
 			       u->name, j->subject, r->error);
-		refused(j, "upstream_session_lost",
-			"scrip's session at the main issuer for this user was lost: make a new grant");
-		scrip_session_refuse_t rec = {
-			.upstream = u->name,
-			.upstream_issuer = j->issuer,
-			.subject = j->subject,
-			.scopes = j->scopes,
-			.lease_key = j->lease_key,
-			.holder = j->holder,
-		};
-		set_step(j, JOB_STORING);
-		scrip_store_session_lost(j->l->db, &rec, stored_cb, j);
+		session_dropped(j, "upstream_session_lost",
+				"scrip's session at the main issuer for this user was lost: make a new grant");
 		return;
 	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED) {
 		user_refused(j, r->error, j->action == SCRIP_CUSTODY_REFRESH);
 		return;
 	}
-	scope_answer_t scope = scope_narrowed(j, r->body);
 	if (scope == SCOPE_NARROWED) {
 		/* INDIGO IAM answers a user who lost the group behind a scope
 		 * with fewer scopes, not with an error: the same no. */
@@ -805,9 +826,9 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 	const char *up = l->cfg->upstreams[ask->upstream].name;
 	char *key = NULL, *lease_key = NULL;
 	lease_key = key_join(up, ask->subject, ask->scopes, "");
-	if (asprintf(&key, "%s|%zu:%s|%c%c%c", lease_key, strlen(ask->audience ? ask->audience : ""),
+	if (asprintf(&key, "%s|%zu:%s|%c%c%c%c", lease_key, strlen(ask->audience ? ask->audience : ""),
 		     ask->audience ? ask->audience : "", ask->subject_token ? 'x' : '-', ask->need_refresh ? 'r' : '-',
-		     ask->need_confirmation ? 'c' : '-') < 0)
+		     ask->need_confirmation ? 'c' : '-', ask->for_suspended ? 's' : '-') < 0)
 		abort();
 	struct session_waiter *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -834,6 +855,7 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 	j->audience = ask->audience ? strdup(ask->audience) : NULL;
 	j->need_refresh = ask->need_refresh;
 	j->need_confirmation = ask->need_confirmation;
+	j->for_suspended = ask->for_suspended;
 	j->subject_token_exp = ask->subject_token_exp;
 	const scrip_upstream_config_t *u = &l->cfg->upstreams[j->up];
 	j->deadline_ms = lease_deadline_ms(j->l->cfg, u);

@@ -398,8 +398,8 @@ class ConfirmPolicies(LazyCase):
 
     def test_suspended_grant_refused_again_stays_suspended(self):
         """The issuer still refuses the user when a suspended grant asks again: one call, the grant stays
-        suspended with its refresh token unspent, no second suspension is audited, and the refusal is
-        remembered for confirm_interval."""
+        suspended with its refresh token unspent, no second suspension is audited, and scrip's refresh
+        token for that scope set is forgotten, so nothing is asked with it again."""
         issuer = self.issuer("confirm")
         client = self.client()
         sub = "still-out-" + secrets.token_hex(3)
@@ -428,6 +428,45 @@ class ConfirmPolicies(LazyCase):
         time.sleep(3.2)
         self.grant(client, "confirm", sub, scope="storage.create:/demo/output")
         r = self.redeem(client, g2)
+        self.assertEqual(r.status, 200, r.json)
+
+    def test_a_no_to_a_suspended_grants_old_token_suspends_nothing_more(self):
+        """A suspended grant asks with the refresh token scrip holds for its scope set, which may have lain
+        unused for long; the issuer's no to that token ends that session, not the user: a grant confirmed
+        since the first refusal stays active, and its redemptions go on."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "stale-" + secrets.token_hex(3)
+        grant_all = self.grant(client, "confirm", sub)
+        grant_read = self.grant(client, "confirm", sub, scope="storage.read:/demo")
+        issuer.withhold(sub, "storage.create:/demo/output")
+        try:
+            time.sleep(3.2)
+            self.assertOAuthError(self.redeem(client, grant_all), 400, "invalid_grant")
+        finally:
+            issuer.withhold(sub, None)
+        suspended = "SELECT count(*) FROM scrip.grants WHERE subject = :'s' AND suspended_at IS NOT NULL"
+        self.assertEqual(self.env.db.scalar(suspended, s=sub), 2)
+        time.sleep(3.2)
+        grant_new = self.grant(client, "confirm", sub, scope="storage.create:/demo/output")
+        r = self.redeem(client, grant_new)
+        self.assertEqual(r.status, 200, r.json)
+        grant_new = r.json["refresh_token"]
+        # The refresh token held for the read-only set dies at the issuer (it expired, say).
+        with issuer._lock:
+            for record in issuer._refresh.values():
+                if record["sub"] == sub and record["scope"].split() == ["storage.read:/demo"]:
+                    record["active"] = False
+        mark = self.env.audit_mark()
+        calls = issuer.calls("refresh", sub=sub)
+        self.assertOAuthError(self.redeem(client, grant_read), 400, "invalid_grant")
+        self.assertRefusedOnce(mark, "token_refresh", "grant_suspended", client.id)
+        self.assertEqual(issuer.calls("refresh", sub=sub), calls + 1)
+        self.assertEqual([a for a in self.env.audit_since(mark) if a["outcome"] == "suspended"], [])
+        self.assertEqual(self.env.db.scalar(suspended, s=sub), 2, "the new grant was not suspended")
+        # Past confirm_interval, the new grant's own session is asked again, and says yes.
+        time.sleep(3.2)
+        r = self.redeem(client, grant_new)
         self.assertEqual(r.status, 200, r.json)
 
     def test_refusal_after_a_lost_answer_is_no_refusal_of_the_user(self):
