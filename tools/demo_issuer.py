@@ -62,7 +62,7 @@ TT_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 TT_JWT = "urn:ietf:params:oauth:token-type:jwt"
 TT_REFRESH_TOKEN = "urn:ietf:params:oauth:token-type:refresh_token"
 EXCHANGE_STYLES = ("iam", "rfc8693")
-FAULT_MODES = ("503", "500", "close", "stall", "empty", "lost")
+FAULT_MODES = ("503", "500", "close", "stall", "empty", "lost", "invalid_scope")
 KINDS = ("exchange", "refresh", "introspect", "jwks", "discovery", "token")  # "token": other POST /token
 MAX_BODY = 64 * 1024  # bytes of a POST body it reads at most
 
@@ -363,6 +363,7 @@ class DemoIssuer:
         ("close"), or held unanswered ("stall") until set_down(False), stop() or stall_limit
         seconds, then closed. "lost" carries a POST out (a refresh token is rotated) and then
         closes the connection unanswered, as an answer lost on the way back; a GET is closed.
+        "invalid_scope" answers 400 invalid_scope, as an issuer that will not grant what was asked.
         set_down(False) releases stalled requests."""
         if down and mode not in FAULT_MODES:
             raise ValueError("mode must be one of %s" % ", ".join(FAULT_MODES))
@@ -722,6 +723,8 @@ def _handler_for(issuer):
                 self.reply(500, {"error": "server_error"})
             elif mode == "empty":
                 self.reply(200, {})
+            elif mode == "invalid_scope":
+                self.reply(400, {"error": "invalid_scope", "error_description": "scope not granted"})
             else:
                 self.reply(503, {"error": "temporarily_unavailable"})
 

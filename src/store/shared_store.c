@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "store/upstream_store.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 static int64_t int_at(const scrip_db_result_t *res, int col)
@@ -21,6 +21,11 @@ static int64_t int_at(const scrip_db_result_t *res, int col)
 
 #define MAC_PURPOSE "scrip shared upstream rows v1"
 
+/* A row stamped later than this ahead of the reader's clock was written by
+ * a host whose clock is wrong: not used (it would be taken as newer, and
+ * live longer, than it is). */
+#define CLOCK_AHEAD_SLACK_MS 5000
+
 /* A row's times are written as milliseconds since the epoch, and read
  * back the same way, exactly: they are part of what its MAC covers. */
 #define MS_TO_TIMESTAMP(p) "('epoch'::timestamptz + " p "::bigint * interval '1 millisecond')"
@@ -32,12 +37,6 @@ bool scrip_shared_store_init(scrip_shared_store_t *s, scrip_db_t *db, const uint
 	return scrip_fieldmac_key(enc_key, MAC_PURPOSE, s->mac_key);
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* What a row's MAC covers, as fieldmac.h takes it. */
 typedef struct {
@@ -86,6 +85,17 @@ static mac_input_t introspection_mac_input(const char *upstream, const char *iss
 	return in;
 }
 
+/* Whether a row stamped at stamped_ms (wall clock) is not from the
+ * future, as far as this host can tell. */
+static bool stamped_in_time(int64_t stamped_ms, int64_t now_ms, const char *what, const char *which)
+{
+	if (stamped_ms <= now_ms + CLOCK_AHEAD_SLACK_MS)
+		return true;
+	scrip_log_warn("%s of %s in the database was stamped %" PRId64 " ms ahead of this host's clock: not used "
+		       "(keep the clocks of the scripd hosts in time)", what, which, stamped_ms - now_ms);
+	return false;
+}
+
 /* Whether a row read back is one a scripd with this key wrote (what and
  * which name it in the log when it is not). */
 static bool row_authentic(const scrip_shared_store_t *s, const mac_input_t *in, const char *mac_hex,
@@ -132,7 +142,7 @@ static void keyset_get_cb(const scrip_db_result_t *res, const scrip_err_t *err, 
 	} else {
 		/* Only what the MAC covers is used, the times included. */
 		mac_input_t in = keyset_mac_input(op->issuer, jwks, strlen(jwks), fetched, expires);
-		int64_t now = wall_ms();
+		int64_t now = scrip_wall_ms();
 		scrip_keyset_row_t row = {
 			.version = int_at(res, 1),
 			.jwks = jwks,
@@ -140,8 +150,9 @@ static void keyset_get_cb(const scrip_db_result_t *res, const scrip_err_t *err, 
 			.age_ms = now - int_at(res, 1),
 			.ttl_left_ms = int_at(res, 2) - now,
 		};
-		bool authentic = row_authentic(op->s, &in, scrip_db_result_value(res, 0, 3), "the key set", op->issuer);
-		op->cb(authentic && row.version > 0 ? &row : NULL, NULL, op->arg);
+		bool usable = row_authentic(op->s, &in, scrip_db_result_value(res, 0, 3), "the key set", op->issuer) &&
+			      row.version > 0 && stamped_in_time(row.version, now, "the key set", op->issuer);
+		op->cb(usable ? &row : NULL, NULL, op->arg);
 	}
 	free(op->issuer);
 	free(op);
@@ -199,7 +210,7 @@ void scrip_store_keyset_put(const scrip_shared_store_t *s, const scrip_keyset_pu
 		abort();
 	op->cb = cb;
 	op->arg = arg;
-	int64_t now = wall_ms();
+	int64_t now = scrip_wall_ms();
 	op->fetched_ms = now;
 	char fetched[24], expires[24], mac[SCRIP_FIELDMAC_HEX_LEN + 1];
 	snprintf(fetched, sizeof(fetched), "%" PRId64, now);
@@ -238,16 +249,18 @@ static void introspection_get_cb(const scrip_db_result_t *res, const scrip_err_t
 	} else {
 		/* Only what the MAC covers is used, the expiry included. */
 		const char *active = scrip_db_result_value(res, 0, 0);
+		int64_t now = scrip_wall_ms();
 		scrip_introspection_row_t row = {
 			.active = active && strcmp(active, "t") == 0,
 			.claims = scrip_db_result_value(res, 0, 1),
-			.ttl_left_ms = int_at(res, 3) - wall_ms(),
+			.ttl_left_ms = int_at(res, 3) - now,
 		};
 		mac_input_t in = introspection_mac_input(op->upstream, op->issuer, op->token_sha256, row.active,
 							 row.claims, scrip_db_result_value(res, 0, 2),
 							 scrip_db_result_value(res, 0, 3));
 		if (row.ttl_left_ms <= 0 || (row.active && !row.claims) ||
-		    !row_authentic(op->s, &in, scrip_db_result_value(res, 0, 4), "an introspection answer", op->upstream))
+		    !row_authentic(op->s, &in, scrip_db_result_value(res, 0, 4), "an introspection answer", op->upstream) ||
+		    !stamped_in_time(int_at(res, 2), now, "an introspection answer", op->upstream))
 			op->cb(NULL, NULL, op->arg);
 		else
 			op->cb(&row, NULL, op->arg);
@@ -289,7 +302,7 @@ static const char introspection_put_sql[] =
 void scrip_store_introspection_put(const scrip_shared_store_t *s, const scrip_introspection_put_t *rec,
 				   scrip_store_shared_done_fn cb, void *arg)
 {
-	int64_t now = wall_ms();
+	int64_t now = scrip_wall_ms();
 	char introspected[24], expires[24], mac[SCRIP_FIELDMAC_HEX_LEN + 1];
 	snprintf(introspected, sizeof(introspected), "%" PRId64, now);
 	snprintf(expires, sizeof(expires), "%" PRId64, now + rec->ttl_ms);

@@ -312,7 +312,8 @@ static const char refused_sql[] =
 static const char lost_sql[] =
 	"WITH s AS ("
 	"  UPDATE scrip.upstream_sessions SET refresh_sealed = NULL, updated_at = now()"
-	"   WHERE upstream = $1 AND subject = $2 AND scopes = $3 AND " NOT_TAKEN_OVER("$4", "$5")
+	"   WHERE upstream = $1 AND subject = $2 AND scopes = $3 AND refresh_sealed = decode($6::text, 'hex')"
+	"     AND " NOT_TAKEN_OVER("$4", "$5")
 	"  RETURNING upstream),"
 	" l AS (DELETE FROM scrip.upstream_leases WHERE key = $4 AND holder = $5)"
 	" SELECT count(*) FROM s";
@@ -320,8 +321,9 @@ static const char lost_sql[] =
 void scrip_store_session_lost(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
 			      void *arg)
 {
-	const char *params[] = { rec->upstream, rec->subject, rec->scopes, rec->lease_key, rec->holder };
-	scrip_store_exec_done(db, lost_sql, 5, params, "lost upstream session not stored", cb, arg);
+	const char *params[] = { rec->upstream, rec->subject,     rec->scopes,
+				 rec->lease_key, rec->holder, rec->refused_refresh_hex };
+	scrip_store_exec_done(db, lost_sql, 6, params, "lost upstream session not stored", cb, arg);
 }
 
 void scrip_store_session_refused(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,

@@ -105,6 +105,7 @@ typedef struct {
 	const char *scopes;
 	const char *reason; /* the issuer's error code */
 	bool drop_refresh;  /* the held refresh token was refused: forget it */
+	const char *refused_refresh_hex; /* lost: the refresh token refused, sealed as it was read */
 	const char *lease_key;
 	const char *holder;
 } scrip_session_refuse_t;
@@ -118,10 +119,11 @@ void scrip_store_session_refused(scrip_db_t *db, const scrip_session_refuse_t *r
 
 /* scrip's refresh token at the issuer is gone without the issuer turning
  * the user away (refused after an answer that never arrived: the issuer
- * may have rotated it then). Forgets the held refresh token and releases
- * the lease; no refusal is remembered and no grant is suspended. rec's
- * reason and drop_refresh are not read. Nothing if another holder has
- * taken the lease over. */
+ * may have rotated it then; or refused when a suspended grant asked).
+ * Forgets the held refresh token, if it is still rec's refused one (not
+ * one another scripd stored since), and releases the lease; no refusal is
+ * remembered and no grant is suspended. rec's reason and drop_refresh are
+ * not read. Nothing if another holder has taken the lease over. */
 void scrip_store_session_lost(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
 			      void *arg);
 

@@ -50,7 +50,7 @@ struct scrip_jwks_cache {
 	const scrip_upstream_config_t *cfg;
 	scrip_keyset_t *keys;     /* the last good set; NULL until one was had */
 	int64_t fresh_until_ms;   /* monotonic: keys are stale from then on */
-	int64_t held_version;     /* version of the stored set keys came from or went to; 0: none */
+	int64_t held_version;     /* when the held keys were fetched (wall clock ms, as stored versions); 0: none */
 	int64_t last_attempt_ms;  /* monotonic start of the last refresh; 0 never */
 	char *jwks_uri;           /* configured, or discovered (then re-discovered after a failure) */
 	bool last_failed;         /* the last refresh failed: an unknown kid may be a new key we could not get */
@@ -298,6 +298,10 @@ static void jwks_cb(const scrip_fetch_response_t *resp, const scrip_err_t *err, 
 	bool changed = hold(c, set);
 	scrip_log_info("upstream %s: key set refreshed (%zu keys%s)", c->cfg->name, n, changed ? "" : ", unchanged");
 	c->fresh_until_ms = scrip_mono_ms() + c->cfg->jwks_cache_ttl * 1000;
+	/* Fetched now: a stored set is newer only if fetched later, whether
+	 * or not this one gets stored (the version of a stored set is the
+	 * time it was fetched, shared_store.h). */
+	c->held_version = scrip_wall_ms();
 	c->last_failed = false;
 	/* The requests waiting need not wait for the database. */
 	answer_known_waiters(c);

@@ -50,7 +50,7 @@ bool scrip_keyset_too_stale(int64_t now_ms, int64_t fresh_until_ms, int64_t max_
 typedef struct {
 	bool forced;               /* an unknown kid asks (else: a stale or missing set) */
 	bool have_set;             /* a set is held here */
-	int64_t held_version;      /* version of the stored set held here; 0: none (or fetched directly) */
+	int64_t held_version;      /* when the set held here was fetched, as stored_version; 0: none */
 	bool stored;               /* the database holds a set for this issuer (its MAC checked out) */
 	int64_t stored_version;    /* when it was fetched (under its MAC): larger is newer */
 	int64_t stored_age_ms;     /* now - its fetched_at */

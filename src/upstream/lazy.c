@@ -71,6 +71,7 @@ typedef struct job {
 	char access_ref[80];
 	int64_t access_expires_at;
 	char *refresh_hex, *access_hex; /* sealed, for the store */
+	char *held_refresh_hex;         /* the refresh token held, sealed as read: what a refusal of it forgets */
 	bool access_unusable; /* broker: the answer held no access token with a known lifetime */
 	char refusal[48];
 	scrip_lazy_result_t result;
@@ -170,6 +171,7 @@ static void job_free(job_t *j)
 	scrip_secret_free(j->access_token);
 	free(j->refresh_hex);
 	free(j->access_hex);
+	free(j->held_refresh_hex);
 	free(j);
 }
 
@@ -254,6 +256,20 @@ static char *seal_ad(const job_t *j, const char *kind)
 	return ad;
 }
 
+/* bytes as lowercase hex, malloc'd (NULL without memory). */
+static char *bytes_hex(const uint8_t *bytes, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char *hex = malloc(2 * len + 1);
+	for (size_t i = 0; hex && i < len; i++) {
+		hex[2 * i] = digits[bytes[i] >> 4];
+		hex[2 * i + 1] = digits[bytes[i] & 15];
+	}
+	if (hex)
+		hex[2 * len] = '\0';
+	return hex;
+}
+
 static char *seal_hex(const job_t *j, const char *kind, const char *plain)
 {
 	char *ad = seal_ad(j, kind);
@@ -261,16 +277,8 @@ static char *seal_hex(const job_t *j, const char *kind, const char *plain)
 	size_t len = 0;
 	char *hex = NULL;
 	if (scrip_aead_seal(j->l->enc_key, (const uint8_t *)plain, strlen(plain), (const uint8_t *)ad, strlen(ad),
-			    &sealed, &len)) {
-		static const char digits[] = "0123456789abcdef";
-		hex = malloc(2 * len + 1);
-		for (size_t i = 0; hex && i < len; i++) {
-			hex[2 * i] = digits[sealed[i] >> 4];
-			hex[2 * i + 1] = digits[sealed[i] & 15];
-		}
-		if (hex)
-			hex[2 * len] = '\0';
-	}
+			    &sealed, &len))
+		hex = bytes_hex(sealed, len);
 	free(sealed);
 	free(ad);
 	return hex;
@@ -403,6 +411,8 @@ static scrip_custody_state_t held_state(job_t *j, const scrip_session_row_t *row
 	}
 	if (row->refresh_sealed) {
 		scrip_secret_free(j->refresh_token);
+		free(j->held_refresh_hex);
+		j->held_refresh_hex = bytes_hex(row->refresh_sealed, row->refresh_sealed_len);
 		j->refresh_token = unseal(j, "refresh", row->refresh_sealed, row->refresh_sealed_len);
 		if (!j->refresh_token) {
 			scrip_log_error("upstream %s: a held refresh token cannot be unsealed (another encryption_key?)",
@@ -666,6 +676,7 @@ static void session_dropped(job_t *j, const char *reason, const char *text)
 		.upstream_issuer = j->issuer,
 		.subject = j->subject,
 		.scopes = j->scopes,
+		.refused_refresh_hex = j->held_refresh_hex,
 		.lease_key = j->lease_key,
 		.holder = j->holder,
 	};
@@ -683,19 +694,6 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		j->result.err = r->err;
 		j->result.retry_after = r->retry_after;
 		job_finish(j);
-		return;
-	}
-	scope_answer_t scope = r->outcome == SCRIP_OAUTH_OK ? scope_narrowed(j, r->body) : SCOPE_HELD;
-	if (j->for_suspended && (r->outcome == SCRIP_OAUTH_REFUSED || scope == SCOPE_NARROWED)) {
-		/* The user was refused already, which is why the grant is
-		 * suspended; this no is to a refresh token that may have lain
-		 * unused for long. It ends that session, and no more: grants
-		 * confirmed since stay as they are, and nothing is asked with it
-		 * again. */
-		scrip_log_warn("upstream %s refused the refresh for %s (%s) asked for a suspended grant: scrip's session "
-			       "there for that scope set is forgotten; the grant stays suspended",
-			       u->name, j->subject, r->outcome == SCRIP_OAUTH_REFUSED ? r->error : "scope_narrowed");
-		session_dropped(j, "upstream_refused", "the main issuer has refused this user");
 		return;
 	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED && !refuses_the_user(r->error)) {
@@ -719,6 +717,21 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 			       u->name, j->subject, r->error);
 		session_dropped(j, "upstream_session_lost",
 				"scrip's session at the main issuer for this user was lost: make a new grant");
+		return;
+	}
+	scope_answer_t scope = r->outcome == SCRIP_OAUTH_OK ? scope_narrowed(j, r->body) : SCOPE_HELD;
+	bool token_refused = r->outcome == SCRIP_OAUTH_REFUSED && strcmp(r->error, "invalid_grant") == 0;
+	if (j->for_suspended && (token_refused || scope == SCOPE_NARROWED)) {
+		/* The user was refused already, which is why the grant is
+		 * suspended. invalid_grant is to a refresh token that may have
+		 * lain unused past its life, and a narrowed yes is about this
+		 * scope set: either ends this session, and no more. Grants
+		 * confirmed since stay as they are, and nothing is asked with
+		 * the token again. (access_denied is about the user: below.) */
+		scrip_log_warn("upstream %s refused the refresh for %s (%s) asked for a suspended grant: scrip's session "
+			       "there for that scope set is forgotten; the grant stays suspended",
+			       u->name, j->subject, token_refused ? r->error : "scope_narrowed");
+		session_dropped(j, "upstream_refused", "the main issuer has refused this user");
 		return;
 	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED) {

@@ -52,9 +52,10 @@ typedef struct {
 	bool need_refresh;         /* a refresh token must be held afterwards */
 	bool need_confirmation;    /* the issuer's yes must be younger than confirm_interval */
 	/* A suspended grant asks (with need_confirmation): the refresh token
-	 * held may have lain unused for long, so the issuer's no to it ends
-	 * that session only (its refresh token is forgotten); it suspends
-	 * nothing more and is not remembered as a refusal of the user. */
+	 * held may have lain unused for long, so the issuer's invalid_grant to
+	 * it, or a yes narrowed for this scope set, ends that session only
+	 * (its refresh token is forgotten); it suspends nothing more and is
+	 * not remembered as a refusal of the user. access_denied still is. */
 	bool for_suspended;
 } scrip_lazy_ask_t;
 

@@ -469,6 +469,30 @@ class ConfirmPolicies(LazyCase):
         r = self.redeem(client, grant_new)
         self.assertEqual(r.status, 200, r.json)
 
+    def test_suspended_grant_refused_for_scrips_request_keeps_its_session(self):
+        """invalid_scope to a suspended grant's ask refuses what scrip asked, not the user or the token:
+        the grant stays suspended, and the session keeps its refresh token, whose next ask is answered
+        yes and restores the grant."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "asked-" + secrets.token_hex(3)
+        grant_all = self.grant(client, "confirm", sub)
+        grant_read = self.grant(client, "confirm", sub, scope="storage.read:/demo")
+        issuer.withhold(sub, "storage.create:/demo/output")
+        try:
+            time.sleep(3.2)
+            self.assertOAuthError(self.redeem(client, grant_all), 400, "invalid_grant")
+        finally:
+            issuer.withhold(sub, None)
+        time.sleep(3.2)
+        held = "SELECT refresh_sealed IS NOT NULL FROM scrip.upstream_sessions WHERE subject = :'s'" \
+               " AND scopes = 'storage.read:/demo'"
+        issuer.fail_next(1, "invalid_scope")
+        self.assertOAuthError(self.redeem(client, grant_read), 400, "invalid_grant")
+        self.assertTrue(self.env.db.scalar(held, s=sub), "the session's refresh token was forgotten")
+        r = self.redeem(client, grant_read)
+        self.assertEqual(r.status, 200, r.json)
+
     def test_refusal_after_a_lost_answer_is_no_refusal_of_the_user(self):
         """The issuer rotates scrip's refresh token but its answer never arrives; the retry presents the
         spent token and is refused. That refusal is scrip's own doing, not the user turned away: the

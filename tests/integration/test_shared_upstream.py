@@ -35,7 +35,7 @@ SECOND = None
 def setUpModule():
     global ENV, SECOND
     issuers = {name: DemoIssuer(audience="scrip") for name in ("cold", "rotating", "short", "opaque", "aged", "aging",
-                                                              "stalling", "forged", "replayed")}
+                                                              "stalling", "forged", "replayed", "unleased")}
     issuers["opaque"].add_client(*SCRIP_CLIENT)
     common = {"audience": "scrip", "jwks_cache_ttl": 3600, "jwks_min_refetch": 0}
     ENV = Env("shared", [
@@ -46,6 +46,8 @@ def setUpModule():
         ("aging", issuers["aging"], dict(common, jwks_max_stale=3600)),
         ("forged", issuers["forged"], common),
         ("replayed", issuers["replayed"], common),
+        # A short timeout: a refresh waiting for another's key-set lease fetches directly after 9 s.
+        ("unleased", issuers["unleased"], dict(common, timeout=1)),
         # A long timeout: its key-set lease (twice the timeout, plus 5 s) outlives any test.
         ("stalling", issuers["stalling"], dict(common, timeout=30)),
         ("opaque", issuers["opaque"], dict(common, client_id=SCRIP_CLIENT[0], client_secret=SCRIP_CLIENT[1],
@@ -208,6 +210,37 @@ class KeySets(SharedCase):
             self.assertEqual(issuer.calls("jwks") - before, 1, "the issuer was asked, not the older set taken")
             self.assertEqual(self.exchange_at(one, self.token("replayed", key=new_key)).status, 200)
         finally:
+            self.assertIsNone(one.stop())
+
+    def test_older_key_set_is_not_taken_over_one_fetched_directly(self):
+        """A scripd that fetched its set itself, without the key-set lease (held elsewhere: someone who can
+        write the database planted it), knows when it fetched it: a genuine older set written back to the
+        database is not newer, and the key the issuer dropped since stays refused."""
+        issuer = self.issuer("unleased")
+        old_key = issuer.key("ES256")
+        self.assertEqual(self.exchange_at(self.env.scripd, self.token("unleased")).status, 200)
+        saved = self.env.db.query("SELECT jwks, fetched_at, expires_at, mac FROM scrip.upstream_key_sets"
+                                  " WHERE issuer = :'i'", i=issuer.issuer)[0]
+        new_key = issuer.rotate("ES256", keep_old=False)
+        self.env.db.execute("DELETE FROM scrip.upstream_key_sets WHERE issuer = :'i'", i=issuer.issuer)
+        lease = "jwks|" + issuer.issuer
+        self.env.db.execute("INSERT INTO scrip.upstream_leases (key, holder, expires_at) VALUES (:'k',"
+                            " 'elsewhere/1/00000000/w0/jwks/x', now() + interval '1 hour')", k=lease)
+        workdir = os.path.join(self.env.workdir, "unleased")
+        os.mkdir(workdir)
+        one = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=self.kek(), server={"threads": 1})
+        one.redact = self.env.redact
+        one.start()
+        try:
+            self.assertEqual(self.exchange_at(one, self.token("unleased", key=new_key)).status, 200)
+            self.assertIn("another scripd holds the key-set lease too long", one.log_text())
+            self.env.db.execute("INSERT INTO scrip.upstream_key_sets (issuer, upstream, jwks, version, fetched_at,"
+                                " expires_at, fetched_by, mac) VALUES (:'i', 'unleased', :'j', 1, :'f', :'e', 'x',"
+                                " :'m'::bytea)", i=issuer.issuer, j=saved["jwks"], f=saved["fetched_at"],
+                                e=saved["expires_at"], m=saved["mac"])
+            self.assertOAuthError(self.exchange_at(one, self.token("unleased", key=old_key)), 400, "invalid_request")
+        finally:
+            self.env.db.execute("DELETE FROM scrip.upstream_leases WHERE key = :'k'", k=lease)
             self.assertIsNone(one.stop())
 
     def test_cold_key_set_is_fetched_once_for_both(self):
