@@ -309,10 +309,15 @@ class KeySets(SharedCase):
         self.assertEqual(issuer.calls("jwks"), 2)
 
     def test_stored_set_is_untrusted_input(self):
-        """A stored set that is not a usable JWKS is not used: the reader fetches from the issuer instead."""
+        """A stored set that is not a usable JWKS is not used, even newer and with a good MAC (written by a
+        scripd with the key, say a faulty one): the reader fetches from the issuer instead."""
         issuer = self.issuer("cold")
-        self.env.db.execute("UPDATE scrip.upstream_key_sets SET jwks = '{\"keys\": 5}', version = version + 1000,"
-                            " fetched_at = now() - interval '1 hour' WHERE issuer = :'i'", i=issuer.issuer)
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET jwks = '{\"keys\": 5}',"
+                            " fetched_at = date_trunc('milliseconds', now()) WHERE issuer = :'i'", i=issuer.issuer)
+        row = self.stored_set(issuer)
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET mac = decode(:'m', 'hex') WHERE issuer = :'i'",
+                            i=issuer.issuer, m=shared_row_mac(self.kek(), "upstream_key_sets", issuer.issuer,
+                                                              row["jwks"], str(row["fetched"]), str(row["expires"])))
         before = issuer.calls("jwks")
         # An unknown kid makes both scripd look at the database again.
         new = issuer.rotate("ES256")
@@ -321,6 +326,7 @@ class KeySets(SharedCase):
         valid = self.env.db.scalar("SELECT json_typeof(jwks::json->'keys') FROM scrip.upstream_key_sets"
                                    " WHERE issuer = :'i'", i=issuer.issuer)
         self.assertEqual(valid, "array")
+        self.assertNotIn("the key set of %s in the database fails its MAC check" % issuer.issuer, SECOND.log_text())
 
     def stored_set_aged(self, upstream, stale):
         """Has the Env's scripd fetch and store upstream's key set, then makes the stored set stale for
