@@ -16,6 +16,8 @@
 -- scrip.records_prune does (the same rules: a cutoff at least a day in the
 -- past, READ COMMITTED only, the tables' owner only).
 
+-- Ended jobs are found by when they ended. (On a large ended_jobs table,
+-- this migration holds back job ends while the index is built.)
 CREATE INDEX ended_jobs_ended_at ON scrip.ended_jobs (ended_at);
 
 CREATE FUNCTION scrip.ended_jobs_prune(cutoff timestamptz, max_rows integer)
