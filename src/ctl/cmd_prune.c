@@ -2,7 +2,7 @@
  * the audit trail (scrip.audit_prune, sql/006_vos.sql); `scripctl db
  * prune` deletes the access tokens, grants, main-issuer records and ended
  * jobs that ended before a cutoff and that nothing still needs
- * (scrip.records_prune, sql/017_records_prune.sql; scrip.ended_jobs_prune,
+ * (scrip.records_prune, sql/017_records_prune.sql, with ended jobs from
  * sql/019_ended_jobs_prune.sql). The SQL functions decide what goes; this
  * file parses, calls them and reports. */
 #include <errno.h>
@@ -176,36 +176,32 @@ end:
 
 /* ---- db prune ------------------------------------------------------------------ */
 
-/* Each call is one statement, so one transaction with its audit row.
- * Both are given the kind asked for ($1): ended jobs are the only kind of
- * theirs, so their statement only checks that it answers for it. */
-static const char records_prune_sql[] =
-	"SELECT kind, row_count FROM scrip.records_prune($1, $2::timestamptz, $3::integer)";
-static const char ended_jobs_prune_sql[] =
-	"SELECT kind, row_count FROM scrip.ended_jobs_prune($2::timestamptz, $3::integer) WHERE $1::text = kind";
-
-/* What is deleted: each kind's name in its function and in --json, its
- * label in the table printed, the statement that deletes it, or NULL when
- * it is not asked for by name (refresh tokens go with their grants; broker
- * tokens go alone when they expire and with their session). Asked for in
- * this order: a grant goes once its access tokens are gone. */
+/* What scrip.records_prune deletes: each kind's name there and in --json,
+ * its label in the table printed, and whether it is asked for by name
+ * (refresh tokens go with their grants; broker tokens go alone when they
+ * expire and with their session). Asked for in this order: a grant goes
+ * once its access tokens are gone. */
 static const struct {
 	const char *kind;
 	const char *label;
-	const char *sql;
+	bool asked;
 } record_kinds[] = {
-	{ "access_tokens", "access tokens", records_prune_sql },
-	{ "grants", "grants", records_prune_sql },
-	{ "refresh_tokens", "refresh tokens (of those grants)", NULL },
-	{ "upstream_calls", "main-issuer calls", records_prune_sql },
-	{ "upstream_access_tokens", "main-issuer access tokens", records_prune_sql },
-	{ "upstream_sessions", "main-issuer sessions", records_prune_sql },
-	{ "ended_jobs", "ended jobs", ended_jobs_prune_sql },
+	{ "access_tokens", "access tokens", true },
+	{ "grants", "grants", true },
+	{ "refresh_tokens", "refresh tokens (of those grants)", false },
+	{ "upstream_calls", "main-issuer calls", true },
+	{ "upstream_access_tokens", "main-issuer access tokens", true },
+	{ "upstream_sessions", "main-issuer sessions", true },
+	{ "ended_jobs", "ended jobs", true },
 };
 #define N_KINDS (sizeof(record_kinds) / sizeof(record_kinds[0]))
 #define LOST_RACE_TRIES 3 /* a call that lost to a concurrent transaction is run again, this many times in all */
 
 static const char cutoff_sql[] = "SELECT " UTC_TEXT("now() - make_interval(days => $1::integer)");
+
+/* Each call is one statement, so one transaction with its audit row. */
+static const char records_prune_sql[] =
+	"SELECT kind, row_count FROM scrip.records_prune($1, $2::timestamptz, $3::integer)";
 
 /* Adds one call's counts to totals; false when the answer is not one. */
 static bool add_counts(const scrip_sync_result_t *res, int64_t *totals, int64_t *deleted)
@@ -239,7 +235,7 @@ static scrip_sync_result_t *prune_call(scrip_sync_t *db, size_t k, const char *c
 	scrip_sync_result_t *res = NULL;
 	for (int tries = 1; !res && tries <= LOST_RACE_TRIES; tries++) {
 		scrip_err_clear(err);
-		res = scrip_sync_query(db, record_kinds[k].sql, 3, params, err);
+		res = scrip_sync_query(db, records_prune_sql, 3, params, err);
 		if (!res && !lost_race(err))
 			break;
 	}
@@ -272,14 +268,14 @@ static int records_prune_report(const char *cutoff, const int64_t *totals, long 
 	return SCRIP_CTL_OK;
 }
 
-/* Calls the function of each kind until a call deletes nothing;
+/* Calls scrip.records_prune for each kind until a call deletes nothing;
  * false with err set when a call fails (what earlier calls deleted stays
  * deleted, and is counted in totals). */
 static bool prune_all(scrip_sync_t *db, const char *cutoff, const char *batch, int64_t *totals, long *calls,
 		      scrip_err_t *err)
 {
 	for (size_t k = 0; k < N_KINDS; k++) {
-		if (!record_kinds[k].sql)
+		if (!record_kinds[k].asked)
 			continue;
 		for (int64_t deleted = 1; deleted > 0; (*calls)++) {
 			scrip_sync_result_t *res = prune_call(db, k, cutoff, batch, err);
@@ -289,7 +285,7 @@ static bool prune_all(scrip_sync_t *db, const char *cutoff, const char *batch, i
 			scrip_sync_result_free(res);
 			if (!ok) {
 				SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "unexpected_answer",
-					  "unexpected answer from the prune of %s", record_kinds[k].kind);
+					  "unexpected answer from scrip.records_prune (%s)", record_kinds[k].kind);
 				return false;
 			}
 		}

@@ -942,14 +942,14 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 static char *conninfo_options(const char *conninfo)
 {
 	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-	char *found = NULL;
+	const char *given = NULL; /* options in conninfo, even empty, hide PGOPTIONS */
 	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (strcmp(o->keyword, "options") == 0 && o->val && o->val[0])
-			found = strdup(o->val);
+		if (strcmp(o->keyword, "options") == 0 && o->val)
+			given = o->val;
+	if (!given)
+		given = getenv("PGOPTIONS");
+	char *found = given && given[0] ? strdup(given) : NULL;
 	PQconninfoFree(opts);
-	const char *env = getenv("PGOPTIONS");
-	if (!found && env && env[0])
-		found = strdup(env);
 	return found;
 }
 

@@ -58,7 +58,7 @@ typedef struct {
 	void (*save)(void *ctx, const scrip_keyset_put_t *rec, scrip_store_keyset_put_cb cb, void *arg);
 } scrip_jwks_shared_t;
 
-/* The shared store in PostgreSQL; its ctx is a scrip_db_t *. */
+/* The shared store in PostgreSQL; its ctx is a scrip_shared_store_t *. */
 extern const scrip_jwks_shared_t scrip_jwks_shared_db;
 
 /* Shares this cache's fetches through ops (borrowed, static) with ctx;

@@ -5,8 +5,10 @@
  *      serve / refused / no session ─────────────────────────────▶ land
  *      call needed, no lease ─▶ LEASING ─▶ got it ─▶ READING again (under the lease)
  *                                       └▶ held elsewhere ─▶ WAITING (poll) ─▶ READING
- *      call needed, leased ─▶ CALLING ─▶ yes ─▶ STORING (confirmed) ─▶ land
+ *      call needed, leased ─▶ CALLING ─▶ yes ─▶ STORING (confirmed, the set's grants restored) ─▶ land
  *                                      └▶ no  ─▶ STORING (refused, grants suspended) ─▶ land
+ *                                      └▶ no to the token alone (a lost answer, or
+ *                                         asked for a suspended grant) ─▶ STORING (session lost) ─▶ land
  *                                      └▶ failed ─▶ lease released ─▶ land 503 */
 #include "upstream/lazy.h"
 
@@ -413,6 +415,8 @@ static scrip_custody_state_t held_state(job_t *j, const scrip_session_row_t *row
 		scrip_secret_free(j->refresh_token);
 		free(j->held_refresh_hex);
 		j->held_refresh_hex = bytes_hex(row->refresh_sealed, row->refresh_sealed_len);
+		if (!j->held_refresh_hex)
+			abort(); /* out of memory, as elsewhere here */
 		j->refresh_token = unseal(j, "refresh", row->refresh_sealed, row->refresh_sealed_len);
 		if (!j->refresh_token) {
 			scrip_log_error("upstream %s: a held refresh token cannot be unsealed (another encryption_key?)",

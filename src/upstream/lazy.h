@@ -10,8 +10,9 @@
  *     call (single flight);
  *   - across scripd sharing the database, one holds a lease row per
  *     session while it calls; the others wait for the row it writes;
- *   - a refusal suspends the subject's grants at that issuer, a later yes
- *     lifts the suspension.
+ *   - a refusal suspends the subject's grants at that issuer; a later yes
+ *     for a scope set lifts the suspension of that set's grants (a
+ *     suspended grant asks for its own: for_suspended).
  * Opaque subject tokens are introspected at the issuer and the active
  * answers cached (bounded by introspection_cache_ttl and the token's exp). */
 #ifndef SCRIP_LAZY_H
@@ -61,7 +62,8 @@ typedef struct {
 
 typedef enum {
 	SCRIP_LAZY_OK,
-	SCRIP_LAZY_REFUSED,     /* the issuer refused the subject (now or within confirm_interval) */
+	SCRIP_LAZY_REFUSED,     /* no: the issuer refused the subject (now or within confirm_interval) or what
+				 * scrip asked, or scrip holds no session (left) to ask with; err says which */
 	SCRIP_LAZY_UNAVAILABLE, /* 503: nothing held can answer and the issuer cannot be asked now */
 } scrip_lazy_outcome_t;
 
