@@ -119,6 +119,21 @@ class LazyCase(ScripTestCase):
         self.assertEqual(self.env.issued_since(mark), 0)
         return rows[0]
 
+    def narrowed_and_suspended(self, client, sub):
+        """Two grants of sub at "confirm", of both scopes and of storage.read:/demo; once their yes is
+        confirm_interval old, the issuer answers with storage.create withheld (a lost group): the first
+        redemption is refused and both grants are suspended. Returns (grant_all, grant_read)."""
+        issuer = self.issuer("confirm")
+        grant_all = self.grant(client, "confirm", sub)
+        grant_read = self.grant(client, "confirm", sub, scope="storage.read:/demo")
+        issuer.withhold(sub, "storage.create:/demo/output")
+        try:
+            time.sleep(3.2)
+            self.assertOAuthError(self.redeem(client, grant_all), 400, "invalid_grant")
+        finally:
+            issuer.withhold(sub, None)
+        return grant_all, grant_read
+
     def recorded_calls(self, upstream, kind, subject=None):
         return self.env.db.scalar(
             "SELECT count(*) FROM scrip.upstream_calls WHERE upstream = :'u' AND kind = :'k'"
@@ -437,14 +452,7 @@ class ConfirmPolicies(LazyCase):
         issuer = self.issuer("confirm")
         client = self.client()
         sub = "stale-" + secrets.token_hex(3)
-        grant_all = self.grant(client, "confirm", sub)
-        grant_read = self.grant(client, "confirm", sub, scope="storage.read:/demo")
-        issuer.withhold(sub, "storage.create:/demo/output")
-        try:
-            time.sleep(3.2)
-            self.assertOAuthError(self.redeem(client, grant_all), 400, "invalid_grant")
-        finally:
-            issuer.withhold(sub, None)
+        grant_all, grant_read = self.narrowed_and_suspended(client, sub)
         suspended = "SELECT count(*) FROM scrip.grants WHERE subject = :'s' AND suspended_at IS NOT NULL"
         self.assertEqual(self.env.db.scalar(suspended, s=sub), 2)
         time.sleep(3.2)
@@ -476,14 +484,7 @@ class ConfirmPolicies(LazyCase):
         issuer = self.issuer("confirm")
         client = self.client()
         sub = "asked-" + secrets.token_hex(3)
-        grant_all = self.grant(client, "confirm", sub)
-        grant_read = self.grant(client, "confirm", sub, scope="storage.read:/demo")
-        issuer.withhold(sub, "storage.create:/demo/output")
-        try:
-            time.sleep(3.2)
-            self.assertOAuthError(self.redeem(client, grant_all), 400, "invalid_grant")
-        finally:
-            issuer.withhold(sub, None)
+        grant_all, grant_read = self.narrowed_and_suspended(client, sub)
         time.sleep(3.2)
         held = "SELECT refresh_sealed IS NOT NULL FROM scrip.upstream_sessions WHERE subject = :'s'" \
                " AND scopes = 'storage.read:/demo'"
