@@ -690,6 +690,13 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
  * yet (a grants table filled moments ago) may look the grant up through
  * grants_client_job instead, reading every grant of the client for each
  * redemption. */
+/* What a redemption whose claim found nothing to claim is told: the grant
+ * or the token changed after it was read (another redemption, a
+ * revocation, a suspension, the job's end). */
+#define REDEEM_LOST_TEXT                                                                                          \
+	"the grant changed while this redemption was decided (redeemed by another request, revoked, suspended or " \
+	"ended meanwhile)"
+
 #define REDEEM_CLAIM_SQL(USES) \
 	"WITH used AS (" \
 	"  UPDATE scrip.grants g SET uses = g.uses + 1" \
@@ -759,7 +766,7 @@ void scrip_store_redeem_brokered(scrip_db_t *db, const scrip_redeem_record_t *re
 	/* Settled if its connection is lost under it: the caller reads it back. */
 	scrip_db_query_settled(db, 0, redeem_brokered_sql, 11, params, done_cb,
 			       done_op_new(SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
-					   "the refresh token was redeemed by another request at the same time", cb, arg));
+					   REDEEM_LOST_TEXT, cb, arg));
 	free(requested);
 }
 
@@ -857,8 +864,7 @@ static void redeemed_cb(bool written, const scrip_err_t *err, void *arg)
 	free(arg);
 	scrip_err_t lost;
 	if (!err && !written) {
-		SCRIP_ERR(&lost, SCRIP_E_INVALID_GRANT, "redeemed_concurrently",
-			  "the refresh token was redeemed by another request at the same time");
+		SCRIP_ERR(&lost, SCRIP_E_INVALID_GRANT, "redeemed_concurrently", REDEEM_LOST_TEXT);
 		err = &lost;
 	}
 	op.cb(err, op.arg);
