@@ -328,6 +328,26 @@ class KeySets(SharedCase):
         self.assertEqual(valid, "array")
         self.assertNotIn("the key set of %s in the database fails its MAC check" % issuer.issuer, SECOND.log_text())
 
+    def test_stored_set_from_the_future_is_not_used(self):
+        """A set stamped a minute ahead of the reader's clock (by a scripd whose clock is wrong) would count
+        as newer, and fresh longer, than it is: it is not used, the reader says why and asks the issuer."""
+        issuer = self.issuer("cold")
+        self.assertEqual(self.exchange_at(self.env.scripd, self.token("cold")).status, 200)
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET fetched_at = date_trunc('milliseconds', now()"
+                            " + interval '1 minute'), expires_at = date_trunc('milliseconds', now() + interval"
+                            " '2 hours') WHERE issuer = :'i'", i=issuer.issuer)
+        row = self.stored_set(issuer)
+        self.env.db.execute("UPDATE scrip.upstream_key_sets SET mac = decode(:'m', 'hex') WHERE issuer = :'i'",
+                            i=issuer.issuer, m=shared_row_mac(self.kek(), "upstream_key_sets", issuer.issuer,
+                                                              row["jwks"], str(row["fetched"]), str(row["expires"])))
+        before = issuer.calls("jwks")
+        new = issuer.rotate("ES256")  # an unknown kid: both scripd read the database again
+        self.assertAll([self.exchange_at(s, self.token("cold", key=new)) for s in self.both], 200)
+        self.assertGreaterEqual(issuer.calls("jwks") - before, 1, "the issuer was asked")
+        log = SECOND.log_text() + self.env.scripd.log_text()
+        self.assertRegex(log, r"the key set of %s in the database was stamped \d+ ms ahead of this host's clock: "
+                         r"not used" % re.escape(issuer.issuer))
+
     def stored_set_aged(self, upstream, stale):
         """Has the Env's scripd fetch and store upstream's key set, then makes the stored set stale for
         the given SQL interval, as if it had been fetched that long before its jwks_cache_ttl ended."""
