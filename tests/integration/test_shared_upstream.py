@@ -134,6 +134,16 @@ class KeySets(SharedCase):
         with open(self.env.scripd.key_path) as f:
             return f.read().strip()
 
+    def one_worker_scripd(self, name):
+        """Another scripd on the Env's database, with one worker (so that no other worker of it holds
+        an older set), started; the caller stops it."""
+        workdir = os.path.join(self.env.workdir, name)
+        os.mkdir(workdir)
+        one = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=self.kek(), server={"threads": 1})
+        one.redact = self.env.redact
+        one.start()
+        return one
+
     def stored_set(self, issuer):
         deadline = time.monotonic() + 10  # an answer may come before its set is stored
         while True:
@@ -189,11 +199,7 @@ class KeySets(SharedCase):
         jwks_cache_ttl.)"""
         issuer = self.issuer("replayed")
         old_key = issuer.key("ES256")
-        workdir = os.path.join(self.env.workdir, "replayed")
-        os.mkdir(workdir)
-        one = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=self.kek(), server={"threads": 1})
-        one.redact = self.env.redact
-        one.start()
+        one = self.one_worker_scripd("replayed")
         try:
             self.assertEqual(self.exchange_at(one, self.token("replayed")).status, 200)
             saved = self.env.db.query("SELECT jwks, fetched_at, expires_at, mac FROM scrip.upstream_key_sets"
@@ -226,11 +232,7 @@ class KeySets(SharedCase):
         lease = "jwks|" + issuer.issuer
         self.env.db.execute("INSERT INTO scrip.upstream_leases (key, holder, expires_at) VALUES (:'k',"
                             " 'elsewhere/1/00000000/w0/jwks/x', now() + interval '1 hour')", k=lease)
-        workdir = os.path.join(self.env.workdir, "unleased")
-        os.mkdir(workdir)
-        one = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=self.kek(), server={"threads": 1})
-        one.redact = self.env.redact
-        one.start()
+        one = self.one_worker_scripd("unleased")
         try:
             self.assertEqual(self.exchange_at(one, self.token("unleased", key=new_key)).status, 200)
             self.assertIn("another scripd holds the key-set lease too long", one.log_text())
