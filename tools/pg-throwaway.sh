@@ -12,6 +12,7 @@
 #                               checkpoint, clients cut mid-query; crash recovery on resume)
 #   pg-throwaway.sh resume DIR  start a halted cluster again, same port
 #   pg-throwaway.sh status DIR  exit 0 when the server is running
+#   pg-throwaway.sh where DIR   print the directory of the cluster's data and log
 #
 # PostgreSQL refuses to run as root: as root the cluster runs as the
 # `postgres` system user (runuser); as anyone else, as that user. Trust
@@ -46,10 +47,11 @@ find_bindir() {
 	die "no PostgreSQL server programs (initdb, pg_ctl) found: install the postgresql package"
 }
 
-# Runs a command as the cluster's owner.
+# Runs a command as the cluster's owner, from / (the owner may not be
+# allowed into the current directory; every path given is absolute).
 as_owner() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
@@ -86,6 +88,8 @@ make_root() {
 cluster_root() {
 	if [ -f "$1/cluster-path" ]; then
 		cat "$1/cluster-path"
+	elif [ -d "$1" ]; then
+		echo "$(cd "$1" && pwd)/cluster"
 	else
 		echo "$1/cluster"
 	fi
@@ -196,5 +200,6 @@ halt) cmd_halt "$2" ;;
 crash) cmd_crash "$2" ;;
 resume) cmd_resume "$2" ;;
 status) cmd_status "$2" ;;
+where) cluster_root "$2" ;;
 *) usage ;;
 esac

@@ -128,18 +128,22 @@ EOF
 
 start_all() {
 	build
+	if [ -f "$demo/scripd.pid" ] && kill -0 "$(cat "$demo/scripd.pid")" 2>/dev/null; then
+		die "a quick start is running already (scripd, pid $(cat "$demo/scripd.pid")): tools/quickstart.sh stop stops it"
+	fi
 	if [ -f "$demo/scripd.pid" ] || [ -f "$demo/issuer.pid" ] || [ -d "$demo/pg" ]; then
-		say "stopping what an earlier quick start left running"
+		say "stopping what an earlier quick start left behind"
 		stop_all
 	fi
 	port_free "$port" || die "port $port is taken: set SCRIP_DEMO_PORT to a free one"
 	port_free "$iport" || die "port $iport is taken: set SCRIP_DEMO_ISSUER_PORT to a free one"
 	mkdir -p "$demo"
 
-	say "starting a throwaway PostgreSQL under .demo/pg"
+	say "starting a throwaway PostgreSQL"
 	"$top/tools/pg-throwaway.sh" start "$demo/pg" >/dev/null
 	# shellcheck disable=SC1091  # written by pg-throwaway.sh
 	. "$demo/pg/env"
+	say "PostgreSQL's data is in $("$top/tools/pg-throwaway.sh" where "$demo/pg")"
 	write_config
 	"$top/src/scripctl" -c "$demo/scripd.conf" db migrate
 	creds=$("$top/src/scripctl" -c "$demo/scripd.conf" client create demo-pilot \
@@ -168,8 +172,13 @@ run)
 	trap 'echo; say "stopping"; stop_all; exit 130' INT TERM
 	start_all
 	say "Ctrl-C (or tools/quickstart.sh stop) stops scripd, the demo issuer and PostgreSQL"
-	wait "$(cat "$demo/scripd.pid")" || true
-	say "scripd exited; stopping the rest"
+	rc=0
+	wait "$(cat "$demo/scripd.pid")" || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		say "scripd stopped; stopping the demo issuer and PostgreSQL"
+	else
+		say "scripd exited with status $rc (its log: .demo/scripd.log); stopping the demo issuer and PostgreSQL"
+	fi
 	stop_all
 	;;
 up)
