@@ -97,6 +97,26 @@ static void sanitize(char *s)
 			*s = '?';
 }
 
+/* A message keeps one line: each run of line breaks and tabs (libpq's
+ * messages span lines) becomes one space, trailing ones go, and any other
+ * control character becomes '?'. */
+static void flatten_message(char *s)
+{
+	char *const start = s, *out = s;
+	bool gap = false;
+	for (; *s; s++) {
+		if (*s == '\n' || *s == '\r' || *s == '\t') {
+			gap = true;
+			continue;
+		}
+		if (gap && out != start)
+			*out++ = ' ';
+		gap = false;
+		*out++ = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+	}
+	*out = '\0';
+}
+
 /* Writes line (NUL-terminated, without its newline) as one record. */
 static void emit(scrip_log_level_t level, char *line, size_t len)
 {
@@ -157,7 +177,7 @@ void scrip_log_(scrip_log_level_t level, const char *func, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	sanitize(msg);
+	flatten_message(msg);
 	if (json_format) {
 		json_t *obj = json_head(level, "log");
 		if (obj) {

@@ -32,7 +32,8 @@ bool scrip_log_setup(const char *format, const char *target, const char *ident) 
 void scrip_log_close(void);
 
 /* A printf-style record: in JSON mode {"ts", "level", "event": "log",
- * "func", "message"}. Control characters in the message become '?'. */
+ * "func", "message"}. The message stays one line: each run of line
+ * breaks and tabs becomes one space, other control characters '?'. */
 void scrip_log_(scrip_log_level_t level, const char *func, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

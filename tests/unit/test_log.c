@@ -118,7 +118,7 @@ static void test_log_json(void)
 	json_t *b = json_array_get(lines, 1);
 	CU_ASSERT_STRING_EQUAL(str(b, "event"), "log");
 	CU_ASSERT_STRING_EQUAL(str(b, "func"), "test_log_json");
-	CU_ASSERT_STRING_EQUAL(str(b, "message"), "plain old-style message?with a tab");
+	CU_ASSERT_STRING_EQUAL(str(b, "message"), "plain old-style message with a tab");
 
 	json_t *c = json_array_get(lines, 2);
 	CU_ASSERT_STRING_EQUAL(str(c, "event"), "bare");
@@ -173,6 +173,24 @@ static void test_log_json_long(void)
 	free(out);
 }
 
+/* A message of many lines (libpq's are) is written as one line: each run
+ * of line breaks and tabs one space, none at the end; any other control
+ * character '?'. */
+static void test_log_message_flattened(void)
+{
+	scrip_log_set_level(SCRIP_LOG_INFO);
+	capture_start();
+	scrip_log_warn("%s", "\nlost: server closed the connection unexpectedly\n\tThis probably means"
+			     " the server terminated abnormally\r\n\x01" "bell\x7f\n");
+	char *out = capture_stop();
+	scrip_log_set_level(SCRIP_LOG_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, " warn test_log_message_flattened: lost: server closed the connection "
+					  "unexpectedly This probably means the server terminated abnormally ?bell?\n"));
+	CU_ASSERT_PTR_EQUAL(strchr(out, '\n'), out + strlen(out) - 1);
+	free(out);
+}
+
 static void test_log_setup_words(void)
 {
 	CU_ASSERT_FALSE(scrip_log_setup("xml", NULL, NULL));
@@ -190,6 +208,7 @@ bool scrip_test_log_suite(void)
 	SCRIP_ADD_TEST(s, test_log_json);
 	SCRIP_ADD_TEST(s, test_log_text);
 	SCRIP_ADD_TEST(s, test_log_json_long);
+	SCRIP_ADD_TEST(s, test_log_message_flattened);
 	SCRIP_ADD_TEST(s, test_log_setup_words);
 	return true;
 }
