@@ -16,13 +16,16 @@
 #include "util/log.h"
 #include "util/secret.h"
 
+/* RFC 9110 §8.3.1: type "/" subtype, then white space (OWS) and either the
+ * end or ";" and parameters (a charset, say), which are not read. */
 static bool content_type_is_form(const char *ct)
 {
 	static const char form[] = "application/x-www-form-urlencoded";
 	if (!ct || strncasecmp(ct, form, sizeof(form) - 1) != 0)
 		return false;
-	char next = ct[sizeof(form) - 1];
-	return next == '\0' || next == ';' || next == ' ';
+	const char *rest = ct + sizeof(form) - 1;
+	rest += strspn(rest, " \t");
+	return *rest == '\0' || *rest == ';';
 }
 
 bool scrip_client_auth_read_form(struct evhttp_request *req, const char *const *singular, size_t max_params,

@@ -15,6 +15,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include "http/head.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/observe.h"
@@ -37,7 +38,7 @@ typedef struct conn {
 	conn_state_t state;              /* changed by set_state only */
 	int64_t started_ms;              /* when the current request began (monotonic) */
 	int64_t idle_since_ms;           /* when it last became CONN_IDLE */
-	unsigned char eol;               /* header-end scanner: 0 in a line, 1 after LF, 2 after LF CR */
+	scrip_head_scan_t head;          /* the current request's head, read as it comes */
 	bool refused;                    /* over max_connections (or out of memory): closed at setup */
 	bool *gone;                      /* set to true when the connection is freed under a caller */
 } conn_t;
@@ -98,22 +99,6 @@ static void set_state(conn_t *c, conn_state_t state)
 		event_del(c->timer);
 }
 
-/* Feeds n bytes to the header-end scanner: evhttp ends a line at LF or CR
- * LF and the headers at the first empty line. True at that empty line. */
-static bool headers_end(conn_t *c, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\n') {
-			if (c->eol)
-				return true;
-			c->eol = 1;
-		} else {
-			c->eol = p[i] == '\r' && c->eol == 1 ? 2 : 0;
-		}
-	}
-	return false;
-}
-
 /* Scans buf from offset from while the headers are due. */
 static void scan(conn_t *c, struct evbuffer *buf, size_t from)
 {
@@ -127,7 +112,7 @@ static void scan(conn_t *c, struct evbuffer *buf, size_t from)
 		size_t done = 0;
 		for (int i = 0; i < n && i < 8 && from + done < len; i++) {
 			size_t k = v[i].iov_len < len - from - done ? v[i].iov_len : len - from - done;
-			if (headers_end(c, v[i].iov_base, k)) {
+			if (scrip_head_scan_feed(&c->head, v[i].iov_base, k)) {
 				set_state(c, CONN_BODY);
 				return;
 			}
@@ -142,7 +127,7 @@ static void scan(conn_t *c, struct evbuffer *buf, size_t from)
 static void request_begins(conn_t *c)
 {
 	c->started_ms = scrip_mono_ms();
-	c->eol = 0;
+	scrip_head_scan_begin(&c->head);
 	set_state(c, CONN_HEADERS);
 }
 
@@ -402,11 +387,12 @@ static void complete_cb(struct evhttp_request *req, void *arg)
 	scan(c, in, 0);
 }
 
-void scrip_conns_request_received(scrip_conns_t *conns, struct evhttp_request *req)
+scrip_head_flaw_t scrip_conns_request_received(scrip_conns_t *conns, struct evhttp_request *req)
 {
 	conn_t *c = conn_find(conns, evhttp_request_get_connection(req));
 	if (!c)
-		return;
+		return SCRIP_HEAD_FINE;
 	set_state(c, CONN_HANDLING);
 	evhttp_request_set_on_complete_cb(req, complete_cb, conns);
+	return c->head.flaw;
 }

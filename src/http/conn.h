@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "http/head.h"
 #include "http/tls.h"
 
 typedef struct scrip_conns scrip_conns_t;
@@ -45,7 +46,8 @@ size_t scrip_conns_count(const scrip_conns_t *conns);
 
 /* req has been read in full and goes to a handler: its connection's
  * deadlines stop until the answer has been sent. Call once per request,
- * before the handler runs. */
-void scrip_conns_request_received(scrip_conns_t *conns, struct evhttp_request *req);
+ * before the handler runs. Returns the flaw that its raw head showed
+ * (head.h: a NUL byte, an unknown HTTP version); FINE when none. */
+scrip_head_flaw_t scrip_conns_request_received(scrip_conns_t *conns, struct evhttp_request *req);
 
 #endif

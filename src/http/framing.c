@@ -55,7 +55,7 @@ static bool name_has_white_space(const struct evkeyvalq *headers)
 	return false;
 }
 
-const char *scrip_framing_problem(enum evhttp_cmd_type method, const struct evkeyvalq *headers)
+const char *scrip_framing_problem(enum evhttp_cmd_type method, int minor, const struct evkeyvalq *headers)
 {
 	const char *length, *coding;
 	if (name_has_white_space(headers))
@@ -70,6 +70,8 @@ const char *scrip_framing_problem(enum evhttp_cmd_type method, const struct evke
 		return "both Content-Length and Transfer-Encoding";
 	if (n_length == 1 && !content_length_valid(length))
 		return "Content-Length is not a number of bytes";
+	if (n_coding == 1 && minor == 0)
+		return "an HTTP/1.0 request has no Transfer-Encoding";
 	if (n_coding == 1 && strcasecmp(coding, "chunked") != 0)
 		return "the only Transfer-Encoding understood is chunked";
 	if (body_never_read(method) && (n_coding == 1 || (n_length == 1 && !all_zero(length))))

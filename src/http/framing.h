@@ -15,8 +15,9 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-/* What is wrong with how the request of method with headers delimits its
- * body, as an error_description; NULL when nothing is. */
-const char *scrip_framing_problem(enum evhttp_cmd_type method, const struct evkeyvalq *headers);
+/* What is wrong with how the request of method, in HTTP/1.minor, with
+ * headers delimits its body, as an error_description; NULL when nothing
+ * is. A Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112 §6.1). */
+const char *scrip_framing_problem(enum evhttp_cmd_type method, int minor, const struct evkeyvalq *headers);
 
 #endif

@@ -11,11 +11,13 @@
 #include <sys/resource.h>
 
 #include <event2/buffer.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
 #include "http/conn.h"
 #include "http/framing.h"
 #include "http/handlers.h"
+#include "http/head.h"
 #include "jose/keyrings.h"
 #include "http/listen.h"
 #include "http/tls.h"
@@ -140,7 +142,23 @@ static void route_cb(struct evhttp_request *req, void *arg)
 {
 	const struct scrip_route *route = arg;
 	scrip_app_t *app = route->app;
-	scrip_conns_request_received(app->conns, req);
+	scrip_head_flaw_t flaw = scrip_conns_request_received(app->conns, req);
+	if (flaw == SCRIP_HEAD_FINE)
+		flaw = scrip_head_fields_flaw(evhttp_request_get_input_headers(req), req->minor);
+	if (flaw != SCRIP_HEAD_FINE) {
+		char remote[64];
+		scrip_http_remote_addr(req, remote, sizeof(remote));
+		scrip_log_info("http: refused a request: %s remote=%s", scrip_head_flaw_text(flaw), remote);
+		if (flaw == SCRIP_HEAD_VERSION) {
+			/* evhttp answers in the version it read, as HTTP/-1.-1 for
+			 * HTTP/4294967295.255: the answer is HTTP/1.1's. */
+			req->major = 1;
+			req->minor = 1;
+		}
+		reply_and_close(req, scrip_head_flaw_status(flaw), scrip_head_flaw_reason(flaw), "invalid_request",
+				scrip_head_flaw_text(flaw));
+		return;
+	}
 	/* evhttp itself stops reading at twice max_headers (answering 400, which
 	 * cannot be changed: evhttp_read_header reports an oversized head as an
 	 * invalid header); between the two the answer is the right one, 431. */
@@ -148,7 +166,7 @@ static void route_cb(struct evhttp_request *req, void *arg)
 		reply_headers_too_large(req, app->cfg->max_headers);
 		return;
 	}
-	const char *framing = scrip_framing_problem(evhttp_request_get_command(req),
+	const char *framing = scrip_framing_problem(evhttp_request_get_command(req), req->minor,
 						    evhttp_request_get_input_headers(req));
 	if (framing) {
 		char remote[64];

@@ -2,7 +2,9 @@
 oversized and too many clients ([limits], http/conn.c): a slowloris that
 dribbles its headers is closed at header_timeout however it spaces its
 bytes, a slow body at request_timeout; an idle keep-alive connection is
-not; heads over max_headers get 431 and bodies over max_body 413;
+not; heads over max_headers get 431 and bodies over max_body 413; heads
+that evhttp would read otherwise than a proxy (a NUL byte, an unknown HTTP
+version, no or two Host headers) and content-coded bodies are refused;
 connections beyond max_connections are closed at once while the open ones
 go on, and accepted again once they close; and the count of connections
 on /metrics comes back down (no leak)."""
@@ -289,6 +291,50 @@ class ConnectionTest(ScripTestCase):
                 if judged_by_scripd:
                     self.assertEqual(json.loads(answer)["error"], "invalid_request")
                 self.assertTrue(closed_by_peer(s, 5))
+                s.close()
+
+    def test_head_flaws_are_refused(self):
+        """What evhttp would read otherwise than a proxy in front: a NUL byte cuts a header value (a
+        Transfer-Encoding "chunked\\0, identity" reads as chunked), an HTTP version is kept in a char
+        (HTTP/257.1 reads as 1.1). Also a missing or repeated Host (RFC 9112 §3.2) and a content-coded
+        body, which scripd does not decode. Each gets its JSON error and the connection is closed."""
+        form = b"grant_type=x"
+        cases = [
+            (b"POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\0, identity\r\n\r\n"
+             b"c\r\n" + form + b"\r\n0\r\n\r\n", 400, "NUL"),
+            (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: %d\0 99\r\n\r\n" % len(form) + form,
+             400, "NUL"),
+            (b"GET /healthz HTTP/4294967296.1\r\nHost: x\r\n\r\n", 505, "HTTP/1.1"),
+            (b"POST /token HTTP/4294967295.255\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(form) + form,
+             505, "HTTP/1.1"),
+            (b"GET /healthz HTTP/1.9\r\nHost: x\r\n\r\n", 505, "HTTP/1.1"),
+            (b"GET /healthz HTTP/1.1\r\n\r\n", 400, "Host"),
+            (b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "Host"),
+            (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+             % len(form) + form, 415, "Content-Encoding"),
+        ]
+        for raw, want, words in cases:
+            with self.subTest(raw=raw):
+                s = connect()
+                s.sendall(raw)
+                reader = s.makefile("rb")
+                status_line = reader.peek(16)[:16]
+                status, answer = read_response(s, reader=reader)
+                # evhttp would answer in the version it read (HTTP/-1.-1): clients could not read it.
+                self.assertTrue(status_line.startswith(b"HTTP/1.1 %d " % want), status_line)
+                self.assertEqual(status, want)
+                body = json.loads(answer)
+                self.assertEqual(body["error"], "invalid_request")
+                self.assertIn(words, body["error_description"])
+                self.assertTrue(closed_by_peer(s, 5))
+                s.close()
+        # HTTP/1.0 needs no Host; identity is no coding.
+        for raw in (b"GET /healthz HTTP/1.0\r\n\r\n",
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Encoding: identity\r\nConnection: close\r\n\r\n"):
+            with self.subTest(raw=raw):
+                s = connect()
+                s.sendall(raw)
+                self.assertEqual(read_response(s)[0], 200)
                 s.close()
 
     def test_max_connections(self):

@@ -187,6 +187,12 @@ CASES = [
     ("ct_charset_utf8", "application/x-www-form-urlencoded; charset=UTF-8: accepted",
      content_type(FORM + "; charset=UTF-8"), Granted()),
     ("ct_upper_case", "APPLICATION/X-WWW-FORM-URLENCODED: accepted", content_type(FORM.upper()), Granted()),
+    ("ct_trailing_word", "the form type, a space and a word", content_type(FORM + " garbage"),
+     R(400, IR, CT_WORDS, "bad_content_type")),
+    ("ct_two_types", "the form type, then a comma and another type", content_type(FORM + " , application/json"),
+     R(400, IR, CT_WORDS, "bad_content_type")),
+    ("ct_tab_before_parameter", "a tab before ; charset (RFC 9110 OWS): accepted",
+     content_type(FORM + "\t; charset=utf-8"), Granted()),
     # --- bytes in values -------------------------------------------------
     ("value_pct_ff", "job_id with %FF (not UTF-8)", raw_tail(b"&job_id=abc%FF"),
      R(400, IR, ["encoded", "job_id"], "form_malformed")),

@@ -11,19 +11,35 @@
 
 /* The problem with method and the headers given as name, value pairs
  * (NULL-terminated); "" for none. */
-static const char *problem(enum evhttp_cmd_type method, const char *const *pairs)
+static const char *problem_in(enum evhttp_cmd_type method, int minor, const char *const *pairs)
 {
 	struct evkeyvalq headers;
 	TAILQ_INIT(&headers);
 	for (size_t i = 0; pairs[i]; i += 2)
 		CU_ASSERT_EQUAL_FATAL(evhttp_add_header(&headers, pairs[i], pairs[i + 1]), 0);
-	const char *p = scrip_framing_problem(method, &headers);
+	const char *p = scrip_framing_problem(method, minor, &headers);
 	evhttp_clear_headers(&headers);
 	return p ? p : "";
 }
 
+/* The same in HTTP/1.1. */
+static const char *problem(enum evhttp_cmd_type method, const char *const *pairs)
+{
+	return problem_in(method, 1, pairs);
+}
+
 #define H(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define NONE ((const char *const[]){ NULL })
+
+/* RFC 9112 §6.1: a Transfer-Encoding in HTTP/1.0 is faulty framing; a
+ * Content-Length is not. */
+static void test_framing_http10(void)
+{
+	CU_ASSERT_STRING_EQUAL(problem_in(EVHTTP_REQ_POST, 0, H("Content-Length", "36")), "");
+	CU_ASSERT_STRING_EQUAL(problem_in(EVHTTP_REQ_GET, 0, NONE), "");
+	CU_ASSERT_PTR_NOT_NULL(strstr(problem_in(EVHTTP_REQ_POST, 0, H("Transfer-Encoding", "chunked")), "HTTP/1.0"));
+	CU_ASSERT_STRING_EQUAL(problem_in(EVHTTP_REQ_POST, 1, H("Transfer-Encoding", "chunked")), "");
+}
 
 static void test_framing_accepted(void)
 {
@@ -85,5 +101,6 @@ bool scrip_test_framing_suite(void)
 		return false;
 	SCRIP_ADD_TEST(suite, test_framing_accepted);
 	SCRIP_ADD_TEST(suite, test_framing_refused);
+	SCRIP_ADD_TEST(suite, test_framing_http10);
 	return true;
 }
