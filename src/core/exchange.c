@@ -183,6 +183,42 @@ end:
 	return ok;
 }
 
+bool scrip_redeem_params_validate(const scrip_exchange_params_t *p, int64_t *expires_in, scrip_err_t *err)
+{
+	/* Each names what a grant fixed at its exchange, or the exchange's own
+	 * input: ignored here, the token would not be what was asked for. */
+	const struct {
+		const char *name, *value;
+	} exchange_only[] = {
+		{ "subject_token", p->subject_token },
+		{ "subject_token_type", p->subject_token_type },
+		{ "actor_token", p->actor_token },
+		{ "actor_token_type", p->actor_token_type },
+		{ "requested_token_type", p->requested_token_type },
+		{ "job_id", p->job_id },
+		{ "max_uses", p->max_uses },
+	};
+	*expires_in = 0;
+	for (size_t i = 0; i < sizeof(exchange_only) / sizeof(*exchange_only); i++)
+		if (exchange_only[i].value) {
+			SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "parameter_not_allowed",
+				  "%s is a parameter of the token exchange, not of a redemption: the grant fixed it",
+				  exchange_only[i].name);
+			return false;
+		}
+	scrip_exchange_request_t checked = { 0 };
+	bool ok = validate_audiences(p, &checked, err);
+	scrip_exchange_request_clear(&checked);
+	if (!ok)
+		return false;
+	if (p->expires_in && !parse_positive(p->expires_in, expires_in)) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_expires_in",
+			  "expires_in must be a positive number of seconds, digits only, without leading zero");
+		return false;
+	}
+	return true;
+}
+
 void scrip_exchange_request_clear(scrip_exchange_request_t *req)
 {
 	if (!req)

@@ -86,6 +86,16 @@ bool scrip_exchange_request_validate(const scrip_exchange_params_t *params, scri
 
 void scrip_exchange_request_clear(scrip_exchange_request_t *req);
 
+/* Checks the parameters of a redemption (grant_type=refresh_token) other
+ * than refresh_token and scope: a parameter of the exchange alone
+ * (subject_token, subject_token_type, actor_token, actor_token_type,
+ * requested_token_type, job_id, max_uses) is refused, "parameter_not_allowed",
+ * since the grant fixed what it would ask; audience and resource values as
+ * for an exchange; expires_in as for an exchange, into *expires_in (0 when
+ * absent), clamped later like any request. Errors are invalid_request. */
+bool scrip_redeem_params_validate(const scrip_exchange_params_t *p, int64_t *expires_in,
+				  scrip_err_t *err) SCRIP_MUST_CHECK;
+
 /* What will be issued. All members owned. */
 typedef struct {
 	scrip_scope_set_t scopes;

@@ -64,6 +64,7 @@ typedef struct {
 	char refresh_hash[65];       /* hex SHA-256 of the presented refresh token */
 	scrip_grant_row_t *grant_row;
 	scrip_scope_set_t requested_scopes;
+	int64_t requested_lifetime; /* refresh: expires_in asked for, 0 when none */
 	json_t *grant_groups;        /* the grant's wlcg.groups */
 
 	/* lazy upstream */

@@ -107,10 +107,21 @@ static void settle(scrip_token_req_t *t, answer_fn answer, const char *what)
 
 /* ---- the answer ------------------------------------------------------------ */
 
+/* The successor refresh token, or NULL when this redemption was the
+ * grant's last use (max_uses): nothing could be redeemed with it, so it
+ * is not handed out (RFC 6749 §6: the server MAY issue one). */
+static const char *successor(scrip_token_req_t *t)
+{
+	const scrip_grant_row_t *row = t->grant_row;
+	if (row->max_uses > 0 && row->uses + 1 >= row->max_uses)
+		return NULL;
+	scrip_obs_issued(SCRIP_ISSUED_REFRESH);
+	return t->refresh_token;
+}
+
 static void answer_redeemed(scrip_token_req_t *t)
 {
 	scrip_obs_issued(SCRIP_ISSUED_ACCESS);
-	scrip_obs_issued(SCRIP_ISSUED_REFRESH); /* the successor */
 	scrip_log_info("token: redeemed client=%s grant=%s jti=%s scope=\"%s\" expires_in=%" PRId64 " remote=%s",
 		       t->client->client_id, t->grant_row->grant_id, t->jti, t->scope_text, t->grant.lifetime,
 		       t->remote_addr);
@@ -119,7 +130,7 @@ static void answer_redeemed(scrip_token_req_t *t)
 							 .token_type = "Bearer",
 							 .expires_in = t->grant.lifetime,
 							 .scope = t->scope_text,
-							 .refresh_token = t->refresh_token });
+							 .refresh_token = successor(t) });
 }
 
 static void redeemed_cb(const scrip_err_t *db_err, void *arg)
@@ -142,7 +153,6 @@ static void redeem(scrip_token_req_t *t, bool retry);
 static void answer_brokered(scrip_token_req_t *t)
 {
 	scrip_obs_issued(SCRIP_ISSUED_BROKERED);
-	scrip_obs_issued(SCRIP_ISSUED_REFRESH); /* the successor */
 	int64_t expires_in = t->upstream_expires_at - (int64_t)time(NULL);
 	scrip_log_info("token: redeemed (brokered) client=%s grant=%s upstream_token=%s audience=%s remote=%s",
 		       t->client->client_id, t->grant_row->grant_id, t->upstream_ref, t->broker_audience, t->remote_addr);
@@ -151,7 +161,7 @@ static void answer_brokered(scrip_token_req_t *t)
 							 .token_type = "Bearer",
 							 .expires_in = expires_in > 0 ? expires_in : 1,
 							 .scope = t->grant_row->scopes,
-							 .refresh_token = t->refresh_token });
+							 .refresh_token = successor(t) });
 }
 
 static void brokered_cb(const scrip_err_t *db_err, void *arg)
@@ -408,19 +418,6 @@ static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_gra
 	return GRANT_REFUSED;
 }
 
-/* expires_in: a positive decimal integer, no sign, no leading zero. */
-static bool seconds_parse(const char *text, int64_t *out, scrip_err_t *err)
-{
-	size_t n = strlen(text);
-	bool digits = n > 0 && n <= 10 && strspn(text, "0123456789") == n && text[0] != '0';
-	if (!digits) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "bad_expires_in", "expires_in must be a positive number of seconds");
-		return false;
-	}
-	*out = strtoll(text, NULL, 10);
-	return true;
-}
-
 /* Narrowing only: scopes, audiences and lifetime within the grant. */
 static bool decide(scrip_token_req_t *t, int64_t now, scrip_err_t *err)
 {
@@ -436,11 +433,8 @@ static bool decide(scrip_token_req_t *t, int64_t now, scrip_err_t *err)
 		.expires_at = row->expires_at,
 		.client_id = row->client_id,
 	};
-	int64_t lifetime = 0;
-	if (t->params.expires_in && !seconds_parse(t->params.expires_in, &lifetime, err))
-		goto end;
 	ok = scrip_redeem_decide(t->client, &view, &t->requested_scopes, t->params.audiences, t->params.n_audiences,
-				 lifetime, now, &t->grant, err);
+				 t->requested_lifetime, now, &t->grant, err);
 end:
 	scrip_scope_set_clear(&grant_scopes);
 	return ok;
@@ -493,6 +487,10 @@ static bool refresh_params_ok(scrip_token_req_t *t)
 	const char *token = scrip_form_get(&t->form, "refresh_token");
 	if (!token) {
 		scrip_token_deny_with(t, SCRIP_E_INVALID_REQUEST, "missing_refresh_token", "refresh_token is required");
+		return false;
+	}
+	if (!scrip_redeem_params_validate(&t->params, &t->requested_lifetime, &err)) {
+		scrip_token_deny(t, &err);
 		return false;
 	}
 	if (t->params.scope && !scrip_scope_set_parse(t->params.scope, true, &t->requested_scopes, &err)) {

@@ -245,15 +245,57 @@ class RedeemTest(GrantCase):
         self.assertOAuthError(self.redeem(c, retry.json["refresh_token"]), 400, "invalid_grant")
 
     def test_one_time_ticket(self):
+        # The last use answers no refresh_token: nothing could be redeemed with it.
         c = self.client()
         r1 = self.grant(c, max_uses=1)
         first = self.redeem(c, r1)
         self.assertEqual(first.status, 200)
-        mark = self.env.audit_mark()
-        again = self.redeem(c, first.json["refresh_token"])
-        self.assertOAuthError(again, 400, "invalid_grant")
-        self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_used_up")])
+        self.assertIn("access_token", first.json)
+        self.assertNotIn("refresh_token", first.json)
+        self.assertEqual(self.grant_row(r1)["uses"], 1)
         self.assertEqual(self.grant_row(r1)["state"], "active", "used up is not revoked")
+
+    def test_last_use_answers_no_refresh_token(self):
+        c = self.client()
+        r1 = self.grant(c, max_uses=2)
+        first = self.redeem(c, r1)
+        self.assertEqual(first.status, 200)
+        r2 = first.json["refresh_token"]
+        second = self.redeem(c, r2)
+        self.assertEqual(second.status, 200)
+        self.assertNotIn("refresh_token", second.json)
+        # A grant used up some other way (its uses counted meanwhile) still refuses its token.
+        r3 = self.grant(c, max_uses=2)
+        r4 = self.redeem(c, r3).json["refresh_token"]
+        self.env.db.execute("UPDATE scrip.grants SET uses = 2 WHERE grant_id = :'g'", g=self.grant_row(r3)["grant_id"])
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, r4), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_used_up")])
+
+    def test_parameters_the_grant_fixed_are_refused(self):
+        # Ignored, they would let a caller believe it got what it asked for: a token of another job,
+        # another kind, or on behalf of another actor. Refused; the grant is untouched.
+        c = self.client()
+        refresh = self.grant(c, job_id="job-A")
+        for name, value in [("job_id", "job-B"), ("actor_token", "x"), ("subject_token", "x"),
+                            ("requested_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                            ("max_uses", "1"), ("subject_token_type", TT_ACCESS)]:
+            with self.subTest(name=name):
+                mark = self.env.audit_mark()
+                r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", refresh),
+                                            (name, value)], c)
+                self.assertOAuthError(r, 400, "invalid_request")
+                self.assertIn(name, r.json["error_description"])
+                self.assertEqual(self.events(mark), [("token_refresh", "denied", "parameter_not_allowed")])
+        r = self.env.token_request([("grant_type", "refresh_token"), ("refresh_token", refresh),
+                                    ("resource", "not-a-uri")], c)
+        self.assertOAuthError(r, 400, "invalid_request")
+        row = self.grant_row(refresh)
+        self.assertEqual((row["uses"], row["token_state"]), (0, "active"))
+        # A large expires_in (13 digits, refused before) is clamped to the client's maximum, as on an exchange.
+        r = self.redeem(c, refresh, expires_in=10 ** 12)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["expires_in"], 86400)
 
     def test_replay_of_a_used_up_ticket_revokes_what_it_gave(self):
         # The ticket itself presented again is a replay, though the grant has no use left: the access

@@ -371,6 +371,53 @@ static void test_validate_audience_count(void)
 
 /* ---- lifetime ---- */
 
+/* A redemption: the parameters a grant fixed are refused, not ignored;
+ * audiences and expires_in are read as for an exchange. */
+static void test_redeem_params(void)
+{
+	scrip_err_t err;
+	int64_t lifetime = -1;
+	scrip_exchange_params_t none = { 0 };
+	CU_ASSERT_TRUE(scrip_redeem_params_validate(&none, &lifetime, &err));
+	CU_ASSERT_EQUAL(lifetime, 0);
+
+	const char *huge = "99999999999999999"; /* 17 digits: clamped later, like an exchange's */
+	scrip_exchange_params_t p = { .expires_in = huge };
+	CU_ASSERT_TRUE(scrip_redeem_params_validate(&p, &lifetime, &err));
+	CU_ASSERT_EQUAL(lifetime, 99999999999999999LL);
+	p.expires_in = "0600";
+	CU_ASSERT_FALSE(scrip_redeem_params_validate(&p, &lifetime, &err));
+	CU_ASSERT_STRING_EQUAL(err.reason, "bad_expires_in");
+
+	const struct {
+		scrip_exchange_params_t p;
+		const char *named;
+	} refused[] = {
+		{ { .job_id = "job-B" }, "job_id" },
+		{ { .subject_token = "x" }, "subject_token" },
+		{ { .subject_token_type = SCRIP_TOKEN_TYPE_JWT }, "subject_token_type" },
+		{ { .actor_token = "x" }, "actor_token" },
+		{ { .actor_token_type = SCRIP_TOKEN_TYPE_JWT }, "actor_token_type" },
+		{ { .requested_token_type = SCRIP_TOKEN_TYPE_JWT }, "requested_token_type" },
+		{ { .max_uses = "1" }, "max_uses" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+		scrip_err_clear(&err);
+		CU_ASSERT_FALSE(scrip_redeem_params_validate(&refused[i].p, &lifetime, &err));
+		CU_ASSERT_EQUAL(err.code, SCRIP_E_INVALID_REQUEST);
+		CU_ASSERT_STRING_EQUAL(err.reason, "parameter_not_allowed");
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.text, refused[i].named));
+	}
+
+	const char *resource[] = { "not-a-uri" };
+	scrip_exchange_params_t r = { .audiences = resource, .n_audiences = 1, .n_resources = 1 };
+	CU_ASSERT_FALSE(scrip_redeem_params_validate(&r, &lifetime, &err));
+	CU_ASSERT_STRING_EQUAL(err.reason, "bad_resource");
+	const char *uri[] = { "https://se.example.org", "https://se.example.org" };
+	r = (scrip_exchange_params_t){ .audiences = uri, .n_audiences = 2, .n_resources = 1 };
+	CU_ASSERT_TRUE(scrip_redeem_params_validate(&r, &lifetime, &err));
+}
+
 static void test_lifetime(void)
 {
 	scrip_client_t c = {.default_lifetime = 3600, .max_lifetime = 21600};
@@ -703,6 +750,7 @@ bool scrip_test_exchange_suite(void)
 	SCRIP_ADD_TEST(suite, test_validate_messages);
 	SCRIP_ADD_TEST(suite, test_validate_audiences);
 	SCRIP_ADD_TEST(suite, test_validate_audience_count);
+	SCRIP_ADD_TEST(suite, test_redeem_params);
 	SCRIP_ADD_TEST(suite, test_lifetime);
 	SCRIP_ADD_TEST(suite, test_audience_decide);
 	SCRIP_ADD_TEST(suite, test_audience_refused);
