@@ -18,6 +18,20 @@ const char *scrip_client_id_shown(const char *client_id)
 	return !client_id ? "-" : scrip_client_id_valid(client_id) ? client_id : "(invalid)";
 }
 
+char *scrip_client_id_stand_in(const char *presented)
+{
+	if (!scrip_client_id_valid(presented) || strlen(presented) < SCRIP_CLIENT_ID_SECRET_LIKE)
+		return NULL;
+	char hex[2 * SCRIP_SHA256_LEN + 1], *out = malloc(sizeof("unknown-") + 16);
+	if (!out)
+		abort();
+	scrip_sha256_hex(presented, strlen(presented), hex);
+	memcpy(out, "unknown-", sizeof("unknown-") - 1);
+	memcpy(out + sizeof("unknown-") - 1, hex, 16);
+	out[sizeof("unknown-") - 1 + 16] = '\0';
+	return out;
+}
+
 bool scrip_client_vo_valid(const char *vo)
 {
 	if (!vo)

@@ -52,6 +52,20 @@ bool scrip_client_id_valid(const char *client_id);
  * a client chose that could pass for other fields of a log line. */
 const char *scrip_client_id_shown(const char *client_id);
 
+/* A presented client_id at least this long that names no client may be a
+ * client secret sent in its place (swapped `curl -u` arguments: scrip's
+ * secrets are 43 characters of the client_id alphabet). */
+#define SCRIP_CLIENT_ID_SECRET_LIKE 32
+
+/* What stands for presented, a client_id that names no client, wherever
+ * it would be logged or recorded: NULL when it is shorter than
+ * SCRIP_CLIENT_ID_SECRET_LIKE or not of the allowed syntax (then shown as
+ * itself or "(invalid)"), else "unknown-" and the first 16 hex digits of
+ * its SHA-256, itself a valid client_id: the same presented id always
+ * gets the same stand-in, so that its failures can still be counted and
+ * told apart. [out] malloc'd. */
+char *scrip_client_id_stand_in(const char *presented);
+
 /* Checks a presented secret against client (NULL client: compares against
  * a fixed dummy so an unknown client costs the same). The current and the
  * previous secret's hash (a dummy when there is none) are both compared,

@@ -106,6 +106,17 @@ bool scrip_client_auth_credentials(struct evhttp_request *req, const scrip_form_
 	return ok;
 }
 
+void scrip_client_auth_forget_unknown(const scrip_client_t *client, char **client_id)
+{
+	if (client || !*client_id)
+		return;
+	char *stand_in = scrip_client_id_stand_in(*client_id);
+	if (stand_in) {
+		free(*client_id);
+		*client_id = stand_in;
+	}
+}
+
 bool scrip_client_auth_check(const scrip_client_t *client, const char *secret, scrip_err_t *err)
 {
 	/* The comparison runs first and always, so that an unknown client
@@ -147,7 +158,11 @@ static void reply_limited(struct evhttp_request *req, const char *remote_addr, c
 	char seconds[24], text[160];
 	snprintf(seconds, sizeof(seconds), "%lld", (long long)v->retry_after_s);
 	snprintf(text, sizeof(text), "%s; retry after %lld seconds", limited_text(v->kind), (long long)v->retry_after_s);
-	/* One line per key and window: the log must not be the next flood. */
+	/* One line per key and window: the log must not be the next flood. An
+	 * address's limit names no client: the id presented was not checked,
+	 * and may be a secret sent in its place. */
+	if (v->kind == SCRIP_RL_ADDRESS)
+		client_id = NULL;
 	if (v->first)
 		scrip_log_warn("%s: rate limited (%s) client=%s remote=%s retry_after=%s; further refusals of it in "
 			       "this window are only counted",

@@ -39,6 +39,13 @@ bool scrip_client_auth_read_form(struct evhttp_request *req, const char *const *
 bool scrip_client_auth_credentials(struct evhttp_request *req, const scrip_form_t *form, char **client_id,
 				   char **secret, scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* Once it is known that *client_id names no client (client NULL: its row
+ * was not found, could not be read, or was never asked for because the
+ * credentials were refused): a secret-like id is replaced by its stand-in
+ * (scrip_client_id_stand_in), so that no log line, metric or audit row
+ * holds a client secret sent as a client_id. No-op for a known client. */
+void scrip_client_auth_forget_unknown(const scrip_client_t *client, char **client_id);
+
 /* After the client's row was read: true if client (NULL when unknown) is
  * enabled and secret matches its hash. An unknown client is compared
  * against a dummy hash, so that it costs the same. Refused with

@@ -479,6 +479,7 @@ static bool caller_admitted(introspect_req_t *t, scrip_client_t *client, const s
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	t->client = client;
+	scrip_client_auth_forget_unknown(client, &t->client_id);
 	if (caller_gone(t)) {
 		finish_error(t, lookup_err ? lookup_err : &t->err); /* only frees the request */
 		return false;
@@ -606,6 +607,7 @@ void scrip_handle_introspect(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (!scrip_client_auth_credentials(req, &t->form, &t->client_id, &t->client_secret, &err)) {
+		scrip_client_auth_forget_unknown(NULL, &t->client_id);
 		scrip_client_auth_outcome(app, t->remote_addr, t->client_id, &err);
 		deny(t, &err);
 		return;

@@ -329,6 +329,7 @@ static void client_cb(scrip_client_t *client, const scrip_err_t *lookup_err, voi
 	scrip_err_t err;
 	scrip_err_clear(&err);
 	t->client = client;
+	scrip_client_auth_forget_unknown(client, &t->client_id);
 	if (caller_gone(t)) {
 		/* Nothing is revoked for a caller who will not learn of it. */
 		finish_error(t, lookup_err ? lookup_err : &t->err);
@@ -382,6 +383,7 @@ void scrip_handle_revoke(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (!scrip_client_auth_credentials(req, &t->form, &t->client_id, &t->client_secret, &err)) {
+		scrip_client_auth_forget_unknown(NULL, &t->client_id);
 		scrip_client_auth_outcome(app, t->remote_addr, t->client_id, &err);
 		deny(t, &err);
 		return;

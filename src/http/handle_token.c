@@ -276,6 +276,7 @@ static void collect_params(scrip_token_req_t *t)
 bool scrip_token_client_admitted(scrip_token_req_t *t, scrip_client_t *client, const scrip_err_t *lookup_err)
 {
 	t->client = client;
+	scrip_client_auth_forget_unknown(client, &t->client_id);
 	if (scrip_token_client_gone(t)) {
 		scrip_token_reply_error(t, lookup_err ? lookup_err : &t->err); /* only frees the request */
 		return false;
@@ -357,11 +358,13 @@ void scrip_handle_token(struct evhttp_request *req, void *arg)
 	scrip_err_clear(&err);
 	if (!scrip_client_auth_read_form(req, singular_params, (size_t)app->cfg->max_params, &t->form, &err)) {
 		claim_client_for_audit(t);
+		scrip_client_auth_forget_unknown(NULL, &t->client_id);
 		scrip_token_deny(t, &err);
 		return;
 	}
 	collect_params(t);
 	if (!scrip_client_auth_credentials(req, &t->form, &t->client_id, &t->client_secret, &err)) {
+		scrip_client_auth_forget_unknown(NULL, &t->client_id);
 		scrip_client_auth_outcome(app, t->remote_addr, t->client_id, &err);
 		scrip_token_deny(t, &err);
 		return;

@@ -11,6 +11,7 @@ CASES); the module's last test checks scripd's log."""
 
 import base64
 import json
+import re
 import secrets
 import unittest
 import urllib.parse
@@ -373,6 +374,38 @@ class LogInjectionTest(ScripTestCase):
         log = self.env.scripd.log_text()[before:]
         self.assertNotIn("remote=203.0.113.7", log)
         self.assertIn("denied client=(invalid)", log)
+
+
+class SwappedCredentialsTest(ScripTestCase):
+    def test_secret_sent_as_client_id_is_never_logged_nor_recorded(self):
+        """curl -u "$SECRET:$ID": the secret has the client_id alphabet. As the id of no client it is
+        logged and audited as a stand-in (unknown- and a hash prefix), the same for each attempt."""
+        client = self.env.new_client()
+        before = len(self.env.scripd.log_text())
+        mark = self.env.audit_mark()
+        for path in ("/token", "/introspect", "/revoke", "/token"):
+            params = [("token", "t")]
+            if path == "/token":
+                params = [("grant_type", GRANT_TOKEN_EXCHANGE), ("subject_token", "t"),
+                          ("subject_token_type", TT_ACCESS_TOKEN)]
+            r = self.env.scripd.request("POST", path, urllib.parse.urlencode(params).encode("ascii"),
+                                        {"Content-Type": "application/x-www-form-urlencoded",
+                                         "Authorization": basic_auth(client.secret, client.id)})
+            self.assertEqual(r.status, 401, (path, r.body))
+        # Swapped and sent both ways: refused before any lookup, still not shown.
+        r = self.env.scripd.request("POST", "/revoke", urllib.parse.urlencode(
+            [("token", "t"), ("client_secret", client.id)]).encode("ascii"),
+            {"Content-Type": "application/x-www-form-urlencoded",
+             "Authorization": basic_auth(client.secret, client.id)})
+        self.assertEqual(r.status, 400, r.body)
+        log = self.env.scripd.log_text()[before:]
+        self.assertNotIn(client.secret, log)
+        shown = set(re.findall(r"client=(unknown-[0-9a-f]{16})", log))
+        self.assertEqual(len(shown), 1, "one stand-in for the one secret: %r" % shown)
+        rows = self.env.audit_since(mark)
+        self.assertEqual(len(rows), 5)
+        self.assertEqual({row["client_id"] for row in rows}, shown)
+        self.assertNotIn(client.secret, json.dumps(rows, default=str))
 
 
 class ZLogHygieneTest(ScripTestCase):

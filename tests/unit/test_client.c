@@ -57,6 +57,39 @@ static void test_client_id_shown(void)
 	CU_ASSERT_STRING_EQUAL(scrip_client_id_shown(longest), longest);
 }
 
+/* A long id that names no client may be a secret: it is never shown, and
+ * the same id always gets the same stand-in. */
+static void test_client_id_stand_in(void)
+{
+	/* A secret as scripctl makes them: 43 base64url characters. */
+	const char *secret = "RRWyMHHa9J22Mypejlcgk8rIT0jNzT29LN73TsHrmuE";
+	char *a = scrip_client_id_stand_in(secret), *b = scrip_client_id_stand_in(secret);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_STRING_EQUAL(a, b);
+	CU_ASSERT_EQUAL(strlen(a), strlen("unknown-") + 16);
+	CU_ASSERT_EQUAL(strncmp(a, "unknown-", 8), 0);
+	CU_ASSERT_PTR_NULL(strstr(a, "RRWy"));
+	CU_ASSERT_TRUE(scrip_client_id_valid(a));
+	char *other = scrip_client_id_stand_in("SRWyMHHa9J22Mypejlcgk8rIT0jNzT29LN73TsHrmuE");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	CU_ASSERT_STRING_NOT_EQUAL(a, other);
+	free(a);
+	free(b);
+	free(other);
+	char id[SCRIP_CLIENT_ID_SECRET_LIKE + 1];
+	memset(id, 'p', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	char *at_limit = scrip_client_id_stand_in(id);
+	CU_ASSERT_PTR_NOT_NULL(at_limit);
+	free(at_limit);
+	id[sizeof(id) - 2] = '\0'; /* 31 characters: shown as itself */
+	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in(id));
+	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in("pilot-factory"));
+	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in(NULL));
+	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in("x remote=203.0.113.7 error=none and more than 32"));
+}
+
 static void test_secret_matches(void)
 {
 	const char *secret = "Wm9vLWJhci1zZWNyZXQtMzItYnl0ZXMtbG9uZyEh";
@@ -221,6 +254,7 @@ bool scrip_test_client_suite(void)
 		return false;
 	SCRIP_ADD_TEST(suite, test_client_id_valid);
 	SCRIP_ADD_TEST(suite, test_client_id_shown);
+	SCRIP_ADD_TEST(suite, test_client_id_stand_in);
 	SCRIP_ADD_TEST(suite, test_secret_matches);
 	SCRIP_ADD_TEST(suite, test_secret_disabled_or_unknown);
 	SCRIP_ADD_TEST(suite, test_secret_previous);
