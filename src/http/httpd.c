@@ -100,8 +100,24 @@ int scrip_http_status_recorded(struct evhttp_request *req, int status)
 	return evhttp_request_get_connection(req) ? status : SCRIP_OBS_CLIENT_GONE;
 }
 
+/* The reason phrases of the statuses scripd sends that evhttp (2.1) does
+ * not know: it would send "Client Error" for a 429. */
+static const char *phrase_evhttp_lacks(int status)
+{
+	switch (status) {
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	default:
+		return NULL;
+	}
+}
+
 void scrip_http_send(struct evhttp_request *req, int status, const char *reason, struct evbuffer *body)
 {
+	if (!reason)
+		reason = phrase_evhttp_lacks(status);
 	if (body && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
 		evbuffer_drain(body, evbuffer_get_length(body));
 	evhttp_send_reply(req, status, reason, body);

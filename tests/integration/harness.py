@@ -117,8 +117,9 @@ def schema_script(last):
 class Response:
     """An HTTP response. Its repr() (what a failing assertion prints) masks tokens and secrets."""
 
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, reason=""):
         self.status = status
+        self.reason = reason  # the status line's reason phrase
         self.headers = headers  # lower-cased names; repeated headers joined with ", "
         self.body = body
         try:
@@ -153,7 +154,7 @@ def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEO
         for name, value in resp.getheaders():
             key = name.lower()
             merged[key] = merged[key] + ", " + value if key in merged else value
-        return Response(resp.status, merged, resp.read())
+        return Response(resp.status, merged, resp.read(), resp.reason)
     finally:
         conn.close()
 

@@ -58,6 +58,7 @@ class RateLimitCase(ScripTestCase):
     def assertLimited(self, r, words):
         """429, Retry-After (whole seconds, within two windows), no-store, RFC 6749 §5.2 JSON."""
         self.assertOAuthError(r, 429, "temporarily_unavailable")
+        self.assertEqual(r.reason, "Too Many Requests", "evhttp alone would say Client Error")
         retry = r.header("retry-after") or ""
         self.assertRegex(retry, r"^[0-9]+$", "Retry-After is not whole seconds")
         self.assertTrue(1 <= int(retry) <= 2 * WINDOW, "Retry-After %s outside 1..%d" % (retry, 2 * WINDOW))
