@@ -142,11 +142,6 @@ static bool pair_add(const char *pair, size_t len, const char *const *singular, 
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "form_malformed", "parameter with an empty name in the body");
 		goto end;
 	}
-	if (memchr(eq + 1, '=', value_len)) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "form_malformed",
-			  "parameter with a second '=' in the body ('=' in a value is written %%3D)");
-		goto end;
-	}
 	if (!scrip_form_decode(pair, name_len, &name)) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "form_malformed",
 			  "badly encoded parameter name (bad %%XX, control character or not UTF-8)");

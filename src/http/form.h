@@ -24,8 +24,9 @@ typedef struct {
 } scrip_form_t;
 
 /* Parses body (body_len bytes, not NUL-terminated) into *form.
- * Rules: pairs separated by '&'; each pair has exactly one '=' and a
- * non-empty name; '+' is a space; %XX needs two hex digits; the decoded
+ * Rules: pairs separated by '&'; each pair is split at its first '=' (the
+ * HTML form encoding RFC 6749 Appendix B names: a padded token sent
+ * unencoded keeps its '=') and has a non-empty name; '+' is a space; %XX needs two hex digits; the decoded
  * bytes must be valid UTF-8 with no control character (so no NUL, CR, LF);
  * empty pairs ("a=1&&b=2") are refused; more than SCRIP_FORM_MAX_PARAMS
  * pairs is refused. A parameter named in `singular` (a NULL-terminated list)
