@@ -15,6 +15,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include "http/chunks.h"
 #include "http/head.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -39,6 +40,7 @@ typedef struct conn {
 	int64_t started_ms;              /* when the current request began (monotonic) */
 	int64_t idle_since_ms;           /* when it last became CONN_IDLE */
 	scrip_head_scan_t head;          /* the current request's head, read as it comes */
+	scrip_chunks_t chunks;           /* then its body's chunk framing, when chunked */
 	bool refused;                    /* over max_connections (or out of memory): closed at setup */
 	bool *gone;                      /* set to true when the connection is freed under a caller */
 } conn_t;
@@ -99,23 +101,46 @@ static void set_state(conn_t *c, conn_state_t state)
 		event_del(c->timer);
 }
 
-/* Scans buf from offset from while the headers are due. */
+/* Whether the raw bytes of the current request are still read: its head,
+ * then a chunked body's framing (http/head.h, http/chunks.h). */
+static bool reading_raw(const conn_t *c)
+{
+	return c->state == CONN_HEADERS ||
+	       (c->state == CONN_BODY && c->head.chunked && scrip_chunks_reading(&c->chunks));
+}
+
+/* Reads k more raw bytes of the current request. */
+static void read_raw(conn_t *c, const unsigned char *p, size_t k)
+{
+	if (c->state == CONN_HEADERS) {
+		bool ended;
+		size_t used = scrip_head_scan_feed(&c->head, p, k, &ended);
+		if (!ended)
+			return;
+		set_state(c, CONN_BODY);
+		if (c->head.chunked)
+			scrip_chunks_begin(&c->chunks);
+		p += used;
+		k -= used;
+	}
+	if (reading_raw(c))
+		scrip_chunks_feed(&c->chunks, p, k);
+}
+
+/* Scans buf from offset from while its raw bytes are read. */
 static void scan(conn_t *c, struct evbuffer *buf, size_t from)
 {
 	size_t len = evbuffer_get_length(buf);
 	struct evbuffer_ptr pos;
 	if (from >= len || evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
 		return;
-	while (from < len && c->state == CONN_HEADERS) {
+	while (from < len && reading_raw(c)) {
 		struct evbuffer_iovec v[8];
 		int n = evbuffer_peek(buf, (ev_ssize_t)(len - from), &pos, v, 8);
 		size_t done = 0;
-		for (int i = 0; i < n && i < 8 && from + done < len; i++) {
+		for (int i = 0; i < n && i < 8 && from + done < len && reading_raw(c); i++) {
 			size_t k = v[i].iov_len < len - from - done ? v[i].iov_len : len - from - done;
-			if (scrip_head_scan_feed(&c->head, v[i].iov_base, k)) {
-				set_state(c, CONN_BODY);
-				return;
-			}
+			read_raw(c, v[i].iov_base, k);
 			done += k;
 		}
 		if (done == 0 || evbuffer_ptr_set(buf, &pos, done, EVBUFFER_PTR_ADD) != 0)
@@ -128,6 +153,7 @@ static void request_begins(conn_t *c)
 {
 	c->started_ms = scrip_mono_ms();
 	scrip_head_scan_begin(&c->head);
+	c->chunks = (scrip_chunks_t){ .state = SCRIP_CHUNK_DONE };
 	set_state(c, CONN_HEADERS);
 }
 
@@ -139,7 +165,7 @@ static void watch_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 		return;
 	if (c->state == CONN_IDLE)
 		request_begins(c);
-	if (c->state == CONN_HEADERS) {
+	if (reading_raw(c)) {
 		size_t len = evbuffer_get_length(buf);
 		scan(c, buf, info->n_added < len ? len - info->n_added : 0);
 	}
@@ -394,5 +420,7 @@ scrip_head_flaw_t scrip_conns_request_received(scrip_conns_t *conns, struct evht
 		return SCRIP_HEAD_FINE;
 	set_state(c, CONN_HANDLING);
 	evhttp_request_set_on_complete_cb(req, complete_cb, conns);
+	if (c->head.flaw == SCRIP_HEAD_FINE && c->head.chunked && c->chunks.state == SCRIP_CHUNK_BAD)
+		return SCRIP_HEAD_CHUNK;
 	return c->head.flaw;
 }

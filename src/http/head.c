@@ -1,6 +1,7 @@
 /* head.c — what is wrong with a request's head (head.h). */
 #include "http/head.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -40,8 +41,29 @@ static void keep_tail(scrip_head_scan_t *s, unsigned char c)
 	s->tail[s->tail_len++] = (char)c;
 }
 
-bool scrip_head_scan_feed(scrip_head_scan_t *s, const unsigned char *p, size_t n)
+/* Follows a header line's name (its bytes before ':') far enough to tell
+ * a Transfer-Encoding header; at_line_start: c is the line's first byte. */
+static void keep_name(scrip_head_scan_t *s, unsigned char c, bool at_line_start)
 {
+	static const char te[] = "transfer-encoding";
+	if (at_line_start)
+		s->name_len = 0;
+	if (s->name_len == SIZE_MAX)
+		return;
+	if (c == ':') {
+		if (s->name_len == sizeof(te) - 1 && strncasecmp(s->name, te, sizeof(te) - 1) == 0)
+			s->chunked = true;
+		s->name_len = SIZE_MAX;
+	} else if (s->name_len < sizeof(s->name)) {
+		s->name[s->name_len++] = (char)c;
+	} else {
+		s->name_len = SIZE_MAX;
+	}
+}
+
+size_t scrip_head_scan_feed(scrip_head_scan_t *s, const unsigned char *p, size_t n, bool *ended)
+{
+	*ended = false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = p[i];
 		if (c == '\0')
@@ -57,14 +79,18 @@ bool scrip_head_scan_feed(scrip_head_scan_t *s, const unsigned char *p, size_t n
 			continue;
 		}
 		if (c == '\n') {
-			if (s->eol)
-				return true;
+			if (s->eol) {
+				*ended = true;
+				return i + 1;
+			}
 			s->eol = 1;
 		} else {
+			if (c != '\r')
+				keep_name(s, c, s->eol == 1);
 			s->eol = c == '\r' && s->eol == 1 ? 2 : 0;
 		}
 	}
-	return false;
+	return n;
 }
 
 /* How many headers are named name (case-insensitively); *value the first. */
@@ -128,6 +154,8 @@ const char *scrip_head_flaw_text(scrip_head_flaw_t f)
 		return "a request must carry one Host header";
 	case SCRIP_HEAD_CONTENT_ENCODING:
 		return "the request body must not be content-coded (Content-Encoding)";
+	case SCRIP_HEAD_CHUNK:
+		return "a chunk of the body does not begin with its size in hexadecimal digits";
 	default:
 		return "the request's head is malformed";
 	}

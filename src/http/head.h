@@ -26,6 +26,7 @@ typedef enum {
 	SCRIP_HEAD_VERSION,          /* not HTTP/1.0 or HTTP/1.1: 505 */
 	SCRIP_HEAD_HOST,             /* Host missing (HTTP/1.1) or repeated: 400 */
 	SCRIP_HEAD_CONTENT_ENCODING, /* a Content-Encoding other than identity: 415 */
+	SCRIP_HEAD_CHUNK,            /* a chunked body's size line is not 1*HEXDIG CRLF (chunks.h): 400 */
 } scrip_head_flaw_t;
 
 /* The raw-byte reader of one request's head. */
@@ -35,17 +36,21 @@ typedef struct {
 	bool request_line_done;
 	char tail[9];          /* the request line's last bytes, CR excluded (its version) */
 	size_t tail_len;
+	char name[18];         /* the current header line's first bytes, while they may be its name */
+	size_t name_len;       /* SIZE_MAX once the line is past its name */
+	bool chunked;          /* a Transfer-Encoding header was seen (framing.h allows only "chunked") */
 	scrip_head_flaw_t flaw; /* the first flaw found; FINE while none */
 } scrip_head_scan_t;
 
 /* Ready for a new request's first byte. */
 void scrip_head_scan_begin(scrip_head_scan_t *s);
 
-/* Reads n more bytes of the head; true when the head ended among them
- * (evhttp ends a line at LF or CR LF, and the head at the first empty
- * line after the request line). Empty lines before the request line are
- * skipped, as RFC 9112 §2.2 allows. Flaws found go to s->flaw. */
-bool scrip_head_scan_feed(scrip_head_scan_t *s, const unsigned char *p, size_t n);
+/* Reads n more bytes of the head; returns how many of them were the
+ * head's, n when it has not ended yet (evhttp ends a line at LF or CR LF,
+ * and the head at the first empty line after the request line); *ended
+ * tells which. Empty lines before the request line are skipped, as RFC
+ * 9112 §2.2 allows. Flaws found go to s->flaw. */
+size_t scrip_head_scan_feed(scrip_head_scan_t *s, const unsigned char *p, size_t n, bool *ended);
 
 /* The flaw of the parsed header fields of a request of HTTP/1.minor;
  * FINE when none. */

@@ -313,6 +313,11 @@ class ConnectionTest(ScripTestCase):
             (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
              % len(form) + form, 415, "Content-Encoding"),
         ]
+        # Chunk sizes that evhttp's strtoll reads as 12 and a strict proxy refuses or reads otherwise.
+        for size in (b"0xc", b"+c", b" c", b"c ", b"0x0c"):
+            cases.append((b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n" + size + b"\r\n" + form + b"\r\n0\r\n\r\n",
+                          400, "hexadecimal"))
         for raw, want, words in cases:
             with self.subTest(raw=raw):
                 s = connect()
@@ -336,6 +341,20 @@ class ConnectionTest(ScripTestCase):
                 s.sendall(raw)
                 self.assertEqual(read_response(s)[0], 200)
                 s.close()
+        # A chunked body as RFC 9112 writes it, sent a byte at a time, then a second request on the
+        # same connection: both read (the form, read whole, names no client: 401).
+        chunked = (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n5\r\ngrant\r\n7\r\n_type=x\r\n0\r\nX-T: 1\r\n\r\n")
+        s = connect()
+        for i in range(len(chunked)):
+            s.sendall(chunked[i:i + 1])
+        reader = s.makefile("rb")
+        status, answer = read_response(s, reader=reader)
+        self.assertEqual(status, 401)
+        self.assertEqual(json.loads(answer)["error"], "invalid_client")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(read_response(s, reader=reader)[0], 200)
+        s.close()
 
     def test_max_connections(self):
         self.assertConnectionsSettle()

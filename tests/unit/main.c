@@ -17,7 +17,7 @@ static bool (*const suites[])(void) = {
 	scrip_test_verified_cache_suite,
 	scrip_test_metrics_suite,  scrip_test_log_suite,
 	scrip_test_ratelimit_suite,
-	scrip_test_tls_suite,      scrip_test_framing_suite, scrip_test_head_suite,
+	scrip_test_tls_suite,      scrip_test_framing_suite, scrip_test_head_suite, scrip_test_chunks_suite,
 };
 
 int main(void)

@@ -17,6 +17,7 @@ bool scrip_test_fieldmac_suite(void);
 bool scrip_test_form_suite(void);
 bool scrip_test_framing_suite(void);
 bool scrip_test_head_suite(void);
+bool scrip_test_chunks_suite(void);
 bool scrip_test_scope_suite(void);
 bool scrip_test_client_suite(void);
 bool scrip_test_exchange_suite(void);

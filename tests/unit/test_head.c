@@ -11,8 +11,9 @@
 
 typedef struct {
 	bool ended;
-	size_t at; /* bytes fed when it ended */
+	size_t at; /* bytes of the head */
 	scrip_head_flaw_t flaw;
+	bool chunked;
 } scanned_t;
 
 /* Feeds the n bytes of raw in pieces of step bytes. */
@@ -21,14 +22,19 @@ static scanned_t scan(const char *raw, size_t n, size_t step)
 	scrip_head_scan_t s;
 	scrip_head_scan_begin(&s);
 	scanned_t out = { 0 };
+	out.chunked = false;
 	for (size_t i = 0; i < n && !out.ended; i += step) {
 		size_t k = n - i < step ? n - i : step;
-		if (scrip_head_scan_feed(&s, (const unsigned char *)raw + i, k)) {
+		bool ended;
+		size_t used = scrip_head_scan_feed(&s, (const unsigned char *)raw + i, k, &ended);
+		CU_ASSERT_TRUE(used <= k);
+		if (ended) {
 			out.ended = true;
-			out.at = i + k;
+			out.at = i + used;
 		}
 	}
 	out.flaw = s.flaw;
+	out.chunked = s.chunked;
 	return out;
 }
 
@@ -50,8 +56,25 @@ static void test_head_scan_ends(void)
 		r = SCAN("GET /jwks HTTP/1.1\r\nHost: x\r\n", step);
 		CU_ASSERT_FALSE(r.ended);
 	}
-	scanned_t r = SCAN("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET", 1);
-	CU_ASSERT_EQUAL(r.at, strlen("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+	for (size_t step = 1; step <= 64; step *= 2) {
+		scanned_t r = SCAN("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET", step);
+		CU_ASSERT_EQUAL(r.at, strlen("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+	}
+}
+
+/* A Transfer-Encoding header, whatever its case, says the body is read as
+ * chunks; a name that only begins or ends like it does not. */
+static void test_head_scan_chunked(void)
+{
+	for (size_t step = 1; step <= 16; step *= 4) {
+		CU_ASSERT_TRUE(SCAN("POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", step).chunked);
+		CU_ASSERT_TRUE(SCAN("POST /t HTTP/1.1\r\ntransfer-ENCODING:chunked\n\n", step).chunked);
+		CU_ASSERT_FALSE(SCAN("POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", step).chunked);
+		CU_ASSERT_FALSE(SCAN("POST /t HTTP/1.1\r\nX-Transfer-Encoding: chunked\r\n\r\n", step).chunked);
+		CU_ASSERT_FALSE(SCAN("POST /t HTTP/1.1\r\nTransfer-Encodings: chunked\r\n\r\n", step).chunked);
+		CU_ASSERT_FALSE(SCAN("POST /t HTTP/1.1\r\nX: Transfer-Encoding: chunked\r\n\r\n", step).chunked);
+		CU_ASSERT_FALSE(SCAN("POST /transfer-encoding: HTTP/1.1\r\nHost: x\r\n\r\n", step).chunked);
+	}
 }
 
 static void test_head_scan_nul(void)
@@ -128,6 +151,7 @@ bool scrip_test_head_suite(void)
 	if (!s)
 		return false;
 	SCRIP_ADD_TEST(s, test_head_scan_ends);
+	SCRIP_ADD_TEST(s, test_head_scan_chunked);
 	SCRIP_ADD_TEST(s, test_head_scan_nul);
 	SCRIP_ADD_TEST(s, test_head_scan_version);
 	SCRIP_ADD_TEST(s, test_head_fields);
