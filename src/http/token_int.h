@@ -72,6 +72,7 @@ typedef struct {
 	const char *broker_audience; /* refresh: the one upstream audience asked (borrowed from grant) */
 	char upstream_ref[80];       /* broker: names the main issuer's token in the audit */
 	bool step_retry;             /* refresh: the presented token is a retry inside the grace period */
+	bool claim_reread;           /* refresh: the claim found nothing once, and the grant was read again */
 	int64_t upstream_expires_at; /* broker: its exp */
 
 	/* what is issued */

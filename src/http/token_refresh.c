@@ -105,6 +105,52 @@ static void settle(scrip_token_req_t *t, answer_fn answer, const char *what)
 	scrip_store_redemption_settled(t->app->db, &rec, settled_cb, s);
 }
 
+/* ---- a claim that found nothing ----------------------------------------------- */
+
+static void grant_cb(scrip_grant_row_t *row, const scrip_err_t *lookup_err, void *arg);
+
+/* Forgets all that one attempt at the redemption made (the grant's row,
+ * the decision, the tokens signed but not issued), so that it can be
+ * decided again from a fresh read. */
+static void attempt_forget(scrip_token_req_t *t)
+{
+	scrip_grant_row_free(t->grant_row);
+	t->grant_row = NULL;
+	json_decref(t->grant_groups);
+	t->grant_groups = NULL;
+	scrip_grant_clear(&t->grant);
+	free(t->scope_text);
+	t->scope_text = NULL;
+	scrip_secret_free(t->access_token);
+	t->access_token = NULL;
+	scrip_secret_free(t->refresh_token);
+	t->refresh_token = NULL;
+	t->jti[0] = t->new_hash[0] = t->upstream_ref[0] = '\0';
+	t->broker_audience = NULL;
+	t->upstream_expires_at = 0;
+	t->step_retry = false;
+}
+
+/* The claim found the token or its grant changed since they were read: by
+ * another presentation of the same token (a reuse, or a retry), or by a
+ * revocation, a suspension, a job's end. Read again (once), the grant
+ * decides as if this request had come after that change: the token, now
+ * rotated by the other presentation, is a replay that revokes the grant
+ * (RFC 9700 §4.14.2), or inside the grace period a retry; a grant revoked,
+ * suspended or ended is refused with its own reason. True when it is read
+ * again; false for any other failure, or when the second claim found
+ * nothing either (then refused as it was). */
+static bool reread_after_lost_claim(scrip_token_req_t *t, const scrip_err_t *db_err)
+{
+	if (t->claim_reread || strcmp(db_err->reason, "redeemed_concurrently") != 0)
+		return false;
+	t->claim_reread = true;
+	attempt_forget(t);
+	scrip_token_set_step(t, STEP_GRANT);
+	scrip_store_grant_lookup(t->app->db, t->refresh_hash, grant_cb, t);
+	return true;
+}
+
 /* ---- the answer ------------------------------------------------------------ */
 
 /* The successor refresh token, or NULL when this redemption was the
@@ -113,7 +159,8 @@ static void settle(scrip_token_req_t *t, answer_fn answer, const char *what)
 static const char *successor(scrip_token_req_t *t)
 {
 	const scrip_grant_row_t *row = t->grant_row;
-	if (row->max_uses > 0 && row->uses + 1 >= row->max_uses)
+	int64_t uses_after = row->uses + (t->step_retry ? 0 : 1); /* a retry spends no use */
+	if (row->max_uses > 0 && uses_after >= row->max_uses)
 		return NULL;
 	scrip_obs_issued(SCRIP_ISSUED_REFRESH);
 	return t->refresh_token;
@@ -140,9 +187,9 @@ static void redeemed_cb(const scrip_err_t *db_err, void *arg)
 		settle(t, answer_redeemed, "redemption");
 	else if (scrip_db_outcome_unsettled(db_err))
 		reply_unsettled(t, "redemption", "whether it was committed cannot be settled");
-	else if (db_err)
+	else if (db_err && !reread_after_lost_claim(t, db_err))
 		scrip_token_not_recorded(t, db_err, "redemption");
-	else
+	else if (!db_err)
 		answer_redeemed(t);
 }
 
@@ -171,9 +218,9 @@ static void brokered_cb(const scrip_err_t *db_err, void *arg)
 		settle(t, answer_brokered, "brokered redemption");
 	else if (scrip_db_outcome_unsettled(db_err))
 		reply_unsettled(t, "brokered redemption", "whether it was committed cannot be settled");
-	else if (db_err)
+	else if (db_err && !reread_after_lost_claim(t, db_err))
 		scrip_token_not_recorded(t, db_err, "brokered redemption");
-	else
+	else if (!db_err)
 		answer_brokered(t);
 }
 
@@ -391,7 +438,9 @@ static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_gra
 	}
 	bool rotated = strcmp(row->token_state, "rotated") == 0;
 	bool in_grace = client->refresh_grace > 0 && now - row->rotated_at <= client->refresh_grace;
-	bool retry = rotated && in_grace && row->successor_unused;
+	/* A retry after a lost answer: once per token, and only while what the
+	 * lost answer held (the successor) is unused. */
+	bool retry = rotated && in_grace && row->successor_unused && !row->retried;
 	/* A rotated token outside a retry was presented twice. A token revoked
 	 * while its grant is active is a successor that a retry superseded:
 	 * whoever presents it is not whoever retried (revoking a grant
@@ -406,7 +455,8 @@ static grant_verdict_t check_grant(const scrip_client_t *client, const scrip_gra
 		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_expired", INVALID_REFRESH);
 		return GRANT_REFUSED;
 	}
-	if (row->max_uses > 0 && row->uses >= row->max_uses) {
+	/* A retry answers again the use it retries, the last one included. */
+	if (row->max_uses > 0 && row->uses >= row->max_uses && !retry) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_GRANT, "grant_used_up", "the grant has been redeemed as often as allowed");
 		return GRANT_REFUSED;
 	}

@@ -500,7 +500,7 @@ void scrip_store_grant_create(scrip_batcher_t *batcher, const scrip_grant_record
 	"       coalesce(g.max_uses, 0), g.uses, g.state = 'active',"                                               \
 	"       EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)," \
 	"       r.state, coalesce(extract(epoch FROM r.rotated_at)::bigint, 0), coalesce(s.state = 'active', false),"\
-	"       g.suspended_at IS NOT NULL"                                                                         \
+	"       g.suspended_at IS NOT NULL, r.retried_at IS NOT NULL"                                               \
 	"  FROM scrip.refresh_tokens r JOIN scrip.grants g USING (grant_id)"                                        \
 	"  LEFT JOIN scrip.refresh_tokens s ON s.token_hash = r.successor_hash"                                     \
 	" WHERE r.token_hash = decode"
@@ -582,6 +582,7 @@ static scrip_grant_row_t *grant_row_read(const scrip_db_result_t *res, int c)
 	row->rotated_at = int_value(res, 0, c + 14);
 	row->successor_unused = bool_value(res, 0, c + 15);
 	row->suspended = bool_value(res, 0, c + 16);
+	row->retried = bool_value(res, 0, c + 17);
 	if (!strings_from_json(scrip_db_result_value(res, 0, c + 6), &auds.audiences, &auds.n_audiences)) {
 		scrip_grant_row_free(row);
 		return NULL;
@@ -676,11 +677,13 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
  * redemption either commits first, and its token is revoked with the
  * job's, or waits for the grant's row and finds it revoked (ended_jobs,
  * read as of the statement's start, is only a shortcut). Only after the
- * grant's row is the token claimed
- * (rotated), a retry's unseen successor superseded, and the successor
- * stored. So of concurrent redemptions of one grant exactly one gets
- * through, and a grant changed while a redemption waits leaves the token
- * as it was. (Checked after the claim, such a change once left the token
+ * grant's row is the token claimed (rotated), and the successor stored.
+ * A retry ($3: a rotated token inside the grace period) is the same
+ * redemption answered again: it spends no use, is allowed once per token
+ * (retried_at, migration 020), and revokes what the redemption it replaces
+ * made — the unseen successor and its access token (access_jti). So of
+ * concurrent redemptions of one grant exactly one gets through, and a
+ * grant changed while a redemption waits leaves the token as it was. (Checked after the claim, such a change once left the token
  * rotated without a successor: its next use, once a suspension was
  * lifted, was taken for a replay and revoked the grant.)
  *
@@ -693,27 +696,34 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 /* What a redemption whose claim found nothing to claim is told: the grant
  * or the token changed after it was read (another redemption, a
  * revocation, a suspension, the job's end). */
+/* Why the access token of a redemption that a retry replaced is revoked. */
+#define REPLACED_TEXT "'replaced by a retry of its redemption'"
+
 #define REDEEM_LOST_TEXT                                                                                          \
 	"the grant changed while this redemption was decided (redeemed by another request, revoked, suspended or " \
 	"ended meanwhile)"
 
-#define REDEEM_CLAIM_SQL(USES) \
+#define REDEEM_CLAIM_SQL(USES, JTI) \
 	"WITH used AS (" \
-	"  UPDATE scrip.grants g SET uses = g.uses + 1" \
+	"  UPDATE scrip.grants g SET uses = g.uses + CASE WHEN $3 THEN 0 ELSE 1 END" \
 	"   WHERE g.grant_id = $4 AND g.uses = " USES "::integer AND g.client_id IS NOT DISTINCT FROM $5" \
-	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)" \
+	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses OR $3)" \
 	"     AND g.suspended_at IS NULL" \
 	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)" \
 	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, g.vo)," \
 	" superseded AS (" \
 	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'" \
 	"    FROM scrip.refresh_tokens o" \
-	"   WHERE $3 AND o.token_hash = decode($1, 'hex') AND o.state = 'rotated' AND s.token_hash = o.successor_hash" \
-	"     AND s.state = 'active' AND o.grant_id IN (SELECT grant_id FROM used)" \
-	"  RETURNING o.token_hash)," \
+	"   WHERE $3 AND o.token_hash = decode($1, 'hex') AND o.state = 'rotated' AND o.retried_at IS NULL" \
+	"     AND s.token_hash = o.successor_hash AND s.state = 'active' AND o.grant_id IN (SELECT grant_id FROM used)" \
+	"  RETURNING o.token_hash, o.access_jti)," \
+	" replaced AS (" \
+	"  UPDATE scrip.issued_tokens i SET revoked_at = now(), revoked_by = 'scripd', revoked_reason = " REPLACED_TEXT \
+	"   WHERE i.jti IN (SELECT access_jti FROM superseded) AND i.revoked_at IS NULL)," \
 	" claimed AS (" \
 	"  UPDATE scrip.refresh_tokens r SET state = 'rotated', rotated_at = coalesce(r.rotated_at, now())," \
-	"                                   successor_hash = decode($2, 'hex')" \
+	"                                   successor_hash = decode($2, 'hex'), access_jti = " JTI "," \
+	"                                   retried_at = CASE WHEN $3 THEN now() ELSE r.retried_at END" \
 	"   WHERE r.token_hash = decode($1, 'hex') AND r.grant_id IN (SELECT grant_id FROM used)" \
 	"     AND ((NOT $3 AND r.state = 'active') OR ($3 AND r.token_hash IN (SELECT token_hash FROM superseded)))" \
 	"  RETURNING r.grant_id, r.generation)," \
@@ -723,7 +733,7 @@ void scrip_store_grant_lookup(scrip_db_t *db, const char *token_hash_hex, scrip_
 	"  SELECT decode($2, 'hex'), grant_id, generation + 1 FROM g RETURNING grant_id),"
 
 static const char redeem_sql[] =
-	REDEEM_CLAIM_SQL("$15")
+	REDEEM_CLAIM_SQL("$15", "$6")
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
 	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id, vo)"
@@ -742,7 +752,7 @@ static const char redeem_sql[] =
 /* Broker mode: the same claim, then an audit row naming the main issuer's
  * token handed out (by reference) instead of a token of scrip's. */
 static const char redeem_brokered_sql[] =
-	REDEEM_CLAIM_SQL("$11")
+	REDEEM_CLAIM_SQL("$11", "NULL::text")
 	" x AS (SELECT $6::text AS ref, $7::text AS remote, $8::text AS scope, $9::jsonb AS auds, $10::text AS aud)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, job_id, grant_id,"
 	"                                 remote_addr, requested_scope, requested_audiences, description, vo)"
@@ -794,11 +804,11 @@ static const char redeem_batch_sql[] =
 	"  SELECT g.grant_id FROM scrip.grants g WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM r))"
 	"   ORDER BY g.grant_id FOR NO KEY UPDATE),"
 	" used AS ("
-	"  UPDATE scrip.grants g SET uses = g.uses + 1"
+	"  UPDATE scrip.grants g SET uses = g.uses + CASE WHEN r.retry THEN 0 ELSE 1 END"
 	"    FROM r"
 	"   WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM locked))"
 	"     AND g.grant_id = r.grant_id AND g.uses = r.uses AND g.client_id IS NOT DISTINCT FROM r.client_id"
-	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses)"
+	"     AND g.state = 'active' AND g.expires_at > now() AND (g.max_uses IS NULL OR g.uses < g.max_uses OR r.retry)"
 	"     AND g.suspended_at IS NULL"
 	"     AND NOT EXISTS (SELECT 1 FROM scrip.ended_jobs e WHERE e.client_id = g.client_id AND e.job_id = g.job_id)"
 	"  RETURNING g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, g.vo, r.jti),"
@@ -806,13 +816,17 @@ static const char redeem_batch_sql[] =
 	"  UPDATE scrip.refresh_tokens s SET state = 'revoked'"
 	"    FROM scrip.refresh_tokens o, r"
 	"   WHERE o.token_hash = ANY (ARRAY(SELECT decode(old_hash, 'hex') FROM r WHERE retry))"
-	"     AND r.retry AND o.token_hash = decode(r.old_hash, 'hex') AND o.state = 'rotated'"
+	"     AND r.retry AND o.token_hash = decode(r.old_hash, 'hex') AND o.state = 'rotated' AND o.retried_at IS NULL"
 	"     AND s.token_hash = o.successor_hash AND s.state = 'active'"
 	"     AND o.grant_id = r.grant_id AND o.grant_id IN (SELECT grant_id FROM used)"
-	"  RETURNING o.token_hash),"
+	"  RETURNING o.token_hash, o.access_jti),"
+	" replaced AS ("
+	"  UPDATE scrip.issued_tokens i SET revoked_at = now(), revoked_by = 'scripd', revoked_reason = " REPLACED_TEXT
+	"   WHERE i.jti IN (SELECT access_jti FROM superseded) AND i.revoked_at IS NULL),"
 	" claimed AS ("
 	"  UPDATE scrip.refresh_tokens t SET state = 'rotated', rotated_at = coalesce(t.rotated_at, now()),"
-	"                                   successor_hash = decode(r.new_hash, 'hex')"
+	"                                   successor_hash = decode(r.new_hash, 'hex'), access_jti = r.jti,"
+	"                                   retried_at = CASE WHEN r.retry THEN now() ELSE t.retried_at END"
 	"    FROM r"
 	"   WHERE t.token_hash = ANY (ARRAY(SELECT decode(old_hash, 'hex') FROM r))"
 	"     AND t.token_hash = decode(r.old_hash, 'hex')"

@@ -146,6 +146,7 @@ typedef struct {
 	char token_state[16]; /* active | rotated | revoked */
 	int64_t rotated_at;   /* 0 unless rotated */
 	bool successor_unused; /* the token that replaced it was never used */
+	bool retried;          /* rotated, and presented once more as a retry inside the grace period */
 	bool suspended;        /* the main issuer refused the subject: not redeemable until it says yes again */
 } scrip_grant_row_t;
 

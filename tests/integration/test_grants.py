@@ -9,6 +9,7 @@ redemptions. Every case checks the audit rows it must leave."""
 import hashlib
 import json
 import secrets
+import subprocess
 import threading
 import time
 import unittest
@@ -225,6 +226,44 @@ class RedeemTest(GrantCase):
         mark = self.env.audit_mark()
         self.assertOAuthError(self.redeem(c, r1), 400, "invalid_grant")
         self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+
+    def test_a_retry_is_allowed_once_and_replaces_its_redemption(self):
+        # Retried once, the rotated token is spent: presented again inside the grace period it is a
+        # replay. The retry spends no use, and the access token of the redemption it replaces (its answer
+        # was lost, or taken by someone else) is revoked.
+        c = self.client(refresh_grace=60)
+        r1 = self.grant(c, max_uses=5)
+        lost = self.redeem(c, r1)
+        self.assertEqual(lost.status, 200)
+        lost_jti = jwt_parts(lost.json["access_token"])[1]["jti"]
+        retry = self.redeem(c, r1)
+        self.assertEqual(retry.status, 200, repr(retry))
+        self.assertEqual(self.grant_row(r1)["uses"], 1, "the retry answers again the one use")
+        row = self.env.issued_rows(jti=lost_jti)[0]
+        self.assertIsNotNone(row["revoked_at"], "the replaced redemption's access token stays good")
+        self.assertEqual(row["revoked_reason"], "replaced by a retry of its redemption")
+        self.assertFalse(self.introspect(lost.json["access_token"])["active"])
+        self.assertTrue(self.introspect(retry.json["access_token"])["active"])
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, r1), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+        self.assertEqual(self.grant_row(r1)["state"], "revoked")
+
+    def test_the_last_use_can_be_retried_and_then_is_spent(self):
+        # A one-time ticket whose answer was lost: retried inside the grace period it is answered again
+        # (no use is spent); presented once more, it is a replay.
+        c = self.client(refresh_grace=60)
+        ticket = self.grant(c, max_uses=1)
+        lost = self.redeem(c, ticket)
+        self.assertEqual(lost.status, 200)
+        retry = self.redeem(c, ticket)
+        self.assertEqual(retry.status, 200, repr(retry))
+        self.assertNotIn("refresh_token", retry.json)
+        self.assertEqual(self.grant_row(ticket)["uses"], 1)
+        mark = self.env.audit_mark()
+        self.assertOAuthError(self.redeem(c, ticket), 400, "invalid_grant")
+        self.assertEqual(self.events(mark), [("token_refresh", "replay", "refresh_token_replay")])
+        self.assertIsNotNone(self.env.issued_rows(jti=jwt_parts(retry.json["access_token"])[1]["jti"])[0]["revoked_at"])
 
     def test_superseded_successor_presented_is_a_replay(self):
         # A retry inside the grace period supersedes the successor its first redemption made; whoever
@@ -479,6 +518,67 @@ class ConcurrencyTest(GrantCase):
             if r.status != 200:
                 self.assertEqual(r.json["error"], "invalid_grant")
         self.assertEqual(self.grant_row(r1)["uses"], 1)
+
+
+class OverlapTest(GrantCase):
+    """Two presentations of one refresh token that overlap: both read the token active, one claims it,
+    and the other's claim finds it rotated. That is a reuse like any other (RFC 9700 §4.14.2): the
+    grant is revoked, with the winner's access token. Made certain by holding the grant's row while
+    both are read."""
+
+    def overlapping(self, c, refresh):
+        hold = subprocess.Popen([self.env.db.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.env.db.dsn],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            hold.stdin.write("BEGIN; SELECT 1 FROM scrip.grants g JOIN scrip.refresh_tokens r USING (grant_id)"
+                             " WHERE r.token_hash = decode('%s', 'hex') FOR NO KEY UPDATE OF g;\n" % sha256_hex(refresh))
+            hold.stdin.flush()
+            deadline = time.monotonic() + 10
+            while self.env.db.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                                     " WHERE c.relname = 'grants' AND l.mode = 'RowShareLock' AND l.granted") == 0:
+                self.assertLess(time.monotonic(), deadline, "the grant's row is not held")
+                time.sleep(0.05)
+            results = []
+            threads = [threading.Thread(target=lambda: results.append(self.redeem(c, refresh))) for _ in range(2)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 10
+            while self.env.db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") == 0:
+                self.assertLess(time.monotonic(), deadline, "no redemption waits for the grant's row")
+                time.sleep(0.05)
+            time.sleep(0.5)  # the other presentation has been read (or queued behind the first)
+            hold.stdin.write("COMMIT;\n")
+            hold.stdin.close()
+            for t in threads:
+                t.join(timeout=30)
+            return sorted(results, key=lambda r: r.status)
+        finally:
+            if hold.poll() is None:
+                hold.kill()
+            hold.wait()
+
+    def test_overlapping_presentations_revoke_the_grant(self):
+        c = self.client()
+        r1 = self.grant(c)
+        mark = self.env.audit_mark()
+        won, lost = self.overlapping(c, r1)
+        self.assertEqual(won.status, 200, repr(won))
+        self.assertOAuthError(lost, 400, "invalid_grant")
+        self.assertIn("already used", lost.json["error_description"])
+        self.assertIn(("token_refresh", "replay", "refresh_token_replay"), self.events(mark))
+        self.assertEqual(self.grant_row(r1)["state"], "revoked")
+        self.assertIsNotNone(self.env.issued_rows(jti=jwt_parts(won.json["access_token"])[1]["jti"])[0]["revoked_at"])
+
+    def test_overlapping_presentations_inside_the_grace_period_are_a_retry(self):
+        c = self.client(refresh_grace=60)
+        r1 = self.grant(c)
+        first, second = self.overlapping(c, r1)
+        self.assertEqual((first.status, second.status), (200, 200), (first, second))
+        self.assertEqual(self.grant_row(r1)["uses"], 1)
+        self.assertEqual(self.grant_row(r1)["state"], "active")
+        jtis = [jwt_parts(r.json["access_token"])[1]["jti"] for r in (first, second)]
+        revoked = [self.env.issued_rows(jti=j)[0]["revoked_at"] is not None for j in jtis]
+        self.assertEqual(sorted(revoked), [False, True], "one answer replaced the other")
 
 
 class LogTest(GrantCase):

@@ -458,8 +458,15 @@ class RedeemDriverTest(ScripTestCase):
         self.assertEqual(self.token(unused)["state"], "revoked")
         self.assertEqual(self.token(old)["successor"], again)
         self.assertEqual(self.token(again), {"grant_id": gr, "generation": 2, "state": "active", "successor": None})
-        self.assertEqual(self.uses(gr), 2)
+        self.assertEqual(self.uses(gr), 1, "a retry answers again the use it retries: it spends none")
         self.assert_recorded(jtis[1], gr, "retry inside the grace period")
+        row = self.env.db.query("SELECT retried_at IS NOT NULL AS retried, access_jti FROM scrip.refresh_tokens"
+                                " WHERE token_hash = decode(:'o', 'hex')", o=old)[0]
+        self.assertEqual((row["retried"], row["access_jti"]), (True, jtis[1]))
+        # Retried once: the same token as a retry again claims nothing.
+        _, outcomes, _ = self.redeem([(old, secrets.token_hex(32), 1, gr, 1)])
+        self.assertEqual(outcomes, ["redeemed_concurrently"])
+        self.assertEqual(self.token(again)["state"], "active")
 
     def test_used_up_grant_in_a_group_is_refused_alone(self):
         (g1, h1), (gu, hu), (g2, h2) = self.grant(), self.grant(max_uses="1", uses=1), self.grant()
