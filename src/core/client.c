@@ -50,7 +50,8 @@ bool scrip_client_vo_matches(const scrip_client_t *client, const char *upstream_
 	return strcmp(mine, upstream_vo ? upstream_vo : SCRIP_CLIENT_DEFAULT_VO) == 0;
 }
 
-bool scrip_client_secret_matches(const scrip_client_t *client, const char *secret)
+/* Whether secret is client's current or previous one, enabled or not. */
+static bool secret_equal(const scrip_client_t *client, const char *secret)
 {
 	/* Any fixed value serves as the dummy: nobody knows a SHA-256 preimage
 	 * of it, and the result is refused for a missing client regardless. */
@@ -73,7 +74,22 @@ bool scrip_client_secret_matches(const scrip_client_t *client, const char *secre
 	bool previous = scrip_ct_equal(digest, has_previous ? client->previous_secret_hash : dummy, sizeof(digest));
 	explicit_bzero(digest, sizeof(digest));
 	equal = (bool)((unsigned)equal | ((unsigned)previous & (unsigned)has_previous));
-	return equal && client != NULL && client->enabled;
+	return equal && client != NULL;
+}
+
+scrip_client_auth_t scrip_client_secret_check(const scrip_client_t *client, const char *secret)
+{
+	bool equal = secret_equal(client, secret);
+	if (!client)
+		return SCRIP_CLIENT_AUTH_UNKNOWN;
+	if (!equal)
+		return SCRIP_CLIENT_AUTH_WRONG;
+	return client->enabled ? SCRIP_CLIENT_AUTH_OK : SCRIP_CLIENT_AUTH_DISABLED;
+}
+
+bool scrip_client_secret_matches(const scrip_client_t *client, const char *secret)
+{
+	return scrip_client_secret_check(client, secret) == SCRIP_CLIENT_AUTH_OK;
 }
 
 bool scrip_client_audience_allowed(const scrip_client_t *client, const char *aud)

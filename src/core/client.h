@@ -74,6 +74,18 @@ char *scrip_client_id_stand_in(const char *presented);
  * secret or a disabled client. */
 bool scrip_client_secret_matches(const scrip_client_t *client, const char *secret);
 
+/* The outcome of presenting secret as client, told apart for the audit
+ * (the answer to the client is the same for all but OK). The comparisons
+ * are scrip_client_secret_matches's, made whatever the outcome. */
+typedef enum {
+	SCRIP_CLIENT_AUTH_OK,
+	SCRIP_CLIENT_AUTH_UNKNOWN,  /* client NULL */
+	SCRIP_CLIENT_AUTH_WRONG,    /* the secret is neither the current nor the previous one */
+	SCRIP_CLIENT_AUTH_DISABLED, /* the right secret, of a disabled client */
+} scrip_client_auth_t;
+
+scrip_client_auth_t scrip_client_secret_check(const scrip_client_t *client, const char *secret);
+
 /* True if aud is one of the client's allowed audiences (exact bytes). */
 bool scrip_client_audience_allowed(const scrip_client_t *client, const char *aud);
 

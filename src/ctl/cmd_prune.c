@@ -23,10 +23,11 @@
 typedef struct {
 	const char *name; /* "audit prune", "db prune": for messages */
 	long min_days;
-	bool allow_batch; /* --batch is an option of db prune only */
+	bool allow_batch; /* --batch and --dry-run are options of db prune only */
 	long days;
 	long batch;
 	bool json;
+	bool dry_run; /* count what would go, in a transaction rolled back */
 } prune_args_t;
 
 /* "400d": whole days from args->min_days to PRUNE_MAX_DAYS. Returns -1 to go on. */
@@ -62,6 +63,7 @@ static int parse_prune(int argc, char **argv, prune_args_t *args)
 		{ "older-than", required_argument, NULL, 'o' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -88,6 +90,11 @@ static int parse_prune(int argc, char **argv, prune_args_t *args)
 			break;
 		case 'j':
 			args->json = true;
+			break;
+		case 'n':
+			if (!args->allow_batch)
+				return scrip_ctl_usage_error("'%s' takes no --dry-run", args->name);
+			args->dry_run = true;
 			break;
 		case 'h':
 			scrip_ctl_usage(stdout);
@@ -242,7 +249,7 @@ static scrip_sync_result_t *prune_call(scrip_sync_t *db, size_t k, const char *c
 	return res;
 }
 
-static int records_prune_report(const char *cutoff, const int64_t *totals, long calls, bool json)
+static int records_prune_report(const char *cutoff, const int64_t *totals, long calls, bool json, bool dry_run)
 {
 	if (json) {
 		json_t *deleted = json_object();
@@ -251,20 +258,24 @@ static int records_prune_report(const char *cutoff, const int64_t *totals, long 
 				json_decref(deleted);
 				deleted = NULL;
 			}
-		json_t *out = deleted ? json_pack("{s:s, s:o, s:i}", "cutoff", cutoff, "deleted", deleted,
-						  "transactions", (int)calls)
-				      : NULL;
+		json_t *out = !deleted ? NULL
+			      : dry_run ? json_pack("{s:s, s:b, s:o}", "cutoff", cutoff, "dry_run", 1, "would_delete", deleted)
+					: json_pack("{s:s, s:o, s:i}", "cutoff", cutoff, "deleted", deleted, "transactions",
+						    (int)calls);
 		bool ok = out && scrip_ctl_print_json(out);
 		json_decref(out);
 		if (!ok)
 			scrip_ctl_error("cannot write the result as JSON");
 		return ok ? SCRIP_CTL_OK : SCRIP_CTL_FAIL;
 	}
-	printf("records that ended before %s, deleted:\n", cutoff);
+	printf("records that ended before %s, %s:\n", cutoff, dry_run ? "that a prune would delete" : "deleted");
 	for (size_t i = 0; i < N_KINDS; i++)
 		printf("  %-34s %" PRId64 "\n", record_kinds[i].label, totals[i]);
-	printf("in %ld transaction%s; each that deleted rows wrote an audit row (event records_prune)\n", calls,
-	       calls == 1 ? "" : "s");
+	if (dry_run)
+		printf("dry run: nothing was deleted (the deletions were made in one transaction, then rolled back)\n");
+	else
+		printf("in %ld transaction%s; each that deleted rows wrote an audit row (event records_prune)\n", calls,
+		       calls == 1 ? "" : "s");
 	return SCRIP_CTL_OK;
 }
 
@@ -291,6 +302,28 @@ static bool prune_all(scrip_sync_t *db, const char *cutoff, const char *batch, i
 		}
 	}
 	return true;
+}
+
+/* The same calls in one transaction, rolled back: exactly what a prune
+ * would delete now, and nothing deleted. Its rows stay locked until it
+ * ends, as a prune's batch would hold them. */
+static int records_prune_dry_run(scrip_sync_t *db, const char *cutoff, const char *batch, bool json)
+{
+	scrip_err_t err = { 0 };
+	int64_t totals[N_KINDS] = { 0 };
+	long calls = 0;
+	if (!scrip_sync_begin(db, &err)) {
+		scrip_ctl_error_err(&err);
+		return SCRIP_CTL_FAIL;
+	}
+	bool ok = prune_all(db, cutoff, batch, totals, &calls, &err);
+	scrip_sync_rollback(db);
+	if (!ok) {
+		scrip_ctl_error_err(&err);
+		scrip_ctl_error("dry run: nothing was deleted");
+		return SCRIP_CTL_FAIL;
+	}
+	return records_prune_report(cutoff, totals, calls, json, true);
 }
 
 int scrip_ctl_db_prune(scrip_ctl_t *ctl, int argc, char **argv)
@@ -322,8 +355,12 @@ int scrip_ctl_db_prune(scrip_ctl_t *ctl, int argc, char **argv)
 		goto end;
 	}
 	snprintf(cutoff, sizeof(cutoff), "%s", at);
+	if (args.dry_run) {
+		rc = records_prune_dry_run(db, cutoff, batch, args.json);
+		goto end;
+	}
 	if (prune_all(db, cutoff, batch, totals, &calls, &err)) {
-		rc = records_prune_report(cutoff, totals, calls, args.json);
+		rc = records_prune_report(cutoff, totals, calls, args.json, false);
 		goto end;
 	}
 	scrip_ctl_error_err(&err);
@@ -331,7 +368,7 @@ int scrip_ctl_db_prune(scrip_ctl_t *ctl, int argc, char **argv)
 		/* What was committed before the failure, on stdout as on success. */
 		scrip_ctl_error("what the %ld transaction%s before it deleted stays deleted:", calls,
 				calls == 1 ? "" : "s");
-		records_prune_report(cutoff, totals, calls, args.json);
+		records_prune_report(cutoff, totals, calls, args.json, false);
 	}
 end:
 	scrip_sync_result_free(res);

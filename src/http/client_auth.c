@@ -121,13 +121,17 @@ bool scrip_client_auth_check(const scrip_client_t *client, const char *secret, s
 {
 	/* The comparison runs first and always, so that an unknown client
 	 * costs the same as a known one with a wrong secret. */
-	bool matches = scrip_client_secret_matches(client, secret);
-	if (!matches || !client->enabled) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_CLIENT, client ? "bad_client_secret" : "unknown_client",
-			  "client authentication failed");
-		return false;
-	}
-	return true;
+	static const char *const reasons[] = {
+		[SCRIP_CLIENT_AUTH_UNKNOWN] = "unknown_client",
+		[SCRIP_CLIENT_AUTH_WRONG] = "bad_client_secret",
+		[SCRIP_CLIENT_AUTH_DISABLED] = "client_disabled",
+	};
+	scrip_client_auth_t outcome = scrip_client_secret_check(client, secret);
+	if (outcome == SCRIP_CLIENT_AUTH_OK)
+		return true;
+	/* The answer is the same; the audit tells them apart. */
+	SCRIP_ERR(err, SCRIP_E_INVALID_CLIENT, reasons[outcome], "client authentication failed");
+	return false;
 }
 
 /* ---- rate limits --------------------------------------------------------- */

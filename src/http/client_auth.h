@@ -49,8 +49,8 @@ void scrip_client_auth_forget_unknown(const scrip_client_t *client, char **clien
 /* After the client's row was read: true if client (NULL when unknown) is
  * enabled and secret matches its hash. An unknown client is compared
  * against a dummy hash, so that it costs the same. Refused with
- * SCRIP_E_INVALID_CLIENT, reason "unknown_client" or "bad_client_secret"
- * (also for a disabled client), text "client authentication failed". */
+ * SCRIP_E_INVALID_CLIENT, reason "unknown_client", "bad_client_secret" or
+ * (the right secret) "client_disabled", text "client authentication failed". */
 bool scrip_client_auth_check(const scrip_client_t *client, const char *secret, scrip_err_t *err) SCRIP_MUST_CHECK;
 
 /* ---- rate limits (core/ratelimit.h, app->ratelimit) ----------------------

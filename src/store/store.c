@@ -66,11 +66,14 @@ end:
 	return out;
 }
 
-/* A JSON array of strings into a NULL-terminated array (*out) and its count. */
+/* A JSON array of strings into a NULL-terminated array (*out) and its
+ * count; on failure NULL and 0, nothing left allocated. */
 static bool strings_from_json(const char *text, char ***out, size_t *n)
 {
 	json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
 	bool ok = false;
+	*out = NULL;
+	*n = 0;
 	if (!json_is_array(arr))
 		goto end;
 	*out = calloc(json_array_size(arr) + 1, sizeof(char *));
@@ -87,6 +90,13 @@ static bool strings_from_json(const char *text, char ***out, size_t *n)
 	ok = true;
 end:
 	json_decref(arr);
+	if (!ok && *out) {
+		for (size_t j = 0; (*out)[j]; j++)
+			free((*out)[j]);
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
 	return ok;
 }
 

@@ -54,7 +54,7 @@ static const char *const reasons[] = {
 	"bad_expires_in", "bad_groups", "bad_iat", "bad_iss", "bad_job_id", "bad_json", "bad_jti",
 	"bad_key_row", "bad_max_uses", "bad_nbf", "bad_resource", "bad_scope", "bad_scope_separator",
 	"bad_sealed_key", "bad_session_row", "bad_signature", "bad_signature_length", "bad_sub", "bad_typ",
-	"bind", "broker_failed", "client_auth_malformed", "client_authentication_failed", "client_exists", "client_id_mismatch",
+	"bind", "broker_failed", "client_auth_malformed", "client_authentication_failed", "client_disabled", "client_exists", "client_id_mismatch",
 	"client_row_invalid", "client_unknown", "config_invalid", "config_unreadable", "crit_unsupported",
 	"crypto_error", "database_error", "database_outcome_unknown", "database_outcome_unsettled",
 	"database_overloaded", "database_timeout",
@@ -71,7 +71,7 @@ static const char *const reasons[] = {
 	"missing_subject_token_type", "missing_token", "nested_jwt", "no_audience", "no_client_authentication",
 	"no_common_scope", "no_current_key", "no_introspect_permission", "no_jti", "no_kid",
 	"no_upstream_session", "not_an_object", "not_committed", "not_found", "not_private", "not_yet_valid",
-	"out_of_memory", "query_parameters", "random_failed", "rate_limited_address",
+	"out_of_memory", "parameter_not_allowed", "query_parameters", "random_failed", "rate_limited_address",
 	"rate_limited_client_failures", "rate_limited_client_requests", "redeemed_concurrently",
 	"redemption_outcome_unknown",
 	"refresh_token_replay", "refresh_token_revoked", "repeated_header", "schema_newer", "schema_older",
@@ -227,12 +227,13 @@ const char *scrip_obs_grant_type(const char *grant_type)
 	return "other";
 }
 
-/* The reason label of a refusal. An unknown client_id and a wrong secret
- * are one label, so that whoever can read /metrics cannot tell which
+/* The reason label of a refusal. An unknown client_id, a wrong secret and
+ * a disabled client are one label, so that whoever can read /metrics cannot tell which
  * client_ids exist by trying them; the audit row tells them apart. */
 static const char *reason_label(const char *reason)
 {
-	if (reason && (strcmp(reason, "unknown_client") == 0 || strcmp(reason, "bad_client_secret") == 0))
+	if (reason && (strcmp(reason, "unknown_client") == 0 || strcmp(reason, "bad_client_secret") == 0 ||
+		       strcmp(reason, "client_disabled") == 0))
 		return "client_authentication_failed";
 	return reason;
 }

@@ -418,7 +418,8 @@ class ClientAuthTest(ExchangeCase):
         self.env.scripd.scripctl("client", "disable", c.id, check=True)
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo")
-        self.assertRefused(r, mark, 401, "invalid_client", c)
+        self.assertRefused(r, mark, 401, "invalid_client", c, reason="client_disabled")
+        self.assertEqual(r.json["error_description"], "client authentication failed")
 
     def test_no_client_authentication(self):
         tok, _ = self.subject()

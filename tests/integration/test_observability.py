@@ -291,7 +291,8 @@ class ObservabilityTest(ScripTestCase):
         self.assertIn("bad_client_secret", reasons)
         for reason in reasons:
             endpoint = "introspect" if reason == "no_introspect_permission" else "token"
-            label = "client_authentication_failed" if reason in ("unknown_client", "bad_client_secret") else reason
+            label = ("client_authentication_failed" if reason in ("unknown_client", "bad_client_secret", "client_disabled")
+                     else reason)
             self.assertMoved(before, after, "scrip_denials_total", reasons.count(reason), endpoint=endpoint,
                              reason=label)
             if label != reason:

@@ -109,8 +109,21 @@ class TestPrune(PruneCase):
                        " token_ref, expires_at) VALUES ('demo', :'s', 'storage.read:/demo', :'a', '\\x00', 'jti:x',"
                        " now() + interval :'e')", s=sub, a=audience, e=expiry)
         audit_before = len(self.prune_audit_rows())
+        tables = ("issued_tokens", "grants", "refresh_tokens", "upstream_calls", "upstream_sessions",
+                  "upstream_access_tokens", "ended_jobs")
+        rows_before = {t: self.count(t) for t in tables}
+
+        # A dry run counts what the prune below deletes, and deletes nothing.
+        dry = self.prune("--batch", "2", "--dry-run")
+        self.assertEqual(dry["dry_run"], True)
+        self.assertEqual({t: self.count(t) for t in tables}, rows_before)
+        self.assertEqual(len(self.prune_audit_rows()), audit_before)
+        text = self.env.scripd.scripctl("db", "prune", "--older-than", "30d", "--dry-run", check=True).stdout
+        self.assertIn("that a prune would delete", text)
+        self.assertIn("nothing was deleted", text)
 
         result = self.prune("--batch", "2")
+        self.assertEqual(dry["would_delete"], result["deleted"])
 
         self.assertEqual(result["deleted"], {"access_tokens": 6, "grants": 1, "refresh_tokens": 2,
                                              "upstream_calls": 3, "upstream_sessions": 1,
@@ -258,6 +271,8 @@ class TestPruneRules(PruneCase):
             out = self.env.scripd.scripctl("db", "prune", *args)
             self.assertEqual(out.returncode, 2, args)
         out = self.env.scripd.scripctl("audit", "prune", "--older-than", "400d", "--batch", "5")
+        self.assertEqual(out.returncode, 2)
+        out = self.env.scripd.scripctl("audit", "prune", "--older-than", "400d", "--dry-run")
         self.assertEqual(out.returncode, 2)
 
     def test_cutoff_of_less_than_a_day_is_refused(self):

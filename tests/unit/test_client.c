@@ -109,8 +109,13 @@ static void test_secret_disabled_or_unknown(void)
 	const char *secret = "s3cret";
 	scrip_client_t c;
 	client_with_secret(&c, secret);
+	CU_ASSERT_EQUAL(scrip_client_secret_check(&c, secret), SCRIP_CLIENT_AUTH_OK);
+	CU_ASSERT_EQUAL(scrip_client_secret_check(&c, "other"), SCRIP_CLIENT_AUTH_WRONG);
 	c.enabled = false;
 	CU_ASSERT_FALSE(scrip_client_secret_matches(&c, secret));
+	CU_ASSERT_EQUAL(scrip_client_secret_check(&c, secret), SCRIP_CLIENT_AUTH_DISABLED);
+	CU_ASSERT_EQUAL(scrip_client_secret_check(&c, "other"), SCRIP_CLIENT_AUTH_WRONG);
+	CU_ASSERT_EQUAL(scrip_client_secret_check(NULL, secret), SCRIP_CLIENT_AUTH_UNKNOWN);
 	CU_ASSERT_FALSE(scrip_client_secret_matches(NULL, secret));
 	CU_ASSERT_FALSE(scrip_client_secret_matches(NULL, ""));
 	CU_ASSERT_FALSE(scrip_client_secret_matches(NULL, NULL));
