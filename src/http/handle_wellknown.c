@@ -35,8 +35,14 @@ static json_t *discovery_document(const scrip_app_t *app, const char *issuer)
 	json_t *verbs = json_array();
 	for (int v = 0; v < SCRIP_VERB_COUNT; v++)
 		json_array_append_new(verbs, json_string(scrip_verb_name((scrip_verb_t)v)));
+	/* subject_types_supported and id_token_signing_alg_values_supported
+	 * are OpenID Connect Discovery's (§3: required there); scrip issues no
+	 * ID token, but strict OpenID libraries refuse a document without
+	 * them. The second names the algorithm of scrip's tokens, as does
+	 * token_signing_alg_values_supported, which no standard defines. */
+	const char *alg = scrip_alg_name(app->cfg->key_algorithm);
 	json_t *doc = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:[s,s], s:[s,s], s:[s,s], s:[s,s], s:o, s:[], s:[s,s],"
-				" s:[s]}",
+				" s:[s], s:[s], s:[s]}",
 				"issuer", issuer,
 				"token_endpoint", token,
 				"jwks_uri", jwks,
@@ -49,7 +55,9 @@ static json_t *discovery_document(const scrip_app_t *app, const char *issuer)
 				"scopes_supported", verbs,
 				"response_types_supported",
 				"subject_token_types_supported", SCRIP_TOKEN_TYPE_ACCESS_TOKEN, SCRIP_TOKEN_TYPE_JWT,
-				"token_signing_alg_values_supported", scrip_alg_name(app->cfg->key_algorithm));
+				"token_signing_alg_values_supported", alg,
+				"subject_types_supported", "public",
+				"id_token_signing_alg_values_supported", alg);
 	free(token);
 	free(jwks);
 	free(introspect);

@@ -644,6 +644,11 @@ class MetadataTest(ScripTestCase):
                 self.assertIn("client_secret_basic", methods)
                 self.assertIn("client_secret_post", methods)
                 self.assertIsInstance(doc.get("scopes_supported"), list)
+                # What strict OpenID Connect Discovery libraries require besides (§3).
+                self.assertEqual(doc.get("response_types_supported"), [])
+                self.assertEqual(doc.get("subject_types_supported"), ["public"])
+                self.assertEqual(doc.get("id_token_signing_alg_values_supported"), [self.env.algorithm])
+                self.assertEqual(doc.get("token_signing_alg_values_supported"), [self.env.algorithm])
 
     def test_jwks_publishes_public_keys_only(self):
         doc = self.env.scripd.get_json("/.well-known/openid-configuration")
