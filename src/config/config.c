@@ -263,7 +263,8 @@ static const opt_t opts[] = {
 	{ SECT_UPSTREAM, "breaker_failures", T_COUNT, UPS(breaker_failures), "5", 1, 1000, 0, NULL, NULL,
 	  "Consecutive failed calls after which the circuit opens: calls fail at once with 503." },
 	{ SECT_UPSTREAM, "breaker_cooldown", T_SECONDS, UPS(breaker_cooldown), "30", 1, 3600, 0, NULL, NULL,
-	  "Seconds an open circuit fails fast before one trial call is let through." },
+	  "Seconds an open circuit fails fast before one trial call is let through; also how long the issuer's "
+	  "invalid_scope or invalid_target to an ask is held, the same ask refused without a call." },
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

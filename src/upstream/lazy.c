@@ -39,6 +39,7 @@
 #define POLL_FIRST_MS 40      /* a waiter for another instance's lease looks again after this... */
 #define POLL_MAX_MS 1000      /* ...doubling up to this */
 #define INTROSPECTION_CACHE_MAX 20000 /* answers held in this process */
+#define REFUSED_REQUESTS_MAX 4096     /* refusals of scrip's own requests held in this process */
 #define NEGATIVE_CACHE_MAX_S 30       /* an inactive answer is held at most this long */
 #define CLEANUP_EVERY_S 300           /* expired shared rows are dropped this often */
 #define CLEANUP_FIRST_S 3             /* the first upkeep, soon after start (and retried while the database is away) */
@@ -96,6 +97,8 @@ struct scrip_lazy {
 	job_t *jobs;
 	introspection_t *introspections; /* alive, for shutdown */
 	scrip_introcache_t *introspected; /* answers held here, by the token's SHA-256 */
+	scrip_introcache_t *refused;      /* the issuer's invalid_scope or invalid_target to a session's ask,
+	                                   * by the SHA-256 of its flight's key: {"error": NAME} */
 	struct event *cleanup_timer;      /* drops expired shared rows */
 };
 
@@ -134,9 +137,10 @@ scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, const scri
 	l->instance = strdup(instance);
 	l->flights = scrip_flights_new();
 	l->introspected = scrip_introcache_new(INTROSPECTION_CACHE_MAX);
+	l->refused = scrip_introcache_new(REFUSED_REQUESTS_MAX);
 	l->cleanup_timer = evtimer_new(base, cleanup_cb, l);
 	struct timeval first = { CLEANUP_FIRST_S, 0 };
-	if (!l->instance || !l->flights || !l->introspected || !l->cleanup_timer ||
+	if (!l->instance || !l->flights || !l->introspected || !l->refused || !l->cleanup_timer ||
 	    event_add(l->cleanup_timer, &first) != 0) {
 		scrip_lazy_free(l);
 		return NULL;
@@ -225,6 +229,7 @@ void scrip_lazy_free(scrip_lazy_t *l)
 	}
 	introspection_shutdown(l, true);
 	scrip_introcache_free(l->introspected);
+	scrip_introcache_free(l->refused);
 	if (l->cleanup_timer)
 		event_free(l->cleanup_timer);
 	scrip_flights_free(l->flights);
@@ -668,6 +673,50 @@ static scope_answer_t scope_narrowed(const job_t *j, const json_t *body)
 	return answer;
 }
 
+/* ---- scrip's own request refused ----------------------------------------------------- */
+
+/* The issuer's invalid_scope or invalid_target (error) as a result. */
+static void request_refused(scrip_lazy_result_t *result, const char *error)
+{
+	result->outcome = SCRIP_LAZY_REFUSED;
+	SCRIP_ERR(&result->err, SCRIP_E_INVALID_GRANT, "upstream_refused_request",
+		  "the main issuer refused what scrip asked for (%.40s)", error);
+}
+
+static void flight_hash(const char *key, char hex[65])
+{
+	scrip_sha256_hex(key, strlen(key), hex);
+}
+
+/* Holds the issuer's refusal of the ask of flight key for seconds: a
+ * registration that lacks a scope would otherwise cost a call for every
+ * redemption that asks. */
+static void request_refused_hold(scrip_lazy_t *l, const char *key, const char *error, int64_t seconds)
+{
+	char hex[65];
+	flight_hash(key, hex);
+	json_t *held = json_pack("{s:s}", "error", error);
+	if (!held)
+		return;
+	int64_t now = (int64_t)time(NULL);
+	scrip_introcache_put(l->refused, hex, held, now + seconds, now);
+	json_decref(held);
+}
+
+/* True, with *result filled, when the issuer refused the ask of flight
+ * key within the hold. */
+static bool request_refused_held(scrip_lazy_t *l, const char *key, scrip_lazy_result_t *result)
+{
+	char hex[65];
+	const json_t *held = NULL;
+	flight_hash(key, hex);
+	if (!scrip_introcache_find(l->refused, hex, (int64_t)time(NULL), &held) || !held)
+		return false;
+	*result = (scrip_lazy_result_t){ 0 };
+	request_refused(result, json_string_value(json_object_get(held, "error")));
+	return true;
+}
+
 /* The issuer refused the refresh token held, and that says nothing more
  * of the user: the token is forgotten (stored as lost), nothing is
  * suspended and no refusal is remembered; the request is refused. */
@@ -702,12 +751,14 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED && !refuses_the_user(r->error)) {
 		/* invalid_scope, invalid_target: the issuer refused what scrip asked
-		 * for, not the user. The request fails; nothing is suspended. */
-		scrip_log_warn("upstream %s refused %s for %s: %s (scrip's request, not the user)", u->name,
-			       scrip_custody_action_name(j->action), j->subject, r->error);
-		j->result.outcome = SCRIP_LAZY_REFUSED;
-		SCRIP_ERR(&j->result.err, SCRIP_E_INVALID_GRANT, "upstream_refused_request",
-			  "the main issuer refused what scrip asked for (%.40s)", r->error);
+		 * for, not the user. The request fails; nothing is suspended; the
+		 * same ask is answered so, without a call, for breaker_cooldown. */
+		scrip_log_warn("upstream %s refused %s for %s: %s (scrip's request, not the user); the same request is "
+			       "refused without asking for %llds",
+			       u->name, scrip_custody_action_name(j->action), j->subject, r->error,
+			       (long long)u->breaker_cooldown);
+		request_refused_hold(j->l, j->key, r->error, u->breaker_cooldown);
+		request_refused(&j->result, r->error);
 		job_finish(j);
 		return;
 	}
@@ -847,6 +898,15 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 		     ask->audience ? ask->audience : "", ask->subject_token ? 'x' : '-', ask->need_refresh ? 'r' : '-',
 		     ask->need_confirmation ? 'c' : '-', ask->for_suspended ? 's' : '-') < 0)
 		abort();
+	scrip_lazy_result_t held;
+	if (request_refused_held(l, key, &held)) {
+		scrip_log_debug("upstream %s: %s refused for %s as the issuer refused it moments ago", up,
+				ask->need_refresh ? "a new session" : "a confirmation", ask->subject);
+		free(key);
+		free(lease_key);
+		cb(&held, arg);
+		return;
+	}
 	struct session_waiter *w = calloc(1, sizeof(*w));
 	if (!w)
 		abort();

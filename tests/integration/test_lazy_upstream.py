@@ -47,7 +47,7 @@ def setUpModule():
     misconfigured = DemoIssuer(audience="scrip")
     ENV = Env("lazy", [
         ("broker", broker, upstream(broker, min_remaining=30)),
-        ("confirm", confirm, upstream(confirm, confirm="on_redeem", confirm_interval=3)),
+        ("confirm", confirm, upstream(confirm, confirm="on_redeem", confirm_interval=3, breaker_cooldown=2)),
         ("flaky", flaky, upstream(flaky, confirm="on_grant", confirm_interval=600, retries=1, retry_backoff_ms=50,
                                   breaker_failures=2, breaker_cooldown=2, timeout=1)),
         ("opaque", opaque, upstream(opaque, opaque_tokens="introspect", introspection_cache_ttl=2)),
@@ -491,8 +491,46 @@ class ConfirmPolicies(LazyCase):
         issuer.fail_next(1, "invalid_scope")
         self.assertOAuthError(self.redeem(client, grant_read), 400, "invalid_grant")
         self.assertTrue(self.env.db.scalar(held, s=sub), "the session's refresh token was forgotten")
+        # The refusal of scrip's request is held for breaker_cooldown (2 s here): the same ask is
+        # refused the same way without a call, so a registration that lacks a scope does not cost the
+        # issuer a call per redemption.
+        calls = issuer.calls("refresh", sub=sub)
+        mark = self.env.audit_mark()
+        r = self.redeem(client, grant_read)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertRefusedOnce(mark, "token_refresh", "grant_suspended", client.id)
+        self.assertEqual(issuer.calls("refresh", sub=sub), calls)
+        time.sleep(2.2)
         r = self.redeem(client, grant_read)
         self.assertEqual(r.status, 200, r.json)
+
+    def test_refusal_of_scrips_request_is_held_for_breaker_cooldown(self):
+        """A confirmation the issuer answers invalid_scope (scrip's registration there lacks a scope):
+        that redemption is refused, and so is the same ask within breaker_cooldown, without a call; then
+        the issuer is asked again."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "held-" + secrets.token_hex(3)
+        grant = self.grant(client, "confirm", sub)
+        time.sleep(3.2)  # past confirm_interval: the redemption asks
+        issuer.fail_next(1, "invalid_scope")
+        calls = issuer.calls("refresh", sub=sub)
+        mark = self.env.audit_mark()
+        r = self.redeem(client, grant)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertIn("invalid_scope", r.json["error_description"])
+        self.assertRefusedOnce(mark, "token_refresh", "upstream_refused_request", client.id)
+        self.assertEqual(issuer.calls("refresh", sub=sub), calls + 1)
+        mark = self.env.audit_mark()
+        r = self.redeem(client, grant)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertIn("invalid_scope", r.json["error_description"])
+        self.assertRefusedOnce(mark, "token_refresh", "upstream_refused_request", client.id)
+        self.assertEqual(issuer.calls("refresh", sub=sub), calls + 1, "asked again within breaker_cooldown")
+        time.sleep(2.2)
+        r = self.redeem(client, grant)
+        self.assertEqual(r.status, 200, r.json)
+        self.assertEqual(issuer.calls("refresh", sub=sub), calls + 2)
 
     def test_refusal_after_a_lost_answer_is_no_refusal_of_the_user(self):
         """The issuer rotates scrip's refresh token but its answer never arrives; the retry presents the
