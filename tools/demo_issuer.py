@@ -169,6 +169,7 @@ class DemoIssuer:
         self._refused = set()                 # subjects it refuses
         self._refresh = {}                    # refresh token -> its record
         self._withheld = {}                   # sub -> scopes its answers leave out (withhold)
+        self._widened = {}                    # sub -> scopes its answers add (widen)
         self._opaque = {}                     # opaque access token -> its record
         self._fail_left = 0
         self._fail_mode = None
@@ -330,10 +331,21 @@ class DemoIssuer:
             else:
                 self._withheld.setdefault(sub, set()).add(scope)
 
+    def widen(self, sub, scope):
+        """From now on answers for sub carry scope too, beyond what was asked (an issuer that grants
+        more than it is asked for); widen(sub, None) stops it."""
+        with self._lock:
+            if scope is None:
+                self._widened.pop(sub, None)
+            else:
+                self._widened.setdefault(sub, set()).add(scope)
+
     def _narrowed(self, sub, scope):
         with self._lock:
             withheld = self._withheld.get(sub, set())
-        return " ".join(s for s in (scope or "").split() if s not in withheld)
+            added = sorted(self._widened.get(sub, set()))
+        kept = [s for s in (scope or "").split() if s not in withheld]
+        return " ".join(kept + [s for s in added if s not in kept])
 
     def refused(self, sub):
         with self._lock:

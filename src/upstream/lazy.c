@@ -566,6 +566,35 @@ static int64_t answer_lifetime(const json_t *body, const char *access)
  * access token) and the access token with its lifetime. A refresh token is
  * kept even when the access token is unusable (j->access_unusable): the
  * issuer may have rotated the one presented, and it must not be lost. */
+static char *requested_scope(const job_t *j);
+
+/* Whether an answer's scope names a scope beyond what scrip asked for
+ * (the session's scope set and extra_scopes; covering by the WLCG rules):
+ * an access token carrying it is not handed out in broker mode, where
+ * scrip cannot narrow the main issuer's token. No scope: what was asked
+ * (RFC 6749 §5.1). Unreadable: widened. */
+static bool scope_widened(const job_t *j, const json_t *body)
+{
+	const json_t *member = json_object_get(body, "scope");
+	if (!member)
+		return false;
+	char *asked_text = requested_scope(j);
+	scrip_scope_set_t granted = { 0 }, asked = { 0 };
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	bool widened = true;
+	if (json_is_string(member) && scrip_scope_set_parse(json_string_value(member), false, &granted, &err) &&
+	    scrip_scope_set_parse(asked_text, false, &asked, &err)) {
+		widened = false;
+		for (size_t i = 0; i < granted.n && !widened; i++)
+			widened = !scrip_scope_set_covers(&asked, &granted.items[i]);
+	}
+	scrip_scope_set_clear(&granted);
+	scrip_scope_set_clear(&asked);
+	free(asked_text);
+	return widened;
+}
+
 static bool take_answer(job_t *j, const json_t *body, const char **why)
 {
 	const char *issued_type = json_string_value(json_object_get(body, "issued_token_type"));
@@ -587,6 +616,12 @@ static bool take_answer(job_t *j, const json_t *body, const char **why)
 	const char *token_type = json_string_value(json_object_get(body, "token_type"));
 	if (j->audience && expires_in <= 0) {
 		*why = "the main issuer returned no access token with a known lifetime";
+		j->access_unusable = true;
+		return true;
+	}
+	if (j->audience && scope_widened(j, body)) {
+		/* Handed out, it would widen the grant. */
+		*why = "the main issuer's access token carries a scope beyond what scrip asked for";
 		j->access_unusable = true;
 		return true;
 	}

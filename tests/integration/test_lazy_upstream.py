@@ -184,6 +184,30 @@ class BrokerMode(LazyCase):
             " AND client_id = :'c' AND description LIKE 'brokered:%'", c=client.id)
         self.assertEqual(audited, 1000, "each brokered redemption is audited")
 
+    def test_a_wider_token_of_the_main_issuer_is_not_handed_out(self):
+        """Broker mode hands out the main issuer's own token, which scrip cannot narrow: one carrying a
+        scope beyond what scrip asked for (the grant's and extra_scopes) would widen the grant. It is not
+        handed out (503, logged), nor kept for the next redemption."""
+        issuer = self.issuer("broker")
+        client = self.client(upstream_audiences=(DCACHE,))
+        sub = "wide-" + secrets.token_hex(3)
+        refresh = self.grant(client, "broker", sub, audiences=(DCACHE,))
+        issuer.widen(sub, "storage.modify:/")
+        try:
+            before = len(self.env.scripd.log_text())
+            r = self.redeem(client, refresh, audience=DCACHE)
+            self.assertEqual(r.status, 503, r.json)
+            self.assertNotIn("access_token", r.json or {})
+            self.assertIn("carries a scope beyond what scrip asked for", self.env.scripd.log_text()[before:])
+            self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_access_tokens"
+                                                " WHERE subject = :'s'", s=sub), 0)
+        finally:
+            issuer.widen(sub, None)
+        r = self.redeem(client, refresh, audience=DCACHE)  # asked again: the yes and its refresh token were kept
+        self.assertEqual(r.status, 200, r.json)
+        self.assertNotIn("storage.modify:/", self.verify_upstream_token("broker", r.json["access_token"], DCACHE)
+                         .get("scope", ""))
+
     def test_cached_token_is_refreshed_when_too_old(self):
         issuer = self.issuer("broker")
         client = self.client(upstream_audiences=(DCACHE,))
