@@ -20,15 +20,19 @@ const char *scrip_client_id_shown(const char *client_id)
 
 char *scrip_client_id_stand_in(const char *presented)
 {
-	if (!scrip_client_id_valid(presented) || strlen(presented) < SCRIP_CLIENT_ID_SECRET_LIKE)
+	if (!presented)
 		return NULL;
-	char hex[2 * SCRIP_SHA256_LEN + 1], *out = malloc(sizeof("unknown-") + 16);
+	bool valid = scrip_client_id_valid(presented);
+	if (valid && strlen(presented) < SCRIP_CLIENT_ID_SECRET_LIKE)
+		return NULL;
+	const char *prefix = valid ? "unknown-" : "invalid-"; /* both 8 characters */
+	char hex[2 * SCRIP_SHA256_LEN + 1], *out = malloc(8 + 16 + 1);
 	if (!out)
 		abort();
 	scrip_sha256_hex(presented, strlen(presented), hex);
-	memcpy(out, "unknown-", sizeof("unknown-") - 1);
-	memcpy(out + sizeof("unknown-") - 1, hex, 16);
-	out[sizeof("unknown-") - 1 + 16] = '\0';
+	memcpy(out, prefix, 8);
+	memcpy(out + 8, hex, 16);
+	out[8 + 16] = '\0';
 	return out;
 }
 

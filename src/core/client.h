@@ -57,13 +57,14 @@ const char *scrip_client_id_shown(const char *client_id);
  * secrets are 43 characters of the client_id alphabet). */
 #define SCRIP_CLIENT_ID_SECRET_LIKE 32
 
-/* What stands for presented, a client_id that names no client, wherever
- * it would be logged or recorded: NULL when it is shorter than
- * SCRIP_CLIENT_ID_SECRET_LIKE or not of the allowed syntax (then shown as
- * itself or "(invalid)"), else "unknown-" and the first 16 hex digits of
- * its SHA-256, itself a valid client_id: the same presented id always
- * gets the same stand-in, so that its failures can still be counted and
- * told apart. [out] malloc'd. */
+/* What stands for presented, a client_id not known to name a client,
+ * wherever it would be logged or recorded: NULL (shown as itself) when it
+ * has the allowed syntax and is shorter than SCRIP_CLIENT_ID_SECRET_LIKE;
+ * else "unknown-" (allowed syntax) or "invalid-" (not: "id:secret", a
+ * secret with a space) and the first 16 hex digits of its SHA-256, itself
+ * of the allowed syntax and short. The same presented id always gets the
+ * same stand-in, so that its failures can still be counted and told
+ * apart; a stand-in's stand-in is itself. [out] malloc'd. */
 char *scrip_client_id_stand_in(const char *presented);
 
 /* Checks a presented secret against client (NULL client: compares against

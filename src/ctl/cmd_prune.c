@@ -234,13 +234,15 @@ static bool lost_race(const scrip_err_t *err)
 }
 
 /* One call for kind, run again when it lost to a concurrent transaction
- * (a deadlock victim or a serialization failure: rolled back whole). */
+ * (a deadlock victim or a serialization failure: rolled back whole) and
+ * retry says it is a transaction of its own (inside one, the loss aborted
+ * all of it). */
 static scrip_sync_result_t *prune_call(scrip_sync_t *db, size_t k, const char *cutoff, const char *batch,
-				       scrip_err_t *err)
+				       bool retry, scrip_err_t *err)
 {
 	const char *params[] = { record_kinds[k].kind, cutoff, batch };
 	scrip_sync_result_t *res = NULL;
-	for (int tries = 1; !res && tries <= LOST_RACE_TRIES; tries++) {
+	for (int tries = 1; !res && tries <= (retry ? LOST_RACE_TRIES : 1); tries++) {
 		scrip_err_clear(err);
 		res = scrip_sync_query(db, records_prune_sql, 3, params, err);
 		if (!res && !lost_race(err))
@@ -282,14 +284,14 @@ static int records_prune_report(const char *cutoff, const int64_t *totals, long 
 /* Calls scrip.records_prune for each kind until a call deletes nothing;
  * false with err set when a call fails (what earlier calls deleted stays
  * deleted, and is counted in totals). */
-static bool prune_all(scrip_sync_t *db, const char *cutoff, const char *batch, int64_t *totals, long *calls,
-		      scrip_err_t *err)
+static bool prune_all(scrip_sync_t *db, const char *cutoff, const char *batch, bool retry, int64_t *totals,
+		      long *calls, scrip_err_t *err)
 {
 	for (size_t k = 0; k < N_KINDS; k++) {
 		if (!record_kinds[k].asked)
 			continue;
 		for (int64_t deleted = 1; deleted > 0; (*calls)++) {
-			scrip_sync_result_t *res = prune_call(db, k, cutoff, batch, err);
+			scrip_sync_result_t *res = prune_call(db, k, cutoff, batch, retry, err);
 			if (!res)
 				return false;
 			bool ok = add_counts(res, totals, &deleted);
@@ -305,8 +307,10 @@ static bool prune_all(scrip_sync_t *db, const char *cutoff, const char *batch, i
 }
 
 /* The same calls in one transaction, rolled back: exactly what a prune
- * would delete now, and nothing deleted. Its rows stay locked until it
- * ends, as a prune's batch would hold them. */
+ * would delete now, and nothing deleted. Unlike a prune, which holds one
+ * batch at a time, it holds every row it counts until it ends; a call
+ * that loses to a concurrent transaction fails it (nothing to retry in an
+ * aborted transaction). */
 static int records_prune_dry_run(scrip_sync_t *db, const char *cutoff, const char *batch, bool json)
 {
 	scrip_err_t err = { 0 };
@@ -316,7 +320,7 @@ static int records_prune_dry_run(scrip_sync_t *db, const char *cutoff, const cha
 		scrip_ctl_error_err(&err);
 		return SCRIP_CTL_FAIL;
 	}
-	bool ok = prune_all(db, cutoff, batch, totals, &calls, &err);
+	bool ok = prune_all(db, cutoff, batch, false, totals, &calls, &err);
 	scrip_sync_rollback(db);
 	if (!ok) {
 		scrip_ctl_error_err(&err);
@@ -359,7 +363,7 @@ int scrip_ctl_db_prune(scrip_ctl_t *ctl, int argc, char **argv)
 		rc = records_prune_dry_run(db, cutoff, batch, args.json);
 		goto end;
 	}
-	if (prune_all(db, cutoff, batch, totals, &calls, &err)) {
+	if (prune_all(db, cutoff, batch, true, totals, &calls, &err)) {
 		rc = records_prune_report(cutoff, totals, calls, args.json, false);
 		goto end;
 	}

@@ -61,6 +61,9 @@ static scrip_chunk_state_t step(scrip_chunks_t *c, unsigned char ch)
 	case SCRIP_CHUNK_DATA_LF:
 		return ch == '\n' ? SCRIP_CHUNK_SIZE : SCRIP_CHUNK_BAD;
 	case SCRIP_CHUNK_TRAILER:
+		/* A NUL would end the line for evhttp (a C string), empty: the end. */
+		if (ch == '\0')
+			return SCRIP_CHUNK_BAD;
 		return ch == '\r' ? SCRIP_CHUNK_END_LF : ch == '\n' ? SCRIP_CHUNK_DONE : SCRIP_CHUNK_TRAILER_IN;
 	case SCRIP_CHUNK_TRAILER_IN:
 		return ch == '\n' ? SCRIP_CHUNK_TRAILER : ch == '\0' ? SCRIP_CHUNK_BAD : SCRIP_CHUNK_TRAILER_IN;

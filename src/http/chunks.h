@@ -6,7 +6,8 @@
  * digits followed by CR LF (or LF, as evhttp ends lines), each chunk's
  * data is followed by CR LF, and the trailer section ends at an empty
  * line. A chunk extension (";name=value") is a flaw too: evhttp refuses
- * it anyway. Pure. */
+ * it anyway; so is a NUL in a trailer line, which evhttp would read as
+ * the line's end. Pure. */
 #ifndef SCRIP_CHUNKS_H
 #define SCRIP_CHUNKS_H
 

@@ -186,6 +186,19 @@ bool scrip_client_auth_admit_address(scrip_app_t *app, struct evhttp_request *re
 	return scrip_client_auth_admit_client(app, req, remote_addr, NULL, endpoint, reason);
 }
 
+/* The rate limiter's key for a presented client_id: its stand-in when it
+ * may be a secret, so that a failure counted after the stand-in replaced
+ * it and a check made before count under one key. NULL for an id that
+ * cannot exist. [out] *owned: free it. */
+static const char *limit_key(const char *client_id, char **owned)
+{
+	*owned = NULL;
+	if (!client_id || !scrip_client_id_valid(client_id))
+		return NULL;
+	*owned = scrip_client_id_stand_in(client_id);
+	return *owned ? *owned : client_id;
+}
+
 bool scrip_client_auth_admit_client(scrip_app_t *app, struct evhttp_request *req, const char *remote_addr,
 				    const char *client_id, const char *endpoint, const char **reason)
 {
@@ -196,20 +209,25 @@ bool scrip_client_auth_admit_client(scrip_app_t *app, struct evhttp_request *req
 	};
 	scrip_ratelimit_verdict_t v;
 	/* An id that cannot exist is never counted, so it is not looked up. */
-	const char *id = client_id && scrip_client_id_valid(client_id) ? client_id : NULL;
-	if (scrip_ratelimit_check_client(app->ratelimit, remote_addr, id, scrip_mono_ms(), &v))
-		return true;
-	*reason = reasons[v.kind];
-	reply_limited(req, remote_addr, id, endpoint, &v);
-	return false;
+	char *owned;
+	const char *id = limit_key(client_id, &owned);
+	bool admitted = scrip_ratelimit_check_client(app->ratelimit, remote_addr, id, scrip_mono_ms(), &v);
+	if (!admitted) {
+		*reason = reasons[v.kind];
+		reply_limited(req, remote_addr, id, endpoint, &v);
+	}
+	free(owned);
+	return admitted;
 }
 
 void scrip_client_auth_outcome(scrip_app_t *app, const char *remote_addr, const char *client_id,
 			       const scrip_err_t *err)
 {
-	const char *id = client_id && scrip_client_id_valid(client_id) ? client_id : NULL;
+	char *owned;
+	const char *id = limit_key(client_id, &owned);
 	if (!err)
 		scrip_ratelimit_success(app->ratelimit, id, scrip_mono_ms());
 	else if (err->code == SCRIP_E_INVALID_CLIENT)
 		scrip_ratelimit_failure(app->ratelimit, remote_addr, id, scrip_mono_ms());
+	free(owned);
 }

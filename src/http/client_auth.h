@@ -41,9 +41,12 @@ bool scrip_client_auth_credentials(struct evhttp_request *req, const scrip_form_
 
 /* Once it is known that *client_id names no client (client NULL: its row
  * was not found, could not be read, or was never asked for because the
- * credentials were refused): a secret-like id is replaced by its stand-in
- * (scrip_client_id_stand_in), so that no log line, metric or audit row
- * holds a client secret sent as a client_id. No-op for a known client. */
+ * request was refused before): an id that may be a secret is replaced by
+ * its stand-in (scrip_client_id_stand_in), so that no log line, metric or
+ * audit row holds a client secret sent as a client_id. No-op for a known
+ * client. A client whose own id is 32 characters or more is so shown by
+ * its stand-in in the records of requests refused before its row was read
+ * (malformed ones). */
 void scrip_client_auth_forget_unknown(const scrip_client_t *client, char **client_id);
 
 /* After the client's row was read: true if client (NULL when unknown) is

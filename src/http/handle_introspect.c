@@ -125,6 +125,7 @@ static void finish_json(introspect_req_t *t, int status, json_t *body)
 static void finish_limited(introspect_req_t *t, const char *reason)
 {
 	set_step(t, STEP_DONE);
+	scrip_client_auth_forget_unknown(NULL, &t->client_id); /* never looked up */
 	t->error = "temporarily_unavailable";
 	snprintf(t->err.reason, sizeof(t->err.reason), "%s", reason);
 	observe_done(t, 429);

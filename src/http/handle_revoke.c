@@ -110,6 +110,7 @@ static void finish_ok(revoke_req_t *t)
 static void finish_limited(revoke_req_t *t, const char *reason)
 {
 	set_step(t, STEP_DONE);
+	scrip_client_auth_forget_unknown(NULL, &t->client_id); /* never looked up */
 	scrip_obs_request_done(&(scrip_obs_request_t){
 		.endpoint = SCRIP_EP_REVOKE, .started_us = t->started_us, .status = 429, .client = scrip_client_id_shown(t->client_id),
 		.error = "temporarily_unavailable", .reason = reason, .remote = t->remote_addr });

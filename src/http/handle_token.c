@@ -121,6 +121,7 @@ void scrip_token_reply_ok(scrip_token_req_t *t, const scrip_token_answer_t *answ
 static void token_limited(scrip_token_req_t *t, const char *reason)
 {
 	scrip_token_set_step(t, STEP_DONE);
+	scrip_client_auth_forget_unknown(NULL, &t->client_id); /* never looked up */
 	scrip_obs_request_done(&(scrip_obs_request_t){
 		.endpoint = SCRIP_EP_TOKEN, .started_us = t->started_us, .status = 429,
 		.grant_type = scrip_form_get(&t->form, "grant_type"), .client = scrip_client_id_shown(t->client_id),

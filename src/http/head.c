@@ -155,7 +155,8 @@ const char *scrip_head_flaw_text(scrip_head_flaw_t f)
 	case SCRIP_HEAD_CONTENT_ENCODING:
 		return "the request body must not be content-coded (Content-Encoding)";
 	case SCRIP_HEAD_CHUNK:
-		return "a chunk of the body does not begin with its size in hexadecimal digits";
+		return "the chunked body is malformed: a chunk size that is not hexadecimal digits, or a chunk or "
+		       "trailer line not ended as RFC 9112 writes it";
 	default:
 		return "the request's head is malformed";
 	}

@@ -317,7 +317,11 @@ class ConnectionTest(ScripTestCase):
         for size in (b"0xc", b"+c", b" c", b"c ", b"0x0c"):
             cases.append((b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                           b"Transfer-Encoding: chunked\r\n\r\n" + size + b"\r\n" + form + b"\r\n0\r\n\r\n",
-                          400, "hexadecimal"))
+                          400, "chunked body is malformed"))
+        # A NUL that evhttp would read as the trailer section's empty last line.
+        cases.append((b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\nc\r\n" + form + b"\r\n0\r\n\0\r\n\r\n",
+                      400, "chunked body is malformed"))
         for raw, want, words in cases:
             with self.subTest(raw=raw):
                 s = connect()

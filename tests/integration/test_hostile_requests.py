@@ -10,6 +10,7 @@ for what the HTTP layer refuses: 405, 413). One test method per case (see
 CASES); the module's last test checks scripd's log."""
 
 import base64
+import hashlib
 import json
 import re
 import secrets
@@ -359,8 +360,8 @@ add_cases(HostileRequestTest, CASES, run_case)
 
 class LogInjectionTest(ScripTestCase):
     def test_presented_client_id_cannot_forge_log_fields(self):
-        """A client_id of the wrong syntax is logged as (invalid): its text could pass for other fields
-        of a line (remote=, error=) in the text log format."""
+        """A client_id of the wrong syntax is logged as invalid- and a hash: its text could pass for other
+        fields of a line (remote=, error=) in the text log format."""
         forged = "x remote=203.0.113.7 error=none"
         before = len(self.env.scripd.log_text())
         for path in ("/token", "/introspect", "/revoke"):
@@ -373,7 +374,7 @@ class LogInjectionTest(ScripTestCase):
             self.assertEqual(r.status, 401, (path, r.body))
         log = self.env.scripd.log_text()[before:]
         self.assertNotIn("remote=203.0.113.7", log)
-        self.assertIn("denied client=(invalid)", log)
+        self.assertRegex(log, r"denied client=invalid-[0-9a-f]{16} ")
 
 
 class SwappedCredentialsTest(ScripTestCase):
@@ -406,6 +407,44 @@ class SwappedCredentialsTest(ScripTestCase):
         self.assertEqual(len(rows), 5)
         self.assertEqual({row["client_id"] for row in rows}, shown)
         self.assertNotIn(client.secret, json.dumps(rows, default=str))
+        # The secret inside an id of the wrong syntax ("id:secret", the secret and a space, padded past
+        # 64 characters): refused before any lookup, recorded only as invalid- and a hash.
+        mark = self.env.audit_mark()
+        before = len(self.env.scripd.log_text())
+        for presented in (client.id + ":" + client.secret, client.secret + " ", client.secret + ".x" * 20):
+            params = [("grant_type", GRANT_TOKEN_EXCHANGE), ("subject_token", "t"),
+                      ("subject_token_type", TT_ACCESS_TOKEN), ("client_id", presented), ("client_secret", "y")]
+            r = self.env.scripd.request("POST", "/token", urllib.parse.urlencode(params).encode("ascii"),
+                                        {"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(r.status, 401, r.body)
+        rows = self.env.audit_since(mark)
+        self.assertEqual(len(rows), 3)
+        for row in rows:
+            self.assertRegex(row["client_id"], r"^invalid-[0-9a-f]{16}$")
+        self.assertNotIn(client.secret, json.dumps(rows, default=str))
+        self.assertNotIn(client.secret, self.env.scripd.log_text()[before:])
+
+    def test_a_long_client_id_of_a_real_client_is_kept_once_looked_up(self):
+        """A client named with 32 characters or more is recorded by its own id once its row was read
+        (its wrong secret here), and by its stand-in only when refused before (a malformed request)."""
+        name = "pilot-factory-" + "x" * 30
+        created = json.loads(self.env.scripd.scripctl("client", "create", name, "--scope", "storage.read:/demo",
+                                                      "--audience", "https://storage.example.org", "--json",
+                                                      check=True).stdout)
+        self.env.remember(created["client_secret"], "client secret")
+        mark = self.env.audit_mark()
+        params = [("grant_type", GRANT_TOKEN_EXCHANGE), ("subject_token", "t"), ("subject_token_type", TT_ACCESS_TOKEN)]
+        r = self.env.scripd.request("POST", "/token", urllib.parse.urlencode(params).encode("ascii"),
+                                    {"Content-Type": "application/x-www-form-urlencoded",
+                                     "Authorization": basic_auth(name, "wrong")})
+        self.assertEqual(r.status, 401, r.body)
+        r = self.env.scripd.request("POST", "/token?x=1", urllib.parse.urlencode(params).encode("ascii"),
+                                    {"Content-Type": "application/x-www-form-urlencoded",
+                                     "Authorization": basic_auth(name, "wrong")})
+        self.assertEqual(r.status, 400, r.body)
+        ids = [row["client_id"] for row in self.env.audit_since(mark)]
+        stand_in = "unknown-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+        self.assertEqual(ids, [name, stand_in])
 
 
 class ZLogHygieneTest(ScripTestCase):

@@ -70,8 +70,10 @@ static void test_chunks_refused(void)
 		"3\rabc\r\n0\r\n\r\n",               /* CR not followed by LF */
 		"0\r\n\r\r",
 		"0\r\nX-T: a\0b\r\n\r\n",
+		"0\r\n\0\r\nGET /x HTTP/1.1\r\n", /* a NUL that evhttp reads as the empty last line */
 	};
-	static const size_t len[] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sizeof("0\r\nX-T: a\0b\r\n\r\n") - 1 };
+	static const size_t len[] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sizeof("0\r\nX-T: a\0b\r\n\r\n") - 1,
+				      sizeof("0\r\n\0\r\nGET /x HTTP/1.1\r\n") - 1 };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		for (size_t step = 1; step <= 32; step *= 2) {
 			size_t used, n = len[i] ? len[i] : strlen(bad[i]);

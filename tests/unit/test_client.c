@@ -87,7 +87,17 @@ static void test_client_id_stand_in(void)
 	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in(id));
 	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in("pilot-factory"));
 	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in(NULL));
-	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in("x remote=203.0.113.7 error=none and more than 32"));
+	/* Not of the allowed syntax ("id:secret", a secret and a space): never
+	 * recorded as presented either. */
+	char *invalid = scrip_client_id_stand_in("t-4289b62cfe:RRWyMHHa9J22Mypejlcgk8rIT0jNzT29LN73TsHrmuE");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(invalid);
+	CU_ASSERT_EQUAL(strncmp(invalid, "invalid-", 8), 0);
+	CU_ASSERT_TRUE(scrip_client_id_valid(invalid));
+	CU_ASSERT_PTR_NULL(scrip_client_id_stand_in(invalid)); /* a stand-in's stand-in is itself */
+	free(invalid);
+	invalid = scrip_client_id_stand_in("x y");
+	CU_ASSERT_PTR_NOT_NULL(invalid);
+	free(invalid);
 }
 
 static void test_secret_matches(void)
