@@ -5,8 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* How many headers are named name (case-insensitively); *value the first. */
-static int header_count(const struct evkeyvalq *headers, const char *name, const char **value)
+int scrip_header_count(const struct evkeyvalq *headers, const char *name, const char **value)
 {
 	int n = 0;
 	*value = NULL;
@@ -60,8 +59,8 @@ const char *scrip_framing_problem(enum evhttp_cmd_type method, int minor, const 
 	const char *length, *coding;
 	if (name_has_white_space(headers))
 		return "a header field name holds white space";
-	int n_length = header_count(headers, "Content-Length", &length);
-	int n_coding = header_count(headers, "Transfer-Encoding", &coding);
+	int n_length = scrip_header_count(headers, "Content-Length", &length);
+	int n_coding = scrip_header_count(headers, "Transfer-Encoding", &coding);
 	if (n_length > 1)
 		return "more than one Content-Length header";
 	if (n_coding > 1)

@@ -15,6 +15,10 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+/* How many of headers are named name (case-insensitively); *value the
+ * first of them (NULL when none). */
+int scrip_header_count(const struct evkeyvalq *headers, const char *name, const char **value);
+
 /* What is wrong with how the request of method, in HTTP/1.minor, with
  * headers delimits its body, as an error_description; NULL when nothing
  * is. A Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112 §6.1). */

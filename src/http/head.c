@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/framing.h"
+
 void scrip_head_scan_begin(scrip_head_scan_t *s)
 {
 	*s = (scrip_head_scan_t){ .flaw = SCRIP_HEAD_FINE };
@@ -93,27 +95,13 @@ size_t scrip_head_scan_feed(scrip_head_scan_t *s, const unsigned char *p, size_t
 	return n;
 }
 
-/* How many headers are named name (case-insensitively); *value the first. */
-static int header_count(const struct evkeyvalq *headers, const char *name, const char **value)
-{
-	int n = 0;
-	*value = NULL;
-	for (const struct evkeyval *h = headers->tqh_first; h; h = h->next.tqe_next) {
-		if (strcasecmp(h->key, name) != 0)
-			continue;
-		if (n++ == 0)
-			*value = h->value;
-	}
-	return n;
-}
-
 scrip_head_flaw_t scrip_head_fields_flaw(const struct evkeyvalq *headers, int minor)
 {
 	const char *value;
-	int hosts = header_count(headers, "Host", &value);
+	int hosts = scrip_header_count(headers, "Host", &value);
 	if (hosts > 1 || (hosts == 0 && minor >= 1))
 		return SCRIP_HEAD_HOST;
-	int codings = header_count(headers, "Content-Encoding", &value);
+	int codings = scrip_header_count(headers, "Content-Encoding", &value);
 	if (codings > 1 || (codings == 1 && strcasecmp(value, "identity") != 0))
 		return SCRIP_HEAD_CONTENT_ENCODING;
 	return SCRIP_HEAD_FINE;
