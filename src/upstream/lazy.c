@@ -733,8 +733,8 @@ static void request_refused_hold(scrip_lazy_t *l, const char *key, const char *e
 	json_t *held = json_pack("{s:s}", "error", error);
 	if (!held)
 		return;
-	int64_t now = (int64_t)time(NULL);
-	scrip_introcache_put(l->refused, hex, held, now + seconds, now);
+	int64_t now = scrip_mono_ms(); /* milliseconds: a hold of whole seconds from now, not from a second's start */
+	scrip_introcache_put(l->refused, hex, held, now + seconds * 1000, now);
 	json_decref(held);
 }
 
@@ -745,7 +745,7 @@ static bool request_refused_held(scrip_lazy_t *l, const char *key, scrip_lazy_re
 	char hex[65];
 	const json_t *held = NULL;
 	flight_hash(key, hex);
-	if (!scrip_introcache_find(l->refused, hex, (int64_t)time(NULL), &held) || !held)
+	if (!scrip_introcache_find(l->refused, hex, scrip_mono_ms(), &held) || !held)
 		return false;
 	*result = (scrip_lazy_result_t){ 0 };
 	request_refused(result, json_string_value(json_object_get(held, "error")));

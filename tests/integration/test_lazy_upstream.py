@@ -47,7 +47,7 @@ def setUpModule():
     misconfigured = DemoIssuer(audience="scrip")
     ENV = Env("lazy", [
         ("broker", broker, upstream(broker, min_remaining=30)),
-        ("confirm", confirm, upstream(confirm, confirm="on_redeem", confirm_interval=3, breaker_cooldown=2)),
+        ("confirm", confirm, upstream(confirm, confirm="on_redeem", confirm_interval=3, breaker_cooldown=4)),
         ("flaky", flaky, upstream(flaky, confirm="on_grant", confirm_interval=600, retries=1, retry_backoff_ms=50,
                                   breaker_failures=2, breaker_cooldown=2, timeout=1)),
         ("opaque", opaque, upstream(opaque, opaque_tokens="introspect", introspection_cache_ttl=2)),
@@ -515,7 +515,7 @@ class ConfirmPolicies(LazyCase):
         issuer.fail_next(1, "invalid_scope")
         self.assertOAuthError(self.redeem(client, grant_read), 400, "invalid_grant")
         self.assertTrue(self.env.db.scalar(held, s=sub), "the session's refresh token was forgotten")
-        # The refusal of scrip's request is held for breaker_cooldown (2 s here): the same ask is
+        # The refusal of scrip's request is held for breaker_cooldown (4 s here): the same ask is
         # refused the same way without a call, so a registration that lacks a scope does not cost the
         # issuer a call per redemption.
         calls = issuer.calls("refresh", sub=sub)
@@ -524,7 +524,7 @@ class ConfirmPolicies(LazyCase):
         self.assertOAuthError(r, 400, "invalid_grant")
         self.assertRefusedOnce(mark, "token_refresh", "grant_suspended", client.id)
         self.assertEqual(issuer.calls("refresh", sub=sub), calls)
-        time.sleep(2.2)
+        time.sleep(4.2)
         r = self.redeem(client, grant_read)
         self.assertEqual(r.status, 200, r.json)
 
@@ -551,7 +551,7 @@ class ConfirmPolicies(LazyCase):
         self.assertIn("invalid_scope", r.json["error_description"])
         self.assertRefusedOnce(mark, "token_refresh", "upstream_refused_request", client.id)
         self.assertEqual(issuer.calls("refresh", sub=sub), calls + 1, "asked again within breaker_cooldown")
-        time.sleep(2.2)
+        time.sleep(4.2)
         r = self.redeem(client, grant)
         self.assertEqual(r.status, 200, r.json)
         self.assertEqual(issuer.calls("refresh", sub=sub), calls + 2)
