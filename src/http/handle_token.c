@@ -44,6 +44,22 @@ bool scrip_token_client_gone(const scrip_token_req_t *t)
 	return evhttp_request_get_connection(t->req) == NULL;
 }
 
+void scrip_token_forget_issued(scrip_token_req_t *t)
+{
+	scrip_grant_row_free(t->grant_row);
+	t->grant_row = NULL;
+	json_decref(t->grant_groups);
+	t->grant_groups = NULL;
+	scrip_grant_clear(&t->grant);
+	free(t->scope_text);
+	t->scope_text = NULL;
+	scrip_secret_free(t->access_token);
+	t->access_token = NULL;
+	scrip_secret_free(t->refresh_token);
+	t->refresh_token = NULL;
+	t->jti[0] = t->new_hash[0] = '\0';
+}
+
 static void token_free(scrip_token_req_t *t)
 {
 	t->app->requests_in_flight--;
@@ -56,13 +72,8 @@ static void token_free(scrip_token_req_t *t)
 	scrip_jwt_clear(&t->jwt);
 	scrip_subject_clear(&t->subject);
 	scrip_scope_set_clear(&t->subject_scopes);
-	scrip_grant_row_free(t->grant_row);
 	scrip_scope_set_clear(&t->requested_scopes);
-	json_decref(t->grant_groups);
-	scrip_grant_clear(&t->grant);
-	free(t->scope_text);
-	scrip_secret_free(t->access_token);
-	scrip_secret_free(t->refresh_token);
+	scrip_token_forget_issued(t);
 	free(t);
 }
 

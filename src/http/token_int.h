@@ -86,6 +86,11 @@ typedef struct {
 	scrip_err_t err;     /* the refusal being recorded */
 } scrip_token_req_t;
 
+/* Frees what deciding on a grant and issuing made (the grant's row, the
+ * decision, the tokens signed and their ids), leaving t as before them:
+ * for a redemption decided again, and when t is freed. */
+void scrip_token_forget_issued(scrip_token_req_t *t);
+
 /* The only place a request's step changes. */
 void scrip_token_set_step(scrip_token_req_t *t, scrip_token_step_t step);
 

@@ -114,18 +114,8 @@ static void grant_cb(scrip_grant_row_t *row, const scrip_err_t *lookup_err, void
  * decided again from a fresh read. */
 static void attempt_forget(scrip_token_req_t *t)
 {
-	scrip_grant_row_free(t->grant_row);
-	t->grant_row = NULL;
-	json_decref(t->grant_groups);
-	t->grant_groups = NULL;
-	scrip_grant_clear(&t->grant);
-	free(t->scope_text);
-	t->scope_text = NULL;
-	scrip_secret_free(t->access_token);
-	t->access_token = NULL;
-	scrip_secret_free(t->refresh_token);
-	t->refresh_token = NULL;
-	t->jti[0] = t->new_hash[0] = t->upstream_ref[0] = '\0';
+	scrip_token_forget_issued(t);
+	t->upstream_ref[0] = '\0';
 	t->broker_audience = NULL;
 	t->upstream_expires_at = 0;
 	t->step_retry = false;
