@@ -196,8 +196,8 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 		return false;
 	instance_name(app->instance, sizeof(app->instance), app->worker_index);
 	app->oauth = scrip_oauth_new(app->base, app->fetcher, app->db, app->cfg, app->instance, app->shared->oauth);
-	app->lazy = app->oauth ? scrip_lazy_new(app->base, app->db, &app->shared_rows, app->oauth, app->cfg,
-						app->cfg->encryption_key, app->instance)
+	app->lazy = app->oauth ? scrip_lazy_new(app->base, app->db, &app->shared_rows, app->shared->lazy, app->oauth,
+						app->cfg, app->cfg->encryption_key, app->instance)
 			       : NULL;
 	if (!app->lazy)
 		return false;

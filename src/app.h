@@ -35,6 +35,7 @@ typedef struct {
 	                               * configuration together (one still draining after a reload
 	                               * included): what [limits] max_connections caps */
 	scrip_oauth_shared_t *oauth;  /* per-upstream circuit breakers, one per process */
+	scrip_lazy_shared_t *lazy;    /* the issuer's refusals of scrip's asks, held for every worker */
 } scrip_shared_t;
 
 typedef struct {

@@ -78,7 +78,7 @@ static bool shared_make(scrip_shared_t *sh, const scrip_config_t *cfg, scrip_err
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "start", "out of memory");
 		return false;
 	}
-	if (!(sh->oauth = scrip_oauth_shared_new(cfg))) {
+	if (!(sh->oauth = scrip_oauth_shared_new(cfg)) || !(sh->lazy = scrip_lazy_shared_new())) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "start", "out of memory");
 		return false;
 	}
@@ -93,9 +93,11 @@ static void shared_free(scrip_shared_t *sh)
 {
 	scrip_ratelimit_free(sh->ratelimit);
 	scrip_oauth_shared_free(sh->oauth);
+	scrip_lazy_shared_free(sh->lazy);
 	scrip_tls_free(sh->tls);
 	sh->ratelimit = NULL;
 	sh->oauth = NULL;
+	sh->lazy = NULL;
 	sh->tls = NULL;
 }
 

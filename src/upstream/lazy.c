@@ -13,6 +13,7 @@
 #include "upstream/lazy.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,12 +98,39 @@ struct scrip_lazy {
 	job_t *jobs;
 	introspection_t *introspections; /* alive, for shutdown */
 	scrip_introcache_t *introspected; /* answers held here, by the token's SHA-256 */
-	scrip_introcache_t *refused;      /* the issuer's invalid_scope or invalid_target to a session's ask,
-	                                   * by the SHA-256 of its flight's key: {"error": NAME} */
+	scrip_lazy_shared_t *held;        /* the issuer's refusals of scrip's asks, for every worker */
 	struct event *cleanup_timer;      /* drops expired shared rows */
 };
 
 /* ---- the object ---------------------------------------------------------------- */
+
+struct scrip_lazy_shared {
+	pthread_mutex_t lock;
+	scrip_introcache_t *refused; /* the issuer's invalid_scope or invalid_target to an ask, by the
+	                              * SHA-256 of the ask's flight key: {"error": NAME}; until: monotonic ms */
+};
+
+scrip_lazy_shared_t *scrip_lazy_shared_new(void)
+{
+	scrip_lazy_shared_t *sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		return NULL;
+	pthread_mutex_init(&sh->lock, NULL);
+	if (!(sh->refused = scrip_introcache_new(REFUSED_REQUESTS_MAX))) {
+		scrip_lazy_shared_free(sh);
+		return NULL;
+	}
+	return sh;
+}
+
+void scrip_lazy_shared_free(scrip_lazy_shared_t *sh)
+{
+	if (!sh)
+		return;
+	scrip_introcache_free(sh->refused);
+	pthread_mutex_destroy(&sh->lock);
+	free(sh);
+}
 
 /* The upkeep (expired shared rows, the audit trail's months ahead) runs
  * soon after start, so that a deployment never waits CLEANUP_EVERY_S for
@@ -122,8 +150,8 @@ static void cleanup_cb(evutil_socket_t fd, short what, void *arg)
 static void introspection_shutdown(scrip_lazy_t *l, bool all);
 
 scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, const scrip_shared_store_t *shared,
-			     scrip_oauth_t *oauth, const scrip_config_t *cfg, const uint8_t enc_key[32],
-			     const char *instance)
+			     scrip_lazy_shared_t *held, scrip_oauth_t *oauth, const scrip_config_t *cfg,
+			     const uint8_t enc_key[32], const char *instance)
 {
 	scrip_lazy_t *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -131,16 +159,16 @@ scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, const scri
 	l->base = base;
 	l->db = db;
 	l->shared = shared;
+	l->held = held;
 	l->oauth = oauth;
 	l->cfg = cfg;
 	l->enc_key = enc_key;
 	l->instance = strdup(instance);
 	l->flights = scrip_flights_new();
 	l->introspected = scrip_introcache_new(INTROSPECTION_CACHE_MAX);
-	l->refused = scrip_introcache_new(REFUSED_REQUESTS_MAX);
 	l->cleanup_timer = evtimer_new(base, cleanup_cb, l);
 	struct timeval first = { CLEANUP_FIRST_S, 0 };
-	if (!l->instance || !l->flights || !l->introspected || !l->refused || !l->cleanup_timer ||
+	if (!l->instance || !l->flights || !l->introspected || !l->held || !l->cleanup_timer ||
 	    event_add(l->cleanup_timer, &first) != 0) {
 		scrip_lazy_free(l);
 		return NULL;
@@ -229,7 +257,6 @@ void scrip_lazy_free(scrip_lazy_t *l)
 	}
 	introspection_shutdown(l, true);
 	scrip_introcache_free(l->introspected);
-	scrip_introcache_free(l->refused);
 	if (l->cleanup_timer)
 		event_free(l->cleanup_timer);
 	scrip_flights_free(l->flights);
@@ -723,9 +750,9 @@ static void flight_hash(const char *key, char hex[65])
 	scrip_sha256_hex(key, strlen(key), hex);
 }
 
-/* Holds the issuer's refusal of the ask of flight key for seconds: a
- * registration that lacks a scope would otherwise cost a call for every
- * redemption that asks. */
+/* Holds the issuer's refusal of the ask of flight key for seconds, for
+ * every worker: a registration that lacks a scope would otherwise cost a
+ * call for every redemption that asks. */
 static void request_refused_hold(scrip_lazy_t *l, const char *key, const char *error, int64_t seconds)
 {
 	char hex[65];
@@ -734,7 +761,9 @@ static void request_refused_hold(scrip_lazy_t *l, const char *key, const char *e
 	if (!held)
 		return;
 	int64_t now = scrip_mono_ms(); /* milliseconds: a hold of whole seconds from now, not from a second's start */
-	scrip_introcache_put(l->refused, hex, held, now + seconds * 1000, now);
+	pthread_mutex_lock(&l->held->lock);
+	scrip_introcache_put(l->held->refused, hex, held, now + seconds * 1000, now);
+	pthread_mutex_unlock(&l->held->lock);
 	json_decref(held);
 }
 
@@ -742,13 +771,19 @@ static void request_refused_hold(scrip_lazy_t *l, const char *key, const char *e
  * key within the hold. */
 static bool request_refused_held(scrip_lazy_t *l, const char *key, scrip_lazy_result_t *result)
 {
-	char hex[65];
+	char hex[65], error[48] = "";
 	const json_t *held = NULL;
 	flight_hash(key, hex);
-	if (!scrip_introcache_find(l->refused, hex, scrip_mono_ms(), &held) || !held)
+	pthread_mutex_lock(&l->held->lock);
+	bool found = scrip_introcache_find(l->held->refused, hex, scrip_mono_ms(), &held) && held;
+	const char *name = found ? json_string_value(json_object_get(held, "error")) : NULL;
+	if (name) /* copied under the lock: another worker may replace the entry */
+		snprintf(error, sizeof(error), "%s", name);
+	pthread_mutex_unlock(&l->held->lock);
+	if (!found)
 		return false;
 	*result = (scrip_lazy_result_t){ 0 };
-	request_refused(result, json_string_value(json_object_get(held, "error")));
+	request_refused(result, error);
 	return true;
 }
 

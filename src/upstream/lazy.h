@@ -32,11 +32,20 @@
 
 typedef struct scrip_lazy scrip_lazy_t;
 
-/* cfg, enc_key (which seals the tokens held) and shared (where the
- * introspection answers are shared) are borrowed. */
+/* What the lazy upstreams of every worker of the process share, safe to
+ * use from any thread: the issuer's refusals of scrip's own asks
+ * (invalid_scope, invalid_target), held for breaker_cooldown so that a
+ * worker that did not see one does not ask again. */
+typedef struct scrip_lazy_shared scrip_lazy_shared_t;
+scrip_lazy_shared_t *scrip_lazy_shared_new(void);    /* NULL when out of memory */
+void scrip_lazy_shared_free(scrip_lazy_shared_t *sh); /* NULL is a no-op */
+
+/* cfg, enc_key (which seals the tokens held), shared (where the
+ * introspection answers are shared with the other scripd) and held (what
+ * the workers of this process share) are borrowed. */
 scrip_lazy_t *scrip_lazy_new(struct event_base *base, scrip_db_t *db, const scrip_shared_store_t *shared,
-			     scrip_oauth_t *oauth, const scrip_config_t *cfg, const uint8_t enc_key[32],
-			     const char *instance);
+			     scrip_lazy_shared_t *held, scrip_oauth_t *oauth, const scrip_config_t *cfg,
+			     const uint8_t enc_key[32], const char *instance);
 /* Answers every waiting request with 503 and stops polling; calls made
  * afterwards fail the same way. */
 void scrip_lazy_shutdown(scrip_lazy_t *l);
