@@ -1,6 +1,8 @@
 /* chunks.c — the raw bytes of a chunked request body (chunks.h). */
 #include "http/chunks.h"
 
+#include "util/secret.h"
+
 #define SIZE_DIGITS_MAX 16 /* 64 bits */
 
 void scrip_chunks_begin(scrip_chunks_t *c)
@@ -13,17 +15,6 @@ bool scrip_chunks_reading(const scrip_chunks_t *c)
 	return c->state != SCRIP_CHUNK_DONE && c->state != SCRIP_CHUNK_BAD;
 }
 
-static int hex_value(unsigned char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* A size line ended: its data follows, or for size 0 the trailer section. */
 static scrip_chunk_state_t size_line_ended(scrip_chunks_t *c)
 {
@@ -33,7 +24,7 @@ static scrip_chunk_state_t size_line_ended(scrip_chunks_t *c)
 
 static scrip_chunk_state_t after_size_byte(scrip_chunks_t *c, unsigned char ch)
 {
-	int v = hex_value(ch);
+	int v = scrip_hex_digit((char)ch);
 	if (v >= 0 && c->digits < SIZE_DIGITS_MAX) {
 		c->left = c->left * 16 + (uint64_t)v;
 		c->digits++;
