@@ -81,6 +81,10 @@ static void keys_loaded_cb(scrip_keyrings_t *keys, const scrip_err_t *err, void 
 	keys_describe(app->keys, keys, app->worker_index);
 	scrip_keyrings_free(app->keys);
 	app->keys = keys;
+	if (!app->keys_counted && !scrip_keyrings_missing_current(keys)) {
+		app->keys_counted = true;
+		atomic_fetch_sub(&app->shared->loops_without_keys, 1);
+	}
 	if (app->accept_when_ready)
 		accept_now(app);
 }

@@ -36,6 +36,8 @@ typedef struct {
 	                               * included): what [limits] max_connections caps */
 	scrip_oauth_shared_t *oauth;  /* per-upstream circuit breakers, one per process */
 	scrip_lazy_shared_t *lazy;    /* the issuer's refusals of scrip's asks, held for every worker */
+	atomic_size_t loops_without_keys; /* loops that have not yet had every VO's signing key: /healthz
+	                                   * says ready only at 0, since any loop may take a connection */
 } scrip_shared_t;
 
 typedef struct {
@@ -58,6 +60,7 @@ typedef struct {
 	scrip_keyrings_t *keys;                         /* each VO's issuer and keys; NULL until loaded */
 	scrip_verified_cache_t *own_verified;           /* scrip's tokens this loop verified (introspection) */
 	bool keys_loading;                              /* a load is in flight */
+	bool keys_counted;                              /* taken off shared->loops_without_keys */
 	struct event *keys_timer;                       /* periodic reload (rotation by scripctl) */
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;

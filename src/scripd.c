@@ -180,6 +180,7 @@ static generation_t *generation_start(daemon_t *d, scrip_config_t *cfg, scrip_er
 		generation_free(g);
 		return NULL;
 	}
+	atomic_init(&g->shared.loops_without_keys, want);
 	/* Bound once, by the first generation, after its configuration proved
 	 * usable (a bad certificate is reported as such, not as a port in use). */
 	if (d->listen_fd < 0 &&
