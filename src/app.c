@@ -192,6 +192,7 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 			       (int)app->cfg->query_timeout * 1000, app->cfg->synchronous_commit);
 	if (!app->db)
 		return false;
+	scrip_db_share_hearing(app->db, &app->shared->db_hearing);
 	app->records = scrip_batcher_new(app->db, records_in_flight(app->cfg));
 	if (!scrip_shared_store_init(&app->shared_rows, app->db, app->cfg->encryption_key))
 		return false;

@@ -36,6 +36,7 @@ typedef struct {
 	                               * included): what [limits] max_connections caps */
 	scrip_oauth_shared_t *oauth;  /* per-upstream circuit breakers, one per process */
 	scrip_lazy_shared_t *lazy;    /* the issuer's refusals of scrip's asks, held for every worker */
+	scrip_db_hearing_t db_hearing; /* what the loops' pools last heard of the server (/healthz) */
 	atomic_size_t loops_without_keys; /* loops that have not yet had every VO's signing key: /healthz
 	                                   * says ready only at 0, since any loop may take a connection */
 } scrip_shared_t;

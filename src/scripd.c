@@ -181,6 +181,8 @@ static generation_t *generation_start(daemon_t *d, scrip_config_t *cfg, scrip_er
 		return NULL;
 	}
 	atomic_init(&g->shared.loops_without_keys, want);
+	atomic_init(&g->shared.db_hearing.answered_ms, 0);
+	atomic_init(&g->shared.db_hearing.silent_since_ms, 0);
 	/* Bound once, by the first generation, after its configuration proved
 	 * usable (a bad certificate is reported as such, not as a port in use). */
 	if (d->listen_fd < 0 &&

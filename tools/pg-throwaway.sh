@@ -11,6 +11,9 @@
 #   pg-throwaway.sh crash DIR   stop it as a power cut would (immediate: no
 #                               checkpoint, clients cut mid-query; crash recovery on resume)
 #   pg-throwaway.sh resume DIR  start a halted cluster again, same port
+#   pg-throwaway.sh freeze DIR  make the server hang (SIGSTOP to it and its
+#                               processes): connections stay open, nothing answers
+#   pg-throwaway.sh thaw DIR    let a frozen server go on (SIGCONT)
 #   pg-throwaway.sh status DIR  exit 0 when the server is running
 #   pg-throwaway.sh where DIR   print the directory of the cluster's data and log
 #
@@ -23,7 +26,7 @@ set -eu
 die() { echo "pg-throwaway: $*" >&2; exit 1; }
 
 usage() {
-	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -173,6 +176,31 @@ cmd_resume() {
 	pg_start "$1" "$root" "$(cat "$1/port")"
 }
 
+# The server's processes: the postmaster (first line of postmaster.pid),
+# then its children (the fourth field of /proc/PID/stat, after the name in
+# parentheses, is the parent's pid).
+server_pids() {
+	root=$(cluster_root "$1")
+	[ -f "$root/data/postmaster.pid" ] || die "no running server in $1"
+	main=$(head -n 1 "$root/data/postmaster.pid")
+	echo "$main"
+	for stat in /proc/[0-9]*/stat; do
+		parent=$(sed 's/.*) //' "$stat" 2>/dev/null | cut -d' ' -f2) || continue
+		[ "$parent" = "$main" ] && basename "$(dirname "$stat")"
+	done
+	return 0
+}
+
+cmd_freeze() {
+	# shellcheck disable=SC2046  # one pid per word
+	kill -STOP $(server_pids "$1")
+}
+
+cmd_thaw() {
+	# shellcheck disable=SC2046
+	kill -CONT $(server_pids "$1")
+}
+
 cmd_status() {
 	root=$(cluster_root "$1")
 	[ -d "$root/data" ] || return 1
@@ -199,6 +227,8 @@ stop) cmd_stop "$2" ;;
 halt) cmd_halt "$2" ;;
 crash) cmd_crash "$2" ;;
 resume) cmd_resume "$2" ;;
+freeze) cmd_freeze "$2" ;;
+thaw) cmd_thaw "$2" ;;
 status) cmd_status "$2" ;;
 where) cluster_root "$2" ;;
 *) usage ;;

@@ -184,7 +184,7 @@ static void deny_as(introspect_req_t *t, const scrip_err_t *err, int status, con
 	t->error = error ? error : scrip_errcode_name(err->code);
 	scrip_log_info("introspect: denied client=%s error=%s reason=%s remote=%s", scrip_client_id_shown(t->client_id),
 		       t->error, err->reason, t->remote_addr);
-	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
+	if (scrip_db_cannot_record(t->app->db, err)) {
 		finish_refusal(t); /* nowhere to audit it */
 		return;
 	}

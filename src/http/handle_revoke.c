@@ -147,7 +147,7 @@ static void deny(revoke_req_t *t, const scrip_err_t *err)
 	t->err = *err;
 	scrip_log_info("revoke: denied client=%s error=%s reason=%s remote=%s", scrip_client_id_shown(t->client_id),
 		       scrip_errcode_name(err->code), err->reason, t->remote_addr);
-	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
+	if (scrip_db_cannot_record(t->app->db, err)) {
 		/* Nowhere to audit it. RFC 7009 §2.2.1: with 503 the client
 		 * must assume the token still stands, and may retry. */
 		finish_error(t, err);

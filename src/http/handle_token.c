@@ -155,7 +155,7 @@ void scrip_token_deny(scrip_token_req_t *t, const scrip_err_t *err)
 	t->err = *err;
 	scrip_log_info("token: denied client=%s error=%s reason=%s remote=%s", scrip_client_id_shown(t->client_id),
 		       scrip_errcode_name(err->code), err->reason, t->remote_addr);
-	if (err->code == SCRIP_E_TEMPORARILY_UNAVAILABLE && !scrip_db_is_up(t->app->db)) {
+	if (scrip_db_cannot_record(t->app->db, err)) {
 		scrip_token_reply_error(t, err); /* nowhere to audit it */
 		return;
 	}

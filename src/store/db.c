@@ -100,6 +100,8 @@ struct scrip_db {
 	bool pooler_told;          /* the warning that a pooler hides the server's processes was logged */
 	void (*up_cb)(void *arg);
 	void *up_arg;
+	scrip_db_hearing_t own_hearing;
+	scrip_db_hearing_t *hearing; /* own_hearing, or the process's (scrip_db_share_hearing) */
 };
 
 /* A result, or one member's view of a group's result (grouped reads):
@@ -601,8 +603,24 @@ static bool conn_prepared(struct conn *c)
 	return false;
 }
 
+/* The server answered now. */
+static void heard(scrip_db_t *db)
+{
+	atomic_store(&db->hearing->answered_ms, scrip_mono_ms());
+}
+
+/* The server has not answered a connection since since_ms, which is given
+ * up. The latest silence is kept. */
+static void silent(scrip_db_t *db, int64_t since_ms)
+{
+	int_least64_t was = atomic_load(&db->hearing->silent_since_ms);
+	while (was < since_ms && !atomic_compare_exchange_weak(&db->hearing->silent_since_ms, &was, since_ms))
+		;
+}
+
 static void conn_deliver(struct conn *c)
 {
+	heard(c->db);
 	if (c->state == CONN_IDENTIFYING) {
 		conn_identified(c);
 		return;
@@ -929,10 +947,14 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < db->n_conns; i++) {
 		struct conn *c = &db->conns[i];
 		if ((c->state == CONN_BUSY || c->state == CONN_PREPARING) && c->query &&
-		    c->sent_ms + db->timeout_ms + 1000 <= now)
+		    c->sent_ms + db->timeout_ms + 1000 <= now) {
+			silent(db, c->sent_ms);
 			conn_reset(c, "no answer from the server past query_timeout");
-		else if ((c->state == CONN_CONNECTING || c->state == CONN_IDENTIFYING) && c->connect_deadline_ms <= now)
+		} else if ((c->state == CONN_CONNECTING || c->state == CONN_IDENTIFYING) &&
+			   c->connect_deadline_ms <= now) {
+			silent(db, c->tried_ms);
 			conn_reset(c, "connect timeout");
+		}
 	}
 }
 
@@ -976,6 +998,7 @@ scrip_db_t *scrip_db_new(struct event_base *base, const char *conninfo, int pool
 	if (!db)
 		return NULL;
 	db->base = base;
+	db->hearing = &db->own_hearing;
 	db->conninfo = strdup(conninfo);
 	db->timeout_ms = query_timeout_ms;
 	db->n_conns = pool_size;
@@ -1315,6 +1338,32 @@ bool scrip_db_is_up(const scrip_db_t *db)
 		if (state_is_up(db->conns[i].state))
 			return true;
 	return false;
+}
+
+bool scrip_db_cannot_record(const scrip_db_t *db, const scrip_err_t *err)
+{
+	static const char *const unavailability[] = { "database_unavailable", "database_timeout",
+						      "database_overloaded",  "shutting_down",
+						      SCRIP_DB_OUTCOME_UNKNOWN, SCRIP_DB_OUTCOME_UNSETTLED };
+	if (err->code != SCRIP_E_TEMPORARILY_UNAVAILABLE)
+		return false;
+	if (!scrip_db_is_up(db))
+		return true;
+	for (size_t i = 0; i < sizeof(unavailability) / sizeof(unavailability[0]); i++)
+		if (strcmp(err->reason, unavailability[i]) == 0)
+			return true;
+	return false;
+}
+
+void scrip_db_share_hearing(scrip_db_t *db, scrip_db_hearing_t *hearing)
+{
+	db->hearing = hearing;
+}
+
+bool scrip_db_is_answering(const scrip_db_t *db)
+{
+	return scrip_db_is_up(db) &&
+	       atomic_load(&db->hearing->answered_ms) >= atomic_load(&db->hearing->silent_since_ms);
 }
 
 void scrip_db_set_up_cb(scrip_db_t *db, void (*cb)(void *arg), void *arg)

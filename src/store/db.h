@@ -6,6 +6,7 @@
 #ifndef SCRIP_DB_H
 #define SCRIP_DB_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -184,6 +185,33 @@ void scrip_db_query_unprepared(scrip_db_t *db, const char *sql, int n_params, co
 
 /* True when at least one connection is established. */
 bool scrip_db_is_up(const scrip_db_t *db);
+
+/* True when a request refused with err cannot have the refusal recorded in
+ * db: db is down, or err is db's own unavailability (the database away,
+ * silent past query_timeout, overloaded, closing, or a statement's outcome
+ * unknown; not a conflict with a concurrent statement). Its audit row would
+ * wait for the same database and hold the answer back a second
+ * query_timeout; the refusal is logged instead. */
+bool scrip_db_cannot_record(const scrip_db_t *db, const scrip_err_t *err);
+
+/* What the pools of a process last heard of their server (monotonic ms):
+ * when it last answered anything (a result, an established session), and
+ * since when it has been silent to a connection that was given up for it
+ * (a statement unanswered past query_timeout, or a connect that timed
+ * out). A server that hangs keeps its connections established, so
+ * scrip_db_is_up stays true; these say it stopped answering. */
+typedef struct {
+	atomic_int_least64_t answered_ms;
+	atomic_int_least64_t silent_since_ms;
+} scrip_db_hearing_t;
+
+/* Makes db report to hearing, shared with other pools (of the other
+ * loops), instead of its own. hearing must outlive db. */
+void scrip_db_share_hearing(scrip_db_t *db, scrip_db_hearing_t *hearing);
+
+/* True when some connection is established and the server has answered
+ * since it last went silent (scrip_db_hearing_t). What /healthz reports. */
+bool scrip_db_is_answering(const scrip_db_t *db);
 
 /* True when every query made so far has had its callback: none queued,
  * none running, no failure waiting to be answered. */

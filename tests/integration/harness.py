@@ -210,6 +210,13 @@ class Database:
     def resume(self):
         subprocess.run([PG_THROWAWAY, "resume", self.dir], check=True, capture_output=True, timeout=120)
 
+    def freeze(self):
+        """Makes the server hang as a stuck host would: its processes stopped, its connections kept open."""
+        subprocess.run([PG_THROWAWAY, "freeze", self.dir], check=True, capture_output=True, timeout=120)
+
+    def thaw(self):
+        subprocess.run([PG_THROWAWAY, "thaw", self.dir], check=True, capture_output=True, timeout=120)
+
     def server_log_path(self):
         """The throwaway cluster's log: DIR/cluster/postgres.log, or where DIR/cluster-path points."""
         pointer = os.path.join(self.dir, "cluster-path")

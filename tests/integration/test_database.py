@@ -114,6 +114,46 @@ class DatabaseOutageTest(OutageCase):
         self.assertLess(took, 2.5, "the first token came %.1f s after PostgreSQL returned" % took)
 
 
+class HungServerTest(OutageCase):
+    def health(self):
+        r = self.env.scripd.request("GET", "/healthz")
+        return r.status, json.loads(r.body)["database"]
+
+    def test_a_server_that_hangs_is_refused_within_one_timeout_and_reported(self):
+        """PostgreSQL stops answering but keeps its connections (its processes stopped): an exchange gets its
+        503 after about one query_timeout (5 s), not two (its refusal is logged, not audited: the audit row
+        would wait as long again), and /healthz says so, whichever worker answers it, although the worker's
+        connections are still established. Once the server answers again, both recover without a restart."""
+        if not self.env.db.can_halt:
+            self.skipTest("SCRIP_TEST_PG_DSN names a database this test cannot stop")
+        client = self.env.new_client()
+        self.assertEqual(self.exchange(client).status, 200)
+        self.assertEqual(self.health(), (200, "up"))
+        mark = self.env.db.scalar("SELECT coalesce(max(id), 0) FROM scrip.audit_events")
+        self.env.db.freeze()
+        try:
+            started = time.monotonic()
+            self.assertOAuthError(self.exchange(client), 503, "temporarily_unavailable")
+            took = time.monotonic() - started
+            # scripd gives up on an unanswered statement 1 s after query_timeout (6 s); a refusal that then
+            # waited for its audit row on another connection was answered after 8 s.
+            self.assertLess(took, 7.5, "the 503 came after %.1f s, as if its refusal waited to be audited" % took)
+            answers = [self.health() for _ in range(8)]  # a new connection each: either worker
+            for status, database in answers:
+                self.assertEqual(status, 503, answers)
+                self.assertIn(database, ("not_answering", "down"), answers)
+            self.assertIn("not_answering", [d for _, d in answers], answers)
+        finally:
+            self.env.db.thaw()
+        self.poll("/healthz back to 200", lambda: self.health() == (200, "up"), 20)
+        self.poll("scripd issuing again", lambda: self.issued_again(client), 20)
+        denied = self.env.db.scalar("SELECT count(*) FROM scrip.audit_events WHERE id > :'m' AND outcome <> 'granted'",
+                                    m=mark)
+        self.assertEqual(denied, 0)
+        self.assertRegex(self.env.scripd.log_text(), r"token: denied client=\S+ error=temporarily_unavailable "
+                                                     r"reason=database_")
+
+
 class ReadOnlyServerTest(OutageCase):
     def test_server_that_stops_taking_writes_is_left_until_it_takes_them(self):
         """A server that stops taking writes (a primary demoted by a failover; here every session made
