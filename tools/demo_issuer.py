@@ -161,6 +161,10 @@ class DemoIssuer:
         self.token_delay = 0          # seconds each POST /token and /introspect waits before its answer
         self.jwks_delay = 0           # seconds each GET /jwks waits before its answer
         self.stall_limit = 30         # seconds a stalled request is held before its connection is closed
+        # (status, error, description) every token exchange is answered with instead, as other issuers
+        # answer: Keycloak's 403 access_denied to a client not allowed to exchange, its 400 invalid_token
+        # to a subject token it rejects. None: exchanges are served.
+        self.exchange_error = None
         self._lock = threading.Lock()
         self._counts = {}
         self._calls = []              # {kind, sub, status, client_id} per request, in arrival order
@@ -549,6 +553,8 @@ class DemoIssuer:
             if not grant:
                 raise OAuthError(400, "invalid_request", "grant_type is missing")
             if grant == GRANT_TOKEN_EXCHANGE:
+                if self.exchange_error:
+                    raise OAuthError(*self.exchange_error)
                 return 200, self._exchange(client_id, form), {}
             if grant == GRANT_REFRESH_TOKEN:
                 return 200, self._refresh_grant(client_id, form), {}

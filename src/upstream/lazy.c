@@ -682,6 +682,13 @@ static bool refuses_the_user(const char *error)
 	return strcmp(error, "invalid_grant") == 0 || strcmp(error, "access_denied") == 0;
 }
 
+/* The issuer's refusals of what scrip asked for (a scope or an audience its
+ * registration lacks), whoever the user. */
+static bool refuses_the_ask(const char *error)
+{
+	return strcmp(error, "invalid_scope") == 0 || strcmp(error, "invalid_target") == 0;
+}
+
 /* The main issuer turned the user away (error: its error code, or
  * "scope_narrowed"): stored as refused, the user's grants there suspended,
  * and the held refresh token forgotten when drop_refresh. */
@@ -819,6 +826,20 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		job_finish(j);
 		return;
 	}
+	if (r->outcome == SCRIP_OAUTH_REFUSED && !refuses_the_user(r->error) && !refuses_the_ask(r->error)) {
+		/* Any other error of a 400 to an exchange (invalid_request,
+		 * invalid_token): the issuer found the subject token presented
+		 * unusable (RFC 8693 §2.2.2). This request fails, as a bad
+		 * request: nothing is suspended or held, since another token of
+		 * the same user may do. */
+		scrip_log_warn("upstream %s refused %s for %s: %s (the subject token presented)", u->name,
+			       scrip_custody_action_name(j->action), j->subject, r->error);
+		j->result.outcome = SCRIP_LAZY_REFUSED;
+		SCRIP_ERR(&j->result.err, SCRIP_E_INVALID_REQUEST, "upstream_rejected_subject_token",
+			  "the main issuer rejected the subject token (%.40s)", r->error);
+		job_finish(j);
+		return;
+	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED && !refuses_the_user(r->error)) {
 		/* invalid_scope, invalid_target: the issuer refused what scrip asked
 		 * for, not the user. The request fails; nothing is suspended; the
@@ -912,17 +933,28 @@ static char *requested_scope(const job_t *j)
 	return s;
 }
 
+/* How long a subject token must still be valid to be sent to the issuer:
+ * the issuer's clock may be ahead of ours by clock_skew, and the call may
+ * take every attempt's timeout. */
+static int64_t ask_margin(const job_t *j)
+{
+	const scrip_upstream_config_t *u = &j->l->cfg->upstreams[j->up];
+	return u->clock_skew + u->timeout * (u->retries + 1);
+}
+
 static void job_call(job_t *j)
 {
 	scrip_formenc_t form = { 0 };
 	scrip_call_kind_t kind;
 	set_step(j, JOB_CALLING);
-	if (j->action == SCRIP_CUSTODY_EXCHANGE && j->subject_token_exp <= (int64_t)time(NULL)) {
-		/* Accepted here within clock_skew, but the issuer would call it
-		 * expired: that says nothing about the user, so do not ask. */
+	if (j->action == SCRIP_CUSTODY_EXCHANGE && j->subject_token_exp <= (int64_t)time(NULL) + ask_margin(j)) {
+		/* Accepted here (within clock_skew), but the issuer may call it
+		 * expired by the time it reads it, and its invalid_grant would be
+		 * taken for a refusal of the user: do not ask with it. */
 		j->result.outcome = SCRIP_LAZY_REFUSED;
-		SCRIP_ERR(&j->result.err, SCRIP_E_INVALID_REQUEST, "subject_token_expired",
-			  "the subject token has expired; the main issuer cannot be asked with it");
+		SCRIP_ERR(&j->result.err, SCRIP_E_INVALID_REQUEST, "subject_token_expiring",
+			  "the subject token expires within %llds; the main issuer must be asked with a fresher one",
+			  (long long)ask_margin(j));
 		job_finish(j);
 		return;
 	}

@@ -312,25 +312,32 @@ static void retry_or_fail(struct call *c, const char *why)
 	evtimer_add(c->retry_timer, &tv);
 }
 
-/* Errors that say the issuer turned this user or token down, as opposed to
- * scrip being misconfigured there (invalid_client, unauthorized_client...). */
-static bool is_refusal(const char *error)
-{
-	static const char *const refusals[] = { "invalid_grant", "access_denied", "invalid_scope", "invalid_target",
-						NULL };
-	for (size_t i = 0; error && refusals[i]; i++)
-		if (strcmp(error, refusals[i]) == 0)
-			return true;
-	return false;
-}
-
 /* A 4xx that says scrip's registration or endpoints at the issuer are
- * wrong, whoever the user: bad client credentials, a path that is not
- * there, a method it does not take. */
+ * wrong, whoever the user: bad client credentials, a client not allowed to
+ * exchange (Keycloak: 403 access_denied), a path that is not there, a
+ * method it does not take. Decided before anything else of a 4xx. */
 static bool misconfigured(long status, const char *error)
 {
 	return status == 401 || status == 403 || status == 404 || status == 405 ||
 	       (error && (strcmp(error, "invalid_client") == 0 || strcmp(error, "unauthorized_client") == 0));
+}
+
+/* Whether a 4xx of the issuer says no to this user, token or ask (lazy.c
+ * tells which), as opposed to scrip being misconfigured there. The errors
+ * of RFC 6749 §5.2 that are about the grant or the ask, and, for a call
+ * that carries the user's token, any other error of a 400: RFC 8693 §2.2.2
+ * has an issuer answer invalid_request to a subject token it finds
+ * invalid, and Keycloak answers invalid_token. */
+static bool is_refusal(scrip_call_kind_t kind, long status, const char *error)
+{
+	static const char *const refusals[] = { "invalid_grant", "access_denied", "invalid_scope", "invalid_target",
+						NULL };
+	if (status < 400 || status >= 500 || !error || misconfigured(status, error))
+		return false;
+	for (size_t i = 0; refusals[i]; i++)
+		if (strcmp(error, refusals[i]) == 0)
+			return true;
+	return status == 400 && (kind == SCRIP_CALL_EXCHANGE || kind == SCRIP_CALL_INTROSPECT);
 }
 
 /* Whether a failed attempt may have been carried out by the issuer: the
@@ -373,7 +380,7 @@ static void answer_cb(const scrip_fetch_response_t *resp, const scrip_err_t *fet
 	scrip_oauth_outcome_t outcome = SCRIP_OAUTH_ERROR;
 	if (answered)
 		outcome = SCRIP_OAUTH_OK;
-	else if (status >= 400 && status < 500 && is_refusal(error))
+	else if (is_refusal(c->kind, status, error))
 		outcome = SCRIP_OAUTH_REFUSED;
 	char why[96];
 	if (!resp)

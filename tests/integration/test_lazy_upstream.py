@@ -45,6 +45,7 @@ def setUpModule():
     flaky = DemoIssuer(audience="scrip")
     opaque = DemoIssuer(audience="scrip")
     misconfigured = DemoIssuer(audience="scrip")
+    keycloak = DemoIssuer(audience="scrip")
     ENV = Env("lazy", [
         ("broker", broker, upstream(broker, min_remaining=30)),
         ("confirm", confirm, upstream(confirm, confirm="on_redeem", confirm_interval=3, breaker_cooldown=4)),
@@ -54,6 +55,8 @@ def setUpModule():
         ("misconfigured", misconfigured, upstream(misconfigured, confirm="on_grant", confirm_interval=600,
                                                   client_secret="not-" + SCRIP_CLIENT[1], breaker_failures=2,
                                                   breaker_cooldown=30)),
+        ("keycloak", keycloak, upstream(keycloak, confirm="on_grant", confirm_interval=600, retries=0, timeout=2,
+                                        clock_skew=60, breaker_failures=10)),
     ])
     ScripTestCase.env = ENV
     ENV.up()
@@ -771,6 +774,73 @@ class UpstreamTrouble(LazyCase):
             self.assertLess(time.monotonic() - started, 20)
         finally:
             issuer.set_down(False)
+
+
+class AnswersAboutTheToken(LazyCase):
+    """What an issuer says of the subject token scrip sends it, or of scrip's own right to exchange, is no
+    refusal of the user: nothing is suspended and nothing is held."""
+
+    def exchange(self, client, sub, lifetime=3600, scope=SCOPE):
+        token = self.env.subject_token("keycloak", {"sub": sub, "scope": SCOPE}, lifetime=lifetime)
+        return self.env.exchange(client, token, scope=scope, audiences=(STORAGE,),
+                                 extra=[("requested_token_type", TT_REFRESH)])
+
+    def suspended(self, sub):
+        return self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s' AND suspended_at IS NOT NULL",
+                                  s=sub)
+
+    def answered_with(self, status, error, description):
+        self.issuer("keycloak").exchange_error = (status, error, description)
+        self.addCleanup(setattr, self.issuer("keycloak"), "exchange_error", None)
+
+    def test_a_403_is_about_scrips_client_not_the_user(self):
+        """Keycloak answers 403 access_denied to a client not allowed to exchange: scrip's registration,
+        so a 503 and the operator's log line, not a suspension of the user."""
+        client = self.client()
+        sub = "kc403-" + secrets.token_hex(3)
+        self.assertEqual(self.exchange(client, sub).status, 200)
+        self.answered_with(403, "access_denied", "Client not allowed to exchange")
+        r = self.exchange(client, sub, scope="storage.read:/demo")  # another scope set: the issuer is asked
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        self.assertEqual(self.suspended(sub), 0)
+        self.assertIn("check client_id, client_secret", self.env.scripd.log_text())
+        self.issuer("keycloak").exchange_error = None
+        self.assertEqual(self.exchange(client, sub, scope="storage.read:/demo").status, 200)
+
+    def test_a_400_about_the_subject_token_refuses_that_request_only(self):
+        """A 400 invalid_token (Keycloak) or invalid_request (RFC 8693 §2.2.2) to an exchange is about the
+        subject token sent: 400 invalid_request, not a 503 to be retried for ever, and the user is not refused:
+        another token is asked with at once."""
+        client = self.client()
+        for error in ("invalid_token", "invalid_request"):
+            sub = "kc400-" + secrets.token_hex(3)
+            self.assertEqual(self.exchange(client, sub).status, 200)
+            self.answered_with(400, error, "Invalid token")
+            mark = self.env.audit_mark()
+            r = self.exchange(client, sub, scope="storage.read:/demo")
+            self.assertOAuthError(r, 400, "invalid_request")
+            self.assertIn("rejected the subject token (%s)" % error, r.json["error_description"])
+            self.assertEqual(self.env.issued_since(mark), 0)
+            self.assertEqual(self.suspended(sub), 0)
+            self.issuer("keycloak").exchange_error = None
+            calls = self.issuer("keycloak").calls("exchange", sub=sub)
+            self.assertEqual(self.exchange(client, sub, scope="storage.read:/demo").status, 200)
+            self.assertEqual(self.issuer("keycloak").calls("exchange", sub=sub), calls + 1)
+
+    def test_a_token_about_to_expire_is_not_sent(self):
+        """A subject token valid here but with less left than clock_skew plus the call's timeouts (60 + 2 s)
+        could be expired when the issuer reads it, and its invalid_grant taken for a refusal of the user:
+        it is refused here, without a call, and the user's grants stay as they are."""
+        client = self.client()
+        sub = "kcexp-" + secrets.token_hex(3)
+        self.assertEqual(self.exchange(client, sub).status, 200)
+        calls = self.issuer("keycloak").calls("exchange", sub=sub)
+        r = self.exchange(client, sub, lifetime=30, scope="storage.read:/demo")
+        self.assertOAuthError(r, 400, "invalid_request")
+        self.assertIn("expires within 62s", r.json["error_description"])
+        self.assertEqual(self.issuer("keycloak").calls("exchange", sub=sub), calls)
+        self.assertEqual(self.suspended(sub), 0)
+        self.assertEqual(self.exchange(client, sub, lifetime=120, scope="storage.read:/demo").status, 200)
 
 
 class OpaqueTokens(LazyCase):
