@@ -168,6 +168,7 @@ void scrip_token_deny(scrip_token_req_t *t, const scrip_err_t *err)
 		.subject = t->grant_row ? t->grant_row->subject : t->subject.sub,
 		.upstream_issuer = t->grant_row ? t->grant_row->upstream_issuer : t->subject.iss,
 		.job_id = t->grant_row ? t->grant_row->job_id : t->params.job_id,
+		.grant_id = t->grant_row ? t->grant_row->grant_id : NULL,
 		.remote_addr = t->remote_addr,
 		.requested_scope = t->params.scope,
 		.requested_audiences = t->params.audiences,

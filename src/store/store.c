@@ -384,9 +384,10 @@ void scrip_store_token_record(scrip_batcher_t *batcher, const scrip_token_record
 
 static const char denial_record_sql[] =
 	"INSERT INTO scrip.audit_events (event, outcome, error, reason, description, client_id, subject,"
-	"                                upstream_issuer, job_id, remote_addr, requested_scope, requested_audiences)"
+	"                                upstream_issuer, job_id, remote_addr, requested_scope, requested_audiences,"
+	"                                grant_id)"
 	" VALUES ($1, 'denied', $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-	"         ARRAY(SELECT jsonb_array_elements_text($11::jsonb)))";
+	"         ARRAY(SELECT jsonb_array_elements_text($11::jsonb)), $12)";
 
 /* Claimed values come from an unauthenticated request: cap their size, on
  * a UTF-8 character boundary (a split character would make PostgreSQL
@@ -416,8 +417,9 @@ void scrip_store_denial_record(scrip_db_t *db, const scrip_denial_record_t *rec,
 				 rec->job_id ? job_id : NULL,
 				 rec->remote_addr,
 				 rec->requested_scope ? scope : NULL,
-				 auds };
-	query_done(db, denial_record_sql, 11, params, cb, arg);
+				 auds,
+				 rec->grant_id };
+	query_done(db, denial_record_sql, 12, params, cb, arg);
 	free(auds);
 }
 

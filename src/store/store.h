@@ -88,6 +88,7 @@ typedef struct {
 	const char *subject;         /* NULL unless the subject token was verified */
 	const char *upstream_issuer; /* NULL unless known */
 	const char *job_id;
+	const char *grant_id;        /* the grant a refused redemption presented; NULL when none was found */
 	const char *remote_addr;
 	const char *requested_scope;
 	const char *const *requested_audiences;

@@ -210,6 +210,7 @@ class RedeemTest(GrantCase):
         mark = self.env.audit_mark()
         self.assertOAuthError(self.redeem(c, first.json["refresh_token"]), 400, "invalid_grant")
         self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_revoked")])
+        self.assertEqual(self.env.audit_since(mark)[0]["grant_id"], row["grant_id"], "the refusal names its grant")
 
     def test_grace_period_lets_a_lost_response_be_retried(self):
         c = self.client(refresh_grace=60)
@@ -400,6 +401,9 @@ class RedeemTest(GrantCase):
         r = self.redeem(thief, r1)
         self.assertOAuthError(r, 400, "invalid_grant")
         self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_of_another_client")])
+        # Filed under the thief's client, and naming the grant, so that its owner's operators find it.
+        self.assertEqual((self.env.audit_since(mark)[0]["client_id"], self.env.audit_since(mark)[0]["grant_id"]),
+                         (thief.id, self.grant_row(r1)["grant_id"]))
         self.assertEqual(self.env.issued_since(mark), 0)
         # The owner's token was not consumed by the attempt.
         self.assertEqual(self.redeem(owner, r1).status, 200)
