@@ -37,6 +37,8 @@ struct keys_op {
 	scrip_alg_t alg;
 	uint8_t enc_key[32];
 	size_t created;    /* first keys inserted (or raced) so far: at most one per VO */
+	char *new_kid;     /* the first key being inserted ("ES256 key KID"), and its VO, for the log */
+	char *new_vo;
 	scrip_store_keys_cb cb;
 	void *arg;
 };
@@ -61,6 +63,8 @@ static void keys_op_finish(struct keys_op *op, scrip_keyrings_t *rings, const sc
 		free(op->vos[i]);
 	free(op->vos);
 	free(op->base_issuer);
+	free(op->new_kid);
+	free(op->new_vo);
 	free(op);
 }
 
@@ -105,6 +109,14 @@ static void key_insert_cb(const scrip_db_result_t *res, const scrip_err_t *err, 
 		keys_op_finish(op, NULL, err);
 		return;
 	}
+	/* Said once the insert is known: two workers or instances starting at
+	 * once each make a key, and only one of them is stored. */
+	const char *inserted = scrip_db_result_rows(res) == 1 ? scrip_db_result_value(res, 0, 0) : NULL;
+	if (inserted && strcmp(inserted, "t") == 0)
+		scrip_log_info("VO %s had no current signing key: created %s", op->new_vo, op->new_kid);
+	else
+		scrip_log_debug("VO %s: its first signing key was created by another worker or instance; %s discarded",
+				op->new_vo, op->new_kid);
 	keys_select(op);
 }
 
@@ -123,7 +135,10 @@ static void key_create(struct keys_op *op, const char *vo)
 	} else {
 		op->created++;
 		const char *params[] = { key.kid, scrip_alg_name(op->alg), key.public_jwk, sealed_hex, vo };
-		scrip_log_info("VO %s has no current signing key: creating %s key %s", vo, params[1], params[0]);
+		free(op->new_kid);
+		free(op->new_vo);
+		if (asprintf(&op->new_kid, "%s key %s", params[1], params[0]) < 0 || !(op->new_vo = strdup(vo)))
+			abort();
 		scrip_db_query(op->db, key_insert_sql, 5, params, key_insert_cb, op);
 	}
 	free(sealed_hex);

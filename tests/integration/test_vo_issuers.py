@@ -153,6 +153,14 @@ class DiscoveryTest(Case):
         # Each VO's first key was created at start and audited under that VO.
         created = self.env.db.query("SELECT vo FROM scrip.audit_events WHERE event = 'key_create' ORDER BY vo")
         self.assertEqual([r["vo"] for r in created], ["atlas", "cms", "default"])
+        # The log names each created key once, the one stored, whichever worker made it.
+        stored = {r["vo"]: r["kid"] for r in self.env.db.query(
+            "SELECT vo, split_part(description, ' ', 4) AS kid FROM scrip.audit_events"
+            " WHERE event = 'key_create' AND description LIKE 'first signing key %'")}
+        logged = dict(re.findall(r"VO (\S+) had no current signing key: created \S+ key (\S+)",
+                                 self.env.scripd.log_text()))
+        self.assertEqual(logged, stored)
+        self.assertEqual(len(re.findall(r"had no current signing key", self.env.scripd.log_text())), 3)
 
 
 class TokensTest(Case):
