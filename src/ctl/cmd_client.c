@@ -347,6 +347,11 @@ int scrip_ctl_client_create(scrip_ctl_t *ctl, int argc, char **argv)
 	if (a.n_scopes == 0 && a.n_permissions == 0)
 		fprintf(stderr, "scripctl: warning: client '%s' has no --scope: it cannot be granted anything\n",
 			a.client_id);
+	else if (a.n_scopes > 0 && a.n_audiences == 0 && a.n_upstream_audiences == 0)
+		fprintf(stderr,
+			"scripctl: warning: client '%s' has no --audience: its exchanges are refused (invalid_target)"
+			" until one is added\n",
+			a.client_id);
 	rc = SCRIP_CTL_OK;
 end:
 	explicit_bzero(hash, sizeof(hash));

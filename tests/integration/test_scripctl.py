@@ -158,6 +158,21 @@ class ClientTest(CtlCase):
         self.assertEqual(row["secret_hash"], hashlib.sha256(secret.encode()).hexdigest(),
                          "clients.secret_hash is not the SHA-256 of the secret printed")
 
+    def test_create_warns_of_a_client_that_can_get_nothing(self):
+        """Created all the same (exit 0), but told on stderr: no scope, or scopes and no audience to issue
+        them for (every exchange would be refused with invalid_target)."""
+        cases = {"no-scope": ([], "has no --scope"),
+                 "no-audience": (["--scope", "storage.read:/x"], "has no --audience"),
+                 "fine": (["--scope", "storage.read:/x", "--audience", "https://se.example.org"], None)}
+        for what, (args, warning) in cases.items():
+            name = "warn-%s-%s" % (what, secrets.token_hex(3))
+            out = self.assertOk(self.ctl("client", "create", name, "--json", *args))
+            self.env.remember(json.loads(out.stdout)["client_secret"], "client secret")
+            if warning:
+                self.assertIn("scripctl: warning: client '%s' %s" % (name, warning), out.stderr)
+            else:
+                self.assertNotIn("warning", out.stderr)
+
     def test_secrets_differ(self):
         _, a = self.create("--json")
         _, b = self.create("--json")
