@@ -15,8 +15,9 @@ scrip_custody_action_t scrip_custody_decide(const scrip_custody_state_t *held, c
 	bool confirmation_stale =
 		need->need_confirmation && !younger_than(held->confirmed_at, need->confirm_interval, need->now);
 	bool refresh_missing = need->need_refresh && !held->has_refresh;
-	bool access_stale = need->need_access &&
-			    !(held->has_access && held->access_expires_at - need->now >= need->min_remaining);
+	/* At its exp a token is expired (RFC 7519 §4.1.4), whatever min_remaining. */
+	int64_t left = held->access_expires_at - need->now;
+	bool access_stale = need->need_access && !(held->has_access && left > 0 && left >= need->min_remaining);
 	if (!confirmation_stale && !refresh_missing && !access_stale)
 		return SCRIP_CUSTODY_SERVE;
 	if (need->have_subject_token && (confirmation_stale || refresh_missing))

@@ -23,7 +23,7 @@ typedef struct {
 	bool have_subject_token; /* the user's own token is at hand (a grant being made): exchange is possible */
 	bool need_refresh;       /* a refresh token must be held afterwards (on_redeem, broker) */
 	bool need_confirmation;  /* the issuer's yes must be younger than confirm_interval */
-	bool need_access;        /* broker: an access token with min_remaining seconds left */
+	bool need_access;        /* broker: an access token with min_remaining seconds left (and not at its exp) */
 	int64_t confirm_interval;
 	int64_t min_remaining;
 	int64_t now;

@@ -1172,7 +1172,10 @@ static void in_read(introspection_t *in);
 static void in_stored_cb(const scrip_err_t *err, void *arg)
 {
 	introspection_t *in = arg;
-	in->leased = false; /* the statement released it (or failed: then it expires) */
+	if (!err)
+		in->leased = false; /* the statement released it */
+	/* else it did not run: in_land releases the lease, as stored_cb's job
+	 * does, so that other instances need not wait for it to expire */
 	in_land(in);
 }
 

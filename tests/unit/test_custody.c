@@ -227,11 +227,13 @@ static void test_custody_access_remaining(void)
 	held.has_access = false;
 	held.access_expires_at = NOW + 3600;
 	expect("no access token, far expiry", &held, &need, REFRESH);
-	/* min_remaining 0: good up to its last second */
+	/* min_remaining 0: good up to its last second, not at its exp */
 	held.has_access = true;
 	need.min_remaining = 0;
+	held.access_expires_at = NOW + 1;
+	expect("min_remaining 0, a second left", &held, &need, SERVE);
 	held.access_expires_at = NOW;
-	expect("min_remaining 0, expiring now", &held, &need, SERVE);
+	expect("min_remaining 0, expiring now", &held, &need, REFRESH);
 	held.access_expires_at = NOW - 1;
 	expect("min_remaining 0, expired", &held, &need, REFRESH);
 }
@@ -359,7 +361,8 @@ static void test_custody_random(void)
 		/* what the rule says, worked out from the header */
 		bool refused = held.refused_at != 0 && need.now - held.refused_at < need.confirm_interval;
 		bool confirmed = held.confirmed_at != 0 && need.now - held.confirmed_at < need.confirm_interval;
-		bool access_ok = held.has_access && held.access_expires_at >= need.now + need.min_remaining;
+		bool access_ok = held.has_access && held.access_expires_at >= need.now + need.min_remaining &&
+				 held.access_expires_at > need.now;
 		bool all_there = (!need.need_refresh || held.has_refresh) &&
 				 (!need.need_confirmation || confirmed) && (!need.need_access || access_ok);
 
