@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const verb_names[SCRIP_VERB_COUNT] = {
 	[SCRIP_VERB_STORAGE_READ] = "storage.read",     [SCRIP_VERB_STORAGE_CREATE] = "storage.create",
@@ -402,6 +403,62 @@ bool scrip_scope_set_covers(const scrip_scope_set_t *set, const scrip_scope_t *w
 		if (scrip_scope_covers(&set->items[i], wanted))
 			return true;
 	return false;
+}
+
+/* ---- an issuer's answer ---- */
+
+/* Whether token reads as an authorisation, however it is spelled: a WLCG
+ * verb in any case, or a resource after a ':' (SciTokens' read:/path). */
+static bool looks_like_authorisation(const char *token, size_t len)
+{
+	return (len >= 8 && (strncasecmp(token, "storage.", 8) == 0 || strncasecmp(token, "compute.", 8) == 0)) ||
+	       memchr(token, ':', len) != NULL;
+}
+
+/* Whether the space-separated list text holds token (len bytes) as one of
+ * its tokens, byte for byte. */
+static bool listed_verbatim(const char *text, const char *token, size_t len)
+{
+	for (const char *p = text; p && *p;) {
+		size_t n = strcspn(p, " ");
+		if (n == len && memcmp(p, token, len) == 0)
+			return true;
+		p += n;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+/* Whether token is a well-formed WLCG scope that asked covers. */
+static bool covered_wlcg(const scrip_scope_set_t *asked, const char *token, size_t len)
+{
+	char *text = strndup(token, len);
+	if (!text)
+		return false;
+	scrip_scope_t scope = { 0 };
+	bool covered = scrip_scope_parse(text, &scope) == NULL && scrip_scope_set_covers(asked, &scope);
+	scrip_scope_clear(&scope);
+	free(text);
+	return covered;
+}
+
+bool scrip_scope_answer_widens(const char *answer, const char *asked)
+{
+	scrip_scope_set_t asked_set = { 0 };
+	scrip_err_t err;
+	scrip_err_clear(&err);
+	if (!scrip_scope_set_parse(asked, false, &asked_set, &err))
+		return true;
+	bool widens = false;
+	for (const char *p = answer + strspn(answer, " "); *p && !widens;) {
+		size_t n = strcspn(p, " ");
+		widens = looks_like_authorisation(p, n) && !listed_verbatim(asked, p, n) &&
+			 !covered_wlcg(&asked_set, p, n);
+		p += n;
+		p += strspn(p, " ");
+	}
+	scrip_scope_set_clear(&asked_set);
+	return widens;
 }
 
 /* ---- narrowing ---- */

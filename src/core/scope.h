@@ -97,6 +97,19 @@ void scrip_scope_set_clear(scrip_scope_set_t *set);
 /* True if some member of set covers wanted. */
 bool scrip_scope_set_covers(const scrip_scope_set_t *set, const scrip_scope_t *wanted);
 
+/* Whether answer, the scope of an issuer's answer to scrip (space-
+ * separated, as it came), names an authorisation beyond asked, the scope
+ * scrip asked for: broker mode hands the issuer's token out unchanged, so
+ * it must not carry more. A token of answer is within when it is, byte for
+ * byte, one of asked, or a well-formed WLCG scope that asked covers. One
+ * that reads as an authorisation (storage.* or compute.* in any case, or
+ * anything with a ':', as SciTokens' read:/path) and is neither widens,
+ * however it is spelled: a relying party may read storage.modify:/a/.. as
+ * storage.modify:/, or Storage.Modify as storage.modify. Other tokens
+ * (openid, profile, offline_access, wlcg.groups) say who, not what, and do
+ * not. Pure. */
+bool scrip_scope_answer_widens(const char *answer, const char *asked);
+
 /* The heart of down-scoping (RFC 8693 + WLCG): decides the granted set.
  * - requested non-empty: every requested scope must be covered by subject
  *   AND by policy; the first that is not fails the whole request with

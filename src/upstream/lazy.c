@@ -595,30 +595,36 @@ static int64_t answer_lifetime(const json_t *body, const char *access)
  * issuer may have rotated the one presented, and it must not be lost. */
 static char *requested_scope(const job_t *j);
 
-/* Whether an answer's scope names a scope beyond what scrip asked for
- * (the session's scope set and extra_scopes; covering by the WLCG rules):
- * an access token carrying it is not handed out in broker mode, where
- * scrip cannot narrow the main issuer's token. No scope: what was asked
- * (RFC 6749 §5.1). Unreadable: widened. */
-static bool scope_widened(const job_t *j, const json_t *body)
+/* A scope member (of the answer, or of its access token's claims) that
+ * names more than asked (scrip_scope_answer_widens). Absent: what was asked
+ * (RFC 6749 §5.1). Not a string: widened. */
+static bool scope_member_widens(const json_t *member, const char *asked)
 {
-	const json_t *member = json_object_get(body, "scope");
 	if (!member)
 		return false;
-	char *asked_text = requested_scope(j);
-	scrip_scope_set_t granted = { 0 }, asked = { 0 };
-	scrip_err_t err;
-	scrip_err_clear(&err);
-	bool widened = true;
-	if (json_is_string(member) && scrip_scope_set_parse(json_string_value(member), false, &granted, &err) &&
-	    scrip_scope_set_parse(asked_text, false, &asked, &err)) {
-		widened = false;
-		for (size_t i = 0; i < granted.n && !widened; i++)
-			widened = !scrip_scope_set_covers(&asked, &granted.items[i]);
+	return !json_is_string(member) || scrip_scope_answer_widens(json_string_value(member), asked);
+}
+
+/* Whether an answer carries a scope beyond what scrip asked for (the
+ * session's scope set and extra_scopes): an access token carrying it is
+ * not handed out in broker mode, where scrip cannot narrow the main
+ * issuer's token. Both the answer's scope and, when the access token is a
+ * JWT, its own scope claim (what a relying party reads) are checked. */
+static bool scope_widened(const job_t *j, const json_t *body)
+{
+	char *asked = requested_scope(j);
+	bool widened = scope_member_widens(json_object_get(body, "scope"), asked);
+	const char *access = json_string_value(json_object_get(body, "access_token"));
+	if (!widened && access) {
+		scrip_jwt_t jwt;
+		scrip_err_t err;
+		memset(&jwt, 0, sizeof(jwt));
+		scrip_err_clear(&err);
+		if (scrip_jwt_parse(access, strlen(access), &jwt, &err))
+			widened = scope_member_widens(json_object_get(jwt.claims, "scope"), asked);
+		scrip_jwt_clear(&jwt);
 	}
-	scrip_scope_set_clear(&granted);
-	scrip_scope_set_clear(&asked);
-	free(asked_text);
+	free(asked);
 	return widened;
 }
 

@@ -195,21 +195,33 @@ class BrokerMode(LazyCase):
         client = self.client(upstream_audiences=(DCACHE,))
         sub = "wide-" + secrets.token_hex(3)
         refresh = self.grant(client, "broker", sub, audiences=(DCACHE,))
-        issuer.widen(sub, "storage.modify:/")
-        try:
-            before = len(self.env.scripd.log_text())
-            r = self.redeem(client, refresh, audience=DCACHE)
-            self.assertEqual(r.status, 503, r.json)
-            self.assertNotIn("access_token", r.json or {})
-            self.assertIn("carries a scope beyond what scrip asked for", self.env.scripd.log_text()[before:])
-            self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_access_tokens"
-                                                " WHERE subject = :'s'", s=sub), 0)
-        finally:
-            issuer.widen(sub, None)
+        # However the extra scope is spelled: a relying party may normalise the path or the case, or
+        # take SciTokens' scopes.
+        for extra in ("storage.modify:/", "storage.modify:/demo/..", "storage.modify:/demo/%2e%2e",
+                      "Storage.Modify:/", "write:/", "compute.create"):
+            issuer.widen(sub, extra)
+            try:
+                before = len(self.env.scripd.log_text())
+                r = self.redeem(client, refresh, audience=DCACHE)
+                self.assertEqual(r.status, 503, (extra, r.json))
+                self.assertNotIn("access_token", r.json or {})
+                self.assertIn("carries a scope beyond what scrip asked for", self.env.scripd.log_text()[before:])
+                self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_access_tokens"
+                                                    " WHERE subject = :'s'", s=sub), 0)
+            finally:
+                issuer.widen(sub, None)
         r = self.redeem(client, refresh, audience=DCACHE)  # asked again: the yes and its refresh token were kept
         self.assertEqual(r.status, 200, r.json)
         self.assertNotIn("storage.modify:/", self.verify_upstream_token("broker", r.json["access_token"], DCACHE)
                          .get("scope", ""))
+        # Scopes that say who, not what, are no widening.
+        self.env.db.execute("DELETE FROM scrip.upstream_access_tokens WHERE subject = :'s'", s=sub)
+        issuer.widen(sub, "openid")
+        try:
+            r = self.redeem(client, r.json["refresh_token"], audience=DCACHE)
+            self.assertEqual(r.status, 200, r.json)
+        finally:
+            issuer.widen(sub, None)
 
     def test_cached_token_is_refreshed_when_too_old(self):
         issuer = self.issuer("broker")

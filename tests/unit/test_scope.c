@@ -654,6 +654,39 @@ static void check_random_case(const scrip_scope_set_t *all, unsigned *granted_ca
 	scrip_scope_set_clear(&g);
 }
 
+static void test_answer_widens(void)
+{
+	const char *asked = "storage.read:/demo storage.create:/demo/output openid offline_access";
+	static const struct {
+		const char *answer;
+		bool widens;
+	} cases[] = {
+		{ "", false },
+		{ "storage.read:/demo", false },
+		{ "storage.read:/demo/sub storage.create:/demo/output/x", false }, /* covered */
+		{ "openid profile offline_access wlcg.groups", false },           /* who, not what */
+		{ "  storage.read:/demo  openid ", false },                        /* loose spacing */
+		{ "storage.modify:/", true },
+		{ "storage.read:/other", true },
+		{ "storage.modify:/demo/..", true },   /* not well-formed: read as / by some */
+		{ "storage.modify:/demo/%2e%2e", true },
+		{ "Storage.Modify:/", true },          /* a case-insensitive relying party */
+		{ "STORAGE.READ:/demo", true },
+		{ "write:/", true },                   /* SciTokens */
+		{ "compute.create", true },
+		{ "wlcg.groups:/demo/admins", true },  /* a resource after ':' */
+		{ "storage.read:/demo storage.stage:/demo", true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool got = scrip_scope_answer_widens(cases[i].answer, asked);
+		if (got != cases[i].widens)
+			fprintf(stderr, "\nanswer '%s': widens %d, want %d\n", cases[i].answer, got, cases[i].widens);
+		CU_ASSERT_EQUAL(got, cases[i].widens);
+	}
+	/* what was asked verbatim is within, even when not a WLCG scope */
+	CU_ASSERT_FALSE(scrip_scope_answer_widens("x:y", "x:y storage.read:/a"));
+}
+
 static void test_narrow_random(void)
 {
 	scrip_scope_set_t all;
@@ -688,5 +721,6 @@ bool scrip_test_scope_suite(void)
 	SCRIP_ADD_TEST(suite, test_narrow_error_names_scope);
 	SCRIP_ADD_TEST(suite, test_narrow_null_sets);
 	SCRIP_ADD_TEST(suite, test_narrow_random);
+	SCRIP_ADD_TEST(suite, test_answer_widens);
 	return true;
 }
