@@ -531,6 +531,15 @@ static bool narrow_default(const scrip_scope_set_t *subject, const scrip_scope_s
 			  "the subject token holds no scope that this client may be granted");
 		return false;
 	}
+	/* A grant holds no more than a request may ask for: its redemptions
+	 * read its scopes as a request's. */
+	if (granted->n > SCRIP_SCOPE_SET_MAX) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "too_many_scopes",
+			  "the subject token and this client's policy have %zu scopes in common, more than %d: ask "
+			  "for those needed (scope)",
+			  granted->n, SCRIP_SCOPE_SET_MAX);
+		return false;
+	}
 	return true;
 }
 

@@ -226,13 +226,26 @@ static void grant_upstream_then_issue(scrip_token_req_t *t)
 
 /* ---- the subject token ---------------------------------------------------- */
 
+/* The WLCG scopes of the subject token's scope claim. One that holds more
+ * than SCRIP_SCOPE_SUBJECT_MAX is a subject token scrip will not take
+ * (RFC 8693 §2.2.2: invalid_request), not a scope the request asked for. */
+static bool subject_scopes_read(scrip_token_req_t *t, scrip_err_t *err)
+{
+	if (scrip_scope_set_parse(t->subject.scope ? t->subject.scope : "", false, &t->subject_scopes, err))
+		return true;
+	if (strcmp(err->reason, "too_many_scopes") == 0)
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_too_many_scopes",
+			  "the subject token holds more than %d WLCG scopes", SCRIP_SCOPE_SUBJECT_MAX);
+	return false;
+}
+
 /* The subject is known (a verified JWT, or an active introspection): decide
  * and issue. */
 static void subject_verified(scrip_token_req_t *t)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!scrip_scope_set_parse(t->subject.scope ? t->subject.scope : "", false, &t->subject_scopes, &err) ||
+	if (!subject_scopes_read(t, &err) ||
 	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, (int64_t)time(NULL), &t->grant, &err)) {
 		scrip_token_deny(t, &err);
 		return;
@@ -443,7 +456,7 @@ static void own_token_state_cb(const scrip_access_state_t *state, const scrip_er
 		return;
 	}
 	if (!redelegation_audiences(t, &err) ||
-	    !scrip_scope_set_parse(t->subject.scope ? t->subject.scope : "", false, &t->subject_scopes, &err) ||
+	    !subject_scopes_read(t, &err) ||
 	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, now, &t->grant, &err)) {
 		scrip_token_deny(t, &err);
 		return;

@@ -76,7 +76,7 @@ static const char *const reasons[] = {
 	"redemption_outcome_unknown",
 	"refresh_token_replay", "refresh_token_revoked", "repeated_header", "schema_newer", "schema_older",
 	"scope_not_allowed", "scope_not_held", "scope_not_in_grant", "seal_failed", "service_stopping",
-	"shutting_down", "subject_token_expired", "subject_token_expiring", "subject_token_foreign_vo", "subject_token_inactive",
+	"shutting_down", "subject_token_expired", "subject_token_expiring", "subject_token_foreign_vo", "subject_token_inactive", "subject_token_too_many_scopes",
 	"subject_token_too_long", "token_of_another_client", "token_unknown", "too_deep", "too_long",
 	"too_many_audiences", "too_many_scopes", "two_auth_methods", "two_current_keys", "unexpected_result",
 	"unknown_client", "unknown_kid", "unknown_refresh_token", "unseal_failed", "unsupported_grant_type",

@@ -425,6 +425,9 @@ CASES = [
     ("scope_array", "scope as an array", claims_with(scope=["storage.read:/demo"]), R(BAD, IR, ["scope"], "bad_scope")),
     ("scope_object", "scope as an object", claims_with(scope={"storage.read": "/demo"}),
      R(BAD, IR, ["scope"], "bad_scope")),
+    ("scope_257", "257 WLCG scopes (RFC 8693: an invalid subject token is invalid_request)",
+     claims_with(scope=" ".join("storage.read:/demo/d%d" % i for i in range(257))),
+     R(BAD, IR, ["256", "scopes"], "subject_token_too_many_scopes")),
     # --- duplicate members ---------------------------------------------
     ("dup_aud", "aud twice (a wrong one first)", dup_claim("aud", lambda c: "someone-else"),
      R(BAD, IR, ["duplicate", "payload"], "duplicate_member")),

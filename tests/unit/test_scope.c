@@ -548,6 +548,33 @@ static void test_narrow_error_names_scope(void)
 	free(got);
 }
 
+/* Nothing requested: the granted set is all that subject and policy have
+ * in common, which a token (and a grant's redemption) holds 64 of at most. */
+static void test_narrow_default_at_most_64(void)
+{
+	char subject[8192] = "";
+	for (int n = 1; n <= 65; n++) {
+		char one[40];
+		snprintf(one, sizeof(one), "%sstorage.read:/demo/d%d", n > 1 ? " " : "", n);
+		strcat(subject, one);
+		scrip_scope_set_t sub, pol = set_of("storage.read:/demo"), g;
+		scrip_err_t err = {0};
+		CU_ASSERT_TRUE_FATAL(scrip_scope_set_parse(subject, false, &sub, &err));
+		bool ok = scrip_scope_narrow(&sub, &pol, NULL, &g, &err);
+		if (n <= 64) {
+			CU_ASSERT_TRUE(ok);
+			CU_ASSERT_EQUAL(g.n, (size_t)n);
+		} else {
+			CU_ASSERT_FALSE(ok);
+			CU_ASSERT_STRING_EQUAL(err.reason, "too_many_scopes");
+			CU_ASSERT_EQUAL(g.n, 0);
+		}
+		scrip_scope_set_clear(&g);
+		scrip_scope_set_clear(&sub);
+		scrip_scope_set_clear(&pol);
+	}
+}
+
 static void test_narrow_null_sets(void)
 {
 	scrip_scope_set_t p = set_of("storage.read:/"), g;
@@ -722,5 +749,6 @@ bool scrip_test_scope_suite(void)
 	SCRIP_ADD_TEST(suite, test_narrow_null_sets);
 	SCRIP_ADD_TEST(suite, test_narrow_random);
 	SCRIP_ADD_TEST(suite, test_answer_widens);
+	SCRIP_ADD_TEST(suite, test_narrow_default_at_most_64);
 	return true;
 }
