@@ -417,15 +417,25 @@ static bool redelegation_audiences(scrip_token_req_t *t, scrip_err_t *err)
 		}
 	}
 	if (t->request.n_audiences == 0 && t->n_parent_audiences > 0) {
-		/* None asked: the subject token's own, still subject to the client's
-		 * policy. The request owns its array (scrip_exchange_request_clear). */
-		const char **copy = calloc(t->n_parent_audiences, sizeof(*copy));
-		if (!copy)
+		/* None asked: those of the subject token's own that this client may
+		 * have (as a redemption takes the grant's), refused only when there
+		 * is none. The request owns its array (scrip_exchange_request_clear). */
+		const char **kept = calloc(t->n_parent_audiences, sizeof(*kept));
+		size_t n = 0;
+		if (!kept)
 			abort();
-		memcpy(copy, t->parent_audiences, t->n_parent_audiences * sizeof(*copy));
+		for (size_t p = 0; p < t->n_parent_audiences; p++)
+			if (scrip_client_audience_allowed(t->client, t->parent_audiences[p]))
+				kept[n++] = t->parent_audiences[p];
+		if (n == 0) {
+			free(kept);
+			SCRIP_ERR(err, SCRIP_E_INVALID_TARGET, "audience_not_allowed",
+				  "none of the subject token's audiences is allowed for this client");
+			return false;
+		}
 		free((void *)t->request.audiences);
-		t->request.audiences = copy;
-		t->request.n_audiences = t->n_parent_audiences;
+		t->request.audiences = kept;
+		t->request.n_audiences = n;
 	}
 	return true;
 }

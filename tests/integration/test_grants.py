@@ -631,6 +631,23 @@ class RedelegationTest(GrantCase):
                 self.assertOAuthError(self.env.exchange(c, parent, scope=scope), 400, "invalid_scope")
                 self.assertEqual(self.events(mark)[0][:2], ("token_exchange", "denied"))
 
+    def test_no_audience_asked_takes_those_of_the_subject_token_the_client_may_have(self):
+        """A token for STORAGE and OTHER, re-delegated with no audience by a client allowed only STORAGE: the
+        child is for STORAGE (as a redemption takes the grant's audiences the client still may have), not a
+        refusal over an audience the client never asked for. A client allowed none of them is refused."""
+        owner = self.client()
+        r = self.env.exchange(owner, self.env.subject_token("demo"), scope="storage.read:/demo",
+                              audiences=(STORAGE, OTHER), job_id="job-two-auds")
+        self.assertEqual(r.status, 200, repr(r))
+        parent = r.json["access_token"]
+        narrow = self.client(audiences=(STORAGE,))
+        r = self.env.exchange(narrow, parent)
+        self.assertEqual(r.status, 200, repr(r))
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+        self.assertEqual(claims["aud"], STORAGE)
+        elsewhere = self.client(audiences=("https://elsewhere.example.org",))
+        self.assertOAuthError(self.env.exchange(elsewhere, parent), 400, "invalid_target")
+
     def test_audience_outside_the_subject_token_is_refused(self):
         c = self.client()
         parent = self.parent(c)
