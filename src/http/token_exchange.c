@@ -33,15 +33,21 @@
 #include "util/log.h"
 #include "util/secret.h"
 
-/* The subject token is referred to by its jti, or by a hash of its bytes:
- * never by its text. */
+/* The subject token is referred to by its jti, or by a hash: never by its
+ * text. Of a signed JWT, the hash is of what its issuer signed (header and
+ * payload): ECDSA lets anyone turn a signature (r, s) into another that
+ * verifies, (r, n - s), and both texts are one token. Of an opaque token,
+ * of its bytes. */
 static void subject_ref(const scrip_token_req_t *t, char *ref, size_t size)
 {
 	if (t->subject.jti && strlen(t->subject.jti) <= 64) {
 		snprintf(ref, size, "jti:%s", t->subject.jti);
 	} else {
 		char hex[2 * SCRIP_SHA256_LEN + 1];
-		scrip_sha256_hex(t->request.subject_token, strlen(t->request.subject_token), hex);
+		if (t->subject_signed)
+			scrip_sha256_hex(t->jwt.signing_input, t->jwt.signing_input_len, hex);
+		else
+			scrip_sha256_hex(t->request.subject_token, strlen(t->request.subject_token), hex);
 		snprintf(ref, size, "sha256:%s", hex);
 	}
 }
@@ -357,6 +363,7 @@ static bool subject_token_valid(scrip_token_req_t *t, scrip_keyset_t *set, const
 	if (!known) /* from exp + skew on, validate_claims refuses it as expired */
 		scrip_verified_cache_put(seen, t->jwt.digest, scrip_keyset_serial(set), t->subject.exp + policy->clock_skew,
 					 now, now_ms);
+	t->subject_signed = true;
 	return true;
 }
 

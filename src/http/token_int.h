@@ -54,6 +54,7 @@ typedef struct {
 	scrip_jwt_t jwt;
 	const scrip_upstream_config_t *upstream;
 	scrip_subject_t subject;
+	bool subject_signed;      /* the subject token is a JWT whose signature verified (jwt holds it) */
 	scrip_scope_set_t subject_scopes;
 	const json_t *act_parent; /* re-delegation: the subject token's act (borrowed from jwt) */
 	char own_vo[SCRIP_VO_NAME_SIZE]; /* re-delegation: the VO whose issuer the subject token names */

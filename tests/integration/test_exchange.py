@@ -107,7 +107,9 @@ class ExchangeCase(ScripTestCase):
         if "jti" in subject:
             self.assertEqual(row["subject_token_ref"], "jti:" + subject["jti"])
         else:
-            self.assertEqual(row["subject_token_ref"], "sha256:" + hashlib.sha256(subject_token.encode()).hexdigest())
+            # what the issuer signed: header and payload
+            signed = subject_token.rsplit(".", 1)[0]
+            self.assertEqual(row["subject_token_ref"], "sha256:" + hashlib.sha256(signed.encode()).hexdigest())
         self.assertEqual(set(row["scopes"]), set(scope))
         self.assertEqual(row["audiences"], list(audiences))
         self.assertEqual(row["job_id"], job_id)
@@ -192,6 +194,25 @@ class SuccessTest(ExchangeCase):
         r = self.env.exchange(c, tok, scope="storage.read:/demo")
         self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
                            requested_scope="storage.read:/demo")
+
+    def test_both_ecdsa_signatures_of_a_token_are_one_token(self):
+        """ECDSA lets anyone turn a signature (r, s) into another that verifies, (r, n - s): the second text
+        is accepted as the same token, and the audit names both by one reference."""
+        c = self.env.new_client()
+        tok, _ = self.subject({"jti": None})
+        signed, sig = tok.rsplit(".", 1)
+        raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+        n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # the order of P-256
+        twin_s = n - int.from_bytes(raw[32:], "big")
+        twin = signed + "." + base64.urlsafe_b64encode(raw[:32] + twin_s.to_bytes(32, "big")).rstrip(b"=").decode()
+        self.assertNotEqual(twin, tok)
+        refs = set()
+        for text in (tok, twin):
+            r = self.env.exchange(c, text, scope="storage.read:/demo")
+            self.assertEqual(r.status, 200, r)
+            _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+            refs.add(self.env.issued_rows(jti=claims["jti"])[0]["subject_token_ref"])
+        self.assertEqual(refs, {"sha256:" + hashlib.sha256(signed.encode()).hexdigest()})
 
     def test_each_exchange_gets_its_own_jti(self):
         c = self.env.new_client()
