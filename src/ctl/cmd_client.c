@@ -361,7 +361,7 @@ end:
 	return rc;
 }
 
-#define LIST_COLS 7
+#define LIST_COLS 8
 
 /* One table row of cells for a client object; the strings are malloc'd
  * into row[0..LIST_COLS). False when out of memory. */
@@ -369,16 +369,17 @@ static bool client_row(const json_t *client, char **row)
 {
 	char number[24];
 	row[0] = strdup(json_string_value(json_object_get(client, "client_id")) ?: "?");
-	row[1] = strdup(json_is_true(json_object_get(client, "enabled")) ? "yes" : "no");
-	row[2] = scrip_ctl_join(json_object_get(client, "scopes"));
-	row[3] = scrip_ctl_join(json_object_get(client, "audiences"));
+	row[1] = strdup(json_string_value(json_object_get(client, "vo")) ?: "?");
+	row[2] = strdup(json_is_true(json_object_get(client, "enabled")) ? "yes" : "no");
+	row[3] = scrip_ctl_join(json_object_get(client, "scopes"));
+	row[4] = scrip_ctl_join(json_object_get(client, "audiences"));
 	snprintf(number, sizeof(number), "%" JSON_INTEGER_FORMAT,
 		 json_integer_value(json_object_get(client, "default_lifetime")));
-	row[4] = strdup(number);
+	row[5] = strdup(number);
 	snprintf(number, sizeof(number), "%" JSON_INTEGER_FORMAT,
 		 json_integer_value(json_object_get(client, "max_lifetime")));
-	row[5] = strdup(number);
-	row[6] = strdup(json_string_value(json_object_get(client, "created_at")) ?: "?");
+	row[6] = strdup(number);
+	row[7] = strdup(json_string_value(json_object_get(client, "created_at")) ?: "?");
 	for (size_t i = 0; i < LIST_COLS; i++)
 		if (!row[i])
 			return false;
@@ -387,8 +388,8 @@ static bool client_row(const json_t *client, char **row)
 
 static bool print_client_table(const json_t *clients)
 {
-	static const char *const headers[LIST_COLS] = { "CLIENT_ID",        "ENABLED",      "SCOPES",    "AUDIENCES",
-							"DEFAULT_LIFETIME", "MAX_LIFETIME", "CREATED_AT" };
+	static const char *const headers[LIST_COLS] = { "CLIENT_ID", "VO",		"ENABLED",	  "SCOPES",
+							"AUDIENCES", "DEFAULT_LIFETIME", "MAX_LIFETIME", "CREATED_AT" };
 	size_t n = json_array_size(clients);
 	bool ok = false;
 	char **cells = calloc((n + 1) * LIST_COLS, sizeof(*cells));
@@ -450,6 +451,7 @@ static bool print_client(const json_t *client)
 	bool ok = client_row(client, row) && permissions && upstream;
 	if (ok)
 		printf("client_id:        %s\n"
+		       "vo:               %s\n"
 		       "enabled:          %s\n"
 		       "scopes:           %s\n"
 		       "audiences:        %s\n"
@@ -460,7 +462,7 @@ static bool print_client(const json_t *client)
 		       "permissions:      %s\n"
 		       "upstream_audiences: %s\n"
 		       "previous secret accepted until: %s\n",
-		       row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+		       row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
 		       json_string_value(json_object_get(client, "updated_at")) ?: "?", permissions, upstream,
 		       json_string_value(json_object_get(client, "previous_secret_expires_at")) ?: "-");
 	else

@@ -196,7 +196,8 @@ class ClientTest(CtlCase):
         entries = [e for e in json_list(listed, "clients") if e.get("client_id") == name]
         self.assertEqual(len(entries), 1)
         table = self.assertOk(self.ctl("client", "list")).stdout
-        self.assertIn(name, table)
+        self.assertRegex(table, r"(?m)^CLIENT_ID\s+VO\s+ENABLED\s")
+        self.assertRegex(table, r"(?m)^%s\s+%s\s+yes\s" % (re.escape(name), re.escape(entries[0]["vo"])))
 
         shown = self.assertOk(self.ctl("client", "show", name, "--json")).stdout
         doc = json.loads(shown)
@@ -207,6 +208,7 @@ class ClientTest(CtlCase):
         table = self.assertOk(self.ctl("client", "show", name)).stdout
         for text in [name] + self.SCOPES + self.AUDIENCES:
             self.assertIn(text, table)
+        self.assertRegex(table, r"(?m)^vo:\s+%s$" % re.escape(doc["vo"]))
 
         for output in (listed, shown, table):
             self.assertNotIn(secret, output, "a listing shows the client secret")
