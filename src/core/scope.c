@@ -492,21 +492,28 @@ static bool narrow_requested(const scrip_scope_set_t *subject, const scrip_scope
 	return true;
 }
 
-/* Drops every member covered by another member. Members are distinct and
- * covering is antisymmetric, so no two members can remove each other. */
-static void set_minimise(scrip_scope_set_t *set)
+/* Drops every member covered by another member: first each is judged
+ * against the whole set, then those covered are removed. Members are
+ * distinct and covering is antisymmetric, so no two members drop each
+ * other. False when out of memory (set unchanged). */
+static bool set_minimise(scrip_scope_set_t *set)
 {
+	bool *covered = calloc(set->n + 1, sizeof(*covered));
+	if (!covered)
+		return false;
+	for (size_t i = 0; i < set->n; i++)
+		for (size_t j = 0; j < set->n && !covered[i]; j++)
+			covered[i] = j != i && scrip_scope_covers(&set->items[j], &set->items[i]);
 	size_t kept = 0;
 	for (size_t i = 0; i < set->n; i++) {
-		bool covered = false;
-		for (size_t j = 0; j < set->n && !covered; j++)
-			covered = j != i && scrip_scope_covers(&set->items[j], &set->items[i]);
-		if (covered)
+		if (covered[i])
 			scrip_scope_clear(&set->items[i]);
 		else
 			set->items[kept++] = set->items[i];
 	}
 	set->n = kept;
+	free(covered);
+	return true;
 }
 
 /* Nothing was asked for: grant everything both the subject and the policy
@@ -525,7 +532,10 @@ static bool narrow_default(const scrip_scope_set_t *subject, const scrip_scope_s
 			}
 		}
 	}
-	set_minimise(granted);
+	if (!set_minimise(granted)) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return false;
+	}
 	if (granted->n == 0) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "no_common_scope",
 			  "the subject token holds no scope that this client may be granted");
