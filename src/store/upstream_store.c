@@ -43,7 +43,7 @@ static const char session_get_sql[] =
 	"       (SELECT extract(epoch FROM max(r.refused_at))::bigint FROM scrip.upstream_sessions r"
 	"         WHERE r.upstream = $1 AND r.subject = $2),"
 	"       a.token_sealed, extract(epoch FROM a.expires_at)::bigint, a.token_ref,"
-	"       extract(epoch FROM now())::bigint"
+	"       extract(epoch FROM now())::bigint, s.refresh_sent_at IS NOT NULL"
 	"  FROM (SELECT 1) one"
 	"  LEFT JOIN scrip.upstream_sessions s ON s.upstream = $1 AND s.subject = $2 AND s.scopes = $3"
 	"  LEFT JOIN scrip.upstream_access_tokens a"
@@ -92,6 +92,7 @@ static void session_get_cb(const scrip_db_result_t *res, const scrip_err_t *err,
 			ok = ok && row->access_ref;
 		}
 		row->now = int_value(res, 6);
+		row->refresh_in_doubt = scrip_db_result_value(res, 0, 7) && strcmp(scrip_db_result_value(res, 0, 7), "t") == 0;
 		if (!ok) {
 			scrip_session_row_clear(row);
 			free(row);
@@ -225,7 +226,7 @@ static const char confirmed_sql[] =
 	"  SELECT $1, $2, $3, decode($4::text, 'hex'), now() WHERE " NOT_TAKEN_OVER("$10", "$11")
 	"  ON CONFLICT (upstream, subject, scopes) DO UPDATE"
 	"     SET refresh_sealed = coalesce(EXCLUDED.refresh_sealed, u.refresh_sealed), confirmed_at = now(),"
-	"         refused_at = NULL, refused_reason = NULL, updated_at = now()"
+	"         refused_at = NULL, refused_reason = NULL, refresh_sent_at = NULL, updated_at = now()"
 	"  RETURNING upstream),"
 	" a AS ("
 	"  INSERT INTO scrip.upstream_access_tokens AS t (upstream, subject, scopes, audience, token_sealed,"
@@ -286,7 +287,8 @@ static const char refused_sql[] =
 	"  SELECT $1, $2, $3, now(), $4::text WHERE " NOT_TAKEN_OVER("$7", "$8")
 	"  ON CONFLICT (upstream, subject, scopes) DO UPDATE"
 	"     SET refused_at = now(), refused_reason = $4, updated_at = now(),"
-	"         refresh_sealed = CASE WHEN $5::boolean THEN NULL ELSE u.refresh_sealed END"
+	"         refresh_sealed = CASE WHEN $5::boolean THEN NULL ELSE u.refresh_sealed END,"
+	"         refresh_sent_at = CASE WHEN $5::boolean THEN NULL ELSE u.refresh_sent_at END"
 	"  RETURNING upstream),"
 	" a AS (DELETE FROM scrip.upstream_access_tokens WHERE upstream = $1 AND subject = $2"
 	"        AND EXISTS (SELECT 1 FROM s)),"
@@ -311,12 +313,34 @@ static const char refused_sql[] =
 
 static const char lost_sql[] =
 	"WITH s AS ("
-	"  UPDATE scrip.upstream_sessions SET refresh_sealed = NULL, updated_at = now()"
+	"  UPDATE scrip.upstream_sessions SET refresh_sealed = NULL, refresh_sent_at = NULL, updated_at = now()"
 	"   WHERE upstream = $1 AND subject = $2 AND scopes = $3 AND refresh_sealed = decode($6::text, 'hex')"
 	"     AND " NOT_TAKEN_OVER("$4", "$5")
 	"  RETURNING upstream),"
 	" l AS (DELETE FROM scrip.upstream_leases WHERE key = $4 AND holder = $5)"
 	" SELECT count(*) FROM s";
+
+/* migration 021: the token held is about to be presented, and may be
+ * spent by the issuer whether or not its answer is stored. */
+static const char refresh_sent_sql[] =
+	"WITH s AS ("
+	"  UPDATE scrip.upstream_sessions SET refresh_sent_at = now(), updated_at = now()"
+	"   WHERE upstream = $1 AND subject = $2 AND scopes = $3 AND refresh_sealed = decode($6::text, 'hex')"
+	"     AND " NOT_TAKEN_OVER("$4", "$5")
+	"  RETURNING upstream)"
+	" SELECT count(*) FROM s";
+
+void scrip_store_session_refresh_sent(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
+				      void *arg)
+{
+	const char *params[] = { rec->upstream, rec->subject,     rec->scopes,
+				 rec->lease_key, rec->holder, rec->refused_refresh_hex };
+	struct done_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	*op = (struct done_op){ .cb = cb, .arg = arg, .what = "upstream refresh not marked as sent", .must_write = true };
+	scrip_db_query(db, refresh_sent_sql, 6, params, done_cb, op);
+}
 
 void scrip_store_session_lost(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
 			      void *arg)

@@ -42,6 +42,8 @@ typedef struct {
 	int64_t access_expires_at;
 	char *access_ref;
 	int64_t now; /* the database's clock, unix seconds */
+	bool refresh_in_doubt; /* the refresh token held was presented and the answer not stored: it may
+	                        * be spent (migration 021) */
 } scrip_session_row_t;
 
 void scrip_session_row_clear(scrip_session_row_t *row);
@@ -124,6 +126,15 @@ void scrip_store_session_refused(scrip_db_t *db, const scrip_session_refuse_t *r
  * one another scripd stored since), and releases the lease; no refusal is
  * remembered and no grant is suspended. rec's reason and drop_refresh are
  * not read. Nothing if another holder has taken the lease over. */
+/* Just before the held refresh token (rec's refused_refresh_hex, sealed as
+ * read) is presented to the issuer: marks it as sent, so that until an
+ * answer is stored (confirmed, refused with drop_refresh, lost: each
+ * clears the mark) the next reader knows it may be spent. Fails, and
+ * nothing is to be sent, when the session no longer holds that token or
+ * another holder has taken the lease over. */
+void scrip_store_session_refresh_sent(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
+				      void *arg);
+
 void scrip_store_session_lost(scrip_db_t *db, const scrip_session_refuse_t *rec, scrip_store_done_fn cb,
 			      void *arg);
 

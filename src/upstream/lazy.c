@@ -76,6 +76,7 @@ typedef struct job {
 	int64_t access_expires_at;
 	char *refresh_hex, *access_hex; /* sealed, for the store */
 	char *held_refresh_hex;         /* the refresh token held, sealed as read: what a refusal of it forgets */
+	bool refresh_in_doubt;          /* it was presented before and the answer not stored: maybe spent */
 	bool access_unusable; /* broker: the answer held no access token with a known lifetime */
 	char refusal[48];
 	scrip_lazy_result_t result;
@@ -443,6 +444,7 @@ static scrip_custody_state_t held_state(job_t *j, const scrip_session_row_t *row
 		j->access_expires_at = row->access_expires_at;
 		snprintf(j->access_ref, sizeof(j->access_ref), "%s", row->access_ref ? row->access_ref : "");
 	}
+	j->refresh_in_doubt = row->refresh_in_doubt;
 	if (row->refresh_sealed) {
 		scrip_secret_free(j->refresh_token);
 		free(j->held_refresh_hex);
@@ -859,14 +861,17 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		job_finish(j);
 		return;
 	}
-	if (r->outcome == SCRIP_OAUTH_REFUSED && r->after_lost_answer && j->action == SCRIP_CUSTODY_REFRESH) {
-		/* The first attempt may have been taken and its answer lost: the
-		 * refresh token presented again was then spent by scrip itself,
+	if (r->outcome == SCRIP_OAUTH_REFUSED && (r->after_lost_answer || j->refresh_in_doubt) &&
+	    j->action == SCRIP_CUSTODY_REFRESH) {
+		/* An earlier attempt, of this call or of an earlier one whose
+		 * answer was never stored (migration 021), may have been taken:
+		 * the refresh token presented was then spent by scrip itself,
 		 * and the refusal says nothing of the user. The session is gone;
 		 * the user is not suspended, and the next grant makes a new one. */
-		scrip_log_warn("upstream %s refused the refresh for %s (%s) after an answer that did not arrive: "
-			       "scrip's session there is taken as lost, the user as not refused",
-			       u->name, j->subject, r->error);
+		scrip_log_warn("upstream %s refused the refresh for %s (%s) after %s: scrip's session there is taken "
+			       "as lost, the user as not refused",
+			       u->name, j->subject, r->error,
+			       r->after_lost_answer ? "an answer that did not arrive" : "an earlier answer not stored");
 		session_dropped(j, "upstream_session_lost",
 				"scrip's session at the main issuer for this user was lost: make a new grant");
 		return;
@@ -948,10 +953,12 @@ static int64_t ask_margin(const job_t *j)
 	return u->clock_skew + u->timeout * (u->retries + 1);
 }
 
+static void job_send(job_t *j);
+static void refresh_marked_cb(const scrip_err_t *err, void *arg);
+
+/* Asks the issuer what custody decided (j->action), with the lease held. */
 static void job_call(job_t *j)
 {
-	scrip_formenc_t form = { 0 };
-	scrip_call_kind_t kind;
 	set_step(j, JOB_CALLING);
 	if (j->action == SCRIP_CUSTODY_EXCHANGE && j->subject_token_exp <= (int64_t)time(NULL) + ask_margin(j)) {
 		/* Accepted here (within clock_skew), but the issuer may call it
@@ -964,6 +971,44 @@ static void job_call(job_t *j)
 		job_finish(j);
 		return;
 	}
+	if (j->action == SCRIP_CUSTODY_REFRESH) {
+		/* Marked as sent first: should its answer not be stored, the next
+		 * reader knows the token held may be spent (migration 021). */
+		scrip_session_refuse_t rec = {
+			.upstream = j->l->cfg->upstreams[j->up].name,
+			.subject = j->subject,
+			.scopes = j->scopes,
+			.refused_refresh_hex = j->held_refresh_hex,
+			.lease_key = j->lease_key,
+			.holder = j->holder,
+		};
+		scrip_store_session_refresh_sent(j->l->db, &rec, refresh_marked_cb, j);
+		return;
+	}
+	job_send(j);
+}
+
+/* The refresh token held is marked as sent: it is sent, unless scripd
+ * began to stop meanwhile. */
+static void refresh_marked_cb(const scrip_err_t *err, void *arg)
+{
+	job_t *j = arg;
+	if (err || j->l->stopping) {
+		if (err)
+			unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
+		else
+			unavailable(&j->result, 1, "service_stopping", "the service is stopping");
+		job_finish(j);
+		return;
+	}
+	job_send(j);
+}
+
+/* Sends j's call to the issuer; call_cb takes the answer. */
+static void job_send(job_t *j)
+{
+	scrip_formenc_t form = { 0 };
+	scrip_call_kind_t kind;
 	if (j->action == SCRIP_CUSTODY_EXCHANGE) {
 		char *scope = requested_scope(j);
 		kind = SCRIP_CALL_EXCHANGE;

@@ -648,6 +648,49 @@ class ConfirmPolicies(LazyCase):
         self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_sessions"
                                             " WHERE upstream = 'confirm' AND subject = :'s'", s=sub), 0)
 
+    def test_a_rotated_token_not_stored_is_no_refusal_of_the_user(self):
+        """The issuer rotates scrip's refresh token, but its answer cannot be stored (here the lease was taken
+        over mid-call; equally a failover, a stop, a lost last attempt): 503, and the session still holds the
+        spent token. The next confirmation presents it and is refused: scrip's own doing (the token was marked
+        as sent and never settled, migration 021), so the session is forgotten and nothing is suspended."""
+        issuer = self.issuer("confirm")
+        client = self.client()
+        sub = "unstored-" + secrets.token_hex(3)
+        g = self.grant(client, "confirm", sub)
+        time.sleep(3.2)  # confirm_interval: the next redemption refreshes
+        issuer.token_delay = 1.5
+        try:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(self.redeem, client, g)
+                deadline = time.monotonic() + 10
+                while not self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases"
+                                             " WHERE key LIKE '%' || :'s' || '%'", s=sub):
+                    self.assertLess(time.monotonic(), deadline, "no lease was taken")
+                    time.sleep(0.02)
+                self.env.db.execute("UPDATE scrip.upstream_leases SET holder = 'another-scripd/1'"
+                                    " WHERE key LIKE '%' || :'s' || '%'", s=sub)
+                r = pending.result(timeout=30)
+        finally:
+            issuer.token_delay = 0
+            self.env.db.execute("DELETE FROM scrip.upstream_leases WHERE key LIKE '%' || :'s' || '%'", s=sub)
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        self.assertEqual(issuer.calls("refresh", sub=sub), 1)
+        self.assertEqual(self.env.db.scalar("SELECT refresh_sent_at IS NOT NULL FROM scrip.upstream_sessions"
+                                            " WHERE upstream = 'confirm' AND subject = :'s'", s=sub), True)
+        mark = self.env.audit_mark()
+        r = self.redeem(client, g)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertRefusedOnce(mark, "token_refresh", "upstream_session_lost", client.id)
+        self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'"
+                                            " AND suspended_at IS NOT NULL", s=sub), 0)
+        session = self.env.db.query("SELECT refresh_sealed IS NULL AS gone, refused_at, refresh_sent_at"
+                                    " FROM scrip.upstream_sessions WHERE upstream = 'confirm' AND subject = :'s'",
+                                    s=sub)
+        self.assertEqual(session, [{"gone": True, "refused_at": None, "refresh_sent_at": None}])
+        # No refusal is held: a new grant makes a new session at once, and its redemptions are confirmed.
+        g2 = self.grant(client, "confirm", sub)
+        self.assertEqual(self.redeem(client, g2).status, 200)
+
     def test_scope_narrowed_by_the_issuer_is_a_refusal(self):
         """INDIGO IAM does not refuse a user who lost the group behind a scope: it answers with fewer
         scopes. That answer confirms nothing: the user is refused and their grants suspended, as for
