@@ -32,6 +32,7 @@ typedef struct {
 	int64_t max_grant_lifetime; /* seconds a grant (refresh token family) may live (default 30 days) */
 	int64_t refresh_grace;      /* seconds a rotated refresh token stays redeemable if its successor is unused */
 	bool may_introspect;        /* holds the "introspect" permission (RFC 7662 callers) */
+	bool may_carry_groups;      /* holds the "groups" permission: its tokens carry the user's wlcg.groups */
 	char **upstream_audiences;  /* broker mode: audiences that only trust the main issuer, owned;
 	                             * each is also one of audiences */
 	size_t n_upstream_audiences;

@@ -18,7 +18,7 @@
 
 /* The permissions there are (a closed list: a typo must not pass for a
  * permission that does nothing). */
-static const char *const known_permissions[] = { SCRIP_SYNC_PERMISSION_INTROSPECT };
+static const char *const known_permissions[] = { SCRIP_SYNC_PERMISSION_INTROSPECT, SCRIP_SYNC_PERMISSION_GROUPS };
 #define PERMISSIONS_MAX (sizeof(known_permissions) / sizeof(known_permissions[0]))
 
 /* The parsed command line of `client create`. */
@@ -142,8 +142,8 @@ static int add_permission(create_args_t *a, const char *name)
 		(void)list_add(a->permissions, &a->n_permissions, PERMISSIONS_MAX, known_permissions[k]);
 		return -1;
 	}
-	return scrip_ctl_usage_error("invalid --permission '%.40s': the only permission is '%s'", name,
-				     SCRIP_SYNC_PERMISSION_INTROSPECT);
+	return scrip_ctl_usage_error("invalid --permission '%.40s': the permissions are '%s' and '%s'", name,
+				     SCRIP_SYNC_PERMISSION_INTROSPECT, SCRIP_SYNC_PERMISSION_GROUPS);
 }
 
 /* Seconds: digits only, 1 to INT32_MAX (the column is an integer). */

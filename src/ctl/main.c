@@ -83,6 +83,7 @@ static const char usage_text[] =
 	"      --refresh-grace S      seconds a rotated refresh token may be retried while\n"
 	"                             its successor is unused (default 0: never)\n"
 	"      --permission introspect  it may call POST /introspect (a storage endpoint)\n"
+	"      --permission groups    its tokens carry the user's wlcg.groups (default: none)\n"
 	"      --upstream-audience AUD  an audience that trusts only the main issuer: redeeming\n"
 	"                             a grant for it returns the main issuer's access token\n"
 	"                             (broker mode; also allowed as --audience)\n"

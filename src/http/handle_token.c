@@ -233,7 +233,9 @@ bool scrip_token_mint(scrip_token_req_t *t, const char *sub, const char *job_id,
 		.client_id = t->client->client_id,
 		.jti = t->jti,
 		.job_id = job_id,
-		.groups = groups,
+		/* the user's groups say what a group-authorising relying party
+		 * grants, beyond any scope: only to a client allowed them */
+		.groups = t->client->may_carry_groups ? groups : NULL,
 		.grant = &t->grant,
 		.act_parent = t->act_parent,
 	};

@@ -144,6 +144,7 @@ static bool client_from_row(const scrip_db_result_t *res, scrip_client_t *client
 	client->max_grant_lifetime = int_value(res, 0, 8);
 	client->refresh_grace = int_value(res, 0, 9);
 	client->may_introspect = bool_value(res, 0, 10);
+	client->may_carry_groups = bool_value(res, 0, 14);
 	if (!(client->vo = strdup(scrip_db_result_value(res, 0, 13) ? scrip_db_result_value(res, 0, 13)
 								      : SCRIP_CLIENT_DEFAULT_VO)))
 		goto end;

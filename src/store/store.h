@@ -30,8 +30,9 @@ void scrip_store_client_get(scrip_db_t *db, const char *client_id, scrip_store_c
 	" array_to_json(c.audiences)::text, c.default_lifetime, c.max_lifetime, c.risky_max_lifetime,"              \
 	" c.max_grant_lifetime, c.refresh_grace, 'introspect' = ANY(c.permissions),"                                \
 	" array_to_json(c.upstream_audiences)::text,"                                                               \
-	" CASE WHEN c.previous_secret_expires_at > now() THEN encode(c.previous_secret_hash, 'hex') END, c.vo"
-#define SCRIP_STORE_CLIENT_COLUMNS_N 14
+	" CASE WHEN c.previous_secret_expires_at > now() THEN encode(c.previous_secret_hash, 'hex') END, c.vo,"       \
+	" 'groups' = ANY(c.permissions)"
+#define SCRIP_STORE_CLIENT_COLUMNS_N 15
 
 /* For a group statement (db.h: scrip_db_query_grouped) over a JSON set of
  * reads: each read's lookup is a LATERAL subquery ended by OFFSET 0, which

@@ -129,6 +129,7 @@ typedef struct {
 /* The permissions a client may hold (scrip.clients.permissions, text[]):
  * "introspect" lets it call POST /introspect (RFC 7662). */
 #define SCRIP_SYNC_PERMISSION_INTROSPECT "introspect"
+#define SCRIP_SYNC_PERMISSION_GROUPS "groups"
 
 /* Inserts the client and its audit row (event 'client_create', outcome
  * 'done', actor current_user; the description names the VO, the policy and

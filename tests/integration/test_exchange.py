@@ -54,7 +54,7 @@ class ExchangeCase(ScripTestCase):
         return token, jwt_parts(token)[1]
 
     def assertGranted(self, r, client, subject_token, mark, scope, audiences, lifetime, job_id=None,
-                      requested_scope=None, requested_audiences=()):
+                      requested_scope=None, requested_audiences=(), groups=False):
         """Everything a success promises: the response, the token (verified with PyJWT against scripd's
         /jwks), the issued_tokens row and the one 'granted' audit row. Returns the token's claims."""
         self.assertEqual(r.status, 200, "exchange refused: %r" % r)
@@ -93,7 +93,7 @@ class ExchangeCase(ScripTestCase):
             self.assertNotIn("job_id", claims)
         else:
             self.assertEqual(claims.get("job_id"), job_id)
-        if "wlcg.groups" in subject:
+        if groups and "wlcg.groups" in subject:  # a client with the groups permission
             self.assertEqual(claims.get("wlcg.groups"), subject["wlcg.groups"])
         else:
             self.assertNotIn("wlcg.groups", claims)
@@ -179,13 +179,30 @@ class SuccessTest(ExchangeCase):
         self.assertGranted(r, c, tok, mark, ["storage.read:/demo/data"], [STORAGE], 1800,
                            requested_scope="storage.read:/demo/data")
 
+    def test_groups_only_for_a_client_allowed_them(self):
+        """The user's wlcg.groups say what a relying party that authorises by group grants, beyond any scope:
+        a token carries them only for a client with the groups permission."""
+        tok, subject = self.subject({"wlcg.groups": ["/demo", "/demo/production"]})
+        plain = self.env.new_client()
+        mark = self.env.audit_mark()
+        r = self.env.exchange(plain, tok, scope="storage.read:/demo")
+        claims = self.assertGranted(r, plain, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
+                                    requested_scope="storage.read:/demo")
+        self.assertNotIn("wlcg.groups", claims)
+        allowed = self.env.new_client(extra=["--permission", "groups"])
+        mark = self.env.audit_mark()
+        r = self.env.exchange(allowed, tok, scope="storage.read:/demo")
+        claims = self.assertGranted(r, allowed, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
+                                    requested_scope="storage.read:/demo", groups=True)
+        self.assertEqual(claims["wlcg.groups"], ["/demo", "/demo/production"])
+
     def test_subject_without_groups_gives_no_groups(self):
-        c = self.env.new_client()
+        c = self.env.new_client(extra=["--permission", "groups"])
         tok, _ = self.subject({"wlcg.groups": None})
         mark = self.env.audit_mark()
         r = self.env.exchange(c, tok, scope="storage.read:/demo")
         self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
-                           requested_scope="storage.read:/demo")
+                           requested_scope="storage.read:/demo", groups=True)
 
     def test_subject_without_jti_is_referenced_by_hash(self):
         c = self.env.new_client()

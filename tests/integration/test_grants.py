@@ -105,6 +105,23 @@ class GrantCase(ScripTestCase):
         return [(row["event"], row["outcome"], row["reason"]) for row in self.env.audit_since(mark)]
 
 
+class GrantGroupsTest(GrantCase):
+    def test_redeemed_tokens_carry_groups_while_the_client_may_have_them(self):
+        """A grant keeps the user's wlcg.groups; its redemptions carry them only while the client holds the
+        groups permission, so that taking the permission away takes effect on grants already made."""
+        c = self.client(permissions="{groups}")
+        r1 = self.grant(c)
+        r = self.redeem(c, r1)
+        self.assertEqual(r.status, 200, repr(r))
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+        self.assertEqual(claims.get("wlcg.groups"), ["/demo"])
+        self.env.scripd.scripctl("client", "update", c.id, "--no-permission", check=True)
+        r = self.redeem(c, r.json["refresh_token"])
+        self.assertEqual(r.status, 200, repr(r))
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+        self.assertNotIn("wlcg.groups", claims)
+
+
 class GrantIssueTest(GrantCase):
     def test_grant_is_recorded_as_a_hash_and_audited(self):
         c = self.client()
