@@ -113,6 +113,25 @@ class LazyCase(ScripTestCase):
         self.assertIsNotNone(m, "no such metric line")
         return int(m.group(1))
 
+    def while_the_lease_is_taken_over(self, issuer, sub, call):
+        """Runs call() while issuer answers slowly, and gives the lease on sub's session to another scripd as
+        soon as scrip has taken it, so that what the call brings back cannot be stored; returns call()'s result."""
+        issuer.token_delay = 1.5
+        try:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(call)
+                deadline = time.monotonic() + 10
+                while not self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases"
+                                             " WHERE key LIKE '%' || :'s' || '%'", s=sub):
+                    self.assertLess(time.monotonic(), deadline, "no lease was taken")
+                    time.sleep(0.02)
+                self.env.db.execute("UPDATE scrip.upstream_leases SET holder = 'another-scripd/1'"
+                                    " WHERE key LIKE '%' || :'s' || '%'", s=sub)
+                return pending.result(timeout=30)
+        finally:
+            issuer.token_delay = 0
+            self.env.db.execute("DELETE FROM scrip.upstream_leases WHERE key LIKE '%' || :'s' || '%'", s=sub)
+
     def assertRefusedOnce(self, mark, event, reason, client_id):
         """Exactly one denied audit row since mark, for this event and reason; nothing issued."""
         rows = [a for a in self.env.audit_since(mark) if a["outcome"] == "denied"]
@@ -628,21 +647,8 @@ class ConfirmPolicies(LazyCase):
         issuer = self.issuer("confirm")
         client = self.client()
         sub = "taken-" + secrets.token_hex(3)
-        issuer.token_delay = 1.5
-        try:
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                pending = pool.submit(self.grant, client, "confirm", sub, (STORAGE,), 503)
-                deadline = time.monotonic() + 10
-                while not self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases"
-                                             " WHERE key LIKE '%' || :'s' || '%'", s=sub):
-                    self.assertLess(time.monotonic(), deadline, "no lease was taken")
-                    time.sleep(0.02)
-                self.env.db.execute("UPDATE scrip.upstream_leases SET holder = 'another-scripd/1'"
-                                    " WHERE key LIKE '%' || :'s' || '%'", s=sub)
-                r = pending.result(timeout=30)
-        finally:
-            issuer.token_delay = 0
-            self.env.db.execute("DELETE FROM scrip.upstream_leases WHERE key LIKE '%' || :'s' || '%'", s=sub)
+        r = self.while_the_lease_is_taken_over(issuer, sub,
+                                               lambda: self.grant(client, "confirm", sub, (STORAGE,), 503))
         self.assertOAuthError(r, 503, "temporarily_unavailable")
         self.assertIn("another scripd took the upstream call's lease over", self.env.scripd.log_text())
         self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.upstream_sessions"
@@ -658,21 +664,7 @@ class ConfirmPolicies(LazyCase):
         sub = "unstored-" + secrets.token_hex(3)
         g = self.grant(client, "confirm", sub)
         time.sleep(3.2)  # confirm_interval: the next redemption refreshes
-        issuer.token_delay = 1.5
-        try:
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                pending = pool.submit(self.redeem, client, g)
-                deadline = time.monotonic() + 10
-                while not self.env.db.scalar("SELECT count(*) FROM scrip.upstream_leases"
-                                             " WHERE key LIKE '%' || :'s' || '%'", s=sub):
-                    self.assertLess(time.monotonic(), deadline, "no lease was taken")
-                    time.sleep(0.02)
-                self.env.db.execute("UPDATE scrip.upstream_leases SET holder = 'another-scripd/1'"
-                                    " WHERE key LIKE '%' || :'s' || '%'", s=sub)
-                r = pending.result(timeout=30)
-        finally:
-            issuer.token_delay = 0
-            self.env.db.execute("DELETE FROM scrip.upstream_leases WHERE key LIKE '%' || :'s' || '%'", s=sub)
+        r = self.while_the_lease_is_taken_over(issuer, sub, lambda: self.redeem(client, g))
         self.assertOAuthError(r, 503, "temporarily_unavailable")
         self.assertEqual(issuer.calls("refresh", sub=sub), 1)
         self.assertEqual(self.env.db.scalar("SELECT refresh_sent_at IS NOT NULL FROM scrip.upstream_sessions"
