@@ -15,3 +15,7 @@
 -- suspends nothing.
 
 ALTER TABLE scrip.upstream_sessions ADD COLUMN refresh_sent_at timestamptz;
+
+COMMENT ON COLUMN scrip.issued_tokens.subject_token_ref IS
+	'jti:<jti of the subject token>, else sha256:<hex>: of a signed JWT, of its header and payload as sent'
+	' (so the two ECDSA signatures of one signing name one token); of an opaque token, of its bytes';

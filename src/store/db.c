@@ -604,18 +604,25 @@ static bool conn_prepared(struct conn *c)
 }
 
 /* The server answered now. */
+/* Keeps the later of *at and ms: the loops of a process report at once,
+ * each with the time it read. */
+static void keep_latest(atomic_int_least64_t *at, int64_t ms)
+{
+	int_least64_t was = atomic_load(at);
+	while (was < ms && !atomic_compare_exchange_weak(at, &was, ms))
+		;
+}
+
 static void heard(scrip_db_t *db)
 {
-	atomic_store(&db->hearing->answered_ms, scrip_mono_ms());
+	keep_latest(&db->hearing->answered_ms, scrip_mono_ms());
 }
 
 /* The server has not answered a connection since since_ms, which is given
- * up. The latest silence is kept. */
+ * up. */
 static void silent(scrip_db_t *db, int64_t since_ms)
 {
-	int_least64_t was = atomic_load(&db->hearing->silent_since_ms);
-	while (was < since_ms && !atomic_compare_exchange_weak(&db->hearing->silent_since_ms, &was, since_ms))
-		;
+	keep_latest(&db->hearing->silent_since_ms, since_ms);
 }
 
 static void conn_deliver(struct conn *c)

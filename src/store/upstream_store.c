@@ -226,7 +226,9 @@ static const char confirmed_sql[] =
 	"  SELECT $1, $2, $3, decode($4::text, 'hex'), now() WHERE " NOT_TAKEN_OVER("$10", "$11")
 	"  ON CONFLICT (upstream, subject, scopes) DO UPDATE"
 	"     SET refresh_sealed = coalesce(EXCLUDED.refresh_sealed, u.refresh_sealed), confirmed_at = now(),"
-	"         refused_at = NULL, refused_reason = NULL, refresh_sent_at = NULL, updated_at = now()"
+	"         refused_at = NULL, refused_reason = NULL, updated_at = now(),"
+	"         refresh_sent_at = CASE WHEN EXCLUDED.refresh_sealed IS NOT NULL OR $12::boolean THEN NULL"
+	"                                ELSE u.refresh_sent_at END"
 	"  RETURNING upstream),"
 	" a AS ("
 	"  INSERT INTO scrip.upstream_access_tokens AS t (upstream, subject, scopes, audience, token_sealed,"
@@ -272,13 +274,14 @@ void scrip_store_session_confirmed(scrip_db_t *db, const scrip_session_confirm_t
 				 access ? exp : NULL,
 				 rec->upstream_issuer,
 				 rec->lease_key,
-				 rec->holder };
+				 rec->holder,
+				 rec->refresh_presented ? "true" : "false" };
 	/* The session row must be written: a rotated refresh token is in it. */
 	struct done_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		abort();
 	*op = (struct done_op){ .cb = cb, .arg = arg, .what = "upstream confirmation not stored", .must_write = true };
-	scrip_db_query(db, confirmed_sql, 11, params, done_cb, op);
+	scrip_db_query(db, confirmed_sql, 12, params, done_cb, op);
 }
 
 static const char refused_sql[] =

@@ -89,6 +89,10 @@ typedef struct {
 	int64_t access_expires_at;
 	const char *lease_key; /* released in the same statement */
 	const char *holder;
+	/* The held refresh token was presented (a refresh) and this is the
+	 * answer: it is settled (migration 021), rotated or not. Otherwise (an
+	 * exchange) only a new refresh token settles the session's. */
+	bool refresh_presented;
 } scrip_session_confirm_t;
 
 /* In one statement: stores what was obtained, marks the session confirmed

@@ -56,7 +56,9 @@ typedef struct job {
 	struct job *prev, *next; /* the jobs alive, for shutdown */
 	scrip_lazy_t *l;
 	job_step_t step;
-	char *key;          /* the flight */
+	char *key;          /* the flight: the ask and its subject token */
+	char *ask_key;      /* the ask alone (upstream, subject, scopes, audience, what is needed): what a
+	                     * refusal of scrip's ask is held under */
 	char *lease_key;    /* the session: upstream|subject|scopes */
 	char holder[160];   /* this instance and job, in the lease row */
 	int64_t poll_ms;    /* next wait for someone else's lease */
@@ -196,6 +198,7 @@ static void job_free(job_t *j)
 	if (j->timer)
 		event_free(j->timer);
 	free(j->key);
+	free(j->ask_key);
 	free(j->lease_key);
 	free(j->issuer);
 	free(j->subject);
@@ -856,13 +859,13 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 			       "refused without asking for %llds",
 			       u->name, scrip_custody_action_name(j->action), j->subject, r->error,
 			       (long long)u->breaker_cooldown);
-		request_refused_hold(j->l, j->key, r->error, u->breaker_cooldown);
+		request_refused_hold(j->l, j->ask_key, r->error, u->breaker_cooldown);
 		request_refused(&j->result, r->error);
 		job_finish(j);
 		return;
 	}
-	if (r->outcome == SCRIP_OAUTH_REFUSED && (r->after_lost_answer || j->refresh_in_doubt) &&
-	    j->action == SCRIP_CUSTODY_REFRESH) {
+	if (r->outcome == SCRIP_OAUTH_REFUSED && j->action == SCRIP_CUSTODY_REFRESH &&
+	    (r->after_lost_answer || (j->refresh_in_doubt && strcmp(r->error, "invalid_grant") == 0))) {
 		/* An earlier attempt, of this call or of an earlier one whose
 		 * answer was never stored (migration 021), may have been taken:
 		 * the refresh token presented was then spent by scrip itself,
@@ -929,6 +932,7 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		.access_expires_at = j->access_expires_at,
 		.lease_key = j->lease_key,
 		.holder = j->holder,
+		.refresh_presented = j->action == SCRIP_CUSTODY_REFRESH,
 	};
 	set_step(j, JOB_STORING);
 	scrip_store_session_confirmed(j->l->db, &rec, stored_cb, j);
@@ -994,8 +998,10 @@ static void refresh_marked_cb(const scrip_err_t *err, void *arg)
 {
 	job_t *j = arg;
 	if (err || j->l->stopping) {
-		if (err)
-			unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
+		if (err && strcmp(err->reason, "upstream_lease_lost") == 0)
+			unavailable(&j->result, 1, err->reason, "another scripd took the upstream call over; try again");
+		else if (err)
+			unavailable(&j->result, 1, err->reason, "the database cannot be reached now");
 		else
 			unavailable(&j->result, 1, "service_stopping", "the service is stopping");
 		job_finish(j);
@@ -1045,27 +1051,38 @@ static void session_landed(const void *result, void *arg)
 void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy_cb cb, void *arg)
 {
 	const char *up = l->cfg->upstreams[ask->upstream].name;
-	char *key = NULL, *lease_key = NULL;
+	char *ask_key = NULL, *key = NULL, *lease_key = NULL;
 	lease_key = key_join(up, ask->subject, ask->scopes, "");
-	if (asprintf(&key, "%s|%zu:%s|%c%c%c%c", lease_key, strlen(ask->audience ? ask->audience : ""),
+	if (asprintf(&ask_key, "%s|%zu:%s|%c%c%c%c", lease_key, strlen(ask->audience ? ask->audience : ""),
 		     ask->audience ? ask->audience : "", ask->subject_token ? 'x' : '-', ask->need_refresh ? 'r' : '-',
 		     ask->need_confirmation ? 'c' : '-', ask->for_suspended ? 's' : '-') < 0)
 		abort();
 	scrip_lazy_result_t held;
-	if (request_refused_held(l, key, &held)) {
+	if (request_refused_held(l, ask_key, &held)) {
 		scrip_log_debug("upstream %s: %s refused for %s as the issuer refused it moments ago", up,
 				ask->need_refresh ? "a new session" : "a confirmation", ask->subject);
-		free(key);
+		free(ask_key);
 		free(lease_key);
 		cb(&held, arg);
 		return;
 	}
+	/* One flight per ask and subject token: what the issuer says of one
+	 * token (rejected, about to expire) must not answer a request that
+	 * brought another. The burst of one user's jobs, with one token,
+	 * still shares one call, and flights of other tokens wait for its
+	 * lease and then find the session it stored. */
+	char token_hex[65] = "";
+	if (ask->subject_token)
+		flight_hash(ask->subject_token, token_hex);
+	if (asprintf(&key, "%s|%s", ask_key, token_hex) < 0)
+		abort();
 	struct session_waiter *w = calloc(1, sizeof(*w));
 	if (!w)
 		abort();
 	w->cb = cb;
 	w->arg = arg;
 	if (!scrip_flight_join(l->flights, key, session_landed, w)) {
+		free(ask_key);
 		free(key);
 		free(lease_key);
 		return; /* another request is asking already: its answer will be ours */
@@ -1075,6 +1092,7 @@ void scrip_lazy_session(scrip_lazy_t *l, const scrip_lazy_ask_t *ask, scrip_lazy
 		abort();
 	j->l = l;
 	j->key = key;
+	j->ask_key = ask_key;
 	j->lease_key = lease_key;
 	snprintf(j->holder, sizeof(j->holder), "%s/%lu", l->instance, ++l->next_job);
 	j->up = ask->upstream;

@@ -319,15 +319,18 @@ static void retry_or_fail(struct call *c, const char *why)
 static bool misconfigured(long status, const char *error)
 {
 	return status == 401 || status == 403 || status == 404 || status == 405 ||
-	       (error && (strcmp(error, "invalid_client") == 0 || strcmp(error, "unauthorized_client") == 0));
+	       (error && (strcmp(error, "invalid_client") == 0 || strcmp(error, "unauthorized_client") == 0 ||
+			  strcmp(error, "unsupported_grant_type") == 0));
 }
 
 /* Whether a 4xx of the issuer says no to this user, token or ask (lazy.c
  * tells which), as opposed to scrip being misconfigured there. The errors
- * of RFC 6749 §5.2 that are about the grant or the ask, and, for a call
- * that carries the user's token, any other error of a 400: RFC 8693 §2.2.2
- * has an issuer answer invalid_request to a subject token it finds
- * invalid, and Keycloak answers invalid_token. */
+ * of RFC 6749 §5.2 that are about the grant or the ask, and, for an
+ * exchange, which carries the user's token, any other error of a 400: RFC
+ * 8693 §2.2.2 has an issuer answer invalid_request to a subject token it
+ * finds invalid, and Keycloak answers invalid_token. (An introspection
+ * answers a bad token with 200 active:false, RFC 7662: its 400 is about
+ * scrip's request.) */
 static bool is_refusal(scrip_call_kind_t kind, long status, const char *error)
 {
 	static const char *const refusals[] = { "invalid_grant", "access_denied", "invalid_scope", "invalid_target",
@@ -337,7 +340,7 @@ static bool is_refusal(scrip_call_kind_t kind, long status, const char *error)
 	for (size_t i = 0; refusals[i]; i++)
 		if (strcmp(error, refusals[i]) == 0)
 			return true;
-	return status == 400 && (kind == SCRIP_CALL_EXCHANGE || kind == SCRIP_CALL_INTROSPECT);
+	return status == 400 && kind == SCRIP_CALL_EXCHANGE;
 }
 
 /* Whether a failed attempt may have been carried out by the issuer: the

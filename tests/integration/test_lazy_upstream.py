@@ -847,10 +847,11 @@ class AnswersAboutTheToken(LazyCase):
         sub = "kc403-" + secrets.token_hex(3)
         self.assertEqual(self.exchange(client, sub).status, 200)
         self.answered_with(403, "access_denied", "Client not allowed to exchange")
+        before = len(self.env.scripd.log_text())
         r = self.exchange(client, sub, scope="storage.read:/demo")  # another scope set: the issuer is asked
         self.assertOAuthError(r, 503, "temporarily_unavailable")
         self.assertEqual(self.suspended(sub), 0)
-        self.assertIn("check client_id, client_secret", self.env.scripd.log_text())
+        self.assertIn("check client_id, client_secret", self.env.scripd.log_text()[before:])
         self.issuer("keycloak").exchange_error = None
         self.assertEqual(self.exchange(client, sub, scope="storage.read:/demo").status, 200)
 
@@ -873,6 +874,37 @@ class AnswersAboutTheToken(LazyCase):
             calls = self.issuer("keycloak").calls("exchange", sub=sub)
             self.assertEqual(self.exchange(client, sub, scope="storage.read:/demo").status, 200)
             self.assertEqual(self.issuer("keycloak").calls("exchange", sub=sub), calls + 1)
+
+    def test_unsupported_grant_type_is_scrips_registration(self):
+        """An issuer that has no token exchange (for scrip's client) answers unsupported_grant_type: about
+        scrip's setup, whatever the token, so 503 and the operator's log line, not a refusal of the request."""
+        client = self.client()
+        sub = "kcugt-" + secrets.token_hex(3)
+        self.answered_with(400, "unsupported_grant_type", "grant type not supported")
+        before = len(self.env.scripd.log_text())
+        r = self.exchange(client, sub)
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        self.assertIn("check client_id, client_secret", self.env.scripd.log_text()[before:])
+
+    def test_tokens_of_one_user_share_a_call_and_not_its_verdict(self):
+        """Two grants of one user and scope set at once, with two tokens: each request is a flight of its
+        own (what the issuer says of one token must not answer the other), and still the issuer is asked
+        once: the second waits for the first's lease and finds the session it stored."""
+        client = self.client()
+        sub = "kcpair-" + secrets.token_hex(3)
+        issuer = self.issuer("keycloak")
+        tokens = [self.env.subject_token("keycloak", {"sub": sub, "scope": SCOPE}) for _ in range(2)]
+        self.assertNotEqual(tokens[0], tokens[1])
+        issuer.token_delay = 1.0
+        try:
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda t: self.env.exchange(
+                    client, t, scope=SCOPE, audiences=(STORAGE,),
+                    extra=[("requested_token_type", TT_REFRESH)]), tokens))
+        finally:
+            issuer.token_delay = 0
+        self.assertEqual([a.status for a in answers], [200, 200], answers)
+        self.assertEqual(issuer.calls("exchange", sub=sub), 1)
 
     def test_a_token_about_to_expire_is_not_sent(self):
         """A subject token valid here but with less left than clock_skew plus the call's timeouts (60 + 2 s)

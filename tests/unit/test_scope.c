@@ -512,6 +512,9 @@ static void test_narrow_table(void)
 		{"storage.read:/", "storage.read:/a/b storage.read:/a", "", "storage.read:/a"},
 		{"storage.modify:/a", "storage.create:/a/b storage.modify:/a/b/c", "", "storage.create:/a/b storage.modify:/a/b/c"},
 		{"storage.modify:/a storage.create:/a", "storage.modify:/", "", "storage.modify:/a"},
+		/* a chain: each covered by the next, the last kept, the others too */
+		{"storage.read:/a/b/c storage.read:/a/b storage.read:/x storage.read:/a", "storage.read:/", "",
+		 "storage.read:/x storage.read:/a"},
 		/* empty meet */
 		{"storage.read:/atlas", "storage.read:/cms", "", "!no_common_scope"},
 		{"storage.read:/atlas", "storage.read:/atlasfoo", "", "!no_common_scope"},
