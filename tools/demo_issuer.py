@@ -165,6 +165,10 @@ class DemoIssuer:
         # answer: Keycloak's 403 access_denied to a client not allowed to exchange, its 400 invalid_token
         # to a subject token it rejects. None: exchanges are served.
         self.exchange_error = None
+        # Seconds the iat and nbf of the tokens it mints lie in the past. A verifier with no clock skew
+        # allowed may read time(2), a coarse clock that lags time.time() by up to a tick: a token minted
+        # just after a second began would be "not valid yet" there for a few milliseconds.
+        self.backdate = 0
         self._lock = threading.Lock()
         self._counts = {}
         self._calls = []              # {kind, sub, status, client_id} per request, in arrival order
@@ -234,8 +238,8 @@ class DemoIssuer:
             "sub": "alice",
             "aud": self.audience,
             "exp": now + lifetime,
-            "iat": now,
-            "nbf": now,
+            "iat": now - self.backdate,
+            "nbf": now - self.backdate,
             "jti": str(uuid.uuid4()),
             "scope": DEMO_SCOPE,
             "wlcg.ver": "1.0",

@@ -127,8 +127,9 @@ class HungServerTest(OutageCase):
         if not self.env.db.can_halt:
             self.skipTest("SCRIP_TEST_PG_DSN names a database this test cannot stop")
         client = self.env.new_client()
-        self.assertEqual(self.exchange(client).status, 200)
-        self.assertEqual(self.health(), (200, "up"))
+        # Both workers issuing (after an earlier test's outage, each connects again on its own).
+        self.poll("both workers issuing", lambda: all(self.issued_again(client) for _ in range(6)), 30)
+        self.poll("/healthz 200", lambda: self.health() == (200, "up"), 10)
         mark = self.env.db.scalar("SELECT coalesce(max(id), 0) FROM scrip.audit_events")
         self.env.db.freeze()
         try:

@@ -906,6 +906,36 @@ class AnswersAboutTheToken(LazyCase):
         self.assertEqual([a.status for a in answers], [200, 200], answers)
         self.assertEqual(issuer.calls("exchange", sub=sub), 1)
 
+    def test_an_exchange_without_a_refresh_token_leaves_the_held_one_in_doubt(self):
+        """A broker redemption's refresh is answered but not stored (the issuer spent the token held); then a
+        plain grant's exchange, which asks for an access token only, confirms the user again. Its answer holds
+        no refresh token, so the spent one stays, and stays in doubt: the next broker redemption's refusal
+        ends the session and suspends nothing."""
+        issuer = self.issuer("keycloak")
+        client = self.client(upstream_audiences=(DCACHE,))
+        sub = "kcdoubt-" + secrets.token_hex(3)
+        g = self.grant(client, "keycloak", sub, audiences=(DCACHE,))
+        session = "upstream = 'keycloak' AND subject = :'s'"
+        self.env.db.execute("DELETE FROM scrip.upstream_access_tokens WHERE " + session, s=sub)
+        r = self.while_the_lease_is_taken_over(issuer, sub, lambda: self.redeem(client, g, audience=DCACHE))
+        self.assertOAuthError(r, 503, "temporarily_unavailable")
+        held = self.env.db.scalar("SELECT encode(refresh_sealed, 'hex') FROM scrip.upstream_sessions WHERE "
+                                  + session, s=sub)
+        self.env.db.execute("UPDATE scrip.upstream_sessions SET confirmed_at = now() - interval '1 day' WHERE "
+                            + session, s=sub)  # the confirmation is old: a grant asks the issuer again
+        calls = issuer.calls("exchange", sub=sub)
+        self.grant(client, "keycloak", sub, audiences=(STORAGE,))
+        self.assertEqual(issuer.calls("exchange", sub=sub), calls + 1)
+        row = self.env.db.query("SELECT encode(refresh_sealed, 'hex') AS held, refresh_sent_at IS NOT NULL AS doubt"
+                                " FROM scrip.upstream_sessions WHERE " + session, s=sub)
+        self.assertEqual(row, [{"held": held, "doubt": True}])
+        self.env.db.execute("DELETE FROM scrip.upstream_access_tokens WHERE " + session, s=sub)
+        mark = self.env.audit_mark()
+        r = self.redeem(client, g, audience=DCACHE)
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertRefusedOnce(mark, "token_refresh", "upstream_session_lost", client.id)
+        self.assertEqual(self.suspended(sub), 0)
+
     def test_a_token_about_to_expire_is_not_sent(self):
         """A subject token valid here but with less left than clock_skew plus the call's timeouts (60 + 2 s)
         could be expired when the issuer reads it, and its invalid_grant taken for a refusal of the user:

@@ -32,7 +32,9 @@ KEY_CHECKS = {"publish_ahead": 16, "jwks_max_age": 4}
 
 def setUpModule():
     global ENV
-    ENV = Env("verified-cache", [("demo", DemoIssuer(audience="scrip"), {
+    demo = DemoIssuer(audience="scrip")
+    demo.backdate = 1  # clock_skew 0 below: see DemoIssuer.backdate
+    ENV = Env("verified-cache", [("demo", demo, {
         "audience": "scrip",
         "algorithms": "ES256 RS256",
         "clock_skew": 0,
