@@ -123,7 +123,7 @@ class HungServerTest(OutageCase):
         """PostgreSQL stops answering but keeps its connections (its processes stopped): an exchange gets its
         503 after about one query_timeout (5 s), not two (its refusal is logged, not audited: the audit row
         would wait as long again), and /healthz says so, whichever worker answers it, although the worker's
-        connections are still established. Once the server answers again, both recover without a restart."""
+        connections may still be established. Once the server answers again, both recover without a restart."""
         if not self.env.db.can_halt:
             self.skipTest("SCRIP_TEST_PG_DSN names a database this test cannot stop")
         client = self.env.new_client()
@@ -139,11 +139,13 @@ class HungServerTest(OutageCase):
             # scripd gives up on an unanswered statement 1 s after query_timeout (6 s); a refusal that then
             # waited for its audit row on another connection was answered after 8 s.
             self.assertLess(took, 7.5, "the 503 came after %.1f s, as if its refusal waited to be audited" % took)
-            answers = [self.health() for _ in range(8)]  # a new connection each: either worker
+            # A new connection each: either worker. A worker whose connections were all given up says
+            # "down"; one that still has a connection open (idle, or waiting on the frozen server) says
+            # "not_answering"; none may say "up", as every worker did before.
+            answers = [self.health() for _ in range(8)]
             for status, database in answers:
                 self.assertEqual(status, 503, answers)
                 self.assertIn(database, ("not_answering", "down"), answers)
-            self.assertIn("not_answering", [d for _, d in answers], answers)
         finally:
             self.env.db.thaw()
         self.poll("/healthz back to 200", lambda: self.health() == (200, "up"), 20)
