@@ -176,29 +176,38 @@ cmd_resume() {
 	pg_start "$1" "$root" "$(cat "$1/port")"
 }
 
-# The server's processes: the postmaster (first line of postmaster.pid),
-# then its children (the fourth field of /proc/PID/stat, after the name in
-# parentheses, is the parent's pid).
-server_pids() {
+# The postmaster's pid (first line of postmaster.pid).
+postmaster_pid() {
 	root=$(cluster_root "$1")
 	[ -f "$root/data/postmaster.pid" ] || die "no running server in $1"
-	main=$(head -n 1 "$root/data/postmaster.pid")
-	echo "$main"
+	head -n 1 "$root/data/postmaster.pid"
+}
+
+# The postmaster's children (the fourth field of /proc/PID/stat, after the
+# name in parentheses, is the parent's pid).
+server_children() {
 	for stat in /proc/[0-9]*/stat; do
 		parent=$(sed 's/.*) //' "$stat" 2>/dev/null | cut -d' ' -f2) || continue
-		[ "$parent" = "$main" ] && basename "$(dirname "$stat")"
+		[ "$parent" = "$1" ] && basename "$(dirname "$stat")"
 	done
 	return 0
 }
 
+# The postmaster is stopped first: a backend it forked while its children
+# were being listed would otherwise go on answering its connection.
 cmd_freeze() {
+	main=$(postmaster_pid "$1")
+	kill -STOP "$main"
 	# shellcheck disable=SC2046  # one pid per word
-	kill -STOP $(server_pids "$1")
+	kill -STOP $(server_children "$main") 2>/dev/null || true
 }
 
+# The children go on first, then the postmaster.
 cmd_thaw() {
+	main=$(postmaster_pid "$1")
 	# shellcheck disable=SC2046
-	kill -CONT $(server_pids "$1")
+	kill -CONT $(server_children "$main") 2>/dev/null || true
+	kill -CONT "$main"
 }
 
 cmd_status() {
