@@ -2,10 +2,13 @@
  * sets, the covering lattice against a reference model, and narrowing, whose
  * promise "every granted scope is covered by the subject and the policy" is
  * checked on every input. The input is up to three NUL-separated texts:
- * the subject token's scope claim, the client's policy, the requested scope. */
+ * the subject token's scope claim, the client's policy, the requested scope.
+ * Group selection (core/groups.c) takes the requested scope's group scopes
+ * from the words of the first text as the subject's groups. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/groups.h"
 #include "core/scope.h"
 #include "fuzz_common.h"
 
@@ -237,6 +240,80 @@ static void fuzz_quote(const char *text)
 		FUZZ_ASSERT(*p >= 0x20 && *p <= 0x7e && *p != '"' && *p != '\\');
 }
 
+/* ---- group selection ---- */
+
+static bool is_group_scope(const char *tok, size_t len)
+{
+	return strncmp(tok, "wlcg.groups", 11) == 0 && (len == 11 || (len > 11 && tok[11] == ':'));
+}
+
+static size_t index_in(const json_t *array, const char *name)
+{
+	size_t i;
+	json_t *g;
+	json_array_foreach (array, i, g)
+		if (strcmp(json_string_value(g), name) == 0)
+			return i;
+	return (size_t)-1;
+}
+
+/* The split keeps every token, in order, on one side or the other; the
+ * selection holds only groups of held, once each, the named ones first in
+ * the order asked. */
+static void fuzz_groups(const char *held_words, const char *scope)
+{
+	scrip_groups_ask_t ask;
+	char *rest = NULL;
+	scrip_err_t err = {0};
+	if (!scrip_groups_ask_split(scope, &ask, &rest, &err)) {
+		fuzz_check_refusal(&err);
+		FUZZ_ASSERT(err.code == SCRIP_E_INVALID_SCOPE && rest == NULL && ask.n == 0);
+		return;
+	}
+	size_t tokens = 0, groups = 0, others = 0;
+	for (const char *p = scope; *p; p += *p ? 1 : 0) {
+		size_t len = strcspn(p, " ");
+		tokens++;
+		groups += is_group_scope(p, len);
+		p += len;
+	}
+	for (const char *p = rest; *p; p += *p ? 1 : 0) {
+		size_t len = strcspn(p, " ");
+		FUZZ_ASSERT(len > 0 && !is_group_scope(p, len));
+		others++;
+		p += len;
+	}
+	FUZZ_ASSERT(ask.n == groups && others == tokens - groups);
+	json_t *held = json_array();
+	FUZZ_ASSERT(held);
+	for (const char *p = held_words; *p; p += *p ? 1 : 0) {
+		size_t len = strcspn(p, " ");
+		json_t *g = json_stringn(p, len);
+		if (g)
+			json_array_append_new(held, g);
+		p += len;
+	}
+	json_t *selected = NULL;
+	bool ok = scrip_groups_select(true, held, &ask, &selected, &err);
+	if (!ok) {
+		fuzz_check_refusal(&err);
+		FUZZ_ASSERT(selected == NULL);
+	} else {
+		size_t i, named = 0;
+		json_t *g;
+		json_array_foreach (selected, i, g) {
+			FUZZ_ASSERT(index_in(held, json_string_value(g)) != (size_t)-1);
+			FUZZ_ASSERT(index_in(selected, json_string_value(g)) == i);
+		}
+		for (size_t k = 0; k < ask.n && ask.names[k]; k++) /* names before the first plain one */
+			FUZZ_ASSERT(index_in(selected, ask.names[k]) <= named++);
+	}
+	json_decref(selected);
+	json_decref(held);
+	scrip_groups_ask_clear(&ask);
+	free(rest);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *part[PARTS] = {NULL};
@@ -263,6 +340,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const scrip_scope_set_t *sets[PARTS] = {subject, policy, requested};
 	check_lattice(sets, PARTS);
 	fuzz_narrow(subject, policy, requested);
+	fuzz_groups(part[0], part[2]);
 	/* And with nothing requested, the default grant of the same pair. */
 	static const scrip_scope_set_t none = {0};
 	if (requested->n)

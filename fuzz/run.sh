@@ -31,7 +31,7 @@ build=${FUZZ_BUILD_DIR:-$here/build}
 
 # The project's sources each harness needs (the pure modules: no libevent,
 # libcurl or libpq code is linked).
-SOURCES="util/err.c util/log.c util/b64.c util/secret.c util/serial.c util/aead.c config/config.c core/scope.c core/client.c core/vo.c
+SOURCES="util/err.c util/log.c util/b64.c util/secret.c util/serial.c util/aead.c config/config.c core/scope.c core/groups.c core/client.c core/vo.c
 	jose/alg.c jose/jwt.c jose/jwk.c http/form.c"
 
 # Per target: the longest input worth trying (bytes). A /token body is capped

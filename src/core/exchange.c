@@ -156,6 +156,17 @@ static bool validate_binding(const scrip_exchange_params_t *p, scrip_exchange_re
 	return scrip_max_uses_parse(p->max_uses, &req->max_uses, err);
 }
 
+/* The group scopes (groups.h) apart, then the WLCG scopes. */
+static bool validate_scope(const char *scope, scrip_exchange_request_t *req, scrip_err_t *err)
+{
+	char *capabilities = NULL;
+	if (!scrip_groups_ask_split(scope, &req->groups, &capabilities, err))
+		return false;
+	bool ok = scrip_scope_set_parse(capabilities, true, &req->scopes, err);
+	free(capabilities);
+	return ok;
+}
+
 bool scrip_exchange_request_validate(const scrip_exchange_params_t *params, scrip_exchange_request_t *req,
 				     scrip_err_t *err)
 {
@@ -169,7 +180,7 @@ bool scrip_exchange_request_validate(const scrip_exchange_params_t *params, scri
 	}
 	if (!validate_token_types(params, req, err))
 		goto end;
-	if (!scrip_scope_set_parse(params->scope, true, &req->scopes, err))
+	if (!validate_scope(params->scope, req, err))
 		goto end;
 	if (!validate_audiences(params, req, err))
 		goto end;
@@ -224,6 +235,7 @@ void scrip_exchange_request_clear(scrip_exchange_request_t *req)
 	if (!req)
 		return;
 	scrip_scope_set_clear(&req->scopes);
+	scrip_groups_ask_clear(&req->groups);
 	free((void *)req->audiences);
 	memset(req, 0, sizeof(*req));
 }

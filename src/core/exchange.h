@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/client.h"
+#include "core/groups.h"
 #include "core/scope.h"
 #include "util/err.h"
 
@@ -46,6 +47,7 @@ typedef struct {
 typedef struct {
 	const char *subject_token;
 	scrip_scope_set_t scopes;     /* requested; n == 0 when none was asked */
+	scrip_groups_ask_t groups;    /* the scope's group scopes (groups.h); n == 0 when none */
 	const char *const *audiences; /* requested; deduplicated, first-seen order kept; NULL when none */
 	size_t n_audiences;
 	int64_t expires_in; /* requested lifetime in seconds (of the grant when wants_grant); 0 when none was asked */

@@ -297,13 +297,20 @@ end:
 }
 
 /* RFC 6749 §3.3: scope = scope-token *( SP scope-token ), nothing else. */
-static bool parse_strict(const char *text, scrip_scope_set_t *set, scrip_err_t *err)
+bool scrip_scope_separators_ok(const char *text, scrip_err_t *err)
 {
-	if (*text == ' ' || text[strlen(text) - 1] == ' ' || strstr(text, "  ")) {
+	if (*text == ' ' || (*text && text[strlen(text) - 1] == ' ') || strstr(text, "  ")) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "bad_scope_separator",
 			  "scope must be tokens separated by single spaces, without leading or trailing space");
 		return false;
 	}
+	return true;
+}
+
+static bool parse_strict(const char *text, scrip_scope_set_t *set, scrip_err_t *err)
+{
+	if (!scrip_scope_separators_ok(text, err))
+		return false;
 	size_t count = 0;
 	for (const char *p = text; *p;) {
 		size_t len = strcspn(p, " ");

@@ -127,6 +127,11 @@ bool scrip_scope_answer_widens(const char *answer, const char *asked);
 bool scrip_scope_narrow(const scrip_scope_set_t *subject, const scrip_scope_set_t *policy,
 			const scrip_scope_set_t *requested, scrip_scope_set_t *granted, scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* Whether text (a request's scope) is tokens separated by single spaces,
+ * without leading or trailing space; else SCRIP_E_INVALID_SCOPE,
+ * "bad_scope_separator". "" passes. */
+bool scrip_scope_separators_ok(const char *text, scrip_err_t *err) SCRIP_MUST_CHECK;
+
 /* Renders an untrusted value (a scope token, an audience...) for an error
  * description: at most SCRIP_SCOPE_QUOTE_MAX bytes of text[0..len), each
  * byte outside 0x20-0x7e and each '"' or '\' (which RFC 6749 §5.2 does not

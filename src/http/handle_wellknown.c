@@ -35,6 +35,7 @@ static json_t *discovery_document(const scrip_app_t *app, const char *issuer)
 	json_t *verbs = json_array();
 	for (int v = 0; v < SCRIP_VERB_COUNT; v++)
 		json_array_append_new(verbs, json_string(scrip_verb_name((scrip_verb_t)v)));
+	json_array_append_new(verbs, json_string(SCRIP_GROUPS_SCOPE)); /* group selection (core/groups.h) */
 	/* subject_types_supported and id_token_signing_alg_values_supported
 	 * are OpenID Connect Discovery's (§3: required there); scrip issues no
 	 * ID token, but strict OpenID libraries refuse a document without

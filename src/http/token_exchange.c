@@ -83,7 +83,7 @@ static void issue_access_token(scrip_token_req_t *t)
 	scrip_err_clear(&err);
 	const char *issuer = NULL;
 	const scrip_signing_key_t *key = scrip_token_signing_key(t, &issuer, &err);
-	if (!key || !scrip_token_mint(t, t->subject.sub, t->request.job_id, t->subject.groups, key, issuer, &err)) {
+	if (!key || !scrip_token_mint(t, t->subject.sub, t->request.job_id, t->grant_groups, key, issuer, &err)) {
 		scrip_token_deny(t, &err);
 		return;
 	}
@@ -154,7 +154,7 @@ static void issue_grant(scrip_token_req_t *t)
 	free(grant_id);
 	char ref[80];
 	subject_ref(t, ref, sizeof(ref));
-	char *groups = t->subject.groups ? json_dumps(t->subject.groups, JSON_COMPACT) : NULL;
+	char *groups = t->grant_groups ? json_dumps(t->grant_groups, JSON_COMPACT) : NULL;
 	scrip_grant_record_t rec = {
 		.grant_id = t->grant_id,
 		.token_hash_hex = t->new_hash,
@@ -245,15 +245,33 @@ static bool subject_scopes_read(scrip_token_req_t *t, scrip_err_t *err)
 	return false;
 }
 
+/* The decision on the subject's scopes (scrip_exchange_decide), then on its
+ * groups (scrip_groups_select): both at the exchange, so that a grant keeps
+ * what was decided for its redemptions. */
+static bool decide(scrip_token_req_t *t, int64_t now, scrip_err_t *err)
+{
+	return subject_scopes_read(t, err) &&
+	       scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, now, &t->grant, err) &&
+	       scrip_groups_select(t->client->may_carry_groups, t->subject.groups, &t->request.groups,
+				   &t->grant_groups, err);
+}
+
 /* The subject is known (a verified JWT, or an active introspection): decide
  * and issue. */
 static void subject_verified(scrip_token_req_t *t)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!subject_scopes_read(t, &err) ||
-	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, (int64_t)time(NULL), &t->grant, &err)) {
+	if (!decide(t, (int64_t)time(NULL), &err)) {
 		scrip_token_deny(t, &err);
+		return;
+	}
+	/* The main issuer's token is handed out as it came: a selection of
+	 * groups would not apply to it. */
+	if (t->request.groups.n > 0 && has_upstream_audience(t)) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_SCOPE, "groups_not_brokered",
+				      "a token of the main issuer carries its own wlcg.groups: " SCRIP_GROUPS_SCOPE
+				      " cannot be asked with an audience it serves");
 		return;
 	}
 	if (t->request.wants_grant) {
@@ -472,9 +490,7 @@ static void own_token_state_cb(const scrip_access_state_t *state, const scrip_er
 				      "the subject token was issued to a client of another VO");
 		return;
 	}
-	if (!redelegation_audiences(t, &err) ||
-	    !subject_scopes_read(t, &err) ||
-	    !scrip_exchange_decide(t->client, &t->subject_scopes, &t->request, now, &t->grant, &err)) {
+	if (!redelegation_audiences(t, &err) || !decide(t, now, &err)) {
 		scrip_token_deny(t, &err);
 		return;
 	}

@@ -66,7 +66,8 @@ typedef struct {
 	scrip_grant_row_t *grant_row;
 	scrip_scope_set_t requested_scopes;
 	int64_t requested_lifetime; /* refresh: expires_in asked for, 0 when none */
-	json_t *grant_groups;        /* the grant's wlcg.groups */
+	json_t *grant_groups;        /* the wlcg.groups to issue: an exchange's selection (groups.h), a
+				      * redeemed grant's; NULL for none */
 
 	/* lazy upstream */
 	size_t upstream_index;       /* of t->upstream in cfg->upstreams */

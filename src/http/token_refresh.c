@@ -518,6 +518,26 @@ static void grant_cb(scrip_grant_row_t *row, const scrip_err_t *lookup_err, void
 	upstream_then_redeem(t);
 }
 
+/* The scope a redemption asks for: WLCG scopes only. Its groups were
+ * chosen at the exchange (groups.h) and are not chosen again. */
+static bool redeem_scope_read(scrip_token_req_t *t, scrip_err_t *err)
+{
+	scrip_groups_ask_t groups;
+	char *capabilities = NULL;
+	if (!scrip_groups_ask_split(t->params.scope, &groups, &capabilities, err))
+		return false;
+	bool asked_groups = groups.n > 0;
+	scrip_groups_ask_clear(&groups);
+	free(capabilities);
+	if (asked_groups) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "groups_fixed_by_grant",
+			  "a grant's wlcg.groups were chosen at its exchange: a redemption cannot ask for "
+			  SCRIP_GROUPS_SCOPE);
+		return false;
+	}
+	return scrip_scope_set_parse(t->params.scope, true, &t->requested_scopes, err);
+}
+
 /* The request's own checks, once the client is authenticated: false when
  * it has been answered. */
 static bool refresh_params_ok(scrip_token_req_t *t)
@@ -533,7 +553,7 @@ static bool refresh_params_ok(scrip_token_req_t *t)
 		scrip_token_deny(t, &err);
 		return false;
 	}
-	if (t->params.scope && !scrip_scope_set_parse(t->params.scope, true, &t->requested_scopes, &err)) {
+	if (!redeem_scope_read(t, &err)) {
 		scrip_token_deny(t, &err);
 		return false;
 	}

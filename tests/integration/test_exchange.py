@@ -204,6 +204,50 @@ class SuccessTest(ExchangeCase):
         self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
                            requested_scope="storage.read:/demo", groups=True)
 
+    def test_groups_chosen_by_scope(self):
+        """Scope-based group selection (WLCG Common JWT Profile §3.1): a named group comes first, the others
+        follow in the subject token's order (the plain wlcg.groups is implied at the end); the group scopes
+        are not capabilities, so the granted scope is the storage scope alone."""
+        c = self.env.new_client(extra=["--permission", "groups"])
+        tok, _ = self.subject({"wlcg.groups": ["/demo", "/demo/production", "/demo/analysis"]})
+        r = self.env.exchange(c, tok, scope="storage.read:/demo wlcg.groups:/demo/production")
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertEqual(r.json["scope"], "storage.read:/demo")
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+        self.assertEqual(claims["wlcg.groups"], ["/demo/production", "/demo", "/demo/analysis"])
+        self.assertEqual(claims["scope"], "storage.read:/demo")
+        # Groups alone: the scopes are decided as when none is asked.
+        r = self.env.exchange(c, tok, scope="wlcg.groups wlcg.groups:/demo/analysis")
+        self.assertEqual(r.status, 200, repr(r))
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+        self.assertEqual(claims["wlcg.groups"], ["/demo", "/demo/production", "/demo/analysis"])
+
+    def test_a_group_the_user_does_not_hold_is_refused(self):
+        """Membership is byte for byte: neither a child nor a parent of a held group is held."""
+        c = self.env.new_client(extra=["--permission", "groups"])
+        tok, _ = self.subject({"wlcg.groups": ["/demo/production"]})
+        for group in ("/demo", "/demo/production/x", "/Demo/production"):
+            mark = self.env.audit_mark()
+            r = self.env.exchange(c, tok, scope="storage.read:/demo wlcg.groups:" + group)
+            self.assertRefused(r, mark, 400, "invalid_scope", c, reason="group_not_held")
+            self.assertIn(group, r.json["error_description"])
+
+    def test_groups_asked_by_a_client_without_the_permission_are_refused(self):
+        """Nothing asked is dropped silently: a client whose tokens carry no groups is told so."""
+        c = self.env.new_client()
+        tok, _ = self.subject({"wlcg.groups": ["/demo"]})
+        for scope in ("storage.read:/demo wlcg.groups", "wlcg.groups:/demo"):
+            mark = self.env.audit_mark()
+            r = self.env.exchange(c, tok, scope=scope)
+            self.assertRefused(r, mark, 400, "invalid_scope", c, reason="groups_not_allowed")
+
+    def test_bad_group_scope_is_refused(self):
+        c = self.env.new_client(extra=["--permission", "groups"])
+        tok, _ = self.subject({"wlcg.groups": ["/demo"]})
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, tok, scope="storage.read:/demo wlcg.groups:demo")
+        self.assertRefused(r, mark, 400, "invalid_scope", c, reason="bad_group")
+
     def test_subject_without_jti_is_referenced_by_hash(self):
         c = self.env.new_client()
         tok, _ = self.subject({"jti": None})
@@ -681,7 +725,8 @@ class MetadataTest(ScripTestCase):
                 methods = doc.get("token_endpoint_auth_methods_supported", [])
                 self.assertIn("client_secret_basic", methods)
                 self.assertIn("client_secret_post", methods)
-                self.assertIsInstance(doc.get("scopes_supported"), list)
+                self.assertIn("storage.read", doc.get("scopes_supported"))
+                self.assertIn("wlcg.groups", doc.get("scopes_supported"))
                 # What strict OpenID Connect Discovery libraries require besides (§3).
                 self.assertEqual(doc.get("response_types_supported"), [])
                 self.assertEqual(doc.get("subject_types_supported"), ["public"])

@@ -122,6 +122,27 @@ class GrantGroupsTest(GrantCase):
         self.assertNotIn("wlcg.groups", claims)
 
 
+    def test_a_grant_keeps_the_groups_chosen_at_its_exchange(self):
+        """The groups a grant's exchange selected are those of every redemption, which cannot choose
+        again."""
+        c = self.client(permissions="{groups}")
+        subject = self.env.subject_token("demo", {"sub": "alice-" + secrets.token_hex(3),
+                                                  "wlcg.groups": ["/demo", "/demo/production"]}, lifetime=600)
+        r = self.env.exchange(c, subject, scope="storage.read:/demo wlcg.groups:/demo/production",
+                              audiences=(STORAGE,), extra=[("requested_token_type", TT_REFRESH)])
+        self.assertEqual(r.status, 200, repr(r))
+        refresh = r.json["access_token"]
+        self.assertEqual(r.json["scope"], "storage.read:/demo")
+        r = self.redeem(c, refresh)
+        self.assertEqual(r.status, 200, repr(r))
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+        self.assertEqual(claims.get("wlcg.groups"), ["/demo/production", "/demo"])
+        mark = self.env.audit_mark()
+        r2 = self.redeem(c, r.json["refresh_token"], scope="storage.read:/demo wlcg.groups:/demo")
+        self.assertOAuthError(r2, 400, "invalid_scope")
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "groups_fixed_by_grant")])
+
+
 class GrantIssueTest(GrantCase):
     def test_grant_is_recorded_as_a_hash_and_audited(self):
         c = self.client()

@@ -206,6 +206,21 @@ class BrokerMode(LazyCase):
             " AND client_id = :'c' AND description LIKE 'brokered:%'", c=client.id)
         self.assertEqual(audited, 1000, "each brokered redemption is audited")
 
+    def test_groups_cannot_be_chosen_for_a_token_of_the_main_issuer(self):
+        """Broker mode hands out the main issuer's token as it came, with the issuer's own wlcg.groups: a
+        selection of groups would not apply to it, and is refused rather than ignored."""
+        client = self.env.new_client(scopes=("storage.read:/demo", "storage.create:/demo/output"),
+                                     audiences=(STORAGE,), default_lifetime=1800, max_lifetime=3600,
+                                     extra=["--upstream-audience", DCACHE, "--permission", "groups"])
+        token = self.env.subject_token("broker", {"sub": "grp-" + secrets.token_hex(3), "scope": SCOPE,
+                                                  "wlcg.groups": ["/demo"]})
+        mark = self.env.audit_mark()
+        r = self.env.exchange(client, token, scope="storage.read:/demo wlcg.groups:/demo", audiences=(DCACHE,),
+                              extra=[("requested_token_type", TT_REFRESH)])
+        self.assertOAuthError(r, 400, "invalid_scope")
+        self.assertEqual([(a["outcome"], a["reason"]) for a in self.env.audit_since(mark)],
+                         [("denied", "groups_not_brokered")])
+
     def test_a_wider_token_of_the_main_issuer_is_not_handed_out(self):
         """Broker mode hands out the main issuer's own token, which scrip cannot narrow: one carrying a
         scope beyond what scrip asked for (the grant's and extra_scopes) would widen the grant. It is not

@@ -9,7 +9,7 @@
 
 static bool (*const suites[])(void) = {
 	scrip_test_b64_suite,      scrip_test_jsonw_suite,    scrip_test_idgaps_suite, scrip_test_secret_suite,   scrip_test_aead_suite, scrip_test_fieldmac_suite, scrip_test_form_suite,
-	scrip_test_scope_suite,    scrip_test_client_suite,   scrip_test_exchange_suite, scrip_test_claims_suite,
+	scrip_test_scope_suite,    scrip_test_groups_suite,   scrip_test_client_suite,   scrip_test_exchange_suite, scrip_test_claims_suite,
 	scrip_test_jwt_suite,      scrip_test_jwk_suite,      scrip_test_keyring_suite, scrip_test_key_schedule_suite,
 	scrip_test_config_suite, scrip_test_grant_suite,
 	scrip_test_breaker_suite,  scrip_test_custody_suite,  scrip_test_flight_suite,   scrip_test_formenc_suite,

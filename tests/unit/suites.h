@@ -19,6 +19,7 @@ bool scrip_test_framing_suite(void);
 bool scrip_test_head_suite(void);
 bool scrip_test_chunks_suite(void);
 bool scrip_test_scope_suite(void);
+bool scrip_test_groups_suite(void);
 bool scrip_test_client_suite(void);
 bool scrip_test_exchange_suite(void);
 bool scrip_test_claims_suite(void);

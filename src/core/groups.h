@@ -1,0 +1,65 @@
+/* groups.h — which of the user's wlcg.groups an issued token carries:
+ * scope-based group selection (WLCG Common JWT Profile §3.1) applied to a
+ * token exchange. Pure.
+ *
+ * A request's scope may hold, besides WLCG capabilities:
+ *   wlcg.groups            the default groups: here, every group of the
+ *                          subject token, in its order
+ *   wlcg.groups:/g         the group /g, which the subject token must hold
+ * The token's wlcg.groups follows the order in which they were asked,
+ * without duplicates; a request that names groups without the plain
+ * wlcg.groups has it added at the end (the profile's rule), so naming a
+ * group puts it first (VOMS's primary group) and never drops the others.
+ * A request that asks for no group gets the default groups, as if it had
+ * asked for wlcg.groups. Groups are compared byte for byte: "/cms" does
+ * not hold "/cms/uscms", nor the reverse (the profile: a relying party
+ * reads only the groups listed). */
+#ifndef SCRIP_GROUPS_H
+#define SCRIP_GROUPS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/err.h"
+
+#define SCRIP_GROUPS_SCOPE "wlcg.groups"
+#define SCRIP_GROUP_MAX 256        /* bytes of a group name in a request */
+#define SCRIP_GROUPS_ASK_MAX 64    /* group scopes in a request */
+#define SCRIP_GROUPS_HELD_MAX 256  /* groups of a subject token whose groups are selected */
+
+/* The group scopes of a request, in the order asked. names[i] is a group
+ * name, or NULL for the plain wlcg.groups (the default groups). */
+typedef struct {
+	char **names;
+	size_t n;
+} scrip_groups_ask_t;
+
+/* Takes the group scopes out of a request's scope (space-separated; NULL
+ * for none): *ask gets them in order; *rest the other tokens, in order,
+ * single-spaced, malloc'd (NULL when scope was NULL; "" when every token
+ * was a group scope), for scrip_scope_set_parse. Refused with
+ * SCRIP_E_INVALID_SCOPE: separators that are not single spaces
+ * ("bad_scope_separator"), more than SCRIP_GROUPS_ASK_MAX group scopes
+ * ("too_many_groups"), a group that is not '/' and 1 to SCRIP_GROUP_MAX - 1
+ * more scope-token bytes (RFC 6749 §3.3: printable ASCII but space, '"'
+ * and '\'), "bad_group". On failure *ask is empty and *rest NULL. */
+bool scrip_groups_ask_split(const char *scope, scrip_groups_ask_t *ask, char **rest,
+			    scrip_err_t *err) SCRIP_MUST_CHECK;
+
+void scrip_groups_ask_clear(scrip_groups_ask_t *ask);
+
+/* The wlcg.groups of the token, from held (the subject token's claim, an
+ * array of strings, or NULL) as ask selects them. *selected is a new array
+ * (the caller decrefs it), or NULL when held is NULL and nothing was asked
+ * (the token then has no wlcg.groups claim). may_carry is the client's
+ * "groups" permission: without it *selected is NULL, and asking for a
+ * group is refused. Refused: a group asked without the permission
+ * (SCRIP_E_INVALID_SCOPE, "groups_not_allowed"); a named group that held
+ * does not hold (SCRIP_E_INVALID_SCOPE, "group_not_held", naming it); a
+ * held claim of more than SCRIP_GROUPS_HELD_MAX groups (SCRIP_E_INVALID_REQUEST,
+ * "subject_token_too_many_groups"). */
+bool scrip_groups_select(bool may_carry, const json_t *held, const scrip_groups_ask_t *ask, json_t **selected,
+			 scrip_err_t *err) SCRIP_MUST_CHECK;
+
+#endif
