@@ -193,6 +193,9 @@ bool scrip_app_start(scrip_app_t *app, evutil_socket_t listen_fd, scrip_err_t *e
 	if (!app->db)
 		return false;
 	scrip_db_share_hearing(app->db, &app->shared->db_hearing);
+	char prefix[24];
+	snprintf(prefix, sizeof(prefix), "worker %d: ", app->worker_index);
+	scrip_db_set_log_prefix(app->db, prefix);
 	app->records = scrip_batcher_new(app->db, records_in_flight(app->cfg));
 	if (!scrip_shared_store_init(&app->shared_rows, app->db, app->cfg->encryption_key))
 		return false;

@@ -100,6 +100,7 @@ struct scrip_db {
 	bool pooler_told;          /* the warning that a pooler hides the server's processes was logged */
 	void (*up_cb)(void *arg);
 	void *up_arg;
+	char log_prefix[24]; /* before each connection's log lines: "worker N: ", or "" */
 	scrip_db_hearing_t own_hearing;
 	scrip_db_hearing_t *hearing; /* own_hearing, or the process's (scrip_db_share_hearing) */
 };
@@ -128,7 +129,7 @@ static bool state_is_up(conn_state_t state)
 static void set_state(struct conn *c, conn_state_t state)
 {
 	if (c->state != state)
-		scrip_log_debug("db conn %d: %s -> %s", c->index, state_names[c->state], state_names[state]);
+		scrip_log_debug("%sdb conn %d: %s -> %s", c->db->log_prefix, c->index, state_names[c->state], state_names[state]);
 	bool was_up = state_is_up(c->state), up = state_is_up(state);
 	if (was_up != up)
 		scrip_obs_db_conns(up ? 1 : -1);
@@ -291,10 +292,10 @@ static void conn_reset(struct conn *c, const char *why)
 {
 	bool sent = c->query && conn_query_sent(c);
 	if (state_is_up(c->state)) {
-		scrip_log_warn("db conn %d lost: %s", c->index, why);
+		scrip_log_warn("%sdb conn %d lost: %s", c->db->log_prefix, c->index, why);
 		c->failed_after_ms = 0;
 	} else {
-		scrip_log_debug("db conn %d failed to connect: %s", c->index, why);
+		scrip_log_debug("%sdb conn %d failed to connect: %s", c->db->log_prefix, c->index, why);
 		c->failed_after_ms = scrip_mono_ms() - c->tried_ms;
 	}
 	if (c->io) {
@@ -337,7 +338,7 @@ static void notice_cb(void *arg, const PGresult *res)
 {
 	const struct conn *c = arg;
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	scrip_log_debug("db conn %d: notice: %s", c->index, msg ? msg : "-");
+	scrip_log_debug("%sdb conn %d: notice: %s", c->db->log_prefix, c->index, msg ? msg : "-");
 }
 
 static void conn_start(struct conn *c)
@@ -445,7 +446,7 @@ static void conn_identified(struct conn *c)
 			       "be settled (its client's retry may be taken for a replay)",
 			       pid, PQbackendPID(c->pg));
 	} else if (pid <= 0) {
-		scrip_log_warn("db conn %d: the session's server process is unknown (%s)", c->index,
+		scrip_log_warn("%sdb conn %d: the session's server process is unknown (%s)", c->db->log_prefix, c->index,
 			       res ? PQresultErrorMessage(res) : "no answer");
 	}
 	PQclear(res);
@@ -454,7 +455,7 @@ static void conn_identified(struct conn *c)
 	set_state(c, CONN_IDLE);
 	watch(c, EV_READ | EV_PERSIST);
 	if (!was_up)
-		scrip_log_info("database connection established");
+		scrip_log_info("%sdatabase connection established", c->db->log_prefix);
 	if (c->db->up_cb)
 		c->db->up_cb(c->db->up_arg);
 	dispatch(c->db);
@@ -511,7 +512,8 @@ static bool conn_retry_stale(struct conn *c, struct query *q, const char *sqlsta
 {
 	if (!c->stmt || q->retried || !sqlstate_is_stale_statement(sqlstate))
 		return false;
-	scrip_log_info("db conn %d: prepared statement %s refused (SQLSTATE %s); preparing it again", c->index,
+	scrip_log_info("%sdb conn %d: prepared statement %s refused (SQLSTATE %s); preparing it again",
+		       c->db->log_prefix, c->index,
 		       c->stmt, sqlstate);
 	scrip_stmt_cache_forget(c->stmts, q->sql);
 	c->stmt = NULL;
@@ -551,8 +553,8 @@ static bool conn_rerun_conflict(struct conn *c, struct query *q, const char *sql
 {
 	if (q->rerun || !sqlstate_is_conflict(sqlstate) || scrip_mono_ms() + c->db->timeout_ms / 2 > q->deadline_ms)
 		return false;
-	scrip_log_info("db conn %d: statement lost to a concurrent transaction (SQLSTATE %s); running it again",
-		       c->index, sqlstate);
+	scrip_log_info("%sdb conn %d: statement lost to a concurrent transaction (SQLSTATE %s); running it again",
+		       c->db->log_prefix, c->index, sqlstate);
 	q->rerun = true;
 	conn_send(c, q);
 	return true;
@@ -562,7 +564,7 @@ static void conn_fail_query(struct conn *c, struct query *q, PGresult *res, bool
 {
 	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg);
-	scrip_log_warn("db query failed (SQLSTATE %s): %s", sqlstate ? sqlstate : "none", msg);
+	scrip_log_warn("%sdb query failed (SQLSTATE %s): %s", c->db->log_prefix, sqlstate ? sqlstate : "none", msg);
 	/* A connection that broke under a statement sent whole leaves the
 	 * outcome unknown, unless the server said the statement itself failed:
 	 * an error of the connection or the server going away (08, 57P0x: a
@@ -1360,6 +1362,11 @@ bool scrip_db_cannot_record(const scrip_db_t *db, const scrip_err_t *err)
 		if (strcmp(err->reason, unavailability[i]) == 0)
 			return true;
 	return false;
+}
+
+void scrip_db_set_log_prefix(scrip_db_t *db, const char *prefix)
+{
+	snprintf(db->log_prefix, sizeof(db->log_prefix), "%s", prefix);
 }
 
 void scrip_db_share_hearing(scrip_db_t *db, scrip_db_hearing_t *hearing)

@@ -205,6 +205,11 @@ typedef struct {
 	atomic_int_least64_t silent_since_ms;
 } scrip_db_hearing_t;
 
+/* Puts prefix (e.g. "worker 1: ", cut to 23 bytes) before the log lines
+ * of db's connections, so that those of one loop's pool can be told from
+ * another's. */
+void scrip_db_set_log_prefix(scrip_db_t *db, const char *prefix);
+
 /* Makes db report to hearing, shared with other pools (of the other
  * loops), instead of its own. hearing must outlive db. */
 void scrip_db_share_hearing(scrip_db_t *db, scrip_db_hearing_t *hearing);

@@ -83,6 +83,11 @@ class DatabaseOutageTest(OutageCase):
         print("  (first token %.1f s after PostgreSQL returned)" % took)
         self.poll("/healthz back to 200", lambda: self.env.scripd.request("GET", "/healthz").status == 200, 10)
         self.assertTrue(self.env.scripd.alive())
+        # Each worker names its own connections in the log (the workers each have a pool).
+        log = self.env.scripd.log_text()
+        self.assertRegex(log, r"warn conn_reset: worker [01]: db conn \d+ lost: ")
+        for worker in (0, 1):
+            self.assertIn("worker %d: database connection established" % worker, log)
         # Nothing left the process unrecorded: two tokens issued, two rows, each with its audit row.
         rows = self.env.issued_rows(client_id=client.id)
         self.assertEqual(len(rows), 2)
