@@ -259,7 +259,9 @@ static size_t index_in(const json_t *array, const char *name)
 
 /* The split keeps every token, in order, on one side or the other; the
  * selection holds only groups of held, once each, the named ones first in
- * the order asked. */
+ * the order asked, then every other group held; no group scope in a scope
+ * selects none, no scope every group held; a group refused as not held
+ * was named and is not held; without the permission nothing is carried. */
 static void fuzz_groups(const char *held_words, const char *scope)
 {
 	scrip_groups_ask_t ask;
@@ -298,6 +300,12 @@ static void fuzz_groups(const char *held_words, const char *scope)
 	if (!ok) {
 		fuzz_check_refusal(&err);
 		FUZZ_ASSERT(selected == NULL);
+		bool named_unheld = false;
+		for (size_t k = 0; k < ask.n; k++)
+			named_unheld |= ask.names[k] && index_in(held, ask.names[k]) == (size_t)-1;
+		FUZZ_ASSERT(strcmp(err.reason, "group_not_held") != 0 || named_unheld);
+	} else if (ask.n == 0) {
+		FUZZ_ASSERT(ask.scope_given || json_array_size(held) == 0 ? selected == NULL : selected == held);
 	} else {
 		size_t i, named = 0;
 		json_t *g;
@@ -305,10 +313,18 @@ static void fuzz_groups(const char *held_words, const char *scope)
 			FUZZ_ASSERT(index_in(held, json_string_value(g)) != (size_t)-1);
 			FUZZ_ASSERT(index_in(selected, json_string_value(g)) == i);
 		}
+		json_array_foreach (held, i, g) /* the others are never dropped */
+			FUZZ_ASSERT(selected && index_in(selected, json_string_value(g)) != (size_t)-1);
 		for (size_t k = 0; k < ask.n && ask.names[k]; k++) /* names before the first plain one */
 			FUZZ_ASSERT(index_in(selected, ask.names[k]) <= named++);
 	}
 	json_decref(selected);
+	selected = NULL;
+	ok = scrip_groups_select(false, held, &ask, &selected, &err);
+	FUZZ_ASSERT(selected == NULL);
+	FUZZ_ASSERT(ok == (ask.n == 0));
+	if (!ok)
+		FUZZ_ASSERT(strcmp(err.reason, "groups_not_allowed") == 0);
 	json_decref(held);
 	scrip_groups_ask_clear(&ask);
 	free(rest);

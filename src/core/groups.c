@@ -87,6 +87,7 @@ bool scrip_groups_ask_split(const char *scope, scrip_groups_ask_t *ask, char **r
 	*rest = NULL;
 	if (!scope)
 		return true;
+	ask->scope_given = *scope != '\0';
 	if (!scrip_scope_separators_ok(scope, err))
 		return false;
 	char *others = malloc(strlen(scope) + 1);
@@ -114,8 +115,32 @@ bool scrip_groups_ask_split(const char *scope, scrip_groups_ask_t *ask, char **r
 			p++;
 	}
 	others[off] = '\0';
+	if (ask->n > 0 && off == 0) {
+		free(others);
+		scrip_groups_ask_clear(ask);
+		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "groups_without_scope",
+			  "scope names groups and no WLCG scope: name the scopes the token needs");
+		return false;
+	}
 	*rest = others;
 	return true;
+}
+
+bool scrip_groups_ask_names_a_group(const scrip_groups_ask_t *ask)
+{
+	for (size_t i = 0; i < ask->n; i++)
+		if (ask->names[i])
+			return true;
+	return false;
+}
+
+bool scrip_groups_ask_allowed(bool may_carry, const scrip_groups_ask_t *ask, scrip_err_t *err)
+{
+	if (may_carry || ask->n == 0)
+		return true;
+	SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "groups_not_allowed",
+		  "this client's tokens carry no wlcg.groups: it may not ask for " SCRIP_GROUPS_SCOPE);
+	return false;
 }
 
 /* ---- the selection ---- */
@@ -147,8 +172,8 @@ static bool append_defaults(json_t *out, const json_t *held)
 	return true;
 }
 
-/* Fills out as ask selects from held; the plain wlcg.groups is implied at
- * the end of an ask that does not name it, and is the whole of an empty one. */
+/* Fills out as ask (not empty) selects from held; the plain wlcg.groups is
+ * implied at the end of an ask that does not name it. */
 static bool select_into(json_t *out, const json_t *held, const scrip_groups_ask_t *ask, scrip_err_t *err)
 {
 	bool defaults_given = false;
@@ -182,22 +207,22 @@ bool scrip_groups_select(bool may_carry, const json_t *held, const scrip_groups_
 			 scrip_err_t *err)
 {
 	*selected = NULL;
-	if (!may_carry) {
-		if (ask->n == 0)
-			return true;
-		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "groups_not_allowed",
-			  "this client's tokens carry no wlcg.groups: it may not ask for " SCRIP_GROUPS_SCOPE);
+	if (!scrip_groups_ask_allowed(may_carry, ask, err))
 		return false;
-	}
-	if (json_is_array(held) && json_array_size(held) > SCRIP_GROUPS_HELD_MAX) {
-		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_too_many_groups",
-			  "the subject token holds more than %d groups", SCRIP_GROUPS_HELD_MAX);
-		return false;
-	}
 	if (!json_is_array(held))
 		held = NULL;
-	if (!held && ask->n == 0)
+	if (!may_carry || (ask->n == 0 && ask->scope_given))
 		return true;
+	if (ask->n == 0) { /* no scope: everything the client may have */
+		if (held && json_array_size(held) > 0)
+			*selected = json_incref((json_t *)held);
+		return true;
+	}
+	if (held && json_array_size(held) > SCRIP_GROUPS_HELD_MAX) {
+		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_too_many_groups",
+			  "the subject token holds more than %d groups: they cannot be selected", SCRIP_GROUPS_HELD_MAX);
+		return false;
+	}
 	json_t *out = json_array();
 	if (!out) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
@@ -207,6 +232,9 @@ bool scrip_groups_select(bool may_carry, const json_t *held, const scrip_groups_
 		json_decref(out);
 		return false;
 	}
-	*selected = out;
+	if (json_array_size(out) == 0)
+		json_decref(out); /* nothing to carry: no claim */
+	else
+		*selected = out;
 	return true;
 }

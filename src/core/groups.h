@@ -10,10 +10,11 @@
  * without duplicates; a request that names groups without the plain
  * wlcg.groups has it added at the end (the profile's rule), so naming a
  * group puts it first (VOMS's primary group) and never drops the others.
- * A request that asks for no group gets the default groups, as if it had
- * asked for wlcg.groups. Groups are compared byte for byte: "/cms" does
- * not hold "/cms/uscms", nor the reverse (the profile: a relying party
- * reads only the groups listed). */
+ * A scope without group scopes asks for no group (the profile: a client
+ * may want capabilities alone); no scope at all asks for everything the
+ * client may have, the default groups with it. Groups are compared byte
+ * for byte: "/cms" does not hold "/cms/uscms", nor the reverse (the
+ * profile: a relying party reads only the groups listed). */
 #ifndef SCRIP_GROUPS_H
 #define SCRIP_GROUPS_H
 
@@ -33,32 +34,45 @@
 typedef struct {
 	char **names;
 	size_t n;
+	bool scope_given; /* the request had a non-empty scope: no group scope in it asks for none */
 } scrip_groups_ask_t;
 
 /* Takes the group scopes out of a request's scope (space-separated; NULL
  * for none): *ask gets them in order; *rest the other tokens, in order,
- * single-spaced, malloc'd (NULL when scope was NULL; "" when every token
- * was a group scope), for scrip_scope_set_parse. Refused with
- * SCRIP_E_INVALID_SCOPE: separators that are not single spaces
- * ("bad_scope_separator"), more than SCRIP_GROUPS_ASK_MAX group scopes
- * ("too_many_groups"), a group that is not '/' and 1 to SCRIP_GROUP_MAX - 1
- * more scope-token bytes (RFC 6749 §3.3: printable ASCII but space, '"'
- * and '\'), "bad_group". On failure *ask is empty and *rest NULL. */
+ * single-spaced, malloc'd (NULL when scope was NULL), for
+ * scrip_scope_set_parse. Refused with SCRIP_E_INVALID_SCOPE: separators
+ * that are not single spaces ("bad_scope_separator"), more than
+ * SCRIP_GROUPS_ASK_MAX group scopes ("too_many_groups"), a group that is
+ * not '/' and at most SCRIP_GROUP_MAX - 2 more scope-token bytes (RFC 6749
+ * §3.3: printable ASCII but space, '"' and '\'), "bad_group"; group
+ * scopes and nothing else ("groups_without_scope": a token of groups alone
+ * is not issued, and no scope left would read as every scope). On
+ * failure *ask is empty and *rest NULL. */
 bool scrip_groups_ask_split(const char *scope, scrip_groups_ask_t *ask, char **rest,
 			    scrip_err_t *err) SCRIP_MUST_CHECK;
 
 void scrip_groups_ask_clear(scrip_groups_ask_t *ask);
 
+/* Whether ask names a group (wlcg.groups:<group>), which would choose the
+ * order: a re-delegation and a redemption keep the order already chosen. */
+bool scrip_groups_ask_names_a_group(const scrip_groups_ask_t *ask);
+
+/* Whether a client may ask for ask: one without the "groups" permission
+ * (may_carry false) may not ask for any group scope (SCRIP_E_INVALID_SCOPE,
+ * "groups_not_allowed"). Checked as soon as the client is known, and again
+ * by scrip_groups_select. */
+bool scrip_groups_ask_allowed(bool may_carry, const scrip_groups_ask_t *ask, scrip_err_t *err) SCRIP_MUST_CHECK;
+
 /* The wlcg.groups of the token, from held (the subject token's claim, an
- * array of strings, or NULL) as ask selects them. *selected is a new array
- * (the caller decrefs it), or NULL when held is NULL and nothing was asked
- * (the token then has no wlcg.groups claim). may_carry is the client's
- * "groups" permission: without it *selected is NULL, and asking for a
- * group is refused. Refused: a group asked without the permission
- * (SCRIP_E_INVALID_SCOPE, "groups_not_allowed"); a named group that held
- * does not hold (SCRIP_E_INVALID_SCOPE, "group_not_held", naming it); a
- * held claim of more than SCRIP_GROUPS_HELD_MAX groups (SCRIP_E_INVALID_REQUEST,
- * "subject_token_too_many_groups"). */
+ * array of strings, or NULL) as ask selects them. *selected is a reference
+ * the caller decrefs (held itself, when no scope was given), or NULL for
+ * no wlcg.groups claim: nothing selected, nothing held, or a scope without
+ * group scopes. may_carry is the client's "groups" permission: without it
+ * *selected is NULL. Refused: a group scope without the permission
+ * (scrip_groups_ask_allowed); a named group that held does not hold
+ * (SCRIP_E_INVALID_SCOPE, "group_not_held", naming it); group scopes with
+ * a held claim of more than SCRIP_GROUPS_HELD_MAX groups
+ * (SCRIP_E_INVALID_REQUEST, "subject_token_too_many_groups"). */
 bool scrip_groups_select(bool may_carry, const json_t *held, const scrip_groups_ask_t *ask, json_t **selected,
 			 scrip_err_t *err) SCRIP_MUST_CHECK;
 

@@ -266,15 +266,15 @@ static void subject_verified(scrip_token_req_t *t)
 		scrip_token_deny(t, &err);
 		return;
 	}
-	/* The main issuer's token is handed out as it came: a selection of
-	 * groups would not apply to it. */
-	if (t->request.groups.n > 0 && has_upstream_audience(t)) {
-		scrip_token_deny_with(t, SCRIP_E_INVALID_SCOPE, "groups_not_brokered",
-				      "a token of the main issuer carries its own wlcg.groups: " SCRIP_GROUPS_SCOPE
-				      " cannot be asked with an audience it serves");
-		return;
-	}
 	if (t->request.wants_grant) {
+		/* The main issuer's token is handed out as it came: a selection
+		 * of groups would not apply to it. */
+		if (t->request.groups.n > 0 && has_upstream_audience(t)) {
+			scrip_token_deny_with(t, SCRIP_E_INVALID_SCOPE, "groups_not_brokered",
+					      "a token of the main issuer carries its own wlcg.groups: " SCRIP_GROUPS_SCOPE
+					      " cannot be asked with an audience it serves");
+			return;
+		}
 		grant_upstream_then_issue(t);
 		return;
 	}
@@ -540,6 +540,14 @@ static void own_token_check(scrip_token_req_t *t, const cjose_jwk_t *key, EVP_PK
 		return;
 	}
 	t->request.job_id = job;
+	/* And the order of its groups: the plain wlcg.groups keeps them, none
+	 * drops them, naming one would put it first. */
+	if (scrip_groups_ask_names_a_group(&t->request.groups)) {
+		scrip_token_deny_with(t, SCRIP_E_INVALID_SCOPE, "groups_fixed_by_subject",
+				      "a re-delegated token keeps the order of its subject token's groups: "
+				      "ask for " SCRIP_GROUPS_SCOPE " without naming a group");
+		return;
+	}
 	scrip_token_set_step(t, STEP_SUBJECT);
 	scrip_tokens_access_state(t->app->db, t->subject.jti, own_token_state_cb, t);
 }
@@ -578,7 +586,8 @@ void scrip_token_exchange_start(scrip_token_req_t *t)
 {
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	if (!scrip_exchange_request_validate(&t->params, &t->request, &err)) {
+	if (!scrip_exchange_request_validate(&t->params, &t->request, &err) ||
+	    !scrip_groups_ask_allowed(t->client->may_carry_groups, &t->request.groups, &err)) {
 		scrip_token_deny(t, &err);
 		return;
 	}

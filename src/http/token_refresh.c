@@ -518,24 +518,25 @@ static void grant_cb(scrip_grant_row_t *row, const scrip_err_t *lookup_err, void
 	upstream_then_redeem(t);
 }
 
-/* The scope a redemption asks for: WLCG scopes only. Its groups were
- * chosen at the exchange (groups.h) and are not chosen again. */
+/* The scope a redemption asks for: its WLCG scopes, and the plain
+ * wlcg.groups, which changes nothing. The grant's groups and their order
+ * were chosen at its exchange (groups.h): naming a group is refused. */
 static bool redeem_scope_read(scrip_token_req_t *t, scrip_err_t *err)
 {
 	scrip_groups_ask_t groups;
 	char *capabilities = NULL;
 	if (!scrip_groups_ask_split(t->params.scope, &groups, &capabilities, err))
 		return false;
-	bool asked_groups = groups.n > 0;
+	bool names_a_group = scrip_groups_ask_names_a_group(&groups);
 	scrip_groups_ask_clear(&groups);
-	free(capabilities);
-	if (asked_groups) {
+	bool ok = false;
+	if (names_a_group)
 		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "groups_fixed_by_grant",
-			  "a grant's wlcg.groups were chosen at its exchange: a redemption cannot ask for "
-			  SCRIP_GROUPS_SCOPE);
-		return false;
-	}
-	return scrip_scope_set_parse(t->params.scope, true, &t->requested_scopes, err);
+			  "a grant's wlcg.groups were chosen at its exchange: a redemption cannot name a group");
+	else
+		ok = scrip_scope_set_parse(capabilities, true, &t->requested_scopes, err);
+	free(capabilities);
+	return ok;
 }
 
 /* The request's own checks, once the client is authenticated: false when

@@ -191,23 +191,29 @@ class SuccessTest(ExchangeCase):
         self.assertNotIn("wlcg.groups", claims)
         allowed = self.env.new_client(extra=["--permission", "groups"])
         mark = self.env.audit_mark()
-        r = self.env.exchange(allowed, tok, scope="storage.read:/demo")
+        r = self.env.exchange(allowed, tok, scope="storage.read:/demo wlcg.groups")
         claims = self.assertGranted(r, allowed, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
-                                    requested_scope="storage.read:/demo", groups=True)
+                                    requested_scope="storage.read:/demo wlcg.groups", groups=True)
+        self.assertEqual(claims["wlcg.groups"], ["/demo", "/demo/production"])
+        # No scope asked: everything the client may have, the groups with it.
+        r = self.env.exchange(allowed, tok)
+        self.assertEqual(r.status, 200, repr(r))
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
         self.assertEqual(claims["wlcg.groups"], ["/demo", "/demo/production"])
 
     def test_subject_without_groups_gives_no_groups(self):
         c = self.env.new_client(extra=["--permission", "groups"])
         tok, _ = self.subject({"wlcg.groups": None})
         mark = self.env.audit_mark()
-        r = self.env.exchange(c, tok, scope="storage.read:/demo")
+        r = self.env.exchange(c, tok, scope="storage.read:/demo wlcg.groups")
         self.assertGranted(r, c, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
-                           requested_scope="storage.read:/demo", groups=True)
+                           requested_scope="storage.read:/demo wlcg.groups", groups=True)
 
     def test_groups_chosen_by_scope(self):
         """Scope-based group selection (WLCG Common JWT Profile §3.1): a named group comes first, the others
         follow in the subject token's order (the plain wlcg.groups is implied at the end); the group scopes
-        are not capabilities, so the granted scope is the storage scope alone."""
+        are not capabilities, so the granted scope is the storage scope alone. A scope without group scopes
+        asks for capabilities alone: the token has no groups."""
         c = self.env.new_client(extra=["--permission", "groups"])
         tok, _ = self.subject({"wlcg.groups": ["/demo", "/demo/production", "/demo/analysis"]})
         r = self.env.exchange(c, tok, scope="storage.read:/demo wlcg.groups:/demo/production")
@@ -216,11 +222,23 @@ class SuccessTest(ExchangeCase):
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
         self.assertEqual(claims["wlcg.groups"], ["/demo/production", "/demo", "/demo/analysis"])
         self.assertEqual(claims["scope"], "storage.read:/demo")
-        # Groups alone: the scopes are decided as when none is asked.
-        r = self.env.exchange(c, tok, scope="wlcg.groups wlcg.groups:/demo/analysis")
+        r = self.env.exchange(c, tok, scope="wlcg.groups:/demo/analysis storage.read:/demo wlcg.groups")
         self.assertEqual(r.status, 200, repr(r))
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
-        self.assertEqual(claims["wlcg.groups"], ["/demo", "/demo/production", "/demo/analysis"])
+        self.assertEqual(claims["wlcg.groups"], ["/demo/analysis", "/demo", "/demo/production"])
+        r = self.env.exchange(c, tok, scope="storage.read:/demo")
+        self.assertEqual(r.status, 200, repr(r))
+        _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+        self.assertNotIn("wlcg.groups", claims)
+
+    def test_groups_alone_are_refused(self):
+        """A scope of group scopes alone would leave no capability asked, which reads as every scope the
+        client may have: it is refused, the client names the scopes the token needs."""
+        c = self.env.new_client(extra=["--permission", "groups"])
+        tok, _ = self.subject({"wlcg.groups": ["/demo"]})
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, tok, scope="wlcg.groups")
+        self.assertRefused(r, mark, 400, "invalid_scope", c, reason="groups_without_scope")
 
     def test_a_group_the_user_does_not_hold_is_refused(self):
         """Membership is byte for byte: neither a child nor a parent of a held group is held."""
@@ -236,7 +254,7 @@ class SuccessTest(ExchangeCase):
         """Nothing asked is dropped silently: a client whose tokens carry no groups is told so."""
         c = self.env.new_client()
         tok, _ = self.subject({"wlcg.groups": ["/demo"]})
-        for scope in ("storage.read:/demo wlcg.groups", "wlcg.groups:/demo"):
+        for scope in ("storage.read:/demo wlcg.groups", "wlcg.groups:/demo storage.read:/demo"):
             mark = self.env.audit_mark()
             r = self.env.exchange(c, tok, scope=scope)
             self.assertRefused(r, mark, 400, "invalid_scope", c, reason="groups_not_allowed")

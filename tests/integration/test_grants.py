@@ -110,7 +110,7 @@ class GrantGroupsTest(GrantCase):
         """A grant keeps the user's wlcg.groups; its redemptions carry them only while the client holds the
         groups permission, so that taking the permission away takes effect on grants already made."""
         c = self.client(permissions="{groups}")
-        r1 = self.grant(c)
+        r1 = self.grant(c, scope="storage.read:/demo wlcg.groups")
         r = self.redeem(c, r1)
         self.assertEqual(r.status, 200, repr(r))
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
@@ -141,6 +141,12 @@ class GrantGroupsTest(GrantCase):
         r2 = self.redeem(c, r.json["refresh_token"], scope="storage.read:/demo wlcg.groups:/demo")
         self.assertOAuthError(r2, 400, "invalid_scope")
         self.assertEqual(self.events(mark), [("token_refresh", "denied", "groups_fixed_by_grant")])
+        # The plain wlcg.groups names none: it changes nothing, as a scope without it does not.
+        for scope in ("storage.read:/demo wlcg.groups", "storage.read:/demo"):
+            r = self.redeem(c, r.json["refresh_token"], scope=scope)
+            self.assertEqual(r.status, 200, repr(r))
+            _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+            self.assertEqual(claims.get("wlcg.groups"), ["/demo/production", "/demo"])
 
 
 class GrantIssueTest(GrantCase):
@@ -659,6 +665,30 @@ class RedelegationTest(GrantCase):
         row = self.env.issued_rows(jti=claims["jti"])[0]
         self.assertEqual(row["subject_token_ref"], "jti:" + pclaims["jti"])
         self.assertEqual(self.events(mark), [("token_exchange", "granted", None)])
+
+    def test_groups_keep_their_order_or_are_dropped(self):
+        """A re-delegated token carries its subject token's groups in their order (the plain wlcg.groups, or
+        no scope at all), or none (a scope without group scopes); naming a group, which would put it
+        first, is refused."""
+        c = self.client(permissions="{groups}")
+        subject = self.env.subject_token("demo", {"sub": "alice-" + secrets.token_hex(3),
+                                                  "wlcg.groups": ["/demo", "/demo/production"]})
+        r = self.env.exchange(c, subject, scope="storage.read:/demo wlcg.groups:/demo/production",
+                              audiences=(STORAGE,), job_id="job-groups")
+        self.assertEqual(r.status, 200, repr(r))
+        parent = r.json["access_token"]
+        for scope, groups in (("storage.read:/demo/sub wlcg.groups", ["/demo/production", "/demo"]),
+                              (None, ["/demo/production", "/demo"]),
+                              ("storage.read:/demo/sub", None)):
+            with self.subTest(scope=scope):
+                r = self.env.exchange(c, parent, scope=scope)
+                self.assertEqual(r.status, 200, repr(r))
+                _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
+                self.assertEqual(claims.get("wlcg.groups"), groups)
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, parent, scope="storage.read:/demo/sub wlcg.groups:/demo")
+        self.assertOAuthError(r, 400, "invalid_scope")
+        self.assertEqual(self.events(mark), [("token_exchange", "denied", "groups_fixed_by_subject")])
 
     def test_widening_is_refused(self):
         c = self.client()

@@ -75,16 +75,22 @@ static void test_split_keeps_the_capabilities_in_order(void)
 	scrip_groups_ask_clear(&ask);
 	free(rest);
 
-	/* Only groups: nothing left for the scope parser, which then means "no scope asked". */
-	CU_ASSERT_TRUE_FATAL(scrip_groups_ask_split("wlcg.groups", &ask, &rest, &err));
-	CU_ASSERT_STRING_EQUAL(rest, "");
-	CU_ASSERT_EQUAL(ask.n, 1);
-	scrip_groups_ask_clear(&ask);
-	free(rest);
+	/* Only groups: nothing would be left for the scope parser, which would
+	 * read it as "no scope asked", every scope. */
+	CU_ASSERT_FALSE(scrip_groups_ask_split("wlcg.groups wlcg.groups:/cms", &ask, &rest, &err));
+	CU_ASSERT_EQUAL(err.code, SCRIP_E_INVALID_SCOPE);
+	CU_ASSERT_STRING_EQUAL(err.reason, "groups_without_scope");
+	CU_ASSERT_PTR_NULL(rest);
+	CU_ASSERT_EQUAL(ask.n, 0);
 
 	CU_ASSERT_TRUE_FATAL(scrip_groups_ask_split(NULL, &ask, &rest, &err));
 	CU_ASSERT_PTR_NULL(rest);
 	CU_ASSERT_EQUAL(ask.n, 0);
+	CU_ASSERT_FALSE(ask.scope_given);
+	CU_ASSERT_TRUE_FATAL(scrip_groups_ask_split("", &ask, &rest, &err));
+	CU_ASSERT_STRING_EQUAL(rest, "");
+	CU_ASSERT_FALSE(ask.scope_given);
+	free(rest);
 
 	/* Names that only look alike stay capabilities (and fail there). */
 	CU_ASSERT_TRUE_FATAL(scrip_groups_ask_split("wlcg.groupsX wlcg.group:/a WLCG.GROUPS", &ask, &rest, &err));
@@ -119,11 +125,10 @@ static void test_split_refuses_bad_groups_and_separators(void)
 	}
 	/* A group of SCRIP_GROUP_MAX - 1 bytes passes, one more does not. */
 	char scope[32 + SCRIP_GROUP_MAX];
-	strcpy(scope, "wlcg.groups:/");
+	strcpy(scope, "compute.read wlcg.groups:/");
 	size_t at = strlen(scope);
 	memset(scope + at, 'g', SCRIP_GROUP_MAX - 2);
 	scope[at + SCRIP_GROUP_MAX - 2] = '\0';
-	assert_selects(NULL, "", "null");
 	scrip_groups_ask_t ask;
 	char *rest = NULL;
 	scrip_err_t err = { 0 };
@@ -133,14 +138,16 @@ static void test_split_refuses_bad_groups_and_separators(void)
 	strcat(scope, "g");
 	CU_ASSERT_FALSE(scrip_groups_ask_split(scope, &ask, &rest, &err));
 	CU_ASSERT_STRING_EQUAL(err.reason, "bad_group");
+	CU_ASSERT_PTR_NULL(rest);
+	CU_ASSERT_EQUAL(ask.n, 0);
 }
 
 static void test_split_limits_the_group_scopes(void)
 {
 	char scope[SCRIP_GROUPS_ASK_MAX * 16];
-	scope[0] = '\0';
+	strcpy(scope, "compute.read");
 	for (int i = 0; i < SCRIP_GROUPS_ASK_MAX; i++)
-		strcat(scope, i ? " wlcg.groups" : "wlcg.groups");
+		strcat(scope, " wlcg.groups");
 	scrip_groups_ask_t ask;
 	char *rest = NULL;
 	scrip_err_t err = { 0 };
@@ -151,49 +158,59 @@ static void test_split_limits_the_group_scopes(void)
 	strcat(scope, " wlcg.groups");
 	CU_ASSERT_FALSE(scrip_groups_ask_split(scope, &ask, &rest, &err));
 	CU_ASSERT_STRING_EQUAL(err.reason, "too_many_groups");
+	CU_ASSERT_PTR_NULL(rest);
+	CU_ASSERT_EQUAL(ask.n, 0);
 }
 
 /* The examples of the profile's §3.1, where "/cms" is the one default
- * group; here the subject token's groups are the defaults. */
+ * group; here the subject token's groups are the defaults, so the held
+ * order differs from every result where the ask chooses it. */
 static void test_profile_examples(void)
 {
-	const char *held = "[\"/cms\",\"/cms/uscms\",\"/cms/ALARM\"]";
-	assert_selects("[\"/cms\"]", "wlcg.groups", "[\"/cms\"]");
-	assert_selects(held, "wlcg.groups:/cms/uscms wlcg.groups:/cms/ALARM",
+	const char *held = "[\"/cms/ALARM\",\"/cms\",\"/cms/uscms\"]";
+	assert_selects("[\"/cms\"]", "compute.read wlcg.groups", "[\"/cms\"]");
+	assert_selects(held, "compute.read wlcg.groups:/cms/uscms wlcg.groups:/cms/ALARM",
 		       "[\"/cms/uscms\",\"/cms/ALARM\",\"/cms\"]");
-	assert_selects(held, "wlcg.groups:/cms/uscms wlcg.groups:/cms/ALARM wlcg.groups",
+	assert_selects(held, "wlcg.groups:/cms/uscms wlcg.groups:/cms/ALARM wlcg.groups compute.read",
 		       "[\"/cms/uscms\",\"/cms/ALARM\",\"/cms\"]");
-	assert_selects(held, "wlcg.groups wlcg.groups:/cms/uscms wlcg.groups:/cms/ALARM",
+	assert_selects(held, "compute.read wlcg.groups wlcg.groups:/cms/uscms wlcg.groups:/cms/ALARM",
+		       "[\"/cms/ALARM\",\"/cms\",\"/cms/uscms\"]");
+	assert_selects(held, "wlcg.groups:/cms compute.read wlcg.groups:/cms/uscms wlcg.groups:/cms/ALARM",
 		       "[\"/cms\",\"/cms/uscms\",\"/cms/ALARM\"]");
-	assert_selects(held, "wlcg.groups:/cms wlcg.groups:/cms/uscms wlcg.groups:/cms/ALARM",
-		       "[\"/cms\",\"/cms/uscms\",\"/cms/ALARM\"]");
+	assert_selects("[\"/a\",\"/b\",\"/c\"]", "compute.read wlcg.groups:/c wlcg.groups",
+		       "[\"/c\",\"/a\",\"/b\"]");
 }
 
-static void test_no_group_asked_is_the_defaults(void)
+/* A scope without group scopes asks for capabilities alone (the profile);
+ * no scope at all, for everything the client may have: the groups as held. */
+static void test_groups_asked_or_not(void)
 {
+	assert_selects("[\"/atlas\",\"/atlas/prod\"]", "storage.read:/atlas", "null");
 	assert_selects("[\"/atlas\",\"/atlas/prod\"]", NULL, "[\"/atlas\",\"/atlas/prod\"]");
-	assert_selects("[\"/atlas\",\"/atlas/prod\"]", "storage.read:/atlas", "[\"/atlas\",\"/atlas/prod\"]");
-	assert_selects("[]", NULL, "[]");
+	assert_selects("[\"/atlas\",\"/atlas/prod\"]", "", "[\"/atlas\",\"/atlas/prod\"]");
+	assert_selects("[]", NULL, "null");
 	assert_selects(NULL, NULL, "null");
-	/* The plain scope without groups to give: an empty claim, not an error. */
-	assert_selects(NULL, "wlcg.groups", "[]");
+	/* The plain scope without groups to give: no claim, not an error. */
+	assert_selects(NULL, "storage.read:/ wlcg.groups", "null");
+	assert_selects("[]", "storage.read:/ wlcg.groups", "null");
 }
 
 static void test_duplicates_collapse(void)
 {
-	assert_selects("[\"/a\",\"/b\",\"/a\"]", NULL, "[\"/a\",\"/b\"]");
-	assert_selects("[\"/a\",\"/b\"]", "wlcg.groups:/b wlcg.groups:/b wlcg.groups wlcg.groups", "[\"/b\",\"/a\"]");
+	assert_selects("[\"/a\",\"/b\",\"/a\"]", "compute.read wlcg.groups", "[\"/a\",\"/b\"]");
+	assert_selects("[\"/a\",\"/b\"]", "wlcg.groups:/b wlcg.groups:/b wlcg.groups wlcg.groups compute.read",
+		       "[\"/b\",\"/a\"]");
 }
 
 static void test_a_group_not_held_is_refused(void)
 {
 	/* Byte for byte: neither parent nor child nor another case is held. */
 	const char *held = "[\"/cms\",\"/cms/uscms\"]";
-	assert_refused(held, "wlcg.groups:/cms/uscms/x", SCRIP_E_INVALID_SCOPE, "group_not_held");
-	assert_refused(held, "wlcg.groups:/CMS", SCRIP_E_INVALID_SCOPE, "group_not_held");
-	assert_refused("[\"/cms/uscms\"]", "wlcg.groups:/cms", SCRIP_E_INVALID_SCOPE, "group_not_held");
-	assert_refused(NULL, "wlcg.groups:/cms", SCRIP_E_INVALID_SCOPE, "group_not_held");
-	assert_refused("[]", "wlcg.groups wlcg.groups:/cms", SCRIP_E_INVALID_SCOPE, "group_not_held");
+	assert_refused(held, "compute.read wlcg.groups:/cms/uscms/x", SCRIP_E_INVALID_SCOPE, "group_not_held");
+	assert_refused(held, "compute.read wlcg.groups:/CMS", SCRIP_E_INVALID_SCOPE, "group_not_held");
+	assert_refused("[\"/cms/uscms\"]", "compute.read wlcg.groups:/cms", SCRIP_E_INVALID_SCOPE, "group_not_held");
+	assert_refused(NULL, "compute.read wlcg.groups:/cms", SCRIP_E_INVALID_SCOPE, "group_not_held");
+	assert_refused("[]", "compute.read wlcg.groups wlcg.groups:/cms", SCRIP_E_INVALID_SCOPE, "group_not_held");
 }
 
 static void test_without_the_permission(void)
@@ -207,8 +224,17 @@ static void test_without_the_permission(void)
 
 	scrip_groups_ask_t ask;
 	char *rest = NULL;
-	CU_ASSERT_TRUE_FATAL(scrip_groups_ask_split("wlcg.groups", &ask, &rest, &err));
+	CU_ASSERT_TRUE_FATAL(scrip_groups_ask_split("compute.read", &ask, &rest, &err));
 	free(rest);
+	CU_ASSERT_TRUE(scrip_groups_ask_allowed(false, &ask, &err));
+	CU_ASSERT_FALSE(scrip_groups_ask_names_a_group(&ask));
+	CU_ASSERT_TRUE_FATAL(scrip_groups_ask_split("compute.read wlcg.groups", &ask, &rest, &err));
+	free(rest);
+	CU_ASSERT_FALSE(scrip_groups_ask_names_a_group(&ask));
+	CU_ASSERT_TRUE(scrip_groups_ask_allowed(true, &ask, &err));
+	CU_ASSERT_FALSE(scrip_groups_ask_allowed(false, &ask, &err));
+	CU_ASSERT_STRING_EQUAL(err.reason, "groups_not_allowed");
+	memset(&err, 0, sizeof(err));
 	CU_ASSERT_FALSE(scrip_groups_select(false, held, &ask, &selected, &err));
 	CU_ASSERT_PTR_NULL(selected);
 	CU_ASSERT_EQUAL(err.code, SCRIP_E_INVALID_SCOPE);
@@ -225,16 +251,26 @@ static void test_too_many_groups_held(void)
 		snprintf(name, sizeof(name), "/g%d", i);
 		json_array_append_new(held, json_string(name));
 	}
-	scrip_groups_ask_t none = { 0 };
+	scrip_groups_ask_t plain;
+	char *rest = NULL;
 	json_t *selected = NULL;
 	scrip_err_t err = { 0 };
-	CU_ASSERT_TRUE_FATAL(scrip_groups_select(true, held, &none, &selected, &err));
+	CU_ASSERT_TRUE_FATAL(scrip_groups_ask_split("compute.read wlcg.groups", &plain, &rest, &err));
+	free(rest);
+	CU_ASSERT_TRUE_FATAL(scrip_groups_select(true, held, &plain, &selected, &err));
 	CU_ASSERT_EQUAL(json_array_size(selected), SCRIP_GROUPS_HELD_MAX);
 	json_decref(selected);
 	json_array_append_new(held, json_string("/one-more"));
-	CU_ASSERT_FALSE(scrip_groups_select(true, held, &none, &selected, &err));
+	CU_ASSERT_FALSE(scrip_groups_select(true, held, &plain, &selected, &err));
 	CU_ASSERT_EQUAL(err.code, SCRIP_E_INVALID_REQUEST);
 	CU_ASSERT_STRING_EQUAL(err.reason, "subject_token_too_many_groups");
+	/* Nothing selected: the groups go as they are, however many (as a token
+	 * of the main issuer's gives them). */
+	scrip_groups_ask_t none = { 0 };
+	CU_ASSERT_TRUE_FATAL(scrip_groups_select(true, held, &none, &selected, &err));
+	CU_ASSERT_PTR_EQUAL(selected, held);
+	json_decref(selected);
+	scrip_groups_ask_clear(&plain);
 	json_decref(held);
 }
 
@@ -257,10 +293,8 @@ static void test_exchange_request_takes_the_groups_apart(void)
 	CU_ASSERT_EQUAL(req.groups.n, 0);
 
 	params.scope = "wlcg.groups";
-	CU_ASSERT_TRUE_FATAL(scrip_exchange_request_validate(&params, &req, &err));
-	CU_ASSERT_EQUAL(req.scopes.n, 0);
-	CU_ASSERT_EQUAL(req.groups.n, 1);
-	scrip_exchange_request_clear(&req);
+	CU_ASSERT_FALSE(scrip_exchange_request_validate(&params, &req, &err));
+	CU_ASSERT_STRING_EQUAL(err.reason, "groups_without_scope");
 
 	params.scope = "wlcg.groups:nope storage.read:/cms";
 	CU_ASSERT_FALSE(scrip_exchange_request_validate(&params, &req, &err));
@@ -276,7 +310,7 @@ bool scrip_test_groups_suite(void)
 	SCRIP_ADD_TEST(suite, test_split_refuses_bad_groups_and_separators);
 	SCRIP_ADD_TEST(suite, test_split_limits_the_group_scopes);
 	SCRIP_ADD_TEST(suite, test_profile_examples);
-	SCRIP_ADD_TEST(suite, test_no_group_asked_is_the_defaults);
+	SCRIP_ADD_TEST(suite, test_groups_asked_or_not);
 	SCRIP_ADD_TEST(suite, test_duplicates_collapse);
 	SCRIP_ADD_TEST(suite, test_a_group_not_held_is_refused);
 	SCRIP_ADD_TEST(suite, test_without_the_permission);
