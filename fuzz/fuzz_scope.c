@@ -305,7 +305,10 @@ static void fuzz_groups(const char *held_words, const char *scope)
 			named_unheld |= ask.names[k] && index_in(held, ask.names[k]) == (size_t)-1;
 		FUZZ_ASSERT(strcmp(err.reason, "group_not_held") != 0 || named_unheld);
 	} else if (ask.n == 0) {
-		FUZZ_ASSERT(ask.scope_given || json_array_size(held) == 0 ? selected == NULL : selected == held);
+		if (ask.scope_given || json_array_size(held) == 0)
+			FUZZ_ASSERT(selected == NULL);
+		else
+			FUZZ_ASSERT(selected != held && json_equal(selected, held));
 	} else {
 		size_t i, named = 0;
 		json_t *g;

@@ -87,9 +87,9 @@ bool scrip_groups_ask_split(const char *scope, scrip_groups_ask_t *ask, char **r
 	*rest = NULL;
 	if (!scope)
 		return true;
-	ask->scope_given = *scope != '\0';
 	if (!scrip_scope_separators_ok(scope, err))
 		return false;
+	ask->scope_given = *scope != '\0';
 	char *others = malloc(strlen(scope) + 1);
 	if (!others) {
 		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
@@ -203,6 +203,25 @@ oom:
 	return false;
 }
 
+/* A copy of held's strings, in its order (duplicates kept, as the issuer
+ * gave them), or NULL for none: scrip's own array, whatever held is. */
+static bool copy_held(const json_t *held, json_t **selected, scrip_err_t *err)
+{
+	if (!held || json_array_size(held) == 0)
+		return true;
+	json_t *out = json_array();
+	size_t i;
+	json_t *g;
+	json_array_foreach (held, i, g)
+		if (!out || (json_is_string(g) && json_array_append_new(out, json_string(json_string_value(g))) != 0)) {
+			json_decref(out);
+			SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+			return false;
+		}
+	*selected = out;
+	return true;
+}
+
 bool scrip_groups_select(bool may_carry, const json_t *held, const scrip_groups_ask_t *ask, json_t **selected,
 			 scrip_err_t *err)
 {
@@ -213,11 +232,8 @@ bool scrip_groups_select(bool may_carry, const json_t *held, const scrip_groups_
 		held = NULL;
 	if (!may_carry || (ask->n == 0 && ask->scope_given))
 		return true;
-	if (ask->n == 0) { /* no scope: everything the client may have */
-		if (held && json_array_size(held) > 0)
-			*selected = json_incref((json_t *)held);
-		return true;
-	}
+	if (ask->n == 0) /* no scope: everything the client may have, as held */
+		return copy_held(held, selected, err);
 	if (held && json_array_size(held) > SCRIP_GROUPS_HELD_MAX) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_REQUEST, "subject_token_too_many_groups",
 			  "the subject token holds more than %d groups: they cannot be selected", SCRIP_GROUPS_HELD_MAX);

@@ -12,7 +12,7 @@
  * group puts it first (VOMS's primary group) and never drops the others.
  * A scope without group scopes asks for no group (the profile: a client
  * may want capabilities alone); no scope at all asks for everything the
- * client may have, the default groups with it. Groups are compared byte
+ * client may have: the subject token's groups as they are. Groups are compared byte
  * for byte: "/cms" does not hold "/cms/uscms", nor the reverse (the
  * profile: a relying party reads only the groups listed). */
 #ifndef SCRIP_GROUPS_H
@@ -65,7 +65,7 @@ bool scrip_groups_ask_allowed(bool may_carry, const scrip_groups_ask_t *ask, scr
 
 /* The wlcg.groups of the token, from held (the subject token's claim, an
  * array of strings, or NULL) as ask selects them. *selected is a reference
- * the caller decrefs (held itself, when no scope was given), or NULL for
+ * the caller decrefs (a copy of held's strings when no scope was given), or NULL for
  * no wlcg.groups claim: nothing selected, nothing held, or a scope without
  * group scopes. may_carry is the client's "groups" permission: without it
  * *selected is NULL. Refused: a group scope without the permission

@@ -50,6 +50,8 @@ void scrip_token_forget_issued(scrip_token_req_t *t)
 	t->grant_row = NULL;
 	json_decref(t->grant_groups);
 	t->grant_groups = NULL;
+	free(t->minted_groups);
+	t->minted_groups = NULL;
 	scrip_grant_clear(&t->grant);
 	free(t->scope_text);
 	t->scope_text = NULL;
@@ -227,15 +229,24 @@ bool scrip_token_mint(scrip_token_req_t *t, const char *sub, const char *job_id,
 	}
 	snprintf(t->jti, sizeof(t->jti), "%s", jti);
 	free(jti);
+	/* the user's groups say what a group-authorising relying party grants,
+	 * beyond any scope: only to a client allowed them; recorded with the
+	 * token as they are carried */
+	if (!t->client->may_carry_groups)
+		groups = NULL;
+	free(t->minted_groups);
+	t->minted_groups = groups ? json_dumps(groups, JSON_COMPACT) : NULL;
+	if (groups && !t->minted_groups) {
+		SCRIP_ERR(err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		return false;
+	}
 	scrip_claims_input_t in = {
 		.issuer = issuer,
 		.sub = sub,
 		.client_id = t->client->client_id,
 		.jti = t->jti,
 		.job_id = job_id,
-		/* the user's groups say what a group-authorising relying party
-		 * grants, beyond any scope: only to a client allowed them */
-		.groups = t->client->may_carry_groups ? groups : NULL,
+		.groups = groups,
 		.grant = &t->grant,
 		.act_parent = t->act_parent,
 	};

@@ -108,6 +108,7 @@ static void issue_access_token(scrip_token_req_t *t)
 		.n_requested_audiences = t->params.n_audiences,
 		.vo = t->client->vo ? t->client->vo : SCRIP_CLIENT_DEFAULT_VO,
 		.parent_jti = redelegated(t) ? t->subject.jti : NULL,
+		.groups_json = t->minted_groups,
 	};
 	scrip_token_set_step(t, STEP_RECORDING);
 	scrip_store_token_record(t->app->records, &rec, access_recorded_cb, t);
@@ -155,6 +156,11 @@ static void issue_grant(scrip_token_req_t *t)
 	char ref[80];
 	subject_ref(t, ref, sizeof(ref));
 	char *groups = t->grant_groups ? json_dumps(t->grant_groups, JSON_COMPACT) : NULL;
+	if (t->grant_groups && !groups) {
+		SCRIP_ERR(&err, SCRIP_E_SERVER_ERROR, "out_of_memory", "out of memory");
+		scrip_token_deny(t, &err);
+		return;
+	}
 	scrip_grant_record_t rec = {
 		.grant_id = t->grant_id,
 		.token_hash_hex = t->new_hash,

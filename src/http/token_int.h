@@ -68,6 +68,8 @@ typedef struct {
 	int64_t requested_lifetime; /* refresh: expires_in asked for, 0 when none */
 	json_t *grant_groups;        /* the wlcg.groups to issue: an exchange's selection (groups.h), a
 				      * redeemed grant's; NULL for none */
+	char *minted_groups;         /* the wlcg.groups the minted token carries, as JSON text (its
+				      * record's); NULL for none */
 
 	/* lazy upstream */
 	size_t upstream_index;       /* of t->upstream in cfg->upstreams */

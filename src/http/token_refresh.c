@@ -235,6 +235,7 @@ static scrip_redeem_record_t redeem_record(const scrip_token_req_t *t, bool retr
 		.requested_audiences = t->params.audiences,
 		.n_requested_audiences = t->params.n_audiences,
 		.uses = row->uses,
+		.groups_json = t->minted_groups, /* NULL when brokered: the main issuer's token */
 	};
 }
 
@@ -527,14 +528,15 @@ static bool redeem_scope_read(scrip_token_req_t *t, scrip_err_t *err)
 	char *capabilities = NULL;
 	if (!scrip_groups_ask_split(t->params.scope, &groups, &capabilities, err))
 		return false;
-	bool names_a_group = scrip_groups_ask_names_a_group(&groups);
-	scrip_groups_ask_clear(&groups);
-	bool ok = false;
-	if (names_a_group)
+	bool ok = scrip_groups_ask_allowed(t->client->may_carry_groups, &groups, err);
+	if (ok && scrip_groups_ask_names_a_group(&groups)) {
 		SCRIP_ERR(err, SCRIP_E_INVALID_SCOPE, "groups_fixed_by_grant",
 			  "a grant's wlcg.groups were chosen at its exchange: a redemption cannot name a group");
-	else
+		ok = false;
+	}
+	if (ok)
 		ok = scrip_scope_set_parse(capabilities, true, &t->requested_scopes, err);
+	scrip_groups_ask_clear(&groups);
 	free(capabilities);
 	return ok;
 }

@@ -281,9 +281,10 @@ static char *json_strings(const char *const *values, size_t n)
 static const char token_record_sql[] =
 	"WITH t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
-	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo, parent_jti)"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo, parent_jti,"
+	"                                   groups)"
 	"  SELECT $1, $2, $3, $4, $5, string_to_array($6, ' '), ARRAY(SELECT jsonb_array_elements_text($7::jsonb)),"
-	"         $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12, $15, $16"
+	"         $8, $9, to_timestamp($10::bigint), to_timestamp($11::bigint), $12, $15, $16, $17::jsonb"
 	"   WHERE " JOB_OPEN("$2", "$8")
 	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr, vo)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id,"
@@ -300,15 +301,16 @@ static const char token_record_batch_sql[] =
 	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(jti text, client_id text, subject text,"
 	"    upstream_issuer text, subject_token_ref text, scopes text, audiences text, job_id text, kid text,"
 	"    issued_at bigint, expires_at bigint, remote_addr text, requested_scope text,"
-	"    requested_audiences text, vo text, parent_jti text)),"
+	"    requested_audiences text, vo text, parent_jti text, groups text)),"
 	" o AS (" JOBS_OPEN("r", "jti") "),"
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
-	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo, parent_jti)"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, vo, parent_jti,"
+	"                                   groups)"
 	"  SELECT r.jti, r.client_id, r.subject, r.upstream_issuer, r.subject_token_ref,"
 	"         string_to_array(r.scopes, ' '), ARRAY(SELECT jsonb_array_elements_text(r.audiences::jsonb)),"
 	"         r.job_id, r.kid, to_timestamp(r.issued_at), to_timestamp(r.expires_at), r.remote_addr, r.vo,"
-	"         r.parent_jti"
+	"         r.parent_jti, r.groups::jsonb"
 	"    FROM r"
 	"   WHERE " JOBS_OPEN_IN("o", "r")
 	"  RETURNING jti, client_id, subject, upstream_issuer, job_id, remote_addr, vo)"
@@ -325,14 +327,14 @@ static const char *const token_record_fields[] = { "jti",          "client_id", 
 						   "audiences",    "job_id",          "kid",
 						   "issued_at",    "expires_at",      "remote_addr",
 						   "requested_scope", "requested_audiences", "vo",
-						   "parent_jti" };
+						   "parent_jti", "groups" };
 
 static const scrip_batch_kind_t token_record_kind = {
 	.name = "issued token",
 	.single_sql = token_record_sql,
 	.batch_sql = token_record_batch_sql,
 	.fields = token_record_fields,
-	.n = 16,
+	.n = 17,
 	.key = 0,
 };
 
@@ -377,7 +379,7 @@ void scrip_store_token_record(scrip_batcher_t *batcher, const scrip_token_record
 		abort();
 	const char *params[] = { rec->jti, rec->client_id, rec->subject, rec->upstream_issuer, rec->subject_token_ref,
 				 rec->scopes, auds, rec->job_id, rec->kid, iat, exp, rec->remote_addr,
-				 rec->requested_scope, requested, rec->vo, rec->parent_jti };
+				 rec->requested_scope, requested, rec->vo, rec->parent_jti, rec->groups_json };
 	batched_add(batcher, &token_record_kind, params, guarded_by_ended_job_cb, cb, arg);
 	free(requested);
 	free(auds);
@@ -749,10 +751,11 @@ static const char redeem_sql[] =
 	REDEEM_CLAIM_SQL("$15", "$6")
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
-	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id, vo)"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id, vo,"
+	"                                   groups)"
 	"  SELECT $6, g.client_id, g.subject, g.upstream_issuer, 'grant:' || g.grant_id, string_to_array($7, ' '),"
 	"         ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), g.job_id, $9, to_timestamp($10::bigint),"
-	"         to_timestamp($11::bigint), $12, g.grant_id, g.vo"
+	"         to_timestamp($11::bigint), $12, g.grant_id, g.vo, $16::jsonb"
 	"    FROM g JOIN n USING (grant_id)"
 	"  RETURNING jti, grant_id)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id, grant_id,"
@@ -812,7 +815,8 @@ static const char redeem_batch_sql[] =
 	"WITH r AS ("
 	"  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(old_hash text, new_hash text, retry boolean,"
 	"    grant_id text, client_id text, jti text, scopes text, audiences text, kid text, issued_at bigint,"
-	"    expires_at bigint, remote_addr text, requested_scope text, requested_audiences text, uses integer)),"
+	"    expires_at bigint, remote_addr text, requested_scope text, requested_audiences text, uses integer,"
+	"    groups text)),"
 	" locked AS ("
 	"  SELECT g.grant_id FROM scrip.grants g WHERE g.grant_id = ANY (ARRAY(SELECT grant_id FROM r))"
 	"   ORDER BY g.grant_id FOR NO KEY UPDATE),"
@@ -853,10 +857,12 @@ static const char redeem_batch_sql[] =
 	"  RETURNING grant_id),"
 	" t AS ("
 	"  INSERT INTO scrip.issued_tokens (jti, client_id, subject, upstream_issuer, subject_token_ref, scopes,"
-	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id, vo)"
+	"                                   audiences, job_id, kid, issued_at, expires_at, remote_addr, grant_id, vo,"
+	"                                   groups)"
 	"  SELECT r.jti, g.client_id, g.subject, g.upstream_issuer, 'grant:' || g.grant_id, string_to_array(r.scopes, ' '),"
 	"         ARRAY(SELECT jsonb_array_elements_text(r.audiences::jsonb)), g.job_id, r.kid,"
-	"         to_timestamp(r.issued_at), to_timestamp(r.expires_at), r.remote_addr, g.grant_id, g.vo"
+	"         to_timestamp(r.issued_at), to_timestamp(r.expires_at), r.remote_addr, g.grant_id, g.vo,"
+	"         r.groups::jsonb"
 	"    FROM g JOIN r USING (jti) JOIN n ON n.grant_id = g.grant_id"
 	"  RETURNING jti, grant_id)"
 	" INSERT INTO scrip.audit_events (event, outcome, client_id, subject, upstream_issuer, jti, job_id, grant_id,"
@@ -871,14 +877,14 @@ static const char redeem_batch_sql[] =
 static const char *const redeem_fields[] = { "old_hash",   "new_hash",    "retry",           "grant_id",
 					     "client_id",  "jti",         "scopes",          "audiences",
 					     "kid",        "issued_at",   "expires_at",      "remote_addr",
-					     "requested_scope", "requested_audiences", "uses" };
+					     "requested_scope", "requested_audiences", "uses",       "groups" };
 
 static const scrip_batch_kind_t redeem_kind = {
 	.name = "redemption",
 	.single_sql = redeem_sql,
 	.batch_sql = redeem_batch_sql,
 	.fields = redeem_fields,
-	.n = 15,
+	.n = 16,
 	.key = 5,
 	.apart = "grant_id",
 	.settle = true,
@@ -910,7 +916,7 @@ void scrip_store_redeem(scrip_batcher_t *batcher, const scrip_redeem_record_t *r
 		abort();
 	const char *params[] = { rec->old_hash_hex, rec->new_hash_hex, rec->retry ? "true" : "false", rec->grant_id,
 				 rec->client_id, rec->jti, rec->scopes, auds, rec->kid, iat, exp, rec->remote_addr,
-				 rec->requested_scope, requested, uses };
+				 rec->requested_scope, requested, uses, rec->groups_json };
 	batched_add(batcher, &redeem_kind, params, redeemed_cb, cb, arg);
 	free(requested);
 	free(auds);

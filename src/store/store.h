@@ -69,6 +69,7 @@ typedef struct {
 	size_t n_requested_audiences;
 	const char *vo;              /* the client's VO (written as is: no trigger has to look it up) */
 	const char *parent_jti;      /* re-delegated: the jti of scrip's token it was made from; else NULL */
+	const char *groups_json;     /* the wlcg.groups the token carries, as JSON text; NULL when none */
 } scrip_token_record_t;
 
 /* Commits the issued_tokens row and its 'granted' audit row in one
@@ -191,6 +192,7 @@ typedef struct {
 	const char *const *requested_audiences;
 	size_t n_requested_audiences;
 	int64_t uses; /* the grant's uses as the redemption was decided: still the count, or nothing is written */
+	const char *groups_json; /* the wlcg.groups the token carries, as JSON text; NULL when none */
 } scrip_redeem_record_t;
 
 /* In ONE statement: re-checks the grant (active, this client's, unexpired,

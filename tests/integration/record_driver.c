@@ -6,7 +6,8 @@
  *                 [--later I --after MS]
  *
  * Token i (0..N-1) has jti PREFIX-i (PREFIX random, printed first), job
- * "job-i", subject "sub-i". --later I --after MS adds tokens I.. MS
+ * "job-i", subject "sub-i", wlcg.groups ["/demo", "/demo/i"] when i is
+ * divisible by 3 (else none). --later I --after MS adds tokens I.. MS
  * milliseconds after the others. --ended I gives token I the job "ended-job"
  * (the test ends that job first); --refused I gives token I no subject
  * (PostgreSQL refuses its row: NOT NULL). --grants creates grants instead
@@ -47,6 +48,7 @@
  * "OLD_HASH_HEX NEW_HASH_HEX RETRY(0|1) GRANT_ID JTI USES" (USES: the
  * grant's count of uses the redemption is decided on), and prints
  * "waiting W", then "I JTI written|redeemed_concurrently|error:REASON".
+ * Redemption I's token carries wlcg.groups ["/demo"] when I is even.
  * --then M: over one database connection; once the N are answered, prints
  * "next", reads M more lines and redeems them the same way, in the same
  * session (whatever it has prepared and planned is reused).
@@ -330,6 +332,7 @@ static void redeems_start_cb(void *arg)
 			.requested_audiences = audiences,
 			.n_requested_audiences = (size_t)(i % 2),
 			.uses = r->uses,
+			.groups_json = i % 2 ? NULL : "[\"/demo\"]",
 		};
 		scrip_store_redeem(rs->batcher, &rec, redeemed_cb, &r->out);
 	}
@@ -462,8 +465,9 @@ static void add_records(struct run *r, int from, int to)
 	const char *requested[] = { "https://storage.example.org", "https://other.example.org" };
 	for (int i = from; i < to; i++) {
 		struct outcome *o = &r->out[i];
-		char job[32], sub[32];
+		char job[32], sub[32], groups[48];
 		snprintf(job, sizeof(job), i == r->ended ? "ended-job" : "job-%d", i);
+		snprintf(groups, sizeof(groups), "[\"/demo\",\"/demo/%d\"]", i);
 		snprintf(sub, sizeof(sub), "sub-%d", i);
 		*o = (struct outcome){ .index = i, .left = r->left, .base = r->base };
 		snprintf(o->jti, sizeof(o->jti), "%s-%d", r->prefix, i);
@@ -485,6 +489,7 @@ static void add_records(struct run *r, int from, int to)
 			.requested_audiences = requested,
 			.n_requested_audiences = (size_t)(i % 3),
 			.vo = "default",
+			.groups_json = i % 3 ? NULL : groups,
 		};
 		if (r->grants)
 			add_grant(r, i, &rec);

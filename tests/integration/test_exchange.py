@@ -183,12 +183,12 @@ class SuccessTest(ExchangeCase):
         """The user's wlcg.groups say what a relying party that authorises by group grants, beyond any scope:
         a token carries them only for a client with the groups permission."""
         tok, subject = self.subject({"wlcg.groups": ["/demo", "/demo/production"]})
-        plain = self.env.new_client()
+        plain = self.env.new_client(scopes=("storage.read:/demo",))
         mark = self.env.audit_mark()
-        r = self.env.exchange(plain, tok, scope="storage.read:/demo")
-        claims = self.assertGranted(r, plain, tok, mark, ["storage.read:/demo"], [STORAGE], 1800,
-                                    requested_scope="storage.read:/demo")
+        r = self.env.exchange(plain, tok)  # no scope: everything the client may have, and no groups
+        claims = self.assertGranted(r, plain, tok, mark, ["storage.read:/demo"], [STORAGE], 1800)
         self.assertNotIn("wlcg.groups", claims)
+        self.assertIsNone(self.env.issued_rows(jti=claims["jti"])[0]["groups"])
         allowed = self.env.new_client(extra=["--permission", "groups"])
         mark = self.env.audit_mark()
         r = self.env.exchange(allowed, tok, scope="storage.read:/demo wlcg.groups")
@@ -222,6 +222,9 @@ class SuccessTest(ExchangeCase):
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
         self.assertEqual(claims["wlcg.groups"], ["/demo/production", "/demo", "/demo/analysis"])
         self.assertEqual(claims["scope"], "storage.read:/demo")
+        # Recorded as carried: the groups are rights a relying party may grant by.
+        self.assertEqual(self.env.db.scalar("SELECT groups FROM audit.issued_tokens WHERE jti = :'j'",
+                                            j=claims["jti"]), ["/demo/production", "/demo", "/demo/analysis"])
         r = self.env.exchange(c, tok, scope="wlcg.groups:/demo/analysis storage.read:/demo wlcg.groups")
         self.assertEqual(r.status, 200, repr(r))
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
@@ -230,6 +233,7 @@ class SuccessTest(ExchangeCase):
         self.assertEqual(r.status, 200, repr(r))
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
         self.assertNotIn("wlcg.groups", claims)
+        self.assertIsNone(self.env.issued_rows(jti=claims["jti"])[0]["groups"])
 
     def test_groups_alone_are_refused(self):
         """A scope of group scopes alone would leave no capability asked, which reads as every scope the
@@ -258,6 +262,10 @@ class SuccessTest(ExchangeCase):
             mark = self.env.audit_mark()
             r = self.env.exchange(c, tok, scope=scope)
             self.assertRefused(r, mark, 400, "invalid_scope", c, reason="groups_not_allowed")
+        # Decided with the request, before the subject token is read: even a token that is no JWT.
+        mark = self.env.audit_mark()
+        r = self.env.exchange(c, "not-a-token", scope="storage.read:/demo wlcg.groups")
+        self.assertRefused(r, mark, 400, "invalid_scope", c, reason="groups_not_allowed")
 
     def test_bad_group_scope_is_refused(self):
         c = self.env.new_client(extra=["--permission", "groups"])

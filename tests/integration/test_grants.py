@@ -116,10 +116,15 @@ class GrantGroupsTest(GrantCase):
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
         self.assertEqual(claims.get("wlcg.groups"), ["/demo"])
         self.env.scripd.scripctl("client", "update", c.id, "--no-permission", check=True)
+        mark = self.env.audit_mark()
+        r2 = self.redeem(c, r.json["refresh_token"], scope="storage.read:/demo wlcg.groups")
+        self.assertOAuthError(r2, 400, "invalid_scope")
+        self.assertEqual(self.events(mark), [("token_refresh", "denied", "groups_not_allowed")])
         r = self.redeem(c, r.json["refresh_token"])
         self.assertEqual(r.status, 200, repr(r))
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
         self.assertNotIn("wlcg.groups", claims)
+        self.assertIsNone(self.env.issued_rows(jti=claims["jti"])[0]["groups"], "recorded as carried")
 
 
     def test_a_grant_keeps_the_groups_chosen_at_its_exchange(self):
@@ -137,6 +142,7 @@ class GrantGroupsTest(GrantCase):
         self.assertEqual(r.status, 200, repr(r))
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
         self.assertEqual(claims.get("wlcg.groups"), ["/demo/production", "/demo"])
+        self.assertEqual(self.env.issued_rows(jti=claims["jti"])[0]["groups"], ["/demo/production", "/demo"])
         mark = self.env.audit_mark()
         r2 = self.redeem(c, r.json["refresh_token"], scope="storage.read:/demo wlcg.groups:/demo")
         self.assertOAuthError(r2, 400, "invalid_scope")

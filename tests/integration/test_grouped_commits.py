@@ -133,6 +133,7 @@ class DriverTest(ScripTestCase):
         self.assertEqual((row["iat"], row["exp"]), (1800000000, 1800003600))
         self.assertEqual(row["remote_addr"], "192.0.2.7")
         self.assertEqual(row["vo"], "default")
+        self.assertEqual(row["groups"], None if i % 3 else ["/demo", "/demo/%d" % i])
         self.assertIsNone(row["revoked_at"])
         self.assertEqual((event["event"], event["outcome"]), ("token_exchange", "granted"))
         self.assertEqual((event["client_id"], event["subject"], event["job_id"]),
@@ -423,6 +424,9 @@ class RedeemDriverTest(ScripTestCase):
             self.assertEqual(self.token(new), {"grant_id": gid, "generation": 2, "state": "active", "successor": None})
             self.assertEqual(self.uses(gid), 1)
             self.assert_recorded(jti, gid, "generation 2")
+        # record-driver gives redemption i the groups ["/demo"] when i is even, as carried by its token.
+        self.assertEqual([self.env.db.scalar("SELECT groups FROM scrip.issued_tokens WHERE jti = :'j'", j=j)
+                          for j in jtis], [["/demo"], None] * 3)
 
     def test_one_token_twice_in_a_burst_wins_once(self):
         (g1, h1), (g0, h0), (g2, h2), (g3, h3) = [self.grant() for _ in range(4)]

@@ -76,12 +76,15 @@ def seed(env):
     time.sleep(1.1)
     F["since"] = db.scalar("SELECT date_trunc('second', now())")
 
-    def client(prefix, vo, scopes, audiences, default_lifetime=1800):
+    def client(prefix, vo, scopes, audiences, default_lifetime=1800, extra=()):
         return env.new_client(scopes=scopes, audiences=audiences, default_lifetime=default_lifetime,
-                              max_lifetime=3600, prefix=prefix, vo=vo)
+                              max_lifetime=3600, prefix=prefix, vo=vo, extra=extra)
 
     def token(upstream, sub):
-        return env.subject_token(upstream, {"sub": sub, "scope": ATLAS_SCOPE if upstream == "atlas" else CMS_SCOPE})
+        claims = {"sub": sub, "scope": ATLAS_SCOPE if upstream == "atlas" else CMS_SCOPE}
+        if sub == alice:  # her groups go only where a client with the groups permission asks for them
+            claims["wlcg.groups"] = ["/atlas", "/atlas/production"]
+        return env.subject_token(upstream, claims)
 
     def ok(r):
         assert r.status == 200, "refused: %r" % r
@@ -113,11 +116,13 @@ def seed(env):
     # ---- atlas ----
     pilot = F["atlas_pilot"] = client("atlas-pilot", "atlas",
                                       ("storage.read:/atlas", "storage.create:/atlas/user",
-                                       "storage.modify:/atlas/data"), (SE_ATLAS, SE_OTHER))
+                                       "storage.modify:/atlas/data"), (SE_ATLAS, SE_OTHER),
+                                      extra=("--permission", "groups"))
     fts = F["atlas_fts"] = client("atlas-fts", "atlas", ("storage.read:/atlas", "storage.create:/atlas/data"),
                                   (SE_ATLAS, SE_OTHER), default_lifetime=900)
     # Exchanges: a write token under /atlas/data, a read token, a create token in bob's area.
-    F["alice_write"] = jti(ok(env.exchange(pilot, token("atlas", alice), scope="storage.modify:/atlas/data/run1",
+    F["alice_write"] = jti(ok(env.exchange(pilot, token("atlas", alice),
+                                           scope="storage.modify:/atlas/data/run1 wlcg.groups:/atlas/production",
                                            audiences=(SE_ATLAS,), expires_in=600, job_id="panda-1")))
     F["alice_read"] = jti(ok(env.exchange(pilot, token("atlas", alice), scope="storage.read:/atlas/data",
                                           audiences=(SE_ATLAS,), expires_in=1200)))
@@ -205,6 +210,7 @@ def cookbook_queries():
 def params():
     """The psql variables every query may use."""
     return {"since": F["since"], "path": "/atlas/data", "scope": "storage.read:/atlas/data", "audience": SE_ATLAS,
+            "group": "/atlas",
             "subject": F["alice"], "client": F["atlas_pilot"].id, "job": "panda-2"}
 
 
@@ -244,6 +250,15 @@ def expectations():
         t.assertEqual([r["issued_at"] for r in rows], sorted(r["issued_at"] for r in rows))
     E["tokens-with-scope"] = Expect(["issued_at", "jti", "subject", "client_id", "job_id", "expires_at", "state"],
                                     with_scope)
+
+    def with_group(t, rows):
+        # Only the pilot holds the groups permission, and only its write token asked for them (the read
+        # token's scope names no group); the group asked for comes first.
+        t.assertEqual(pick(rows, "jti", "subject", "client_id", "first_group", "groups", "state"), [
+            (F["alice_write"], alice, pilot, "/atlas/production", ["/atlas/production", "/atlas"], "active"),
+        ])
+    E["tokens-with-group"] = Expect(["issued_at", "jti", "subject", "client_id", "first_group", "groups",
+                                     "expires_at", "state"], with_group)
 
     def for_audience(t, rows):
         t.assertEqual(pick(rows, "client_id", "state", "tokens", "subjects"), sorted([
@@ -477,7 +492,8 @@ class TestCookbook(ScripTestCase):
     def test_cms_operator_sees_no_atlas_answer(self):
         """The atlas-specific questions (one atlas user, client, job, path) answer nothing to cms_ops."""
         for qid, sql in cookbook_queries():
-            if qid in ("who-wrote-path", "tokens-with-scope", "tokens-for-audience", "subject-active-grants",
+            if qid in ("who-wrote-path", "tokens-with-scope", "tokens-with-group", "tokens-for-audience",
+                       "subject-active-grants",
                        "subject-jobs-with-grants", "subject-still-valid", "client-refusals", "replays",
                        "job-history"):
                 with self.subTest(qid):
