@@ -40,3 +40,26 @@ SELECT vo, jti, client_id, subject, upstream_issuer, scopes, audiences, job_id, 
        groups
   FROM audit.issued_tokens
  WHERE state = 'active';
+
+-- The grants' groups, which every redemption carries while the client
+-- holds the groups permission, in the grants' views as well (at their end).
+CREATE OR REPLACE VIEW audit.grants WITH (security_barrier = true) AS
+SELECT g.vo, g.grant_id, g.client_id, g.subject, g.upstream_issuer, g.job_id, g.scopes, g.audiences,
+       g.created_at, g.expires_at, g.max_uses, g.uses,
+       CASE WHEN g.state = 'revoked' THEN 'revoked'
+            WHEN e.job_id IS NOT NULL THEN 'job_ended'
+            WHEN g.expires_at <= now() THEN 'expired'
+            WHEN g.max_uses IS NOT NULL AND g.uses >= g.max_uses THEN 'used_up'
+            WHEN g.suspended_at IS NOT NULL THEN 'suspended'
+            WHEN c.enabled IS FALSE THEN 'client_disabled'
+            ELSE 'active' END AS state,
+       g.revoked_at, g.revoked_by, g.revoked_reason, g.suspended_at, g.suspended_reason, g.groups
+  FROM scrip.grants g
+  LEFT JOIN scrip.clients c ON c.client_id = g.client_id
+  LEFT JOIN scrip.ended_jobs e ON e.client_id = g.client_id AND e.job_id = g.job_id;
+
+CREATE OR REPLACE VIEW audit.active_grants WITH (security_barrier = true) AS
+SELECT vo, grant_id, client_id, subject, upstream_issuer, job_id, scopes, audiences, created_at, expires_at,
+       max_uses, uses, groups
+  FROM audit.grants
+ WHERE state = 'active';

@@ -235,7 +235,7 @@ static scrip_redeem_record_t redeem_record(const scrip_token_req_t *t, bool retr
 		.requested_audiences = t->params.audiences,
 		.n_requested_audiences = t->params.n_audiences,
 		.uses = row->uses,
-		.groups_json = t->minted_groups, /* NULL when brokered: the main issuer's token */
+		.groups_json = t->minted_groups, /* unused when brokered: the main issuer's token is not recorded */
 	};
 }
 

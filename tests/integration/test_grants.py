@@ -138,11 +138,16 @@ class GrantGroupsTest(GrantCase):
         self.assertEqual(r.status, 200, repr(r))
         refresh = r.json["access_token"]
         self.assertEqual(r.json["scope"], "storage.read:/demo")
+        gid = self.grant_row(refresh)["grant_id"]
+        self.assertEqual(self.env.db.scalar("SELECT groups FROM audit.active_grants WHERE grant_id = :'g'", g=gid),
+                         ["/demo/production", "/demo"])
         r = self.redeem(c, refresh)
         self.assertEqual(r.status, 200, repr(r))
         _, claims = self.env.verify_issued(r.json["access_token"], audience=STORAGE)
         self.assertEqual(claims.get("wlcg.groups"), ["/demo/production", "/demo"])
         self.assertEqual(self.env.issued_rows(jti=claims["jti"])[0]["groups"], ["/demo/production", "/demo"])
+        self.assertEqual(self.env.db.scalar("SELECT groups FROM audit.active_tokens WHERE jti = :'j'",
+                                            j=claims["jti"]), ["/demo/production", "/demo"])
         mark = self.env.audit_mark()
         r2 = self.redeem(c, r.json["refresh_token"], scope="storage.read:/demo wlcg.groups:/demo")
         self.assertOAuthError(r2, 400, "invalid_scope")
