@@ -869,6 +869,13 @@ class CtlJobTest(Case):
                          [(grant_id, "active", 0, 5)])
         self.assertEqual([(t["jti"], t["state"], t["client_id"]) for t in doc["access_tokens"]],
                          [(claims["jti"], "active", client.id)])
+        # The groups each carries (this client has no groups permission: none), as recorded.
+        self.assertEqual(([g["groups"] for g in doc["grants"]], [t["groups"] for t in doc["access_tokens"]]),
+                         ([None], [None]))
+        self.env.db.execute("UPDATE scrip.issued_tokens SET groups = '[\"/demo/prod\", \"/demo\"]'"
+                            " WHERE jti = :'j'", j=claims["jti"])
+        doc = json.loads(self.ctl_ok("job", "show", job, "--json").stdout)
+        self.assertEqual([t["groups"] for t in doc["access_tokens"]], [["/demo/prod", "/demo"]])
         text = self.ctl_ok("job", "show", job).stdout
         for value in (job, grant_id, claims["jti"], "active", "ended:  no"):
             self.assertIn(value, text)
