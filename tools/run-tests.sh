@@ -81,6 +81,27 @@ count_results() {
 	echo "$pass $fail"
 }
 
+# Prints again what failed in DIR's last make check (each failed test's
+# traceback, CUnit's failed assertions), so that the end of a long log says it.
+show_failures() {
+	local dir=$1 name=$2 log
+	echo "== $name: what failed"
+	log="$dir/tests/integration/run.sh.log"
+	if [ -f "$log" ]; then
+		# unittest's blocks: a line of =, "FAIL: test (…)", its traceback.
+		awk '/^=+$/ { grab = 0 }
+		     /^(FAIL|ERROR): test/ { grab = 1 }
+		     /^Ran [0-9]+ tests? in/ { grab = 0 }
+		     grab { print; if (++n >= 200) exit }' "$log"
+	fi
+	log="$dir/tests/unit/unit-tests.log"
+	if [ -f "$log" ]; then
+		grep -A 4 "had failures" "$log" | head -n 60 || true
+	fi
+}
+
+failed_trees=()
+
 # build_and_check DIR NAME [CONFIGURE ARGS...]
 build_and_check() {
 	local dir=$1 name=$2 status=0 pass fail
@@ -101,6 +122,9 @@ build_and_check() {
 	read -r pass fail < <(count_results "$dir")
 	echo "$name: $pass passed, $fail failed"
 	total_pass=$((total_pass + pass)) total_fail=$((total_fail + fail))
+	if [ "$status" -ne 0 ] || [ "$fail" -gt 0 ]; then
+		failed_trees+=("$dir:$name")
+	fi
 	return $status
 }
 
@@ -132,5 +156,8 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 	fi
 fi
 
+for tree in "${failed_trees[@]}"; do
+	show_failures "${tree%:*}" "${tree##*:}"
+done
 echo "total: $total_pass passed, $total_fail failed"
 exit $status

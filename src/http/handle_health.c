@@ -1,8 +1,9 @@
 /* handle_health.c — GET /healthz: ready (200) only when the database is
  * reachable and signing keys are loaded, since without either /token can
  * only answer 503. A load balancer takes the instance out meanwhile. A
- * server that hangs keeps its connections up: not_answering says the last
- * statement it was sent went unanswered past query_timeout. The
+ * server that hangs keeps its connections up: not_answering says a
+ * connection was given up for the server's silence (a statement unanswered
+ * past query_timeout) and nothing has been answered since. The
  * keys must be loaded by every loop of the process, not only the one that
  * answers: the next connection may go to any of them. */
 #include <event2/http.h>

@@ -620,11 +620,14 @@ static void heard(scrip_db_t *db)
 	keep_latest(&db->hearing->answered_ms, scrip_mono_ms());
 }
 
-/* The server has not answered a connection since since_ms, which is given
- * up. */
-static void silent(scrip_db_t *db, int64_t since_ms)
+/* A connection is given up at now_ms: its statement or its connection
+ * attempt went unanswered past its timeout. The server counts as silent
+ * until it answers again, on any connection of any worker. (Not since the
+ * statement was sent: an answer heard on another connection between that
+ * and the server's hang would keep it "answering".) */
+static void silent(scrip_db_t *db, int64_t now_ms)
 {
-	keep_latest(&db->hearing->silent_since_ms, since_ms);
+	keep_latest(&db->hearing->silent_since_ms, now_ms);
 }
 
 static void conn_deliver(struct conn *c)
@@ -957,11 +960,11 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 		struct conn *c = &db->conns[i];
 		if ((c->state == CONN_BUSY || c->state == CONN_PREPARING) && c->query &&
 		    c->sent_ms + db->timeout_ms + 1000 <= now) {
-			silent(db, c->sent_ms);
+			silent(db, now);
 			conn_reset(c, "no answer from the server past query_timeout");
 		} else if ((c->state == CONN_CONNECTING || c->state == CONN_IDENTIFYING) &&
 			   c->connect_deadline_ms <= now) {
-			silent(db, c->tried_ms);
+			silent(db, now);
 			conn_reset(c, "connect timeout");
 		}
 	}

@@ -196,9 +196,8 @@ bool scrip_db_cannot_record(const scrip_db_t *db, const scrip_err_t *err);
 
 /* What the pools of a process last heard of their server (monotonic ms):
  * when it last answered anything (a result, an established session), and
- * since when it has been silent to a connection that was given up for it
- * (a statement unanswered past query_timeout, or a connect that timed
- * out). A server that hangs keeps its connections established, so
+ * when a connection was last given up for its silence (a statement
+ * unanswered past query_timeout, or a connect that timed out). A server that hangs keeps its connections established, so
  * scrip_db_is_up stays true; these say it stopped answering. */
 typedef struct {
 	atomic_int_least64_t answered_ms;

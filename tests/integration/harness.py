@@ -654,6 +654,21 @@ class ScripTestCase(unittest.TestCase):
             self.env.failed = True
         return out
 
+    def lock_issued_tokens(self, then=""):
+        """A psql session that holds an EXCLUSIVE lock on scrip.issued_tokens (every insert waits for it),
+        then runs then; returned once the lock is held. Ends when its stdin is closed."""
+        locker = subprocess.Popen([self.env.db.psql, "-X", "-q", "-d", self.env.db.dsn], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        locker.stdin.write("BEGIN; LOCK TABLE scrip.issued_tokens IN EXCLUSIVE MODE;%s\n" % then)
+        locker.stdin.flush()
+        deadline = time.monotonic() + 10
+        while not self.env.db.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                                     " WHERE c.relname = 'issued_tokens' AND l.mode = 'ExclusiveLock'"
+                                     " AND l.granted"):
+            self.assertLess(time.monotonic(), deadline, "the lock was never taken")
+            time.sleep(0.02)
+        return locker
+
     def assertOAuthError(self, r, status, error, client=None, subject_token=None):
         """r is an RFC 6749 §5.2 error: status, JSON {error, error_description}, echoing nothing."""
         self.assertEqual(r.status, status, "expected %d %s, got %r" % (status, error, r))

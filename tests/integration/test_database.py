@@ -11,7 +11,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import DemoIssuer, Env, ScripTestCase, basic_auth, jwt_parts
+from harness import Client, DemoIssuer, Env, ScripTestCase, basic_auth, jwt_parts
 
 ENV = None
 RECOVERY_LIMIT = 30  # seconds; the aim (SECURITY-CATALOGUE §5) is the first 200 within 5 s
@@ -164,6 +164,45 @@ class HungServerTest(OutageCase):
         self.assertEqual(denied, 0)
         self.assertRegex(self.env.scripd.log_text(), r"token: denied client=\S+ error=temporarily_unavailable "
                                                      r"reason=database_")
+
+
+    def test_a_server_that_hangs_after_answering_others_is_reported(self):
+        """The server hangs while a statement waits (here on a lock), after it answered another connection:
+        that answer came after the statement was sent, yet the server has answered nothing since the
+        statement was given up, so /healthz says so. (It said "up" until the server answered again.)"""
+        if not self.env.db.can_halt:
+            self.skipTest("SCRIP_TEST_PG_DSN names a database this test cannot stop")
+        client = self.env.new_client()
+        self.poll("both workers issuing", lambda: all(self.issued_again(client) for _ in range(6)), 30)
+        self.poll("/healthz 200", lambda: self.health() == (200, "up"), 10)
+        locker = self.lock_issued_tokens()
+        answer = []
+        waiting = threading.Thread(target=lambda: answer.append(self.exchange(client)), daemon=True)
+        try:
+            waiting.start()
+            self.poll("the exchange's insert waiting for the lock", lambda: self.env.db.scalar(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE c.relname = 'issued_tokens' AND NOT l.granted"), 4)
+            # Answered after the insert was sent: the client is read, the refusal audited.
+            wrong = Client(client.id, "not-" + client.secret)
+            self.assertOAuthError(self.exchange(wrong), 401, "invalid_client")
+            self.env.db.freeze()
+            try:
+                waiting.join(15)
+                self.assertEqual(len(answer), 1, "the waiting exchange was never answered")
+                self.assertOAuthError(answer[0], 503, "temporarily_unavailable")
+                self.poll("/healthz no longer up", lambda: self.health()[1] != "up", 2)
+                answers = [self.health() for _ in range(8)]
+                for status, database in answers:
+                    self.assertEqual(status, 503, answers)
+                    self.assertIn(database, ("not_answering", "down"), answers)
+            finally:
+                self.env.db.thaw()
+        finally:
+            locker.stdin.close()
+            locker.wait(timeout=30)
+        self.poll("/healthz back to 200", lambda: self.health() == (200, "up"), 20)
+        self.poll("scripd issuing again", lambda: self.issued_again(client), 20)
 
 
 class ReadOnlyServerTest(OutageCase):

@@ -53,21 +53,6 @@ def tearDownModule():
         raise AssertionError("; ".join(problems))
 
 
-def lock_issued_tokens(case, then=""):
-    """A psql session that holds an EXCLUSIVE lock on scrip.issued_tokens (every insert waits for it), then
-    runs then; returned once the lock is held. Ends when its stdin is closed."""
-    locker = subprocess.Popen([case.env.db.psql, "-X", "-q", "-d", case.env.db.dsn], stdin=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    locker.stdin.write("BEGIN; LOCK TABLE scrip.issued_tokens IN EXCLUSIVE MODE;%s\n" % then)
-    locker.stdin.flush()
-    deadline = time.monotonic() + 10
-    while not case.env.db.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                                 " WHERE c.relname = 'issued_tokens' AND l.mode = 'ExclusiveLock' AND l.granted"):
-        case.assertLess(time.monotonic(), deadline, "the lock was never taken")
-        time.sleep(0.02)
-    return locker
-
-
 def redemption_line(redemption, jti):
     """One line of record-driver --redeem: (old hash, new hash, retry, grant_id[, uses: 0]) and the jti."""
     old, new, retry, gid = redemption[:4]
@@ -101,7 +86,7 @@ class DriverTest(ScripTestCase):
 
     def drive_locked(self, seconds, n, *args):
         """drive, while a session holds the lock every insert into issued_tokens waits for, for seconds."""
-        locker = lock_issued_tokens(self, " SELECT pg_sleep(%s); COMMIT;" % seconds)
+        locker = self.lock_issued_tokens(" SELECT pg_sleep(%s); COMMIT;" % seconds)
         try:
             return self.drive(n, *args)
         finally:
@@ -794,7 +779,7 @@ class ScripdTest(ScripTestCase):
 
         threads = [threading.Thread(target=exchange, args=(k,)) for k in range(8)]
         waiting = 0
-        locker = lock_issued_tokens(self)
+        locker = self.lock_issued_tokens()
         try:
             for t in threads:
                 t.start()
