@@ -149,16 +149,18 @@ static bool print_objects(const json_t *rows, size_t ncols, const char *const *h
 	return ok;
 }
 
+#define N_OF(array) (sizeof(array) / sizeof((array)[0]))
+
 static bool print_job(const json_t *job)
 {
-	static const char *const grant_headers[] = { "GRANT_ID", "CLIENT_ID", "SUBJECT",    "STATE",
-						     "USES",     "MAX_USES",  "EXPIRES_AT", "SCOPES" };
-	static const char *const grant_members[] = { "grant_id", "client_id", "subject",    "state",
-						     "uses",     "max_uses",  "expires_at", "scopes" };
-	static const char *const token_headers[] = { "JTI",      "CLIENT_ID",  "SUBJECT", "STATE",
-						     "GRANT_ID", "EXPIRES_AT", "SCOPES" };
-	static const char *const token_members[] = { "jti",      "client_id",  "subject", "state",
-						     "grant_id", "expires_at", "scopes" };
+	static const char *const grant_headers[] = { "GRANT_ID",   "CLIENT_ID", "SUBJECT", "STATE", "USES",
+						     "MAX_USES",   "EXPIRES_AT", "SCOPES", "GROUPS" };
+	static const char *const grant_members[] = { "grant_id",   "client_id", "subject", "state", "uses",
+						     "max_uses",   "expires_at", "scopes", "groups" };
+	static const char *const token_headers[] = { "JTI",	 "CLIENT_ID",  "SUBJECT", "STATE",
+						     "GRANT_ID", "EXPIRES_AT", "SCOPES",  "GROUPS" };
+	static const char *const token_members[] = { "jti",	 "client_id",  "subject", "state",
+						     "grant_id", "expires_at", "scopes",  "groups" };
 	const json_t *ended = json_object_get(job, "ended");
 	const json_t *grants = json_object_get(job, "grants");
 	const json_t *tokens = json_object_get(job, "access_tokens");
@@ -187,10 +189,10 @@ static bool print_job(const json_t *job)
 		free(line);
 	}
 	printf("\ngrants (%zu):\n", json_array_size(grants));
-	if (json_array_size(grants) > 0 && !print_objects(grants, 8, grant_headers, grant_members))
+	if (json_array_size(grants) > 0 && !print_objects(grants, N_OF(grant_headers), grant_headers, grant_members))
 		return false;
 	printf("\naccess tokens (%zu):\n", json_array_size(tokens));
-	return json_array_size(tokens) == 0 || print_objects(tokens, 7, token_headers, token_members);
+	return json_array_size(tokens) == 0 || print_objects(tokens, N_OF(token_headers), token_headers, token_members);
 }
 
 int scrip_ctl_job_show(scrip_ctl_t *ctl, int argc, char **argv)

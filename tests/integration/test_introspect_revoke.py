@@ -872,13 +872,20 @@ class CtlJobTest(Case):
         # The groups each carries (this client has no groups permission: none), as recorded.
         self.assertEqual(([g["groups"] for g in doc["grants"]], [t["groups"] for t in doc["access_tokens"]]),
                          ([None], [None]))
-        self.env.db.execute("UPDATE scrip.issued_tokens SET groups = '[\"/demo/prod\", \"/demo\"]'"
+        # (A main issuer's group may hold any character: the text shows a control character as ?.)
+        self.env.db.execute("UPDATE scrip.issued_tokens SET groups = '[\"/demo/prod\", \"/demo\\u001b[2J\"]'"
                             " WHERE jti = :'j'", j=claims["jti"])
         doc = json.loads(self.ctl_ok("job", "show", job, "--json").stdout)
-        self.assertEqual([t["groups"] for t in doc["access_tokens"]], [["/demo/prod", "/demo"]])
+        self.assertEqual([t["groups"] for t in doc["access_tokens"]], [["/demo/prod", "/demo\x1b[2J"]])
         text = self.ctl_ok("job", "show", job).stdout
         for value in (job, grant_id, claims["jti"], "active", "ended:  no"):
             self.assertIn(value, text)
+        self.assertNotIn("\x1b", text)
+        grants = text.split("grants (1):\n")[1].split("\n\naccess tokens (1):\n")[0].splitlines()
+        tokens = text.split("access tokens (1):\n")[1].splitlines()
+        self.assertEqual([line.split()[-1] for line in grants], ["GROUPS", "-"], text)
+        self.assertEqual(tokens[0].split()[-1], "GROUPS", text)
+        self.assertTrue(tokens[1].endswith("  /demo/prod /demo?[2J"), text)
         for output in (json.dumps(doc), text):
             self.assertNotIn(token, output)
             self.assertNotIn(hashlib.sha256(refresh.encode()).hexdigest(), output)
