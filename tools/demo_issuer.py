@@ -174,7 +174,7 @@ class DemoIssuer:
         self._calls = []              # {kind, sub, status, client_id} per request, in arrival order
         self._keys = [SigningKey(alg) for alg in algorithms]
         self._clients = dict(clients or {})   # client_id -> secret
-        self._refused = set()                 # subjects it refuses
+        self._refused = {}                    # subjects it refuses: the error it answers them
         self._refresh = {}                    # refresh token -> its record
         self._withheld = {}                   # sub -> scopes its answers leave out (withhold)
         self._widened = {}                    # sub -> scopes its answers add (widen)
@@ -320,15 +320,16 @@ class DemoIssuer:
         with self._lock:
             self._clients[client_id] = secret
 
-    def refuse(self, sub):
-        """From now on exchange and refresh for sub answer invalid_grant ("subject refused"),
-        and introspection calls sub's tokens inactive."""
+    def refuse(self, sub, error="invalid_grant"):
+        """From now on exchange and refresh for sub answer 400 error ("subject refused"; invalid_grant,
+        or access_denied as some issuers answer a user turned away), and introspection calls sub's
+        tokens inactive."""
         with self._lock:
-            self._refused.add(sub)
+            self._refused[sub] = error
 
     def unrefuse(self, sub):
         with self._lock:
-            self._refused.discard(sub)
+            self._refused.pop(sub, None)
 
     def withhold(self, sub, scope):
         """From now on answers for sub leave scope out, without an error, as INDIGO IAM does for a
@@ -626,7 +627,7 @@ class DemoIssuer:
             raise OAuthError(400, "invalid_grant", "subject_token is not valid")
         sub = claims["sub"]
         if self.refused(sub):
-            raise OAuthError(400, "invalid_grant", "subject refused")
+            raise OAuthError(400, self._refused.get(sub, "invalid_grant"), "subject refused")
         held = claims.get("scope") if isinstance(claims.get("scope"), str) else ""
         scope = self._narrowed(sub, self._granted_scope(_single(form, "scope"), held))
         audience = self._audience(form)
@@ -660,7 +661,7 @@ class DemoIssuer:
                 raise OAuthError(400, "invalid_grant", "refresh_token is not valid")
             if record["sub"] in self._refused:
                 record["active"] = False
-                raise OAuthError(400, "invalid_grant", "subject refused")
+                raise OAuthError(400, self._refused[record["sub"]], "subject refused")
             scope = self._granted_scope(requested, record["scope"])
             record["active"] = False  # rotation: each refresh token is good for one use
             rotated = self._new_refresh_token(client_id, record["sub"], record["scope"], record["groups"])

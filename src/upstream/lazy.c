@@ -865,12 +865,13 @@ static void call_cb(const scrip_oauth_result_t *r, void *arg)
 		return;
 	}
 	if (r->outcome == SCRIP_OAUTH_REFUSED && j->action == SCRIP_CUSTODY_REFRESH &&
-	    (r->after_lost_answer || (j->refresh_in_doubt && strcmp(r->error, "invalid_grant") == 0))) {
+	    strcmp(r->error, "invalid_grant") == 0 && (r->after_lost_answer || j->refresh_in_doubt)) {
 		/* An earlier attempt, of this call or of an earlier one whose
 		 * answer was never stored (migration 021), may have been taken:
 		 * the refresh token presented was then spent by scrip itself,
-		 * and the refusal says nothing of the user. The session is gone;
-		 * the user is not suspended, and the next grant makes a new one. */
+		 * and its invalid_grant says nothing of the user. The session is
+		 * gone; the user is not suspended, and the next grant makes a
+		 * new one. (An access_denied is about the user still: below.) */
 		scrip_log_warn("upstream %s refused the refresh for %s (%s) after %s: scrip's session there is taken "
 			       "as lost, the user as not refused",
 			       u->name, j->subject, r->error,
