@@ -163,14 +163,18 @@ void scrip_token_deny(scrip_token_req_t *t, const scrip_err_t *err)
 	}
 	const char *grant_type = scrip_form_get(&t->form, "grant_type");
 	bool refresh = grant_type && strcmp(grant_type, SCRIP_GRANT_TYPE_REFRESH_TOKEN) == 0;
+	/* The row is filed under the client's VO: a grant of another client
+	 * (maybe of another VO) is named by its id alone, never its user. */
+	const scrip_grant_row_t *g = t->grant_row;
+	bool foreign = g && (!t->client_id || strcmp(g->client_id, t->client_id) != 0);
 	scrip_denial_record_t rec = {
 		.event = refresh ? "token_refresh" : "token_exchange",
 		.err = &t->err,
 		.client_id = t->client_id,
-		.subject = t->grant_row ? t->grant_row->subject : t->subject.sub,
-		.upstream_issuer = t->grant_row ? t->grant_row->upstream_issuer : t->subject.iss,
-		.job_id = t->grant_row ? t->grant_row->job_id : t->params.job_id,
-		.grant_id = t->grant_row ? t->grant_row->grant_id : NULL,
+		.subject = g ? (foreign ? NULL : g->subject) : t->subject.sub,
+		.upstream_issuer = g ? (foreign ? NULL : g->upstream_issuer) : t->subject.iss,
+		.job_id = g ? (foreign ? NULL : g->job_id) : t->params.job_id,
+		.grant_id = g ? g->grant_id : NULL,
 		.remote_addr = t->remote_addr,
 		.requested_scope = t->params.scope,
 		.requested_audiences = t->params.audiences,

@@ -456,9 +456,11 @@ class RedeemTest(GrantCase):
         r = self.redeem(thief, r1)
         self.assertOAuthError(r, 400, "invalid_grant")
         self.assertEqual(self.events(mark), [("token_refresh", "denied", "grant_of_another_client")])
-        # Filed under the thief's client, and naming the grant, so that its owner's operators find it.
-        self.assertEqual((self.env.audit_since(mark)[0]["client_id"], self.env.audit_since(mark)[0]["grant_id"]),
-                         (thief.id, self.grant_row(r1)["grant_id"]))
+        # Filed under the thief's client (and its VO), naming the grant by its id alone: the thief's
+        # operators do not learn the owner's user, job or issuer from it.
+        row = self.env.audit_since(mark)[0]
+        self.assertEqual((row["client_id"], row["grant_id"]), (thief.id, self.grant_row(r1)["grant_id"]))
+        self.assertEqual((row["subject"], row["job_id"], row["upstream_issuer"]), (None, None, None))
         self.assertEqual(self.env.issued_since(mark), 0)
         # The owner's token was not consumed by the attempt.
         self.assertEqual(self.redeem(owner, r1).status, 200)
