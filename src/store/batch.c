@@ -1,8 +1,8 @@
 /* batch.c — grouped commits (batch.h): per kind of record a queue of
  * records waiting, and a count of this batcher's statements in flight.
  * A record is sent as soon as fewer than max_in_flight statements run;
- * otherwise it waits, and the statement that ends sends everything that
- * waited as one. Records travel to PostgreSQL as one JSON array. */
+ * otherwise it waits, and the statement that ends sends the records of
+ * the kind that has waited longest, as one. Records travel to PostgreSQL as one JSON array. */
 #include "store/batch.h"
 
 #include <stdint.h>
@@ -21,6 +21,7 @@ struct record {
 	scrip_batch_cb cb;
 	void *arg;
 	int64_t deadline_ms; /* query_timeout from when it was added (scrip_db_deadline) */
+	uint64_t seq;        /* the batcher's count of records added, at its adding */
 };
 
 struct queue {
@@ -33,6 +34,7 @@ struct scrip_batcher {
 	scrip_db_t *db;
 	int max_in_flight;
 	int in_flight;
+	uint64_t added; /* records added so far */
 	struct queue queues[KINDS_MAX];
 	size_t n_queues;
 };
@@ -288,19 +290,28 @@ static void send_queue(scrip_batcher_t *b, struct queue *q)
 	free(text);
 }
 
+/* The queue whose first record has waited longest (a queue is in the
+ * order its records came), or NULL when none waits. Each statement that
+ * ends serves the kind waiting longest: under a steady flow of one kind
+ * (exchanges), a record of another (a redemption) is not passed over
+ * until the flow pauses. */
+static struct queue *longest_waiting(scrip_batcher_t *b)
+{
+	struct queue *longest = NULL;
+	for (size_t i = 0; i < b->n_queues; i++) {
+		struct queue *q = &b->queues[i];
+		if (q->n > 0 && (!longest || q->records[0].seq < longest->records[0].seq))
+			longest = q;
+	}
+	return longest;
+}
+
 /* Sends waiting records while fewer than max_in_flight statements run. */
 static void pump(scrip_batcher_t *b)
 {
-	bool sent = true;
-	while (sent && b->in_flight < b->max_in_flight) {
-		sent = false;
-		for (size_t i = 0; i < b->n_queues && b->in_flight < b->max_in_flight; i++) {
-			if (b->queues[i].n > 0) {
-				send_queue(b, &b->queues[i]);
-				sent = true;
-			}
-		}
-	}
+	struct queue *q;
+	while (b->in_flight < b->max_in_flight && (q = longest_waiting(b)))
+		send_queue(b, q); /* takes at least the queue's first record */
 }
 
 /* ---- adding --------------------------------------------------------------- */
@@ -384,7 +395,7 @@ void scrip_batcher_add(scrip_batcher_t *b, const scrip_batch_kind_t *kind, const
 	struct queue *q = queue_of(b, kind);
 	scrip_obs_db_records_waiting(1);
 	q->records[q->n++] = (struct record){ .values = copy, .cb = cb, .arg = arg,
-					      .deadline_ms = scrip_db_deadline(b->db) };
+					      .deadline_ms = scrip_db_deadline(b->db), .seq = b->added++ };
 	if (q->n == SCRIP_BATCH_MAX)
 		send_queue(b, q); /* full: goes now, to wait in the database's queue */
 	else

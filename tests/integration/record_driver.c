@@ -2,8 +2,8 @@
  * PostgreSQL for test_grouped_commits.py: records N issued tokens through
  * one batcher in one turn of the loop, and prints what each got.
  *
- *   record-driver DSN CLIENT_ID N [--grants] [--in-flight K] [--ended I] [--refused I] [--timeout MS]
- *                 [--later I --after MS]
+ *   record-driver DSN CLIENT_ID N [--grants | --mixed] [--in-flight K] [--ended I] [--refused I]
+ *                 [--timeout MS] [--later I --after MS]
  *
  * Token i (0..N-1) has jti PREFIX-i (PREFIX random, printed first), job
  * "job-i", subject "sub-i", wlcg.groups ["/demo", "/demo/i"] when i is
@@ -13,7 +13,10 @@
  * (PostgreSQL refuses its row: NOT NULL). --grants creates grants instead
  * of recording access tokens: grant i has id PREFIX-i, refresh token hash
  * SHA-256("PREFIX-i"), wlcg.groups ["/demo"] when i is even, max_uses i % 3
- * (0: unlimited). Prints:
+ * (0: unlimited). --mixed makes the odd records grants and the even ones
+ * tokens, through the same batcher, and prints on stderr, once all are
+ * answered, "order I I ...": the records in the order they were answered.
+ * Prints:
  *
  *   prefix PREFIX
  *   waiting W          records that waited for an earlier statement
@@ -69,6 +72,7 @@
 /* What one record or redemption got. */
 struct outcome {
 	int index;
+	int answered; /* 1 for the first answered, 2 for the next... (recording) */
 	char jti[64];
 	char text[96];
 	int *left;
@@ -407,7 +411,9 @@ static int run_redeems(const char *dsn, const char *client_id, int n, int then)
 
 static void recorded_cb(const scrip_err_t *err, void *arg)
 {
+	static int answered;
 	struct outcome *o = arg;
+	o->answered = ++answered;
 	if (!err)
 		snprintf(o->text, sizeof(o->text), "written");
 	else if (strcmp(err->reason, "job_ended") == 0)
@@ -423,7 +429,7 @@ struct run {
 	struct outcome *out;
 	int n, *left, ended, refused;
 	int later, after_ms; /* tokens later.. are added after_ms after the others */
-	bool grants;
+	bool grants, mixed;
 	struct event_base *base;
 	const char *client_id, *prefix;
 	bool started;
@@ -491,7 +497,7 @@ static void add_records(struct run *r, int from, int to)
 			.vo = "default",
 			.groups_json = i % 3 ? NULL : groups,
 		};
-		if (r->grants)
+		if (r->grants || (r->mixed && i % 2))
 			add_grant(r, i, &rec);
 		else
 			scrip_store_token_record(r->batcher, &rec, recorded_cb, o);
@@ -524,9 +530,20 @@ static void start_cb(void *arg)
 	}
 }
 
+/* --mixed: "order I I ...", the records by when they were answered. */
+static void print_order(const struct outcome *out, int n)
+{
+	fprintf(stderr, "order");
+	for (int rank = 1; rank <= n; rank++)
+		for (int i = 0; i < n; i++)
+			if (out[i].answered == rank)
+				fprintf(stderr, " %d", i);
+	fprintf(stderr, "\n");
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--grants] [--ended I] [--refused I]\n"
+	fprintf(stderr, "usage: record-driver DSN CLIENT_ID N [--in-flight K] [--grants | --mixed] [--ended I] [--refused I]\n"
 			"                     [--timeout MS] [--later I --after MS]\n"
 			"       record-driver DSN CLIENT_ID N --reads\n"
 			"       record-driver DSN CLIENT_ID N --shutdown\n"
@@ -555,10 +572,10 @@ int main(int argc, char **argv)
 		return run_settings(dsn);
 	if (argc == 5 && strcmp(argv[4], "--introspect") == 0 && n > 0 && n <= 1000)
 		return run_lookups(dsn, n);
-	bool grants = false;
+	bool grants = false, mixed = false;
 	for (int i = 4; i < argc; i += 2) {
-		if (strcmp(argv[i], "--grants") == 0) {
-			grants = true;
+		if (strcmp(argv[i], "--grants") == 0 || strcmp(argv[i], "--mixed") == 0) {
+			*(strcmp(argv[i], "--grants") == 0 ? &grants : &mixed) = true;
 			i--; /* takes no value */
 		} else if (i + 1 >= argc)
 			return usage();
@@ -577,7 +594,7 @@ int main(int argc, char **argv)
 		else
 			return usage();
 	}
-	if (n <= 0 || n > 1000 || later > n || after_ms < 0)
+	if (n <= 0 || n > 1000 || later > n || after_ms < 0 || (grants && mixed))
 		return usage();
 	if (later < 0)
 		later = n;
@@ -593,13 +610,16 @@ int main(int argc, char **argv)
 	printf("prefix %s\n", prefix);
 	int left = n;
 	struct run run = { .batcher = batcher, .out = out, .n = n, .left = &left, .base = base, .client_id = client_id,
-			   .prefix = prefix, .ended = ended, .refused = refused, .grants = grants, .later = later,
+			   .prefix = prefix, .ended = ended, .refused = refused, .grants = grants, .mixed = mixed,
+			   .later = later,
 			   .after_ms = after_ms };
 	/* Queries made before a connection is up fail at once: start once one is. */
 	scrip_db_set_up_cb(db, start_cb, &run);
 	event_base_dispatch(base);
 	for (int i = 0; i < n; i++)
 		printf("%d %s %s\n", i, out[i].jti, out[i].text);
+	if (mixed)
+		print_order(out, n);
 	scrip_db_free(db);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	scrip_batcher_free(batcher);

@@ -175,6 +175,21 @@ class DriverTest(ScripTestCase):
             self.assertEqual(a["requested_scope"], None if i % 2 else "storage.read:/demo")
             self.assertEqual(a["requested_audiences"], REQUESTED_AUDIENCES[:i % 3])
 
+    def test_the_kind_waiting_longest_goes_first(self):
+        """Tokens and grants through one batcher, one statement at a time: token 0 goes at once and the
+        others wait. When it ends, the grants go first, since grant 1 has waited longest, then the tokens.
+        (Served in the order the kinds were first used, a steady flow of exchanges held redemptions and
+        grants back until it paused.)"""
+        prefix, waiting, outcomes, stderr = self.drive(6, "--mixed")
+        self.assertEqual(waiting, 5)
+        self.assertEqual(outcomes, {i: "written" for i in range(6)})
+        order = re.search(r"^order (.*)$", stderr, re.M).group(1).split()
+        self.assertEqual(order, ["0", "1", "3", "5", "2", "4"])
+        self.assertEqual(self.env.db.scalar("SELECT array_agg(grant_id ORDER BY grant_id) FROM scrip.grants"
+                                            " WHERE starts_with(grant_id, :'p')", p=prefix + "-"),
+                         ["%s-%d" % (prefix, i) for i in (1, 3, 5)])
+        self.assertEqual(sorted(self.rows(prefix)[0]), ["%s-%d" % (prefix, i) for i in (0, 2, 4)])
+
     def test_scopes_index_merges_its_pending_list_in_small_steps(self):
         """The GIN index on issued_tokens.scopes collects new entries in a pending list that some insert then
         merges into the index inside its own statement. With GIN's default limit (4 MB) that merge took one
