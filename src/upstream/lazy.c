@@ -335,13 +335,14 @@ static char *unseal(const job_t *j, const char *kind, const uint8_t *sealed, siz
 /* ---- leases ---------------------------------------------------------------------------- */
 
 /* How long a lease on a call to u is taken for: discovery, every attempt,
- * the backoffs, and the session read again and stored, each of which may
+ * the backoffs, and three statements under it (the session read again, a
+ * refresh token marked as sent, the answer stored), each of which may
  * wait query_timeout in the queue and query_timeout on the server, and a
  * second more (db.h), with room to spare. */
 static int64_t lease_ttl_ms(const scrip_config_t *cfg, const scrip_upstream_config_t *u)
 {
 	int64_t round_trip_ms = 2 * cfg->query_timeout * 1000 + 1000;
-	return u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 2 * round_trip_ms + 5000;
+	return u->timeout * 1000 * (u->retries + 2) + 10000 * u->retries + 3 * round_trip_ms + 5000;
 }
 
 /* When a waiter for someone else's lease on u gives up: a second past its
@@ -412,6 +413,10 @@ static void lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 {
 	job_t *j = arg;
 	if (err) {
+		/* The statement may have taken the lease before its answer was
+		 * lost: given back (only if ours), or every request for this
+		 * session would wait it out. */
+		scrip_store_lease_release(j->l->db, j->lease_key, j->holder, NULL, NULL);
 		unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
 		job_land(j);
 		return;
@@ -1323,6 +1328,7 @@ static void in_lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 	}
 	if (err) {
 		scrip_log_warn("upstream %s: introspecting without the shared cache: %s", name, err->text);
+		scrip_store_lease_release(in->l->db, in->lease_key, in->holder, NULL, NULL); /* as in lease_cb */
 		in_call(in);
 		return;
 	}
