@@ -231,13 +231,15 @@ static void not_ours(revoke_req_t *t, const scrip_err_t *err)
 /* Revokes the access token in t->jwt once its signature and claims check
  * out with key (borrowed). Only a token scrip signed names a row to
  * change: anything else is an invalid token, answered 200 with nothing
- * changed. An expired token is invalid too: it can no longer be used. */
+ * changed. An expired token is invalid too: it can no longer be used. One
+ * not valid yet (another instance's clock ahead) is revoked. */
 static void check_access(revoke_req_t *t, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg)
 {
 	scrip_subject_t subject = { 0 };
 	scrip_err_t err;
 	scrip_err_clear(&err);
-	bool ours = scrip_keyring_token_verify(&t->jwt, key, pkey, alg, t->issuer, (int64_t)time(NULL), &subject, &err);
+	bool ours = scrip_keyring_token_verify_to_revoke(&t->jwt, key, pkey, alg, t->issuer, (int64_t)time(NULL),
+							 &subject, &err);
 	if (ours && !(t->jti = strdup(subject.jti)))
 		abort();
 	scrip_subject_clear(&subject);

@@ -211,13 +211,28 @@ static scrip_jwt_policy_t own_policy(const char *issuer, scrip_alg_t alg)
 				     .clock_ahead = SCRIP_OWN_CLOCK_AHEAD };
 }
 
+static bool token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey,
+			 const scrip_jwt_policy_t *policy, int64_t now, scrip_subject_t *subject, scrip_err_t *err)
+{
+	memset(subject, 0, sizeof(*subject));
+	return token_header_valid(jwt, policy, err) && scrip_jwt_verify_signature_pkey(jwt, key, pkey, err) &&
+	       token_claims_valid(jwt, policy, now, subject, err);
+}
+
 bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,
 				const char *issuer, int64_t now, scrip_subject_t *subject, scrip_err_t *err)
 {
-	memset(subject, 0, sizeof(*subject));
 	scrip_jwt_policy_t policy = own_policy(issuer, alg);
-	return token_header_valid(jwt, &policy, err) && scrip_jwt_verify_signature_pkey(jwt, key, pkey, err) &&
-	       token_claims_valid(jwt, &policy, now, subject, err);
+	return token_verify(jwt, key, pkey, &policy, now, subject, err);
+}
+
+bool scrip_keyring_token_verify_to_revoke(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey,
+					  scrip_alg_t alg, const char *issuer, int64_t now, scrip_subject_t *subject,
+					  scrip_err_t *err)
+{
+	scrip_jwt_policy_t policy = own_policy(issuer, alg);
+	policy.clock_ahead = SCRIP_REVOKE_CLOCK_AHEAD;
+	return token_verify(jwt, key, pkey, &policy, now, subject, err);
 }
 
 bool scrip_keyring_token_check_verified(const scrip_jwt_t *jwt, scrip_alg_t alg, const char *issuer, int64_t now,

@@ -91,6 +91,17 @@ bool scrip_keyring_token_parse(const char *token, size_t token_len, const char *
 bool scrip_keyring_token_verify(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey, scrip_alg_t alg,
 				const char *issuer, int64_t now, scrip_subject_t *subject, scrip_err_t *err) SCRIP_MUST_CHECK;
 
+/* As scrip_keyring_token_verify, for a revocation: nbf and iat may lie up
+ * to SCRIP_REVOKE_CLOCK_AHEAD ahead. A token that another instance, its
+ * clock running ahead, issued "in the future" becomes good later: it is
+ * revoked now, not answered 200 with nothing revoked. Revoking a token
+ * too early is harmless; exp is still strict (an expired token needs no
+ * revocation). */
+#define SCRIP_REVOKE_CLOCK_AHEAD 86400
+bool scrip_keyring_token_verify_to_revoke(const scrip_jwt_t *jwt, const cjose_jwk_t *key, EVP_PKEY *pkey,
+					  scrip_alg_t alg, const char *issuer, int64_t now, scrip_subject_t *subject,
+					  scrip_err_t *err) SCRIP_MUST_CHECK;
+
 /* Step 2 for a token whose signature this loop has verified already with
  * the same key (jose/verified_cache.h): every check of
  * scrip_keyring_token_verify but the signature, so the header and the

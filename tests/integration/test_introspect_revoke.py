@@ -953,8 +953,9 @@ class UnloadedKeyTest(Case):
             st=state)
         self.kids.append(key.kid)
 
-    def token(self, client, kid, signer):
-        """A copy of a token issued to client, under a new jti, with its row, signed by signer under kid."""
+    def token(self, client, kid, signer, ahead=0):
+        """A copy of a token issued to client, under a new jti, with its row, signed by signer under kid;
+        its times ahead seconds later (as an instance whose clock runs ahead would write them)."""
         _, claims = self.issue(client)
         jti = "fallback-" + secrets.token_hex(8)
         self.env.db.execute(
@@ -964,6 +965,9 @@ class UnloadedKeyTest(Case):
             " :'k', issued_at, expires_at FROM scrip.issued_tokens WHERE jti = :'old'",
             j=jti, k=kid, old=claims["jti"])
         mine = dict(claims, jti=jti)
+        for name in ("iat", "nbf", "exp"):
+            if name in mine:
+                mine[name] += ahead
         signing_input = b64url_json({"alg": "ES256", "typ": "at+jwt", "kid": kid}) + "." + b64url_json(mine)
         return self.env.remember(signing_input + "." + b64url(signer.sign(signing_input.encode())),
                                  "issued token"), mine
@@ -985,6 +989,20 @@ class UnloadedKeyTest(Case):
         # Once the key is gone from the database (retired, say), its tokens are nobody's.
         self.env.db.execute("DELETE FROM scrip.signing_keys WHERE kid = :'k'", k=key.kid)
         self.assertInactive(self.introspect(caller, token))
+
+    def test_token_of_an_instance_whose_clock_runs_ahead_is_revoked(self):
+        """A token that another scripd, its clock 90 s ahead, issued is not valid here yet (nbf and iat
+        beyond the 60 s allowed): introspection says inactive, but revocation revokes it, since it would
+        become valid in half a minute. A 200 that revoked nothing would leave it usable."""
+        caller, client = self.caller(), self.issuer_client()
+        key = SigningKey("ES256")
+        self.store(key)
+        token, claims = self.token(client, key.kid, key, ahead=90)
+        self.assertInactive(self.introspect(caller, token))
+        self.assertRevokedOk(self.revoke(client, token))
+        row = self.env.issued_rows(jti=claims["jti"])[0]
+        self.assertIsNotNone(row["revoked_at"])
+        self.assertEqual(row["revoked_by"], client.id)
 
     def test_public_jwk_written_into_the_database_is_not_trusted(self):
         """Whoever may write the database but has no encryption key cannot make scrip trust a key: a row
