@@ -344,17 +344,16 @@ static void notice_cb(void *arg, const PGresult *res)
 static void conn_start(struct conn *c)
 {
 	/* libpq keeps the last value of a repeated keyword. Our defaults come
-	 * first and the operator's conninfo after, so the operator's connect
-	 * timeout, application name and target_session_attrs win; options
+	 * first and the operator's conninfo after, so the operator's
+	 * application name and target_session_attrs win; options
 	 * come last, holding the conninfo's own and then scripd's settings,
 	 * which win over the same settings there (session_options_of).
 	 * target_session_attrs=read-write: scripd writes, so a server that
 	 * cannot take writes (a standby, of several hosts the one not
 	 * promoted) is no connection at all. */
-	const char *const keys[] = { "connect_timeout", "keepalives", "application_name", "target_session_attrs",
-				     "dbname", "options", NULL };
-	const char *const values[] = { "5", "1", "scripd", "read-write", c->db->conninfo, c->db->session_options,
-				       NULL };
+	const char *const keys[] = { "keepalives", "application_name", "target_session_attrs", "dbname", "options",
+				     NULL };
+	const char *const values[] = { "1", "scripd", "read-write", c->db->conninfo, c->db->session_options, NULL };
 	c->tried_ms = scrip_mono_ms();
 	c->pg = PQconnectStartParams(keys, values, 1);
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
@@ -363,6 +362,8 @@ static void conn_start(struct conn *c)
 	}
 	PQsetNoticeReceiver(c->pg, notice_cb, c);
 	set_state(c, CONN_CONNECTING);
+	/* libpq leaves connect_timeout to an application that polls: this
+	 * bounds the whole attempt (every host, the identification). */
 	c->connect_deadline_ms = scrip_mono_ms() + 5000;
 	watch(c, EV_WRITE);
 }
@@ -700,6 +701,26 @@ static void conn_read_results(struct conn *c)
 	}
 }
 
+/* Sends more of a query not yet out whole (c->flushing); once it is, the
+ * connection waits for its answer alone. False when the connection
+ * failed, and was reset. */
+static bool conn_flush_more(struct conn *c)
+{
+	if (!c->flushing)
+		return true;
+	int r = PQflush(c->pg);
+	if (r < 0) {
+		conn_reset(c, PQerrorMessage(c->pg));
+		return false;
+	}
+	if (r == 0) {
+		c->flushing = false;
+		c->sent_whole = c->state == CONN_BUSY;
+		watch(c, EV_READ | EV_PERSIST);
+	}
+	return true;
+}
+
 static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -720,23 +741,17 @@ static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
 	case CONN_IDENTIFYING:
 	case CONN_PREPARING:
 	case CONN_BUSY:
-		if (c->flushing) {
-			int r = PQflush(c->pg);
-			if (r < 0) {
-				conn_reset(c, PQerrorMessage(c->pg));
-				return;
-			}
-			if (r == 0) {
-				c->flushing = false;
-				c->sent_whole = c->state == CONN_BUSY;
-				watch(c, EV_READ | EV_PERSIST);
-			}
-		}
+		if (!conn_flush_more(c))
+			return;
 		if (what & EV_READ) {
+			/* PQconsumeInput sends what is left to send first: the
+			 * query may be out whole now. */
 			if (!PQconsumeInput(c->pg)) {
 				conn_reset(c, PQerrorMessage(c->pg));
 				return;
 			}
+			if (!conn_flush_more(c))
+				return;
 			conn_read_results(c);
 		}
 		return;
