@@ -277,10 +277,39 @@ static void leases_release(scrip_app_t *app)
 		event_base_loop(app->base, EVLOOP_ONCE);
 }
 
+static void flush_over_cb(evutil_socket_t fd, short what, void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* The answers just given (the 503s of the work cut short) are still in
+ * their connections' buffers, which the loop writes out: it runs until
+ * they are written, at most ANSWERS_FLUSH_MS (a client that does not read
+ * is not waited for), before the HTTP server closes every connection. */
+#define ANSWERS_FLUSH_MS 1000
+static void answers_flush(scrip_app_t *app)
+{
+	bool over = false;
+	struct event *timer = app->base ? evtimer_new(app->base, flush_over_cb, &over) : NULL;
+	struct timeval bound = { ANSWERS_FLUSH_MS / 1000, (ANSWERS_FLUSH_MS % 1000) * 1000 };
+	if (!timer || evtimer_add(timer, &bound) != 0)
+		over = true;
+	scrip_conns_close_after_answers(app->conns);
+	/* A request that comes meanwhile on a connection left open is answered
+	 * too (503: the database is shut down), within the same bound. */
+	while (!over && (scrip_conns_answering(app->conns) > 0 || app->requests_in_flight > 0 ||
+			 scrip_db_failures_pending(app->db))) {
+		scrip_conns_close_idle(app->conns, 0);
+		event_base_loop(app->base, EVLOOP_ONCE);
+	}
+	if (timer)
+		event_free(timer);
+}
+
 /* Order matters. No new request is accepted; work in flight (upstream
  * transfers, then queries) is failed while every object its callbacks use
- * still exists, and the loop runs until those failures have been answered;
- * only then are the objects freed, the HTTP server (which owns the
+ * still exists, and the loop runs until those failures have been answered
+ * and their answers written; only then are the objects freed, the HTTP server (which owns the
  * requests) last. Between the transfers and the queries, the leases of
  * the cut transfers are released (at most a second, database open). */
 void scrip_app_stop(scrip_app_t *app)
@@ -307,6 +336,7 @@ void scrip_app_stop(scrip_app_t *app)
 		event_base_loop(app->base, EVLOOP_NONBLOCK);
 	if (app->requests_in_flight > 0)
 		scrip_log_error("%lu requests unanswered at exit", app->requests_in_flight);
+	answers_flush(app);
 	for (size_t i = 0; i < SCRIP_UPSTREAMS_MAX; i++)
 		scrip_jwks_cache_free(app->jwks[i]);
 	/* oauth first: the calls it still answers belong to lazy's jobs. */
@@ -336,6 +366,7 @@ void scrip_app_drain_begin(scrip_app_t *app)
 {
 	app->draining = true;
 	scrip_httpd_stop_accepting(app);
+	scrip_conns_close_after_answers(app->conns);
 	scrip_log_info("worker %d draining: %lu requests in flight, %zu connections open", app->worker_index,
 		       app->requests_in_flight, scrip_conns_count(app->conns));
 }

@@ -37,6 +37,7 @@ typedef struct conn {
 	struct evbuffer_cb_entry *watch; /* on bev's input; NULL for refused connections */
 	struct event *timer;             /* setup, then the current deadline */
 	conn_state_t state;              /* changed by set_state only */
+	struct evhttp_request *req;      /* while CONN_HANDLING: the request being handled or answered */
 	int64_t started_ms;              /* when the current request began (monotonic) */
 	int64_t idle_since_ms;           /* when it last became CONN_IDLE */
 	scrip_head_scan_t head;          /* the current request's head, read as it comes */
@@ -93,6 +94,8 @@ static void arm(conn_t *c)
 static void set_state(conn_t *c, conn_state_t state)
 {
 	c->state = state;
+	if (state != CONN_HANDLING)
+		c->req = NULL;
 	if (state == CONN_IDLE)
 		c->idle_since_ms = scrip_mono_ms();
 	if (state == CONN_HEADERS || state == CONN_BODY)
@@ -397,6 +400,28 @@ size_t scrip_conns_count(const scrip_conns_t *conns)
 	return conns ? conns->count : 0;
 }
 
+size_t scrip_conns_answering(const scrip_conns_t *conns)
+{
+	size_t n = 0;
+	const conn_t *c;
+	if (conns)
+		TAILQ_FOREACH (c, &conns->list, next)
+			n += c->state == CONN_HANDLING;
+	return n;
+}
+
+void scrip_conns_close_after_answers(scrip_conns_t *conns)
+{
+	conn_t *c;
+	if (!conns)
+		return;
+	TAILQ_FOREACH (c, &conns->list, next) {
+		struct evkeyvalq *headers = c->req ? evhttp_request_get_output_headers(c->req) : NULL;
+		if (headers && !evhttp_find_header(headers, "Connection"))
+			evhttp_add_header(headers, "Connection", "close");
+	}
+}
+
 /* The answer has been sent: the connection waits for its next request,
  * which may already be in the input buffer (pipelined). */
 static void complete_cb(struct evhttp_request *req, void *arg)
@@ -419,6 +444,7 @@ scrip_head_flaw_t scrip_conns_request_received(scrip_conns_t *conns, struct evht
 	if (!c)
 		return SCRIP_HEAD_FINE;
 	set_state(c, CONN_HANDLING);
+	c->req = req;
 	evhttp_request_set_on_complete_cb(req, complete_cb, conns);
 	if (c->head.flaw == SCRIP_HEAD_FINE && c->head.chunked && c->chunks.state == SCRIP_CHUNK_BAD)
 		return SCRIP_HEAD_CHUNK;

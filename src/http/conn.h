@@ -44,6 +44,15 @@ void scrip_conns_close_idle(scrip_conns_t *conns, int64_t min_idle_ms);
 /* Connections open now (those closed at once over the cap not counted). */
 size_t scrip_conns_count(const scrip_conns_t *conns);
 
+/* Connections whose request is with a handler or whose answer is not yet
+ * written out whole. */
+size_t scrip_conns_answering(const scrip_conns_t *conns);
+
+/* Makes every connection whose request is with a handler close once its
+ * answer is sent (Connection: close, unless the answer says otherwise
+ * already): draining, no connection is to carry another request. */
+void scrip_conns_close_after_answers(scrip_conns_t *conns);
+
 /* req has been read in full and goes to a handler: its connection's
  * deadlines stop until the answer has been sent. Call once per request,
  * before the handler runs. Returns the flaw that its raw head showed

@@ -5,13 +5,14 @@ itself, without a restart."""
 
 import http.client
 import json
+import os
 import re
 import threading
 import time
 import unittest
 import urllib.parse
 
-from harness import Client, DemoIssuer, Env, ScripTestCase, basic_auth, jwt_parts
+from harness import Client, DemoIssuer, Env, Scripd, ScripTestCase, basic_auth, jwt_parts
 
 ENV = None
 RECOVERY_LIMIT = 30  # seconds; the aim (SECURITY-CATALOGUE §5) is the first 200 within 5 s
@@ -202,6 +203,52 @@ class HungServerTest(OutageCase):
             locker.stdin.close()
             locker.wait(timeout=30)
         self.poll("/healthz back to 200", lambda: self.health() == (200, "up"), 20)
+        self.poll("scripd issuing again", lambda: self.issued_again(client), 20)
+
+
+class StopWhileHungTest(OutageCase):
+    def test_requests_cut_short_by_a_stop_are_answered(self):
+        """A scripd stopped while the database hangs under a request: at drain_timeout the request is cut
+        short and answered 503, with Connection: close, before the server closes its connections (the
+        answer was once left in the connection's buffer, and the client saw the connection close
+        unanswered)."""
+        if not self.env.db.can_halt:
+            self.skipTest("SCRIP_TEST_PG_DSN names a database this test cannot stop")
+        client = self.env.new_client()
+        workdir = os.path.join(self.env.workdir, "stopping")
+        os.mkdir(workdir)
+        with open(self.env.scripd.key_path) as f:
+            kek = f.read().strip()
+        third = Scripd(workdir, self.env.db.dsn, self.env.scripd.upstreams, kek=kek,
+                       server={"drain_timeout": 1, "threads": 1})
+        third.redact = self.env.redact
+        third.start()
+        body = urllib.parse.urlencode([
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", self.env.subject_token(claims={"sub": "alice"})),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ("scope", "storage.read:/demo")]).encode("ascii")
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": basic_auth(client.id, client.secret)}
+        try:
+            self.poll("the stopping scripd issuing",
+                      lambda: third.request("POST", "/token", body, headers).status == 200, 20)
+            self.env.db.freeze()
+            try:
+                answer = []
+                waiting = threading.Thread(target=lambda: answer.append(third.request("POST", "/token", body,
+                                                                                      headers)), daemon=True)
+                waiting.start()
+                time.sleep(0.5)  # the exchange waits on the frozen server (query_timeout 5 s)
+                self.assertIsNone(third.stop())
+                waiting.join(10)
+            finally:
+                self.env.db.thaw()
+            self.assertEqual(len(answer), 1, "the request cut short by the stop got no answer")
+            self.assertOAuthError(answer[0], 503, "temporarily_unavailable")
+            self.assertEqual(answer[0].header("connection"), "close")
+        finally:
+            third.stop()
         self.poll("scripd issuing again", lambda: self.issued_again(client), 20)
 
 
