@@ -294,7 +294,6 @@ static void answers_flush(scrip_app_t *app)
 	struct timeval bound = { ANSWERS_FLUSH_MS / 1000, (ANSWERS_FLUSH_MS % 1000) * 1000 };
 	if (!timer || evtimer_add(timer, &bound) != 0)
 		over = true;
-	scrip_conns_close_after_answers(app->conns);
 	/* A request that comes meanwhile on a connection left open is answered
 	 * too (503: the database is shut down), within the same bound. */
 	while (!over && (scrip_conns_answering(app->conns) > 0 || app->requests_in_flight > 0 ||

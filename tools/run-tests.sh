@@ -90,7 +90,7 @@ show_failures() {
 	if [ -f "$log" ]; then
 		# unittest's blocks: a line of =, "FAIL: test (…)", its traceback.
 		awk '/^=+$/ { grab = 0 }
-		     /^(FAIL|ERROR): test/ { grab = 1 }
+		     /^(FAIL|ERROR): / { grab = 1 }
 		     /^Ran [0-9]+ tests? in/ { grab = 0 }
 		     grab { print; if (++n >= 200) exit }' "$log"
 	fi
@@ -156,7 +156,7 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 	fi
 fi
 
-for tree in "${failed_trees[@]}"; do
+for tree in ${failed_trees[@]+"${failed_trees[@]}"}; do
 	show_failures "${tree%:*}" "${tree##*:}"
 done
 echo "total: $total_pass passed, $total_fail failed"

@@ -152,7 +152,10 @@ void scrip_store_lease_try(scrip_db_t *db, const char *key, const char *holder, 
 	char ttl[24];
 	snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
 	const char *params[] = { key, holder, ttl };
-	scrip_db_query(db, lease_try_sql, 3, params, lease_try_cb, op);
+	/* Settled: a lease taken by a statement whose answer was lost is
+	 * known to be taken or not before the caller hears of it, so that a
+	 * release it then sends finds the row. */
+	scrip_db_query_settled(db, 0, lease_try_sql, 3, params, lease_try_cb, op);
 }
 
 static const char lease_release_sql[] = "DELETE FROM scrip.upstream_leases WHERE key = $1 AND holder = $2";

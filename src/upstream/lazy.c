@@ -409,14 +409,20 @@ static void poll_timer_cb(evutil_socket_t fd, short what, void *arg)
 	job_read(arg);
 }
 
+/* A lease whose statement failed after it may have committed (its answer
+ * lost; the statement settled, store/upstream_store.h) is given back, if
+ * ours: else every request for its key would wait it out. */
+static void lease_given_back_if_taken(scrip_db_t *db, const char *key, const char *holder, const scrip_err_t *err)
+{
+	if (scrip_db_outcome_unknown(err) || scrip_db_outcome_unsettled(err))
+		scrip_store_lease_release(db, key, holder, NULL, NULL);
+}
+
 static void lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 {
 	job_t *j = arg;
 	if (err) {
-		/* The statement may have taken the lease before its answer was
-		 * lost: given back (only if ours), or every request for this
-		 * session would wait it out. */
-		scrip_store_lease_release(j->l->db, j->lease_key, j->holder, NULL, NULL);
+		lease_given_back_if_taken(j->l->db, j->lease_key, j->holder, err);
 		unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
 		job_land(j);
 		return;
@@ -1328,7 +1334,7 @@ static void in_lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 	}
 	if (err) {
 		scrip_log_warn("upstream %s: introspecting without the shared cache: %s", name, err->text);
-		scrip_store_lease_release(in->l->db, in->lease_key, in->holder, NULL, NULL); /* as in lease_cb */
+		lease_given_back_if_taken(in->l->db, in->lease_key, in->holder, err);
 		in_call(in);
 		return;
 	}

@@ -238,8 +238,11 @@ class StopWhileHungTest(OutageCase):
                 answer = []
                 waiting = threading.Thread(target=lambda: answer.append(third.request("POST", "/token", body,
                                                                                       headers)), daemon=True)
+                asked = third.log_text().count("parsing -> client")
                 waiting.start()
-                time.sleep(0.5)  # the exchange waits on the frozen server (query_timeout 5 s)
+                # Stopped once the exchange waits for its client's row from the frozen server.
+                self.poll("the exchange waiting for the database",
+                          lambda: third.log_text().count("parsing -> client") > asked, 5)
                 self.assertIsNone(third.stop())
                 waiting.join(10)
             finally:
