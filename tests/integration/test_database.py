@@ -125,6 +125,18 @@ class HungServerTest(OutageCase):
         r = self.env.scripd.request("GET", "/healthz")
         return r.status, json.loads(r.body)["database"]
 
+    def assertReportedNotAnswering(self):
+        """/healthz turns within 2 s (a connection given up, query_timeout and a second after its
+        statement was sent), then says so whichever worker answers. A new connection each: either
+        worker. A worker whose connections were all given up says "down"; one that still has a
+        connection open (idle, or waiting on the frozen server) says "not_answering"; none may say
+        "up", as every worker did before."""
+        self.poll("/healthz no longer up", lambda: self.health()[1] != "up", 2)
+        answers = [self.health() for _ in range(8)]
+        for status, database in answers:
+            self.assertEqual(status, 503, answers)
+            self.assertIn(database, ("not_answering", "down"), answers)
+
     def test_a_server_that_hangs_is_refused_within_one_timeout_and_reported(self):
         """PostgreSQL stops answering but keeps its connections (its processes stopped): an exchange gets its
         503 after about one query_timeout (5 s), not two (its refusal is logged, not audited: the audit row
@@ -148,14 +160,7 @@ class HungServerTest(OutageCase):
             # The 503 may come at query_timeout (5 s) from the queue, when the worker's connections were
             # busy with statements sent just before the exchange's; /healthz turns once the first of
             # them is given up, 1 s after query_timeout at most.
-            self.poll("/healthz no longer up", lambda: self.health()[1] != "up", 2)
-            # A new connection each: either worker. A worker whose connections were all given up says
-            # "down"; one that still has a connection open (idle, or waiting on the frozen server) says
-            # "not_answering"; none may say "up", as every worker did before.
-            answers = [self.health() for _ in range(8)]
-            for status, database in answers:
-                self.assertEqual(status, 503, answers)
-                self.assertIn(database, ("not_answering", "down"), answers)
+            self.assertReportedNotAnswering()
         finally:
             self.env.db.thaw()
         self.poll("/healthz back to 200", lambda: self.health() == (200, "up"), 20)
@@ -192,11 +197,7 @@ class HungServerTest(OutageCase):
                 waiting.join(15)
                 self.assertEqual(len(answer), 1, "the waiting exchange was never answered")
                 self.assertOAuthError(answer[0], 503, "temporarily_unavailable")
-                self.poll("/healthz no longer up", lambda: self.health()[1] != "up", 2)
-                answers = [self.health() for _ in range(8)]
-                for status, database in answers:
-                    self.assertEqual(status, 503, answers)
-                    self.assertIn(database, ("not_answering", "down"), answers)
+                self.assertReportedNotAnswering()
             finally:
                 self.env.db.thaw()
         finally:

@@ -634,50 +634,40 @@ class ConfirmPolicies(LazyCase):
         r = self.redeem(client, g2)
         self.assertEqual(r.status, 200, r.json)
 
-    def test_refusal_after_a_503_is_a_refusal_of_the_user(self):
-        """A 503 says the issuer did not take the request: the refusal of the retry that follows is the
-        user's, as if it had come first."""
+    def assertRetryRefusalSuspends(self, fault, error):
+        """The issuer refuses the user with error; the first attempt of the redemption's refresh fails
+        with fault and the retry gets the refusal: the user is refused (grants suspended, the refusal
+        remembered), as if the refusal had come first."""
         issuer = self.issuer("confirm")
         client = self.client()
-        sub = "busy-" + secrets.token_hex(3)
+        sub = "refused-" + secrets.token_hex(3)
         g = self.grant(client, "confirm", sub)
-        issuer.refuse(sub)
+        issuer.refuse(sub, error)
         try:
             time.sleep(3.2)
-            issuer.fail_next(1, "503")
+            issuer.fail_next(1, fault)
             mark = self.env.audit_mark()
             r = self.redeem(client, g)
             self.assertOAuthError(r, 400, "invalid_grant")
             self.assertRefusedOnce(mark, "token_refresh", "upstream_refused", client.id)
-            self.assertEqual(issuer.calls("refresh", sub=sub), 2)
-            self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'"
-                                                " AND suspended_at IS NOT NULL", s=sub), 1)
-        finally:
-            issuer.unrefuse(sub)
-
-    def test_access_denied_after_a_lost_answer_is_a_refusal_of_the_user(self):
-        """Only an invalid_grant to the refresh token can be scrip's own doing after a lost answer (the
-        token spent by the attempt that got no answer): an access_denied is about the user, whatever came
-        before it, and suspends the user's grants as if it had come first."""
-        issuer = self.issuer("confirm")
-        client = self.client()
-        sub = "denied-" + secrets.token_hex(3)
-        g = self.grant(client, "confirm", sub)
-        issuer.refuse(sub, "access_denied")
-        try:
-            time.sleep(3.2)
-            issuer.fail_next(1, "close")  # no answer: the attempt may have been taken
-            mark = self.env.audit_mark()
-            r = self.redeem(client, g)
-            self.assertOAuthError(r, 400, "invalid_grant")
-            self.assertRefusedOnce(mark, "token_refresh", "upstream_refused", client.id)
-            self.assertEqual(issuer.calls("refresh", sub=sub), 2, "the unanswered attempt and its retry")
+            self.assertEqual(issuer.calls("refresh", sub=sub), 2, "the failed attempt and its retry")
             self.assertEqual(self.env.db.scalar("SELECT count(*) FROM scrip.grants WHERE subject = :'s'"
                                                 " AND suspended_at IS NOT NULL", s=sub), 1)
             self.assertIsNotNone(self.env.db.scalar("SELECT refused_at FROM scrip.upstream_sessions"
                                                     " WHERE upstream = 'confirm' AND subject = :'s'", s=sub))
         finally:
             issuer.unrefuse(sub)
+
+    def test_refusal_after_a_503_is_a_refusal_of_the_user(self):
+        """A 503 says the issuer did not take the request: the refusal of the retry that follows is the
+        user's, as if it had come first."""
+        self.assertRetryRefusalSuspends("503", "invalid_grant")
+
+    def test_access_denied_after_a_lost_answer_is_a_refusal_of_the_user(self):
+        """Only an invalid_grant to the refresh token can be scrip's own doing after a lost answer (the
+        token spent by the attempt that got no answer): an access_denied is about the user, whatever came
+        before it."""
+        self.assertRetryRefusalSuspends("close", "access_denied")
 
     def test_answer_not_stored_when_the_lease_was_taken_over(self):
         """A call whose lease another scripd took over meanwhile stores nothing (the other holder's
