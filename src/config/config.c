@@ -211,7 +211,7 @@ static const opt_t opts[] = {
 	  "refused." },
 	{ SECT_UPSTREAM, "jwks_cache_ttl", T_SECONDS, UPS(jwks_cache_ttl), "3600", 1, 604800, 0, NULL, NULL,
 	  "Seconds a fetched key set is used before it is fetched again." },
-	{ SECT_UPSTREAM, "jwks_min_refetch", T_SECONDS, UPS(jwks_min_refetch), "10", 0, 86400, 0, NULL, NULL,
+	{ SECT_UPSTREAM, "jwks_min_refetch", T_SECONDS, UPS(jwks_min_refetch), "60", 0, 86400, 0, NULL, NULL,
 	  "Least seconds between two fetches forced by tokens with an unknown `kid`; 0 turns the throttle off "
 	  "(for tests)." },
 	{ SECT_UPSTREAM, "jwks_max_stale", T_SECONDS, UPS(jwks_max_stale), "172800", 0, 2592000, 0, NULL, NULL,

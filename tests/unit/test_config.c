@@ -145,7 +145,7 @@ static void test_defaults(void)
 	CU_ASSERT_PTR_NULL(u->audience);
 	CU_ASSERT_EQUAL(u->algorithms, SCRIP_ALG_ES256 | SCRIP_ALG_RS256);
 	CU_ASSERT_EQUAL(u->jwks_cache_ttl, 3600);
-	CU_ASSERT_EQUAL(u->jwks_min_refetch, 10);
+	CU_ASSERT_EQUAL(u->jwks_min_refetch, 60);
 	CU_ASSERT_EQUAL(u->clock_skew, 60);
 	CU_ASSERT_EQUAL(u->timeout, 5);
 	CU_ASSERT_STRING_EQUAL(u->vo, SCRIP_CLIENT_DEFAULT_VO);
@@ -802,7 +802,7 @@ static void test_reference_lists_every_key(void)
 		"| `audience` |",
 		"| `algorithms` | list of ES256, RS256 | `ES256 RS256` |",
 		"| `jwks_cache_ttl` | seconds, 1..604800 | `3600` |",
-		"| `jwks_min_refetch` | seconds, 0..86400 | `10` |",
+		"| `jwks_min_refetch` | seconds, 0..86400 | `60` |",
 		"| `clock_skew` | seconds, 0..600 | `60` |",
 		"| `timeout` | seconds, 1..300 | `5` |",
 	};
