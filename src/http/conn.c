@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/http_struct.h>
 #include <openssl/err.h>
 
 #include "http/chunks.h"
@@ -410,16 +411,26 @@ size_t scrip_conns_answering(const scrip_conns_t *conns)
 	return n;
 }
 
+void scrip_http_close_after(struct evhttp_request *req)
+{
+	if (req->major == 1 && req->minor == 0) {
+		while (evhttp_remove_header(evhttp_request_get_input_headers(req), "Connection") == 0)
+			;
+		return;
+	}
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	if (!evhttp_find_header(out, "Connection"))
+		evhttp_add_header(out, "Connection", "close");
+}
+
 void scrip_conns_close_after_answers(scrip_conns_t *conns)
 {
 	conn_t *c;
 	if (!conns)
 		return;
-	TAILQ_FOREACH (c, &conns->list, next) {
-		struct evkeyvalq *headers = c->req ? evhttp_request_get_output_headers(c->req) : NULL;
-		if (headers && !evhttp_find_header(headers, "Connection"))
-			evhttp_add_header(headers, "Connection", "close");
-	}
+	TAILQ_FOREACH (c, &conns->list, next)
+		if (c->req)
+			scrip_http_close_after(c->req);
 }
 
 /* The answer has been sent: the connection waits for its next request,

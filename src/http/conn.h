@@ -48,6 +48,12 @@ size_t scrip_conns_count(const scrip_conns_t *conns);
  * written out whole. */
 size_t scrip_conns_answering(const scrip_conns_t *conns);
 
+/* Makes req's connection close once req is answered, saying so once:
+ * "Connection: close" in HTTP/1.1; in HTTP/1.0, where no Connection header
+ * means close, by forgetting the request's keep-alive (evhttp would
+ * otherwise answer "keep-alive" beside the "close", and keep it open). */
+void scrip_http_close_after(struct evhttp_request *req);
+
 /* Makes every connection whose request is with a handler close once its
  * answer is sent (Connection: close, unless the answer says otherwise
  * already): draining, no connection is to carry another request. */

@@ -133,7 +133,7 @@ static void reply_and_close(struct evhttp_request *req, int status, const char *
 	evhttp_add_header(headers, "Content-Type", "application/json");
 	evhttp_add_header(headers, "Cache-Control", "no-store");
 	evhttp_add_header(headers, "Pragma", "no-cache");
-	evhttp_add_header(headers, "Connection", "close");
+	scrip_http_close_after(req);
 	json_t *body = json_pack("{s:s, s:s}", "error", error, "error_description", description);
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
@@ -202,7 +202,7 @@ static void route_cb(struct evhttp_request *req, void *arg)
 	/* While draining, the connection ends with this answer (evhttp closes
 	 * it after sending when the reply says so). */
 	if (app->draining)
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		scrip_http_close_after(req);
 	route->handle(req, app);
 }
 

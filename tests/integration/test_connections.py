@@ -237,6 +237,28 @@ class ConnectionTest(ScripTestCase):
         self.assertTrue(closed_by_peer(s, 5))
         s.close()
 
+    def test_http10_keepalive_refused_and_closed_says_so_once(self):
+        """An HTTP/1.0 request asking for keep-alive that is answered and closed (here its body is too
+        large) gets no "Connection: keep-alive" beside the close: the answer says one thing, and the
+        connection ends."""
+        s = connect()
+        body = b"a=" + b"b" * (MAX_BODY + 10)
+        s.sendall(b"POST /token HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/x-www-form-urlencoded"
+                  b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        s.settimeout(10)
+        raw = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+        s.close()
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        self.assertEqual(int(head[0].split(" ")[1]), 413, head)
+        connection = [line.split(":", 1)[1].strip().lower() for line in head[1:]
+                      if line.lower().startswith("connection:")]
+        self.assertIn(connection, ([], ["close"]), head)
+
     def test_head_wherever_get(self):
         """HEAD is answered wherever GET is (RFC 9110 §9.3.2: load balancers check health with it), with
         the head alone: the GET pipelined after it on the same connection is read intact."""
