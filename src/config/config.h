@@ -30,7 +30,7 @@ typedef struct {
 	char *audience;     /* required aud in subject tokens; NULL: not checked */
 	unsigned algorithms; /* bitmask of scrip_alg_t; default ES256|RS256 */
 	int64_t jwks_cache_ttl;   /* seconds a fetched key set is fresh (default 3600) */
-	int64_t jwks_min_refetch; /* least seconds between fetches forced by unknown kids (default 10) */
+	int64_t jwks_min_refetch; /* least seconds between fetches forced by unknown kids (default 60) */
 	int64_t jwks_max_stale;   /* longest seconds a key set is used past jwks_cache_ttl (default 172800) */
 	int64_t clock_skew;       /* seconds of leeway for exp/nbf/iat (default 60) */
 	int64_t timeout;          /* seconds for one upstream HTTP request (default 5) */

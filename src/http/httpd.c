@@ -118,8 +118,18 @@ void scrip_http_send(struct evhttp_request *req, int status, const char *reason,
 {
 	if (!reason)
 		reason = phrase_evhttp_lacks(status);
-	if (body && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	if (body && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
 		evbuffer_drain(body, evbuffer_get_length(body));
+	} else if (body && !evhttp_find_header(out, "Content-Length")) {
+		/* evhttp gives the length only to answers that keep their
+		 * connection: an HTTP/1.0 answer that closes it would end at the
+		 * close alone, which TLS without close_notify cannot tell from a
+		 * cut. */
+		char length[24];
+		snprintf(length, sizeof(length), "%zu", evbuffer_get_length(body));
+		evhttp_add_header(out, "Content-Length", length);
+	}
 	evhttp_send_reply(req, status, reason, body);
 }
 

@@ -130,6 +130,8 @@ static const char lease_try_sql[] =
 	" RETURNING holder";
 
 struct lease_op {
+	scrip_db_t *db;
+	char *key, *holder; /* for a release */
 	scrip_store_lease_cb cb;
 	void *arg;
 };
@@ -137,7 +139,14 @@ struct lease_op {
 static void lease_try_cb(const scrip_db_result_t *res, const scrip_err_t *err, void *arg)
 {
 	struct lease_op *op = arg;
+	/* Lost after it was sent: it may have taken the lease all the same,
+	 * which every other holder would then wait out. Given back, if ours
+	 * (at best: the lost statement may commit after the release). */
+	if (!res && scrip_db_outcome_unsettled(err))
+		scrip_store_lease_release(op->db, op->key, op->holder, NULL, NULL);
 	op->cb(res && scrip_db_result_rows(res) == 1, res ? NULL : err, op->arg);
+	free(op->key);
+	free(op->holder);
 	free(op);
 }
 
@@ -147,15 +156,13 @@ void scrip_store_lease_try(scrip_db_t *db, const char *key, const char *holder, 
 	struct lease_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		abort();
-	op->cb = cb;
-	op->arg = arg;
+	*op = (struct lease_op){ .db = db, .key = strdup(key), .holder = strdup(holder), .cb = cb, .arg = arg };
+	if (!op->key || !op->holder)
+		abort();
 	char ttl[24];
 	snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
 	const char *params[] = { key, holder, ttl };
-	/* Settled: a lease taken by a statement whose answer was lost is
-	 * known to be taken or not before the caller hears of it, so that a
-	 * release it then sends finds the row. */
-	scrip_db_query_settled(db, 0, lease_try_sql, 3, params, lease_try_cb, op);
+	scrip_db_query(db, lease_try_sql, 3, params, lease_try_cb, op);
 }
 
 static const char lease_release_sql[] = "DELETE FROM scrip.upstream_leases WHERE key = $1 AND holder = $2";

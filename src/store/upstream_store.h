@@ -54,9 +54,9 @@ void scrip_store_session_get(scrip_db_t *db, const char *upstream, const char *s
 			     const char *audience, scrip_store_session_cb cb, void *arg);
 
 /* Takes the lease named key for holder for ttl_ms unless another holder's
- * lease is still running. Settled (db.h, scrip_db_query_settled): an err
- * of SCRIP_DB_OUTCOME_UNKNOWN or _UNSETTLED says the lease may have been
- * taken although the answer was lost; release it. */
+ * lease is still running. A statement lost after it was sent
+ * (SCRIP_DB_OUTCOME_UNSETTLED) may have taken the lease: it is released
+ * before cb hears of the failure. */
 typedef void (*scrip_store_lease_cb)(bool acquired, const scrip_err_t *err, void *arg);
 void scrip_store_lease_try(scrip_db_t *db, const char *key, const char *holder, int64_t ttl_ms,
 			   scrip_store_lease_cb cb, void *arg);

@@ -409,20 +409,10 @@ static void poll_timer_cb(evutil_socket_t fd, short what, void *arg)
 	job_read(arg);
 }
 
-/* A lease whose statement failed after it may have committed (its answer
- * lost; the statement settled, store/upstream_store.h) is given back, if
- * ours: else every request for its key would wait it out. */
-static void lease_given_back_if_taken(scrip_db_t *db, const char *key, const char *holder, const scrip_err_t *err)
-{
-	if (scrip_db_outcome_unknown(err) || scrip_db_outcome_unsettled(err))
-		scrip_store_lease_release(db, key, holder, NULL, NULL);
-}
-
 static void lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 {
 	job_t *j = arg;
-	if (err) {
-		lease_given_back_if_taken(j->l->db, j->lease_key, j->holder, err);
+	if (err) { /* (a lease its statement may have taken is released: upstream_store.h) */
 		unavailable(&j->result, 1, "database_unavailable", "the database cannot be reached now");
 		job_land(j);
 		return;
@@ -1334,7 +1324,6 @@ static void in_lease_cb(bool acquired, const scrip_err_t *err, void *arg)
 	}
 	if (err) {
 		scrip_log_warn("upstream %s: introspecting without the shared cache: %s", name, err->text);
-		lease_given_back_if_taken(in->l->db, in->lease_key, in->holder, err);
 		in_call(in);
 		return;
 	}

@@ -258,6 +258,9 @@ class ConnectionTest(ScripTestCase):
         connection = [line.split(":", 1)[1].strip().lower() for line in head[1:]
                       if line.lower().startswith("connection:")]
         self.assertIn(connection, ([], ["close"]), head)
+        # Its length is given: the body does not end at the close alone.
+        length = [int(line.split(":", 1)[1]) for line in head[1:] if line.lower().startswith("content-length:")]
+        self.assertEqual(length, [len(raw.split(b"\r\n\r\n", 1)[1])], head)
 
     def test_head_wherever_get(self):
         """HEAD is answered wherever GET is (RFC 9110 §9.3.2: load balancers check health with it), with
