@@ -428,8 +428,11 @@ void scrip_conns_close_after_answers(scrip_conns_t *conns)
 	conn_t *c;
 	if (!conns)
 		return;
+	/* Not those answered already, whose heads are written: evhttp would
+	 * close after an answer that said keep-alive, and the client's next
+	 * request would meet a closed connection. */
 	TAILQ_FOREACH (c, &conns->list, next)
-		if (c->req)
+		if (c->req && evhttp_request_get_response_code(c->req) == 0)
 			scrip_http_close_after(c->req);
 }
 

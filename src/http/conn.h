@@ -54,8 +54,8 @@ size_t scrip_conns_answering(const scrip_conns_t *conns);
  * otherwise answer "keep-alive" beside the "close", and keep it open). */
 void scrip_http_close_after(struct evhttp_request *req);
 
-/* Makes every connection whose request is with a handler close once its
- * answer is sent (Connection: close, unless the answer says otherwise
+/* Makes every connection whose request is with a handler, not answered
+ * yet, close once its answer is sent (Connection: close, unless the answer says otherwise
  * already): draining, no connection is to carry another request. */
 void scrip_conns_close_after_answers(scrip_conns_t *conns);
 

@@ -275,12 +275,14 @@ class StopTest(LifecycleCase):
                     if (connection or "").lower() == "close":
                         conn.close()
                         conn = None
-                except (ConnectionResetError, http.client.RemoteDisconnected) as e:
-                    what = "not accepted" if answered == 0 else "cut: %s" % type(e).__name__
+                except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as e:
+                    # Before its first answer, a reset connection (read: reset; written: broken pipe) was
+                    # one the kernel had queued when the listening socket closed.
+                    what = "not accepted" if answered == 0 else "cut after %d: %s" % (answered, type(e).__name__)
                     conn.close()
                     conn = None
                 except Exception as e:
-                    what = "cut: %s" % type(e).__name__
+                    what = "cut after %d: %s" % (answered, type(e).__name__)
                     conn.close()
                     conn = None
                 with lock:
